@@ -1,0 +1,62 @@
+"""The ``refracture-risk`` command.
+
+Each subcommand is a module in :mod:`RefractureRiskLib.commands` exposing ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; adding a command means adding one module and
+one entry in :data:`COMMAND_MODULES`. Bad input (:class:`InputError`) is printed as one line
+naming the file and the reason, without a traceback, and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from RefractureRiskLib import __version__
+from RefractureRiskLib.core.errors import InputError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("demo",)
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="refracture-risk",
+        description=(
+            "Risk of a new vertebral fracture within 1 year after vertebroplasty/kyphoplasty, "
+            "from clinical factors and vertebral marrow PDFF/R2* MRI."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"RefractureRiskLib.commands.{name}")
+        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except InputError as err:
+        print(f"refracture-risk {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"refracture-risk {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

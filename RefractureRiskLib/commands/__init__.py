@@ -1,0 +1,1 @@
+"""Subcommands of ``refracture-risk``: one module each (see ``RefractureRiskLib.cli``)."""

@@ -1,0 +1,1 @@
+"""DICOM SEG and Structured Report export."""

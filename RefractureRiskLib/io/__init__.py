@@ -1,0 +1,1 @@
+"""Input/output at the edges: images (NRRD, NIfTI, SimpleITK) and DICOM."""

@@ -1,0 +1,1 @@
+"""Unit normalisation of PDFF/R2* maps (and, later, fat-water separation from echoes)."""

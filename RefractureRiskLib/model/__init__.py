@@ -1,0 +1,1 @@
+"""Risk model: cohort schema, training, validation, model files and scoring."""

@@ -1,0 +1,1 @@
+"""Synthetic IDEAL-IQ spine studies with ground truth (tests, demo, benchmarks)."""

@@ -1,0 +1,1 @@
+"""Vertebral ROIs: geometry, manual ROIs from points, automatic detection and labels, QC flags."""

@@ -1,0 +1,1 @@
+"""Measurement store: who measured what, when and how (append-only)."""
