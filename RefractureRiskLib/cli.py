@@ -18,7 +18,11 @@ from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("demo",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "agreement",
+    "score",
+)
 
 EXIT_BAD_INPUT = 2
 
