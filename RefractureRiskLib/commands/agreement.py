@@ -1,0 +1,47 @@
+"""``refracture-risk agreement``: intra- and inter-reader ICC and Bland-Altman from the store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from RefractureRiskLib.core.errors import InputError
+
+NAME = "agreement"
+HELP = "intra- and inter-reader agreement (ICC(A,1) with 95% CI, Bland-Altman) per level"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", required=True, help="measurement store: SQLite file/folder or SQLAlchemy URL"
+    )
+    parser.add_argument("--map", default="pdff", choices=("pdff", "r2s"), help="map to compare")
+    parser.add_argument(
+        "--intra", metavar="READER", help="intra-reader agreement of READER across sessions"
+    )
+    parser.add_argument("--session", type=int, default=1, help="session for inter-reader (1)")
+    parser.add_argument("--out", type=Path, help="write the table as CSV here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.store.agreement import inter_reader_agreement, intra_reader_agreement
+    from RefractureRiskLib.store.measurements import MeasurementStore
+
+    location = str(args.store)
+    if "://" not in location and not Path(location).exists():
+        raise InputError(location, "measurement store not found")
+    with MeasurementStore(location) as store:
+        rows = store.current_measurements(maps=[args.map])
+    try:
+        if args.intra:
+            table = intra_reader_agreement(rows, args.intra, args.map)
+        else:
+            table = inter_reader_agreement(rows, args.map, args.session)
+    except ValueError as err:
+        raise InputError(location, str(err)) from None
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"written: {args.out}")
+    return 0

@@ -1,0 +1,365 @@
+"""Append-only measurement store: who measured what, when and how.
+
+One row per (study, level, map) measurement. A correction is a new row that *supersedes* the
+previous one for the same key (patient, study, level, map, reader, session); nothing is updated in
+place or deleted. All rows of one study are written in one transaction, so a killed batch leaves
+either the whole study or none of it.
+
+The store is SQLite by default (a file, WAL mode, busy timeout so several processes can write)
+or any SQLAlchemy URL (e.g. ``postgresql+psycopg://user@host/db``) for a store shared by readers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from RefractureRiskLib import __version__
+
+SCHEMA_VERSION = 1
+
+_meta = sa.MetaData()
+
+#: One row per completed study submission (the unit of a transaction).
+study_runs = sa.Table(
+    "study_runs",
+    _meta,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("patient_id", sa.String(64), nullable=False, index=True),
+    sa.Column("study_uid", sa.String(128), nullable=False, index=True),
+    sa.Column("reader", sa.String(128), nullable=False),
+    sa.Column("session", sa.Integer, nullable=False),
+    sa.Column("roi_method", sa.String(32), nullable=False),
+    sa.Column("software_version", sa.String(32), nullable=False),
+    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
+    sa.Column("n_measurements", sa.Integer, nullable=False),
+    sa.Column("provenance_json", sa.Text, nullable=False),
+)
+
+#: One row per (level, map) statistic set; never updated in place.
+measurements = sa.Table(
+    "measurements",
+    _meta,
+    sa.Column("measurement_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("study_runs.run_id"), nullable=False),
+    sa.Column("patient_id", sa.String(64), nullable=False),
+    sa.Column("study_uid", sa.String(128), nullable=False),
+    sa.Column("series_uid", sa.String(128)),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("map", sa.String(16), nullable=False),
+    sa.Column("unit", sa.String(16), nullable=False),
+    sa.Column("reader", sa.String(128), nullable=False),
+    sa.Column("session", sa.Integer, nullable=False),
+    sa.Column("roi_method", sa.String(32), nullable=False),
+    sa.Column("roi_geometry_json", sa.Text),
+    sa.Column("labelmap_path", sa.Text),
+    sa.Column("labelmap_sha256", sa.String(64)),
+    sa.Column("flags", sa.String(128), nullable=False, default=""),
+    sa.Column("included", sa.Boolean, nullable=False),
+    sa.Column("n_voxels", sa.Integer),
+    sa.Column("mean", sa.Float),
+    sa.Column("sd", sa.Float),
+    sa.Column("median", sa.Float),
+    sa.Column("statistics_json", sa.Text, nullable=False),
+    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
+    sa.Column("software_version", sa.String(32), nullable=False),
+    sa.Column("supersedes_id", sa.Integer, nullable=True),
+    sa.Index("ix_measurement_key", "patient_id", "study_uid", "level", "map", "reader", "session"),
+)
+
+#: Failed attempts, kept for the record and for retries (a later success supersedes them).
+failures = sa.Table(
+    "failures",
+    _meta,
+    sa.Column("failure_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), nullable=False, index=True),
+    sa.Column("source", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
+    sa.Column("software_version", sa.String(32), nullable=False),
+)
+
+store_info = sa.Table(
+    "store_info",
+    _meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Statistics of one ROI on one map, as handed to the store.
+
+    ``statistics`` maps statistic keys (with units in the key or in ``unit``) to numbers;
+    ``mean``/``sd``/``median``/``n_voxels`` are also stored in their own columns for queries.
+    """
+
+    level: str
+    map: str
+    unit: str
+    statistics: Mapping[str, float]
+    flags: tuple[str, ...] = ()
+    included: bool = True
+    series_uid: str | None = None
+    roi_geometry: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StudySubmission:
+    """Everything measured on one study by one reader in one session."""
+
+    patient_id: str
+    study_uid: str
+    reader: str
+    roi_method: str
+    measurements: tuple[Measurement, ...]
+    session: int = 1
+    labelmap_path: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (ties a measurement to the exact label map used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _json(obj: Any) -> str:
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        return str(o)
+
+    return json.dumps(obj, sort_keys=True, default=default, allow_nan=True)
+
+
+def store_url(location: str | Path) -> str:
+    """SQLAlchemy URL for ``location``: a URL is kept, a path becomes a SQLite file URL."""
+    text = str(location)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.suffix == "" and (path.is_dir() or not path.exists()):
+        path = path / "measurements.sqlite" if path.is_dir() else path.with_suffix(".sqlite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+class MeasurementStore:
+    """Append-only store of measurements; safe for several concurrent writers.
+
+    ``location``: a SQLAlchemy URL, or a path (a folder gets ``measurements.sqlite``).
+    """
+
+    def __init__(self, location: str | Path) -> None:
+        self.url = store_url(location)
+        self.engine: Engine = self._make_engine(self.url)
+        _meta.create_all(self.engine, checkfirst=True)
+        self._check_schema_version()
+
+    def _check_schema_version(self) -> None:
+        version_q = sa.select(store_info.c.value).where(store_info.c.key == "schema_version")
+        # IntegrityError: another writer created the row first, which is fine.
+        with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
+            if conn.execute(version_q).first() is None:
+                conn.execute(
+                    store_info.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+        with self.engine.connect() as conn:
+            found = conn.execute(version_q).scalar_one()
+        if int(found) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.url}: store schema version {found}, this software expects {SCHEMA_VERSION}"
+            )
+
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # WAL lets readers run beside a writer; the busy timeout makes writers queue.
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                # Take the write lock at BEGIN so two writers never interleave a study.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    # -- writing ---------------------------------------------------------------------------
+    def record_study(self, submission: StudySubmission) -> str:
+        """Write all measurements of one study in one transaction; returns the run id.
+
+        A measurement whose key (patient, study, level, map, reader, session) already exists
+        supersedes the current row for that key (the old row stays).
+        """
+        if not submission.measurements:
+            raise ValueError(f"patient {submission.patient_id}: no measurements to record")
+        run_id = str(uuid.uuid4())
+        now = _now()
+        sha = file_sha256(submission.labelmap_path) if submission.labelmap_path else None
+        with self.engine.begin() as conn:
+            conn.execute(
+                study_runs.insert().values(
+                    run_id=run_id,
+                    patient_id=submission.patient_id,
+                    study_uid=submission.study_uid,
+                    reader=submission.reader,
+                    session=submission.session,
+                    roi_method=submission.roi_method,
+                    software_version=__version__,
+                    recorded_at_utc=now,
+                    n_measurements=len(submission.measurements),
+                    provenance_json=_json(dict(submission.provenance)),
+                )
+            )
+            current = self._current_ids(conn, submission)
+            rows = []
+            for m in submission.measurements:
+                stats = {k: _finite_or_none(v) for k, v in m.statistics.items()}
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "patient_id": submission.patient_id,
+                        "study_uid": submission.study_uid,
+                        "series_uid": m.series_uid,
+                        "level": m.level,
+                        "map": m.map,
+                        "unit": m.unit,
+                        "reader": submission.reader,
+                        "session": submission.session,
+                        "roi_method": submission.roi_method,
+                        "roi_geometry_json": _json(m.roi_geometry) if m.roi_geometry else None,
+                        "labelmap_path": submission.labelmap_path,
+                        "labelmap_sha256": sha,
+                        "flags": ",".join(sorted(m.flags)),
+                        "included": bool(m.included),
+                        "n_voxels": int(stats["n_voxels"]) if stats.get("n_voxels") else None,
+                        "mean": stats.get("mean"),
+                        "sd": stats.get("sd"),
+                        "median": stats.get("median"),
+                        "statistics_json": _json(stats),
+                        "recorded_at_utc": now,
+                        "software_version": __version__,
+                        "supersedes_id": current.get((m.level, m.map)),
+                    }
+                )
+            conn.execute(measurements.insert(), rows)
+        return run_id
+
+    @staticmethod
+    def _current_ids(conn: Any, sub: StudySubmission) -> dict[tuple[str, str], int]:
+        m = measurements.c
+        rows = conn.execute(
+            sa.select(m.level, m.map, sa.func.max(m.measurement_id))
+            .where(
+                m.patient_id == sub.patient_id,
+                m.study_uid == sub.study_uid,
+                m.reader == sub.reader,
+                m.session == sub.session,
+            )
+            .group_by(m.level, m.map)
+        ).all()
+        return {(lv, mp): int(mid) for lv, mp, mid in rows}
+
+    def record_failure(self, patient_id: str, reason: str, source: str | None = None) -> None:
+        """Record that a study could not be measured (kept; a later success is what counts)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                failures.insert().values(
+                    patient_id=patient_id,
+                    source=source,
+                    reason=reason,
+                    recorded_at_utc=_now(),
+                    software_version=__version__,
+                )
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+    def completed_patients(self, reader: str | None = None) -> set[str]:
+        """Patients with at least one completed study run (by ``reader`` if given)."""
+        q = sa.select(study_runs.c.patient_id).distinct()
+        if reader is not None:
+            q = q.where(study_runs.c.reader == reader)
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(q)}
+
+    def failed_patients(self) -> dict[str, str]:
+        """Latest failure reason per patient that has no completed run."""
+        done = self.completed_patients()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(failures.c.patient_id, failures.c.reason).order_by(failures.c.failure_id)
+            ).all()
+        return {p: r for p, r in rows if p not in done}
+
+    def current_measurements(
+        self, *, maps: Sequence[str] | None = None, readers: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows not superseded by a later row, oldest first, as dicts."""
+        m = measurements.c
+        superseded = sa.select(m.supersedes_id).where(m.supersedes_id.is_not(None))
+        q = sa.select(measurements).where(m.measurement_id.not_in(superseded))
+        if maps is not None:
+            q = q.where(m.map.in_(list(maps)))
+        if readers is not None:
+            q = q.where(m.reader.in_(list(readers)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(m.measurement_id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def all_measurements(self) -> list[dict[str, Any]]:
+        """Every row ever written, superseded ones included, oldest first."""
+        with self.engine.connect() as conn:
+            q = sa.select(measurements).order_by(measurements.c.measurement_id)
+            return [dict(r) for r in conn.execute(q).mappings().all()]
+
+    def study_runs(self) -> list[dict[str, Any]]:
+        """Every completed study run, oldest first."""
+        with self.engine.connect() as conn:
+            q = sa.select(study_runs).order_by(study_runs.c.recorded_at_utc)
+            return [dict(r) for r in conn.execute(q).mappings().all()]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> MeasurementStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
