@@ -1,0 +1,509 @@
+"""DICOM discovery: walk a folder, read headers only, and describe every image frame.
+
+Files are found recursively (nested folders, with or without extension, DICOMDIR or not); each is
+read with ``stop_before_pixels`` so scanning costs header bytes only. Every file that is skipped
+(not DICOM, corrupt, truncated, a DICOMDIR, a non-image object) is kept with the reason, so the
+caller can tell the user what was ignored and why.
+
+Coordinates here are DICOM patient coordinates (LPS, millimetres), as stored in the headers;
+conversion to RAS happens when a :class:`~RefractureRiskLib.core.volume.Volume` is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.study import PatientInfo
+
+log = logging.getLogger(__name__)
+
+#: Transfer syntaxes whose pixel data can be read directly from the file (little-endian, native).
+NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+
+# Tags used by classification (vendor private tags are read by number, not by name).
+GE_PULSE_SEQUENCE = (0x0019, 0x109C)
+GE_INTERNAL_SEQUENCE = (0x0019, 0x109E)
+GE_IMAGE_TYPE = (0x0043, 0x102F)
+PHILIPS_IMAGE_TYPE_MR = (0x2005, 0x1011)
+PHILIPS_PRIVATE_FRAME_ITEMS = (0x2005, 0x140F)
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One 2D image: a single-frame file or one frame of a multi-frame (enhanced) file.
+
+    Geometry is LPS (DICOM patient coordinates, mm). ``pixel_offset`` is the byte offset of the
+    Pixel Data element's tag when the transfer syntax is native little-endian (so the pixels can
+    be read without parsing the file again), otherwise None. ``slope``/``intercept`` are the
+    modality rescale of this frame (per-frame in enhanced files); ``rwv`` is the real-world value
+    mapping ``(slope, intercept, units code, units meaning)`` when present.
+    """
+
+    path: Path
+    frame_index: int | None
+    n_frames_in_file: int
+    sop_instance_uid: str
+    instance_number: int | None
+    transfer_syntax: str
+    pixel_offset: int | None
+    rows: int
+    cols: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    samples_per_pixel: int
+    position_lps: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing_mm: tuple[float, float] | None  # (between rows, between columns)
+    slice_thickness_mm: float | None
+    spacing_between_slices_mm: float | None
+    gantry_tilt_deg: float | None
+    slope: float
+    intercept: float
+    rescale_type: str | None
+    rwv: tuple[float, float, str, str] | None
+    image_type: tuple[str, ...]
+    echo_number: int | None
+    echo_time_ms: float | None
+    private_hints: tuple[tuple[str, str], ...]  # (tag name, value) for classification
+
+
+@dataclass(frozen=True)
+class SeriesHeader:
+    """Series- and study-level facts shared by the frames of one file (no PHI kept)."""
+
+    study_uid: str
+    series_uid: str
+    series_number: int | None
+    series_description: str
+    study_description: str
+    modality: str
+    sop_class_uid: str
+    manufacturer: str
+    model: str
+    field_strength_t: float | None
+    frame_of_reference_uid: str | None
+    patient_key: str  # a short hash of the patient identifiers: compares patients, reveals nothing
+    patient: PatientInfo
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """A DICOM image file that was read: its series facts and its frames."""
+
+    path: Path
+    header: SeriesHeader
+    frames: tuple[FrameRef, ...]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not used, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Result of :func:`scan_files`: image files read, files skipped, and how many were seen."""
+
+    root: Path
+    files: tuple[ScannedFile, ...]
+    skipped: tuple[SkippedFile, ...]
+    n_seen: int
+
+
+# -- walking --------------------------------------------------------------------------------------
+
+
+def iter_candidate_files(root: Path) -> Iterator[Path]:
+    """All regular files under ``root`` (or ``root`` itself), in a stable order; hidden skipped."""
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            yield Path(dirpath) / name
+
+
+def scan_files(root: str | Path) -> FolderScan:
+    """Read the header of every file under ``root``; never raises for a bad file (it is skipped).
+
+    Raises :class:`InputError` only when ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(root, "folder not found")
+    files: list[ScannedFile] = []
+    skipped: list[SkippedFile] = []
+    n_seen = 0
+    for path in iter_candidate_files(root):
+        n_seen += 1
+        result = scan_one_file(path)
+        if isinstance(result, SkippedFile):
+            skipped.append(result)
+        else:
+            files.append(result)
+    return FolderScan(root, tuple(files), tuple(skipped), n_seen)
+
+
+def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
+    """Header-only read of one file: a :class:`ScannedFile` or the reason it is skipped."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        return SkippedFile(path, f"cannot be read ({err.strerror})")
+    if size == 0:
+        return SkippedFile(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = _read_header(fp)
+            if ds is None:
+                return SkippedFile(path, "not a DICOM file (no DICM preamble or DICOM header)")
+            pixel_offset = fp.tell()
+            pixel_head = fp.read(12)
+    except InvalidDicomError as err:
+        return SkippedFile(path, f"not a readable DICOM file ({_first_line(err)})")
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return SkippedFile(path, f"corrupt or truncated DICOM header ({_first_line(err)})")
+    if "DirectoryRecordSequence" in ds:
+        return SkippedFile(path, "DICOMDIR index (the folder is scanned directly instead)")
+    if "PixelData" not in ds and len(pixel_head) < 8:
+        return SkippedFile(path, _no_pixel_reason(ds))
+    try:
+        return _describe_file(path, ds, size, pixel_offset, pixel_head)
+    except _SkipFileError as skip:
+        return SkippedFile(path, str(skip))
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as err:
+        return SkippedFile(path, f"unreadable DICOM attributes ({_first_line(err)})")
+
+
+class _SkipFileError(Exception):
+    """Internal: the file is DICOM but not an image this loader uses."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def _read_header(fp) -> Dataset | None:
+    """Parse up to the pixel data; files without preamble are accepted if they start like DICOM."""
+    try:
+        return pydicom.dcmread(fp, stop_before_pixels=True)
+    except InvalidDicomError:
+        fp.seek(0)
+        head = fp.read(8)
+        fp.seek(0)
+        # A raw data set without preamble starts with a group 0x0002 or 0x0008 element.
+        if len(head) == 8 and head[1:2] == b"\x00" and head[0] in (0x02, 0x08):
+            return pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        return None
+
+
+def _no_pixel_reason(ds: Dataset) -> str:
+    sop = str(ds.get("SOPClassUID", ""))
+    name = getattr(ds.get("SOPClassUID"), "name", sop) if sop else "unknown SOP class"
+    return f"DICOM object without pixel data ({name})"
+
+
+# -- describing a file ----------------------------------------------------------------------------
+
+_EXPLICIT_LONG_VRS = (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV")
+
+
+def _pixel_value_length(ts: str, head: bytes) -> tuple[int, int] | None:
+    """(header length, value length) of the Pixel Data element at ``head``, or None."""
+    if len(head) < 8 or head[:4] != b"\xe0\x7f\x10\x00":
+        return None
+    if ts == "1.2.840.10008.1.2":  # implicit VR little endian
+        return 8, int.from_bytes(head[4:8], "little")
+    if head[4:6] in _EXPLICIT_LONG_VRS and len(head) >= 12:
+        return 12, int.from_bytes(head[8:12], "little")
+    return None
+
+
+def _describe_file(
+    path: Path, ds: Dataset, size: int, pixel_offset: int, head: bytes
+) -> ScannedFile:
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not ts:
+        ts = "1.2.840.10008.1.2"  # no meta: pydicom reads it as implicit VR little endian
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    if rows is None or cols is None:
+        raise _SkipFileError(_no_pixel_reason(ds) + "; no Rows/Columns")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    bits_alloc = int(ds.get("BitsAllocated", 16))
+    spp = int(ds.get("SamplesPerPixel", 1))
+    expected = int(rows) * int(cols) * n_frames * spp * bits_alloc // 8
+    offset: int | None = None
+    lengths = _pixel_value_length(ts, head)
+    if lengths is None:
+        raise _SkipFileError("corrupt or truncated file: no Pixel Data element after the header")
+    header_len, value_len = lengths
+    if value_len != 0xFFFFFFFF:
+        available = size - pixel_offset - header_len
+        if available < expected or value_len < expected:
+            raise _SkipFileError(
+                f"truncated or corrupt pixel data: {min(available, value_len)} bytes present, "
+                f"{expected} expected for {rows}x{cols}x{n_frames} frame(s) of {bits_alloc} bits"
+            )
+        if ts in NATIVE_LITTLE_ENDIAN:
+            offset = pixel_offset + header_len
+    elif size - pixel_offset < 16:
+        raise _SkipFileError("truncated file: compressed pixel data is missing")
+    header = _series_header(ds)
+    if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        frames = tuple(_enhanced_frames(path, ds, ts, offset, n_frames))
+    else:
+        frames = (_classic_frame(path, ds, ts, offset),)
+    return ScannedFile(path, header, frames)
+
+
+def _float(value, default: float | None = None) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _tokens(value) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    parts = value.split("\\") if isinstance(value, str) else list(value)
+    return tuple(str(p).strip().upper() for p in parts if str(p).strip())
+
+
+def _vector(value, n: int) -> tuple[float, ...] | None:
+    try:
+        vals = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return vals if len(vals) == n else None
+
+
+def _private_hints(ds: Dataset) -> tuple[tuple[str, str], ...]:
+    hints = []
+    for name, tag in (
+        ("GE (0019,109C) pulse sequence", GE_PULSE_SEQUENCE),
+        ("GE (0019,109E) internal sequence", GE_INTERNAL_SEQUENCE),
+        ("GE (0043,102F) image type", GE_IMAGE_TYPE),
+        ("Philips (2005,1011) image type", PHILIPS_IMAGE_TYPE_MR),
+    ):
+        elem = ds.get(tag)
+        if elem is not None and elem.value not in (None, b"", ""):
+            value = elem.value
+            if isinstance(value, bytes):
+                value = value.decode("latin-1", "replace").strip("\x00 ")
+            hints.append((name, str(value).strip()))
+    return tuple(hints)
+
+
+_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
+_AGE_FACTOR = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def _patient_info(ds: Dataset) -> PatientInfo:
+    age: float | None = None
+    match = _AGE.match(str(ds.get("PatientAge", "") or ""))
+    if match:
+        age = int(match.group(1)) * _AGE_FACTOR[match.group(2).upper()]
+    else:
+        birth, when = str(ds.get("PatientBirthDate", "")), str(ds.get("StudyDate", ""))
+        if len(birth) >= 8 and len(when) >= 8 and birth[:8].isdigit() and when[:8].isdigit():
+            by, bm, bd = int(birth[:4]), int(birth[4:6]), int(birth[6:8])
+            sy, sm, sd = int(when[:4]), int(when[4:6]), int(when[6:8])
+            age = sy - by - ((sm, sd) < (bm, bd))
+    if age is not None and not 0 < age < 130:
+        age = None  # e.g. GE service scans store '000Y'
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    return PatientInfo(age_years=age, sex=sex if sex in ("F", "M") else None)
+
+
+def _series_header(ds: Dataset) -> SeriesHeader:
+    ident = "|".join(
+        str(ds.get(k, "")) for k in ("PatientID", "PatientName", "PatientBirthDate")
+    ).encode("utf-8", "replace")
+    return SeriesHeader(
+        study_uid=str(ds.get("StudyInstanceUID", "") or "unknown-study"),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or "unknown-series"),
+        series_number=_int(ds.get("SeriesNumber")),
+        series_description=str(ds.get("SeriesDescription", "") or "").strip(),
+        study_description=str(ds.get("StudyDescription", "") or "").strip(),
+        modality=str(ds.get("Modality", "") or "").strip().upper(),
+        sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
+        manufacturer=str(ds.get("Manufacturer", "") or "").strip(),
+        model=str(ds.get("ManufacturerModelName", "") or "").strip(),
+        field_strength_t=_float(ds.get("MagneticFieldStrength")),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or "") or None,
+        patient_key=hashlib.sha256(ident).hexdigest()[:12],
+        patient=_patient_info(ds),
+    )
+
+
+def _rwv(item: Dataset | None) -> tuple[float, float, str, str] | None:
+    seq = item.get("RealWorldValueMappingSequence") if item is not None else None
+    if not seq:
+        return None
+    rw = seq[0]
+    slope = _float(rw.get("RealWorldValueSlope"))
+    if slope is None:
+        return None
+    code, meaning = "", ""
+    units = rw.get("MeasurementUnitsCodeSequence")
+    if units:
+        code = str(units[0].get("CodeValue", "") or "")
+        meaning = str(units[0].get("CodeMeaning", "") or "")
+    return slope, _float(rw.get("RealWorldValueIntercept"), 0.0) or 0.0, code, meaning
+
+
+def _common_frame_fields(path: Path, ds: Dataset, ts: str, offset: int | None) -> dict:
+    return {
+        "path": path,
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or path.name),
+        "instance_number": _int(ds.get("InstanceNumber")),
+        "transfer_syntax": ts,
+        "pixel_offset": offset,
+        "rows": int(ds.Rows),
+        "cols": int(ds.Columns),
+        "bits_allocated": int(ds.get("BitsAllocated", 16)),
+        "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 16))),
+        "pixel_representation": int(ds.get("PixelRepresentation", 0)),
+        "samples_per_pixel": int(ds.get("SamplesPerPixel", 1)),
+        "gantry_tilt_deg": _float(ds.get("GantryDetectorTilt")),
+    }
+
+
+def _classic_frame(path: Path, ds: Dataset, ts: str, offset: int | None) -> FrameRef:
+    spacing = _vector(ds.get("PixelSpacing"), 2)
+    return FrameRef(
+        frame_index=None,
+        n_frames_in_file=1,
+        position_lps=_vector(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_vector(ds.get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
+        pixel_spacing_mm=spacing,  # type: ignore[arg-type]
+        slice_thickness_mm=_float(ds.get("SliceThickness")),
+        spacing_between_slices_mm=_float(ds.get("SpacingBetweenSlices")),
+        slope=_float(ds.get("RescaleSlope"), 1.0) or 1.0,
+        intercept=_float(ds.get("RescaleIntercept"), 0.0) or 0.0,
+        rescale_type=str(ds.get("RescaleType", "") or "") or None,
+        rwv=_rwv(ds),
+        image_type=_tokens(ds.get("ImageType")),
+        echo_number=_int(_first(ds.get("EchoNumbers"))),
+        echo_time_ms=_float(ds.get("EchoTime")),
+        private_hints=_private_hints(ds),
+        **_common_frame_fields(path, ds, ts, offset),
+    )
+
+
+def _first(value):
+    if value is None or isinstance(value, str | int | float):
+        return value
+    try:
+        return next(iter(value))
+    except (TypeError, StopIteration):
+        return value
+
+
+def _group(ds: Dataset, per_frame: Dataset | None, seq: str) -> Dataset | None:
+    """Item of functional group ``seq`` for one frame: per-frame first, then shared."""
+    for container in (per_frame, _shared(ds)):
+        if container is not None and seq in container:
+            items = container.get(seq)
+            if items:
+                return items[0]
+    return None
+
+
+def _shared(ds: Dataset) -> Dataset | None:
+    seq = ds.get("SharedFunctionalGroupsSequence")
+    return seq[0] if seq else None
+
+
+def _enhanced_frames(
+    path: Path, ds: Dataset, ts: str, offset: int | None, n_frames: int
+) -> Iterable[FrameRef]:
+    per_frame_seq = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if per_frame_seq and len(per_frame_seq) != n_frames:
+        raise _SkipFileError(
+            f"corrupt enhanced file: {len(per_frame_seq)} per-frame items for "
+            f"NumberOfFrames {n_frames}"
+        )
+    common = _common_frame_fields(path, ds, ts, offset)
+    frame_bytes = common["rows"] * common["cols"] * common["samples_per_pixel"]
+    frame_bytes *= common["bits_allocated"] // 8
+    file_type = _tokens(ds.get("ImageType"))
+    file_hints = _private_hints(ds)
+    for i in range(n_frames):
+        pf = per_frame_seq[i] if per_frame_seq else None
+        pos = _group(ds, pf, "PlanePositionSequence")
+        ori = _group(ds, pf, "PlaneOrientationSequence")
+        meas = _group(ds, pf, "PixelMeasuresSequence")
+        pvt = _group(ds, pf, "PixelValueTransformationSequence")
+        ftype = _group(ds, pf, "MRImageFrameTypeSequence")
+        echo = _group(ds, pf, "MREchoSequence")
+        rwv_item = pf if pf is not None and "RealWorldValueMappingSequence" in pf else _shared(ds)
+        hints = file_hints
+        priv = pf.get(PHILIPS_PRIVATE_FRAME_ITEMS) if pf is not None else None
+        if priv is not None and priv.VR == "SQ" and priv.value:
+            frame_hints = _private_hints(priv.value[0])
+            if frame_hints:
+                hints = frame_hints
+        frame_type = _tokens(ftype.get("FrameType")) if ftype is not None else ()
+        yield FrameRef(
+            frame_index=i,
+            n_frames_in_file=n_frames,
+            position_lps=_vector(pos.get("ImagePositionPatient"), 3) if pos else None,  # type: ignore[arg-type]
+            orientation=_vector(ori.get("ImageOrientationPatient"), 6) if ori else None,  # type: ignore[arg-type]
+            pixel_spacing_mm=_vector(meas.get("PixelSpacing"), 2) if meas else None,  # type: ignore[arg-type]
+            slice_thickness_mm=_float(meas.get("SliceThickness")) if meas else None,
+            spacing_between_slices_mm=_float(
+                (meas.get("SpacingBetweenSlices") if meas else None)
+                or ds.get("SpacingBetweenSlices")
+            ),
+            slope=(
+                _float(pvt.get("RescaleSlope"), 1.0) if pvt else _float(ds.get("RescaleSlope"), 1.0)
+            )
+            or 1.0,
+            intercept=(
+                _float(pvt.get("RescaleIntercept"), 0.0)
+                if pvt
+                else _float(ds.get("RescaleIntercept"), 0.0)
+            )
+            or 0.0,
+            rescale_type=str((pvt or ds).get("RescaleType", "") or "") or None,
+            rwv=_rwv(rwv_item),
+            image_type=frame_type or file_type,
+            echo_number=None,
+            echo_time_ms=_float(echo.get("EffectiveEchoTime"))
+            if echo
+            else _float(ds.get("EchoTime")),
+            private_hints=hints,
+            **{**common, "pixel_offset": None if offset is None else offset + i * frame_bytes},
+        )
