@@ -1,0 +1,238 @@
+"""ROIs as DICOM Segmentation and measurements as a DICOM Structured Report (TID 1500).
+
+Both reference the source PDFF series (classic MR images, one file per slice). Built with
+highdicom. Codes: segments are "Bone marrow" (SCT 14016003) of category "Tissue" (SCT 85756007)
+with the vertebra (e.g. SCT 66794005 "L1 vertebra") as anatomic region; measurements are
+"Fat fraction" (DCM 129100, unit UCUM %) and "R2*" (DCM 126395, unit UCUM /s), derivation
+Mean/Median/Standard Deviation (SCT). ``deidentify=True`` replaces the patient's name, ID and
+birth date in the exported objects (the source files are not changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pandas as pd
+import pydicom
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from RefractureRiskLib import __version__
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.roiset import RoiMethod, RoiSet
+from RefractureRiskLib.core.volume import LPS_TO_RAS
+
+MANUFACTURER = "RefractureRisk"
+VERTEBRA_CODES = {
+    "T10": codes.SCT.T10Vertebra,
+    "T11": codes.SCT.T11Vertebra,
+    "T12": codes.SCT.T12Vertebra,
+    "L1": codes.SCT.L1Vertebra,
+    "L2": codes.SCT.L2Vertebra,
+    "L3": codes.SCT.L3Vertebra,
+    "L4": codes.SCT.L4Vertebra,
+    "L5": codes.SCT.L5Vertebra,
+    "S1": codes.SCT.Sacrum,
+}
+MAP_CODES = {
+    "pdff": (codes.DCM.FatFraction, codes.UCUM.Percent),
+    "r2s": (codes.DCM.R2Star, codes.UCUM.PerSecond),
+}
+DERIVATIONS = {
+    "mean": codes.SCT.Mean,
+    "median": codes.SCT.Median,
+    "sd": codes.SCT.StandardDeviation,
+}
+DEIDENTIFIED = {"PatientName": "ANONYMOUS", "PatientID": "ANON", "PatientBirthDate": ""}
+
+
+@dataclass(frozen=True)
+class ExportedObjects:
+    """Paths and UIDs of the exported SEG and SR."""
+
+    seg_path: Path
+    sr_path: Path | None
+    seg_sop_instance_uid: str
+
+
+def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
+    """Read the source PDFF series (classic MR, one slice per file)."""
+    if not files:
+        raise InputError("source series", "no DICOM files given for the PDFF series")
+    datasets = []
+    for f in files:
+        try:
+            datasets.append(pydicom.dcmread(str(f)))
+        except Exception as err:  # pydicom raises several types for unreadable files
+            raise InputError(f, f"cannot read source DICOM ({type(err).__name__})") from None
+    for ds, f in zip(datasets, files, strict=True):
+        if getattr(ds, "NumberOfFrames", 1) not in (None, 1, "1"):
+            raise InputError(f, "enhanced multi-frame source is not supported for SEG export yet")
+        for attr in ("PatientBirthDate", "PatientSex"):
+            if attr not in ds:
+                raise InputError(f, f"source image lacks {attr} (highdicom needs it for SEG/SR)")
+    return datasets
+
+
+def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
+    ras = LPS_TO_RAS[:3, :3] @ np.asarray(ds.ImagePositionPatient, float)
+    ijk = roiset.labelmap.ras_to_ijk_points(ras)[0]
+    k = round(ijk[2])
+    if abs(ijk[2] - k) > 0.05 or not 0 <= k < roiset.labelmap.shape[0]:
+        raise InputError(
+            f"source SOP {ds.SOPInstanceUID}",
+            f"slice position is not on the ROI grid (k = {ijk[2]:.3f})",
+        )
+    if abs(ijk[0]) > 0.05 or abs(ijk[1]) > 0.05:
+        raise InputError(f"source SOP {ds.SOPInstanceUID}", "in-plane origin differs from ROI grid")
+    return k
+
+
+def _algorithm(roiset: RoiSet) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
+    if roiset.method == RoiMethod.AUTOMATIC:
+        algo = hd.AlgorithmIdentificationSequence(
+            name="RefractureRisk automatic vertebral ROI",
+            version=__version__,
+            family=codes.DCM.ImageProcessing,
+        )
+        return hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC.value, algo
+    return hd.seg.SegmentAlgorithmTypeValues.MANUAL.value, None
+
+
+def export_seg(
+    roiset: RoiSet,
+    source: Sequence[pydicom.Dataset],
+    out_path: str | Path,
+    *,
+    deidentify: bool = False,
+    series_number: int = 900,
+) -> tuple[Path, hd.seg.Segmentation]:
+    """Write the ROIs as a binary DICOM SEG referencing ``source`` (the PDFF series)."""
+    order = sorted(source, key=lambda ds: _slice_index(roiset, ds))
+    frames = np.stack([roiset.labelmap.array[_slice_index(roiset, ds)] for ds in order])
+    if frames.shape[1:] != (int(order[0].Rows), int(order[0].Columns)):
+        raise InputError("source series", f"image size {frames.shape[1:]} differs from ROI grid")
+    algo_type, algo = _algorithm(roiset)
+    descriptions = []
+    pixel = np.zeros(frames.shape, np.uint16)
+    for number, lv in enumerate(roiset.levels, start=1):
+        pixel[frames == lv.label] = number
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=f"{lv.level} marrow ROI",
+                segmented_property_category=codes.SCT.Tissue,
+                segmented_property_type=codes.SCT.BoneMarrow,
+                algorithm_type=algo_type,
+                algorithm_identification=algo,
+                tracking_uid=generate_uid(),
+                tracking_id=f"{lv.level} vertebral marrow ROI",
+                anatomic_regions=[VERTEBRA_CODES[lv.level]],
+            )
+        )
+    if not descriptions:
+        raise InputError("ROI set", "has no levels to export")
+    seg = hd.seg.Segmentation(
+        source_images=order,
+        pixel_array=pixel,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name="RefractureRiskLib",
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description=f"Vertebral marrow ROIs ({roiset.method.value}, {roiset.reader})",
+    )
+    if deidentify:
+        for key, value in DEIDENTIFIED.items():
+            setattr(seg, key, value)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(path)
+    return path, seg
+
+
+def export_sr(
+    seg: hd.seg.Segmentation,
+    roiset: RoiSet,
+    stats: pd.DataFrame,
+    source: Sequence[pydicom.Dataset],
+    out_path: str | Path,
+    *,
+    deidentify: bool = False,
+    series_number: int = 901,
+) -> Path:
+    """Write a TID 1500 measurement report with per-level PDFF/R2* statistics of each segment."""
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(),
+            name="RefractureRisk",
+            manufacturer_name=MANUFACTURER,
+            model_name=f"RefractureRiskLib {__version__}",
+        ),
+    )
+    context = hd.sr.ObservationContext(observer_device_context=observer)
+    pdff_series = source[0].SeriesInstanceUID
+    groups = []
+    for number, lv in enumerate(roiset.levels, start=1):
+        rows = stats[stats["level"] == lv.level]
+        measurements = []
+        for _, row in rows.iterrows():
+            if row["map"] not in MAP_CODES or not np.isfinite(row["mean"]):
+                continue
+            name, unit = MAP_CODES[row["map"]]
+            for key, derivation in DERIVATIONS.items():
+                measurements.append(
+                    hd.sr.Measurement(
+                        name=name, value=float(row[key]), unit=unit, derivation=derivation
+                    )
+                )
+        referenced = hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(pdff_series),
+        )
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=generate_uid(), identifier=f"{lv.level} vertebral marrow ROI"
+                ),
+                referenced_segment=referenced,
+                finding_type=codes.SCT.BoneMarrow,
+                finding_sites=[hd.sr.FindingSite(VERTEBRA_CODES[lv.level])],
+                measurements=measurements or None,
+            )
+        )
+    report = hd.sr.MeasurementReport(
+        observation_context=context,
+        procedure_reported=codes.LN.MRIUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[*source, seg],
+        content=report,
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        series_description="Vertebral marrow PDFF/R2* measurements",
+        is_complete=True,
+    )
+    if deidentify:
+        for key, value in DEIDENTIFIED.items():
+            setattr(sr, key, value)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sr.save_as(path)
+    return path
