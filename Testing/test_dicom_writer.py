@@ -346,6 +346,17 @@ def test_refuses_bad_options(study: Study, tmp_path: Path) -> None:
     bad = Study({"pdff": study.pdff.with_array(np.full(SHAPE, np.nan))})
     with pytest.raises(InputError, match="pdff"):
         write_dicom_study(bad, tmp_path)
+    write_dicom_study(study, tmp_path / "once", kinds=["r2s"])
+    with pytest.raises(InputError, match="not empty"):
+        write_dicom_study(study, tmp_path / "once", kinds=["r2s"])
+
+
+def test_summary_rows_describe_every_series(written: dict[str, WrittenStudy]) -> None:
+    rows = written["Philips-enhanced-mixed-T2star"].summary_rows()
+    by_kind = {r["kind"]: r for r in rows}
+    assert set(by_kind) == {"pdff", "r2s", "water", "fat", "in_phase", "out_phase"}
+    assert by_kind["pdff"]["rwvm_units"] == "%" and by_kind["pdff"]["mixed"] is True
+    assert by_kind["r2s"]["stored_meaning"] == "t2star_ms" and by_kind["r2s"]["n_frames"] == 6
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,6 +143,30 @@ class WrittenStudy:
                 return s
         raise KeyError(f"no series of kind {kind!r} written (have {[s.kind for s in self.series]})")
 
+    def summary_rows(self) -> list[dict[str, object]]:
+        """One plain dict per series (part) for printing a table (no pandas needed)."""
+        rows: list[dict[str, object]] = []
+        for s in self.series:
+            enc = s.encoding
+            rows.append(
+                {
+                    "series_number": s.series_number,
+                    "kind": s.kind,
+                    "series_description": s.series_description,
+                    "image_type": "\\".join(s.image_type),
+                    "n_files": len(s.files),
+                    "n_frames": len(s.frame_numbers) or len(s.files),
+                    "enhanced": s.enhanced,
+                    "mixed": s.mixed,
+                    "stored_meaning": enc.meaning,
+                    "rescale_slope": enc.rescale_slope,
+                    "rescale_intercept": enc.rescale_intercept,
+                    "rwvm_units": enc.rwvm_units or "",
+                    "n_clipped": s.n_clipped,
+                }
+            )
+        return rows
+
     @property
     def files(self) -> tuple[Path, ...]:
         """Every file written, without duplicates, in writing order."""
@@ -204,8 +228,8 @@ class _Context:
 def _echo_times(study: Study, field_t: float) -> tuple[float, ...]:
     if study.provenance.echo_times_ms:
         return tuple(float(t) for t in study.provenance.echo_times_ms)
-    # Six echoes about 1.2 ms apart at 1.5 T (half at 3 T): the IDEAL-IQ/q-Dixon pattern.
-    step = 2.3 / 2.0 if field_t < 2.0 else 1.15 / 1.0
+    # Six echoes, about 1.15 ms apart at 1.5 T and 0.8 ms at 3 T (IDEAL-IQ/q-Dixon-like).
+    step = 1.15 if field_t < 2.0 else 0.8
     return tuple(round(step * (n + 1), 3) for n in range(6))
 
 
@@ -590,8 +614,9 @@ def write_dicom_study(
 
     Args:
         study: maps on one grid (PDFF in %, R2* in 1/s, magnitudes in a.u.).
-        out_dir: folder to create; series go to ``S<series number>/`` with neutral file names
-            (loaders must classify by ImageType and SeriesDescription, not by path).
+        out_dir: new or empty folder (InputError otherwise); series go to
+            ``S<series number>/`` with neutral file names (loaders must classify by ImageType
+            and SeriesDescription, not by path).
         vendor: "GE" (IDEAL-IQ), "Siemens" (q-Dixon) or "Philips" (mDIXON Quant).
         pdff_storage: "default" (vendor's usual: GE "percent_rescaled", Siemens "permille",
             Philips "rwvm") or one of ``PDFF_STORAGES``; see :mod:`.dicom_styles`.
@@ -655,6 +680,9 @@ def write_dicom_study(
         groups = [[p] for p in parts]
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        # Stale files from an earlier study would be read as part of this one.
+        raise InputError(out_dir, "output folder exists and is not empty; give a new folder")
     written: list[WrittenSeries] = []
     for index, group in enumerate(groups):
         number = (index + 1) * 100 + 1 if style.name == "Philips" else index + 3
