@@ -20,6 +20,7 @@ from RefractureRiskLib.core.errors import InputError
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
+    "inspect",
     "agreement",
     "score",
 )
