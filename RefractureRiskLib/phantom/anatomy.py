@@ -1,0 +1,208 @@
+"""Phantom anatomy: vertebral dimensions, the spine curve and each body's local frame.
+
+World coordinates are RAS millimetres. The spine centre line is a curve parameterised by arc
+length ``s`` (mm, increasing caudally). Its tangent leans anteriorly by ``phi(s)`` (sagittal
+plane) and to the right by ``psi(s)`` (coronal plane); both vary linearly with ``s`` so the
+curve is a smooth arc whose tangent turns by ``lordosis_deg`` (positive = convex anteriorly;
+negative = kyphosis) and ``scoliosis_deg`` (positive = convex to the right) between the centres
+of T10 and S1. The curve passes through the RAS origin half-way between those centres.
+
+Each vertebral body is an elliptic cylinder (width along the body's right axis, depth along its
+anterior axis, height along the curve tangent) whose edges are rounded with radius
+:data:`EDGE_RADIUS_MM`; its local frame is (u right, v anterior, w superior) at its centre.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
+
+#: Nominal (width, depth, height) in mm of each body and the disc height below it (mm).
+#: T9 and S2 are unlabelled neighbours so that T10 and S1 are not the ends of the column.
+NOMINAL_BODIES_MM: dict[str, tuple[float, float, float, float]] = {
+    "T9": (34.0, 26.0, 20.0, 8.0),
+    "T10": (36.0, 27.0, 21.0, 8.0),
+    "T11": (38.0, 28.0, 22.0, 8.5),
+    "T12": (40.0, 29.0, 23.5, 9.0),
+    "L1": (42.0, 30.0, 25.0, 10.0),
+    "L2": (44.0, 31.0, 26.0, 10.5),
+    "L3": (46.0, 32.0, 27.0, 11.0),
+    "L4": (48.0, 33.0, 27.5, 11.5),
+    "L5": (50.0, 33.0, 27.0, 11.0),
+    "S1": (48.0, 31.0, 25.0, 3.0),  # S1/S2: rudimentary disc of the fused sacrum
+    "S2": (40.0, 24.0, 20.0, 0.0),
+}
+ALL_BODIES: tuple[str, ...] = tuple(NOMINAL_BODIES_MM)
+EDGE_RADIUS_MM = 2.0
+CORTEX_MM = 1.0  # cortical shell thickness
+RIM_MM = 2.0  # marrow zone inside the cortex where PDFF rises to the core value
+CORE_DEPTH_MM = CORTEX_MM + RIM_MM  # depth from the body surface where the core begins
+CANAL_WIDTH_MM = 20.0
+CANAL_AP_MM = 15.0
+CANAL_GAP_MM = 1.5  # between posterior body wall and thecal sac
+
+
+@dataclass(frozen=True)
+class BodyGeometry:
+    """One body as placed: size (mm), centre (RAS mm) and local axes (unit RAS vectors)."""
+
+    name: str
+    width_mm: float
+    depth_mm: float
+    height_mm: float
+    nominal_height_mm: float
+    centre_ras: npt.NDArray[np.float64]
+    right: npt.NDArray[np.float64]
+    anterior: npt.NDArray[np.float64]
+    superior: npt.NDArray[np.float64]
+    s_mm: float  # arc length of the centre
+
+    @property
+    def labelled(self) -> bool:
+        return self.name in VERTEBRAL_LEVELS
+
+    @property
+    def rotation(self) -> npt.NDArray[np.float64]:
+        """3x3 matrix whose rows are the local axes: local = rotation @ (p - centre)."""
+        return np.stack([self.right, self.anterior, self.superior])
+
+
+def ellipse_perimeter_mm(a_mm: float, b_mm: float) -> float:
+    """Ramanujan's second approximation (relative error < 1e-9 for these shapes)."""
+    h = ((a_mm - b_mm) / (a_mm + b_mm)) ** 2
+    return math.pi * (a_mm + b_mm) * (1.0 + 3.0 * h / (10.0 + math.sqrt(4.0 - 3.0 * h)))
+
+
+def body_volume_mm3(
+    width_mm: float, depth_mm: float, height_mm: float, r_mm: float = EDGE_RADIUS_MM
+) -> float:
+    """Exact volume (mm^3) of an elliptic cylinder whose rim edges are rounded with radius r.
+
+    The rounded rim is the inner parallel set of the cross-section: at depth g < r below an end
+    its area is A - P g + pi g^2 (Steiner), with g(x) = r - sqrt(r^2 - x^2) over the last r mm.
+    Integrating gives V = A h - 2 P r^2 (1 - pi/4) + 2 pi r^3 (5/3 - pi/2).
+    """
+    a, b = width_mm / 2.0, depth_mm / 2.0
+    area = math.pi * a * b
+    perim = ellipse_perimeter_mm(a, b)
+    return (
+        area * height_mm
+        - 2.0 * perim * r_mm**2 * (1.0 - math.pi / 4.0)
+        + 2.0 * math.pi * r_mm**3 * (5.0 / 3.0 - math.pi / 2.0)
+    )
+
+
+def body_depth_field(
+    u: npt.NDArray, v: npt.NDArray, w: npt.NDArray, a: float, b: float, h: float
+) -> npt.NDArray:
+    """Depth below the body surface (mm; > 0 inside, < 0 outside) in local coordinates.
+
+    The side distance uses the first-order ellipse distance (1 - rho) / |grad rho|, exact on the
+    surface; the rim is rounded with :data:`EDGE_RADIUS_MM`.
+    """
+    r = EDGE_RADIUS_MM
+    ua, vb = u / a, v / b
+    rho = np.sqrt(ua * ua + vb * vb)
+    grad = np.sqrt((ua / a) ** 2 + (vb / b) ** 2)
+    # |grad rho| = grad / rho; guard the centre line where both vanish.
+    d_side = np.where(grad > 1e-9, (1.0 - rho) * rho / np.maximum(grad, 1e-9), min(a, b))
+    d_end = h / 2.0 - np.abs(w)
+    corner = (d_side < r) & (d_end < r)
+    d = np.minimum(d_side, d_end)
+    if np.any(corner):
+        dc = r - np.hypot(r - d_side[corner], r - d_end[corner])
+        d[corner] = dc
+    return d
+
+
+@dataclass(frozen=True)
+class SpineCurve:
+    """Sampled centre line: arc length ``s_mm``, RAS points and unit caudal tangents."""
+
+    s_mm: npt.NDArray[np.float64]
+    points_ras: npt.NDArray[np.float64]
+    tangents: npt.NDArray[np.float64]
+
+    def at(self, s: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Point and unit caudal tangent at arc length ``s`` (linear interpolation)."""
+        p = np.array([np.interp(s, self.s_mm, self.points_ras[:, c]) for c in range(3)])
+        t = np.array([np.interp(s, self.s_mm, self.tangents[:, c]) for c in range(3)])
+        return p, t / np.linalg.norm(t)
+
+    def lateral_ap_at_z(self, z: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
+        """Curve x (R) and y (A) at heights ``z`` (the curve is monotonic in z)."""
+        zs = self.points_ras[::-1, 2]
+        return (
+            np.interp(z, zs, self.points_ras[::-1, 0]).astype(z.dtype, copy=False),
+            np.interp(z, zs, self.points_ras[::-1, 1]).astype(z.dtype, copy=False),
+        )
+
+
+def local_axes(
+    tangent: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(right, anterior, superior) unit axes of a body whose caudal tangent is ``tangent``."""
+    sup = -tangent / np.linalg.norm(tangent)
+    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
+    right /= np.linalg.norm(right)
+    ant = np.cross(sup, right)
+    return right, ant, sup
+
+
+def build_spine(
+    dims: dict[str, tuple[float, float, float, float]],
+    height_loss: dict[str, float],
+    lordosis_deg: float,
+    scoliosis_deg: float,
+) -> tuple[SpineCurve, tuple[BodyGeometry, ...]]:
+    """Lay the bodies and discs along the curve.
+
+    ``dims``: per body (width, depth, nominal height, disc below) in mm; ``height_loss``: per
+    body fraction of height lost (fracture), the bodies below move up accordingly.
+    """
+    centres_s: dict[str, float] = {}
+    heights: dict[str, float] = {}
+    s = 0.0
+    for name in ALL_BODIES:
+        _, _, h_nom, disc = dims[name]
+        h = h_nom * (1.0 - height_loss.get(name, 0.0))
+        heights[name] = h
+        centres_s[name] = s + h / 2.0
+        s += h + disc
+    span = centres_s["S1"] - centres_s["T10"]
+    s_mid = 0.5 * (centres_s["S1"] + centres_s["T10"])
+    ds = 0.25
+    s_grid = np.arange(-60.0, s + 60.0 + ds, ds)
+    phi = math.radians(lordosis_deg) * (s_mid - s_grid) / span
+    psi = math.radians(scoliosis_deg) * (s_mid - s_grid) / span
+    tang = np.stack([np.tan(psi), np.tan(phi), -np.ones_like(s_grid)], axis=1)
+    tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+    pts = np.zeros_like(tang)
+    pts[1:] = np.cumsum(0.5 * (tang[1:] + tang[:-1]) * ds, axis=0)
+    mid = np.array([np.interp(s_mid, s_grid, pts[:, c]) for c in range(3)])
+    curve = SpineCurve(s_grid, pts - mid, tang)
+    bodies = []
+    for name in ALL_BODIES:
+        width, depth, h_nom, _ = dims[name]
+        centre, t = curve.at(centres_s[name])
+        right, ant, sup = local_axes(t)
+        bodies.append(
+            BodyGeometry(
+                name=name,
+                width_mm=width,
+                depth_mm=depth,
+                height_mm=heights[name],
+                nominal_height_mm=h_nom,
+                centre_ras=centre,
+                right=right,
+                anterior=ant,
+                superior=sup,
+                s_mm=centres_s[name],
+            )
+        )
+    return curve, tuple(bodies)
