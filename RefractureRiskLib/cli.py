@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "inspect",
     "agreement",
     "score",
+    "samplesize",
 )
 
 EXIT_BAD_INPUT = 2
