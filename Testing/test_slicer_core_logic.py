@@ -1,0 +1,362 @@
+"""The Slicer module's logic against real MRML nodes from slicer-core (no Qt, no application).
+
+Skips, with the reason, when slicer-core is not importable. The bootstrap and its test-only
+stand-ins for Slicer's Qt-based Python modules are described in ``slicer_core_bootstrap.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.core import InputError, LevelRoi, RoiFlag, RoiMethod, RoiSet, Volume
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
+from Testing import slicer_core_bootstrap as boot
+
+pytestmark = pytest.mark.slicer_core
+
+_REASON = boot.slicer_core_missing_reason()
+if _REASON:
+    pytest.skip(_REASON, allow_module_level=True)
+
+
+@pytest.fixture()
+def env():
+    return boot.bootstrap()
+
+
+@pytest.fixture(scope="module")
+def module():
+    return boot.load_module()
+
+
+@pytest.fixture()
+def logic(env, module):
+    return module.RefractureRiskLogic()
+
+
+def _rotation(ax_deg: float, ay_deg: float, az_deg: float) -> np.ndarray:
+    a, b, c = np.deg2rad([ax_deg, ay_deg, az_deg])
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _oblique_grid(shape=(12, 20, 16), seed=1) -> Volume:
+    rng = np.random.default_rng(seed)
+    array = rng.uniform(0.0, 100.0, size=shape).astype(np.float32)
+    return Volume.from_geometry(
+        array,
+        spacing_mm=(0.78, 0.91, 3.3),
+        origin_ras=(-41.5, 17.25, 102.0),
+        directions_ras=_rotation(12.0, -7.0, 25.0),
+    )
+
+
+def _roiset(grid: Volume) -> RoiSet:
+    labels = np.zeros(grid.shape, np.int16)
+    labels[1:4, 2:8, 3:9] = level_label("T12")
+    labels[5:8, 4:12, 2:10] = level_label("L1")
+    labels[9:11, 10:18, 5:14] = level_label("L2")
+    labels[9, 10, 5] = 0  # an irregular hole so voxel counts are not box volumes
+    levels = (
+        LevelRoi("T12", level_label("T12")),
+        LevelRoi("L1", level_label("L1"), flags=frozenset({RoiFlag.INDEX})),
+        LevelRoi(
+            "L2", level_label("L2"), flags=frozenset({RoiFlag.FRACTURED}), include_override=True
+        ),
+    )
+    return RoiSet(grid.with_array(labels), levels, RoiMethod.MANUAL_POINTS, reader="tester")
+
+
+# -- volumes ---------------------------------------------------------------------------------
+def test_volume_round_trip_oblique_geometry(logic, env):
+    grid = _oblique_grid()
+    node = logic.updateVolumeNode(grid, name="pdff")
+    assert env.scene.GetNodeByID(node.GetID()) is node
+    # MRML's own view of the geometry agrees (spacing and origin are stored separately there)
+    assert np.allclose(node.GetSpacing(), grid.spacing_mm, atol=1e-9)
+    assert np.allclose(node.GetOrigin(), grid.origin_ras, atol=1e-9)
+    back = logic.volumeFromNode(node)
+    assert back.array.dtype == grid.array.dtype
+    assert np.array_equal(back.array, grid.array)
+    assert np.allclose(back.ijk_to_ras, grid.ijk_to_ras, atol=1e-9)
+    # one voxel's RAS position, computed by MRML itself
+    ijk = (3, 7, 5)
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    ras_mrml = matrix.MultiplyPoint((*ijk, 1.0))[:3]
+    assert np.allclose(ras_mrml, grid.ijk_to_ras_points([ijk])[0], atol=1e-9)
+
+
+def test_volume_integer_and_bool_arrays(logic):
+    grid = _oblique_grid()
+    labels = grid.with_array(np.arange(np.prod(grid.shape)).reshape(grid.shape) % 10)  # int64
+    node = logic.updateVolumeNode(labels, name="labels", labelmap=True)
+    assert node.IsA("vtkMRMLLabelMapVolumeNode")
+    back = logic.volumeFromNode(node)
+    assert np.array_equal(back.array, labels.array)
+    mask = logic.volumeFromNode(logic.updateVolumeNode(grid.with_array(labels.array > 4), name="m"))
+    assert np.array_equal(mask.array, (labels.array > 4).astype(np.uint8))
+
+
+def test_sheared_grid_and_transformed_volume_are_refused(logic, env):
+    import slicer
+
+    sheared = np.eye(4)
+    sheared[0, 1] = 0.5
+    with pytest.raises(InputError, match="not orthogonal"):
+        logic.updateVolumeNode(Volume(np.zeros((2, 3, 4), np.float32), sheared), name="shear")
+    node = logic.updateVolumeNode(_oblique_grid(), name="moved")
+    transform = env.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    with pytest.raises(InputError, match="harden"):
+        logic.volumeFromNode(node)
+    assert slicer.mrmlScene is env.scene
+
+
+def test_study_from_nodes_checks_grid_and_pdff(logic):
+    grid = _oblique_grid()
+    pdff = logic.updateVolumeNode(grid, name="FatFrac: sag")
+    r2s = logic.updateVolumeNode(grid.with_array(grid.array * 0.5), name="R2* map")
+    study = logic.studyFromNodes({"pdff": pdff, "r2s": r2s, "water": None}, fieldStrengthT=3.0)
+    assert set(study.maps) == {"pdff", "r2s"}
+    assert study.provenance.field_strength_t == 3.0
+    assert np.array_equal(study.r2s.array, grid.array * 0.5)
+    other = logic.updateVolumeNode(_oblique_grid(shape=(12, 20, 17)), name="other grid")
+    with pytest.raises(InputError, match="grid"):
+        logic.studyFromNodes({"pdff": pdff, "r2s": other})
+    with pytest.raises(InputError, match="PDFF"):
+        logic.studyFromNodes({"r2s": r2s})
+    guesses = logic.guessMapKinds([r2s, pdff])
+    assert guesses == {"r2s": r2s, "pdff": pdff}
+
+
+def test_pdff_display_uses_fat_fraction_colours(logic, module):
+    node = logic.updateVolumeNode(_oblique_grid(), name="pdff")
+    display = logic.showPdff(node)
+    assert display.GetColorNodeID() == logic.pdffColorNode().GetID()
+    assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == (0.0, 100.0)
+    table = logic.pdffColorNode()
+    rgba = [0.0] * 4
+    table.GetColor(255, rgba)
+    assert np.allclose(rgba[:3], module.pdffColor(100.0), atol=1.0 / 255)  # stored as 8 bits
+
+
+# -- RoiSet <-> segmentation -----------------------------------------------------------------
+def test_roiset_segmentation_round_trip(logic, env, module):
+    grid = _oblique_grid()
+    reference = logic.updateVolumeNode(grid, name="pdff")
+    roiset = _roiset(grid)
+    means = {"T12": 38.0, "L1": 52.0, "L2": 61.0}
+    seg = logic.roiSetToSegmentation(roiset, reference, meanPdffByLevel=means)
+    segmentation = seg.GetSegmentation()
+    names = [
+        segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())
+    ]
+    assert names == ["T12", "L1", "L2"]
+    colours = {n: segmentation.GetNthSegment(i).GetColor() for i, n in enumerate(names)}
+    assert np.allclose(colours["T12"], module.pdffColor(38.0))  # included: coloured by its PDFF
+    assert np.allclose(colours["L1"], module.INDEX_LEVEL_COLOR)  # index level: distinct
+    assert np.allclose(colours["L2"], module.pdffColor(61.0))  # re-included by the user
+    assert len({tuple(np.round(c, 6)) for c in colours.values()}) == 3
+
+    back = logic.roiSetFromSegmentation(seg, reference, reader="tester")
+    assert back.level_names == roiset.level_names
+    for lv in roiset.levels:
+        assert int(back.mask(lv.level).sum()) == int(roiset.mask(lv.level).sum()) > 0
+        assert back.level(lv.level).flags == lv.flags
+        assert back.level(lv.level).include_override == lv.include_override
+    assert np.array_equal(back.labelmap.array, roiset.labelmap.array)
+    assert np.allclose(back.labelmap.ijk_to_ras, grid.ijk_to_ras, atol=1e-9)
+    assert back.method == RoiMethod.IMPORTED_MASK
+
+    # writing the read-back RoiSet again gives the same names and colours
+    seg2 = logic.roiSetToSegmentation(back, reference, meanPdffByLevel=means)
+    s2 = seg2.GetSegmentation()
+    for i, name in enumerate(names):
+        assert s2.GetNthSegment(i).GetName() == name
+        assert np.allclose(s2.GetNthSegment(i).GetColor(), colours[name])
+
+
+def test_segmentation_from_other_software_is_read_by_segment_name(logic, env):
+    import slicer
+    import vtk
+
+    grid = _oblique_grid()
+    reference = logic.updateVolumeNode(grid, name="pdff")
+    seg = env.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    seg.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    masks = {}
+    for name, box in (("vertebrae_L3", np.s_[1:5, 3:9, 2:7]), ("L4 body", np.s_[6:10, 5:15, 4:12])):
+        mask = np.zeros(grid.shape, np.uint8)
+        mask[box] = 1
+        masks[name] = mask
+        segment_id = seg.GetSegmentation().AddEmptySegment(name, name, (0.2, 0.4, 0.6))
+        label_node = logic.updateVolumeNode(grid.with_array(mask), name="tmp", labelmap=True)
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segment_id)
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
+            label_node, seg, ids
+        )
+        env.scene.RemoveNode(label_node)
+    roiset = logic.roiSetFromSegmentation(seg, reference)
+    assert roiset.level_names == ("L3", "L4")
+    assert int(roiset.mask("L3").sum()) == int(masks["vertebrae_L3"].sum())
+    assert int(roiset.mask("L4").sum()) == int(masks["L4 body"].sum())
+    assert roiset.level("L3").label == level_label("L3")
+
+    seg.GetSegmentation().AddEmptySegment("tumour", "tumour", (1, 0, 0))
+    with pytest.raises(InputError, match="tumour"):
+        logic.roiSetFromSegmentation(seg, reference)
+
+
+# -- statistics -> table ---------------------------------------------------------------------
+def test_statistics_records_to_table(logic):
+    records = [
+        {
+            "level": "L1",
+            "map": "pdff",
+            "n_voxels": 120,
+            "volume_ml": 0.84,
+            "mean": 51.5,
+            "flags": "",
+        },
+        {
+            "level": "L2",
+            "map": "pdff",
+            "n_voxels": 98,
+            "volume_ml": 0.69,
+            "mean": None,
+            "flags": "fractured",
+        },
+        {
+            "level": "L2",
+            "map": "r2s",
+            "n_voxels": 98,
+            "volume_ml": 0.69,
+            "mean": float("nan"),
+            "flags": "fractured",
+        },
+    ]
+    table = logic.updateTableNode(records, name="stats")
+    assert table.GetNumberOfRows() == 3
+    assert table.GetNumberOfColumns() == 6
+    vtable = table.GetTable()
+    assert vtable.GetColumnByName("mean").GetValue(0) == 51.5
+    assert math.isnan(vtable.GetColumnByName("mean").GetValue(1))
+    assert vtable.GetColumnByName("level").GetValue(1) == "L2"
+    assert vtable.GetColumnByName("flags").GetValue(2) == "fractured"
+    assert vtable.GetColumnByName("n_voxels").GetValue(2) == 98
+    assert table.GetColumnUnitLabel("volume_ml") == "mL"
+    back = logic.recordsFromTableNode(table)
+    assert back[0]["level"] == "L1" and back[0]["volume_ml"] == pytest.approx(0.84)
+    # refilling replaces the content
+    logic.updateTableNode(records[:1], table)
+    assert table.GetNumberOfRows() == 1
+
+
+def test_library_statistics_dataframe_to_table(logic):
+    stats_module = pytest.importorskip("RefractureRiskLib.stats.roi_statistics")
+    from RefractureRiskLib.core import Study
+
+    grid = _oblique_grid()
+    roiset = _roiset(grid)
+    study = Study({"pdff": grid, "r2s": grid.with_array(grid.array * 0.7)})
+    stats = stats_module.roi_statistics(roiset, study)
+    table = logic.updateTableNode(stats, name="stats")
+    assert table.GetNumberOfRows() == len(stats)
+    assert table.GetNumberOfColumns() == len(stats.columns)
+    vtable = table.GetTable()
+    for column in ("mean", "volume_ml"):
+        assert np.allclose(
+            [vtable.GetColumnByName(column).GetValue(r) for r in range(len(stats))],
+            stats[column].to_numpy(float),
+        )
+    means = logic.meanPdffByLevel(stats)
+    for level in ("T12", "L1", "L2"):
+        assert means[level] == pytest.approx(float(grid.array[roiset.mask(level)].mean()), rel=1e-5)
+
+
+# -- markups -> manual ROI points ------------------------------------------------------------
+def test_markups_points_named_by_level(logic, env):
+    import slicer
+    import vtk
+
+    node = env.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "points")
+    node.AddControlPoint(vtk.vtkVector3d(1.0, 2.0, 3.0), "L1")
+    node.AddControlPoint(vtk.vtkVector3d(4.0, 5.0, -6.5), "l2")
+    node.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 40.0), "T12 body")
+    points = logic.levelPointsFromMarkups(node)
+    assert points == {"L1": (1.0, 2.0, 3.0), "L2": (4.0, 5.0, -6.5), "T12": (0.0, 0.0, 40.0)}
+    assert logic.nextLevelToPlace(points) == "L3"
+
+    # positions are world RAS: a parent transform moves them
+    transform = env.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    shift = vtk.vtkMatrix4x4()
+    shift.SetElement(2, 3, 10.0)
+    transform.SetMatrixTransformToParent(shift)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    assert logic.levelPointsFromMarkups(node)["L1"] == (1.0, 2.0, 13.0)
+
+    node.AddControlPoint(vtk.vtkVector3d(9.0, 9.0, 9.0), "F-4")
+    with pytest.raises(InputError, match="F-4"):
+        logic.levelPointsFromMarkups(node)
+    assert set(logic.levelPointsFromMarkups(node, strict=False)) == {"L1", "L2", "T12"}
+    node.SetNthControlPointLabel(3, "L1")
+    with pytest.raises(InputError, match="repeats level L1"):
+        logic.levelPointsFromMarkups(node)
+
+    written = logic.updateMarkupsFromLevelPoints({"L3": (1.0, 1.0, 1.0), "T10": (0.0, 0.0, 90.0)})
+    assert [written.GetNthControlPointLabel(i) for i in range(2)] == ["T10", "L3"]
+    assert slicer.util.arrayFromMarkupsControlPoints(written).tolist() == [[0, 0, 90], [1, 1, 1]]
+
+
+def test_level_names_match_library(module):
+    assert module.LEVELS == VERTEBRAL_LEVELS
+    assert module.RefractureRiskLogic.parseLevels("L1, l2;T12") == ("L1", "L2", "T12")
+    with pytest.raises(InputError):
+        module.RefractureRiskLogic.parseLevels("L1, X7")
+
+
+def test_risk_annotation_text(module, logic):
+    scoring = pytest.importorskip("RefractureRiskLib.model.scoring")
+    modelfile = pytest.importorskip("RefractureRiskLib.model.modelfile")
+    model = modelfile.load_model(modelfile.bundled_model_path())
+    patient = {spec.name: module._typicalInputValue(spec) for spec in model.inputs}
+    risk = scoring.score(model, patient)
+    text = logic.riskAnnotationText(risk)
+    assert f"{100 * risk.probability:.1f}%" in text
+    assert (module.DEMO_MODEL_WARNING in text) == (not risk.validated)
+    assert str(risk.horizon_days) in text
+
+
+# -- the workflow the Slicer self-test runs --------------------------------------------------
+def test_workflow_on_phantom(logic, module):
+    """Same steps as RefractureRiskTest.test_RefractureRiskWorkflow inside Slicer."""
+    missing = []
+    for name in (
+        "RefractureRiskLib.phantom",
+        "RefractureRiskLib.roi.manual",
+        "RefractureRiskLib.stats.roi_statistics",
+        "RefractureRiskLib.stats.summaries",
+        "RefractureRiskLib.model.scoring",
+    ):
+        try:
+            __import__(name)
+        except ImportError as err:
+            missing.append(f"{name} ({err})")
+    phantom_module = __import__("RefractureRiskLib.phantom", fromlist=["generate_phantom"])
+    if not hasattr(phantom_module, "generate_phantom"):
+        missing.append("RefractureRiskLib.phantom.generate_phantom")
+    if missing:
+        pytest.skip("library pieces not available yet: " + "; ".join(missing))
+    phantom = logic.generatePhantomStudy(seed=0)
+    nodes = logic.addStudyToScene(phantom.study, baseName="phantom")
+    messages = module.runWorkflowChecks(logic, phantom, nodes)
+    assert messages[-1].startswith("risk")
