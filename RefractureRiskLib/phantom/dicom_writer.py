@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -749,9 +748,3 @@ def _written(
 
 def _with_frames(series: WrittenSeries, numbers: tuple[int, ...], mixed: bool) -> WrittenSeries:
     return replace(series, frame_numbers=numbers, mixed=mixed)
-
-
-def read_stored_frames(path: Path) -> npt.NDArray[np.uint16]:
-    """Stored pixel values of a written file, ``[frame, row, column]`` (for tests and tools)."""
-    arr = pydicom.dcmread(path).pixel_array
-    return arr[np.newaxis] if arr.ndim == 2 else arr
