@@ -57,7 +57,9 @@ class LabelGrouping:
         self.labels = wanted
         self.shape = labelmap.shape
         flat = labelmap.reshape(-1)
-        roi = np.flatnonzero(flat)  # one pass over the image; everything else is ROI-sized
+        # one pass over the image (nonzero on a boolean array is ~10x faster than on int16);
+        # everything after this is ROI-sized
+        roi = np.flatnonzero(flat != 0)
         values = flat[roi].astype(np.int64)
         top = int(wanted.max()) if wanted.size else 0
         lut = np.full(top + 2, -1, dtype=np.int64)  # last slot: labels outside 1..top
