@@ -176,6 +176,7 @@ def test_all_statistics_match_numpy_definitions() -> None:
     assert empty["n_voxels"] == 0 and empty["volume_ml"] == 0
     assert np.isnan(empty[["mean", "sd", "median", "p05", "min", "max"]].astype(float)).all()
     assert table["unit"].eq("au").all()
+    assert label_statistics({"x": values}, labels, [], voxel_volume_ml=0.002).empty
 
 
 def test_volume_uses_oblique_voxel_size() -> None:
@@ -415,6 +416,8 @@ def test_summary_rejects_bad_tables() -> None:
     bad = table.assign(level="X1")
     with pytest.raises(InputError, match="level"):
         summarize_statistics(bad)
+    with pytest.raises(InputError, match="several rows for level L1"):
+        summarize_statistics(pd.concat([table, table]))
 
 
 def test_table_suffix_and_missing_file(tmp_path) -> None:

@@ -52,7 +52,7 @@ class GroupedValues:
         self.values = values
         self.counts = counts
         self.voxel_volume_ml = float(voxel_volume_ml)
-        self.starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self.starts = (np.cumsum(counts) - counts).astype(np.int64)
 
     @property
     def n_groups(self) -> int:

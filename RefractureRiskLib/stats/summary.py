@@ -102,6 +102,14 @@ def summarize_statistics(stats: pd.DataFrame, index_levels: Iterable[str] = ()) 
         except ValueError as err:
             raise InputError("statistics table: column 'level'", str(err)) from None
 
+    repeated = stats[stats.duplicated(subset=["level", "map"], keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        raise InputError(
+            "statistics table",
+            f"several rows for level {first['level']}, map {first['map']}: one patient's "
+            "table has one row per (level, map)",
+        )
     level_rows = stats.drop_duplicates(subset=["level"]).set_index("level")
     flags = {str(lv): parse_flags(row["flags"]) for lv, row in level_rows.iterrows()}
     included = {str(lv): _as_bool(row["included"], str(lv)) for lv, row in level_rows.iterrows()}
