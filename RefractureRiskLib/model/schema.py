@@ -930,7 +930,9 @@ def derive_columns(df: pd.DataFrame) -> pd.DataFrame:
     out["outcome_1y"] = outcome
     out["outcome_1y_status"] = pd.Series(status, index=out.index, dtype=object)
     out.attrs["outcome_1y_note"] = OUTCOME_NOTE
-    return out
+    schema_cols = [s.name for s in COHORT_SCHEMA if s.name in out.columns]
+    extra = [c for c in out.columns if c not in _SPECS and c not in DERIVED_COLUMNS]
+    return out[schema_cols + extra + list(DERIVED_COLUMNS)]
 
 
 def outcome_1y(
