@@ -1,0 +1,415 @@
+"""One patient end to end: load -> ROIs -> statistics -> summaries -> risk -> files.
+
+This module only composes library calls (like ``cli.py``); every step's logic lives in its layer.
+It writes into ``out_dir``:
+
+- ``statistics.csv`` (one row per level and map, units in the columns),
+- ``rois.seg.nrrd`` (the ROI label map with Slicer segmentation metadata),
+- ``bodies.seg.nrrd`` (whole vertebral bodies, for volumes),
+- ``results.json`` (summaries, risk, flags, uncertainty and full provenance),
+- ``report.html``, ``report.pdf``, ``report.png`` (the one-page report),
+- optionally ``dicom/seg.dcm`` and ``dicom/sr.dcm`` (DICOM SEG and TID 1500 SR).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from RefractureRiskLib import __version__
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.core.roiset import RoiSet
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.io.segmentation import write_roiset
+from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
+from RefractureRiskLib.model.scoring import RiskResult, score
+from RefractureRiskLib.report.onepage import ReportFiles, render_report
+from RefractureRiskLib.roi.auto import Anchor, automatic_rois
+from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
+from RefractureRiskLib.roi.qc import apply_qc
+from RefractureRiskLib.roi.result import RoiResult
+from RefractureRiskLib.stats import PatientSummary, roi_statistics, summarize_statistics
+from RefractureRiskLib.stats.tables import write_statistics
+
+Progress = Callable[[str], None]
+
+#: Model inputs the pipeline fills from the images (cohort schema names).
+IMAGING_INPUTS = {
+    "pdff_global_L1L4": "pdff_global_L1L4_pct",
+    "r2s_global_L1L4": "r2s_global_L1L4_per_s",
+    "pdff_adjacent": "pdff_adjacent_pct",
+    "r2s_adjacent": "r2s_adjacent_per_s",
+}
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How to analyse one study.
+
+    ``roi``: "auto", a points file (JSON ``{"L1": [x, y, z], ...}`` in RAS mm) or a label map /
+    segmentation file. ``anchor``: (level, RAS point) fixing automatic labels.
+    """
+
+    roi: str = "auto"
+    anchor: tuple[str, tuple[float, float, float]] | None = None
+    index_levels: tuple[str, ...] = ()
+    reader: str = "automatic"
+    model_path: Path | None = None
+    pdff_unit: str | None = None
+    r2s_unit: str | None = None
+    export_dicom: bool = False
+    deidentify: bool = False
+    report: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisResult:
+    """Everything one analysis produced, in memory and on disk."""
+
+    study: Study
+    rois: RoiResult
+    statistics: pd.DataFrame
+    summary: PatientSummary
+    risk: RiskResult | None
+    provenance: Mapping[str, Any]
+    files: Mapping[str, Path] = field(default_factory=dict)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+
+def parse_anchor(text: str) -> tuple[str, tuple[float, float, float]]:
+    """``"L3:12.5,-30,104"`` -> ("L3", (12.5, -30.0, 104.0)) (RAS mm)."""
+    try:
+        level, coords = text.split(":", 1)
+        x, y, z = (float(v) for v in coords.split(","))
+        level_index(level)
+    except ValueError:
+        raise InputError(
+            "--anchor", f"{text!r}; expected LEVEL:x,y,z (RAS mm), e.g. L3:0,-20,40"
+        ) from None
+    return level.strip().upper(), (x, y, z)
+
+
+def load_clinical(path: str | Path, patient_id: str | None = None) -> dict[str, Any]:
+    """Clinical inputs of one patient from a JSON object or a CSV/Excel/Parquet table row."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "clinical file not found")
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as err:
+            raise InputError(p, f"not valid JSON (line {err.lineno}: {err.msg})") from None
+        if not isinstance(data, dict):
+            raise InputError(p, "expected a JSON object of input name -> value")
+        return data
+    table = _read_table(p)
+    if "patient_id" not in table.columns:
+        raise InputError(p, "the clinical table needs a 'patient_id' column")
+    if patient_id is None:
+        if len(table) != 1:
+            raise InputError(p, f"{len(table)} rows; name the patient (patient_id) to use")
+        row = table.iloc[0]
+    else:
+        rows = table[table["patient_id"].astype(str) == str(patient_id)]
+        if rows.empty:
+            raise InputError(p, f"patient_id {patient_id!r} not in the clinical table")
+        if len(rows) > 1:
+            raise InputError(p, f"patient_id {patient_id!r} appears {len(rows)} times")
+        row = rows.iloc[0]
+    return {k: (None if _missing(v) else _plain(v)) for k, v in row.items()}
+
+
+def _read_table(p: Path) -> pd.DataFrame:
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(p, dtype={"patient_id": str})
+        if suffix in (".xlsx", ".xls"):
+            return pd.read_excel(p, dtype={"patient_id": str})
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+    except Exception as err:  # pandas raises many types; the user needs file + reason
+        raise InputError(p, f"cannot read table ({type(err).__name__}: {err})") from None
+    raise InputError(p, "unsupported clinical file; use .json, .csv, .xlsx or .parquet")
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:
+    """Manual ROI points: JSON ``{"L1": [x, y, z], ...}`` (RAS mm) or a Slicer markups JSON."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(p, f"cannot read points JSON ({err})") from None
+    if isinstance(data, dict) and "markups" in data:  # Slicer .mrk.json: LPS or RAS per file
+        points: dict[str, tuple[float, float, float]] = {}
+        for markup in data["markups"]:
+            lps = markup.get("coordinateSystem", "LPS") == "LPS"
+            for cp in markup.get("controlPoints", []):
+                x, y, z = (float(v) for v in cp["position"])
+                points[str(cp["label"]).upper()] = (-x, -y, z) if lps else (x, y, z)
+        return points
+    if not isinstance(data, dict):
+        raise InputError(p, 'expected {"L1": [x, y, z], ...} in RAS mm')
+    try:
+        return {str(k).upper(): tuple(float(c) for c in v) for k, v in data.items()}  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise InputError(p, "each level needs [x, y, z] numbers in RAS mm") from None
+
+
+def place_rois(study: Study, options: AnalysisOptions) -> RoiResult:
+    """ROIs by the method in ``options.roi``, with QC flags and index levels applied."""
+    index = options.index_levels
+    if options.roi == "auto":
+        anchor = Anchor(options.anchor[0], options.anchor[1]) if options.anchor else None
+        result = automatic_rois(study, anchor=anchor, reader=options.reader, index_levels=index)
+    else:
+        path = Path(options.roi)
+        if not path.is_file():
+            raise InputError(path, "ROI file not found (use 'auto', a points JSON or a label map)")
+        if path.suffix.lower() == ".json":
+            result = rois_from_points(
+                study, load_points(path), reader=options.reader, index_levels=index
+            )
+        else:
+            from RefractureRiskLib.io.segmentation import read_roiset
+
+            drawn = read_roiset(path, reference=study.grid, reader=options.reader)
+            table = {lv.label: lv.level for lv in drawn.levels}
+            result = rois_from_labelmap(
+                drawn.labelmap, table, study, reader=options.reader, index_levels=index
+            )
+    return apply_qc(result, study, index)
+
+
+def model_inputs(
+    model: RiskModel, clinical: Mapping[str, Any], summary: PatientSummary
+) -> dict[str, Any]:
+    """Clinical inputs plus the imaging summaries the model uses (measured values win over
+    typed-in ones; a summary that could not be measured leaves the typed-in value)."""
+    inputs = dict(clinical)
+    used = {spec.name for spec in model.inputs}
+    for name, attr in IMAGING_INPUTS.items():
+        if name not in used:
+            continue
+        value = float(getattr(summary, attr))
+        inputs[name] = value if math.isfinite(value) else inputs.get(name)
+    return inputs
+
+
+def provenance_record(
+    study: Study, rois: RoiResult, options: AnalysisOptions, model: RiskModel | None
+) -> dict[str, Any]:
+    """Who/what/how of one result: software, inputs (UIDs only, no PHI), ROI method, model."""
+    prov = study.provenance
+    return {
+        "software": f"RefractureRiskLib {__version__}",
+        "python": platform.python_version(),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "vendor": prov.vendor,
+        "model_name_scanner": prov.manufacturer_model,
+        "field_strength_t": prov.field_strength_t,
+        "study_uid": prov.study_uid,
+        "series": {
+            kind: {
+                "series_uid": s.series_uid,
+                "classified_by": s.classified_by,
+                "scaling": list(s.scaling),
+                "resampled": s.resampled,
+            }
+            for kind, s in prov.series.items()
+        },
+        "roi_method": rois.roiset.method.value,
+        "roi_source": options.roi,
+        "reader": rois.roiset.reader,
+        "labels_uncertain": rois.uncertain,
+        "risk_model": None if model is None else model.name,
+        "risk_model_validated": None if model is None else model.validated,
+    }
+
+
+def analyze_study(
+    study_source: str | Path | Study,
+    clinical: Mapping[str, Any] | None,
+    out_dir: str | Path,
+    options: AnalysisOptions = AnalysisOptions(),
+    progress: Progress | None = None,
+    patient_label: str = "anonymous",
+) -> AnalysisResult:
+    """Run the whole pipeline on one study and write its files into ``out_dir``.
+
+    ``clinical=None`` skips the risk (measurements only).
+    """
+    say = progress or (lambda _msg: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    pdff_files: list[Path] = []
+    if isinstance(study_source, Study):
+        study = study_source
+    else:
+        from RefractureRiskLib.io.dicom_load import load_study_with_report
+
+        say(f"loading {study_source}")
+        loaded = load_study_with_report(
+            study_source, pdff_unit=options.pdff_unit, r2s_unit=options.r2s_unit
+        )
+        study = loaded.study
+        pdff_files = sorted({f.path for f in loaded.chosen["pdff"].frames})
+    timings["load_s"] = time.perf_counter() - t0
+
+    say("placing vertebral ROIs")
+    t = time.perf_counter()
+    rois = place_rois(study, options)
+    timings["rois_s"] = time.perf_counter() - t
+
+    say("computing statistics")
+    t = time.perf_counter()
+    stats = roi_statistics(rois.roiset, study)
+    stats = _add_body_volumes(stats, rois)
+    summary = summarize_statistics(stats, options.index_levels)
+    timings["statistics_s"] = time.perf_counter() - t
+
+    model: RiskModel | None = None
+    risk: RiskResult | None = None
+    t = time.perf_counter()
+    if clinical is not None:
+        say("scoring the risk")
+        model = load_model(options.model_path or bundled_model_path())
+        filled = _prefill_from_dicom(clinical, study)
+        risk = score(model, model_inputs(model, filled, summary), source="clinical inputs")
+    timings["risk_s"] = time.perf_counter() - t
+
+    provenance = provenance_record(study, rois, options, model)
+    say("writing results")
+    t = time.perf_counter()
+    files: dict[str, Path] = {
+        "statistics": write_statistics(stats, out / "statistics.csv"),
+        "rois": write_roiset(rois.roiset, out / "rois.seg.nrrd"),
+        "bodies": write_roiset(_bodies_roiset(rois), out / "bodies.seg.nrrd"),
+    }
+    if options.export_dicom:
+        if not pdff_files:
+            raise InputError("DICOM export", "the PDFF map did not come from DICOM files")
+        files |= _export_dicom(pdff_files, rois.roiset, stats, out / "dicom", options.deidentify)
+    files["results"] = _write_results_json(out / "results.json", rois, summary, risk, provenance)
+    if options.report:
+        say("rendering the report")
+        rep: ReportFiles = render_report(
+            out,
+            study,
+            rois.roiset,
+            stats,
+            summary,
+            risk,
+            _report_provenance(provenance),
+            patient_label=patient_label,
+        )
+        files |= {"report_html": rep.html, "report_pdf": rep.pdf, "report_png": rep.png}
+    timings["write_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    return AnalysisResult(study, rois, stats, summary, risk, provenance, files, timings)
+
+
+def _prefill_from_dicom(clinical: Mapping[str, Any], study: Study) -> dict[str, Any]:
+    filled = dict(clinical)
+    if filled.get("age_years") is None and study.patient.age_years is not None:
+        filled["age_years"] = study.patient.age_years
+    if filled.get("sex") is None and study.patient.sex is not None:
+        filled["sex"] = study.patient.sex
+    return filled
+
+
+def _add_body_volumes(stats: pd.DataFrame, rois: RoiResult) -> pd.DataFrame:
+    volumes = {lv.level: lv.body_volume_ml for lv in rois.levels}
+    out = stats.copy()
+    out["body_volume_ml"] = out["level"].map(volumes).astype(float)
+    return out
+
+
+def _bodies_roiset(rois: RoiResult) -> RoiSet:
+    return replace(rois.roiset, labelmap=rois.body_labels)
+
+
+def _export_dicom(
+    pdff_files: list[Path], roiset: RoiSet, stats: pd.DataFrame, out: Path, deidentify: bool
+) -> dict[str, Path]:
+    from RefractureRiskLib.export.dicom_export import export_seg, export_sr, read_source_series
+
+    source = read_source_series(pdff_files)
+    seg_path, seg = export_seg(roiset, source, out / "seg.dcm", deidentify=deidentify)
+    sr_path = export_sr(seg, roiset, stats, source, out / "sr.dcm", deidentify=deidentify)
+    return {"dicom_seg": seg_path, "dicom_sr": sr_path}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
+    return str(o)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def _write_results_json(
+    path: Path,
+    rois: RoiResult,
+    summary: PatientSummary,
+    risk: RiskResult | None,
+    provenance: Mapping[str, Any],
+) -> Path:
+    doc = {
+        "levels": rois.level_rows(),
+        "labels_uncertain": rois.uncertain,
+        "uncertainty_reasons": list(rois.reasons),
+        "summary": summary.as_record(),
+        "risk": None if risk is None else risk.to_dict(),
+        "provenance": dict(provenance),
+    }
+    text = json.dumps(_nan_to_none(json.loads(json.dumps(doc, default=_json_default))), indent=2)
+    path.write_text(text)
+    return path
+
+
+def _report_provenance(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    series = provenance.get("series", {})
+    uids = ", ".join(
+        f"{k}={v.get('series_uid')}" for k, v in series.items() if k in ("pdff", "r2s")
+    )
+    keep = ("software", "created_utc", "study_uid", "roi_method", "reader", "risk_model")
+    out = {k: provenance[k] for k in keep if k in provenance}
+    out["series"] = uids or "not from DICOM"
+    if provenance.get("labels_uncertain"):
+        out["labels"] = "UNCERTAIN: check the level labels"
+    return out

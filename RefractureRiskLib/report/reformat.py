@@ -1,0 +1,66 @@
+"""Sagittal reformat of a Volume through a chosen RAS x position, for figures.
+
+Works for sagittal, axial and oblique acquisitions alike: a regular (anterior-posterior x
+superior-inferior) grid of RAS points in the plane x = ``x_ras`` is mapped to continuous voxel
+indices and interpolated (linear for maps, nearest for label maps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from RefractureRiskLib.core.volume import Volume
+
+
+@dataclass(frozen=True)
+class SagittalPlane:
+    """A reformatted image: ``image[row, col]`` with rows superior->inferior, columns
+    anterior->posterior; ``extent_mm`` = (left, right, bottom, top) for matplotlib's imshow in
+    RAS millimetres (A/P as -y so anterior is on the left, S/I as z)."""
+
+    image: npt.NDArray
+    extent_mm: tuple[float, float, float, float]
+    x_ras: float
+
+
+def _ras_bounds(volume: Volume) -> tuple[npt.NDArray, npt.NDArray]:
+    nk, nj, ni = volume.shape
+    corners = np.array(
+        [[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)], float
+    )
+    ras = volume.ijk_to_ras_points(corners)
+    return ras.min(axis=0), ras.max(axis=0)
+
+
+def sagittal_plane(
+    volume: Volume,
+    x_ras: float,
+    spacing_mm: float = 1.0,
+    labels: bool = False,
+    bounds_mm: tuple[float, float, float, float] | None = None,
+) -> SagittalPlane:
+    """Reformat ``volume`` on the sagittal plane x = ``x_ras`` (mm).
+
+    ``bounds_mm`` = (y_min, y_max, z_min, z_max) in RAS; default: the volume's bounding box.
+    Points outside the volume get 0.
+    """
+    lo, hi = _ras_bounds(volume)
+    y0, y1, z0, z1 = bounds_mm if bounds_mm else (lo[1], hi[1], lo[2], hi[2])
+    ys = np.arange(y1, y0 - 1e-9, -spacing_mm)  # columns: anterior (high y) -> posterior
+    zs = np.arange(z1, z0 - 1e-9, -spacing_mm)  # rows: superior -> inferior
+    zz, yy = np.meshgrid(zs, ys, indexing="ij")
+    pts = np.stack([np.full(zz.size, x_ras), yy.ravel(), zz.ravel()], axis=1)
+    ijk = volume.ras_to_ijk_points(pts)
+    coords = ijk[:, ::-1].T  # array axes are [k, j, i]
+    data = np.asarray(volume.array)
+    order = 0 if labels else 1
+    values = ndimage.map_coordinates(
+        data.astype(np.float32) if not labels else data, coords, order=order, cval=0.0
+    )
+    image = values.reshape(zz.shape)
+    extent = (-float(ys[0]), -float(ys[-1]), float(zs[-1]), float(zs[0]))
+    return SagittalPlane(image, extent, float(x_ras))
