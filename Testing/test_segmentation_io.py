@@ -226,3 +226,62 @@ def test_bad_inputs(tmp_path) -> None:
     bad_reader = RoiSet(_roiset().labelmap, _roiset().levels, RoiMethod.AUTOMATIC, reader="a\nb")
     with pytest.raises(InputError, match="line breaks"):
         write_roiset(bad_reader, tmp_path / "bad.seg.nrrd")
+
+
+# -- against Slicer's own segmentation storage node (slicer-core from PyPI) ----------------------
+@pytest.fixture(scope="module")
+def slicer_scene():
+    try:
+        import slicer
+        import vtk
+    except Exception as err:  # ImportError or a broken binary install
+        pytest.skip(f"slicer-core not importable ({type(err).__name__}): pip install slicer-core")
+    scene = slicer.vtkMRMLScene()
+    slicer.mrmlScene = scene
+    return slicer, vtk, scene
+
+
+@pytest.mark.slicer_core
+def test_slicer_reads_and_rewrites_our_segmentation(tmp_path, slicer_scene) -> None:
+    slicer, vtk, scene = slicer_scene
+    roiset = _roiset()
+    path = write_roiset(roiset, tmp_path / "rois.seg.nrrd")
+
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node) == 1
+    segmentation = node.GetSegmentation()
+    names = [segmentation.GetNthSegment(n).GetName() for n in range(4)]
+    assert names == ["L1", "L2", "L3", "L4"]
+    first = segmentation.GetNthSegment(0)
+    assert first.GetLabelValue() == level_label("L1")
+    flags = vtk.reference("")
+    assert first.GetTag("RefractureRisk.Flags", flags) and str(flags) == "fractured,index"
+
+    # Slicer's voxels of each segment, resampled onto the study grid, equal ours
+    reference = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, roiset.labelmap.ijk_to_ras[r, c])
+    reference.SetIJKToRASMatrix(matrix)
+    slicer.util.updateVolumeFromArray(reference, np.zeros(SHAPE, np.float32))
+    for n, level in enumerate(["L1", "L2", "L3"]):
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segmentation.GetNthSegmentID(n))
+        labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        logic = slicer.vtkSlicerSegmentationsModuleLogic
+        assert logic.ExportSegmentsToLabelmapNode(node, ids, labelmap_node, reference)
+        exported = slicer.util.arrayFromVolume(labelmap_node) > 0
+        np.testing.assert_array_equal(exported, roiset.mask(level))
+
+    # Slicer saves it again (cropped to the segments): we read it back onto the study grid
+    again = tmp_path / "resaved.seg.nrrd"
+    storage2 = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage2.SetFileName(str(again))
+    assert storage2.WriteData(node) == 1
+    back = read_roiset(again, reference=roiset.labelmap)
+    assert back.levels == roiset.levels
+    assert back.method == roiset.method and back.reader == roiset.reader
+    np.testing.assert_array_equal(back.labelmap.array, np.where(_labels() == 42, 0, _labels()))
