@@ -96,7 +96,17 @@ def load_study_with_report(
     report = report if report is not None else scan_dicom(path)
     info = report.select(study)
     _check_one_patient(info)
-    chosen = choose_series(info, pdff_series=pdff_series)
+    try:
+        chosen = choose_series(info, pdff_series=pdff_series)
+    except InputError as err:
+        if not report.skipped:
+            raise
+        first = report.skipped[0]
+        raise InputError(
+            err.source,
+            f"{err.reason}; note: {len(report.skipped)} file(s) in the folder were skipped, "
+            f"e.g. {first.path.name}: {first.reason}",
+        ) from None
     pdff_info = chosen["pdff"]
     maps: dict[str, Volume] = {}
     series_prov: dict[str, SeriesProvenance] = {}

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 # Tags used by classification (vendor private tags are read by number, not by name).
 GE_PULSE_SEQUENCE = (0x0019, 0x109C)
@@ -233,12 +234,15 @@ _EXPLICIT_LONG_VRS = (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV")
 
 def _pixel_value_length(ts: str, head: bytes) -> tuple[int, int] | None:
     """(header length, value length) of the Pixel Data element at ``head``, or None."""
-    if len(head) < 8 or head[:4] != b"\xe0\x7f\x10\x00":
+    big = ts == EXPLICIT_BIG_ENDIAN
+    tag = b"\x7f\xe0\x00\x10" if big else b"\xe0\x7f\x10\x00"
+    if len(head) < 8 or head[:4] != tag:
         return None
+    order = "big" if big else "little"
     if ts == "1.2.840.10008.1.2":  # implicit VR little endian
         return 8, int.from_bytes(head[4:8], "little")
     if head[4:6] in _EXPLICIT_LONG_VRS and len(head) >= 12:
-        return 12, int.from_bytes(head[8:12], "little")
+        return 12, int.from_bytes(head[8:12], order)
     return None
 
 
