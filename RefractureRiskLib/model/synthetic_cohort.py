@@ -243,46 +243,17 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
     # Marrow: a patient-level PDFF (%) and 1.5 T R2* (1/s), then per-level values around them.
     pdff_patient = 56.0 + 0.35 * (age - 72) - 3.5 * (tscore + 2.5) + rng.normal(0, 5.0, n)
     r2s_15_patient = 75.0 + 7.0 * (tscore + 2.5) - 0.2 * (age - 72) + rng.normal(0, 6.0, n)
+    pdff, r2s, excl = _per_level_values(
+        rng, index_lists, n_prev, pdff_patient, r2s_15_patient * field_t / 1.5
+    )
+    eligible = excl == ""
+    lumbar = np.array([lv in LUMBAR_GLOBAL_LEVELS for lv in MEASURED_LEVELS])
+    global_pdff = _masked_mean(pdff, eligible & lumbar)
+    global_r2s = _masked_mean(r2s, eligible & lumbar)
+    adjacent = _adjacent_mask(index_lists) & eligible
+    adj_pdff = _masked_mean(pdff, adjacent)
+    adj_r2s = _masked_mean(r2s, adjacent)
     cols: dict[str, object] = {}
-    global_pdff = np.full(n, np.nan)
-    global_r2s = np.full(n, np.nan)
-    adj_pdff = np.full(n, np.nan)
-    adj_r2s = np.full(n, np.nan)
-    pdff = np.full((n, len(MEASURED_LEVELS)), np.nan)
-    r2s = np.full((n, len(MEASURED_LEVELS)), np.nan)
-    excl = np.full((n, len(MEASURED_LEVELS)), "", dtype=object)
-    for i in range(n):
-        index = set(index_lists[i])
-        candidates = [lv for lv in MEASURED_LEVELS if lv not in index]
-        fractured = set(rng.choice(candidates, size=min(n_prev[i], 2), replace=False).tolist())
-        # keep at least two eligible L1-L4 levels, as the design requires for the global mean
-        eligible_lumbar = [
-            lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in index and lv not in fractured
-        ]
-        while len(eligible_lumbar) < 2 and fractured & set(LUMBAR_GLOBAL_LEVELS):
-            fractured.discard(sorted(fractured & set(LUMBAR_GLOBAL_LEVELS))[0])
-            eligible_lumbar = [
-                lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in index and lv not in fractured
-            ]
-        for j, lv in enumerate(MEASURED_LEVELS):
-            if lv in index:
-                excl[i, j] = "cemented;index"
-                continue
-            p = pdff_patient[i] + 1.2 * (j - 3) + rng.normal(0, 2.5)
-            r = r2s_15_patient[i] * (1.0 + rng.normal(0, 0.06))
-            if lv in fractured:
-                excl[i, j] = "fractured"
-                p -= rng.uniform(10, 25)
-            pdff[i, j] = np.clip(p, 3.0, 95.0)
-            r2s[i, j] = np.clip(r, 10.0, 300.0) * field_t[i] / 1.5
-        lumbar = [MEASURED_LEVELS.index(lv) for lv in eligible_lumbar]
-        global_pdff[i] = pdff[i, lumbar].mean()
-        global_r2s[i] = r2s[i, lumbar].mean()
-        adjacent = _eligible_adjacent(index, fractured)
-        if adjacent:
-            cols_adj = [MEASURED_LEVELS.index(lv) for lv in adjacent]
-            adj_pdff[i] = pdff[i, cols_adj].mean()
-            adj_r2s[i] = r2s[i, cols_adj].mean()
 
     start = _dt.date(2019, 1, 1).toordinal()
     days = rng.integers(0, 5 * 365, n)
@@ -350,13 +321,57 @@ def _draw_index_levels(rng: np.random.Generator) -> list[str]:
             return levels
 
 
-def _eligible_adjacent(index: set[str], fractured: set[str]) -> list[str]:
+def _per_level_values(
+    rng: np.random.Generator,
+    index_lists: list[list[str]],
+    n_prev: np.ndarray,
+    pdff_patient: np.ndarray,
+    r2s_patient: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-level PDFF (%), R2* (1/s) and exclusion codes, arrays of shape (patients, levels)."""
+    n, n_lv = len(index_lists), len(MEASURED_LEVELS)
+    is_index = np.array([[lv in set(v) for lv in MEASURED_LEVELS] for v in index_lists])
+    # up to two prevalent fractures at random non-index levels (random keys, smallest first)
+    keys = rng.random((n, n_lv))
+    keys[is_index] = np.inf
+    rank = keys.argsort(axis=1).argsort(axis=1)
+    fractured = (rank < np.minimum(n_prev, 2)[:, None]) & ~is_index
+    # keep at least two eligible L1-L4 levels, as the design requires for the global mean
+    lumbar = np.array([lv in LUMBAR_GLOBAL_LEVELS for lv in MEASURED_LEVELS])
+    for i in np.flatnonzero(((~is_index & ~fractured) & lumbar).sum(axis=1) < 2):
+        fractured[i] &= ~lumbar
+    depth = np.arange(n_lv) - MEASURED_LEVELS.index("L1")  # PDFF rises caudally
+    pdff = pdff_patient[:, None] + 1.2 * depth[None, :] + rng.normal(0, 2.5, (n, n_lv))
+    pdff -= fractured * rng.uniform(10, 25, (n, n_lv))  # oedema of a recent fracture
+    pdff = np.clip(pdff, 3.0, 95.0)
+    r2s = r2s_patient[:, None] * np.clip(1.0 + rng.normal(0, 0.06, (n, n_lv)), 0.7, 1.3)
+    pdff[is_index] = np.nan  # cement: no marrow signal
+    r2s[is_index] = np.nan
+    excl = np.full((n, n_lv), "", dtype=object)
+    excl[fractured] = "fractured"
+    excl[is_index] = "cemented;index"
+    return pdff, r2s, excl
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    count = mask.sum(axis=1)
+    total = np.where(mask, values, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _adjacent_mask(index_lists: list[list[str]]) -> np.ndarray:
+    """(patients, measured levels): the level is directly above or below an index level."""
     order = INDEX_LEVEL_NAMES
-    near = set()
-    for lv in index:
-        k = order.index(lv)
-        near |= {order[m] for m in (k - 1, k + 1) if 0 <= m < len(order)}
-    return [lv for lv in MEASURED_LEVELS if lv in near and lv not in index and lv not in fractured]
+    out = np.zeros((len(index_lists), len(MEASURED_LEVELS)), dtype=bool)
+    for i, levels in enumerate(index_lists):
+        near = {
+            order[k + d]
+            for lv in levels
+            for d in (-1, 1)
+            if 0 <= (k := order.index(lv)) + d < len(order)
+        }
+        out[i] = [lv in near and lv not in levels for lv in MEASURED_LEVELS]
+    return out
 
 
 def _add_follow_up(
