@@ -19,6 +19,7 @@ from RefractureRiskLib.stats import (
     read_statistics,
     register_statistic,
     roi_statistics,
+    statistics_definitions,
     statistics_wide,
     summarize_patient,
     summarize_statistics,
@@ -196,6 +197,9 @@ def test_registry_entries_are_complete_and_extensible() -> None:
     assert STATISTICS["volume_ml"].wide_column("pdff", "pct") == "pdff_volume_ml"
     with pytest.raises(ValueError, match="already registered"):
         register_statistic(STATISTICS["mean"])
+    legend = statistics_definitions("per_s")
+    assert [d["key"] for d in legend] == list(STATISTICS)
+    assert {d["key"]: d["unit"] for d in legend}["variance"] == "per_s2"
 
     # Adding one entry is all it takes for a new column to appear.
     iqr = Statistic(

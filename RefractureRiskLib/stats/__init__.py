@@ -8,7 +8,12 @@
 """
 
 from RefractureRiskLib.stats.muscle import ParaspinalMuscleFat, paraspinal_muscle_pdff
-from RefractureRiskLib.stats.registry import STATISTICS, Statistic, register_statistic
+from RefractureRiskLib.stats.registry import (
+    STATISTICS,
+    Statistic,
+    register_statistic,
+    statistics_definitions,
+)
 from RefractureRiskLib.stats.roi_statistics import (
     label_statistics,
     roi_statistics,
@@ -31,6 +36,7 @@ __all__ = [
     "read_statistics",
     "register_statistic",
     "roi_statistics",
+    "statistics_definitions",
     "statistics_wide",
     "summarize_patient",
     "summarize_statistics",

@@ -261,3 +261,20 @@ register_statistic(
         compute=lambda g: g.last(),
     )
 )
+
+
+def statistics_definitions(map_unit: str | None = None) -> list[dict[str, str]]:
+    """Legend of the registered statistics (key, name, unit, formula), in table order.
+
+    With ``map_unit`` (e.g. ``"pct"``) the units are resolved; otherwise ``map``/``map2`` mean
+    "the map's unit" and "its square". Reports and table nodes show this next to the numbers.
+    """
+    return [
+        {
+            "key": s.key,
+            "name": s.name,
+            "unit": s.unit_for(map_unit) if map_unit else s.unit,
+            "formula": s.formula,
+        }
+        for s in STATISTICS.values()
+    ]
