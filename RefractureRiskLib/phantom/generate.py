@@ -170,7 +170,7 @@ def _make_grid(
         ni = math.ceil((2 * TRUNK_HALF_WIDTH_MM + 2 * MARGIN_MM) / sp) + 1
         nj = math.ceil((y_ant - y_post + 2 * MARGIN_MM) / sp) + 1
         ni = nj = max(ni, nj) + max(ni, nj) % 2
-        nk = math.ceil((top - bottom + 10.0) / thk)
+        nk = math.ceil((top - bottom + 2 * MARGIN_MM) / thk)
         centre = np.array([x_mid, 0.5 * (y_post + y_ant), 0.5 * (top + bottom)])
         tilt_axis = np.array([1.0, 0.0, 0.0])
     if spec.matrix_size is not None:

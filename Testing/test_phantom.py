@@ -1,0 +1,445 @@
+"""Synthetic IDEAL-IQ spine phantom: geometry, truth values, options and determinism.
+
+The checks measure the generated images independently of the generator's own bookkeeping
+where they can: body volumes from label counts, heights from label extents along the body
+axis, the "core" from a Euclidean distance transform of the label map.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
+from RefractureRiskLib.phantom import PhantomSpec, PhantomStudy, Tissue, generate_phantom
+
+CORE_DEPTH_MM = 3.0
+EXCLUDED = (Tissue.VEIN, Tissue.LESION, Tissue.CEMENT)
+
+
+def core_mask(ph: PhantomStudy, level: str) -> np.ndarray:
+    """Voxels >= 3 mm inside the labelled body (with a voxel of margin for partial volume),
+    away from vein, lesion and cement (dilated by one voxel)."""
+    labels = ph.truth.body_labels
+    spacing = labels.spacing_mm[::-1]  # (k, j, i)
+    margin = CORE_DEPTH_MM + 1.5 * float(spacing.max())
+    return depth_in_body(ph, level) >= margin
+
+
+def depth_in_body(ph: PhantomStudy, level: str) -> np.ndarray:
+    """Distance (mm) of each voxel centre to the nearest voxel outside the level's label,
+    0 outside and on vein/lesion/cement voxels and their neighbours."""
+    labels = ph.truth.body_labels
+    body = labels.array == level_label(level)
+    box = tuple(
+        slice(max(s.start - 2, 0), s.stop + 2) for s in ndimage.find_objects(body.astype(int))[0]
+    )
+    depth = np.zeros(body.shape)
+    # pad so that a body cut by the edge of the field of view ends there
+    padded = np.pad(body[box], 1)
+    edt = ndimage.distance_transform_edt(padded, sampling=labels.spacing_mm[::-1])
+    depth[box] = edt[1:-1, 1:-1, 1:-1]
+    excluded = np.isin(ph.truth.tissue.array[box], [int(t) for t in EXCLUDED])
+    depth[box][ndimage.binary_dilation(excluded, iterations=1)] = 0.0
+    return depth
+
+
+def label_extent_along_mm(ph: PhantomStudy, level: str, axis_ras: tuple) -> float:
+    """Extent (mm) of a level's label along a RAS direction, voxel centres +- half a voxel."""
+    labels = ph.truth.body_labels
+    k, j, i = np.nonzero(labels.array == level_label(level))
+    ras = labels.ijk_to_ras_points(np.c_[i, j, k])
+    proj = ras @ np.asarray(axis_ras)
+    step = float(np.abs(labels.ijk_to_ras[:3, :3].T @ np.asarray(axis_ras)).max())
+    return float(proj.max() - proj.min()) + step
+
+
+@pytest.fixture(scope="module")
+def default() -> PhantomStudy:
+    return generate_phantom(PhantomSpec(seed=1))
+
+
+@pytest.fixture(scope="module")
+def thin() -> PhantomStudy:
+    return generate_phantom(PhantomSpec(seed=1, slice_thickness_mm=1.0))
+
+
+@pytest.fixture(scope="module")
+def noisy() -> PhantomStudy:
+    return generate_phantom(PhantomSpec(seed=1, snr=25.0, bias_field=0.25))
+
+
+@pytest.fixture(scope="module")
+def options() -> PhantomStudy:
+    return generate_phantom(
+        PhantomSpec(seed=1, fractured={"L1": 0.3, "T12": 0.15}, cemented=("L1",), lesion_level="L3")
+    )
+
+
+# -- grid and outputs ------------------------------------------------------------------------------
+
+
+def test_default_study_shape_maps_and_provenance(default: PhantomStudy) -> None:
+    study = default.study
+    assert set(study.maps) == {"water", "fat", "in_phase", "out_phase", "pdff", "r2s"}
+    nk, nj, ni = study.grid.shape
+    assert 200 <= nj <= 300 and 200 <= ni <= 300 and 20 <= nk <= 40
+    for vol in (*study.maps.values(), default.truth.body_labels, default.truth.tissue):
+        assert vol.same_grid(study.grid)
+    assert default.truth.body_labels.array.dtype == np.int16
+    prov = study.provenance
+    assert prov.vendor == "synthetic" and prov.field_strength_t == 1.5
+    assert len(prov.echo_times_ms) == 6 and all(t > 0 for t in prov.echo_times_ms)
+    # every level T10..S1 is in the table and in the label map
+    table = default.truth.level_table()
+    assert list(table["level"]) == list(VERTEBRAL_LEVELS)
+    assert set(np.unique(default.truth.body_labels.array)) == {0, *range(1, 10)}
+    pdff = study.pdff.array
+    assert pdff.min() >= 0 and pdff.max() <= 100
+
+
+def test_sagittal_geometry_convention(default: PhantomStudy) -> None:
+    """Columns run A->P, rows S->I, slices along L-R; spine levels go down the rows."""
+    d = default.study.grid.directions_ras
+    np.testing.assert_allclose(d[:, 0], [0, -1, 0], atol=1e-12)
+    np.testing.assert_allclose(d[:, 1], [0, 0, -1], atol=1e-12)
+    assert abs(d[0, 2]) == pytest.approx(1.0)
+    np.testing.assert_allclose(default.study.grid.spacing_mm, [1.25, 1.25, 3.0])
+    rows = [
+        np.nonzero(default.truth.body_labels.array == level_label(lv))[1].mean()
+        for lv in VERTEBRAL_LEVELS
+    ]
+    assert np.all(np.diff(rows) > 0)  # T10 at the top, S1 at the bottom
+
+
+def test_anatomy_has_every_tissue_with_plausible_values(default: PhantomStudy) -> None:
+    tissue = default.truth.tissue.array
+    pdff = default.study.pdff.array
+    for t in (Tissue.SUBCUTANEOUS_FAT, Tissue.MUSCLE, Tissue.CSF, Tissue.DISC, Tissue.VEIN):
+        assert np.count_nonzero(tissue == t) > 50, t
+    # the voxel-centre class is exact where a voxel lies wholly in one tissue: use medians
+    assert np.median(pdff[tissue == Tissue.SUBCUTANEOUS_FAT]) > 90
+    assert 2 <= np.median(pdff[tissue == Tissue.MUSCLE]) <= 15
+    assert np.median(pdff[tissue == Tissue.CSF]) < 2
+    assert np.median(pdff[tissue == Tissue.DISC]) < 3
+    assert np.median(pdff[tissue == Tissue.VEIN]) < 15
+    water = default.study.maps["water"].array
+    assert np.median(water[tissue == Tissue.AIR]) == 0
+    # CSF lies posterior of the bodies: mean column (A->P) greater than that of L3
+    csf_cols = np.nonzero(tissue == Tissue.CSF)[2].mean()
+    l3_cols = np.nonzero(default.truth.body_labels.array == level_label("L3"))[2].mean()
+    assert csf_cols > l3_cols
+
+
+def test_level_sizes_are_level_appropriate(default: PhantomStudy) -> None:
+    t = default.truth.level_table().set_index("level")
+    for lv in ("L1", "L2", "L3", "L4", "L5"):
+        assert 40 <= t.loc[lv, "width_mm"] <= 52
+        assert 28 <= t.loc[lv, "depth_mm"] <= 35
+        assert 24 <= t.loc[lv, "height_mm"] <= 29
+    for lv in ("T10", "T11", "T12"):
+        assert t.loc[lv, "width_mm"] < t.loc["L3", "width_mm"]
+        assert t.loc[lv, "height_mm"] < t.loc["L3", "height_mm"]
+    pdff = t["marrow_pdff_pct"]
+    assert pdff.between(30, 70).all() and pdff.max() - pdff.min() < 15
+    assert t["marrow_r2s_per_s"].between(40, 80).all()
+
+
+# -- volumes and heights ---------------------------------------------------------------------------
+
+
+def test_body_volumes_match_specified_dimensions(thin: PhantomStudy) -> None:
+    for lv in thin.truth.levels:
+        cylinder_ml = math.pi * lv.width_mm * lv.depth_mm / 4 * lv.height_mm / 1000
+        # the rounded rim removes a little from the plain elliptic cylinder
+        assert 0.98 * cylinder_ml < lv.analytic_volume_ml < cylinder_ml, lv.level
+        count_ml = np.count_nonzero(thin.truth.body_labels.array == lv.label)
+        count_ml *= thin.truth.body_labels.voxel_volume_ml
+        assert count_ml == pytest.approx(lv.body_volume_ml)
+        assert count_ml == pytest.approx(lv.analytic_volume_ml, rel=0.02), lv.level
+
+
+def test_thick_slices_keep_volume_and_average_partial_volume(
+    default: PhantomStudy, thin: PhantomStudy
+) -> None:
+    for lv_thick, lv_thin in zip(default.truth.levels, thin.truth.levels, strict=True):
+        assert lv_thick.body_volume_ml == pytest.approx(lv_thin.body_volume_ml, rel=0.03)
+    # partial volume conserves signal: total fat and water (signal x volume) agree
+    for kind in ("fat", "water"):
+        total_thick = default.study.maps[kind].array.sum(dtype=np.float64) * 3.0
+        total_thin = thin.study.maps[kind].array.sum(dtype=np.float64) * 1.0
+        assert total_thick == pytest.approx(total_thin, rel=0.01)
+    # and thick slices produce intermediate values at body/disc boundaries
+    pdff = default.study.pdff.array
+    lab = default.truth.body_labels.array
+    edge = (lab == level_label("L3")) & ~ndimage.binary_erosion(lab == level_label("L3"))
+    assert np.unique(np.round(pdff[edge])).size > 10
+
+
+def test_body_heights_measured_along_body_axis(thin: PhantomStudy) -> None:
+    for lv in thin.truth.levels:
+        measured = label_extent_along_mm(thin, lv.level, lv.superior_ras)
+        assert measured == pytest.approx(lv.height_mm, abs=1.6), lv.level
+
+
+def test_fractured_levels_are_shorter_by_requested_amount(
+    options: PhantomStudy, default: PhantomStudy
+) -> None:
+    for level, loss in (("L1", 0.3), ("T12", 0.15)):
+        frac = options.truth.level(level)
+        intact = default.truth.level(level)
+        assert frac.fractured and frac.height_loss_frac == loss
+        assert frac.height_mm == pytest.approx(intact.height_mm * (1 - loss))
+        h_frac = label_extent_along_mm(options, level, frac.superior_ras)
+        h_intact = label_extent_along_mm(default, level, intact.superior_ras)
+        # measured on the images, within about one pixel at each end
+        assert h_intact - h_frac == pytest.approx(loss * intact.height_mm, abs=2.6)
+        # oedema lowers the marrow PDFF by 10-30 points
+        drop = intact.marrow_pdff_pct - frac.marrow_pdff_pct
+        assert 10 <= drop <= 30
+        assert frac.oedema_pdff_drop_pct == pytest.approx(drop)
+    assert not options.truth.level("L2").fractured
+    assert options.truth.level("L2").marrow_pdff_pct == default.truth.level("L2").marrow_pdff_pct
+
+
+# -- truth values ----------------------------------------------------------------------------------
+
+
+def check_core_means(ph: PhantomStudy, pdff_tol: float, r2s_rel_tol: float) -> None:
+    pdff, r2s = ph.study.pdff.array, ph.study.r2s.array
+    for lv in ph.truth.levels:
+        if lv.cemented:
+            continue
+        core = core_mask(ph, lv.level)
+        assert core.sum() > 20, lv.level
+        assert pdff[core].mean() == pytest.approx(lv.marrow_pdff_pct, abs=pdff_tol), lv.level
+        assert r2s[core].mean() == pytest.approx(lv.marrow_r2s_per_s, rel=r2s_rel_tol), lv.level
+
+
+def test_core_means_equal_truth_noiseless(default: PhantomStudy, thin: PhantomStudy) -> None:
+    check_core_means(default, 1e-3, 1e-5)
+    check_core_means(thin, 1e-3, 1e-5)
+
+
+def test_core_means_equal_truth_with_noise_and_bias(noisy: PhantomStudy) -> None:
+    check_core_means(noisy, 0.8, 0.02)
+
+
+def test_marrow_pdff_drops_towards_cortex(thin: PhantomStudy) -> None:
+    """Shell of 1-2 mm depth reads lower than the core by roughly the rim drop."""
+    lv = thin.truth.level("L3")
+    depth = depth_in_body(thin, "L3")
+    pdff = thin.study.pdff.array
+    # distances are to the nearest outside voxel centre: the surface is about half a voxel in
+    shell = (depth > 2.0) & (depth <= 3.0)
+    assert 0.5 < lv.marrow_pdff_pct - pdff[shell].mean() < lv.rim_pdff_drop_pct
+    cortex = (depth > 0) & (depth <= 1.0)
+    assert pdff[cortex].mean() < lv.marrow_pdff_pct - 20
+    assert lv.rim_pdff_drop_pct >= 4.0
+
+
+def test_noise_level_matches_snr(noisy: PhantomStudy) -> None:
+    """Water SD in the (flat) marrow core is about marrow signal / SNR times the bias."""
+    lv = noisy.truth.level("L3")
+    core = core_mask(noisy, "L3")
+    water = noisy.study.maps["water"].array[core]
+    clean = generate_phantom(PhantomSpec(seed=1, bias_field=0.25)).study.maps["water"].array
+    resid = water - clean[core]
+    rel_sd = np.std(resid) / np.mean(clean[core]) * (1 - lv.marrow_pdff_pct / 100)
+    assert rel_sd == pytest.approx(1 / 25.0, rel=0.2)
+    # the air is Rayleigh noise, not zero
+    air = noisy.study.maps["water"].array[noisy.truth.tissue.array == Tissue.AIR]
+    assert air.mean() == pytest.approx(1000 / 25.0 * math.sqrt(math.pi / 2), rel=0.1)
+
+
+def test_bias_field_changes_signal_not_pdff(default: PhantomStudy) -> None:
+    biased = generate_phantom(PhantomSpec(seed=1, bias_field=0.3))
+    w0, w1 = default.study.maps["water"].array, biased.study.maps["water"].array
+    ratio = w1[w0 > 100] / w0[w0 > 100]
+    assert ratio.min() == pytest.approx(0.7, abs=0.05) or ratio.max() == pytest.approx(1.3, 0.05)
+    assert ratio.max() - ratio.min() > 0.2
+    np.testing.assert_allclose(biased.study.pdff.array, default.study.pdff.array, atol=1e-3)
+    np.testing.assert_array_equal(biased.truth.body_labels.array, default.truth.body_labels.array)
+
+
+def test_field_strength_doubles_r2s() -> None:
+    spec = {"seed": 4, "in_plane_spacing_mm": 2.0, "n_slices": 16}
+    low = generate_phantom(PhantomSpec(**spec, field_strength_t=1.5))
+    high = generate_phantom(PhantomSpec(**spec, field_strength_t=3.0))
+    for a, b in zip(low.truth.levels, high.truth.levels, strict=True):
+        assert b.marrow_r2s_per_s == pytest.approx(2 * a.marrow_r2s_per_s)
+        assert b.marrow_pdff_pct == pytest.approx(a.marrow_pdff_pct)
+    r_low = low.study.r2s.array[low.truth.tissue.array == Tissue.MARROW_CORE].mean()
+    r_high = high.study.r2s.array[high.truth.tissue.array == Tissue.MARROW_CORE].mean()
+    assert r_high / r_low == pytest.approx(2.0, rel=0.02)
+    assert high.study.provenance.field_strength_t == 3.0
+    assert high.study.provenance.echo_times_ms[0] < low.study.provenance.echo_times_ms[0]
+
+
+def test_in_and_out_of_phase_follow_the_fat_fraction(default: PhantomStudy) -> None:
+    ip = default.study.maps["in_phase"].array
+    op = default.study.maps["out_phase"].array
+    tissue = default.truth.tissue.array
+    core = tissue == Tissue.MARROW_CORE
+    csf = tissue == Tissue.CSF
+    # mixed marrow loses signal out of phase; pure water (CSF) does not
+    assert np.median(op[core] / ip[core]) < 0.6
+    assert np.median(op[csf] / ip[csf]) > 0.95
+
+
+# -- options ---------------------------------------------------------------------------------------
+
+
+def test_cemented_level_is_a_signal_void(options: PhantomStudy) -> None:
+    lv = options.truth.level("L1")
+    assert lv.cemented
+    tissue = options.truth.tissue.array
+    cement = tissue == Tissue.CEMENT
+    assert cement.sum() > 100
+    assert np.all(options.truth.body_labels.array[cement] == lv.label)
+    signal = options.study.maps["water"].array + options.study.maps["fat"].array
+    marrow = signal[(tissue == Tissue.MARROW_CORE)].mean()
+    assert np.median(signal[cement]) < 0.02 * marrow
+
+
+def test_focal_lesion_has_low_pdff(options: PhantomStudy) -> None:
+    lv = options.truth.level("L3")
+    assert lv.lesion and lv.lesion_centre_ras is not None
+    assert 4.0 <= lv.lesion_radius_mm <= 6.0
+    ijk = np.round(options.truth.body_labels.ras_to_ijk_points(lv.lesion_centre_ras)[0])
+    i, j, k = (int(c) for c in ijk)
+    assert options.truth.body_labels.array[k, j, i] == lv.label
+    assert options.study.pdff.array[k, j, i] < lv.marrow_pdff_pct - 20
+    assert options.truth.tissue.array[k, j, i] == Tissue.LESION
+    n_lesion = np.count_nonzero(options.truth.tissue.array == Tissue.LESION)
+    sphere_ml = 4 / 3 * math.pi * lv.lesion_radius_mm**3 / 1000
+    assert n_lesion * options.truth.body_labels.voxel_volume_ml == pytest.approx(sphere_ml, rel=0.3)
+    others = [x for x in options.truth.levels if x.level != "L3"]
+    assert not any(x.lesion for x in others)
+
+
+def test_options_do_not_change_other_levels(options: PhantomStudy, default: PhantomStudy) -> None:
+    check_core_means(options, 1e-3, 1e-5)
+    for name in ("T10", "T11", "L2", "L4", "L5", "S1"):
+        a, b = options.truth.level(name), default.truth.level(name)
+        assert a.marrow_pdff_pct == b.marrow_pdff_pct and a.width_mm == b.width_mm
+
+
+def test_explicit_marrow_values_are_used() -> None:
+    ph = generate_phantom(
+        PhantomSpec(
+            seed=2,
+            in_plane_spacing_mm=2.0,
+            marrow_pdff_pct={"L2": 33.0, "l3": 61.5},
+            marrow_r2s_per_s={"L2": 55.0},
+            fractured={"L3": 0.2},
+        )
+    )
+    assert ph.truth.level("L2").marrow_pdff_pct == 33.0
+    assert ph.truth.level("L2").marrow_r2s_per_s == 55.0
+    # a given PDFF for a fractured level is the as-built value
+    assert ph.truth.level("L3").marrow_pdff_pct == 61.5
+    check_core_means(ph, 1e-3, 1e-5)
+
+
+# -- determinism and geometry ----------------------------------------------------------------------
+
+
+def test_deterministic_for_a_seed(default: PhantomStudy) -> None:
+    again = generate_phantom(PhantomSpec(seed=1))
+    for kind, vol in default.study.maps.items():
+        np.testing.assert_array_equal(vol.array, again.study.maps[kind].array, err_msg=kind)
+    np.testing.assert_array_equal(default.truth.body_labels.array, again.truth.body_labels.array)
+    assert default.truth.level_table().equals(again.truth.level_table())
+    other = generate_phantom(PhantomSpec(seed=2))
+    assert not np.array_equal(default.study.pdff.array, other.study.pdff.array)
+    assert not default.truth.level_table().equals(other.truth.level_table())
+
+
+def test_noise_is_deterministic_and_seeded() -> None:
+    spec = {"in_plane_spacing_mm": 3.0, "n_slices": 8, "snr": 20.0}
+    a = generate_phantom(PhantomSpec(seed=5, **spec))
+    b = generate_phantom(PhantomSpec(seed=5, **spec))
+    c = generate_phantom(PhantomSpec(seed=6, **spec))
+    np.testing.assert_array_equal(a.study.pdff.array, b.study.pdff.array)
+    np.testing.assert_array_equal(a.study.r2s.array, b.study.r2s.array)
+    assert not np.array_equal(a.study.maps["water"].array, c.study.maps["water"].array)
+
+
+def test_axial_and_sagittal_agree() -> None:
+    common = {"seed": 3, "in_plane_spacing_mm": 2.0, "slice_supersampling": 1}
+    sag = generate_phantom(PhantomSpec(**common, orientation="sagittal"))
+    axi = generate_phantom(PhantomSpec(**common, orientation="axial"))
+    d = axi.study.grid.directions_ras
+    np.testing.assert_allclose(d[:, 2], [0, 0, 1], atol=1e-12)  # slices along S-I
+    t_sag, t_axi = sag.truth.level_table(), axi.truth.level_table()
+    for col in ("marrow_pdff_pct", "marrow_r2s_per_s", "height_mm", "width_mm", "depth_mm"):
+        np.testing.assert_allclose(t_sag[col], t_axi[col])
+    np.testing.assert_allclose(np.stack(t_sag["centre_ras"]), np.stack(t_axi["centre_ras"]))
+    np.testing.assert_allclose(t_sag["body_volume_ml"], t_axi["analytic_volume_ml"], rtol=0.04)
+    np.testing.assert_allclose(t_axi["body_volume_ml"], t_axi["analytic_volume_ml"], rtol=0.04)
+    check_core_means(axi, 1e-3, 1e-5)
+    check_core_means(sag, 1e-3, 1e-5)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "oblique_deg", "scoliosis_deg", "lordosis_deg"),
+    [("sagittal", 15.0, 12.0, 40.0), ("axial", -12.0, -10.0, -20.0)],
+)
+def test_oblique_and_curved_geometry_is_consistent(
+    orientation: str, oblique_deg: float, scoliosis_deg: float, lordosis_deg: float
+) -> None:
+    ph = generate_phantom(
+        PhantomSpec(
+            seed=7,
+            orientation=orientation,
+            oblique_deg=oblique_deg,
+            scoliosis_deg=scoliosis_deg,
+            lordosis_deg=lordosis_deg,
+            in_plane_spacing_mm=2.0,
+            slice_supersampling=1,
+            n_slices=40 if orientation == "sagittal" else None,
+        )
+    )
+    labels = ph.truth.body_labels
+    d = labels.directions_ras
+    np.testing.assert_allclose(d.T @ d, np.eye(3), atol=1e-12)
+    assert not np.allclose(np.abs(d), np.eye(3)[:, [1, 2, 0]] if orientation == "sagittal" else 1)
+    for lv in ph.truth.levels:
+        i, j, k = (int(c) for c in np.round(labels.ras_to_ijk_points(lv.centre_ras)[0]))
+        assert labels.array[k, j, i] == lv.label, lv.level
+        # the labelled voxels' centroid is the body centre
+        kk, jj, ii = np.nonzero(labels.array == lv.label)
+        centroid = labels.ijk_to_ras_points(np.c_[ii, jj, kk]).mean(axis=0)
+        np.testing.assert_allclose(centroid, lv.centre_ras, atol=1.5)
+    # the curve is followed: body axes tilt with lordosis and scoliosis
+    sup = np.array([lv.superior_ras for lv in ph.truth.levels])
+    tilt_ap = np.degrees(np.arcsin(sup[0, 1]) - np.arcsin(sup[-1, 1]))
+    tilt_lr = np.degrees(np.arcsin(sup[0, 0]) - np.arcsin(sup[-1, 0]))
+    assert tilt_ap == pytest.approx(-lordosis_deg, abs=3)
+    assert tilt_lr == pytest.approx(-scoliosis_deg, abs=3)
+    check_core_means(ph, 1e-3, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"orientation": "coronal"},
+        {"field_strength_t": 7.0},
+        {"slice_thickness_mm": 5.0},
+        {"marrow_pdff_pct": {"L3": 120.0}},
+        {"marrow_pdff_pct": {"L7": 50.0}},
+        {"fractured": {"L1": 0.9}},
+        {"cemented": ("X1",)},
+        {"snr": 0.0},
+        {"bias_field": 1.2},
+    ],
+)
+def test_bad_spec_is_refused(bad: dict) -> None:
+    with pytest.raises(InputError) as err:
+        PhantomSpec(**bad)
+    assert "PhantomSpec" in str(err.value)
