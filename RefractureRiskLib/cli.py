@@ -21,6 +21,7 @@ from RefractureRiskLib.core.errors import InputError
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "inspect",
+    "analyze",
     "agreement",
     "score",
     "samplesize",

@@ -1,0 +1,83 @@
+"""``refracture-risk analyze``: one study -> ROIs, statistics, risk, report and files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "analyze"
+HELP = "analyse one study: ROIs, PDFF/R2* statistics, risk, one-page report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="folder with the study's DICOM files")
+    parser.add_argument(
+        "--clinical", type=Path, help="patient.json, or a CSV/Excel/Parquet table (see --patient)"
+    )
+    parser.add_argument("--patient", help="patient_id of the row to use in a clinical table")
+    parser.add_argument("--model", type=Path, help="model file (default: demonstration model)")
+    parser.add_argument(
+        "--roi",
+        default="auto",
+        help="'auto' (default), a points JSON {level: [x, y, z] RAS mm} / Slicer .mrk.json, "
+        "or a label map / .seg.nrrd",
+    )
+    parser.add_argument("--anchor", help="LEVEL:x,y,z (RAS mm) fixing the automatic labels")
+    parser.add_argument("--index-levels", default="", help="treated levels, e.g. L1,L2")
+    parser.add_argument("--reader", default="automatic", help="who placed/checked the ROIs")
+    parser.add_argument("--pdff-unit", choices=("fraction", "percent", "permille"))
+    parser.add_argument("--export-dicom", action="store_true", help="also write DICOM SEG + SR")
+    parser.add_argument("--deidentify", action="store_true", help="de-identify DICOM exports")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.pipeline import (
+        AnalysisOptions,
+        analyze_study,
+        load_clinical,
+        parse_anchor,
+    )
+
+    options = AnalysisOptions(
+        roi=args.roi,
+        anchor=parse_anchor(args.anchor) if args.anchor else None,
+        index_levels=tuple(v.strip().upper() for v in args.index_levels.split(",") if v.strip()),
+        reader=args.reader,
+        model_path=args.model,
+        pdff_unit=args.pdff_unit,
+        export_dicom=args.export_dicom,
+        deidentify=args.deidentify,
+    )
+    clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
+    result = analyze_study(
+        args.study,
+        clinical,
+        args.out,
+        options,
+        progress=lambda msg: print(f"... {msg}", file=sys.stderr),
+        patient_label=args.patient or "anonymous",
+    )
+    print_result(result)
+    return 0
+
+
+def print_result(result) -> None:
+    """Levels, summaries, risk and written files, for the terminal."""
+    table = result.statistics.pivot_table(
+        index="level", columns="map", values="mean", sort=False
+    ).rename(columns={"pdff": "pdff_mean_pct", "r2s": "r2s_mean_per_s"})
+    flags = result.statistics.drop_duplicates("level").set_index("level")[["flags", "included"]]
+    print(table.join(flags).to_string(float_format=lambda x: f"{x:.1f}"))
+    if result.rois.uncertain:
+        print("LEVEL LABELS UNCERTAIN: " + "; ".join(result.rois.reasons))
+    s = result.summary
+    print(
+        f"PDFF global L1-L4 {s.pdff_global_L1L4_pct:.1f} %, R2* global L1-L4 "
+        f"{s.r2s_global_L1L4_per_s:.1f} 1/s, PDFF adjacent {s.pdff_adjacent_pct:.1f} %"
+    )
+    if result.risk is not None:
+        print(result.risk.format_text())
+    for key, path in result.files.items():
+        print(f"{key:>12}: {path}")
