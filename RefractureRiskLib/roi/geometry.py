@@ -1,0 +1,321 @@
+"""Geometry of one vertebral body: its whole-body mask, its local axes and the safe-core ROI.
+
+Everything here works on a *local box* (a sub-array of the study grid around one body) so that a
+single level is recomputed in milliseconds. A box is described by :class:`Box` (array slices plus
+the local IJK-to-RAS matrix). Coordinates: arrays ``[k, j, i]``; points RAS in millimetres.
+
+The safe core (DESIGN.md §4): inside the body, at least ``margin_mm`` from cortex, endplates and
+signal voids (PDFF drops 4-8 points within 2 mm of cortex), away from the basivertebral vein
+(posterior, mid-height), within an ellipsoid shifted anteriorly (default) or a mid-sagittal 2D
+ellipse (clinical alternative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from RefractureRiskLib.roi.marrow import spacing_kji
+
+
+class RoiShape(StrEnum):
+    """Shape of the measurement ROI inside the safe marrow."""
+
+    ELLIPSOID = "ellipsoid"  # 3D ellipsoid shifted anteriorly (default)
+    SAGITTAL_ELLIPSE = "sagittal_ellipse"  # 2D ellipse on the mid-sagittal plane (clinical)
+
+
+@dataclass(frozen=True)
+class CoreRoiParams:
+    """Safe-core ROI parameters (fractions are of the body's half-extents along its own axes).
+
+    - ``margin_mm``: minimum distance of every ROI voxel (its whole extent, not just its centre)
+      from the body surface, the endplates and signal voids (cement).
+    - ``semi_axes_frac``: ellipsoid semi-axes (LR, AP, SI) as fractions of the half-extents.
+    - ``anterior_shift_frac``: ellipsoid centre moved anteriorly by this fraction of the AP
+      half-extent (away from the basivertebral vein and the posterior cortex).
+    - ``vein_ap_frac`` / ``vein_si_frac`` / ``vein_lr_frac``: the basivertebral-vein zone excluded:
+      posterior of ``-vein_ap_frac`` (normalised AP), within ``vein_si_frac`` of mid-height and
+      ``vein_lr_frac`` of the midline.
+    """
+
+    shape: RoiShape = RoiShape.ELLIPSOID
+    margin_mm: float = 3.0
+    semi_axes_frac: tuple[float, float, float] = (0.75, 0.7, 0.85)
+    anterior_shift_frac: float = 0.15
+    vein_ap_frac: float = 0.3
+    vein_si_frac: float = 0.45
+    vein_lr_frac: float = 0.45
+
+
+DEFAULT_CORE = CoreRoiParams()
+
+
+@dataclass(frozen=True)
+class Box:
+    """A sub-box of a grid: ``slices`` index ``[k, j, i]``; ``ijk_to_ras`` is the box's matrix."""
+
+    slices: tuple[slice, slice, slice]
+    ijk_to_ras: npt.NDArray[np.float64]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
+
+
+def box_around(
+    shape_kji: tuple[int, int, int],
+    ijk_to_ras: npt.NDArray,
+    centre_ras: npt.ArrayLike,
+    half_size_mm: float | tuple[float, float, float],
+) -> Box:
+    """The box of voxels within ``half_size_mm`` (per RAS axis or one value) of a RAS point."""
+    mat = np.asarray(ijk_to_ras, float)
+    half = np.broadcast_to(np.asarray(half_size_mm, float), (3,))
+    centre = np.asarray(centre_ras, float)
+    corners = np.array(
+        [
+            centre + np.array([sx, sy, sz]) * half
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+            for sz in (-1, 1)
+        ]
+    )
+    ijk = (np.c_[corners, np.ones(8)] @ np.linalg.inv(mat).T)[:, :3]
+    lo = np.floor(ijk.min(axis=0)).astype(int)
+    hi = np.ceil(ijk.max(axis=0)).astype(int) + 1
+    return box_from_ijk(shape_kji, mat, lo, hi)
+
+
+def box_from_ijk(
+    shape_kji: tuple[int, int, int],
+    ijk_to_ras: npt.NDArray,
+    lo_ijk: npt.ArrayLike,
+    hi_ijk: npt.ArrayLike,
+) -> Box:
+    """Box from (i, j, k) lower (inclusive) and upper (exclusive) corners, clipped to the grid."""
+    lo = np.asarray(lo_ijk, int)
+    hi = np.asarray(hi_ijk, int)
+    n_ijk = np.array(shape_kji[::-1])
+    lo = np.clip(lo, 0, n_ijk)
+    hi = np.clip(hi, lo, n_ijk)
+    slices = tuple(slice(int(lo[a]), int(hi[a])) for a in (2, 1, 0))
+    shift = np.eye(4)
+    shift[:3, 3] = lo
+    return Box(slices, np.asarray(ijk_to_ras, float) @ shift)  # type: ignore[arg-type]
+
+
+def voxel_ras(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray) -> npt.NDArray[np.float64]:
+    """RAS centres (mm, shape (n, 3)) of the voxels set in ``mask``."""
+    k, j, i = np.nonzero(mask)
+    ijk = np.stack([i, j, k], axis=1).astype(float)
+    return ijk @ np.asarray(ijk_to_ras)[:3, :3].T + np.asarray(ijk_to_ras)[:3, 3]
+
+
+def grid_ras(shape_kji: tuple[int, int, int], ijk_to_ras: npt.NDArray) -> tuple[npt.NDArray, ...]:
+    """RAS x, y, z (mm) of every voxel of a box, each of shape ``shape_kji`` (float32)."""
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape_kji), indexing="ij")
+    m = np.asarray(ijk_to_ras, np.float32)
+    return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
+
+
+@dataclass(frozen=True)
+class BodyFrame:
+    """Local frame of one vertebral body.
+
+    ``axes_ras`` has unit columns (LR towards patient right, AP towards anterior, SI towards
+    superior), ``centre_ras`` is the centre of the body's extent (mm), ``half_extent_mm`` the half
+    size along each axis; ``heights_mm`` the body height (SI extent) in the anterior, middle and
+    posterior thirds of its depth, measured near the midline (what Genant grading compares).
+    """
+
+    centre_ras: tuple[float, float, float]
+    axes_ras: npt.NDArray[np.float64]
+    half_extent_mm: tuple[float, float, float]
+    heights_mm: tuple[float, float, float]
+    volume_ml: float
+
+    def to_local(self, points_ras: npt.NDArray) -> npt.NDArray[np.float64]:
+        """(LR, AP, SI) coordinates (mm) of RAS points relative to the centre."""
+        return (np.asarray(points_ras, float) - np.asarray(self.centre_ras)) @ self.axes_ras
+
+
+def _orthonormal_axes(si_hint: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """LR, AP, SI unit columns with SI along ``si_hint`` and LR as close to RAS +x as possible."""
+    si = np.asarray(si_hint, float)
+    si = si / np.linalg.norm(si)
+    if si[2] < 0:
+        si = -si
+    lr = np.array([1.0, 0.0, 0.0]) - si[0] * si
+    if np.linalg.norm(lr) < 1e-6:
+        lr = np.array([0.0, 1.0, 0.0]) - si[1] * si
+    lr /= np.linalg.norm(lr)
+    ap = np.cross(si, lr)  # right-handed: SI x LR = AP (for identity axes: z x x = y)
+    return np.stack([lr, ap, si], axis=1)
+
+
+def estimate_si_axis(points_ras: npt.NDArray) -> npt.NDArray[np.float64]:
+    """Height axis of a body from its voxels: the minor principal axis in the sagittal plane.
+
+    Vertebral bodies are flatter (height) than deep (AP), so in the plane orthogonal to LR the
+    smaller-variance direction is the height axis; falls back to RAS +z when the two are too
+    similar to tell apart.
+    """
+    yz = points_ras[:, 1:3] - points_ras[:, 1:3].mean(axis=0)
+    cov = yz.T @ yz / max(len(yz), 1)
+    evals, evecs = np.linalg.eigh(cov)
+    if evals[1] < 1.2 * evals[0]:
+        return np.array([0.0, 0.0, 1.0])
+    v = evecs[:, 0]
+    axis = np.array([0.0, v[0], v[1]])
+    if axis[2] < 0:
+        axis = -axis
+    # A tilt beyond 45 degrees means the estimate is not a height axis.
+    return axis if axis[2] > np.cos(np.radians(45)) else np.array([0.0, 0.0, 1.0])
+
+
+def body_frame(
+    body_mask: npt.NDArray[np.bool_],
+    ijk_to_ras: npt.NDArray,
+    si_hint: npt.ArrayLike | None = None,
+) -> BodyFrame:
+    """Frame, extents, heights and volume of a body mask (local box and its matrix)."""
+    pts = voxel_ras(body_mask, ijk_to_ras)
+    if len(pts) == 0:
+        raise ValueError("empty body mask")
+    voxel_ml = abs(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])) / 1000.0
+    si = estimate_si_axis(pts) if si_hint is None else np.asarray(si_hint, float)
+    axes = _orthonormal_axes(si)
+    local = (pts - pts.mean(axis=0)) @ axes
+    lo = np.percentile(local, 1.0, axis=0)
+    hi = np.percentile(local, 99.0, axis=0)
+    mid = (lo + hi) / 2.0
+    centre = pts.mean(axis=0) + axes @ mid
+    half = (hi - lo) / 2.0
+    local = local - mid
+    spacing = float(np.max(spacing_kji(ijk_to_ras)))
+    near_mid = np.abs(local[:, 0]) <= max(0.3 * half[0], spacing)
+    heights = []
+    for a0, a1 in ((1 / 3, 1.0), (-1 / 3, 1 / 3), (-1.0, -1 / 3)):  # anterior, middle, posterior
+        sel = near_mid & (local[:, 1] >= a0 * half[1]) & (local[:, 1] <= a1 * half[1])
+        if np.count_nonzero(sel) < 3:
+            heights.append(float("nan"))
+            continue
+        z = local[sel, 2]
+        heights.append(float(np.percentile(z, 98.0) - np.percentile(z, 2.0)))
+    return BodyFrame(
+        centre_ras=tuple(float(c) for c in centre),  # type: ignore[arg-type]
+        axes_ras=axes,
+        half_extent_mm=tuple(float(h) for h in half),  # type: ignore[arg-type]
+        heights_mm=tuple(heights),  # type: ignore[arg-type]
+        volume_ml=float(np.count_nonzero(body_mask) * voxel_ml),
+    )
+
+
+def boundary_distance_mm(
+    inside: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray, in_plane_of: int | None = None
+) -> npt.NDArray:
+    """Distance (mm) from each inside voxel's *extent* to the nearest outside voxel.
+
+    The Euclidean distance transform gives centre-to-centre distances; the surface lies somewhere
+    between the two voxels, so half the voxel's extent along the direction to the nearest outside
+    voxel is subtracted (exact for axis-aligned directions, conservative otherwise). The box border
+    counts as outside. ``in_plane_of`` (an array axis 0-2): distances within planes normal to
+    that axis only (a 2D distance transform per plane).
+    """
+    sp = spacing_kji(ijk_to_ras)
+    if in_plane_of is not None:
+        sp = sp.copy()
+        sp[in_plane_of] = 1.0e4  # never the nearest direction: a per-plane 2D transform
+    padded = np.pad(inside, 1, constant_values=False)
+    dist, idx = ndimage.distance_transform_edt(padded, sampling=sp, return_indices=True)
+    core = (slice(1, -1),) * 3
+    dist = dist[core]
+    grid = np.indices(inside.shape) + 1
+    disp = (idx[(slice(None), *core)] - grid).astype(np.float32) * sp[:, None, None, None]
+    norm = np.maximum(np.sqrt((disp**2).sum(axis=0)), 1e-6)
+    half_extent = 0.5 * (np.abs(disp) * sp[:, None, None, None]).sum(axis=0) / norm
+    out = dist - half_extent
+    out[~inside] = 0.0
+    return out
+
+
+def axis_along(ijk_to_ras: npt.NDArray, direction_ras: npt.ArrayLike) -> int:
+    """The array axis (0 = k, 1 = j, 2 = i) most nearly parallel to a RAS direction."""
+    cols = np.asarray(ijk_to_ras, float)[:3, :3]
+    cols = cols / np.linalg.norm(cols, axis=0)
+    cos = np.abs(np.asarray(direction_ras, float) @ cols)  # per i, j, k
+    return int(2 - int(np.argmax(cos)))
+
+
+def safe_core_roi(
+    body_mask: npt.NDArray[np.bool_],
+    marrow_mask_local: npt.NDArray[np.bool_],
+    ijk_to_ras: npt.NDArray,
+    frame: BodyFrame,
+    params: CoreRoiParams = DEFAULT_CORE,
+) -> npt.NDArray[np.bool_]:
+    """The measurement ROI of one body (local box): safe marrow within the chosen shape.
+
+    Allowed voxels are body voxels that are marrow (voids such as cement are excluded and kept
+    ``margin_mm`` away like cortex); the ROI is the allowed voxels whose extent is at least
+    ``margin_mm`` from anything not allowed, inside the ellipsoid (or mid-sagittal ellipse), and
+    outside the basivertebral-vein zone.
+    """
+    allowed = body_mask & marrow_mask_local
+    allowed = ndimage.binary_fill_holes(allowed) & body_mask
+    # Small holes (noise) are filled; large ones (cement, lesions with no signal) stay holes.
+    holes = body_mask & ~marrow_mask_local
+    if holes.any():
+        lab, _n = ndimage.label(holes)
+        sizes = np.bincount(lab.ravel())
+        voxel_ml = abs(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])) / 1000.0
+        big = np.flatnonzero(sizes * voxel_ml >= 0.05)
+        big = big[big > 0]
+        allowed = body_mask & ~np.isin(lab, big)
+    safe = boundary_distance_mm(allowed, ijk_to_ras) >= params.margin_mm
+    x, y, z = grid_ras(body_mask.shape, ijk_to_ras)
+    c = np.asarray(frame.centre_ras, np.float32)
+    ax = frame.axes_ras.astype(np.float32)
+    dx, dy, dz = x - c[0], y - c[1], z - c[2]
+    lr = dx * ax[0, 0] + dy * ax[1, 0] + dz * ax[2, 0]
+    ap = dx * ax[0, 1] + dy * ax[1, 1] + dz * ax[2, 1]
+    si = dx * ax[0, 2] + dy * ax[1, 2] + dz * ax[2, 2]
+    h = np.maximum(np.asarray(frame.half_extent_mm, np.float32), 1e-3)
+    lr_n, ap_n, si_n = lr / h[0], ap / h[1], si / h[2]
+    fa, fb, fc = params.semi_axes_frac
+    shifted = ap_n - params.anterior_shift_frac
+    if params.shape == RoiShape.SAGITTAL_ELLIPSE:
+        sp_lr = float(np.abs(frame.axes_ras[:, 0] @ np.asarray(ijk_to_ras)[:3, :3]).max())
+        # mid-sagittal plane: the voxels nearest to it (one voxel thick)
+        shape_ok = (np.abs(lr) <= 0.5 * sp_lr) & ((shifted / fb) ** 2 + (si_n / fc) ** 2 <= 1.0)
+    else:
+        shape_ok = (lr_n / fa) ** 2 + (shifted / fb) ** 2 + (si_n / fc) ** 2 <= 1.0
+    vein = (
+        (ap_n < -params.vein_ap_frac)
+        & (np.abs(si_n) < params.vein_si_frac)
+        & (np.abs(lr_n) < params.vein_lr_frac)
+    )
+    return safe & shape_ok & ~vein
+
+
+__all__ = [
+    "DEFAULT_CORE",
+    "BodyFrame",
+    "Box",
+    "CoreRoiParams",
+    "RoiShape",
+    "axis_along",
+    "body_frame",
+    "boundary_distance_mm",
+    "box_around",
+    "box_from_ijk",
+    "estimate_si_axis",
+    "grid_ras",
+    "safe_core_roi",
+    "voxel_ras",
+]

@@ -1,0 +1,295 @@
+"""Manual ROIs: from points named by level (RAS mm, as a Slicer markups list gives them) or from a
+label map the user drew plus a level table.
+
+Each level is computed in a box around its point (see :mod:`RefractureRiskLib.roi.body`), so
+moving one point recomputes only that level (:func:`update_level`), and the result equals a full
+recomputation with the moved point.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import level_index, level_label
+from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.roi.body import StudyArrays, local_marrow, place_at_seed, study_arrays
+from RefractureRiskLib.roi.geometry import (
+    DEFAULT_CORE,
+    CoreRoiParams,
+    body_frame,
+    box_from_ijk,
+    safe_core_roi,
+)
+from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
+from RefractureRiskLib.roi.qc import apply_qc
+from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+
+
+def _normalise_points(points: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, xyz in points.items():
+        try:
+            level = name.strip().upper()
+            level_index(level)
+        except ValueError as err:
+            raise InputError(f"point {name!r}", str(err)) from None
+        arr = np.asarray(xyz, float)
+        if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+            raise InputError(
+                f"point {name!r}", f"expected 3 finite RAS coordinates (mm), got {xyz!r}"
+            )
+        out[level] = arr
+    if not out:
+        raise InputError("points", "no points given; expected at least one level point")
+    return out
+
+
+def _placement_entry(
+    level: str, placement, arrays: StudyArrays, confidence: float = 1.0
+) -> LevelPlacement:
+    frame = placement.frame
+    box = placement.box
+    voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
+    roi_vals = arrays.pdff_pct[box.slices][placement.roi]
+    void = placement.body & (
+        arrays.signal[box.slices] < DEFAULT_CRITERIA.signal_min_frac * arrays.signal_ref
+    )
+    return LevelPlacement(
+        level=level,
+        label=level_label(level),
+        centre_ras=frame.centre_ras,
+        body_volume_ml=frame.volume_ml,
+        roi_volume_ml=float(np.count_nonzero(placement.roi) * voxel_ml),
+        heights_mm=frame.heights_mm,
+        half_extent_mm=frame.half_extent_mm,
+        confidence=confidence,
+        box=box,
+        void_frac=float(np.count_nonzero(void) / max(np.count_nonzero(placement.body), 1)),
+        roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
+        notes=(placement.message,) if placement.message else (),
+    )
+
+
+def _write(target: np.ndarray, box_slices, mask: np.ndarray, label: int) -> None:
+    view = target[box_slices]
+    view[mask & ((view == 0) | (view == label))] = label
+
+
+def _assemble(
+    study: Study,
+    roi_arr: np.ndarray,
+    body_arr: np.ndarray,
+    entries: dict[str, LevelPlacement],
+    reader: str,
+    index_levels: Sequence[str],
+    notes: Sequence[str],
+    signal_ref: float,
+    method: RoiMethod,
+    points: Mapping[str, np.ndarray],
+) -> RoiResult:
+    grid = study.grid
+    levels = tuple(sorted(entries.values(), key=lambda e: level_index(e.level)))
+    roiset = RoiSet(
+        labelmap=Volume(roi_arr, grid.ijk_to_ras),
+        levels=tuple(LevelRoi(e.level, e.label) for e in levels),
+        method=method,
+        reader=reader,
+        notes=tuple(notes),
+    )
+    result = RoiResult(
+        roiset=roiset,
+        body_labels=Volume(body_arr, grid.ijk_to_ras),
+        levels=levels,
+        uncertain=False,
+        reasons=tuple(notes),
+        signal_ref=signal_ref,
+        extras={"points_ras": dict(points), "index_levels": tuple(index_levels)},
+    )
+    return apply_qc(result, study, index_levels=index_levels)
+
+
+def _order_notes(points: Mapping[str, np.ndarray]) -> list[str]:
+    names = sorted(points, key=level_index)
+    notes = []
+    for upper, lower in itertools.pairwise(names):
+        if points[upper][2] <= points[lower][2]:
+            notes.append(
+                f"point {upper} is not above point {lower} (S coordinate); check the names"
+            )
+    return notes
+
+
+def rois_from_points(
+    study: Study,
+    points: Mapping[str, Sequence[float]],
+    *,
+    params: CoreRoiParams = DEFAULT_CORE,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+    reader: str = "unknown",
+    index_levels: Sequence[str] = (),
+) -> RoiResult:
+    """ROIs from one point per level (RAS mm, inside the vertebral body).
+
+    Each level's whole body is segmented around its point and its safe-core ROI placed
+    (DESIGN.md §4). A point with no marrow nearby raises :class:`InputError` naming the level.
+    """
+    pts = _normalise_points(points)
+    arrays = study_arrays(study)
+    shape = arrays.shape
+    roi_arr = np.zeros(shape, np.int16)
+    body_arr = np.zeros(shape, np.int16)
+    entries: dict[str, LevelPlacement] = {}
+    for level in sorted(pts, key=level_index):
+        entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
+        _write(body_arr, entry.box.slices, body, entry.label)
+        _write(roi_arr, entry.box.slices, roi, entry.label)
+        entries[level] = entry
+    return _assemble(
+        study, roi_arr, body_arr, entries, reader, index_levels, _order_notes(pts),
+        arrays.signal_ref, RoiMethod.MANUAL_POINTS, pts,
+    )  # fmt: skip
+
+
+def _place_one(arrays, level, point, params, criteria):
+    placement = place_at_seed(arrays, point, params, criteria)
+    if placement.frame is None:
+        raise InputError(
+            f"point {level}", f"{placement.message} at RAS {tuple(np.round(point, 1))}"
+        )
+    return _placement_entry(level, placement, arrays), placement.roi, placement.body
+
+
+def update_level(
+    result: RoiResult,
+    study: Study,
+    level: str,
+    point_ras: Sequence[float],
+    *,
+    params: CoreRoiParams = DEFAULT_CORE,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+) -> RoiResult:
+    """``result`` with level ``level`` recomputed from a moved (or new) point; other levels kept.
+
+    Only the level's old box and new box are touched; QC flags are re-derived for all levels
+    (they compare neighbours) from the stored per-level measurements.
+    """
+    pts = dict(result.extras.get("points_ras", {}))
+    pts.update(_normalise_points({level: point_ras}))
+    level = level.strip().upper()
+    arrays = StudyArrays(
+        pdff_pct=study.pdff.array,
+        signal=_signal_for(study),
+        signal_ref=result.signal_ref,
+        ijk_to_ras=np.asarray(study.grid.ijk_to_ras, float),
+    )
+    roi_arr = np.array(result.roiset.labelmap.array, copy=True)
+    body_arr = np.array(result.body_labels.array, copy=True)
+    label = level_label(level)
+    entries = {e.level: e for e in result.levels}
+    if level in entries:
+        old = entries[level].box.slices
+        roi_arr[old][roi_arr[old] == label] = 0
+        body_arr[old][body_arr[old] == label] = 0
+    entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
+    _write(body_arr, entry.box.slices, body, label)
+    _write(roi_arr, entry.box.slices, roi, label)
+    entries[level] = entry
+    return _assemble(
+        study, roi_arr, body_arr, entries, result.roiset.reader,
+        result.extras.get("index_levels", ()), _order_notes(pts), result.signal_ref,
+        RoiMethod.MANUAL_POINTS, pts,
+    )  # fmt: skip
+
+
+def _signal_for(study: Study) -> npt.NDArray:
+    from RefractureRiskLib.roi.marrow import signal_array
+
+    return signal_array(study)
+
+
+def rois_from_labelmap(
+    labelmap: Volume,
+    level_table: Mapping[int, str],
+    study: Study,
+    *,
+    drawn: str = "roi",
+    params: CoreRoiParams = DEFAULT_CORE,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+    reader: str = "unknown",
+    index_levels: Sequence[str] = (),
+) -> RoiResult:
+    """ROIs from a label map the user drew, with a table label value -> level name.
+
+    ``drawn="roi"``: the drawn regions are the measurement ROIs, used as drawn (whole bodies are
+    not known; ``body_labels`` then holds the drawn regions). ``drawn="body"``: the drawn regions
+    are whole vertebral bodies; the safe-core ROI is placed inside each. Labels are renumbered to
+    the product's level label values. The label map must be on the study grid.
+    """
+    if drawn not in ("roi", "body"):
+        raise InputError("drawn", f"expected 'roi' or 'body', got {drawn!r}")
+    if not labelmap.same_grid(study.grid):
+        raise InputError(
+            "label map",
+            f"not on the study grid: {labelmap.describe_geometry()} vs "
+            f"{study.grid.describe_geometry()}; resample it first",
+        )
+    arr = np.asarray(labelmap.array)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InputError("label map", f"expected integer labels, got {arr.dtype}")
+    present = set(np.unique(arr).tolist()) - {0}
+    table: dict[int, str] = {}
+    for value, name in level_table.items():
+        try:
+            level_index(str(name).strip().upper())
+        except ValueError as err:
+            raise InputError(f"level table entry {value}", str(err)) from None
+        table[int(value)] = str(name).strip().upper()
+    missing = sorted(present - set(table))
+    if missing:
+        raise InputError("level table", f"label values {missing} in the label map have no level")
+    if len(set(table.values())) != len(table):
+        raise InputError("level table", "two label values name the same level")
+    arrays = study_arrays(study)
+    shape = arrays.shape
+    roi_arr = np.zeros(shape, np.int16)
+    body_arr = np.zeros(shape, np.int16)
+    entries: dict[str, LevelPlacement] = {}
+    notes: list[str] = []
+    for value, level in sorted(table.items(), key=lambda kv: level_index(kv[1])):
+        if value not in present:
+            notes.append(f"level {level} (label {value}) is empty in the label map")
+            continue
+        mask = arr == value
+        k, j, i = np.nonzero(mask)
+        lo = np.array([i.min(), j.min(), k.min()]) - 2
+        hi = np.array([i.max(), j.max(), k.max()]) + 3
+        box = box_from_ijk(shape, arrays.ijk_to_ras, lo, hi)
+        local = mask[box.slices]
+        frame = body_frame(local, box.ijk_to_ras)
+        if drawn == "body":
+            marrow = local_marrow(arrays, box, criteria)
+            roi = safe_core_roi(local, marrow, box.ijk_to_ras, frame, params)
+        else:
+            roi = local
+        from RefractureRiskLib.roi.body import BodyPlacement
+
+        entry = _placement_entry(level, BodyPlacement(box, local, roi, frame), arrays)
+        _write(body_arr, box.slices, local, entry.label)
+        _write(roi_arr, box.slices, roi, entry.label)
+        entries[level] = entry
+    if not entries:
+        raise InputError("label map", "no labelled voxels")
+    return _assemble(
+        study, roi_arr, body_arr, entries, reader, index_levels, notes, arrays.signal_ref,
+        RoiMethod.IMPORTED_MASK, {},
+    )  # fmt: skip
+
+
+__all__ = ["rois_from_labelmap", "rois_from_points", "update_level"]

@@ -1,0 +1,115 @@
+"""Which voxels are vertebral marrow, from the PDFF map and the signal (water + fat).
+
+Marrow is the tissue with PDFF between about 12% and 85% *and* real signal; discs and CSF are
+water-bright with PDFF near 0%; subcutaneous fat is above 90%; background and cortex have no
+signal (their PDFF is noise). Cement is a signal void. These criteria are the one place the ROI
+code decides "marrow"; manual and automatic ROIs share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from RefractureRiskLib.core.study import Study
+
+
+@dataclass(frozen=True)
+class MarrowCriteria:
+    """Thresholds that define marrow (documented defaults; units in the names).
+
+    - ``pdff_min_pct`` / ``pdff_max_pct``: marrow PDFF window (DESIGN.md §4: ~12-85%).
+    - ``signal_min_frac``: minimum signal (water + fat) as a fraction of the study's signal
+      reference (the 99th percentile of signal); below it a voxel is background, cortex or cement.
+    - ``smooth_mm``: Gaussian sigma applied to PDFF before thresholding, against noise.
+    - ``disc_pdff_max_pct``: PDFF below which water-bright tissue counts as disc/CSF.
+    """
+
+    pdff_min_pct: float = 12.0
+    pdff_max_pct: float = 85.0
+    signal_min_frac: float = 0.12
+    smooth_mm: float = 1.0
+    disc_pdff_max_pct: float = 8.0
+
+
+DEFAULT_CRITERIA = MarrowCriteria()
+
+
+def signal_array(study: Study) -> npt.NDArray[np.float32]:
+    """Total signal (arbitrary units) on the study grid: water + fat, else in-phase.
+
+    Without either, a constant array (every voxel "has signal") so PDFF alone decides.
+    """
+    maps = study.maps
+    if "water" in maps and "fat" in maps:
+        return np.abs(maps["water"].array.astype(np.float32)) + np.abs(
+            maps["fat"].array.astype(np.float32)
+        )
+    if "in_phase" in maps:
+        return np.abs(maps["in_phase"].array.astype(np.float32))
+    return np.ones(study.grid.shape, np.float32)
+
+
+def signal_reference(signal: npt.NDArray) -> float:
+    """Robust bright-tissue signal level: 99th percentile over a strided subsample (fast)."""
+    sub = signal[:: max(1, signal.shape[0] // 20), ::2, ::2]
+    ref = float(np.percentile(sub, 99.0))
+    return ref if ref > 0 else 1.0
+
+
+def smooth_pdff(
+    pdff_pct: npt.NDArray, spacing_kji_mm: npt.ArrayLike, sigma_mm: float
+) -> npt.NDArray[np.float32]:
+    """PDFF smoothed by a Gaussian of ``sigma_mm`` (not along axes coarser than 2 sigma)."""
+    sp = np.asarray(spacing_kji_mm, float)
+    sigma_vox = np.where(sp <= 2.0 * sigma_mm, sigma_mm / sp, 0.0)
+    arr = np.asarray(pdff_pct, np.float32)
+    if sigma_mm <= 0 or not np.any(sigma_vox > 0):
+        return arr
+    return ndimage.gaussian_filter(arr, sigma=tuple(sigma_vox), mode="nearest", truncate=2.0)
+
+
+def marrow_mask(
+    pdff_smooth_pct: npt.NDArray,
+    signal: npt.NDArray,
+    signal_ref: float,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+) -> npt.NDArray[np.bool_]:
+    """Boolean mask of marrow voxels (smoothed PDFF in the window and signal present)."""
+    return (
+        (pdff_smooth_pct >= criteria.pdff_min_pct)
+        & (pdff_smooth_pct <= criteria.pdff_max_pct)
+        & (signal >= criteria.signal_min_frac * signal_ref)
+    )
+
+
+def disc_mask(
+    pdff_smooth_pct: npt.NDArray,
+    signal: npt.NDArray,
+    signal_ref: float,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+) -> npt.NDArray[np.bool_]:
+    """Boolean mask of water-bright, fat-free voxels (discs, CSF)."""
+    return (pdff_smooth_pct <= criteria.disc_pdff_max_pct) & (
+        signal >= criteria.signal_min_frac * signal_ref
+    )
+
+
+def spacing_kji(ijk_to_ras: npt.NDArray) -> npt.NDArray[np.float64]:
+    """Voxel size (mm) along the array axes k, j, i."""
+    return np.linalg.norm(np.asarray(ijk_to_ras)[:3, :3], axis=0)[::-1]
+
+
+__all__ = [
+    "DEFAULT_CRITERIA",
+    "MarrowCriteria",
+    "disc_mask",
+    "marrow_mask",
+    "signal_array",
+    "signal_reference",
+    "smooth_pdff",
+    "spacing_kji",
+]

@@ -1,0 +1,169 @@
+"""Per-level QC flags, registered in one place: adding a flag means adding one :class:`QcRule`.
+
+Each rule looks at one level's measurements (:class:`LevelPlacement`) and its neighbours' and
+returns the reason it fires, or None. Flagged levels are excluded from summaries by default
+(``LevelRoi.included``); the user re-includes them with ``RoiSet.with_override``.
+
+Thresholds (documented here and in :data:`QC_THRESHOLDS`):
+
+- fractured: body height loss >= 20% (Genant grade 1 starts at 20-25%) — the smallest of the
+  anterior, middle and posterior heights against the reference height of the neighbours (the
+  median of the tallest heights of up to two levels above and two below, S1 excluded).
+- cemented: >= 5% of the whole body is signal void (cement has no MR signal).
+- lesion: ROI median PDFF differs from the neighbours' median by >= 15 percentage points.
+- low_coverage: ROI volume < 1.0 mL (a normal lumbar safe core is 8-20 mL).
+- index: the level was treated (given by the user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import numpy as np
+
+from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.core.roiset import LevelRoi, RoiFlag
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+
+QC_THRESHOLDS: Mapping[str, float] = MappingProxyType(
+    {
+        "fracture_height_loss_frac": 0.20,
+        "cement_void_frac": 0.05,
+        "lesion_pdff_diff_pct": 15.0,
+        "low_roi_volume_ml": 1.0,
+    }
+)
+
+
+@dataclass(frozen=True)
+class QcContext:
+    """What a rule may look at: all placed levels (cranial to caudal), the user's index levels."""
+
+    levels: tuple[LevelPlacement, ...]
+    index_levels: frozenset[str]
+
+    def neighbours(self, level: str, n_each_side: int = 2) -> list[LevelPlacement]:
+        """Up to ``n_each_side`` nearest placed levels above and below (S1 excluded)."""
+        lumbar = [lv for lv in self.levels if lv.level != "S1"]
+        names = [lv.level for lv in lumbar]
+        if level not in names:
+            return []
+        i = names.index(level)
+        return lumbar[max(0, i - n_each_side) : i] + lumbar[i + 1 : i + 1 + n_each_side]
+
+
+@dataclass(frozen=True)
+class QcRule:
+    """One QC flag: its key, what it means (with threshold) and the test returning a reason."""
+
+    flag: RoiFlag
+    description: str
+    test: Callable[[LevelPlacement, QcContext], str | None]
+
+
+def _reference_height_mm(lv: LevelPlacement, ctx: QcContext) -> float:
+    tallest = [np.nanmax(nb.heights_mm) for nb in ctx.neighbours(lv.level)]
+    tallest = [h for h in tallest if np.isfinite(h)]
+    return float(np.median(tallest)) if tallest else float("nan")
+
+
+def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
+    """1 - (smallest of the level's three heights) / (neighbours' reference height); NaN if none."""
+    if lv.level == "S1":
+        return float("nan")
+    ref = _reference_height_mm(lv, ctx)
+    h = np.asarray(lv.heights_mm, float)
+    if not np.isfinite(ref) or ref <= 0 or not np.any(np.isfinite(h)):
+        return float("nan")
+    return float(1.0 - np.nanmin(h) / ref)
+
+
+def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    loss = height_loss_frac(lv, ctx)
+    if np.isfinite(loss) and loss >= QC_THRESHOLDS["fracture_height_loss_frac"]:
+        return f"height loss {100 * loss:.0f}% against neighbours"
+    return None
+
+
+def _cemented(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    if lv.void_frac >= QC_THRESHOLDS["cement_void_frac"]:
+        return f"{100 * lv.void_frac:.0f}% of the body is signal void"
+    return None
+
+
+def _lesion(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    nbs = [nb.roi_pdff_median_pct for nb in ctx.neighbours(lv.level)]
+    nbs = [v for v in nbs if np.isfinite(v)]
+    if not nbs or not np.isfinite(lv.roi_pdff_median_pct):
+        return None
+    diff = lv.roi_pdff_median_pct - float(np.median(nbs))
+    if abs(diff) >= QC_THRESHOLDS["lesion_pdff_diff_pct"]:
+        return f"ROI PDFF {diff:+.0f} points against neighbours"
+    return None
+
+
+def _low_coverage(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    if lv.roi_volume_ml < QC_THRESHOLDS["low_roi_volume_ml"]:
+        return f"ROI volume {lv.roi_volume_ml:.2f} mL"
+    return None
+
+
+def _index(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    return "treated level (given by the user)" if lv.level in ctx.index_levels else None
+
+
+#: The registry: one entry per flag, in the order reasons are reported.
+QC_RULES: tuple[QcRule, ...] = (
+    QcRule(RoiFlag.FRACTURED, "height loss >= 20% against neighbours", _fractured),
+    QcRule(RoiFlag.CEMENTED, "cement or signal void >= 5% of the body", _cemented),
+    QcRule(RoiFlag.LESION, "ROI PDFF >= 15 points from neighbours (focal lesion)", _lesion),
+    QcRule(RoiFlag.LOW_COVERAGE, "ROI volume < 1.0 mL", _low_coverage),
+    QcRule(RoiFlag.INDEX, "index (treated) level given by the user", _index),
+)
+
+
+def evaluate_qc(
+    levels: Sequence[LevelPlacement], index_levels: Sequence[str] = ()
+) -> dict[str, dict[RoiFlag, str]]:
+    """Flags and reasons per level: ``{level: {flag: reason}}``."""
+    ordered = tuple(sorted(levels, key=lambda lv: level_index(lv.level)))
+    ctx = QcContext(ordered, frozenset(s.strip().upper() for s in index_levels))
+    out: dict[str, dict[RoiFlag, str]] = {}
+    for lv in ordered:
+        fired = {}
+        for rule in QC_RULES:
+            reason = rule.test(lv, ctx)
+            if reason:
+                fired[rule.flag] = reason
+        out[lv.level] = fired
+    return out
+
+
+def apply_qc(
+    result: RoiResult, study: Study | None = None, index_levels: Sequence[str] = ()
+) -> RoiResult:
+    """``result`` with every level's flags set by :data:`QC_RULES` (user overrides are kept)."""
+    del study  # rules use the stored measurements; kept for a stable signature
+    fired = evaluate_qc(result.levels, index_levels)
+    new_levels = []
+    for lr in result.roiset.levels:
+        flags = frozenset(fired.get(lr.level, {}))
+        new_levels.append(LevelRoi(lr.level, lr.label, flags, lr.include_override))
+    roiset = replace(result.roiset, levels=tuple(new_levels))
+    extras = dict(result.extras)
+    extras["qc_reasons"] = {lv: {str(f): r for f, r in d.items()} for lv, d in fired.items()}
+    return replace(result, roiset=roiset, extras=extras)
+
+
+__all__ = [
+    "QC_RULES",
+    "QC_THRESHOLDS",
+    "QcContext",
+    "QcRule",
+    "apply_qc",
+    "evaluate_qc",
+    "height_loss_frac",
+]
