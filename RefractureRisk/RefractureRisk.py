@@ -47,9 +47,18 @@ DEMO_MODEL_WARNING = "Demonstration model: not validated, not for clinical use."
 REQUIREMENTS_FILE = "requirements.txt"
 
 #: Segment tag names used to carry the library's per-level facts through a segmentation node.
+#: They are the tags RefractureRiskLib.io.segmentation writes into .seg.nrrd files, so a
+#: segmentation saved from Slicer reads back into the library with its flags.
 TAG_LEVEL = "RefractureRisk.Level"
-TAG_FLAGS = "RefractureRisk.Flags"
-TAG_INCLUDE = "RefractureRisk.IncludeOverride"
+TAG_FLAGS = "RefractureRisk.Flags"  # comma-separated RoiFlag values
+TAG_INCLUDE = "RefractureRisk.IncludeOverride"  # "none", "true" or "false"
+TAG_METHOD = "RefractureRisk.Method"
+TAG_READER = "RefractureRisk.Reader"
+
+#: Statistics columns written to the measurement store (in the unit of the row's map).
+STORE_STATISTICS = (
+    "n_voxels", "volume_ml", "mean", "sd", "median", "p05", "p25", "p75", "p95", "min", "max",
+)  # fmt: skip
 
 #: Node names (one of each per scene).
 PDFF_COLOR_NODE_NAME = "RefractureRisk PDFF"
@@ -302,12 +311,15 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observePoints(p.roiPoints if p else None)
 
     # -- dependencies -------------------------------------------------------------------------
-    def _ensureDependencies(self) -> None:
-        """Install the library's missing Python packages after the user confirms (first use)."""
+    def _ensureDependencies(self, extra=()) -> None:
+        """Install the library's missing Python packages after the user confirms (first use).
+
+        ``extra``: requirements only some actions need (e.g. the measurement store's database).
+        """
         import slicer.packaging
 
         requirements = slicer.packaging.load_requirements(self.resourcePath(REQUIREMENTS_FILE))
-        slicer.packaging.pip_ensure(requirements, requester="RefractureRisk")
+        slicer.packaging.pip_ensure([*requirements, *extra], requester="RefractureRisk")
 
     # -- input --------------------------------------------------------------------------------
     def onLoadDicomFolder(self) -> None:
@@ -479,7 +491,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if level not in points:
                 return
             study = self._study()
-            result = self.logic.updateLevel(self._roiResult, study, level, points[level])
+            result = self.logic.updateLevel(
+                self._roiResult, study, level, points[level], indexLevels=self._indexLevels()
+            )
             self._showRoiResult(result, study)
 
     def onRoisFromPoints(self) -> None:
@@ -653,8 +667,12 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             if not p.readerName.strip():
                 raise ValueError(_("Enter the reader's name first."))
+            self._ensureDependencies(extra=("sqlalchemy>=2.0",))
             self.logic.writeToStore(
-                self._lastOutcome, self.ui.storePathLineEdit.currentPath, p.readerName
+                self._lastOutcome,
+                self.ui.storePathLineEdit.currentPath,
+                p.readerName,
+                self.ui.cohortRowLineEdit.text.strip(),
             )
             slicer.util.infoDisplay(_("Measurements stored."))
 
@@ -684,6 +702,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self.sourcePdffFiles = []  # DICOM files of the loaded PDFF series (for SEG/SR export)
+        self.modelPath = None  # file of the last loaded model
 
     def getParameterNode(self):
         return RefractureRiskParameterNode(super().getParameterNode())
@@ -813,8 +833,9 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         """Show a ``RoiSet`` as a segmentation: one segment per level, named by the level.
 
         Colours: index levels magenta, other excluded levels grey, included levels by their mean
-        PDFF (``meanPdffByLevel``, %) on the PDFF colour map, or a fixed level colour before
-        statistics exist. Flags and the user's include choice travel as segment tags.
+        PDFF (``meanPdffByLevel``, %) on the PDFF colour map, or the library's level colour before
+        statistics exist. Flags, the user's include choice, method and reader travel as segment
+        tags, the same tags RefractureRiskLib writes into .seg.nrrd files.
         """
         if segmentationNode is None:
             segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
@@ -825,6 +846,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         segmentation = segmentationNode.GetSegmentation()
         segmentation.RemoveAllSegments()
         labels = np.asarray(roiSet.labelmap.array)
+        levelColors = _lib("io.segmentation").LEVEL_COLORS
+        means = meanPdffByLevel or {}
         temp = slicer.mrmlScene.AddNewNodeByClass(
             "vtkMRMLLabelMapVolumeNode", "__RefractureRisk_temp"
         )
@@ -832,8 +855,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             for level in roiSet.levels:
                 mask = (labels == level.label).astype(np.uint8)
                 self.updateVolumeNode(roiSet.labelmap.with_array(mask), temp, name=level.level)
-                color = levelColor(level, (meanPdffByLevel or {}).get(level.level))
-                segmentId = segmentation.AddEmptySegment(level.level, level.level, color)
+                color = levelColor(level, means.get(level.level), levelColors.get(level.level))
+                segmentId = segmentation.AddEmptySegment(
+                    f"Segment_{level.level}", level.level, color
+                )
                 ids = vtk.vtkStringArray()
                 ids.InsertNextValue(segmentId)
                 if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
@@ -843,26 +868,26 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
                         f"importing the ROI of {level.level} into the segmentation failed"
                     )
                 segment = segmentation.GetSegment(segmentId)
+                override = level.include_override
                 segment.SetTag(TAG_LEVEL, level.level)
-                segment.SetTag(TAG_FLAGS, ";".join(sorted(str(f) for f in level.flags)))
-                override = (
-                    "" if level.include_override is None else str(bool(level.include_override))
-                )
-                segment.SetTag(TAG_INCLUDE, override)
+                segment.SetTag(TAG_FLAGS, ",".join(sorted(str(f) for f in level.flags)))
+                segment.SetTag(TAG_INCLUDE, "none" if override is None else str(override).lower())
+                segment.SetTag(TAG_METHOD, str(roiSet.method))
+                segment.SetTag(TAG_READER, roiSet.reader)
                 if not level.included:
                     segmentationNode.GetDisplayNode().SetSegmentOpacity2DFill(segmentId, 0.1)
         finally:
             slicer.mrmlScene.RemoveNode(temp)
         return segmentationNode
 
-    def roiSetFromSegmentation(
-        self, segmentationNode, referenceVolumeNode, reader="unknown", method=None
-    ):
+    def roiSetFromSegmentation(self, segmentationNode, referenceVolumeNode, reader=None):
         """A ``RoiSet`` on the reference volume's grid from a segmentation, one segment per level.
 
         The level comes from the segment's level tag, else from its name ("L1", "L1 vertebra",
         "vertebrae_L1"); a segment that names no level, or two segments naming one level, is
         refused with the segment's name. Label values follow the product's table (T10=1 ... S1=9).
+        Method and reader come from the segments' tags (written by :meth:`roiSetToSegmentation`);
+        untagged segments are an imported mask. ``reader`` overrides the stored reader.
         """
         core = _lib("core")
         if segmentationNode is None:
@@ -872,6 +897,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         labels = np.zeros(grid.shape, np.int16)
         levels = []
         seen = {}
+        methods = set()
+        readers = set()
         for index in range(segmentation.GetNumberOfSegments()):
             segmentId = segmentation.GetNthSegmentID(index)
             segment = segmentation.GetSegment(segmentId)
@@ -894,20 +921,23 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
                     f"segment {name!r}", f"overlaps another level in {int(overlap.sum())} voxels"
                 )
             labels[mask] = label
-            flags = [f for f in (_segmentTag(segment, TAG_FLAGS) or "").split(";") if f]
-            override = _segmentTag(segment, TAG_INCLUDE)
+            flags = [f for f in re.split(r"[,;]", _segmentTag(segment, TAG_FLAGS) or "") if f]
+            override = (_segmentTag(segment, TAG_INCLUDE) or "none").lower()
+            methods.add(_segmentTag(segment, TAG_METHOD) or str(core.RoiMethod.IMPORTED_MASK))
+            readers.add(_segmentTag(segment, TAG_READER) or "unknown")
             levels.append(
                 core.LevelRoi(
                     level=levelName,
                     label=label,
                     flags=frozenset(flags),
-                    include_override=None if not override else override == "True",
+                    include_override=None if override == "none" else override == "true",
                 )
             )
         if not levels:
             raise core.InputError(_nodeName(segmentationNode), "the segmentation has no segments")
-        if method is None:
-            method = core.RoiMethod.IMPORTED_MASK
+        method = methods.pop() if len(methods) == 1 else core.RoiMethod.IMPORTED_MASK
+        if reader is None:
+            reader = readers.pop() if len(readers) == 1 else "unknown"
         return core.RoiSet(
             labelmap=grid.with_array(labels), levels=tuple(levels), method=method, reader=reader
         )
@@ -1070,17 +1100,23 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         return tuple(levels)
 
     # -- library adapters ---------------------------------------------------------------------
+    # Each is a few lines composing public RefractureRiskLib calls, the way pipeline.py does.
     def generatePhantomStudy(self, seed=0):
         """The synthetic IDEAL-IQ spine phantom (``PhantomStudy`` with .study and .truth)."""
         phantom = _lib("phantom")
         return phantom.generate_phantom(phantom.PhantomSpec(seed=seed))
 
     def loadStudyFromFolder(self, folder):
-        """Read a study (PDFF, R2*, water, fat, ...) from a DICOM folder (library loader)."""
-        return _lib("io.dicom_load").load_study(folder)
+        """Read a study (PDFF, R2*, water, fat, ...) from a DICOM folder (library loader).
+
+        Remembers the PDFF series' files for DICOM SEG/SR export.
+        """
+        loaded = _lib("io.dicom_load").load_study_with_report(folder)
+        self.sourcePdffFiles = sorted({str(f.path) for f in loaded.chosen["pdff"].frames})
+        return loaded.study
 
     def loadStudyFromFiles(self, files):
-        """Read a study from DICOM files (e.g. from Slicer's DICOM database) via a linked folder."""
+        """Read a study from DICOM files (e.g. Slicer's DICOM database) via a folder of links."""
         import shutil
         import tempfile
 
@@ -1092,38 +1128,41 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
                     os.symlink(path, target)
                 except OSError:
                     shutil.copyfile(path, target)
-            return self.loadStudyFromFolder(folder)
+            study = self.loadStudyFromFolder(folder)
+            links = {os.path.join(folder, f"{i:06d}.dcm"): p for i, p in enumerate(files)}
+            self.sourcePdffFiles = [links.get(f, f) for f in self.sourcePdffFiles]
+            return study
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def roisFromPoints(self, study, points, reader="unknown", indexLevels=()):
-        """ROIs from one point per level (library ``RoiResult``)."""
-        return _lib("roi.manual").rois_from_points(
+        """ROIs from one point per level, with QC flags (library ``RoiResult``)."""
+        result = _lib("roi.manual").rois_from_points(
             study, points, reader=reader or "unknown", index_levels=indexLevels
         )
+        return _lib("roi.qc").apply_qc(result, study, indexLevels)
 
-    def updateLevel(self, roiResult, study, level, pointRas):
-        """``roiResult`` with one level recomputed from its moved point."""
-        return _lib("roi.manual").update_level(roiResult, study, level, pointRas)
+    def updateLevel(self, roiResult, study, level, pointRas, indexLevels=()):
+        """``roiResult`` with one level recomputed from its moved point, QC re-applied."""
+        result = _lib("roi.manual").update_level(roiResult, study, level, pointRas)
+        return _lib("roi.qc").apply_qc(result, study, indexLevels)
 
     def roisFromImportedRoiSet(self, roiSet, study, reader="unknown", indexLevels=()):
         """A ``RoiResult`` from a segmentation the user drew or imported (used as drawn)."""
         table = {lv.label: lv.level for lv in roiSet.levels}
-        return _lib("roi.manual").rois_from_labelmap(
-            roiSet.labelmap,
-            table,
-            study,
-            drawn="roi",
-            reader=reader or "unknown",
-            index_levels=indexLevels,
+        result = _lib("roi.manual").rois_from_labelmap(
+            roiSet.labelmap, table, study, reader=reader or "unknown", index_levels=indexLevels
         )
+        return _lib("roi.qc").apply_qc(result, study, indexLevels)
 
-    def detectVertebrae(self, study, anchor=None, reader="unknown", indexLevels=()):
+    def detectVertebrae(self, study, anchor=None, reader="automatic", indexLevels=()):
         """Automatic ROIs with level labels; ``anchor`` = (level, RAS point) fixes the labels."""
-        detect = _lib("roi.detect")
-        return detect.detect_rois(
-            study, anchor=anchor, reader=reader or "unknown", index_levels=indexLevels
+        auto = _lib("roi.auto")
+        anchorPoint = auto.Anchor(anchor[0], tuple(anchor[1])) if anchor else None
+        result = auto.automatic_rois(
+            study, anchor=anchorPoint, reader=reader or "automatic", index_levels=indexLevels
         )
+        return _lib("roi.qc").apply_qc(result, study, indexLevels)
 
     def levelCentres(self, roiResult):
         """{level: centre RAS} of each placed level (to show editable points)."""
@@ -1136,17 +1175,19 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
     def loadModel(self, path=None):
         """A risk model file; None = the bundled demonstration model."""
         modelfile = _lib("model.modelfile")
-        return modelfile.load_model(path or modelfile.bundled_model_path())
+        self.modelPath = str(path or modelfile.bundled_model_path())
+        return modelfile.load_model(self.modelPath)
 
     def clinicalInputSpecs(self, model):
-        """The model's inputs the user enters (imaging summaries are computed, not entered)."""
+        """The model's inputs the user enters (imaging summaries are measured, not entered)."""
         imaging = set(self.imagingInputNames(model))
         return [spec for spec in model.inputs if spec.name not in imaging]
 
     @staticmethod
     def imagingInputNames(model):
-        """Model inputs measured on the images (PDFF/R2* summaries)."""
-        return [spec.name for spec in model.inputs if spec.name.startswith(("pdff_", "r2s_"))]
+        """Model inputs the pipeline fills from the images (PDFF/R2* summaries)."""
+        imaging = _lib("pipeline").IMAGING_INPUTS
+        return [spec.name for spec in model.inputs if spec.name in imaging]
 
     def clinicalPrefill(self, study):
         """Clinical inputs known from the DICOM header (age, sex); never identifying."""
@@ -1157,48 +1198,26 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             values["sex"] = study.patient.sex
         return values
 
-    def clinicalFromCohortRow(self, csvPath, rowId):
-        """Clinical inputs from one row of a cohort table (validated by the cohort schema)."""
-        schema = _lib("model.schema")
-        cohort = schema.read_cohort(csvPath)
-        key = "patient_id" if "patient_id" in cohort.columns else cohort.columns[0]
-        match = cohort[cohort[key].astype(str) == str(rowId)]
-        if len(match) != 1:
-            raise _lib("core").InputError(
-                csvPath, f"expected one row with {key} = {rowId!r}, found {len(match)}"
-            )
-        row = match.iloc[0].to_dict()
-        return {k: (None if _isNan(v) else v) for k, v in row.items()}
-
-    def imagingSummaries(self, statistics, roiSet, indexLevels):
-        """Patient-level PDFF/R2* summaries (global L1-L4, adjacent levels) from the library."""
-        return _lib("stats.summaries").patient_summaries(
-            statistics, roiSet, index_levels=indexLevels
-        )
+    def clinicalFromCohortRow(self, path, patientId):
+        """Clinical inputs from one row of a cohort table (CSV, Excel or Parquet)."""
+        return dict(_lib("pipeline").load_clinical(path, patientId or None))
 
     def computeRisk(self, study, roiSet, model, clinicalValues, indexLevels=()):
-        """Statistics, summaries and the risk for one patient; returns a dict of the results."""
-        if indexLevels:
-            flagged = roiSet
-            for level in indexLevels:
-                if level in flagged.level_names:
-                    lv = flagged.level(level)
-                    flagged = flagged.with_flags(level, set(lv.flags) | {"index"})
-            roiSet = flagged
+        """Statistics, patient summaries and the risk of one patient (dict of results)."""
         statistics = self.computeStatistics(roiSet, study)
-        summaries = self.imagingSummaries(statistics, roiSet, indexLevels)
-        patient = {k: v for k, v in dict(clinicalValues).items() if v is not None}
-        for name in self.imagingInputNames(model):
-            if name in summaries:
-                patient[name] = summaries[name]
-        risk = _lib("model.scoring").score(model, patient, source="panel")
+        summary = _lib("stats.summary").summarize_statistics(statistics, indexLevels)
+        clinical = {k: v for k, v in dict(clinicalValues).items() if v is not None}
+        inputs = _lib("pipeline").model_inputs(model, clinical, summary)
+        risk = _lib("model.scoring").score(model, inputs, source="clinical inputs")
         return {
             "statistics": statistics,
-            "summaries": summaries,
+            "summary": summary,
             "risk": risk,
             "model": model,
             "roiSet": roiSet,
             "study": study,
+            "indexLevels": tuple(indexLevels),
+            "clinical": clinical,
         }
 
     # -- result display -----------------------------------------------------------------------
@@ -1270,7 +1289,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
                 f"<td>{c.log_odds:+.3f}</td><td>{c.points:.1f}</td></tr>"
             )
         parts.append("</table><p><b>Summaries</b><br>")
-        for key, value in outcome["summaries"].items():
+        for key, value in outcome["summary"].as_record().items():
             parts.append(f"{html.escape(str(key))}: {html.escape(_formatValue(value))}<br>")
         parts.append("</p>")
         if risk.warnings:
@@ -1291,27 +1310,82 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
 
     # -- output -------------------------------------------------------------------------------
     def saveResults(self, outcome, folder):
-        """Write the statistics (CSV), risk (JSON) and report with the library's report writer."""
-        if outcome is None:
-            raise _lib("core").InputError("results", "compute the risk first")
-        return _lib("report").write_report(
-            outcome["study"], outcome["roiSet"], outcome["statistics"], outcome["risk"], folder
-        )
+        """Write what the command line writes (statistics, ROIs, results JSON, report).
 
-    def exportDicom(self, outcome, folder):
-        """DICOM SEG of the ROIs and an SR of the measurements (library export)."""
-        if outcome is None:
-            raise _lib("core").InputError("results", "compute the risk first")
-        return _lib("export").export_seg_and_sr(
-            outcome["study"], outcome["roiSet"], outcome["statistics"], folder
-        )
+        The panel's ROIs go through a segmentation file into ``pipeline.analyze_study``, so the
+        files are the same as ``refracture-risk analyze`` would write for these ROIs.
+        """
+        import tempfile
 
-    def writeToStore(self, outcome, storeLocation, reader):
+        core = _lib("core")
+        if outcome is None:
+            raise core.InputError("results", "compute the risk first")
+        if not folder:
+            raise core.InputError("output folder", "choose an output folder first")
+        pipeline = _lib("pipeline")
+        with tempfile.TemporaryDirectory(prefix="RefractureRisk_") as temp:
+            roiFile = _lib("io.segmentation").write_roiset(
+                outcome["roiSet"], os.path.join(temp, "panel_rois.seg.nrrd")
+            )
+            options = pipeline.AnalysisOptions(
+                roi=str(roiFile),
+                index_levels=outcome["indexLevels"],
+                reader=outcome["roiSet"].reader,
+                model_path=self.modelPath,
+            )
+            result = pipeline.analyze_study(outcome["study"], outcome["clinical"], folder, options)
+        return sorted(str(p) for p in result.files.values())
+
+    def exportDicom(self, outcome, folder, deidentify=False):
+        """DICOM SEG of the ROIs and a TID 1500 SR of their statistics, referencing PDFF."""
+        core = _lib("core")
+        if outcome is None:
+            raise core.InputError("results", "compute the risk first")
+        files = self.sourcePdffFiles
+        if not files:
+            raise core.InputError("DICOM export", "the PDFF map was not loaded from DICOM files")
+        export = _lib("export.dicom_export")
+        source = export.read_source_series(files)
+        segPath, seg = export.export_seg(
+            outcome["roiSet"], source, os.path.join(folder, "seg.dcm"), deidentify=deidentify
+        )
+        srPath = export.export_sr(
+            seg, outcome["roiSet"], outcome["statistics"], source,
+            os.path.join(folder, "sr.dcm"), deidentify=deidentify,
+        )  # fmt: skip
+        return [str(segPath), str(srPath)]
+
+    def writeToStore(self, outcome, storeLocation, reader, patientId):
         """Record the measurements with the reader's name in the measurement store."""
+        core = _lib("core")
         if outcome is None:
-            raise _lib("core").InputError("results", "compute the risk first")
+            raise core.InputError("results", "compute the risk first")
+        if not patientId:
+            raise core.InputError("patient ID", "enter the patient's study ID (pseudonym)")
         store = _lib("store.measurements")
-        return store.record_measurements(storeLocation, outcome["statistics"], reader=reader)
+        study = outcome["study"]
+        measurements = []
+        for row in _records(outcome["statistics"]):
+            series = study.provenance.series.get(row["map"])
+            measurements.append(
+                store.Measurement(
+                    level=row["level"],
+                    map=row["map"],
+                    unit=row["unit"],
+                    statistics={k: float(row[k]) for k in STORE_STATISTICS if k in row},
+                    flags=tuple(f for f in str(row.get("flags") or "").split(";") if f),
+                    included=bool(row["included"]),
+                    series_uid=None if series is None else series.series_uid,
+                )
+            )
+        submission = store.StudySubmission(
+            patient_id=patientId,
+            study_uid=study.provenance.study_uid or "unknown",
+            reader=reader,
+            roi_method=outcome["roiSet"].method.value,
+            measurements=tuple(measurements),
+        )
+        return store.MeasurementStore(storeLocation).record_study(submission)
 
 
 #
@@ -1356,8 +1430,11 @@ def pdffColor(pdffPct):
     return anchors[-1][1]
 
 
-def levelColor(levelRoi, meanPdffPct=None):
-    """Segment colour of one level (see :meth:`RefractureRiskLogic.roiSetToSegmentation`)."""
+def levelColor(levelRoi, meanPdffPct=None, fallback=None):
+    """Segment colour of one level (see :meth:`RefractureRiskLogic.roiSetToSegmentation`).
+
+    ``fallback``: the level's colour before statistics exist (the library's level palette).
+    """
     flags = {str(f) for f in levelRoi.flags}
     if "index" in flags:
         return INDEX_LEVEL_COLOR
@@ -1365,6 +1442,8 @@ def levelColor(levelRoi, meanPdffPct=None):
         return EXCLUDED_LEVEL_COLOR
     if meanPdffPct is not None and not _isNan(meanPdffPct):
         return pdffColor(meanPdffPct)
+    if fallback is not None:
+        return tuple(fallback)
     i = LEVELS.index(levelRoi.level)
     return pdffColor(20.0 + 60.0 * i / (len(LEVELS) - 1))
 

@@ -174,7 +174,7 @@ def test_roiset_segmentation_round_trip(logic, env, module):
         assert back.level(lv.level).include_override == lv.include_override
     assert np.array_equal(back.labelmap.array, roiset.labelmap.array)
     assert np.allclose(back.labelmap.ijk_to_ras, grid.ijk_to_ras, atol=1e-9)
-    assert back.method == RoiMethod.IMPORTED_MASK
+    assert back.method == roiset.method and back.reader == roiset.reader  # from segment tags
 
     # writing the read-back RoiSet again gives the same names and colours
     seg2 = logic.roiSetToSegmentation(back, reference, meanPdffByLevel=means)
@@ -344,8 +344,10 @@ def test_workflow_on_phantom(logic, module):
         "RefractureRiskLib.phantom",
         "RefractureRiskLib.roi.manual",
         "RefractureRiskLib.stats.roi_statistics",
-        "RefractureRiskLib.stats.summaries",
+        "RefractureRiskLib.roi.qc",
+        "RefractureRiskLib.stats.summary",
         "RefractureRiskLib.model.scoring",
+        "RefractureRiskLib.pipeline",
     ):
         try:
             __import__(name)
