@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agreement",
     "score",
     "samplesize",
+    "describe",
 )
 
 EXIT_BAD_INPUT = 2

@@ -1,0 +1,39 @@
+"""``refracture-risk describe``: Table 1, marker correlations and odds ratios of a cohort."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "describe"
+HELP = (
+    "describe a cohort: Table 1 by 1-year outcome, PDFF/R2* correlations, marker odds ratios "
+    "(descriptive only, not used to select model terms)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cohort", type=Path, help="cohort table (.csv, .xlsx or .parquet)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument(
+        "--allow-unknown-columns",
+        action="store_true",
+        help="keep columns the cohort schema does not define instead of refusing the file",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.model.describe import DESCRIPTIVE_NOTE, describe_cohort
+    from RefractureRiskLib.model.schema import read_cohort
+
+    cohort = read_cohort(args.cohort, allow_unknown_columns=args.allow_unknown_columns)
+    result = describe_cohort(cohort, args.out)
+    y = cohort["outcome_1y"]
+    print(
+        f"{len(cohort)} patients from {cohort['centre_id'].nunique()} centre(s); 1-year outcome "
+        f"known for {int(y.notna().sum())}, with {int((y == 1).sum())} re-fractures."
+    )
+    for path in result.files:
+        print(f"wrote {path}")
+    print(DESCRIPTIVE_NOTE)
+    return 0
