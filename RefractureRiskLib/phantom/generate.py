@@ -31,8 +31,8 @@ from RefractureRiskLib.phantom.truth import PhantomLevel, PhantomStudy, PhantomT
 
 # Trunk cross-section relative to the spine curve (mm): ellipse centred TRUNK_CENTRE_V anterior.
 TRUNK_HALF_WIDTH_MM = 165.0
-TRUNK_HALF_AP_MM = 160.0
-TRUNK_CENTRE_V_MM = 60.0
+TRUNK_HALF_AP_MM = 120.0
+TRUNK_CENTRE_V_MM = 20.0
 MARGIN_MM = 15.0
 SLAB_HALF_WIDTH_MM = 48.0  # default sagittal coverage: +-48 mm about the spine
 SLAB_SLICES = 8  # slices processed together
@@ -276,6 +276,9 @@ class _Model:
     body_z: npt.NDArray[np.float64]  # centre z of each body, ascending
     body_depth: npt.NDArray[np.float64]  # matching depth (mm)
     psoas_z: tuple[float, float]  # (z where psoas begins, z where it is full size)
+    visceral_fat: _TissueValue
+    blood: _TissueValue
+    vessel_z: tuple[float, float]  # lower ends of aorta and vena cava
 
 
 def _paint_global(cv: _Canvas, x: npt.NDArray, y: npt.NDArray, z: npt.NDArray, md: _Model) -> None:
@@ -289,6 +292,16 @@ def _paint_global(cv: _Canvas, x: npt.NDArray, y: npt.NDArray, z: npt.NDArray, m
     t = md.fat_thickness_mm
     inner = (u / (TRUNK_HALF_WIDTH_MM - t)) ** 2 + (vt / (TRUNK_HALF_AP_MM - t)) ** 2 <= 1.0
     cv.paint(sl, inner, Tissue.SOFT_TISSUE, md.soft)
+    depth = np.interp(z, md.body_z, md.body_depth).astype(np.float32)
+    # retroperitoneal fat, then aorta (left, ends at L4) and vena cava (right, ends at L5)
+    retro = (u / 75.0) ** 2 + ((v - 30.0) / 40.0) ** 2 <= 1.0
+    cv.paint(sl, retro, Tissue.VISCERAL_FAT, md.visceral_fat)
+    v_front = depth / 2
+    aorta = ((u + 12.0) ** 2 + (v - v_front - 14.0) ** 2 <= 11.0**2) & (z > md.vessel_z[0])
+    ivc = (((u - 24.0) / 13.0) ** 2 + ((v - v_front - 11.0) / 9.0) ** 2 <= 1.0) & (
+        z > md.vessel_z[1]
+    )
+    cv.paint(sl, aorta | ivc, Tissue.BLOOD, md.blood)
     # erector spinae + multifidus, left and right of the spinous processes
     for side, muscle in ((1.0, md.muscle_right), (-1.0, md.muscle_left)):
         m = ((u - side * 30.0) / 26.0) ** 2 + ((v + 57.0) / 24.0) ** 2 <= 1.0
@@ -300,7 +313,6 @@ def _paint_global(cv: _Canvas, x: npt.NDArray, y: npt.NDArray, z: npt.NDArray, m
     for side, muscle in ((1.0, md.muscle_right), (-1.0, md.muscle_left)):
         m = ((u - side * (22.0 + rad)) ** 2 + (v + 2.0) ** 2 <= rad**2) & (z < z0)
         cv.paint(sl, m, Tissue.MUSCLE, muscle)
-    depth = np.interp(z, md.body_z, md.body_depth).astype(np.float32)
     vcc = -(depth / 2 + an.CANAL_GAP_MM + an.CANAL_AP_MM / 2)
     canal = (u / (an.CANAL_WIDTH_MM / 2)) ** 2 + ((v - vcc) / (an.CANAL_AP_MM / 2)) ** 2 <= 1.0
     cv.paint(sl, canal, Tissue.CSF, md.csf)
@@ -487,6 +499,12 @@ def _build_model(spec: PhantomSpec) -> _Model:
         body_z=np.array([bd.centre_ras[2] for bd in order]),
         body_depth=np.array([bd.depth_mm for bd in order]),
         psoas_z=(float(psoas_top), float(psoas_full)),
+        visceral_fat=_TissueValue(0.95, float(tissue_rng.uniform(0.85, 0.92)), 25.0 * ff),
+        blood=_TissueValue(0.9, 0.0, 15.0 * ff),
+        vessel_z=(
+            float(next(bd for bd in bodies if bd.name == "L4").centre_ras[2]),
+            float(next(bd for bd in bodies if bd.name == "L5").centre_ras[2]),
+        ),
     )
 
 

@@ -132,6 +132,30 @@ class PhantomSpec:
                 f"{src}.slice_supersampling", f"got {self.slice_supersampling}; expected 1-15"
             )
 
+    # The mappings are read-only proxies: give pickling and hashing plain equivalents so that a
+    # spec can be sent to worker processes and used as a cache key.
+    _MAPPING_FIELDS = ("marrow_pdff_pct", "marrow_r2s_per_s", "fractured")
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        for name in self._MAPPING_FIELDS:
+            if state[name] is not None:
+                state[name] = dict(state[name])
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            if name in self._MAPPING_FIELDS and value is not None:
+                value = MappingProxyType(dict(value))  # type: ignore[call-overload]
+            object.__setattr__(self, name, value)
+
+    def __hash__(self) -> int:
+        state = self.__getstate__()
+        for name in self._MAPPING_FIELDS:
+            if state[name] is not None:
+                state[name] = tuple(sorted(state[name].items()))  # type: ignore[union-attr]
+        return hash(tuple(sorted(state.items())))
+
     @property
     def field_factor(self) -> float:
         """R2* scale relative to 1.5 T (1.0 at 1.5 T, 2.0 at 3 T)."""

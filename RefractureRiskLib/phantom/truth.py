@@ -29,6 +29,8 @@ class Tissue(IntEnum):
     LESION = 11  # focal low-fat lesion
     CEMENT = 12  # PMMA cement: signal void
     OTHER_VERTEBRA = 13  # T9 and S2 bodies (unlabelled)
+    VISCERAL_FAT = 14  # retroperitoneal fat in front of the spine
+    BLOOD = 15  # aorta and inferior vena cava
 
 
 @dataclass(frozen=True)
