@@ -189,6 +189,13 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
     if "DirectoryRecordSequence" in ds:
         return SkippedFile(path, "DICOMDIR index (the folder is scanned directly instead)")
     if "PixelData" not in ds and len(pixel_head) < 8:
+        sop_name = str(getattr(ds.get("SOPClassUID"), "name", ""))
+        if ("Rows" in ds and "Columns" in ds) or "Image Storage" in sop_name:
+            return SkippedFile(
+                path,
+                f"truncated file or image without pixel data: no Pixel Data element after "
+                f"{pixel_offset} bytes ({_no_pixel_reason(ds)})",
+            )
         return SkippedFile(path, _no_pixel_reason(ds))
     try:
         return _describe_file(path, ds, size, pixel_offset, pixel_head)

@@ -130,7 +130,7 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
                 f"duplicate slice position {dist[dup[0]]:.3f} mm along the normal: {_name(a)} "
                 f"and {_name(b)} ({dup.size} duplicate(s) in {len(ordered)} images)",
             )
-        spacing = float(np.median(gaps))
+        spacing = _typical_gap(gaps)
         tol = max(SPACING_ABS_TOL_MM, SPACING_REL_TOL * spacing)
         bad = np.flatnonzero(np.abs(gaps - spacing) > tol)
         if bad.size:
@@ -169,6 +169,15 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
     lps[:3, 2] = normal * spacing
     lps[:3, 3] = pos[0]
     return StackGeometry(ordered, LPS_TO_RAS @ lps, float(spacing), tuple(notes))
+
+
+def _typical_gap(gaps: np.ndarray) -> float:
+    """The most common gap between neighbouring slices (ties: the smallest), so one or two
+    missing slices do not change the spacing estimate."""
+    rounded = np.round(gaps, 2)
+    values, counts = np.unique(rounded, return_counts=True)
+    best = values[counts == counts.max()].min()
+    return float(np.mean(gaps[rounded == best]))
 
 
 def _check_same(frames, series, what, key, fmt) -> None:
