@@ -180,6 +180,10 @@ def test_empty_file_and_header_only(tmp_path: Path) -> None:
         read_cohort(header)
     with pytest.raises(InputError, match="not found"):
         read_cohort(tmp_path / "absent.csv")
+    semicolon = tmp_path / "semicolon.csv"
+    _minimal().to_csv(semicolon, sep=";", index=False)
+    with pytest.raises(InputError, match="separated by ';'"):
+        read_cohort(semicolon)
     odd = tmp_path / "cohort.json"
     odd.write_text("{}")
     with pytest.raises(InputError, match="file type"):

@@ -75,6 +75,9 @@ def test_table_one_counts_tests_and_missing(strong) -> None:
     assert first["overall"] == str(len(strong))
     assert first["refracture_1y"] == str(int((y == 1).sum()))
     assert first["no_refracture_1y"] == str(int((y == 0).sum()))
+    died = int((strong["outcome_1y_status"] == "died_before_horizon").sum())
+    assert f"1-year outcome unknown: {int(y.isna().sum())}" in first["test"]
+    assert f"{died} died" in first["test"] and died > 0
     age = t1[t1["variable"].str.startswith("Age")].iloc[0]
     ref = stats.ttest_ind(
         strong.loc[y == 0, "age_years"], strong.loc[y == 1, "age_years"], equal_var=False

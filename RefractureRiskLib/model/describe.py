@@ -115,7 +115,15 @@ def table_one(df: pd.DataFrame) -> pd.DataFrame:
         raise InputError("cohort", "outcome_1y missing: read the cohort with read_cohort()")
     y = df["outcome_1y"]
     groups = {"no_refracture_1y": df[y == 0], "refracture_1y": df[y == 1]}
-    n_unknown = int(y.isna().sum())
+    status = df["outcome_1y_status"] if "outcome_1y_status" in df else pd.Series("", index=df.index)
+    n_censored = int((y.isna() & (status == "censored_before_horizon")).sum())
+    n_died = int((y.isna() & (status == "died_before_horizon")).sum())
+    unknown = f"1-year outcome unknown: {int(y.isna().sum())}"
+    if n_censored or n_died:
+        unknown += (
+            f" ({n_censored} censored and {n_died} died, a competing event, before 365 days "
+            "without a re-fracture)"
+        )
     rows: list[dict[str, object]] = [
         {
             "variable": "Patients, n",
@@ -123,7 +131,7 @@ def table_one(df: pd.DataFrame) -> pd.DataFrame:
             "overall": str(len(df)),
             **{k: str(len(g)) for k, g in groups.items()},
             "p_value": "",
-            "test": f"1-year outcome unknown (censored or died before 365 days): {n_unknown}",
+            "test": unknown,
             "missing": "",
         }
     ]
@@ -454,7 +462,8 @@ def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             pair = d[[marker, var]].dropna()
             if var == "female":
                 groups = [pair.loc[pair[var] == g, marker] for g in (0.0, 1.0)]
-                ax.boxplot(groups, tick_labels=["male", "female"])
+                ax.boxplot(groups)
+                ax.set_xticks([1, 2], ["male", "female"])
                 ax.set_xlabel("sex")
             else:
                 colour = None

@@ -604,6 +604,12 @@ def _load_table(path: str | Path) -> pd.DataFrame:
             path, f"cannot read the cohort table ({type(err).__name__}: {err})"
         ) from err
     df.columns = [str(c).strip() for c in df.columns]
+    if suffix == ".csv" and len(df.columns) == 1 and ";" in df.columns[0]:
+        raise InputError(
+            path,
+            "the file is separated by ';', expected ',' (save it as CSV with "
+            "commas and '.' as the decimal point)",
+        )
     return df
 
 
