@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"RefractureRiskLib.commands.{name}")
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        # argparse %-formats help strings: a literal "95%" must reach it as "95%%".
+        cmd = sub.add_parser(
+            module.NAME, help=module.HELP.replace("%", "%%"), description=module.HELP
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser

@@ -12,8 +12,13 @@ import pytest
 from RefractureRiskLib.cli import COMMAND_MODULES, build_parser, main
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(capsys):
     parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in COMMAND_MODULES)
     for name in COMMAND_MODULES:
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
