@@ -99,376 +99,130 @@ class ColumnSpec:
             raise ValueError(f"column {self.name}: dtype {self.dtype!r} not in {DTYPES}")
 
 
+def _col(
+    name: str,
+    dtype: str,
+    unit: str,
+    required: bool,
+    lo: float | None,
+    hi: float | None,
+    allowed: tuple[str | float | int, ...] | None,
+    description: str,
+    group: str,
+) -> ColumnSpec:
+    return ColumnSpec(name, dtype, unit, required, lo, hi, allowed, description, group)
+
+
 def _per_level_specs() -> tuple[ColumnSpec, ...]:
+    group = "Per-level MRI"
     specs: list[ColumnSpec] = []
     for lv in MEASURED_LEVELS:
+        # fmt: off
         specs += [
-            ColumnSpec(
-                f"pdff_pct_{lv}",
-                "float",
-                "%",
-                False,
-                0.0,
-                100.0,
-                None,
-                f"Mean proton-density fat fraction of the {lv} vertebral-body marrow ROI.",
-                "Per-level MRI",
-            ),
-            ColumnSpec(
-                f"r2s_per_s_{lv}",
-                "float",
-                "1/s",
-                False,
-                0.0,
-                1000.0,
-                None,
-                f"Mean R2* of the {lv} vertebral-body marrow ROI (depends on mri_field_T).",
-                "Per-level MRI",
-            ),
-            ColumnSpec(
-                f"excl_{lv}",
-                "code_list",
-                "",
-                False,
-                None,
-                None,
-                EXCLUSION_CODES,
-                f"Why {lv} is excluded from summaries (codes separated by ';'); empty = eligible.",
-                "Per-level MRI",
-            ),
+            _col(f"pdff_pct_{lv}", "float", "%", False, 0.0, 100.0, None,
+                 f"Mean proton-density fat fraction of the {lv} vertebral-body marrow ROI.", group),
+            _col(f"r2s_per_s_{lv}", "float", "1/s", False, 0.0, 1000.0, None,
+                 f"Mean R2* of the {lv} vertebral-body marrow ROI (depends on mri_field_T).",
+                 group),
+            _col(f"excl_{lv}", "code_list", "", False, None, None, EXCLUSION_CODES,
+                 f"Why {lv} is excluded from summaries (codes separated by ';'); empty = eligible.",
+                 group),
         ]
+        # fmt: on
     return tuple(specs)
 
 
-_BOOL = "boolean"
+# fmt: off
+# Columns grouped as in docs/cohort_schema.md:
+#   name, dtype, unit, required, min, max, allowed values, description.
 COHORT_SCHEMA: tuple[ColumnSpec, ...] = (
-    ColumnSpec(
-        "patient_id",
-        "string",
-        "",
-        True,
-        description=(
-            "Pseudonymised patient identifier, unique in the table (no names, no hospital numbers)."
-        ),
-        group="Identification",
-    ),
-    ColumnSpec(
-        "centre_id",
-        "string",
-        "",
-        True,
-        description=("Recruiting centre (used for leave-one-centre-out validation)."),
-        group="Identification",
-    ),
-    ColumnSpec(
-        "surgery_date",
-        "date",
-        "YYYY-MM-DD",
-        True,
-        description=(
-            "Date of the index vertebroplasty/kyphoplasty (ISO 8601, not "
-            "in the future, not before 1990)."
-        ),
-        group="Identification",
-    ),
-    ColumnSpec(
-        "age_years",
-        "float",
-        "years",
-        True,
-        40.0,
-        110.0,
-        description="Age at the index surgery.",
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "sex",
-        "category",
-        "",
-        True,
-        allowed=("F", "M"),
-        description="Sex: F (female) or M (male).",
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "height_cm",
-        "float",
-        "cm",
-        False,
-        120.0,
-        220.0,
-        description=("Body height; with weight_kg used to derive bmi_kg_m2 when that is empty."),
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "weight_kg",
-        "float",
-        "kg",
-        False,
-        25.0,
-        250.0,
-        description=("Body weight; with height_cm used to derive bmi_kg_m2 when that is empty."),
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "bmi_kg_m2",
-        "float",
-        "kg/m^2",
-        False,
-        12.0,
-        60.0,
-        description=(
-            "Body-mass index (derived from height_cm and weight_kg when "
-            "empty; must agree with them within 1 kg/m^2 when all are "
-            "given)."
-        ),
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "smoking", _BOOL, "", False, description="Current smoker (1) or not (0).", group="Clinical"
-    ),
-    ColumnSpec(
-        "glucocorticoid_use",
-        _BOOL,
-        "",
-        False,
-        description=("Systemic glucocorticoid use for 3 months or more (1) or not (0)."),
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "diabetes",
-        _BOOL,
-        "",
-        False,
-        description="Diabetes mellitus, type 1 or 2 (1) or not (0).",
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "n_prevalent_vertebral_fractures",
-        "integer",
-        "count",
-        False,
-        0,
-        20,
-        description=("Vertebral fractures present at baseline other than the index fracture(s)."),
-        group="Clinical",
-    ),
-    ColumnSpec(
-        "dxa_l1l4_tscore",
-        "float",
-        "SD",
-        False,
-        -6.0,
-        4.0,
-        description=("DXA T-score of L1-L4 (standard deviations from the young-adult mean)."),
-        group="Bone density",
-    ),
-    ColumnSpec(
-        "ct_hu_l1",
-        "float",
-        "HU",
-        False,
-        -100.0,
-        600.0,
-        description="Trabecular attenuation of L1 on CT, Hounsfield units.",
-        group="Bone density",
-    ),
-    ColumnSpec(
-        "n_index_levels",
-        "integer",
-        "count",
-        True,
-        1,
-        9,
-        description=(
-            "Number of treated (index) levels; must equal the number of levels in index_levels."
-        ),
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "index_levels",
-        "level_list",
-        "",
-        True,
-        allowed=INDEX_LEVEL_NAMES,
-        description=("Treated levels separated by ';' (T1-T12, L1-L5), e.g. 'T12;L1'."),
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "tl_junction",
-        _BOOL,
-        "",
-        False,
-        description=(
-            "An index level at the thoracolumbar junction T11-L2 (1) or "
-            "not (0); derived from index_levels when empty."
-        ),
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "procedure",
-        "category",
-        "",
-        True,
-        allowed=("PVP", "PKP"),
-        description=("PVP (percutaneous vertebroplasty) or PKP (percutaneous kyphoplasty)."),
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "cement_volume_ml",
-        "float",
-        "mL",
-        False,
-        0.0,
-        40.0,
-        description="Total injected cement volume over all index levels.",
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "cement_leak_disc",
-        _BOOL,
-        "",
-        False,
-        description="Cement leakage into an adjacent disc (1) or not (0).",
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "antiop_post",
-        _BOOL,
-        "",
-        False,
-        description=(
-            "Anti-osteoporosis treatment started or continued after surgery (1) or not (0)."
-        ),
-        group="Procedure",
-    ),
-    ColumnSpec(
-        "mri_field_T",
-        "float",
-        "T",
-        False,
-        allowed=(1.5, 3.0),
-        description=(
-            "MRI field strength, 1.5 or 3.0 T; required in every row that"
-            " has an R2* value (R2* roughly doubles at 3 T)."
-        ),
-        group="MRI acquisition",
-    ),
-    ColumnSpec(
-        "mri_vendor",
-        "category",
-        "",
-        False,
-        allowed=("GE", "Siemens", "Philips", "Canon", "United Imaging", "other"),
-        description="MRI scanner manufacturer.",
-        group="MRI acquisition",
-    ),
-    ColumnSpec(
-        "reader_id",
-        "string",
-        "",
-        False,
-        description="Pseudonymised identifier of the reader who placed the ROIs.",
-        group="MRI acquisition",
-    ),
+    # Identification
+    _col("patient_id", "string", "", True, None, None, None,
+         "Pseudonymised patient identifier, unique in the table (no names, no hospital numbers).",
+         "Identification"),
+    _col("centre_id", "string", "", True, None, None, None,
+         "Recruiting centre (used for leave-one-centre-out validation).", "Identification"),
+    _col("surgery_date", "date", "YYYY-MM-DD", True, None, None, None,
+         "Date of the index vertebroplasty/kyphoplasty (ISO 8601, not in the future, not before "
+         "1990).", "Identification"),
+    # Clinical
+    _col("age_years", "float", "years", True, 40.0, 110.0, None,
+         "Age at the index surgery.", "Clinical"),
+    _col("sex", "category", "", True, None, None, ("F", "M"),
+         "Sex: F (female) or M (male).", "Clinical"),
+    _col("height_cm", "float", "cm", False, 120.0, 220.0, None,
+         "Body height; with weight_kg used to derive bmi_kg_m2 when that is empty.", "Clinical"),
+    _col("weight_kg", "float", "kg", False, 25.0, 250.0, None,
+         "Body weight; with height_cm used to derive bmi_kg_m2 when that is empty.", "Clinical"),
+    _col("bmi_kg_m2", "float", "kg/m^2", False, 12.0, 60.0, None,
+         "Body-mass index (derived from height_cm and weight_kg when empty; must agree with them"
+         " within 1 kg/m^2 when all are given).", "Clinical"),
+    _col("smoking", "boolean", "", False, None, None, None,
+         "Current smoker (1) or not (0).", "Clinical"),
+    _col("glucocorticoid_use", "boolean", "", False, None, None, None,
+         "Systemic glucocorticoid use for 3 months or more (1) or not (0).", "Clinical"),
+    _col("diabetes", "boolean", "", False, None, None, None,
+         "Diabetes mellitus, type 1 or 2 (1) or not (0).", "Clinical"),
+    _col("n_prevalent_vertebral_fractures", "integer", "count", False, 0, 20, None,
+         "Vertebral fractures present at baseline other than the index fracture(s).", "Clinical"),
+    # Bone density
+    _col("dxa_l1l4_tscore", "float", "SD", False, -6.0, 4.0, None,
+         "DXA T-score of L1-L4 (standard deviations from the young-adult mean).", "Bone density"),
+    _col("ct_hu_l1", "float", "HU", False, -100.0, 600.0, None,
+         "Trabecular attenuation of L1 on CT, Hounsfield units.", "Bone density"),
+    # Procedure
+    _col("n_index_levels", "integer", "count", True, 1, 9, None,
+         "Number of treated (index) levels; must equal the number of levels in index_levels.",
+         "Procedure"),
+    _col("index_levels", "level_list", "", True, None, None, INDEX_LEVEL_NAMES,
+         "Treated levels separated by ';' (T1-T12, L1-L5), e.g. 'T12;L1'.", "Procedure"),
+    _col("tl_junction", "boolean", "", False, None, None, None,
+         "An index level at the thoracolumbar junction T11-L2 (1) or not (0); derived from "
+         "index_levels when empty.", "Procedure"),
+    _col("procedure", "category", "", True, None, None, ("PVP", "PKP"),
+         "PVP (percutaneous vertebroplasty) or PKP (percutaneous kyphoplasty).", "Procedure"),
+    _col("cement_volume_ml", "float", "mL", False, 0.0, 40.0, None,
+         "Total injected cement volume over all index levels.", "Procedure"),
+    _col("cement_leak_disc", "boolean", "", False, None, None, None,
+         "Cement leakage into an adjacent disc (1) or not (0).", "Procedure"),
+    _col("antiop_post", "boolean", "", False, None, None, None,
+         "Anti-osteoporosis treatment started or continued after surgery (1) or not (0).",
+         "Procedure"),
+    # MRI acquisition
+    _col("mri_field_T", "float", "T", False, None, None, (1.5, 3.0),
+         "MRI field strength, 1.5 or 3.0 T; required in every row that has an R2* value (R2* "
+         "roughly doubles at 3 T).", "MRI acquisition"),
+    _col("mri_vendor", "category", "", False, None, None,
+         ("GE", "Siemens", "Philips", "Canon", "United Imaging", "other"),
+         "MRI scanner manufacturer.", "MRI acquisition"),
+    _col("reader_id", "string", "", False, None, None, None,
+         "Pseudonymised identifier of the reader who placed the ROIs.", "MRI acquisition"),
     *_per_level_specs(),
-    ColumnSpec(
-        "pdff_global_L1L4",
-        "float",
-        "%",
-        False,
-        0.0,
-        100.0,
-        description="Mean PDFF over the eligible L1-L4 levels (at least two).",
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "r2s_global_L1L4",
-        "float",
-        "1/s",
-        False,
-        0.0,
-        1000.0,
-        description="Mean R2* over the eligible L1-L4 levels (at least two).",
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "pdff_adjacent",
-        "float",
-        "%",
-        False,
-        0.0,
-        100.0,
-        description=("Mean PDFF of the eligible levels adjacent to the index level(s)."),
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "r2s_adjacent",
-        "float",
-        "1/s",
-        False,
-        0.0,
-        1000.0,
-        description=("Mean R2* of the eligible levels adjacent to the index level(s)."),
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "paraspinal_fat_pct_L3L4",
-        "float",
-        "%",
-        False,
-        0.0,
-        100.0,
-        description="Fat fraction of the paraspinal muscles at L3-L4.",
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "body_volume_ml_L1L4",
-        "float",
-        "mL",
-        False,
-        5.0,
-        150.0,
-        description="Mean vertebral-body volume of the eligible L1-L4 levels.",
-        group="MRI summaries",
-    ),
-    ColumnSpec(
-        "refracture",
-        _BOOL,
-        "",
-        False,
-        description=(
-            "A new vertebral fracture during follow-up (1) or not (0); must agree with event."
-        ),
-        group="Outcome",
-    ),
-    ColumnSpec(
-        "time_days",
-        "float",
-        "days",
-        True,
-        0.0,
-        7300.0,
-        description=(
-            "Days from the index surgery to the first new vertebral "
-            "fracture, death or last follow-up, whichever came first."
-        ),
-        group="Outcome",
-    ),
-    ColumnSpec(
-        "event",
-        "integer",
-        "",
-        True,
-        allowed=(0, 1, 2),
-        description=(
-            "What ended follow-up at time_days: 0 censored (alive, no new"
-            " fracture), 1 new vertebral fracture, 2 death (a competing "
-            "event)."
-        ),
-        group="Outcome",
-    ),
+    # MRI summaries
+    _col("pdff_global_L1L4", "float", "%", False, 0.0, 100.0, None,
+         "Mean PDFF over the eligible L1-L4 levels (at least two).", "MRI summaries"),
+    _col("r2s_global_L1L4", "float", "1/s", False, 0.0, 1000.0, None,
+         "Mean R2* over the eligible L1-L4 levels (at least two).", "MRI summaries"),
+    _col("pdff_adjacent", "float", "%", False, 0.0, 100.0, None,
+         "Mean PDFF of the eligible levels adjacent to the index level(s).", "MRI summaries"),
+    _col("r2s_adjacent", "float", "1/s", False, 0.0, 1000.0, None,
+         "Mean R2* of the eligible levels adjacent to the index level(s).", "MRI summaries"),
+    _col("paraspinal_fat_pct_L3L4", "float", "%", False, 0.0, 100.0, None,
+         "Fat fraction of the paraspinal muscles at L3-L4.", "MRI summaries"),
+    _col("body_volume_ml_L1L4", "float", "mL", False, 5.0, 150.0, None,
+         "Mean vertebral-body volume of the eligible L1-L4 levels.", "MRI summaries"),
+    # Outcome
+    _col("refracture", "boolean", "", False, None, None, None,
+         "A new vertebral fracture during follow-up (1) or not (0); must agree with event.",
+         "Outcome"),
+    _col("time_days", "float", "days", True, 0.0, 7300.0, None,
+         "Days from the index surgery to the first new vertebral fracture, death or last follow-"
+         "up, whichever came first.", "Outcome"),
+    _col("event", "integer", "", True, None, None, (0, 1, 2),
+         "What ended follow-up at time_days: 0 censored (alive, no new fracture), 1 new "
+         "vertebral fracture, 2 death (a competing event).", "Outcome"),
 )
+# fmt: on
 
 _SPECS: dict[str, ColumnSpec] = {spec.name: spec for spec in COHORT_SCHEMA}
 
