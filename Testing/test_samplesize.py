@@ -142,3 +142,21 @@ def test_command_prints_the_criteria_table(capsys: pytest.CaptureFixture[str]) -
 def test_command_bad_input_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["samplesize", "--parameters", "10", "--prevalence", "0.12"]) == 2
     assert "--c-statistic" in capsys.readouterr().err
+
+
+def test_command_with_cohort_reports_supported_parameters(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from RefractureRiskLib.model.schema import read_cohort
+    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+
+    csv = tmp_path / "cohort.csv"
+    generate_cohort(n=300, seed=5).data.to_csv(csv, index=False)
+    known = read_cohort(csv)["outcome_1y"].dropna()
+    rc = main(["samplesize", "--cohort", str(csv), "--r2-cs", "0.08", "--parameters", "6"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    sup = supported_parameters(len(known), int(known.sum()), r2_cs=0.08)
+    assert f"support at most {sup.max_parameters} candidate parameters" in out
+    assert f"{len(known)} patients with {int(known.sum())} events" in out
+    assert "criterion" in out  # the table for 6 parameters at the cohort's prevalence
