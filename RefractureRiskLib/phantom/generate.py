@@ -175,6 +175,11 @@ def _make_grid(
         tilt_axis = np.array([1.0, 0.0, 0.0])
     if spec.matrix_size is not None:
         nj, ni = spec.matrix_size
+        # a small field of view is moved towards the bodies so that it still shows the spine
+        half_ap = ((ni if spec.orientation == "sagittal" else nj) - 1) * sp / 2
+        slack = max(half_ap - min(half_ap, 45.0), 0.0)
+        spine_y = float(np.mean([b.centre_ras[1] for b in labelled]))
+        centre[1] = float(np.clip(centre[1], spine_y - slack, spine_y + slack))
     if spec.n_slices is not None:
         nk = int(spec.n_slices)
     dirs = _rotation(tilt_axis, spec.oblique_deg) @ dirs
@@ -294,7 +299,7 @@ def _paint_global(cv: _Canvas, x: npt.NDArray, y: npt.NDArray, z: npt.NDArray, m
     cv.paint(sl, inner, Tissue.SOFT_TISSUE, md.soft)
     depth = np.interp(z, md.body_z, md.body_depth).astype(np.float32)
     # retroperitoneal fat, then aorta (left, ends at L4) and vena cava (right, ends at L5)
-    retro = (u / 75.0) ** 2 + ((v - 30.0) / 40.0) ** 2 <= 1.0
+    retro = (u / 65.0) ** 2 + ((v - 25.0) / 32.0) ** 2 <= 1.0
     cv.paint(sl, retro, Tissue.VISCERAL_FAT, md.visceral_fat)
     v_front = depth / 2
     aorta = ((u + 12.0) ** 2 + (v - v_front - 14.0) ** 2 <= 11.0**2) & (z > md.vessel_z[0])
