@@ -221,6 +221,14 @@ def test_r2s_in_per_ms_and_without_field_strength_are_refused() -> None:
     assert [(p.row, p.column) for p in probs] == [(2, "mri_field_T")]
 
 
+def test_time_in_years_is_refused() -> None:
+    raw = _minimal(6)
+    raw["time_days"] = ["1.5", "2", "0.5", "3", "1", "2.5"]
+    probs = _problems(raw)
+    assert [(p.row, p.column) for p in probs] == [(None, "time_days")]
+    assert "must be days" in probs[0].rule
+
+
 def test_cross_column_rules() -> None:
     raw = _minimal()
     raw.loc[0, "n_index_levels"] = "2"  # but index_levels lists one

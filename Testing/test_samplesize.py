@@ -22,6 +22,15 @@ PMSAMPSIZE_REFERENCE = [
     # kwargs, (n1, n2, n3), final
     ({"parameters": 24, "prevalence": 0.174, "csrsquared": 0.288}, (623, 662, 221), 662),
     ({"parameters": 10, "prevalence": 0.12, "cstatistic": 0.75}, (988, 363, 163), 988),
+    ({"parameters": 8, "prevalence": 0.3, "cstatistic": 0.68}, (819, 214, 323), 819),
+    ({"parameters": 12, "prevalence": 0.12, "nagrsquared": 0.15}, (1324, 438, 163), 1324),
+    ({"parameters": 7, "prevalence": 0.2, "nagrsquared": 0.3}, (296, 196, 246), 296),
+    ({"parameters": 20, "prevalence": 0.3, "csrsquared": 0.2}, (796, 498, 323), 796),
+    (
+        {"parameters": 8, "prevalence": 0.05, "csrsquared": 0.03, "shrinkage": 0.85},
+        (1485, 477, 73),
+        1485,
+    ),
 ]
 
 

@@ -594,6 +594,18 @@ def _table_rules(df: pd.DataFrame) -> list[Problem]:
                         "in 1/s (multiply by 1000; from T2* in ms use 1000/T2*)",
                     )
                 )
+    if "time_days" in df:
+        t = df["time_days"].dropna()
+        if len(t) >= 5 and t.max() < 30:
+            problems.append(
+                Problem(
+                    None,
+                    "time_days",
+                    f"max {t.max():g}",
+                    "every follow-up is under 30 "
+                    "days: values look like months or years; time_days must be days",
+                )
+            )
     if any(c in df for c in R2S_COLUMNS):
         has_r2s = np.zeros(len(df), dtype=bool)
         for name in R2S_COLUMNS:
@@ -739,7 +751,8 @@ def cohort_schema_markdown(schema: Iterable[ColumnSpec] = COHORT_SCHEMA) -> str:
         "",
         "Units: PDFF and other fat fractions in percent (0-100; a column whose values all lie in",
         "0-1 is refused as a likely fraction), R2* in 1/s (values all below 5 are refused as a",
-        "likely 1/ms), times in days since the index surgery. Per-level columns exist for",
+        "likely 1/ms), times in days since the index surgery (follow-up times all under 30",
+        "days are refused as likely months or years). Per-level columns exist for",
         f"{', '.join(MEASURED_LEVELS)}. Exclusion codes: {', '.join(EXCLUSION_CODES)}",
         "(several separated by ';'; empty = eligible).",
         "",
