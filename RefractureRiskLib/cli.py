@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "inspect",
     "analyze",
     "agreement",
+    "train",
     "score",
     "samplesize",
     "describe",
