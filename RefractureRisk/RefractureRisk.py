@@ -227,6 +227,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._pendingLevel = None
         self._observedPoints = None
         self._lastOutcome = None
+        self._chart = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -254,6 +255,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
         self.ui.writeStoreButton.connect("clicked(bool)", self.onWriteStore)
         self.ui.layoutButton.connect("clicked(bool)", self.onSetLayout)
+        self.ui.applyOverrideButton.connect("clicked(bool)", self.onApplyOverride)
+        self.ui.overrideLevelComboBox.addItems(list(LEVELS))
+        self.ui.overrideChoiceComboBox.addItems([_("follow flags"), _("include"), _("exclude")])
 
         self.initializeParameterNode()
 
@@ -372,8 +376,11 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p.r2sVolume = nodes.get("r2s")
         p.waterVolume = nodes.get("water")
         p.fatVolume = nodes.get("fat")
-        if study.provenance.field_strength_t in (1.5, 3.0):
-            p.fieldStrengthT = study.provenance.field_strength_t
+        fieldStrength = study.provenance.field_strength_t
+        if fieldStrength is not None:
+            nearest = min((1.5, 3.0), key=lambda t: abs(t - fieldStrength))
+            if abs(nearest - fieldStrength) < 0.2:  # scanners report e.g. 1.494 T
+                p.fieldStrengthT = nearest
         if nodes.get("pdff"):
             self.logic.showPdff(nodes["pdff"])
         self._prefillFromStudy(study)
@@ -404,7 +411,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 and p.anchorPoint.GetNumberOfControlPoints()
             ):
                 position = [0.0, 0.0, 0.0]
-                p.anchorPoint.GetNthControlPointPosition(0, position)
+                p.anchorPoint.GetNthControlPointPositionWorld(0, position)
                 anchor = (p.anchorLevel, tuple(position))
             study = self._study()
             result = self._withProgress(
@@ -540,6 +547,17 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             stats, p.statisticsTable, name="RefractureRisk statistics"
         )
         self.ui.statisticsTableView.setMRMLTableNode(p.statisticsTable)
+        self._chart = self.logic.updatePdffChart(stats)
+
+    def onApplyOverride(self) -> None:
+        """Re-include a flagged level in the summaries, exclude a level, or follow the flags."""
+        with slicer.util.tryWithErrorDisplay(_("Could not change the level."), waitCursor=True):
+            if self._roiResult is None:
+                raise ValueError(_("Place or detect the ROIs first."))
+            level = self.ui.overrideLevelComboBox.currentText
+            choice = {0: None, 1: True, 2: False}[self.ui.overrideChoiceComboBox.currentIndex]
+            result = self.logic.withIncludeOverride(self._roiResult, level, choice)
+            self._showRoiResult(result, self._study())
 
     def _indexLevels(self):
         return self.logic.parseLevels(self._parameterNode.indexLevels)
@@ -548,11 +566,18 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onLoadModel(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not load the model."), waitCursor=True):
             self._ensureDependencies()
+            self._model = None
+            self._buildClinicalForm(self._ensureModel())
+
+    def _ensureModel(self):
+        """The loaded model; loads the chosen file (or the bundled demonstration model) once."""
+        if self._model is None:
             path = self.ui.modelPathLineEdit.currentPath
             self._model = self.logic.loadModel(path or None)
-            self._buildClinicalForm(self._model)
             status = _("validated") if self._model.validated else DEMO_MODEL_WARNING
             self.ui.modelInfoLabel.text = f"{self._model.name}: {status}"
+            self._buildClinicalForm(self._model)
+        return self._model
 
     def _buildClinicalForm(self, model) -> None:
         """One editor per clinical input of the model, with its unit and allowed range."""
@@ -598,7 +623,10 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 values[name] = {0: None, 1: False, 2: True}[editor.currentIndex]
             else:
                 text = editor.text.strip()
-                values[name] = float(text) if text else None
+                try:
+                    values[name] = float(text) if text else None
+                except ValueError:
+                    raise ValueError(f"{name}: {text!r} is not a number") from None
         self._parameterNode.clinicalInputs = json.dumps(values)
         return values
 
@@ -617,19 +645,15 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
             saved = json.loads(self._parameterNode.clinicalInputs or "{}")
             saved.update(values)
-            self._parameterNode.clinicalInputs = json.dumps(saved)
-            if self._model is None:
-                self.onLoadModel()
-            else:
-                self._buildClinicalForm(self._model)
+            self._parameterNode.clinicalInputs = json.dumps(saved, default=str)
+            self._buildClinicalForm(self._ensureModel())
 
     # -- results ------------------------------------------------------------------------------
     def onCompute(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compute the risk."), waitCursor=True):
             self._ensureDependencies()
             p = self._parameterNode
-            if self._model is None:
-                self.onLoadModel()
+            model = self._ensureModel()
             study = self._study()
             roiSet = (
                 self._roiResult.roiset
@@ -639,14 +663,14 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 )
             )
             outcome = self.logic.computeRisk(
-                study, roiSet, self._model, self._clinicalValues(), indexLevels=self._indexLevels()
+                study, roiSet, model, self._clinicalValues(), indexLevels=self._indexLevels()
             )
             self.ui.resultsTextBrowser.setHtml(self.logic.resultsHtml(outcome))
             self.logic.showRiskAnnotation(outcome, study)
             self._lastOutcome = outcome
 
     def onSetLayout(self) -> None:
-        self.logic.setResultsLayout(self._parameterNode.statisticsTable)
+        self.logic.setResultsLayout(self._parameterNode.statisticsTable, self._chart)
 
     def onSaveResults(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not save the results."), waitCursor=True):
@@ -699,6 +723,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
     Every method works on ``slicer.mrmlScene`` without the application (the slicer-core tests run
     them), except where a docstring says it needs the application (layouts).
     """
+
+    #: Studies loaded into the scene, by the key stored in their nodes' "RefractureRisk.StudyKey"
+    #: attribute (shared by all logic instances, e.g. the sample-data loader's and the panel's).
+    _loadedStudies: dict = {}  # noqa: RUF012
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -757,35 +785,63 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         return volumeNode
 
     def addStudyToScene(self, study, baseName="RefractureRisk"):
-        """One scalar volume node per map of ``study``; returns {kind: node}."""
+        """One scalar volume node per map of ``study``; returns {kind: node}.
+
+        The study is remembered with its nodes, so :meth:`studyFromNodes` keeps its provenance
+        (vendor, UIDs, scaling) and non-identifying patient facts when those nodes are chosen.
+        """
+        import uuid
+
+        key = uuid.uuid4().hex
+        RefractureRiskLogic._loadedStudies[key] = study
         nodes = {}
         for kind, volume in study.maps.items():
             node = self.updateVolumeNode(volume, name=f"{baseName} {kind}")
             node.SetAttribute("RefractureRisk.MapKind", kind)
+            node.SetAttribute("RefractureRisk.StudyKey", key)
             nodes[kind] = node
         return nodes
 
     def studyFromNodes(self, nodesByKind, fieldStrengthT=None):
-        """A library ``Study`` from volume nodes chosen per kind (None entries are skipped)."""
+        """A library ``Study`` from volume nodes chosen per kind (None entries are skipped).
+
+        ``fieldStrengthT`` (T) is the panel's value; it replaces the loaded study's.
+        """
+        import dataclasses
+
         core = _lib("core")
-        maps = {}
-        series = {}
-        for kind, node in nodesByKind.items():
-            if node is None:
-                continue
-            maps[kind] = self.volumeFromNode(node)
-            series[kind] = core.SeriesProvenance(
-                kind=kind,
-                source=f"Slicer volume node {node.GetName()}",
-                classified_by="chosen in the Slicer panel",
-            )
-        if "pdff" not in maps:
+        chosen = {kind: node for kind, node in nodesByKind.items() if node is not None}
+        if "pdff" not in chosen:
             raise core.InputError("PDFF volume", "choose the PDFF map (percent) first")
-        provenance = core.StudyProvenance(
-            vendor="unknown", field_strength_t=fieldStrengthT, series=series
+        maps = {kind: self.volumeFromNode(node) for kind, node in chosen.items()}
+        keys = {node.GetAttribute("RefractureRisk.StudyKey") for node in chosen.values()}
+        loaded = self._loadedStudies.get(keys.pop()) if len(keys) == 1 else None
+        sameKinds = loaded is not None and all(
+            node.GetAttribute("RefractureRisk.MapKind") == kind for kind, node in chosen.items()
         )
+        if sameKinds:
+            series = {k: v for k, v in loaded.provenance.series.items() if k in chosen}
+            provenance = dataclasses.replace(
+                loaded.provenance,
+                field_strength_t=fieldStrengthT or loaded.provenance.field_strength_t,
+                series=series,
+            )
+            patient = loaded.patient
+        else:
+            series = {
+                kind: core.SeriesProvenance(
+                    kind=kind,
+                    source=f"Slicer volume node {node.GetName()}",
+                    classified_by="chosen in the Slicer panel",
+                )
+                for kind, node in chosen.items()
+            }
+            provenance = core.StudyProvenance(
+                vendor="unknown", field_strength_t=fieldStrengthT, series=series
+            )
+            patient = core.PatientInfo()
         try:
-            return core.Study(maps=maps, provenance=provenance)
+            return core.Study(maps=maps, provenance=provenance, patient=patient)
         except ValueError as err:
             raise core.InputError("selected volumes", str(err)) from None
 
@@ -1300,13 +1356,72 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             )
         return "".join(parts)
 
-    def setResultsLayout(self, tableNode=None):
-        """Sagittal, axial, table and chart views (needs the application)."""
-        layoutManager = slicer.app.layoutManager()
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+    def setResultsLayout(self, tableNode=None, chartNode=None):
+        """Slice views (sagittal, axial, coronal), the table and the chart (needs the app)."""
+        slicer.app.layoutManager().setLayout(
+            slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView
+        )
+        appLogic = slicer.app.applicationLogic()
         if tableNode is not None:
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
+            appLogic.GetSelectionNode().SetActiveTableID(tableNode.GetID())
+            appLogic.PropagateTableSelection()
+        if chartNode is not None:
+            appLogic.GetSelectionNode().SetActivePlotChartID(chartNode.GetID())
+            appLogic.PropagatePlotChartSelection()
+
+    def updatePdffChart(self, statistics, chartNode=None):
+        """A chart of mean PDFF (%) and R2* (1/s) per level, cranial to caudal.
+
+        Its table has one row per level: ``level``, ``position`` (1 = most cranial level shown),
+        ``pdff_mean_pct`` and ``r2s_mean_per_s`` (NaN when the map was not measured).
+        """
+        rows = {}
+        for row in _records(statistics):
+            entry = rows.setdefault(row["level"], {"level": row["level"]})
+            if row.get("map") in ("pdff", "r2s") and _isNumberOrMissing(row.get("mean")):
+                unit = "pct" if row["map"] == "pdff" else "per_s"
+                entry[f"{row['map']}_mean_{unit}"] = row["mean"]
+        ordered = [rows[lv] for lv in LEVELS if lv in rows]
+        for position, entry in enumerate(ordered, start=1):
+            entry["position"] = position
+            entry.setdefault("pdff_mean_pct", None)
+            entry.setdefault("r2s_mean_per_s", None)
+        table = slicer.mrmlScene.GetFirstNodeByName("RefractureRisk PDFF by level")
+        table = self.updateTableNode(ordered, table, name="RefractureRisk PDFF by level")
+        if chartNode is None:
+            chartNode = slicer.mrmlScene.GetFirstNodeByName("RefractureRisk chart")
+        if chartNode is None:
+            chartNode = slicer.mrmlScene.AddNewNodeByClass(
+                "vtkMRMLPlotChartNode", "RefractureRisk chart"
+            )
+        chartNode.RemoveAllPlotSeriesNodeIDs()
+        for column, name, color in (
+            ("pdff_mean_pct", "PDFF (%)", (0.95, 0.75, 0.1)),
+            ("r2s_mean_per_s", "R2* (1/s)", (0.3, 0.6, 1.0)),
+        ):
+            series = slicer.mrmlScene.GetFirstNodeByName(f"RefractureRisk {name}")
+            if series is None:
+                series = slicer.mrmlScene.AddNewNodeByClass(
+                    "vtkMRMLPlotSeriesNode", f"RefractureRisk {name}"
+                )
+            series.SetAndObserveTableNodeID(table.GetID())
+            series.SetXColumnName("position")
+            series.SetYColumnName(column)
+            series.SetLabelColumnName("level")
+            series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+            series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
+            series.SetColor(*color)
+            chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
+        chartNode.SetTitle("Marrow PDFF and R2* by level (cranial to caudal)")
+        chartNode.SetXAxisTitle("level position (cranial to caudal)")
+        chartNode.SetYAxisTitle("PDFF (%) / R2* (1/s)")
+        return chartNode
+
+    def withIncludeOverride(self, roiResult, level, include):
+        """``roiResult`` with a level re-included (True), excluded (False) or reset (None)."""
+        import dataclasses
+
+        return dataclasses.replace(roiResult, roiset=roiResult.roiset.with_override(level, include))
 
     # -- output -------------------------------------------------------------------------------
     def saveResults(self, outcome, folder):
@@ -1524,49 +1639,79 @@ class RefractureRiskTest(ScriptedLoadableModuleTest):
 def runWorkflowChecks(logic, phantom, nodes):
     """The workflow both the Slicer self-test and the slicer-core test run; raises on failure.
 
-    Points at the phantom's true body centres -> ROIs -> segmentation round trip -> statistics
-    table -> risk with the bundled demonstration model. Returns progress messages.
+    Automatic detection with an anchor; points at the phantom's true body centres -> ROIs ->
+    segmentation round trip -> a moved point updates only its level -> statistics table and chart
+    -> summaries -> risk with the bundled demonstration model, shown beside the spine.
+    Returns progress messages.
     """
     messages = []
+    index = ("L1",)
     study = logic.studyFromNodes(
         {k: nodes.get(k) for k in ("pdff", "r2s", "water", "fat")}, fieldStrengthT=1.5
     )
     truth = {lv.level: lv for lv in phantom.truth.levels if lv.level != "S1"}
-    points = logic.updateMarkupsFromLevelPoints(
-        {lv: tuple(t.centre_ras) for lv, t in truth.items()}
-    )
+
+    anchor = ("L3", tuple(truth["L3"].centre_ras))
+    detected = logic.detectVertebrae(study, anchor=anchor, reader="selftest", indexLevels=index)
+    for level, centre in logic.levelCentres(detected).items():
+        if level in truth:
+            offset = np.linalg.norm(np.subtract(centre, truth[level].centre_ras))
+            assert offset < 5.0, (level, offset)
+    messages.append(f"detected {len(detected.levels)} levels at their true positions")
+
+    points = logic.updateMarkupsFromLevelPoints({lv: t.centre_ras for lv, t in truth.items()})
     placed = logic.levelPointsFromMarkups(points)
     assert set(placed) == set(truth), (sorted(placed), sorted(truth))
     messages.append(f"{len(placed)} points placed")
 
-    result = logic.roisFromPoints(study, placed, reader="selftest", indexLevels=("L1",))
+    result = logic.roisFromPoints(study, placed, reader="selftest", indexLevels=index)
     segmentation = logic.roiSetToSegmentation(result.roiset, nodes["pdff"])
-    back = logic.roiSetFromSegmentation(segmentation, nodes["pdff"], reader="selftest")
+    back = logic.roiSetFromSegmentation(segmentation, nodes["pdff"])
     for lv in result.roiset.levels:
         assert int(back.mask(lv.level).sum()) == int(result.roiset.mask(lv.level).sum()), lv.level
+        assert back.level(lv.level).flags == lv.flags, lv.level
     messages.append("ROIs round-tripped through the segmentation")
+
+    moved = np.add(placed["L2"], (0.0, 2.5, 2.5))
+    points.SetNthControlPointPosition(points.GetControlPointIndexByLabel("L2"), *moved)
+    movedRas = logic.levelPointsFromMarkups(points)["L2"]
+    updated = logic.updateLevel(result, study, "L2", movedRas, index)
+    assert np.allclose(updated.extras["points_ras"]["L2"], moved)
+    assert updated.roiset.mask("L2").sum() > 0
+    for lv in ("T12", "L1", "L3"):
+        assert np.array_equal(updated.roiset.mask(lv), result.roiset.mask(lv)), lv
+    outside = np.add(placed["L2"], (0.0, 80.0, 0.0))  # in front of the spine: no marrow there
+    try:
+        logic.updateLevel(result, study, "L2", tuple(outside), index)
+    except ValueError as err:  # the library's InputError names the level
+        assert "L2" in str(err), err
+    else:
+        raise AssertionError("a point outside the vertebral body was accepted")
+    messages.append("moving the L2 point updates only L2; a point off the spine is refused")
 
     statistics = logic.computeStatistics(result.roiset, study)
     table = logic.updateTableNode(statistics, name="RefractureRisk statistics")
     assert table.GetNumberOfRows() == len(statistics)
+    logic.updatePdffChart(statistics)
     means = logic.meanPdffByLevel(statistics)
     for level, true in truth.items():
         if level in means and not true.fractured and not true.cemented and not true.lesion:
-            assert abs(means[level] - true.marrow_pdff_pct) < 5.0, (
-                level,
-                means[level],
-                true.marrow_pdff_pct,
-            )
+            assert abs(means[level] - true.marrow_pdff_pct) < 5.0, (level, means[level])
     messages.append("statistics match the phantom's true marrow PDFF")
 
     model = logic.loadModel()
     clinical = {spec.name: _typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)}
-    outcome = logic.computeRisk(study, result.roiset, model, clinical, indexLevels=("L1",))
-    risk = outcome["risk"]
+    outcome = logic.computeRisk(study, result.roiset, model, clinical, indexLevels=index)
+    summary, risk = outcome["summary"], outcome["risk"]
+    used = summary.levels_used["pdff_global_L1L4_pct"]
+    assert "L1" not in used and len(used) >= 2, used  # the index level is not in the summary
+    expected = float(np.mean([means[lv] for lv in used]))
+    assert abs(summary.pdff_global_L1L4_pct - expected) < 1e-6, (summary, expected)
     assert 0.0 < risk.probability < 1.0
     text = logic.riskAnnotationText(risk)
     assert (DEMO_MODEL_WARNING in text) == (not risk.validated)
-    logic.showRiskAnnotation(outcome, study)
+    annotation = logic.showRiskAnnotation(outcome, study)
+    assert annotation.GetNthControlPointLabel(0) == text
     messages.append(f"risk {100 * risk.probability:.1f}% shown")
     return messages
 

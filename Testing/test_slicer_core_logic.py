@@ -362,3 +362,48 @@ def test_workflow_on_phantom(logic, module):
     nodes = logic.addStudyToScene(phantom.study, baseName="phantom")
     messages = module.runWorkflowChecks(logic, phantom, nodes)
     assert messages[-1].startswith("risk")
+
+
+def test_study_provenance_survives_the_scene(logic):
+    from RefractureRiskLib.core import PatientInfo, SeriesProvenance, Study, StudyProvenance
+
+    grid = _oblique_grid()
+    provenance = StudyProvenance(
+        vendor="GE",
+        field_strength_t=1.494,
+        study_uid="1.2.3",
+        series={"pdff": SeriesProvenance("pdff", series_uid="1.2.3.4", scaling=("x0.1",))},
+    )
+    study = Study({"pdff": grid, "r2s": grid}, provenance, PatientInfo(age_years=71.0, sex="F"))
+    nodes = logic.addStudyToScene(study, baseName="s")
+    back = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": nodes["r2s"]}, fieldStrengthT=1.5)
+    assert back.provenance.vendor == "GE" and back.provenance.study_uid == "1.2.3"
+    assert back.provenance.series["pdff"].scaling == ("x0.1",)
+    assert back.provenance.field_strength_t == 1.5  # the panel's choice wins
+    assert back.patient.age_years == 71.0
+    # swapping kinds, or mixing in a volume from elsewhere, drops the loaded study's provenance
+    swapped = logic.studyFromNodes({"pdff": nodes["r2s"], "r2s": nodes["pdff"]})
+    assert swapped.provenance.vendor == "unknown" and swapped.patient.age_years is None
+    other = logic.updateVolumeNode(grid, name="other")
+    mixed = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": other})
+    assert mixed.provenance.study_uid is None
+
+
+def test_pdff_chart_by_level(logic, env):
+    records = [
+        {"level": "L2", "map": "pdff", "mean": 55.0},
+        {"level": "L2", "map": "r2s", "mean": 61.0},
+        {"level": "T12", "map": "pdff", "mean": 41.5},
+    ]
+    chart = logic.updatePdffChart(records)
+    assert chart.GetNumberOfPlotSeriesNodes() == 2
+    series = chart.GetNthPlotSeriesNode(0)
+    table = series.GetTableNode()
+    rows = logic.recordsFromTableNode(table)
+    assert [r["level"] for r in rows] == ["T12", "L2"]  # cranial to caudal
+    assert [r["pdff_mean_pct"] for r in rows] == [41.5, 55.0]
+    assert math.isnan(rows[0]["r2s_mean_per_s"]) and rows[1]["r2s_mean_per_s"] == 61.0
+    assert series.GetYColumnName() == "pdff_mean_pct"
+    # a second update reuses the nodes
+    assert logic.updatePdffChart(records[:1]) is chart
+    assert env.scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
