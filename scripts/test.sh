@@ -50,6 +50,10 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install numpy wheel
 "${PIP[@]}" install --no-build-isolation pyradiomics==3.0.1
 "${PIP[@]}" install "$SLICER_CORE_PIN"
+# pmsampsize (reference for the sample-size criteria) declares Python >= 3.12 and older pins;
+# its code runs on 3.11 with our stack, so it is installed without its metadata checks.
+"${PIP[@]}" install tabulate
+"${PIP[@]}" install --no-deps --ignore-requires-python pmsampsize==0.1.0
 
 step "ruff (lint and format check)"
 "$VENV/bin/ruff" check .
