@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "inspect",
     "analyze",
+    "batch",
     "agreement",
     "train",
     "score",
