@@ -379,9 +379,10 @@ def test_duplicate_copies_of_a_file_are_ignored_with_a_note(tmp_path):
     assert load_study(tmp_path / "d").pdff.shape == SHAPE
 
 
-def test_scan_reads_no_pixels(tmp_path, monkeypatch):
+def test_scan_reads_headers_only(tmp_path, monkeypatch):
     write_dicom_study(make_study(), tmp_path / "d", vendor="GE")
-    calls = []
+    write_dicom_study(make_study(), tmp_path / "e", vendor="Philips", philips_enhanced=True)
+    calls, pixel_reads = [], []
     real = pydicom.dcmread
 
     def spy(*args, **kwargs):
@@ -389,5 +390,26 @@ def test_scan_reads_no_pixels(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr("RefractureRiskLib.io.dicom_scan.pydicom.dcmread", spy)
-    scan_dicom(tmp_path / "d")
-    assert calls and all(calls)
+    monkeypatch.setattr(
+        "RefractureRiskLib.io.dicom_volume.np.fromfile", lambda *a, **k: pixel_reads.append(a)
+    )
+    scan_dicom(tmp_path)
+    assert calls and all(calls)  # the enhanced file goes through pydicom, headers only
+    assert not pixel_reads
+
+
+def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch, shared_data):
+    """The struct-based header reader gives exactly what the pydicom path gives."""
+    import RefractureRiskLib.io.dicom_scan as scan_module
+    from RefractureRiskLib.io.dicom_fastheader import read_fast_header
+
+    write_dicom_study(make_study(), tmp_path / "ge", vendor="GE")
+    write_dicom_study(make_study(), tmp_path / "ph", vendor="Philips", philips_mixed_series=True)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    fmap = shared_data / "dicom" / "dcm_qa_fmap" / "In"
+    files += sorted(p for p in fmap.rglob("*") if p.is_file())[::7]
+    fast = [scan_module.scan_one_file(p) for p in files]
+    assert sum(read_fast_header(p) is not None for p in files) >= len(files) - 1
+    monkeypatch.setattr(scan_module, "read_fast_header", lambda path: None)
+    slow = [scan_module.scan_one_file(p) for p in files]
+    assert fast == slow

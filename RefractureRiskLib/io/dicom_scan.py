@@ -26,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import PatientInfo
+from RefractureRiskLib.io.dicom_fastheader import read_fast_header
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,15 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
         return SkippedFile(path, f"cannot be read ({err.strerror})")
     if size == 0:
         return SkippedFile(path, "empty file (0 bytes)")
+    fast = read_fast_header(path)
+    if fast is not None:
+        ds_fast, pixel_offset, pixel_head = fast
+        try:
+            return _describe_file(path, ds_fast, size, pixel_offset, pixel_head)
+        except _SkipFileError as skip:
+            return SkippedFile(path, str(skip))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            pass  # let pydicom read it and describe the problem
     try:
         with open(path, "rb") as fp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -328,8 +338,8 @@ def _private_hints(ds: Dataset) -> tuple[tuple[str, str], ...]:
         ("Philips (2005,1011) image type", PHILIPS_IMAGE_TYPE_MR),
     ):
         elem = ds.get(tag)
-        if elem is not None and elem.value not in (None, b"", ""):
-            value = elem.value
+        value = getattr(elem, "value", elem)  # pydicom gives an element, the fast reader a value
+        if value not in (None, b"", ""):
             if isinstance(value, bytes):
                 value = value.decode("latin-1", "replace").strip("\x00 ")
             hints.append((name, str(value).strip()))
@@ -401,8 +411,8 @@ def _common_frame_fields(path: Path, ds: Dataset, ts: str, offset: int | None) -
         "instance_number": _int(ds.get("InstanceNumber")),
         "transfer_syntax": ts,
         "pixel_offset": offset,
-        "rows": int(ds.Rows),
-        "cols": int(ds.Columns),
+        "rows": int(ds.get("Rows")),
+        "cols": int(ds.get("Columns")),
         "bits_allocated": int(ds.get("BitsAllocated", 16)),
         "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 16))),
         "pixel_representation": int(ds.get("PixelRepresentation", 0)),

@@ -18,6 +18,7 @@ This module lives in ``io`` because the loader needs it and ``io`` may not impor
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +51,29 @@ class UnitDecision:
 def robust_range(values: npt.ArrayLike) -> tuple[float, float, float]:
     """(min, 99.9th percentile, max) of the finite values; NaN-free input not required."""
     v = np.asarray(values)
-    finite = v[np.isfinite(v)] if np.issubdtype(v.dtype, np.floating) else v.ravel()
-    if finite.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    if finite.size > 200_000:  # a strided sample is enough for a percentile
-        finite = finite.ravel()[:: finite.size // 200_000 + 1]
-    return float(finite.min()), float(np.percentile(finite, 99.9)), float(finite.max())
+    if np.issubdtype(v.dtype, np.floating):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN input
+            lo, top = (
+                float(np.nanmin(v)) if v.size else np.nan,
+                float(np.nanmax(v)) if v.size else np.nan,
+            )
+        if not np.isfinite(lo) or not np.isfinite(top):  # infinities present: drop them
+            finite = v[np.isfinite(v)]
+            if finite.size == 0:
+                return float("nan"), float("nan"), float("nan")
+            lo, top, v = float(finite.min()), float(finite.max()), finite
+    else:
+        if v.size == 0:
+            return float("nan"), float("nan"), float("nan")
+        lo, top = float(v.min()), float(v.max())
+    sample = v.ravel()
+    if sample.size > 200_000:  # a strided sample is enough for a percentile
+        sample = sample[:: sample.size // 200_000 + 1]
+    if np.issubdtype(sample.dtype, np.floating):
+        sample = sample[np.isfinite(sample)]
+    hi = float(np.percentile(sample, 99.9)) if sample.size else top
+    return lo, hi, top
 
 
 def unit_from_header(units_code: str | None, rescale_type: str | None = None) -> str | None:
