@@ -595,16 +595,18 @@ def generate_phantom(spec: PhantomSpec | None = None) -> PhantomStudy:
     raster = _rasterise(md, mat, shape, n_sub)
     streams = np.random.SeedSequence(int(spec.seed)).spawn(4)
     bias_rng, noise_rng = np.random.default_rng(streams[2]), np.random.default_rng(streams[3])
-    nk, nj, ni = shape
-    k, j, i = np.meshgrid(
-        np.arange(nk, dtype=np.float32),
-        np.arange(nj, dtype=np.float32),
-        np.arange(ni, dtype=np.float32),
-        indexing="ij",
-        sparse=True,
-    )
-    xyz = [mat[r, 0] * i + mat[r, 1] * j + mat[r, 2] * k + mat[r, 3] for r in range(3)]
-    bias = make_bias_field(*xyz, amplitude=spec.bias_field, rng=bias_rng)
+    bias: npt.NDArray | np.float32 = np.float32(1.0)
+    if spec.bias_field > 0:
+        nk, nj, ni = shape
+        k, j, i = np.meshgrid(
+            np.arange(nk, dtype=np.float32),
+            np.arange(nj, dtype=np.float32),
+            np.arange(ni, dtype=np.float32),
+            indexing="ij",
+            sparse=True,
+        )
+        xyz = [mat[r, 0] * i + mat[r, 1] * j + mat[r, 2] * k + mat[r, 3] for r in range(3)]
+        bias = make_bias_field(*xyz, amplitude=spec.bias_field, rng=bias_rng)
     maps = synthesise_maps(
         raster["water"],
         raster["fat"],

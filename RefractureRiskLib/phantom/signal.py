@@ -110,52 +110,51 @@ def synthesise_maps(
 
     ``water``/``fat``: proton densities (marrow water + fat = 1); ``r2s_per_s`` true R2*.
     """
-    w = water * bias * SIGNAL_SCALE
-    f = fat * bias * SIGNAL_SCALE
+    scale = np.float32(SIGNAL_SCALE)
+    w = (np.asarray(water, np.float32) * bias * scale).astype(np.float32, copy=False)
+    f = (np.asarray(fat, np.float32) * bias * scale).astype(np.float32, copy=False)
+    r2 = np.asarray(r2s_per_s, np.float32)
     te_in, te_out = in_out_phase_te_ms(field_strength_t)
-    decay_in = np.exp(-r2s_per_s * (te_in * 1e-3))
-    decay_out = np.exp(-r2s_per_s * (te_out * 1e-3))
     c_in, c_out = fat_phasor(te_in, field_strength_t), fat_phasor(te_out, field_strength_t)
-    s_in = (w + f * c_in) * decay_in
-    s_out = (w + f * c_out) * decay_out
+    s_in = (w + f * np.complex64(c_in)) * np.exp(r2 * np.float32(-te_in * 1e-3))
+    s_out = (w + f * np.complex64(c_out)) * np.exp(r2 * np.float32(-te_out * 1e-3))
     if snr is None:
         total = w + f
-        floor = 1e-3 * SIGNAL_SCALE
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pdff = np.where(total > floor, 100.0 * f / np.maximum(total, floor), 0.0)
-        r2s = np.where(total > floor, r2s_per_s, 0.0)
+        floor = np.float32(1e-3 * SIGNAL_SCALE)
+        has_signal = total > floor
+        pdff = np.where(has_signal, np.float32(100.0) * f / np.maximum(total, floor), 0)
         return {
-            "water": w.astype(np.float32),
-            "fat": f.astype(np.float32),
-            "in_phase": np.abs(s_in).astype(np.float32),
-            "out_phase": np.abs(s_out).astype(np.float32),
+            "water": w,
+            "fat": f,
+            "in_phase": np.abs(s_in),
+            "out_phase": np.abs(s_out),
             "pdff": pdff.astype(np.float32),
-            "r2s": r2s.astype(np.float32),
+            "r2s": np.where(has_signal, r2, 0).astype(np.float32),
         }
-    sigma = SIGNAL_SCALE / float(snr)
+    sigma = np.float32(SIGNAL_SCALE / float(snr))
     shape = w.shape
 
-    def cnoise() -> npt.NDArray:
-        return (rng.normal(0.0, sigma, shape) + 1j * rng.normal(0.0, sigma, shape)).astype(
-            np.complex64
-        )
+    def cnoise() -> npt.NDArray[np.complex64]:
+        pair = rng.standard_normal((*shape, 2), dtype=np.float32)
+        pair *= sigma
+        return pair.view(np.complex64)[..., 0]
 
     wc = w + cnoise()
     fc = f + cnoise()
     aw, af, awf = np.abs(wc), np.abs(fc), np.abs(wc + fc)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ff = np.where(af >= aw, af / awf, 1.0 - aw / awf)
-    pdff = np.clip(np.nan_to_num(100.0 * ff, nan=0.0), 0.0, 100.0)
+        ff = np.where(af >= aw, af / awf, 1 - aw / awf)
+    pdff = np.clip(np.nan_to_num(np.float32(100.0) * ff, nan=0.0), 0.0, 100.0)
     tes = np.asarray(echo_times_ms(field_strength_t)) * 1e-3
-    spread = float(np.sqrt(np.sum((tes - tes.mean()) ** 2)))
-    snr_vox = np.maximum((w + f) / sigma, 0.05)
-    r2s = r2s_per_s + rng.normal(0.0, 1.0, shape) / (snr_vox * spread)
+    spread = np.float32(np.sqrt(np.sum((tes - tes.mean()) ** 2)))
+    snr_vox = np.maximum((w + f) / sigma, np.float32(0.05))
+    r2s = r2 + rng.standard_normal(shape, dtype=np.float32) / (snr_vox * spread)
     r2s = np.clip(r2s, 0.0, R2S_MAX_PER_S)
     return {
-        "water": aw.astype(np.float32),
-        "fat": af.astype(np.float32),
-        "in_phase": np.abs(s_in + cnoise()).astype(np.float32),
-        "out_phase": np.abs(s_out + cnoise()).astype(np.float32),
+        "water": aw,
+        "fat": af,
+        "in_phase": np.abs(s_in + cnoise()),
+        "out_phase": np.abs(s_out + cnoise()),
         "pdff": pdff.astype(np.float32),
         "r2s": r2s.astype(np.float32),
     }
