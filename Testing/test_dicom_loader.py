@@ -23,6 +23,7 @@ from RefractureRiskLib.maps.units import (
     unit_from_header,
 )
 from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+from Testing.conftest import SHARED_DATA
 
 SHAPE = (6, 20, 24)  # [k, j, i]: small, so each write/load takes a few hundredths of a second
 
@@ -398,7 +399,7 @@ def test_scan_reads_headers_only(tmp_path, monkeypatch):
     assert not pixel_reads
 
 
-def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch, shared_data):
+def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch):
     """The struct-based header reader gives exactly what the pydicom path gives."""
     import RefractureRiskLib.io.dicom_scan as scan_module
     from RefractureRiskLib.io.dicom_fastheader import read_fast_header
@@ -406,8 +407,9 @@ def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch, shared_da
     write_dicom_study(make_study(), tmp_path / "ge", vendor="GE")
     write_dicom_study(make_study(), tmp_path / "ph", vendor="Philips", philips_mixed_series=True)
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    fmap = shared_data / "dicom" / "dcm_qa_fmap" / "In"
-    files += sorted(p for p in fmap.rglob("*") if p.is_file())[::7]
+    fmap = SHARED_DATA / "dicom" / "dcm_qa_fmap" / "In"  # real files when present
+    if fmap.is_dir():
+        files += sorted(p for p in fmap.rglob("*") if p.is_file())[::7]
     fast = [scan_module.scan_one_file(p) for p in files]
     assert sum(read_fast_header(p) is not None for p in files) >= len(files) - 1
     monkeypatch.setattr(scan_module, "read_fast_header", lambda path: None)
