@@ -138,12 +138,28 @@ def registerSampleData():
 
 
 def _loadPhantomSample(source=None):
-    """Generate the phantom study (seed 0) and show it; used by Sample Data and the self-test."""
+    """Generate the phantom study (seed 0) and show it in the views (Sample Data button)."""
+    _ensureLibraryDependencies()
     logic = RefractureRiskLogic()
     phantom = logic.generatePhantomStudy(seed=0)
     nodes = logic.addStudyToScene(phantom.study, baseName="RefractureRiskPhantom")
     logic.showPdff(nodes["pdff"])
     return nodes
+
+
+def _ensureLibraryDependencies(extra=(), **pipEnsureOptions):
+    """Install RefractureRiskLib's missing Python packages (Resources/requirements.txt).
+
+    ``slicer.packaging.pip_ensure`` asks the user before installing; ``extra``: requirements only
+    some actions need (e.g. the measurement store's database driver).
+    """
+    import slicer.packaging
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", REQUIREMENTS_FILE)
+    requirements = slicer.packaging.load_requirements(path)
+    slicer.packaging.pip_ensure(
+        [*requirements, *extra], requester="RefractureRisk", **pipEnsureOptions
+    )
 
 
 def _ensureLibraryOnPath():
@@ -316,14 +332,8 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- dependencies -------------------------------------------------------------------------
     def _ensureDependencies(self, extra=()) -> None:
-        """Install the library's missing Python packages after the user confirms (first use).
-
-        ``extra``: requirements only some actions need (e.g. the measurement store's database).
-        """
-        import slicer.packaging
-
-        requirements = slicer.packaging.load_requirements(self.resourcePath(REQUIREMENTS_FILE))
-        slicer.packaging.pip_ensure([*requirements, *extra], requester="RefractureRisk")
+        """Install the library's missing Python packages after the user confirms (first use)."""
+        _ensureLibraryDependencies(extra)
 
     # -- input --------------------------------------------------------------------------------
     def onLoadDicomFolder(self) -> None:
@@ -1616,7 +1626,11 @@ def _nodeName(node):
 
 
 class RefractureRiskTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer. Steps identical to Testing/test_slicer_core_logic.py::test_workflow."""
+    """Runs inside Slicer: the steps of Testing/test_slicer_core_logic.py::test_workflow_on_phantom.
+
+    Both call :func:`runWorkflowChecks` on the sample-data phantom (seed 0), so the steps that run
+    here against slicer-core are the ones the self-test runs inside Slicer.
+    """
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -1626,7 +1640,11 @@ class RefractureRiskTest(ScriptedLoadableModuleTest):
         self.test_RefractureRiskWorkflow()
 
     def test_RefractureRiskWorkflow(self):
-        self.delayDisplay("Generating the synthetic phantom (sample data)")
+        # The self-test needs the library's packages: install them without asking, also when
+        # Slicer runs in testing mode (ctest), where pip_ensure would otherwise skip them.
+        _ensureLibraryDependencies(prompt_install=False, skip_in_testing=False)
+        registerSampleData()
+        self.delayDisplay("Generating the synthetic phantom (the sample data, seed 0)")
         logic = RefractureRiskLogic()
         phantom = logic.generatePhantomStudy(seed=0)
         nodes = logic.addStudyToScene(phantom.study, baseName="RefractureRiskPhantom")

@@ -407,3 +407,59 @@ def test_pdff_chart_by_level(logic, env):
     # a second update reuses the nodes
     assert logic.updatePdffChart(records[:1]) is chart
     assert env.scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
+
+
+@pytest.mark.slow
+def test_outputs_from_a_dicom_study(logic, module, tmp_path):
+    """DICOM folder -> panel workflow -> saved files, DICOM SEG/SR and the measurement store.
+
+    The risk the panel computed must equal the one the command-line pipeline writes for the same
+    ROIs, model and clinical inputs.
+    """
+    import json
+
+    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("sqlalchemy")
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+    from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+
+    phantom = generate_phantom(PhantomSpec(seed=2))
+    write_dicom_study(phantom.study, tmp_path / "dicom", vendor="GE", seed=2)
+    study_loaded = logic.loadStudyFromFolder(tmp_path / "dicom")
+    assert len(logic.sourcePdffFiles) == study_loaded.grid.shape[0]  # one file per PDFF slice
+    nodes = logic.addStudyToScene(study_loaded, baseName="dicom")
+    study = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": nodes["r2s"]}, fieldStrengthT=1.5)
+    assert study.provenance.study_uid == study_loaded.provenance.study_uid is not None
+    points = {
+        lv.level: lv.centre_ras
+        for lv in phantom.truth.levels
+        if lv.level in ("L1", "L2", "L3", "L4")
+    }
+    result = logic.roisFromPoints(study, points, reader="reader A", indexLevels=("L1",))
+    model = logic.loadModel()
+    clinical = {
+        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+    }
+    outcome = logic.computeRisk(study, result.roiset, model, clinical, indexLevels=("L1",))
+
+    written = logic.saveResults(outcome, str(tmp_path / "out"))
+    names = {p.rsplit("/", 1)[1] for p in written}
+    assert {"statistics.csv", "results.json"} <= names, names
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["risk"]["probability"] == pytest.approx(outcome["risk"].probability, rel=1e-9)
+
+    seg_path, sr_path = logic.exportDicom(outcome, str(tmp_path / "export"))
+    seg = pydicom.dcmread(seg_path)
+    labels = [s.SegmentLabel.split()[0] for s in seg.SegmentSequence]  # "L1 marrow ROI"
+    assert labels == list(result.roiset.level_names)
+    assert pydicom.dcmread(sr_path).Modality == "SR"
+
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    logic.writeToStore(outcome, str(store_dir), "reader A", "SYNTH-0002")
+    from RefractureRiskLib.store.measurements import MeasurementStore
+
+    rows = MeasurementStore(str(store_dir)).current_measurements()
+    assert len(rows) == len(outcome["statistics"])
+    assert {r["reader"] for r in rows} == {"reader A"}
+    assert {r["patient_id"] for r in rows} == {"SYNTH-0002"}

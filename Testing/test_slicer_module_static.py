@@ -399,3 +399,27 @@ def test_extension_description_json():
     assert 1 <= doc.get("tier", 1) <= 5
     cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert doc["category"] == _cmake_set(cmake, "EXTENSION_CATEGORY")
+
+
+def test_self_test_runs_the_slicer_core_workflow(tree):
+    """The Slicer self-test and the slicer-core test share one workflow function."""
+
+    def calls(node: ast.AST) -> set[str]:
+        return {
+            getattr(n.func, "id", getattr(n.func, "attr", ""))
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call)
+        }
+
+    test_class = next(
+        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Test")
+    )
+    assert "runWorkflowChecks" in calls(test_class)
+    core_test = ast.parse((ROOT / "Testing" / "test_slicer_core_logic.py").read_text("utf-8"))
+    workflow = next(
+        n
+        for n in core_test.body
+        if isinstance(n, ast.FunctionDef) and n.name == "test_workflow_on_phantom"
+    )
+    assert "runWorkflowChecks" in calls(workflow)
+    assert "generatePhantomStudy" in calls(test_class) and "generatePhantomStudy" in calls(workflow)
