@@ -224,3 +224,18 @@ def test_pydicom_ct_file_is_refused_as_not_mr():
     assert series.kind == "not_mr" and "Modality CT" in series.reason
     with pytest.raises(InputError, match="Modality CT"):
         load_study(path)
+
+
+def test_pydicom_dicomdir_folder_is_scanned_directly():
+    root = Path(get_testdata_file("DICOMDIR")).parent
+    report = scan_dicom(root)
+    reasons = {s.path.name: s.reason for s in report.skipped}
+    assert "DICOMDIR index" in reasons["DICOMDIR"]
+    assert len(report.studies) >= 3
+    kinds = {s.kind for st in report.studies for s in st.series}
+    assert "not_mr" in kinds and "localizer" in kinds
+    assert not kinds & set(FAT_WATER_KINDS)
+    with pytest.raises(InputError, match="studies in this folder"):
+        load_study(root)
+    with pytest.raises(InputError, match="no PDFF"):
+        load_study(root, study=0)
