@@ -1265,7 +1265,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         return values
 
     def clinicalFromCohortRow(self, path, patientId):
-        """Clinical inputs from one row of a cohort table (CSV, Excel or Parquet)."""
+        """Clinical inputs from a cohort table row (CSV, Excel, Parquet) or a JSON object."""
         return dict(_lib("pipeline").load_clinical(path, patientId or None))
 
     def computeRisk(self, study, roiSet, model, clinicalValues, indexLevels=()):
@@ -1728,6 +1728,8 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert 0.0 < risk.probability < 1.0
     text = logic.riskAnnotationText(risk)
     assert (DEMO_MODEL_WARNING in text) == (not risk.validated)
+    html = logic.resultsHtml(outcome)
+    assert f"{100 * risk.probability:.1f}%" in html and risk.model_name in html
     annotation = logic.showRiskAnnotation(outcome, study)
     assert annotation.GetNthControlPointLabel(0) == text
     messages.append(f"risk {100 * risk.probability:.1f}% shown")

@@ -463,3 +463,16 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     assert len(rows) == len(outcome["statistics"])
     assert {r["reader"] for r in rows} == {"reader A"}
     assert {r["patient_id"] for r in rows} == {"SYNTH-0002"}
+
+
+def test_clinical_inputs_from_a_cohort_row(logic, tmp_path):
+    table = tmp_path / "cohort.csv"
+    table.write_text("patient_id,age_years,sex,dxa_l1l4_tscore\nP1,71,F,-2.9\nP2,64,M,\n")
+    assert logic.clinicalFromCohortRow(str(table), "P2") == {
+        "patient_id": "P2",
+        "age_years": 64,
+        "sex": "M",
+        "dxa_l1l4_tscore": None,
+    }
+    with pytest.raises(InputError, match="P3"):
+        logic.clinicalFromCohortRow(str(table), "P3")
