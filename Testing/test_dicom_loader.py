@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import RLELossless
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGLosslessSV1, RLELossless
 
 from RefractureRiskLib.cli import main
 from RefractureRiskLib.core import InputError, PatientInfo, Study, StudyProvenance, Volume
@@ -204,11 +205,77 @@ def test_slices_are_ordered_by_position_not_instance_number(tmp_path):
     np.testing.assert_allclose(loaded.pdff.ijk_to_ras, study.pdff.ijk_to_ras, atol=1e-4)
 
 
+def jpeg_lossless_sv1(image: np.ndarray, precision: int = 16) -> bytes:
+    """Minimal JPEG lossless (ITU T.81 process 14, predictor 1) encoder for one grey frame."""
+    rows, cols = image.shape
+    x = image.astype(np.int64)
+    out = bytearray(b"\xff\xd8")
+    out += b"\xff\xc3" + (11).to_bytes(2, "big") + bytes([precision])
+    out += rows.to_bytes(2, "big") + cols.to_bytes(2, "big") + bytes([1, 1, 0x11, 0])
+    bits = [0] * 16
+    bits[4] = 17  # categories 0..16, all with 5-bit codes: symbol s has code s
+    out += b"\xff\xc4" + (3 + 16 + 17).to_bytes(2, "big") + bytes([0x00]) + bytes(bits)
+    out += bytes(range(17))
+    out += b"\xff\xda" + (8).to_bytes(2, "big") + bytes([1, 1, 0x00, 1, 0, 0])
+    acc, nbits, data = 0, 0, bytearray()
+
+    def put(value: int, n: int) -> None:
+        nonlocal acc, nbits
+        acc = (acc << n) | (value & ((1 << n) - 1))
+        nbits += n
+        while nbits >= 8:
+            byte = (acc >> (nbits - 8)) & 0xFF
+            data.append(byte)
+            if byte == 0xFF:
+                data.append(0)
+            nbits -= 8
+        acc &= (1 << nbits) - 1
+
+    mod = 1 << 16
+    for r in range(rows):
+        for c in range(cols):
+            if r == 0 and c == 0:
+                pred = 1 << (precision - 1)
+            elif r == 0:
+                pred = x[r, c - 1]
+            elif c == 0:
+                pred = x[r - 1, c]
+            else:
+                pred = x[r, c - 1]
+            d = int(x[r, c] - pred) % mod
+            if d >= mod // 2:
+                d -= mod
+            if d == -(mod // 2):
+                put(16, 5)
+                continue
+            s = abs(d).bit_length()
+            put(s, 5)
+            if s:
+                put(d if d >= 0 else d + (1 << s) - 1, s)
+    if nbits:
+        put((1 << (8 - nbits)) - 1, 8 - nbits)
+    return bytes(out + data + b"\xff\xd9")
+
+
+def _compress(path, syntax) -> None:
+    ds = pydicom.dcmread(path)
+    if syntax == JPEGLosslessSV1:
+        ds.PixelData = encapsulate([jpeg_lossless_sv1(ds.pixel_array)])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.file_meta.TransferSyntaxUID = syntax
+    else:
+        ds.compress(syntax)
+    ds.save_as(path)
+
+
 def test_compressed_transfer_syntaxes_decode_to_the_same_values(tmp_path):
+    """RLE, JPEG lossless (process 14 SV1, encoded here) and JPEG-LS (when pyjpegls is there
+    to encode) decode through pydicom's plugins to exactly the uncompressed values."""
     study = make_study()
     written = write_dicom_study(study, tmp_path / "d", vendor="GE")
     plain = load_study(tmp_path / "d")
-    syntaxes = [RLELossless]
+    syntaxes = [RLELossless, JPEGLosslessSV1]
     try:
         import jpeg_ls  # noqa: F401  (pyjpegls: pydicom's JPEG-LS encoder)
 
@@ -217,9 +284,7 @@ def test_compressed_transfer_syntaxes_decode_to_the_same_values(tmp_path):
         pass
     files = written.by_kind("pdff").files + written.by_kind("r2s").files
     for n, path in enumerate(files):
-        ds = pydicom.dcmread(path)
-        ds.compress(syntaxes[n % len(syntaxes)])
-        ds.save_as(path)
+        _compress(path, syntaxes[n % len(syntaxes)])
     report = scan_dicom(tmp_path / "d")
     pdff = next(s for s in report.studies[0].series if s.kind == "pdff")
     assert {f.transfer_syntax for f in pdff.frames} == {str(s) for s in syntaxes}
