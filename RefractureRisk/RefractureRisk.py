@@ -75,7 +75,7 @@ UNIT_SUFFIXES = (("_pct", "%"), ("_per_s", "1/s"), ("_ml", "mL"), ("_mm", "mm"),
 #: kind of already loaded volumes, which the user can correct).
 KIND_NAME_TOKENS = (
     ("pdff", ("FATFRAC", "FAT_FRAC", "FAT FRAC", "PDFF", "FF")),
-    ("r2s", ("R2STAR", "R2_STAR", "R2*", "R2S", "T2STAR", "T2_STAR")),
+    ("r2s", ("R2STAR", "R2_STAR", "R2*", "R2S")),  # never T2*: its unit needs converting
     ("water", ("WATER", "W")),
     ("fat", ("FAT", "F")),
 )
@@ -741,6 +741,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.sourcePdffFiles = []  # DICOM files of the loaded PDFF series (for SEG/SR export)
+        self.sourcePdffSeriesUid = None  # ... and that series' UID
         self.modelPath = None  # file of the last loaded model
 
     def getParameterNode(self):
@@ -1179,6 +1180,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         """
         loaded = _lib("io.dicom_load").load_study_with_report(folder)
         self.sourcePdffFiles = sorted({str(f.path) for f in loaded.chosen["pdff"].frames})
+        pdffSeries = loaded.study.provenance.series.get("pdff")
+        self.sourcePdffSeriesUid = None if pdffSeries is None else pdffSeries.series_uid
         return loaded.study
 
     def loadStudyFromFiles(self, files):
@@ -1469,6 +1472,11 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         files = self.sourcePdffFiles
         if not files:
             raise core.InputError("DICOM export", "the PDFF map was not loaded from DICOM files")
+        pdffSeries = outcome["study"].provenance.series.get("pdff")
+        if pdffSeries is None or pdffSeries.series_uid != self.sourcePdffSeriesUid:
+            raise core.InputError(
+                "DICOM export", "the PDFF map in use is not the DICOM series loaded last; reload it"
+            )
         export = _lib("export.dicom_export")
         source = export.read_source_series(files)
         segPath, seg = export.export_seg(

@@ -448,6 +448,11 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["risk"]["probability"] == pytest.approx(outcome["risk"].probability, rel=1e-9)
 
+    # a study built from other volumes cannot reference the loaded DICOM series
+    other = logic.updateVolumeNode(study.pdff, name="copy of pdff")
+    foreign = dict(outcome, study=logic.studyFromNodes({"pdff": other}))
+    with pytest.raises(InputError, match="not the DICOM series"):
+        logic.exportDicom(foreign, str(tmp_path / "export"))
     seg_path, sr_path = logic.exportDicom(outcome, str(tmp_path / "export"))
     seg = pydicom.dcmread(seg_path)
     labels = [s.SegmentLabel.split()[0] for s in seg.SegmentSequence]  # "L1 marrow ROI"
