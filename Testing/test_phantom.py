@@ -31,9 +31,9 @@ def core_mask(ph: PhantomStudy, level: str) -> np.ndarray:
     return depth_in_body(ph, level) >= margin
 
 
-def depth_in_body(ph: PhantomStudy, level: str) -> np.ndarray:
+def depth_in_body(ph: PhantomStudy, level: str, exclude: bool = True) -> np.ndarray:
     """Distance (mm) of each voxel centre to the nearest voxel outside the level's label,
-    0 outside and on vein/lesion/cement voxels and their neighbours."""
+    0 outside and (``exclude``) on vein/lesion/cement voxels and their neighbours."""
     labels = ph.truth.body_labels
     body = labels.array == level_label(level)
     box = tuple(
@@ -44,8 +44,9 @@ def depth_in_body(ph: PhantomStudy, level: str) -> np.ndarray:
     padded = np.pad(body[box], 1)
     edt = ndimage.distance_transform_edt(padded, sampling=labels.spacing_mm[::-1])
     depth[box] = edt[1:-1, 1:-1, 1:-1]
-    excluded = np.isin(ph.truth.tissue.array[box], [int(t) for t in EXCLUDED])
-    depth[box][ndimage.binary_dilation(excluded, iterations=1)] = 0.0
+    if exclude:
+        excluded = np.isin(ph.truth.tissue.array[box], [int(t) for t in EXCLUDED])
+        depth[box][ndimage.binary_dilation(excluded, iterations=1)] = 0.0
     return depth
 
 
@@ -224,6 +225,17 @@ def check_core_means(ph: PhantomStudy, pdff_tol: float, r2s_rel_tol: float) -> N
 def test_core_means_equal_truth_noiseless(default: PhantomStudy, thin: PhantomStudy) -> None:
     check_core_means(default, 1e-3, 1e-5)
     check_core_means(thin, 1e-3, 1e-5)
+
+
+def test_truth_core_mask_holds_exact_values(default: PhantomStudy) -> None:
+    """The tissue map's whole-voxel core marrow carries exactly the level's values."""
+    for lv in default.truth.levels:
+        core = default.truth.core_mask(lv.level)
+        assert core.sum() > 100
+        # it lies in the core region measured on the label map
+        assert np.all(depth_in_body(default, lv.level, exclude=False)[core] >= CORE_DEPTH_MM)
+        np.testing.assert_allclose(default.study.pdff.array[core], lv.marrow_pdff_pct, atol=1e-3)
+        np.testing.assert_allclose(default.study.r2s.array[core], lv.marrow_r2s_per_s, rtol=1e-5)
 
 
 def test_core_means_equal_truth_with_noise_and_bias(noisy: PhantomStudy) -> None:

@@ -36,6 +36,8 @@ TRUNK_CENTRE_V_MM = 20.0
 MARGIN_MM = 15.0
 SLAB_HALF_WIDTH_MM = 48.0  # default sagittal coverage: +-48 mm about the spine
 SLAB_SLICES = 8  # slices processed together
+#: Tissues that mark a voxel when any of its slice sub-samples lies in them (later wins).
+MARKED_IF_TOUCHED: tuple[Tissue, ...] = (Tissue.VEIN, Tissue.LESION, Tissue.CEMENT)
 
 
 @dataclass(frozen=True)
@@ -573,7 +575,17 @@ def _rasterise(
         pd_sum = pd.sum(axis=1)
         r2w = (pd * cv.r2.reshape(sub)).sum(axis=1)
         r2[k0:k1] = np.where(pd_sum > 0, r2w / np.maximum(pd_sum, 1e-12), 0.0)
-        tissue[k0:k1] = cv.tissue.reshape(sub)[:, n_sub // 2]
+        sub_tissue = cv.tissue.reshape(sub)
+        tissue[k0:k1] = sub_tissue[:, n_sub // 2]
+        if n_sub > 1:
+            # core marrow means the whole voxel is core marrow; partly core voxels are rim
+            part_core = (tissue[k0:k1] == Tissue.MARROW_CORE) & (
+                sub_tissue != Tissue.MARROW_CORE
+            ).any(axis=1)
+            np.copyto(tissue[k0:k1], np.uint8(Tissue.MARROW_RIM), where=part_core)
+            # voxels touched by a vein, lesion or cement are marked so, even off-centre
+            for cls in MARKED_IF_TOUCHED:
+                np.copyto(tissue[k0:k1], np.uint8(cls), where=(sub_tissue == cls).any(axis=1))
         lab = cv.label.reshape(sub)
         top = lab.max(axis=1)
         count = (lab == top[:, None]).sum(axis=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import IntEnum
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from RefractureRiskLib.core.study import Study
@@ -74,7 +76,10 @@ class PhantomTruth:
 
     ``body_labels``: int16 whole-vertebral-body labels (T10=1 .. L5=8, S1=9; 0 elsewhere), a voxel
     is labelled when at least half of its slice sub-samples lie in the body.
-    ``tissue``: uint8 :class:`Tissue` class at each voxel centre.
+    ``tissue``: uint8 :class:`Tissue` class at each voxel centre, except that a voxel any part
+    of whose slice profile lies in the vein, a lesion or cement is marked with that class (so
+    excluding those classes removes every voxel they contaminate), and ``MARROW_CORE`` is given
+    only to voxels wholly in core marrow (others with a core centre are ``MARROW_RIM``).
     """
 
     body_labels: Volume
@@ -87,6 +92,14 @@ class PhantomTruth:
             if lv.level == name:
                 return lv
         raise KeyError(f"level {name} not in phantom truth")
+
+    def core_mask(self, name: str) -> npt.NDArray[np.bool_]:
+        """Voxels of level ``name`` wholly in its core marrow (>= 3 mm deep, no vein, lesion or
+        cement): in a noiseless study their PDFF and R2* equal the level's true values."""
+        if self.tissue is None:
+            raise ValueError("this truth has no tissue map")
+        label = self.level(name).label
+        return (self.body_labels.array == label) & (self.tissue.array == Tissue.MARROW_CORE)
 
     def level_table(self) -> pd.DataFrame:
         """One row per level; columns are the :class:`PhantomLevel` fields (units in names)."""
