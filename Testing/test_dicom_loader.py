@@ -333,24 +333,50 @@ def test_map_on_another_grid_is_resampled_onto_the_pdff_grid_and_flagged(tmp_pat
     np.testing.assert_allclose(loaded.r2s.array[inside], ramp[inside], atol=0.06)
 
 
-def test_phantom_study_round_trip(tmp_path):
-    phantom = pytest.importorskip("RefractureRiskLib.phantom")
-    if not hasattr(phantom, "generate_phantom"):
-        pytest.skip("phantom generator not available yet")
-    spec = phantom.PhantomSpec(
-        seed=4, matrix_size=(40, 32), n_slices=6, in_plane_spacing_mm=4.0, slice_thickness_mm=4.0
+@pytest.fixture(scope="module")
+def phantom_study():
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+
+    spec = PhantomSpec(
+        seed=4,
+        matrix_size=(48, 40),
+        n_slices=6,
+        in_plane_spacing_mm=4.0,
+        slice_thickness_mm=4.0,
+        field_strength_t=3.0,
+        fractured={"L1": 0.3},
+        snr=60,
     )
-    ph = phantom.generate_phantom(spec)
-    written = write_dicom_study(ph.study, tmp_path / "d", vendor="Philips", philips_enhanced=True)
+    return generate_phantom(spec)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "options"),
+    [
+        ("GE", {}),
+        ("Siemens", {}),
+        ("Philips", {"philips_enhanced": True, "philips_mixed_series": True}),
+        ("Philips", {"r2s_as_t2star": True}),
+    ],
+)
+def test_phantom_study_round_trip(tmp_path, phantom_study, vendor, options):
+    """The phantom's true maps come back (within the storage quantisation) on its grid."""
+    written = write_dicom_study(phantom_study.study, tmp_path / "d", vendor=vendor, **options)
     loaded = load_study(tmp_path / "d")
-    for kind, vol in ph.study.maps.items():
+    assert loaded.provenance.field_strength_t == pytest.approx(3.0)
+    for kind, vol in phantom_study.study.maps.items():
         assert loaded.maps[kind].same_grid(vol)
+        truth = np.asarray(vol.array, dtype=np.float64)
         np.testing.assert_allclose(
-            loaded.maps[kind].array,
-            expected(written, kind, np.asarray(vol.array)),
-            rtol=2e-6,
-            atol=2e-5,
+            loaded.maps[kind].array, expected(written, kind, truth), rtol=2e-6, atol=2e-5
         )
+        enc = written.by_kind(kind).encoding
+        if not enc.reciprocal_ms:
+            low = -np.inf if enc.clip_low is None else enc.clip_low
+            high = np.inf if enc.clip_high is None else enc.clip_high
+            unclipped = (truth >= low) & (truth <= high)
+            err = np.abs(loaded.maps[kind].array - truth)[unclipped]
+            assert err.max() <= enc.library_step * 1.0001 + 1e-4
 
 
 # -- units ----------------------------------------------------------------------------------------
