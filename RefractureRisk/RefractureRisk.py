@@ -132,7 +132,9 @@ def registerSampleData():
         category="RefractureRisk",
         sampleName="RefractureRiskPhantom",
         thumbnailFileName=os.path.join(iconsPath, "RefractureRisk.png"),
-        nodeNames="RefractureRiskPhantom",
+        # nothing to download: no URIs or files; the custom downloader generates the phantom
+        uris=[],
+        fileNames=[],
         customDownloader=_loadPhantomSample,
     )
 
@@ -492,8 +494,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateGuiState()
 
     def _onPointMoved(self, caller, event) -> None:
+        # set by Slicer's markups widget while a point is dragged ("" or None otherwise)
         index = caller.GetAttribute("Markups.MovingMarkupIndex")
-        if index is None:
+        if not index:
             return
         self._updateLevelLive(caller, caller.GetNthControlPointLabel(int(index)))
 
