@@ -162,7 +162,9 @@ def _make_grid(
         nj = math.ceil((z_hi - z_lo) / sp) + 1
         nj += nj % 2
         ni = nj
-        nk = math.ceil(2 * SLAB_HALF_WIDTH_MM / thk)
+        # +-48 mm about the bodies, widened by their lateral spread (scoliosis)
+        spread = max(abs(b.centre_ras[0] - x_mid) for b in labelled)
+        nk = math.ceil(2 * (SLAB_HALF_WIDTH_MM + spread) / thk)
         # posterior edge MARGIN_MM behind the skin; anterior as far as the square FOV reaches
         y_c = y_post - MARGIN_MM + (ni - 1) * sp / 2
         centre = np.array([x_mid, y_c, 0.5 * (z_lo + z_hi)])
