@@ -32,23 +32,32 @@ def impute(
     names = [i.name for i in inputs]
     if not data[names].isna().any().any():
         return [data]
+    return [impute_one(data, inputs, outcome, k, seed, max_iter) for k in range(m)]
+
+
+def impute_one(
+    data: pd.DataFrame,
+    inputs: Sequence[InputSpec],
+    outcome: np.ndarray,
+    k: int,
+    seed: int = 0,
+    max_iter: int = 10,
+) -> pd.DataFrame:
+    """The k-th completed copy (its own random stream: the m copies can be made in parallel)."""
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer
 
     encoded, decode = _encode(data, inputs)
     matrix = np.column_stack([encoded.to_numpy(dtype=float), np.asarray(outcome, dtype=float)])
-    out = []
-    for k in range(m):
-        rng = np.random.default_rng([seed, k])
-        imputer = IterativeImputer(
-            sample_posterior=True, max_iter=max_iter, random_state=int(rng.integers(2**31))
-        )
-        filled = imputer.fit_transform(matrix)[:, :-1]
-        completed = data.copy()
-        for col, values in decode(filled, rng).items():
-            completed[col] = values
-        out.append(completed)
-    return out
+    rng = np.random.default_rng([seed, k])
+    imputer = IterativeImputer(
+        sample_posterior=True, max_iter=max_iter, random_state=int(rng.integers(2**31))
+    )
+    filled = imputer.fit_transform(matrix)[:, :-1]
+    completed = data.copy()
+    for col, values in decode(filled, rng).items():
+        completed[col] = values
+    return completed
 
 
 def _encode(data: pd.DataFrame, inputs: Sequence[InputSpec]):

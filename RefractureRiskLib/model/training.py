@@ -37,7 +37,7 @@ import pandas as pd
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.cox import CoxFit, fit_cox
-from RefractureRiskLib.model.imputation import impute, pool_rubin
+from RefractureRiskLib.model.imputation import impute_one, pool_rubin
 from RefractureRiskLib.model.logistic import (
     Standardiser,
     assign_folds,
@@ -452,7 +452,7 @@ def train_model(
     if n_missing:
         m = max(2, n_imputations)
         log(f"missing predictors {n_missing}: {m} imputations (chained equations)")
-        completed = impute(data, inputs, y_all, m=m, seed=seed)
+        completed = _map_parallel(impute_one, [(data, inputs, y_all, k, seed) for k in range(m)])
     else:
         completed = [data]
     m = len(completed)
@@ -472,9 +472,10 @@ def train_model(
     log(f"fitted {spec.penalty} logistic model on {n} patients, {events} events, {m} data set(s)")
 
     # Internal validation on each completed data set, averaged.
-    vals = []
-    for k, X in enumerate(designs):
-        vals.append(bootstrap_validate(X, y, spec, n_bootstrap=n_bootstrap, seed=seed + 1000 + k))
+    vals = _map_parallel(
+        bootstrap_validate,
+        [(X, y, spec, n_bootstrap, seed + 1000 + k) for k, X in enumerate(designs)],
+    )
     validation = {
         part: {mt: float(np.mean([getattr(v, part)[mt] for v in vals])) for mt in METRICS}
         for part in ("apparent", "optimism", "corrected")
@@ -581,6 +582,29 @@ def train_model(
         summary=summary,
         notes=tuple(notes),
     )
+
+
+def _map_parallel(fn: Callable[..., Any], arguments: list[tuple]) -> list[Any]:
+    """fn(*args) for each args, in worker processes (one per core) when there are several.
+
+    The imputed data sets are independent; on a machine with more than one core their
+    bootstrap validations run side by side. Falls back to a plain loop where processes cannot
+    be forked (or for a single data set), with identical results: every call has its own seed.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(arguments), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(*a) for a in arguments]
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(fn, *a) for a in arguments]
+            return [f.result() for f in futures]
+    except (OSError, RuntimeError):  # pragma: no cover - no process support here
+        return [fn(*a) for a in arguments]
 
 
 def _provenance(spec: FitSpec, n: int, events: int, m: int) -> str:
