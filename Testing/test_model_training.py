@@ -347,6 +347,9 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad.to_csv(cohort, index=False)
     assert main(["train", str(cohort), "--out", str(model)]) == 2
     assert "pdff_global_L1L4" in capsys.readouterr().err
+    df.iloc[:0].to_csv(cohort, index=False)
+    assert main(["train", str(cohort), "--out", str(model)]) == 2
+    assert "no patient rows" in capsys.readouterr().err
     df.assign(centre_id="C1").to_csv(cohort, index=False)
     assert main(["train", str(cohort), "--out", str(model), "--bootstrap", "5"]) == 2
     assert "at least 2 centres" in capsys.readouterr().err

@@ -167,6 +167,7 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
             warnings.append(
                 f"{spec.name} = {value:g}{' ' + spec.unit if spec.unit else ''} is outside the "
                 f"model's intended input range [{lo:g}, {hi:g}]: extrapolation"
+                + (f" (check the unit: {spec.unit})" if spec.unit else "")
             )
     unused = sorted(set(patient) - set(values))
     if unused:

@@ -311,7 +311,7 @@ def with_splines(
                 c,
                 transform="rcs",
                 n_knots=n_knots,
-                name=c.name.replace("_per_", "_rcs_"),
+                name=f"{c.input}_rcs",
                 label=f"{c.input} (restricted cubic spline, {n_knots} knots)",
             )
         out.append(c)
@@ -417,6 +417,12 @@ def train_model(
     penalty_alpha(spec.penalty, spec.l1_ratio)
     data = _checked_cohort(cohort, candidates)
     notes: list[str] = []
+    if n_bootstrap < 200:
+        notes.append(
+            f"only {n_bootstrap} bootstrap replicates (at least 200 are recommended): the "
+            "optimism estimates carry more Monte Carlo error"
+        )
+        log(f"warning: {notes[-1]}")
     inputs_needed = list(dict.fromkeys(c.input for c in candidates))
     known = data[OUTCOME].notna().to_numpy()
     n_unknown = int((~known).sum())
