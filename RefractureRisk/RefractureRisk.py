@@ -668,15 +668,19 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             model = self._ensureModel()
             study = self._study()
-            roiSet = (
-                self._roiResult.roiset
-                if self._roiResult is not None
-                else self.logic.roiSetFromSegmentation(
-                    p.segmentation, p.pdffVolume, reader=p.readerName
+            if self._roiResult is None:  # ROIs drawn or loaded outside the panel
+                roiSet = self.logic.roiSetFromSegmentation(
+                    p.segmentation, p.pdffVolume, reader=p.readerName or None
                 )
-            )
+                self._roiResult = self.logic.roisFromImportedRoiSet(
+                    roiSet, study, reader=roiSet.reader, indexLevels=self._indexLevels()
+                )
             outcome = self.logic.computeRisk(
-                study, roiSet, model, self._clinicalValues(), indexLevels=self._indexLevels()
+                study,
+                self._roiResult,
+                model,
+                self._clinicalValues(),
+                indexLevels=self._indexLevels(),
             )
             self.ui.resultsTextBrowser.setHtml(self.logic.resultsHtml(outcome))
             self.logic.showRiskAnnotation(outcome, study)
@@ -1274,8 +1278,12 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         """Clinical inputs from a cohort table row (CSV, Excel, Parquet) or a JSON object."""
         return dict(_lib("pipeline").load_clinical(path, patientId or None))
 
-    def computeRisk(self, study, roiSet, model, clinicalValues, indexLevels=()):
-        """Statistics, patient summaries and the risk of one patient (dict of results)."""
+    def computeRisk(self, study, roiResult, model, clinicalValues, indexLevels=()):
+        """Statistics, patient summaries and the risk of one patient (dict of results).
+
+        ``roiResult``: the library's ``RoiResult`` the panel shows (its RoiSet is measured).
+        """
+        roiSet = roiResult.roiset
         statistics = self.computeStatistics(roiSet, study)
         summary = _lib("stats.summary").summarize_statistics(statistics, indexLevels)
         clinical = {k: v for k, v in dict(clinicalValues).items() if v is not None}
@@ -1286,6 +1294,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             "summary": summary,
             "risk": risk,
             "model": model,
+            "roiResult": roiResult,
             "roiSet": roiSet,
             "study": study,
             "indexLevels": tuple(indexLevels),
@@ -1441,31 +1450,62 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
 
     # -- output -------------------------------------------------------------------------------
     def saveResults(self, outcome, folder):
-        """Write what the command line writes (statistics, ROIs, results JSON, report).
+        """Write the panel's results: statistics, ROIs, results JSON (with provenance), report.
 
-        The panel's ROIs go through a segmentation file into ``pipeline.analyze_study``, so the
-        files are the same as ``refracture-risk analyze`` would write for these ROIs.
+        Exactly what the panel shows is written (the ROIs are not re-derived), with the library's
+        writers and the same file names as ``refracture-risk analyze``. Returns the files written.
         """
-        import tempfile
+        import json as jsonlib
 
         core = _lib("core")
         if outcome is None:
             raise core.InputError("results", "compute the risk first")
         if not folder:
             raise core.InputError("output folder", "choose an output folder first")
+        os.makedirs(folder, exist_ok=True)
         pipeline = _lib("pipeline")
-        with tempfile.TemporaryDirectory(prefix="RefractureRisk_") as temp:
-            roiFile = _lib("io.segmentation").write_roiset(
-                outcome["roiSet"], os.path.join(temp, "panel_rois.seg.nrrd")
-            )
-            options = pipeline.AnalysisOptions(
-                roi=str(roiFile),
-                index_levels=outcome["indexLevels"],
-                reader=outcome["roiSet"].reader,
-                model_path=self.modelPath,
-            )
-            result = pipeline.analyze_study(outcome["study"], outcome["clinical"], folder, options)
-        return sorted(str(p) for p in result.files.values())
+        roiResult, risk, summary = outcome["roiResult"], outcome["risk"], outcome["summary"]
+        options = pipeline.AnalysisOptions(
+            roi="Slicer panel",
+            index_levels=outcome["indexLevels"],
+            reader=outcome["roiSet"].reader,
+            model_path=self.modelPath,
+        )
+        provenance = pipeline.provenance_record(
+            outcome["study"], roiResult, options, outcome["model"]
+        )
+        written = [
+            _lib("stats.tables").write_statistics(
+                outcome["statistics"], os.path.join(folder, "statistics.csv")
+            ),
+            _lib("io.segmentation").write_roiset(
+                outcome["roiSet"], os.path.join(folder, "rois.seg.nrrd")
+            ),
+        ]
+        document = {
+            "levels": roiResult.level_rows(),
+            "labels_uncertain": roiResult.uncertain,
+            "uncertainty_reasons": list(roiResult.reasons),
+            "summary": summary.as_record(),
+            "risk": risk.to_dict(),
+            "provenance": provenance,
+        }
+        resultsPath = os.path.join(folder, "results.json")
+        with open(resultsPath, "w", encoding="utf-8") as stream:
+            text = jsonlib.dumps(_jsonSafe(document), indent=2, default=str, allow_nan=False)
+            stream.write(text)
+        written.append(resultsPath)
+        report = _lib("report.onepage").render_report(
+            folder,
+            outcome["study"],
+            outcome["roiSet"],
+            outcome["statistics"],
+            summary,
+            risk,
+            provenance,
+        )
+        written.extend([report.html, report.pdf, report.png])
+        return sorted(str(path) for path in written)
 
     def exportDicom(self, outcome, folder, deidentify=False):
         """DICOM SEG of the ROIs and a TID 1500 SR of their statistics, referencing PDFF."""
@@ -1604,6 +1644,19 @@ def _records(records):
     return rows
 
 
+def _jsonSafe(value):
+    """``value`` with NaN/inf as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonSafe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonSafe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _isNan(value):
     return isinstance(value, float) and math.isnan(value)
 
@@ -1730,7 +1783,7 @@ def runWorkflowChecks(logic, phantom, nodes):
 
     model = logic.loadModel()
     clinical = {spec.name: _typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)}
-    outcome = logic.computeRisk(study, result.roiset, model, clinical, indexLevels=index)
+    outcome = logic.computeRisk(study, result, model, clinical, indexLevels=index)
     summary, risk = outcome["summary"], outcome["risk"]
     used = summary.levels_used["pdff_global_L1L4_pct"]
     assert "L1" not in used and len(used) >= 2, used  # the index level is not in the summary

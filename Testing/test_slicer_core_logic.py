@@ -440,13 +440,27 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     clinical = {
         spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
     }
-    outcome = logic.computeRisk(study, result.roiset, model, clinical, indexLevels=("L1",))
+    outcome = logic.computeRisk(study, result, model, clinical, indexLevels=("L1",))
 
     written = logic.saveResults(outcome, str(tmp_path / "out"))
     names = {p.rsplit("/", 1)[1] for p in written}
-    assert {"statistics.csv", "results.json"} <= names, names
+    assert {"statistics.csv", "rois.seg.nrrd", "results.json", "report.pdf"} <= names, names
+    # the files hold what the panel shows: same ROIs and flags, statistics, summary and risk
+    from RefractureRiskLib.io.segmentation import read_roiset
+
+    saved_rois = read_roiset(tmp_path / "out" / "rois.seg.nrrd", reference=study.grid)
+    assert np.array_equal(saved_rois.labelmap.array, result.roiset.labelmap.array)
+    assert [lv.flags for lv in saved_rois.levels] == [lv.flags for lv in result.roiset.levels]
+    import pandas as pd
+
+    saved_stats = pd.read_csv(tmp_path / "out" / "statistics.csv")
+    assert np.allclose(saved_stats["mean"], outcome["statistics"]["mean"])
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["risk"]["probability"] == pytest.approx(outcome["risk"].probability, rel=1e-9)
+    assert saved["risk"]["probability"] == pytest.approx(outcome["risk"].probability, rel=1e-12)
+    summary = outcome["summary"]
+    assert saved["summary"]["pdff_global_L1L4_pct"] == pytest.approx(summary.pdff_global_L1L4_pct)
+    assert saved["provenance"]["study_uid"] == study.provenance.study_uid
+    assert saved["provenance"]["reader"] == "reader A"
 
     # a study built from other volumes cannot reference the loaded DICOM series
     other = logic.updateVolumeNode(study.pdff, name="copy of pdff")
