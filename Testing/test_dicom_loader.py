@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLosslessSV1, RLELossless
 
@@ -474,6 +475,8 @@ def test_duplicate_copies_of_a_file_are_ignored_with_a_note(tmp_path):
 def test_scan_reads_headers_only(tmp_path, monkeypatch):
     write_dicom_study(make_study(), tmp_path / "d", vendor="GE")
     write_dicom_study(make_study(), tmp_path / "e", vendor="Philips", philips_enhanced=True)
+    # An implicit-VR file goes through pydicom rather than the fast reader.
+    shutil.copy(get_testdata_file("MR_small_implicit.dcm"), tmp_path / "implicit")
     calls, pixel_reads = [], []
     real = pydicom.dcmread
 
@@ -486,7 +489,7 @@ def test_scan_reads_headers_only(tmp_path, monkeypatch):
         "RefractureRiskLib.io.dicom_volume.np.fromfile", lambda *a, **k: pixel_reads.append(a)
     )
     scan_dicom(tmp_path)
-    assert calls and all(calls)  # the enhanced file goes through pydicom, headers only
+    assert calls and all(calls)  # pydicom reads headers only
     assert not pixel_reads
 
 

@@ -1,17 +1,17 @@
-"""A small, fast reader for the headers of classic Explicit VR Little Endian DICOM files.
+"""A small, fast reader for the headers of Explicit VR Little Endian DICOM files.
 
 Scanning a PACS export means reading hundreds of headers; pydicom's general reader costs about
 2 ms per file here, most of it in value conversion. This reader walks the elements with
-``struct``, keeps the raw bytes of every top-level element (sequences are parsed into items) and
-converts a value only when asked, with the same Python types pydicom returns for the attributes
-the scanner uses (str / list of str, float / list for DS, int for IS, numbers for binary VRs,
-lists of items for SQ).
+``struct``, keeps the raw bytes of every element (sequences are parsed into items) and converts a
+value only when asked, with the same Python types pydicom returns for the attributes the scanner
+uses (str / list of str, float / list for DS, int for IS, numbers for binary VRs, lists of items
+for SQ).
 
 It handles only the common case: a file with the 128-byte preamble and ``DICM``, a File Meta
-group with its group length, Explicit VR Little Endian, a single frame. For anything else
-(other transfer syntaxes, multi-frame/enhanced files, undefined-length UN, truncated or odd
-files) :func:`read_fast_header` returns None and the caller uses pydicom, which also produces
-the precise error message for broken files.
+group with its group length, Explicit VR Little Endian (single- or multi-frame). For anything
+else (other transfer syntaxes, undefined-length UN, truncated or odd files)
+:func:`read_fast_header` returns None and the caller uses pydicom, which also produces the
+precise error message for broken files.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def _parse_file(data: bytes):
 def read_fast_header(path: Path) -> tuple[FastDataset, int, bytes] | None:
     """(dataset, byte offset of the Pixel Data tag, the 12 bytes there) or None.
 
-    None means "use pydicom": the file is not a plain single-frame Explicit VR Little Endian
+    None means "use pydicom": the file is not a plain Explicit VR Little Endian
     file, or is damaged in a way the general reader should describe.
     """
     try:
@@ -249,8 +249,6 @@ def read_fast_header(path: Path) -> tuple[FastDataset, int, bytes] | None:
         return None
     pixel = elements.pop(_PIXEL_DATA, None)
     if pixel is None:
-        return None
-    if 0x00280008 in elements or 0x52009230 in elements:  # multi-frame: general reader
         return None
     offset = int(pixel[1])  # type: ignore[arg-type]
     meta = SimpleNamespace(TransferSyntaxUID=UID(ts))

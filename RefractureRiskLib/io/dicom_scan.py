@@ -17,6 +17,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -492,8 +493,9 @@ def _enhanced_frames(
         rwv_item = pf if pf is not None and "RealWorldValueMappingSequence" in pf else _shared(ds)
         hints = file_hints
         priv = pf.get(PHILIPS_PRIVATE_FRAME_ITEMS) if pf is not None else None
-        if priv is not None and priv.VR == "SQ" and priv.value:
-            frame_hints = _private_hints(priv.value[0])
+        priv_items = getattr(priv, "value", priv)  # pydicom: element; fast reader: items
+        if isinstance(priv_items, AbcSequence) and priv_items and hasattr(priv_items[0], "get"):
+            frame_hints = _private_hints(priv_items[0])
             if frame_hints:
                 hints = frame_hints
         frame_type = _tokens(ftype.get("FrameType")) if ftype is not None else ()
