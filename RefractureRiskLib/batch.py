@@ -51,11 +51,12 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -363,8 +364,12 @@ def analyze_patient(task: BatchTask) -> TaskResult:
         )
 
 
-def _worker_init() -> None:
-    """Per worker process: die with the parent, one ITK thread, no display."""
+def _worker_init(parent_pid: int | None = None) -> None:
+    """Per worker process: die with the batch process, one ITK thread, no display.
+
+    ``parent_pid``: the batch process that started this worker; when it is gone (killed), the
+    worker exits too, so a killed batch leaves no worker behind to publish a stale result.
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
@@ -372,11 +377,22 @@ def _worker_init() -> None:
             import signal
 
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent_pid is not None:
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     with contextlib.suppress(Exception):
         import SimpleITK as sitk
 
         # Parallelism comes from processes; ITK threads would only compete for the same cores.
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the parent is gone (where PR_SET_PDEATHSIG does not exist)."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,12 +405,9 @@ def _run_in_process(tasks: Sequence[BatchTask]) -> Iterator[TaskResult]:
 
 
 def _mp_context() -> Any:
-    # forkserver: workers are forked from a clean single-threaded server (safe with the parent's
-    # threads) that has already imported the library (fast start); spawn elsewhere.
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["RefractureRiskLib.batch"])
-        return ctx
+    # spawn: fresh interpreters, safe with the parent's threads (no fork), and each worker is a
+    # direct child of the batch process, so it can die with it. (A forkserver would start
+    # faster, but it and its workers outlive a batch killed with SIGKILL.)
     return mp.get_context("spawn")
 
 
@@ -407,18 +420,24 @@ def _died(task: BatchTask) -> TaskResult:
     )
 
 
-def _run_processes(tasks: Sequence[BatchTask], workers: int) -> Iterator[TaskResult]:
+def _run_processes(
+    tasks: Sequence[BatchTask],
+    workers: int,
+    work: Callable[[BatchTask], TaskResult] = analyze_patient,
+) -> Iterator[TaskResult]:
     """Local worker processes, at most ``workers`` studies in flight.
 
     A worker that dies (segfault, SIGKILL, out of memory) breaks the whole pool: the studies then
     in flight are re-run one at a time in a new pool, so the one that kills its worker again,
-    alone, is reported as failed and the others complete.
+    alone, is reported as failed and the others complete. ``work`` must be importable by name.
     """
     todo = deque(tasks)
     suspects: deque[BatchTask] = deque()
     ctx = _mp_context()
     while todo or suspects:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             running: dict[Future[TaskResult], BatchTask] = {}
             isolated: BatchTask | None = None
             broken = False
@@ -432,7 +451,7 @@ def _run_processes(tasks: Sequence[BatchTask], workers: int) -> Iterator[TaskRes
                         batch.append(todo.popleft())
                 for task in batch:
                     try:
-                        running[pool.submit(analyze_patient, task)] = task
+                        running[pool.submit(work, task)] = task
                     except BrokenProcessPool:
                         (suspects if task is isolated else todo).appendleft(task)
                         broken = True
