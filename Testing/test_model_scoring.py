@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -260,6 +261,14 @@ def test_model_round_trip_keeps_everything(tmp_path: Path) -> None:
     loaded = load_model(model.save(tmp_path / "m.json"))
     assert loaded.to_document() == model.to_document()
     assert loaded.content_sha256 == model.to_document()["content_sha256"]
+
+
+def test_numpy_values_and_nan_metrics_are_stored_as_plain_json(tmp_path: Path) -> None:
+    model = _one_term_model(None)
+    metrics = {"c_statistic": np.float64("nan"), "n": np.int64(12), "ok": np.bool_(True)}
+    model = dataclasses.replace(model, validation={"centre": [metrics]})
+    loaded = load_model(model.save(tmp_path / "m.json"))
+    assert loaded.validation == {"centre": [{"c_statistic": None, "n": 12, "ok": True}]}
 
 
 def test_spline_is_linear_beyond_the_outer_knots() -> None:

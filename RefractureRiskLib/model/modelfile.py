@@ -143,7 +143,7 @@ class RiskModel:
             "software": dict(self.software),
         }
         doc.update(self.extra)
-        doc = json.loads(json.dumps(doc, allow_nan=False))  # plain JSON types only
+        doc = _plain(doc)
         doc[HASH_FIELD] = content_hash(doc)
         return doc
 
@@ -227,6 +227,23 @@ class RiskModel:
                 source, f"malformed model file ({type(err).__name__}: {err})"
             ) from None
         return model
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return str(value) if isinstance(value, str) else None
+    raise TypeError(f"{type(value).__name__} cannot be stored in a model file")
 
 
 def _list(doc: Mapping[str, Any], key: str, source: str) -> list[Any]:
