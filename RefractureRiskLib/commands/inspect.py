@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         f"Usable PDFF map: {result.chosen['pdff'].label}; maps loaded: {', '.join(study.maps)} "
         f"on {study.grid.describe_geometry()}"
     )
-    echoes = ", ".join(f"{t:g}" for t in prov.echo_times_ms)
+    echoes = ", ".join(f"{t:g}" for t in prov.echo_times_ms) or "not in the headers,"
     print(
         f"Vendor {prov.vendor} {prov.manufacturer_model or ''}, field strength "
         f"{prov.field_strength_t} T, echo times {echoes} ms"

@@ -25,7 +25,7 @@ from RefractureRiskLib.io.dicom_scan import (
     SkippedFile,
     scan_files,
 )
-from RefractureRiskLib.io.dicom_volume import StackGeometry, plan_stack
+from RefractureRiskLib.io.dicom_volume import StackGeometry, plan_stack, value_mapping
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,16 +78,18 @@ class SeriesInfo:
 
     @property
     def scaling(self) -> str:
-        """The stored-value rescale, as a short text (per frame when frames differ)."""
-        pairs = sorted({(f.slope, f.intercept) for f in self.frames})
+        """The stored-to-value mapping that loading applies: the real-world value mapping when
+        present (with its unit), else the modality rescale; per frame when frames differ."""
+        pairs = sorted({value_mapping(f) for f in self.frames})
+        what = "RWV" if any(f.rwv is not None for f in self.frames) else "rescale"
         if len(pairs) == 1:
             s, b = pairs[0]
-            text = "none (slope 1, intercept 0)" if (s, b) == (1.0, 0.0) else f"x{s:g} {b:+g}"
+            text = "none" if (s, b) == (1.0, 0.0) else f"{what} x{s:g} {b:+g}"
         else:
-            text = f"per-frame rescale ({len(pairs)} different slope/intercept pairs)"
+            text = f"{what} per frame ({len(pairs)} slope/intercept pairs)"
         units = {f.rwv[2] or f.rwv[3] for f in self.frames if f.rwv and (f.rwv[2] or f.rwv[3])}
         if units:
-            text += f"; real-world units {', '.join(sorted(units))}"
+            text += f" [{', '.join(sorted(units))}]"
         return text
 
     @property
@@ -176,14 +178,14 @@ class ScanReport:
             lines.append(f"Study [{i}] {st.study_uid}  {st.description!r}  vendor {st.vendor!r}")
             if st.n_patients > 1:
                 lines.append(f"  WARNING: {st.n_patients} different patients in this study")
-            header = f"  {'#':>4} {'kind':<10} {'images':>6}  {'geometry':<38} {'scaling':<28} why"
+            header = f"  {'#':>4} {'kind':<10} {'images':>6}  {'geometry':<38} {'scaling':<22} why"
             lines.append(header)
             for s in st.series:
                 number = s.header.series_number if s.header.series_number is not None else "?"
                 name = f"{s.header.series_description}" + (f" [{s.part}]" if s.part else "")
                 lines.append(
                     f"  {number!s:>4} {s.kind:<10} {len(s.frames):>6}  {s.geometry_text:<38} "
-                    f"{s.scaling:<28} {name!r}: {s.reason}"
+                    f"{s.scaling:<22} '{name}': {s.reason}"
                 )
         if self.skipped:
             lines.append("")
