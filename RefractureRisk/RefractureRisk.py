@@ -205,6 +205,7 @@ class RefractureRiskParameterNode:
     statisticsTable - per-level statistics and flags.
     indexLevels - treated level(s), comma separated (e.g. "L1" or "L1, L2").
     liveUpdate - recompute a level's ROI and statistics when its point moves.
+    segmentsAreBodies - an imported segmentation holds whole vertebral bodies (else ROIs).
     readerName - who placed/edited the ROIs (stored with the measurements).
     clinicalInputs - JSON object of the model's clinical inputs (the form is built from the model).
     """
@@ -221,6 +222,7 @@ class RefractureRiskParameterNode:
     statisticsTable: vtkMRMLTableNode
     indexLevels: str = ""
     liveUpdate: bool = True
+    segmentsAreBodies: bool = False
     readerName: str = ""
     clinicalInputs: str = "{}"
 
@@ -538,10 +540,14 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             study = self._study()
             roiSet = self.logic.roiSetFromSegmentation(
-                p.segmentation, p.pdffVolume, reader=p.readerName
+                p.segmentation, p.pdffVolume, reader=p.readerName or None
             )
             result = self.logic.roisFromImportedRoiSet(
-                roiSet, study, reader=p.readerName, indexLevels=self._indexLevels()
+                roiSet,
+                study,
+                reader=roiSet.reader,
+                indexLevels=self._indexLevels(),
+                segmentsAreBodies=p.segmentsAreBodies,
             )
             self._showRoiResult(result, study)
 
@@ -673,7 +679,11 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     p.segmentation, p.pdffVolume, reader=p.readerName or None
                 )
                 self._roiResult = self.logic.roisFromImportedRoiSet(
-                    roiSet, study, reader=roiSet.reader, indexLevels=self._indexLevels()
+                    roiSet,
+                    study,
+                    reader=roiSet.reader,
+                    indexLevels=self._indexLevels(),
+                    segmentsAreBodies=p.segmentsAreBodies,
                 )
             outcome = self.logic.computeRisk(
                 study,
@@ -1223,11 +1233,23 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         result = _lib("roi.manual").update_level(roiResult, study, level, pointRas)
         return _lib("roi.qc").apply_qc(result, study, indexLevels)
 
-    def roisFromImportedRoiSet(self, roiSet, study, reader="unknown", indexLevels=()):
-        """A ``RoiResult`` from a segmentation the user drew or imported (used as drawn)."""
+    def roisFromImportedRoiSet(
+        self, roiSet, study, reader="unknown", indexLevels=(), segmentsAreBodies=False
+    ):
+        """A ``RoiResult`` from a segmentation the user drew or imported.
+
+        ``segmentsAreBodies``: the segments are whole vertebral bodies (e.g. from another
+        segmentation tool) and the safe-core ROI is placed inside each; otherwise they are the
+        measurement ROIs, used as drawn.
+        """
         table = {lv.label: lv.level for lv in roiSet.levels}
         result = _lib("roi.manual").rois_from_labelmap(
-            roiSet.labelmap, table, study, reader=reader or "unknown", index_levels=indexLevels
+            roiSet.labelmap,
+            table,
+            study,
+            drawn="body" if segmentsAreBodies else "roi",
+            reader=reader or "unknown",
+            index_levels=indexLevels,
         )
         return _lib("roi.qc").apply_qc(result, study, indexLevels)
 

@@ -495,3 +495,32 @@ def test_clinical_inputs_from_a_cohort_row(logic, tmp_path):
     }
     with pytest.raises(InputError, match="P3"):
         logic.clinicalFromCohortRow(str(table), "P3")
+
+
+def test_imported_body_segmentation(logic):
+    """Whole-body segments (as another tool would give) -> ROIs placed inside each body."""
+    phantom_module = pytest.importorskip("RefractureRiskLib.phantom")
+    from RefractureRiskLib.core.levels import level_from_label
+
+    phantom = phantom_module.generate_phantom(phantom_module.PhantomSpec(seed=1))
+    nodes = logic.addStudyToScene(phantom.study, baseName="p")
+    study = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": nodes["r2s"]})
+    bodies = phantom.truth.body_labels
+    present = [int(v) for v in np.unique(bodies.array) if v > 0]
+    levels = tuple(
+        LevelRoi(level_from_label(v), v) for v in present if level_from_label(v) in ("L2", "L3")
+    )
+    labels = np.where(np.isin(bodies.array, [lv.label for lv in levels]), bodies.array, 0)
+    drawn = RoiSet(bodies.with_array(labels.astype(np.int16)), levels, RoiMethod.IMPORTED_MASK)
+    seg = logic.roiSetToSegmentation(drawn, nodes["pdff"])
+    imported = logic.roiSetFromSegmentation(seg, nodes["pdff"])
+    as_bodies = logic.roisFromImportedRoiSet(imported, study, segmentsAreBodies=True)
+    as_rois = logic.roisFromImportedRoiSet(imported, study, segmentsAreBodies=False)
+    for lv in ("L2", "L3"):
+        body = drawn.mask(lv)
+        core = as_bodies.roiset.mask(lv)
+        assert np.array_equal(as_rois.roiset.mask(lv), body)  # used as drawn
+        assert 0 < core.sum() < body.sum() and not (core & ~body).any()  # inside the body
+        truth = next(t for t in phantom.truth.levels if t.level == lv)
+        if not (truth.fractured or truth.cemented or truth.lesion):
+            assert RoiFlag.FRACTURED not in as_bodies.roiset.level(lv).flags
