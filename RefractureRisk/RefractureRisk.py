@@ -1159,23 +1159,27 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         return markupsNode
 
     def nextLevelToPlace(self, placedLevels):
-        """The level "place next level" asks for: below the lowest placed, else above."""
-        placed = sorted((LEVELS.index(lv) for lv in placedLevels), reverse=False)
+        """The level "place next level" asks for (None when every level has a point).
+
+        L1 first; then the level below (caudal to) the lowest placed one; once S1 has a point,
+        the lowest level still missing.
+        """
+        placed = sorted(LEVELS.index(lv) for lv in placedLevels)
         if not placed:
             return "L1"
         if placed[-1] + 1 < len(LEVELS):
             return LEVELS[placed[-1] + 1]
-        missing = [lv for lv in LEVELS if LEVELS.index(lv) < placed[0]]
+        missing = [lv for i, lv in enumerate(LEVELS) if i not in placed]
         return missing[-1] if missing else None
 
     @staticmethod
     def parseLevels(text):
-        """Level names from "L1, L2" (validated)."""
+        """Level names from "L1, L2" or "l1 l2"; anything else (e.g. "L1-L2") is refused."""
         levels = []
         for part in re.split(r"[,;\s]+", text or ""):
             if not part:
                 continue
-            level = levelFromName(part)
+            level = part.upper() if part.upper() in LEVELS else None
             if level is None:
                 raise _lib("core").InputError(
                     "index levels", f"{part!r} is not a level ({', '.join(LEVELS)})"

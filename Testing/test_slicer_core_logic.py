@@ -320,8 +320,17 @@ def test_markups_points_named_by_level(logic, env):
 def test_level_names_match_library(module):
     assert module.LEVELS == VERTEBRAL_LEVELS
     assert module.RefractureRiskLogic.parseLevels("L1, l2;T12") == ("L1", "L2", "T12")
-    with pytest.raises(InputError):
-        module.RefractureRiskLogic.parseLevels("L1, X7")
+    for bad in ("L1, X7", "L1-L2", "T8"):
+        with pytest.raises(InputError):
+            module.RefractureRiskLogic.parseLevels(bad)
+
+
+def test_next_level_to_place(logic):
+    assert logic.nextLevelToPlace([]) == "L1"
+    assert logic.nextLevelToPlace(["L1", "L2"]) == "L3"
+    assert logic.nextLevelToPlace(["L4", "L5", "S1"]) == "L3"
+    assert logic.nextLevelToPlace(["T10", "S1"]) == "L5"
+    assert logic.nextLevelToPlace(list(VERTEBRAL_LEVELS)) is None
 
 
 def test_risk_annotation_text(module, logic):
