@@ -289,7 +289,7 @@ def wrong_explicit_unit(tmp: Path) -> Case:
     write(tmp / "d")
     return Case(
         tmp / "d",
-        ["FatFrac", "after converting from fraction", "outside -5..110"],
+        ["FatFrac", "after converting from fraction", "outside -10..110 %"],
         {"pdff_unit": "fraction"},
     )
 

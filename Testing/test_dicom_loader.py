@@ -436,7 +436,7 @@ def test_nifti_and_nrrd_maps_with_explicit_units(tmp_path):
     with pytest.raises(InputError, match="unit of the pdff map must be given"):
         load_map_files({"pdff": pdff_path}, {})
     percent_path = write_image(study.pdff, tmp_path / "pct.nii")
-    with pytest.raises(InputError, match=r"outside -5\.\.110"):
+    with pytest.raises(InputError, match=r"outside -10\.\.110 %"):
         load_map_files({"pdff": percent_path}, {"pdff": "fraction"})
 
 
@@ -509,3 +509,91 @@ def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch):
     monkeypatch.setattr(scan_module, "read_fast_header", lambda path: None)
     slow = [scan_module.scan_one_file(p) for p in files]
     assert fast == slow
+
+
+# -- classification rules ------------------------------------------------------------------------
+
+CLASSIFY_CASES = [
+    # (image type, enhanced, private hints, description, expected kind, evidence in reason)
+    (("DERIVED", "PRIMARY", "FAT_FRACTION"), False, (), "", "pdff", "ImageType token"),
+    (("DERIVED", "PRIMARY", "DIXON", "FAT_FRAC"), False, (), "", "pdff", "FAT_FRAC"),
+    (("ORIGINAL", "PRIMARY", "FF", "FF"), False, (), "", "pdff", "FF"),
+    (("DERIVED", "PRIMARY", "DIXON", "FAT"), False, (), "", "fat", "FAT"),
+    (("ORIGINAL", "PRIMARY", "W", "W"), False, (), "", "water", "token W"),
+    (("DERIVED", "PRIMARY", "DIXON", "OPP_PHASE"), False, (), "", "out_phase", "OPP_PHASE"),
+    (("DERIVED", "PRIMARY", "R2_STAR_MAP"), False, (), "", "r2s", "R2_STAR_MAP"),
+    (("DERIVED", "PRIMARY", "T2_STAR", "T2_STAR"), True, (), "", "t2s", "FrameType token"),
+    # Enhanced value 3 is the acquisition contrast: T2_STAR there is not a T2* map.
+    (("ORIGINAL", "PRIMARY", "T2_STAR", "M"), True, (), "x", "magnitude", "token M"),
+    (("ORIGINAL", "PRIMARY", "OTHER"), False, (), "FatFrac: IDEAL IQ", "pdff", "SeriesDesc"),
+    (("ORIGINAL", "PRIMARY", "OTHER"), False, (), "WATER: IDEAL IQ", "water", "SeriesDesc"),
+    (("ORIGINAL", "PRIMARY", "OTHER"), False, (), "R2* map", "r2s", "SeriesDescription"),
+    (("ORIGINAL", "PRIMARY", "OTHER"), False, (), "T2 fat sat", "unknown", "no fat-water"),
+    (("ORIGINAL", "PRIMARY", "OTHER"), False, (), "3-plane loc", "localizer", "Series"),
+    (("ORIGINAL", "PRIMARY", "LOCALIZER"), False, (), "", "localizer", "LOCALIZER"),
+    (
+        ("ORIGINAL", "PRIMARY", "OTHER"),
+        False,
+        (("Philips (2005,1011) image type", "FF"),),
+        "",
+        "pdff",
+        "(2005,1011)",
+    ),
+    (
+        ("ORIGINAL", "PRIMARY", "OTHER"),
+        False,
+        (("GE (0019,109C) pulse sequence", "B0map"),),
+        "FatFrac",
+        "field_map",
+        "(0019,109C)",
+    ),
+    (
+        ("ORIGINAL", "PRIMARY", "OTHER"),
+        False,
+        (("GE (0043,102F) image type", "1"),),
+        "IDEAL IQ",
+        "phase",
+        "(0043,102F)=1",
+    ),
+    (("ORIGINAL", "PRIMARY", "M", "ND"), False, (), "gre_field_mag", "field_map", "token M"),
+    (("ORIGINAL", "PRIMARY", "M", "ND"), False, (), "FatFrac", "magnitude", "token M"),
+]
+
+
+@pytest.mark.parametrize(("itype", "enhanced", "hints", "desc", "kind", "why"), CLASSIFY_CASES)
+def test_classification_rules(itype, enhanced, hints, desc, kind, why):
+    from RefractureRiskLib.io.dicom_classify import classify_image
+
+    result = classify_image(
+        image_type=itype,
+        enhanced=enhanced,
+        private_hints=hints,
+        series_description=desc,
+        modality="MR",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+    )
+    assert result.kind == kind, result.reason
+    assert why in result.reason
+
+
+def test_logs_carry_no_patient_identifiers(tmp_path, caplog):
+    write_dicom_study(make_study(), tmp_path / "d", vendor="GE", seed=11)
+    ws = write_dicom_study(make_study(), tmp_path / "e", vendor="GE", kinds=["r2s"], seed=12)
+    ws.by_kind("r2s").files[1].unlink()
+    with caplog.at_level("DEBUG"):
+        load_study(tmp_path / "d")
+        with pytest.raises(InputError):
+            load_study(tmp_path)  # two studies
+    text = caplog.text + str(scan_dicom(tmp_path).format_table())
+    for phi in ("SYNTHETIC^PHANTOM", "SYN-11", "SYN-12", "SYNTHETIC PHANTOM (NOT A PATIENT)"):
+        assert phi not in text
+
+
+def test_inspect_lists_several_studies_and_checks_the_chosen_one(tmp_path, capsys):
+    a = write_dicom_study(make_study(), tmp_path / "d" / "a", vendor="GE", seed=1)
+    write_dicom_study(make_study(), tmp_path / "d" / "b", vendor="GE", kinds=["water"], seed=2)
+    assert main(["inspect", str(tmp_path / "d")]) == 1
+    out = capsys.readouterr().out
+    assert "Study [0]" in out and "Study [1]" in out and "2 studies in this folder" in out
+    assert main(["inspect", str(tmp_path / "d"), "--study", a.study_instance_uid]) == 0
+    assert "Usable PDFF map" in capsys.readouterr().out

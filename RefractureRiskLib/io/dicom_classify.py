@@ -135,7 +135,8 @@ def classify_image(
     ).strip()
     if re.search(r"b0", ge_seq, re.IGNORECASE):
         return Classification(
-            "field_map", _reason("field_map", f"GE private pulse sequence name {ge_seq!r}")
+            "field_map",
+            _reason("field_map", f"GE private (0019,109C)/(0019,109E) pulse sequence {ge_seq!r}"),
         )
     for kind, pattern in _DESCRIPTION_RULES:
         if series_description and pattern.search(series_description):

@@ -10,7 +10,7 @@ Inside the library PDFF is percent (0-100) and R2* is 1/s. Vendors store PDFF as
    <= 1.1 fraction, 15-110 percent, 110-1100 per-mille. Anything else is ambiguous and an error
    that names the range and asks for an explicit unit (``pdff_unit=``); never a guess.
 3. An explicit unit from the caller overrides detection but is still range-checked after
-   conversion (percent must lie within -5..110).
+   conversion (the 0.1th-99.9th percentile range must lie within -10..110 %).
 
 This module lives in ``io`` because the loader needs it and ``io`` may not import ``maps``;
 :mod:`RefractureRiskLib.maps.units` re-exports it as the public home of unit handling.
@@ -33,6 +33,7 @@ R2S_UNITS: tuple[str, ...] = ("per_s", "per_ms", "t2star_ms", "t2star_s")
 
 _FRACTION_MAX = 1.1
 _PERCENT_MIN, _PERCENT_MAX = 15.0, 110.0
+_PERCENT_LOW = -10.0
 _PERMILLE_MAX = 1100.0
 
 _PCT_CODES = {"%", "PERCENT", "PCT"}
@@ -74,6 +75,16 @@ def robust_range(values: npt.ArrayLike) -> tuple[float, float, float]:
         sample = sample[np.isfinite(sample)]
     hi = float(np.percentile(sample, 99.9)) if sample.size else top
     return lo, hi, top
+
+
+def low_percentile(values: npt.ArrayLike) -> float:
+    """0.1th percentile of the finite values (a strided sample of large arrays)."""
+    sample = np.asarray(values).ravel()
+    if sample.size > 200_000:
+        sample = sample[:: sample.size // 200_000 + 1]
+    if np.issubdtype(sample.dtype, np.floating):
+        sample = sample[np.isfinite(sample)]
+    return float(np.percentile(sample, 0.1)) if sample.size else float("nan")
 
 
 def unit_from_header(units_code: str | None, rescale_type: str | None = None) -> str | None:
@@ -144,8 +155,9 @@ def pdff_to_percent(
 ) -> tuple[npt.NDArray[np.float32], str]:
     """Convert stored PDFF in ``unit`` to percent (in place when float32); returns the text.
 
-    The converted range is checked: percent values must lie within -5..110 (noise allowed a
-    little outside 0-100); otherwise :class:`InputError` (a wrong explicit unit, or not PDFF).
+    The converted range is checked: the 0.1th and 99.9th percentiles must lie within -10..110 %
+    (noise may put single voxels a little outside 0-100); otherwise :class:`InputError` (a wrong
+    explicit unit, or not a PDFF map).
     """
     if unit not in PDFF_UNITS:
         raise InputError(source, f"unknown PDFF unit {unit!r}; expected {tuple(PDFF_UNITS)}")
@@ -153,10 +165,12 @@ def pdff_to_percent(
     if factor != 1.0:
         values *= np.float32(factor)
     lo, hi, top = robust_range(values)
-    if np.isfinite(hi) and (hi > _PERCENT_MAX or lo < -5.0 - 1e-3):
+    low = low_percentile(values)
+    if np.isfinite(hi) and (hi > _PERCENT_MAX or low < _PERCENT_LOW):
         raise InputError(
             source,
-            f"after converting from {unit} the PDFF is {lo:.4g}..{top:.4g} %, outside -5..110 %: "
+            f"after converting from {unit} the PDFF is {lo:.4g}..{top:.4g} % (0.1th-99.9th "
+            f"percentile {low:.4g}..{hi:.4g}), outside {_PERCENT_LOW:g}..{_PERCENT_MAX:g} %: "
             f"wrong unit or not a PDFF map",
         )
     text = (
