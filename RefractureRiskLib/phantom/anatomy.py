@@ -45,6 +45,12 @@ CORE_DEPTH_MM = CORTEX_MM + RIM_MM  # depth from the body surface where the core
 CANAL_WIDTH_MM = 20.0
 CANAL_AP_MM = 15.0
 CANAL_GAP_MM = 1.5  # between posterior body wall and thecal sac
+# Trunk cross-section, relative to the spine curve (u right, v anterior; mm): an ellipse, with
+# subcutaneous fat of seeded thickness inside its outline.
+TRUNK_HALF_WIDTH_MM = 165.0
+TRUNK_HALF_AP_MM = 120.0
+TRUNK_CENTRE_V_MM = 20.0
+FAT_THICKNESS_MM = (12.0, 28.0)
 
 
 @dataclass(frozen=True)
