@@ -693,7 +693,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 indexLevels=self._indexLevels(),
             )
             self.ui.resultsTextBrowser.setHtml(self.logic.resultsHtml(outcome))
-            self.logic.showRiskAnnotation(outcome, study)
+            self.logic.showRiskAnnotation(outcome)
             self._lastOutcome = outcome
 
     def onSetLayout(self) -> None:
@@ -1341,7 +1341,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             lines.append(DEMO_MODEL_WARNING)
         return "\n".join(lines)
 
-    def showRiskAnnotation(self, outcome, study=None):
+    def showRiskAnnotation(self, outcome):
         """Show the risk beside the spine: a locked, labelled point anterior to the index level.
 
         The point sits 60 mm anterior to the index level's ROI centre (else the centre of all
@@ -1352,14 +1352,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         labels = np.asarray(roiSet.labelmap.array)
         index = [lv for lv in roiSet.levels if "index" in {str(f) for f in lv.flags}]
         chosen = index[0].label if index else None
-        ijk = np.argwhere(labels == chosen) if chosen is not None else np.argwhere(labels > 0)
-        if len(ijk):
-            centre = roiSet.labelmap.ijk_to_ras_points(ijk[:, ::-1].mean(axis=0))[0]
-        else:
-            centre = roiSet.labelmap.ijk_to_ras_points(np.asarray(labels.shape[::-1], float) / 2.0)[
-                0
-            ]
-        position = centre + np.array([0.0, 60.0, 0.0])
+        kji = np.argwhere(labels == chosen) if chosen is not None else np.argwhere(labels > 0)
+        middleIjk = kji[:, ::-1].mean(axis=0) if len(kji) else np.asarray(labels.shape[::-1]) / 2.0
+        centre = roiSet.labelmap.ijk_to_ras_points(middleIjk)[0]
+        position = centre + np.array([0.0, 60.0, 0.0])  # +A: anterior
         node = slicer.mrmlScene.GetFirstNodeByName(RISK_ANNOTATION_NODE_NAME)
         if node is None:
             node = slicer.mrmlScene.AddNewNodeByClass(
@@ -1820,7 +1816,7 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert (DEMO_MODEL_WARNING in text) == (not risk.validated)
     html = logic.resultsHtml(outcome)
     assert f"{100 * risk.probability:.1f}%" in html and risk.model_name in html
-    annotation = logic.showRiskAnnotation(outcome, study)
+    annotation = logic.showRiskAnnotation(outcome)
     assert annotation.GetNthControlPointLabel(0) == text
     messages.append(f"risk {100 * risk.probability:.1f}% shown")
     return messages

@@ -330,6 +330,10 @@ def test_module_cmakelists_lists_the_module_files():
     assert {"RefractureRisk.py", "Resources/UI/RefractureRisk.ui"} <= listed
     for entry in listed:
         assert (MODULE_DIR / entry).is_file(), f"CMake lists {entry}, which does not exist"
+    for sub in re.findall(r"^\s*add_subdirectory\((\w+)\)", text, re.M):
+        assert (MODULE_DIR / sub / "CMakeLists.txt").is_file(), (
+            f"add_subdirectory({sub}) is missing"
+        )
     resources = {
         str(p.relative_to(MODULE_DIR)) for p in (MODULE_DIR / "Resources").rglob("*") if p.is_file()
     }
