@@ -22,12 +22,17 @@ def _frozen_map(value: Mapping[str, float] | None) -> Mapping[str, float] | None
 @dataclass(frozen=True)
 class PhantomSpec:
     """Options of one synthetic study. Every field has a default; the default is a sagittal
-    1.5 T study of T10-S1 with 3 mm slices, 1.25 mm pixels (about 256 x 256 x 32), noiseless.
+    1.5 T study of T10-S1 with 3 mm slices, 1.25 mm pixels (about 266 x 266 x 32), noiseless.
 
     Geometry: sagittal grids have slices along L-R (k: left -> right), rows S -> I (j) and
     columns A -> P (i); axial grids have slices I -> S (k), rows A -> P (j), columns R -> L (i).
     ``oblique_deg`` tilts the grid about the S-I axis (sagittal) or the L-R axis (axial),
-    about the grid centre.
+    about the grid centre. ``matrix_size`` (rows, cols) and ``n_slices`` override the default
+    coverage about the same centre (a small field of view is moved towards the spine so the
+    bodies stay in it). ``lordosis_deg`` is the turn of the spine's tangent between the centres
+    of T10 and S1 in the sagittal plane (positive = lordosis, negative = kyphosis);
+    ``scoliosis_deg`` the same in the coronal plane (positive = convex to the right). Each body
+    is oriented along the curve.
 
     Tissue options: ``marrow_pdff_pct`` (percent, 0-100) and ``marrow_r2s_per_s`` (1/s, at
     ``field_strength_t``) give the true core marrow values per level; levels not given are drawn
