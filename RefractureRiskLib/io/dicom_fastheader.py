@@ -147,6 +147,8 @@ def _parse(data: bytes, p: int, end: int, keep: bool, top: bool) -> tuple[dict, 
         if tag == _ITEM_END:
             return out, p + 8
         if top and tag == _PIXEL_DATA:
+            if p + 12 > n:
+                raise _NeedMoreError  # the caller needs the element's header too
             out[_PIXEL_DATA] = (b"", p)
             return out, p
         vr = data[p + 4 : p + 6]
@@ -231,21 +233,18 @@ def read_fast_header(path: Path) -> tuple[FastDataset, int, bytes] | None:
     """
     try:
         with open(path, "rb") as fp:
-            data = fp.read(_HEAD_CHUNK)
-            try:
-                elements, ts = _parse_file(data)
-            except _NeedMoreError:
+            chunk = _HEAD_CHUNK
+            while True:  # read more only while the header runs past what was read
                 fp.seek(0)
-                data = fp.read()
-                elements, ts = _parse_file(data)
-    except (
-        _UnsupportedError,
-        _NeedMoreError,
-        struct.error,
-        OSError,
-        UnicodeDecodeError,
-        ValueError,
-    ):
+                data = fp.read(chunk)
+                try:
+                    elements, ts = _parse_file(data)
+                    break
+                except _NeedMoreError:
+                    if len(data) < chunk:  # whole file read: no pixel data in it
+                        return None
+                    chunk *= 4
+    except (_UnsupportedError, struct.error, OSError, UnicodeDecodeError, ValueError):
         return None
     pixel = elements.pop(_PIXEL_DATA, None)
     if pixel is None:
