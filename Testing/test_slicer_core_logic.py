@@ -533,3 +533,25 @@ def test_imported_body_segmentation(logic):
         truth = next(t for t in phantom.truth.levels if t.level == lv)
         if not (truth.fractured or truth.cemented or truth.lesion):
             assert RoiFlag.FRACTURED not in as_bodies.roiset.level(lv).flags
+
+
+def test_importing_the_module_loads_no_library_or_heavy_package():
+    """Run-time counterpart of the static import check, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from Testing import slicer_core_bootstrap as boot\n"
+        "before = set(sys.modules)\n"
+        "boot.load_module()\n"
+        "new = sorted(m.split('.')[0] for m in set(sys.modules) - before)\n"
+        "print(' '.join(sorted(set(new))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=boot.REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    loaded = set(out[0].split())
+    assert not loaded & {"RefractureRiskLib", "pandas", "scipy", "SimpleITK", "pydicom", "qt"}, (
+        loaded
+    )
