@@ -615,6 +615,7 @@ class PatientOutcome:
     ``status``: "done" (measured and recorded now), "skipped" (already complete in the store
     for this reader) or "failed" (recorded in the store's failures with ``reason``).
     ``note``: anything else the user must know (e.g. no clinical row: measured, no risk).
+    ``seconds``: time in the worker; ``finished_s``: when it was recorded, from the batch start.
     """
 
     patient_id: str
@@ -624,6 +625,7 @@ class PatientOutcome:
     seconds: float = 0.0
     peak_rss_mb: float = float("nan")
     worker: str = ""
+    finished_s: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -789,6 +791,7 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
         try:
             for result in _run_tasks(config, tasks):
                 outcome = _record(store, result, notes.get(result.patient_id, ""), sources)
+                outcome = replace(outcome, finished_s=time.perf_counter() - t0)
                 outcomes[result.patient_id] = outcome
                 progress.update(result.patient_id, outcome.status, result.seconds)
         finally:

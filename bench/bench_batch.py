@@ -1,0 +1,148 @@
+"""Benchmark: batch throughput with 1 vs 2 worker processes, and peak memory per worker.
+
+Run:  /work/venv/bin/python bench/bench_batch.py [--n 200] [--distinct 8] [--no-report]
+                                                  [--workers 1,2] [--small]
+
+Builds a batch root of ``--n`` phantom studies (``--distinct`` different phantoms, default size,
+GE DICOM with all six series, copied to fill ``--n`` patient folders) and a matching clinical
+table, then runs ``refracture-risk batch`` as a separate process once per worker count on the
+same root, each into a fresh output folder and store. Wall time includes starting the workers,
+as a user sees it. Prints studies/min per worker count, the throughput ratio against 1 worker
+(goal >= 1.7x with 2 workers), the peak resident memory of each worker process (reported by the
+worker itself, ``ru_maxrss``; goal <= 1 GB) and of the largest process overall
+(``RUSAGE_CHILDREN``). The machine's load average is printed: on a shared machine other jobs take
+cores from the workers. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def build_root(base: Path, n: int, distinct: int, small: bool) -> tuple[Path, Path]:
+    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+    from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+
+    root = base / "root"
+    templates = []
+    for i in range(min(distinct, n)):
+        extra = {"in_plane_spacing_mm": 2.5, "slice_thickness_mm": 4.0} if small else {}
+        ph = generate_phantom(PhantomSpec(seed=100 + i, snr=60.0, **extra))
+        folder = base / "templates" / f"T{i}"
+        write_dicom_study(ph.study, folder, seed=100 + i)
+        templates.append(folder)
+    ids = [f"B{i:04d}" for i in range(n)]
+    for i, pid in enumerate(ids):
+        shutil.copytree(templates[i % len(templates)], root / pid)
+    table = generate_cohort(n=n, seed=9).data
+    table["patient_id"] = ids
+    imaging = [
+        c
+        for c in table.columns
+        if c.startswith(("pdff", "r2s", "excl", "mri_", "reader", "body_vol", "paraspinal"))
+    ]
+    clinical = base / "clinical.csv"
+    table.drop(columns=imaging).to_csv(clinical, index=False)
+    return root, clinical
+
+
+def run_batch(root: Path, clinical: Path, out: Path, workers: int, report: bool) -> dict:
+    cmd = [sys.executable, "-m", "RefractureRiskLib.cli", "batch", str(root)]
+    cmd += ["--clinical", str(clinical), "--out", str(out), "--workers", str(workers)]
+    if not report:
+        cmd.append("--no-report")
+    load0 = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"batch failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    status = pd.read_csv(out / "batch_status.csv")
+    done = status[status["status"] == "done"]
+    per_worker = done.groupby("worker")["peak_rss_mb"].max()
+    finished = done["finished_s"].sort_values().to_numpy()
+    steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 2 else 0.0
+    return {
+        "workers": workers,
+        "wall_s": wall,
+        "done": len(done),
+        "failed": int((status["status"] == "failed").sum()),
+        "per_study_s": float(done["seconds"].mean()),
+        "steady_per_min": steady * 60.0,
+        "startup_s": float(finished[0]) if len(finished) else float("nan"),
+        "worker_peak_mb": per_worker.to_dict(),
+        "children_peak_mb": after.ru_maxrss / 1024.0,  # max over all finished descendants
+        "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "load": (load0, os.getloadavg()[0]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="studies in the batch")
+    parser.add_argument("--distinct", type=int, default=8, help="different phantoms")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--no-report", action="store_true", help="batch --no-report")
+    parser.add_argument("--small", action="store_true", help="small phantoms (2.5 mm pixels)")
+    parser.add_argument("--keep", type=Path, help="build the root here and keep it")
+    args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        root, clinical = build_root(base, args.n, args.distinct, args.small)
+        print(
+            f"batch root: {args.n} studies ({args.distinct} distinct phantoms"
+            f"{', small' if args.small else ', default size'}, 6 series each) built in "
+            f"{time.perf_counter() - t0:.0f} s; per-patient report "
+            f"{'off' if args.no_report else 'on'}; cores available "
+            f"{len(os.sched_getaffinity(0))}"
+        )
+        results = []
+        for w in counts:
+            r = run_batch(root, clinical, base / f"out_w{w}", w, not args.no_report)
+            results.append(r)
+            peaks = ", ".join(f"{v:.0f}" for v in r["worker_peak_mb"].values())
+            print(
+                f"workers={w}: {r['done']} done, {r['failed']} failed in {r['wall_s']:.1f} s -> "
+                f"{r['done'] / r['wall_s'] * 60:.1f} studies/min overall, "
+                f"{r['steady_per_min']:.1f}/min between first and last study (first after "
+                f"{r['startup_s']:.1f} s); {r['per_study_s']:.2f} s per study inside a worker; "
+                f"CPU {r['cpu_s']:.0f} s; peak memory per worker "
+                f"[{peaks}] MB, largest process {r['children_peak_mb']:.0f} MB; load average "
+                f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}"
+            )
+        base_thr = results[0]["done"] / results[0]["wall_s"]
+        base_steady = results[0]["steady_per_min"]
+        for r in results[1:]:
+            ratio = (r["done"] / r["wall_s"]) / base_thr
+            steady = r["steady_per_min"] / base_steady if base_steady else float("nan")
+            print(
+                f"throughput ratio {r['workers']} vs {results[0]['workers']} worker(s): "
+                f"{ratio:.2f}x overall, {steady:.2f}x steady state (goal >= 1.7x for 2 vs 1)"
+            )
+        worst = max(max(r["worker_peak_mb"].values(), default=0.0) for r in results)
+        print(f"peak memory per worker: {worst:.0f} MB (goal <= 1024 MB)")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
