@@ -372,6 +372,13 @@ def corrupt_compressed_pixels(tmp: Path) -> Case:
     return Case(tmp / "d", [victim.name, "cannot decode pixel data", "RLE Lossless"])
 
 
+def rescale_overflow(tmp: Path) -> Case:
+    ws = write(tmp / "d")
+    victim = ws.by_kind("pdff").files[3]
+    edit(victim, lambda ds: setattr(ds, "RescaleSlope", "1e300"))
+    return Case(tmp / "d", [victim.name, "slope 1e+300", "corrupt rescale attributes"])
+
+
 def t2star_without_unit_ambiguous(tmp: Path) -> Case:
     ws = write(tmp / "d", vendor="Philips", kinds=["pdff", "r2s"], r2s_as_t2star=True)
 
@@ -486,6 +493,7 @@ CASES = [
     structured_report,
     truncated_pydicom_file,
     corrupt_compressed_pixels,
+    rescale_overflow,
     t2star_without_unit_ambiguous,
     r2s_values_too_small,
     t2star_with_rate_unit,
@@ -552,3 +560,34 @@ def test_a_broken_r2s_series_does_not_block_the_pdff(tmp_path):
     assert "r2s" not in loaded.maps and "pdff" in loaded.maps
     r2s = next(s for s in scan_dicom(tmp_path / "d").studies[0].series if s.kind == "r2s")
     assert r2s.geometry is None and "missing slice" in r2s.geometry_problem
+
+
+@pytest.mark.parametrize("enhanced", [False, True])
+def test_damaged_bytes_never_crash_the_loader(tmp_path, enhanced):
+    """Truncation at many offsets and random byte damage: the scan never raises, and loading
+    gives a Study or an InputError, nothing else."""
+    import random
+
+    if enhanced:
+        ws = write(tmp_path / "w", vendor="Philips", kinds=["pdff"], philips_enhanced=True)
+    else:
+        ws = write(tmp_path / "w", kinds=["pdff"])
+    data = ws.by_kind("pdff").files[0].read_bytes()
+    rng = random.Random(1)
+    variants = [data[:n] for n in range(0, len(data), max(1, len(data) // 40))]
+    for _ in range(40):
+        damaged = bytearray(data)
+        for _ in range(6):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        variants.append(bytes(damaged))
+    for n, blob in enumerate(variants):
+        folder = tmp_path / f"v{n}"
+        folder.mkdir()
+        (folder / "f.dcm").write_bytes(blob)
+        report = scan_dicom(folder)
+        for skipped in report.skipped:
+            assert skipped.reason
+        try:
+            load_study(folder, pdff_unit="percent")
+        except InputError as err:
+            assert str(err)

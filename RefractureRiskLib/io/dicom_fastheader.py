@@ -23,7 +23,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pydicom.datadict import tag_for_keyword
-from pydicom.uid import UID
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
@@ -250,5 +249,5 @@ def read_fast_header(path: Path) -> tuple[FastDataset, int, bytes] | None:
     if pixel is None:
         return None
     offset = int(pixel[1])  # type: ignore[arg-type]
-    meta = SimpleNamespace(TransferSyntaxUID=UID(ts))
+    meta = SimpleNamespace(TransferSyntaxUID=ts)
     return FastDataset(elements, meta), offset, data[offset : offset + 12]

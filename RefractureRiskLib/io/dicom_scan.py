@@ -183,11 +183,16 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
             return _describe_file(path, ds_fast, size, pixel_offset, pixel_head)
         except _SkipFileError as skip:
             return SkippedFile(path, str(skip))
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-            pass  # let pydicom read it and describe the problem
+        except Exception:  # any oddity: let pydicom read it and say what is wrong
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on every odd value; we give reasons
+        return _scan_with_pydicom(path, size)
+
+
+def _scan_with_pydicom(path: Path, size: int) -> ScannedFile | SkippedFile:
     try:
-        with open(path, "rb") as fp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with open(path, "rb") as fp:
             ds = _read_header(fp)
             if ds is None:
                 return SkippedFile(path, "not a DICOM file (no DICM preamble or DICOM header)")
@@ -195,12 +200,18 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
             pixel_head = fp.read(12)
     except InvalidDicomError as err:
         return SkippedFile(path, f"not a readable DICOM file ({_first_line(err)})")
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except Exception as err:  # pydicom raises many types for damaged headers
         return SkippedFile(path, f"corrupt or truncated DICOM header ({_first_line(err)})")
     if "DirectoryRecordSequence" in ds:
         return SkippedFile(path, "DICOMDIR index (the folder is scanned directly instead)")
     if "PixelData" not in ds and len(pixel_head) < 8:
         sop_name = str(getattr(ds.get("SOPClassUID"), "name", ""))
+        if "SOPClassUID" not in ds:
+            return SkippedFile(
+                path,
+                f"truncated or incomplete DICOM file: the data set ends after {pixel_offset} "
+                f"bytes without SOP Class UID or Pixel Data",
+            )
         if ("Rows" in ds and "Columns" in ds) or "Image Storage" in sop_name:
             return SkippedFile(
                 path,
@@ -212,7 +223,7 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
         return _describe_file(path, ds, size, pixel_offset, pixel_head)
     except _SkipFileError as skip:
         return SkippedFile(path, str(skip))
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as err:
+    except Exception as err:  # damaged values of any kind
         return SkippedFile(path, f"unreadable DICOM attributes ({_first_line(err)})")
 
 

@@ -238,9 +238,16 @@ def read_stack(
     for k, f in enumerate(geometry.frames):
         raw = _read_frame(f, series, cache)
         slope, intercept = value_mapping(f, use_rwv)
-        np.multiply(raw, np.float32(slope), out=out[k], casting="unsafe")
-        if intercept:
-            out[k] += np.float32(intercept)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(raw, np.float32(slope), out=out[k], casting="unsafe")
+            if intercept:
+                out[k] += np.float32(intercept)
+        if not np.isfinite(out[k]).all():
+            raise InputError(
+                f.path,
+                f"value mapping of {series} (slope {slope:g}, intercept {intercept:g}) gives "
+                f"values outside the float32 range: corrupt rescale attributes",
+            )
     return out
 
 
@@ -276,7 +283,9 @@ def _decode_file(f: FrameRef, series: str) -> np.ndarray:
             ds = pydicom.dcmread(f.path)
             arr = ds.pixel_array
     except Exception as err:  # decoders raise many types; all mean "cannot decode"
-        syntax = getattr(pydicom.uid.UID(f.transfer_syntax), "name", f.transfer_syntax)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            syntax = getattr(pydicom.uid.UID(f.transfer_syntax), "name", f.transfer_syntax)
         text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise InputError(
             f.path, f"cannot decode pixel data of {series} (transfer syntax {syntax}): {text}"
