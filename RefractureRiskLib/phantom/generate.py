@@ -77,6 +77,7 @@ def generate_phantom(spec: PhantomSpec | None = None) -> PhantomStudy:
         body_labels=labels,
         levels=_truth_levels(md, raster["label"], labels.voxel_volume_ml),
         tissue=Volume(raster["tissue"], mat),
+        core=Volume(raster["core"], mat),
     )
     return PhantomStudy(spec=spec, study=study, truth=truth)
 

@@ -34,8 +34,6 @@ from RefractureRiskLib.phantom.tissues import LevelValues, TissueValue
 from RefractureRiskLib.phantom.truth import Tissue
 
 SLAB_SLICES = 8  # slices processed together
-#: Tissues that mark a voxel when any of its slice sub-samples lies in them (later wins).
-MARKED_IF_TOUCHED: tuple[Tissue, ...] = (Tissue.VEIN, Tissue.LESION, Tissue.CEMENT)
 
 
 @dataclass(frozen=True)
@@ -369,8 +367,9 @@ def _boxes(
 def rasterise(
     md: PhantomModel, mat: npt.NDArray[np.float64], shape: tuple[int, int, int], n_sub: int
 ) -> dict[str, npt.NDArray]:
-    """Voxel arrays ``water``, ``fat`` (proton densities), ``r2s`` (1/s), ``tissue`` (uint8
-    :class:`Tissue`) and ``label`` (int16 body labels) on the grid ``mat`` / ``shape``."""
+    """Voxel arrays on the grid ``mat`` / ``shape``: ``water``, ``fat`` (proton densities),
+    ``r2s`` (1/s), ``tissue`` (uint8 :class:`Tissue` at the voxel centre), ``label`` (int16 body
+    labels) and ``core`` (uint8, 1 where every sub-sample is core marrow)."""
     nk, nj, ni = shape
     boxes = _boxes(md, mat, n_sub, (nk * n_sub, nj, ni))
     water = np.zeros(shape, np.float32)
@@ -378,6 +377,7 @@ def rasterise(
     r2 = np.zeros(shape, np.float32)
     tissue = np.zeros(shape, np.uint8)
     label = np.zeros(shape, np.int16)
+    core = np.zeros(shape, np.uint8)
     for k0 in range(0, nk, SLAB_SLICES):
         k1 = min(k0 + SLAB_SLICES, nk)
         m0, m1 = k0 * n_sub, k1 * n_sub
@@ -404,17 +404,16 @@ def rasterise(
         r2[k0:k1] = np.where(pd_sum > 0, r2w / np.maximum(pd_sum, 1e-12), 0.0)
         sub_tissue = cv.tissue.reshape(sub)
         tissue[k0:k1] = sub_tissue[:, n_sub // 2]
-        if n_sub > 1:
-            # core marrow means the whole voxel is core marrow; partly core voxels are rim
-            part_core = (tissue[k0:k1] == Tissue.MARROW_CORE) & (
-                sub_tissue != Tissue.MARROW_CORE
-            ).any(axis=1)
-            np.copyto(tissue[k0:k1], np.uint8(Tissue.MARROW_RIM), where=part_core)
-            # voxels touched by a vein, lesion or cement are marked so, even off-centre
-            for cls in MARKED_IF_TOUCHED:
-                np.copyto(tissue[k0:k1], np.uint8(cls), where=(sub_tissue == cls).any(axis=1))
+        core[k0:k1] = (sub_tissue == Tissue.MARROW_CORE).all(axis=1)
         lab = cv.label.reshape(sub)
         top = lab.max(axis=1)
         count = (lab == top[:, None]).sum(axis=1)
         label[k0:k1] = np.where(2 * count > n_sub, top, 0)
-    return {"water": water, "fat": fat, "r2s": r2, "tissue": tissue, "label": label}
+    return {
+        "water": water,
+        "fat": fat,
+        "r2s": r2,
+        "tissue": tissue,
+        "label": label,
+        "core": core,
+    }

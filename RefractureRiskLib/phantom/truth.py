@@ -76,15 +76,16 @@ class PhantomTruth:
 
     ``body_labels``: int16 whole-vertebral-body labels (T10=1 .. L5=8, S1=9; 0 elsewhere), a voxel
     is labelled when at least half of its slice sub-samples lie in the body.
-    ``tissue``: uint8 :class:`Tissue` class at each voxel centre, except that a voxel any part
-    of whose slice profile lies in the vein, a lesion or cement is marked with that class (so
-    excluding those classes removes every voxel they contaminate), and ``MARROW_CORE`` is given
-    only to voxels wholly in core marrow (others with a core centre are ``MARROW_RIM``).
+    ``tissue``: uint8 :class:`Tissue` class at each voxel centre.
+    ``core``: uint8, 1 where the whole voxel (every slice sub-sample) is core marrow of a
+    labelled body: >= 3 mm deep and outside vein, lesion and cement, so a noiseless study holds
+    exactly the level's true PDFF and R2* there.
     """
 
     body_labels: Volume
     levels: tuple[PhantomLevel, ...]
     tissue: Volume | None = None
+    core: Volume | None = None
 
     def level(self, name: str) -> PhantomLevel:
         """The entry of level ``name`` (KeyError if absent)."""
@@ -94,12 +95,12 @@ class PhantomTruth:
         raise KeyError(f"level {name} not in phantom truth")
 
     def core_mask(self, name: str) -> npt.NDArray[np.bool_]:
-        """Voxels of level ``name`` wholly in its core marrow (>= 3 mm deep, no vein, lesion or
-        cement): in a noiseless study their PDFF and R2* equal the level's true values."""
-        if self.tissue is None:
-            raise ValueError("this truth has no tissue map")
+        """Voxels of level ``name`` wholly in its core marrow (see ``core``): in a noiseless
+        study their PDFF and R2* equal the level's true values."""
+        if self.core is None:
+            raise ValueError("this truth has no core map")
         label = self.level(name).label
-        return (self.body_labels.array == label) & (self.tissue.array == Tissue.MARROW_CORE)
+        return (self.body_labels.array == label) & (self.core.array > 0)
 
     def level_table(self) -> pd.DataFrame:
         """One row per level; columns are the :class:`PhantomLevel` fields (units in names)."""
