@@ -65,6 +65,10 @@ def random_spec(rng: np.random.Generator, seed: int) -> PhantomSpec:
 
 
 def score_study(ph, result) -> list[dict]:
+    from RefractureRiskLib.roi.qc import QcContext, height_loss_frac
+
+    ctx = QcContext(tuple(result.levels), frozenset())
+    by_level = {p.level: p for p in result.levels}
     """One row per placed ROI: its true body, inside share, label correctness, PDFF error."""
     truth = ph.truth
     tb = truth.body_labels.array
@@ -75,10 +79,11 @@ def score_study(ph, result) -> list[dict]:
     for lr in result.roiset.levels:
         mask = roi == lr.label
         n = int(mask.sum())
-        under = tb[mask]
+        # the true body is the one holding most ROI voxels (or most body voxels if no ROI)
+        under = tb[mask] if n else tb[result.body_labels.array == lr.label]
         vals, counts = np.unique(under, return_counts=True)
         best = int(vals[np.argmax(counts)]) if n else 0
-        inside = float(np.mean(under == best)) if n and best else 0.0
+        inside = float(np.mean(under == best)) if n and best else np.nan
         tl = lab_to_level.get(best)
         rows.append(
             {
@@ -96,6 +101,14 @@ def score_study(ph, result) -> list[dict]:
                 "flag_fractured": RoiFlag.FRACTURED in lr.flags,
                 "flag_cemented": RoiFlag.CEMENTED in lr.flags,
                 "flag_lesion": RoiFlag.LESION in lr.flags,
+                "height_loss_est": height_loss_frac(by_level[lr.level], ctx),
+                "height_loss_true": tl.height_loss_frac if tl else np.nan,
+                "heights_mm": tuple(round(h, 1) for h in by_level[lr.level].heights_mm),
+                "true_height_mm": tl.height_mm if tl else np.nan,
+                "void_frac": by_level[lr.level].void_frac,
+                "lesion_ml": by_level[lr.level].lesion_ml,
+                "body_ml": by_level[lr.level].body_volume_ml,
+                "true_body_ml": tl.body_volume_ml if tl else np.nan,
             }
         )
     return rows
@@ -150,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         a_correct += ca
         a_total += ta
         for r in rows:
-            r.update(study=s, orientation=spec.orientation, slice_mm=spec.slice_thickness_mm,
-                     snr=spec.snr, field_t=spec.field_strength_t, uncertain=res.uncertain)  # fmt: skip
+            r.update(
+                study=s,
+                orientation=spec.orientation,
+                slice_mm=spec.slice_thickness_mm,
+                snr=spec.snr,
+                field_t=spec.field_strength_t,
+                uncertain=res.uncertain,
+            )
         all_rows.extend(rows)
         if args.verbose or wrong:
             print(
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"cem={spec.cemented} les={spec.lesion_level}: labels {c}/{t}, anchor "
                 f"{ca}/{ta}, uncertain={res.uncertain} {list(res.reasons)}"
             )
-    inside = np.array([r["inside_frac"] for r in all_rows])
+    inside = np.array([r["inside_frac"] for r in all_rows if np.isfinite(r["inside_frac"])])
     ok = [r for r in all_rows if r["label_correct"]]
     err = np.array(
         [r["pdff_error_pct"] for r in ok if not (r["true_cemented"] or r["true_lesion"])]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -41,9 +41,14 @@ from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
+    _nearest_in,
     body_from_marrow,
+    bone_tissue,
+    focal_lesion_ml,
     local_marrow,
+    refine_body,
     study_arrays,
+    void_fraction,
 )
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
@@ -52,8 +57,10 @@ from RefractureRiskLib.roi.geometry import (
     body_frame,
     boundary_distance_mm,
     box_around,
+    estimate_si_axis,
     grid_ras,
     safe_core_roi,
+    voxel_ras,
 )
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
@@ -122,14 +129,20 @@ class CentreLine:
 # -- 1. detection grid ---------------------------------------------------------------------------
 def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.float32]:
     nk, nj, ni = (s // ff * ff for s, ff in zip(arr.shape, f, strict=True))
-    a = np.asarray(arr[:nk, :nj, :ni], np.float32)
-    return a.reshape(nk // f[0], f[0], nj // f[1], f[1], ni // f[2], f[2]).mean(axis=(1, 3, 5))
+    out = None
+    for a in range(f[0]):
+        for b in range(f[1]):
+            for c in range(f[2]):
+                part = np.asarray(arr[a : nk : f[0], b : nj : f[1], c : ni : f[2]], np.float32)
+                out = part.copy() if out is None else out.__iadd__(part)
+    return out / float(np.prod(f))
 
 
 def detection_grid(
     arrays: StudyArrays, criteria: MarrowCriteria
-) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
-    """Marrow, disc and void masks on a ~2 mm grid, and that grid's IJK-to-RAS matrix."""
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
+    """Marrow, disc and void masks on a ~2 mm grid, that grid's IJK-to-RAS matrix, and the
+    water-rich bone (oedema: low PDFF, high R2*) mask."""
     sp = spacing_kji(arrays.ijk_to_ras)
     f = tuple(max(1, round(DETECTION_SPACING_MM / s)) for s in sp)
     pdff = _block_mean(arrays.pdff_pct, f)
@@ -139,10 +152,16 @@ def detection_grid(
     scale[:3, 3] = (np.asarray(f[::-1], float) - 1.0) / 2.0
     mat = arrays.ijk_to_ras @ scale
     pdff = smooth_pdff(pdff, spacing_kji(mat), criteria.smooth_mm)
-    marrow = marrow_mask(pdff, sig, arrays.signal_ref, criteria)
-    disc = disc_mask(pdff, sig, arrays.signal_ref, criteria)
-    void = sig < criteria.signal_min_frac * arrays.signal_ref
-    return marrow, disc, void, mat
+    marrow = marrow_mask(pdff, sig, arrays.signal_min, criteria)
+    wet = (sig >= arrays.signal_min) & (pdff < criteria.pdff_min_pct)
+    if arrays.r2s_per_s is not None:
+        r2 = smooth_pdff(_block_mean(arrays.r2s_per_s, f), spacing_kji(mat), criteria.smooth_mm)
+        oedema = wet & (r2 >= arrays.r2s_bone_min_per_s)
+    else:
+        oedema = np.zeros_like(marrow)
+    disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema
+    void = sig < arrays.signal_min
+    return marrow, disc, void, mat, oedema
 
 
 # -- 2. column --------------------------------------------------------------------------------
@@ -179,7 +198,8 @@ def find_column(comps: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray,
         for a in range(b):
             dz = order[a][0][2] - order[b][0][2]
             lateral = np.hypot(*(order[a][0][:2] - order[b][0][:2]))
-            linked = 15.0 <= dz <= 60.0 and lateral <= 0.8 * dz + 5.0
+            # up to 80 mm: one body may be missing (oedema without marrow fat)
+            linked = 15.0 <= dz <= 80.0 and lateral <= 0.8 * dz + 5.0
             if linked and best[a] + order[b][1] > best[b]:
                 best[b] = best[a] + order[b][1]
                 prev[b] = a
@@ -283,14 +303,49 @@ def segment_profile(prof: Profile) -> tuple[list[Segment], list[tuple[float, flo
                 continue
             gaps.append((g0, g1, "disc" if dfrac >= 0.15 else "gap"))
         segs.append(Segment(t0, t1))
-    # Drop slivers (noise) but keep their neighbours' gaps joined.
-    keep = [s for s in segs if s.length_mm >= MIN_BODY_MM]
+    # Drop slivers (noise) but keep their neighbours' gaps joined; a short last segment that
+    # reaches the end of the field of view is a body cut by it (often S2): kept, as evidence of
+    # the junction above it.
+    covered = np.flatnonzero(prof.covered)
+    end_t = prof.t_mm[covered[-1]] + PROFILE_STEP_MM / 2 if covered.size else 0.0
+    keep = [
+        s
+        for n, s in enumerate(segs)
+        if s.length_mm >= MIN_BODY_MM
+        or (n == len(segs) - 1 and s.length_mm >= 3.0 and s.t1_mm >= end_t - 2.0)
+    ]
     if len(keep) != len(segs):
         gaps = [
             (a.t1_mm, b.t0_mm, _gap_kind(prof, a.t1_mm, b.t0_mm))
             for a, b in itertools.pairwise(keep)
         ]
     return keep, gaps
+
+
+def rescue_gaps(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], wet: Profile
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Bodies found inside over-long gaps on the profile of marrow *or* oedematous bone."""
+    if len(gaps) < 2:
+        return segs, gaps
+    med = float(np.median([g[1] - g[0] for g in gaps]))
+    out_s, out_g = [segs[0]], []
+    for seg, gap in zip(segs[1:], gaps, strict=True):
+        g0, g1, kind = gap
+        if g1 - g0 > max(2.0 * med, med + 12.0):
+            inner = Profile(wet.t_mm, wet.marrow, wet.disc, wet.void, wet.covered.copy())
+            inner.covered[(wet.t_mm < g0 + 2.0) | (wet.t_mm > g1 - 2.0)] = False
+            found, _ = segment_profile(inner)
+            last = g0
+            for f in found:
+                out_g.append((last, f.t0_mm, "disc"))
+                out_s.append(Segment(f.t0_mm, f.t1_mm, f.void_frac))
+                last = f.t1_mm
+            out_g.append((last, g1, kind if not found else "disc"))
+        else:
+            out_g.append(gap)
+        out_s.append(seg)
+    return out_s, out_g
 
 
 def _gap_kind(prof: Profile, g0: float, g1: float) -> str:
@@ -389,9 +444,14 @@ def label_segments(
     return Labelling(tuple(names), tuple(conf), tuple(reasons), sacrum_found)
 
 
-def spacing_reasons(segs: list[Segment], gaps: list[tuple[float, float, str]]) -> list[str]:
-    """Irregular disc spacing, missed discs or bodies (long gaps)."""
+def spacing_reasons(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], sacrum_found: bool = False
+) -> list[str]:
+    """Irregular disc spacing, missed discs or bodies (long gaps). With the sacrum found, the
+    segment below S1 (S2, possibly cut by the field of view) is not judged."""
     reasons = []
+    if sacrum_found and len(segs) >= 2:
+        segs, gaps = segs[:-1], gaps[:-1]
     if len(segs) >= 3:
         cents = np.array([s.centre_mm for s in segs])
         d = np.diff(cents)
@@ -423,15 +483,22 @@ def place_segment(
     lower_t: float,
     params: CoreRoiParams,
     criteria: MarrowCriteria,
+    cross_section_mm: tuple[float, float] | None = None,
 ) -> BodyPlacement:
-    """Whole body and safe core of one segment, between the planes at ``upper_t``/``lower_t``."""
+    """Whole body and safe core of one segment, between the planes at ``upper_t``/``lower_t``.
+
+    ``cross_section_mm`` (LR, AP half-sizes from the neighbouring bodies) switches to the
+    fallback for bodies without marrow fat (fracture oedema): bone tissue (marrow or water-rich
+    with high R2*) inside that elliptic cylinder about the centre line, between the planes.
+    """
     centre, tang = line.at(seg.centre_mm)
-    half = (45.0, 42.0, max(20.0, 0.5 * (lower_t - upper_t) + 12.0))
+    # the centre line passes within a few mm of the body centre: bodies are <= 50 x 35 mm
+    half = (34.0, 28.0, max(20.0, 0.5 * (lower_t - upper_t) + 10.0))
     box = box_around(arrays.shape, arrays.ijk_to_ras, centre, half)
     empty = np.zeros(box.shape, bool)
     if min(box.shape) == 0:
         return BodyPlacement(box, empty, empty, None, "outside the image")
-    marrow = local_marrow(arrays, box, criteria)
+    marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
     x, y, z = grid_ras(box.shape, box.ijk_to_ras)
     pu, nu = line.at(upper_t)
     pl, nl = line.at(lower_t)
@@ -440,12 +507,41 @@ def place_segment(
     above_lower = (x - pl[0]) * nl[0] + (y - pl[1]) * nl[1] + (z - pl[2]) * nl[2] <= 0
     slab = below_upper & above_lower
     seed_ijk = (np.r_[centre, 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
+    if cross_section_mm is not None:
+        right, ant, _ = _axes_from_tangent(tang)
+        dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+        u = dx * right[0] + dy * right[1] + dz * right[2]
+        v = dx * ant[0] + dy * ant[1] + dz * ant[2]
+        a, b = cross_section_mm
+        slab &= (u / (a + 1.0)) ** 2 + (v / (b + 1.0)) ** 2 <= 1.0
+        marrow = bone_tissue(arrays, box, marrow, criteria)
     body, why = body_from_marrow(marrow & slab, box.ijk_to_ras, seed_ijk, -tang)
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
-    frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
+    if cross_section_mm is None:
+        body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal)
+    frame = body_frame(body, box.ijk_to_ras, si_hint=_refined_axis(body, box.ijk_to_ras, -tang))
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
-    return BodyPlacement(box, body, roi, frame, "" if roi.any() else "no safe-core ROI")
+    msg = "" if roi.any() else "no safe-core ROI"
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
+
+
+def _refined_axis(body: npt.NDArray[np.bool_], mat: npt.NDArray, hint: npt.NDArray) -> np.ndarray:
+    """The body's own height axis (principal axes of its voxels) when it is within 30 degrees of
+    the centre line's tangent ``hint``; else the tangent (the centre line is a fit and is least
+    accurate at the ends of the column)."""
+    own = estimate_si_axis(voxel_ras(body, mat))
+    h = np.asarray(hint, float) / np.linalg.norm(hint)
+    return own if abs(float(own @ h)) >= np.cos(np.radians(30.0)) else h
+
+
+def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, anterior, superior) unit vectors of a body whose caudal tangent is ``tang``."""
+    sup = -np.asarray(tang, float) / np.linalg.norm(tang)
+    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
+    right /= np.linalg.norm(right)
+    return right, np.cross(sup, right), sup
 
 
 def _anchor_labels(
@@ -493,8 +589,8 @@ def automatic_rois(
     index_levels: Sequence[str] = (),
 ) -> RoiResult:
     """Find, label and measure the vertebral bodies T10-S1 of ``study`` (see module docstring)."""
-    arrays = study_arrays(study)
-    marrow, disc, void, mat = detection_grid(arrays, criteria)
+    arrays = study_arrays(study, criteria)
+    marrow, disc, void, mat, oedema = detection_grid(arrays, criteria)
     comps = _components(marrow, mat)
     chain = find_column(comps)
     if len(chain) < 2:
@@ -505,6 +601,10 @@ def automatic_rois(
     line = fit_centre_line(cents, zs)
     prof = profile_along(line, marrow, disc, void, mat)
     segs, gaps = segment_profile(prof)
+    if oedema.any():
+        # long gaps may hide a body without marrow fat (fracture oedema): look there with R2*
+        wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
+        segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")
@@ -512,7 +612,9 @@ def automatic_rois(
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
-    reasons = list(labelling.reasons) + split_notes + spacing_reasons(segs, gaps)
+    reasons = (
+        list(labelling.reasons) + split_notes + spacing_reasons(segs, gaps, labelling.sacrum_found)
+    )
     if anchor is not None:
         labelling = _anchor_labels(line, segs, anchor, labelling)
         reasons = list(labelling.reasons) + split_notes
@@ -526,12 +628,32 @@ def automatic_rois(
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)
     entries: list[LevelPlacement] = []
-    for i, (seg, name) in enumerate(zip(segs, labelling.names, strict=True)):
-        if name is None:
-            continue
+    planes = []
+    for i, seg in enumerate(segs):
         upper = 0.5 * (gaps[i - 1][0] + gaps[i - 1][1]) if i > 0 else seg.t0_mm - 6.0
         lower = 0.5 * (gaps[i][0] + gaps[i][1]) if i < len(gaps) else seg.t1_mm + 6.0
-        pl = place_segment(arrays, line, seg, upper, lower, params, criteria)
+        planes.append((upper, lower))
+    named = [i for i, n in enumerate(labelling.names) if n is not None]
+    placed = {i: place_segment(arrays, line, segs[i], *planes[i], params, criteria) for i in named}
+    good = [i for i in named if placed[i].frame is not None]
+    if good:
+        ml_per_mm = np.median([placed[i].frame.volume_ml / segs[i].length_mm for i in good])
+        halves = np.array([placed[i].frame.half_extent_mm[:2] for i in good])
+        for i in named:
+            pl = placed[i]
+            small = pl.frame is None or pl.frame.volume_ml < 0.5 * ml_per_mm * segs[i].length_mm
+            if not small:
+                continue
+            near = np.argsort([abs(g - i) for g in good])[:2]
+            cross = tuple(float(h) for h in np.median(halves[near], axis=0))
+            fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
+            if fb.frame is not None and (
+                pl.frame is None or fb.frame.volume_ml > pl.frame.volume_ml
+            ):
+                placed[i] = replace(fb, message="no marrow fat (oedema?): body from R2*, shape")
+    for i in named:
+        name = labelling.names[i]
+        pl = placed[i]
         if pl.frame is None:
             reasons.append(f"{name}: body not segmented ({pl.message})")
             continue
@@ -560,7 +682,7 @@ def automatic_rois(
         levels=tuple(entries),
         uncertain=uncertain,
         reasons=notes,
-        signal_ref=arrays.signal_ref,
+        signal_min=arrays.signal_min,
         extras={
             "centre_line_ras": line.points_ras,
             "segments_mm": [(s.t0_mm, s.t1_mm) for s in segs],
@@ -580,7 +702,6 @@ def _entry(
     box = pl.box
     voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
     vals = arrays.pdff_pct[box.slices][pl.roi]
-    void = pl.body & (arrays.signal[box.slices] < criteria.signal_min_frac * arrays.signal_ref)
     return LevelPlacement(
         level=name,
         label=level_label(name),
@@ -591,7 +712,8 @@ def _entry(
         half_extent_mm=frame.half_extent_mm,
         confidence=confidence,
         box=box,
-        void_frac=float(np.count_nonzero(void) / max(np.count_nonzero(pl.body), 1)),
+        void_frac=pl.void_frac,
+        lesion_ml=pl.lesion_ml,
         roi_pdff_median_pct=float(np.median(vals)) if vals.size else float("nan"),
         notes=(pl.message,) if pl.message else (),
     )

@@ -23,12 +23,15 @@ from RefractureRiskLib.roi.geometry import (
     body_frame,
     boundary_distance_mm,
     box_around,
+    fill_holes,
     safe_core_roi,
 )
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
+    NOISE_FLOOR_SIGMAS,
     MarrowCriteria,
     marrow_mask,
+    noise_sigma,
     signal_array,
     signal_reference,
     smooth_pdff,
@@ -37,11 +40,13 @@ from RefractureRiskLib.roi.marrow import (
 
 #: Half size (mm, RAS x/y/z) of the box searched around a seed: fits a lumbar body (about 50 mm
 #: wide, 35 mm deep, 30 mm high) even when the seed is 15 mm off its centre.
-BOX_HALF_MM: tuple[float, float, float] = (45.0, 42.0, 36.0)
+BOX_HALF_MM: tuple[float, float, float] = (42.0, 38.0, 34.0)
 #: Pedicles, laminae and thin bridges narrower than twice this (in the axial plane) are cut off
 #: the body: a 2D opening of this radius in each plane normal to the spine axis. Pedicles are
 #: 8-10 mm wide (up to 12 mm with partial volume of thick sagittal slices); bodies >= 27 mm.
 OPEN_MM: float = 6.0
+#: A vertebral body is at least twice this (mm) along each of its axes (even when fractured).
+MIN_HALF_EXTENT_MM: float = 5.0
 #: A seed further than this from any marrow is refused.
 MAX_SEED_DISTANCE_MM: float = 8.0
 
@@ -55,6 +60,8 @@ class BodyPlacement:
     roi: npt.NDArray[np.bool_]
     frame: BodyFrame | None
     message: str = ""
+    void_frac: float = 0.0  # share of the body with no signal (cement)
+    lesion_ml: float = 0.0  # enclosed non-marrow tissue with signal (focal lesion), mL
 
     @property
     def ok(self) -> bool:
@@ -67,8 +74,11 @@ class StudyArrays:
 
     pdff_pct: npt.NDArray
     signal: npt.NDArray
-    signal_ref: float
+    signal_min: float
     ijk_to_ras: npt.NDArray[np.float64]
+    noisy: bool = False  # the noise floor, not the tissue contrast, sets ``signal_min``
+    r2s_per_s: npt.NDArray | None = None
+    r2s_bone_min_per_s: float = float("inf")  # R2* above which water-rich tissue is bone
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -77,10 +87,103 @@ class StudyArrays:
 
 def local_marrow(
     arrays: StudyArrays, box: Box, criteria: MarrowCriteria = DEFAULT_CRITERIA
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float32], npt.NDArray]:
+    """Marrow and void (no signal) masks of a box and its smoothed PDFF (maps smoothed within
+    the box only, so a level's result depends only on its box) and the signal it used."""
+    sp = spacing_kji(box.ijk_to_ras)
+    pdff = smooth_pdff(arrays.pdff_pct[box.slices], sp, criteria.smooth_mm)
+    raw = arrays.signal[box.slices]
+    signal = smooth_pdff(raw, sp, criteria.smooth_mm)
+    # Smoothing the signal blurs the thin dark cortex: only worth it when noise decides.
+    used = signal if arrays.noisy else raw
+    marrow = marrow_mask(pdff, used, arrays.signal_min, criteria)
+    return marrow, signal < arrays.signal_min, pdff, used
+
+
+#: PDFF (%) of the tissues around a body: discs/muscle/soft tissue (low) and fat (high).
+LOW_TISSUE_PDFF_PCT = 3.0
+FAT_PDFF_PCT = 90.0
+
+
+#: A voxel next to the body darker than this share of the body's median signal is cortex.
+CORTEX_SIGNAL_FRAC = 0.6
+
+
+def refine_body(
+    body: npt.NDArray[np.bool_],
+    pdff_smooth: npt.NDArray,
+    seed_kji: tuple[int, int, int],
+    signal: npt.NDArray | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """Marrow mask of a box (PDFF smoothed within the box only, so results depend on the box)."""
-    pdff = smooth_pdff(arrays.pdff_pct[box.slices], spacing_kji(box.ijk_to_ras), criteria.smooth_mm)
-    return marrow_mask(pdff, arrays.signal[box.slices], arrays.signal_ref, criteria)
+    """Trim partial-volume boundary voxels and add the dark cortical shell.
+
+    A voxel belongs to the body when its PDFF is nearer the body's own marrow PDFF (median) than
+    the neighbouring tissue's (fat or water-like), i.e. when about half of it or more is marrow;
+    enclosed holes stay filled. Then the voxels touching the body (faces) that are dark
+    (signal < :data:`CORTEX_SIGNAL_FRAC` of the body's median) are added: the cortex, which the
+    true body includes but which has too little signal to count as marrow.
+    """
+    if not body.any():
+        return body
+    core = float(np.median(pdff_smooth[body]))
+    lo = 0.5 * (core + LOW_TISSUE_PDFF_PCT)
+    hi = 0.5 * (core + FAT_PDFF_PCT)
+    kept = body & (pdff_smooth >= lo) & (pdff_smooth <= hi)
+    kept = fill_holes(kept) & body
+    lab, _ = ndimage.label(kept)
+    keep = lab[seed_kji]
+    if keep == 0:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        keep = int(np.argmax(sizes))
+    out = lab == keep if keep else body
+    if signal is not None and out.any():
+        ring = ndimage.binary_dilation(out) & ~out
+        out = out | (ring & (signal < CORTEX_SIGNAL_FRAC * float(np.median(signal[out]))))
+    return out
+
+
+#: Enclosed non-marrow regions smaller than this (mL) are noise, not lesions.
+LESION_MIN_ML: float = 0.12
+
+
+def focal_lesion_ml(
+    body: npt.NDArray[np.bool_],
+    marrow: npt.NDArray[np.bool_],
+    void: npt.NDArray[np.bool_],
+    frame: BodyFrame,
+    ijk_to_ras: npt.NDArray,
+) -> float:
+    """Volume (mL) of regions inside the body with signal but not marrow PDFF (focal lesions).
+
+    Regions with no signal are cement (see :func:`void_fraction`); regions centred in the
+    basivertebral-vein zone (posterior third, middle of the height) are the vein, not lesions.
+    """
+    inner = body & marrow
+    holes = fill_holes(inner) & ~marrow & ~void & body
+    if not holes.any():
+        return 0.0
+    lab, n = ndimage.label(holes)
+    voxel_ml = abs(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])) / 1000.0
+    sizes = np.bincount(lab.ravel(), minlength=n + 1) * voxel_ml
+    big = [c for c in range(1, n + 1) if sizes[c] >= LESION_MIN_ML]
+    if not big:
+        return 0.0
+    cents = ndimage.center_of_mass(holes, lab, big)
+    total = 0.0
+    half = np.maximum(np.asarray(frame.half_extent_mm), 1e-3)
+    for c, (k, j, i) in zip(big, cents, strict=True):
+        ras = np.asarray(ijk_to_ras)[:3, :3] @ np.array([i, j, k]) + np.asarray(ijk_to_ras)[:3, 3]
+        lr, ap, si = frame.to_local(ras[None, :])[0] / half
+        if ap < -0.4 and abs(si) < 0.5 and abs(lr) < 0.5:
+            continue  # the basivertebral vein
+        total += float(sizes[c])
+    return total
+
+
+def void_fraction(body: npt.NDArray[np.bool_], void: npt.NDArray[np.bool_]) -> float:
+    """Share of the body's voxels without signal."""
+    return float(np.count_nonzero(body & void) / max(np.count_nonzero(body), 1))
 
 
 def body_from_marrow(
@@ -97,7 +200,7 @@ def body_from_marrow(
     spine axis ``si_ras``, done by reconstruction (erode, keep the seed's component, dilate back
     inside the marrow). Returns the mask and "" or the reason it is empty.
     """
-    filled = ndimage.binary_fill_holes(marrow)
+    filled = fill_holes(marrow)
     if not filled.any():
         return filled, "no marrow near the point"
     axis = axis_along(ijk_to_ras, si_ras)
@@ -135,29 +238,69 @@ def place_at_seed(
     empty = np.zeros(box.shape, bool)
     if min(box.shape) == 0:
         return BodyPlacement(box, empty, empty, None, "point outside the image")
-    marrow = local_marrow(arrays, box, criteria)
+    marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
     seed_ijk = (np.r_[np.asarray(seed_ras, float), 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
     si = (0.0, 0.0, 1.0) if si_hint is None else si_hint
     body, why = body_from_marrow(marrow, box.ijk_to_ras, seed_ijk, si)
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
+    body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal)
     frame = body_frame(body, box.ijk_to_ras, si_hint)
+    if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
+        size = " x ".join(f"{2 * h:.0f}" for h in frame.half_extent_mm)
+        return BodyPlacement(box, empty, empty, None, f"no vertebral body ({size} mm)")
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "body too small for a safe-core ROI"
-    return BodyPlacement(box, body, roi, frame, msg)
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
 
 
-def study_arrays(study: Study) -> StudyArrays:
+def _nearest_in(mask: npt.NDArray[np.bool_], seed_ijk: npt.ArrayLike) -> tuple[int, int, int]:
+    """Index (k, j, i) of the voxel of ``mask`` nearest (in index units) to a seed (i, j, k)."""
+    k, j, i = np.nonzero(mask)
+    s = np.asarray(seed_ijk, float)
+    n = int(np.argmin((i - s[0]) ** 2 + (j - s[1]) ** 2 + (k - s[2]) ** 2))
+    return int(k[n]), int(j[n]), int(i[n])
+
+
+def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> StudyArrays:
     """Prepare the PDFF map, the total signal and its reference level of ``study``."""
     if "pdff" not in study.maps:
         raise InputError("study", "ROI placement needs a PDFF map (kind 'pdff', percent)")
     signal = signal_array(study)
+    floor = NOISE_FLOOR_SIGMAS * noise_sigma(signal)
+    contrast = criteria.signal_min_frac * signal_reference(signal)
+    field_t = study.provenance.field_strength_t or 1.5
     return StudyArrays(
         pdff_pct=study.pdff.array,
         signal=signal,
-        signal_ref=signal_reference(signal),
+        signal_min=max(floor, contrast),
         ijk_to_ras=np.asarray(study.grid.ijk_to_ras, float),
+        noisy=floor > contrast,
+        r2s_per_s=study.r2s.array if "r2s" in study.maps else None,
+        r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
     )
+
+
+#: R2* (1/s at 1.5 T; doubles at 3 T) separating oedematous marrow (trabecular bone keeps R2*
+#: high, >= ~35) from discs and CSF (~15 and ~4) when PDFF alone cannot (acute fracture oedema
+#: can lower marrow PDFF below 12%). Used only inside the spinal column's tube and slab, where
+#: muscle (~28) is absent.
+BONE_R2S_MIN_PER_S_1P5T = 22.0
+
+
+def bone_tissue(
+    arrays: StudyArrays, box: Box, marrow: npt.NDArray[np.bool_], criteria: MarrowCriteria
+) -> npt.NDArray[np.bool_]:
+    """Marrow plus water-rich bone (oedema): signal, PDFF below the marrow window, R2* high."""
+    if arrays.r2s_per_s is None:
+        return marrow
+    sp = spacing_kji(box.ijk_to_ras)
+    r2 = smooth_pdff(arrays.r2s_per_s[box.slices], sp, criteria.smooth_mm)
+    pdff = smooth_pdff(arrays.pdff_pct[box.slices], sp, criteria.smooth_mm)
+    signal = smooth_pdff(arrays.signal[box.slices], sp, criteria.smooth_mm)
+    wet = (pdff < criteria.pdff_max_pct) & (signal >= arrays.signal_min)
+    return marrow | (wet & (r2 >= arrays.r2s_bone_min_per_s))
 
 
 __all__ = [
@@ -165,7 +308,11 @@ __all__ = [
     "BodyPlacement",
     "StudyArrays",
     "body_from_marrow",
+    "bone_tissue",
+    "focal_lesion_ml",
     "local_marrow",
     "place_at_seed",
+    "refine_body",
     "study_arrays",
+    "void_fraction",
 ]

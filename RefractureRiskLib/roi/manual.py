@@ -12,14 +12,21 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index, level_label
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
-from RefractureRiskLib.roi.body import StudyArrays, local_marrow, place_at_seed, study_arrays
+from RefractureRiskLib.roi.body import (
+    BodyPlacement,
+    StudyArrays,
+    focal_lesion_ml,
+    local_marrow,
+    place_at_seed,
+    study_arrays,
+    void_fraction,
+)
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     CoreRoiParams,
@@ -58,9 +65,6 @@ def _placement_entry(
     box = placement.box
     voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
     roi_vals = arrays.pdff_pct[box.slices][placement.roi]
-    void = placement.body & (
-        arrays.signal[box.slices] < DEFAULT_CRITERIA.signal_min_frac * arrays.signal_ref
-    )
     return LevelPlacement(
         level=level,
         label=level_label(level),
@@ -71,7 +75,8 @@ def _placement_entry(
         half_extent_mm=frame.half_extent_mm,
         confidence=confidence,
         box=box,
-        void_frac=float(np.count_nonzero(void) / max(np.count_nonzero(placement.body), 1)),
+        void_frac=placement.void_frac,
+        lesion_ml=placement.lesion_ml,
         roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
         notes=(placement.message,) if placement.message else (),
     )
@@ -90,7 +95,7 @@ def _assemble(
     reader: str,
     index_levels: Sequence[str],
     notes: Sequence[str],
-    signal_ref: float,
+    signal_min: float,
     method: RoiMethod,
     points: Mapping[str, np.ndarray],
 ) -> RoiResult:
@@ -109,7 +114,7 @@ def _assemble(
         levels=levels,
         uncertain=False,
         reasons=tuple(notes),
-        signal_ref=signal_ref,
+        signal_min=signal_min,
         extras={"points_ras": dict(points), "index_levels": tuple(index_levels)},
     )
     return apply_qc(result, study, index_levels=index_levels)
@@ -141,7 +146,7 @@ def rois_from_points(
     (DESIGN.md §4). A point with no marrow nearby raises :class:`InputError` naming the level.
     """
     pts = _normalise_points(points)
-    arrays = study_arrays(study)
+    arrays = study_arrays(study, criteria)
     shape = arrays.shape
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)
@@ -153,16 +158,15 @@ def rois_from_points(
         entries[level] = entry
     return _assemble(
         study, roi_arr, body_arr, entries, reader, index_levels, _order_notes(pts),
-        arrays.signal_ref, RoiMethod.MANUAL_POINTS, pts,
+        arrays.signal_min, RoiMethod.MANUAL_POINTS, pts,
     )  # fmt: skip
 
 
 def _place_one(arrays, level, point, params, criteria):
     placement = place_at_seed(arrays, point, params, criteria)
     if placement.frame is None:
-        raise InputError(
-            f"point {level}", f"{placement.message} at RAS {tuple(np.round(point, 1))}"
-        )
+        where = ", ".join(f"{c:.1f}" for c in point)
+        raise InputError(f"point {level}", f"{placement.message} at RAS ({where}) mm")
     return _placement_entry(level, placement, arrays), placement.roi, placement.body
 
 
@@ -183,12 +187,7 @@ def update_level(
     pts = dict(result.extras.get("points_ras", {}))
     pts.update(_normalise_points({level: point_ras}))
     level = level.strip().upper()
-    arrays = StudyArrays(
-        pdff_pct=study.pdff.array,
-        signal=_signal_for(study),
-        signal_ref=result.signal_ref,
-        ijk_to_ras=np.asarray(study.grid.ijk_to_ras, float),
-    )
+    arrays = study_arrays(study, criteria)
     roi_arr = np.array(result.roiset.labelmap.array, copy=True)
     body_arr = np.array(result.body_labels.array, copy=True)
     label = level_label(level)
@@ -203,15 +202,9 @@ def update_level(
     entries[level] = entry
     return _assemble(
         study, roi_arr, body_arr, entries, result.roiset.reader,
-        result.extras.get("index_levels", ()), _order_notes(pts), result.signal_ref,
+        result.extras.get("index_levels", ()), _order_notes(pts), result.signal_min,
         RoiMethod.MANUAL_POINTS, pts,
     )  # fmt: skip
-
-
-def _signal_for(study: Study) -> npt.NDArray:
-    from RefractureRiskLib.roi.marrow import signal_array
-
-    return signal_array(study)
 
 
 def rois_from_labelmap(
@@ -256,7 +249,7 @@ def rois_from_labelmap(
         raise InputError("level table", f"label values {missing} in the label map have no level")
     if len(set(table.values())) != len(table):
         raise InputError("level table", "two label values name the same level")
-    arrays = study_arrays(study)
+    arrays = study_arrays(study, criteria)
     shape = arrays.shape
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)
@@ -273,21 +266,21 @@ def rois_from_labelmap(
         box = box_from_ijk(shape, arrays.ijk_to_ras, lo, hi)
         local = mask[box.slices]
         frame = body_frame(local, box.ijk_to_ras)
+        marrow, void, _, _ = local_marrow(arrays, box, criteria)
         if drawn == "body":
-            marrow = local_marrow(arrays, box, criteria)
             roi = safe_core_roi(local, marrow, box.ijk_to_ras, frame, params)
         else:
             roi = local
-        from RefractureRiskLib.roi.body import BodyPlacement
-
-        entry = _placement_entry(level, BodyPlacement(box, local, roi, frame), arrays)
+        lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
+        placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
+        entry = _placement_entry(level, placement, arrays)
         _write(body_arr, box.slices, local, entry.label)
         _write(roi_arr, box.slices, roi, entry.label)
         entries[level] = entry
     if not entries:
         raise InputError("label map", "no labelled voxels")
     return _assemble(
-        study, roi_arr, body_arr, entries, reader, index_levels, notes, arrays.signal_ref,
+        study, roi_arr, body_arr, entries, reader, index_levels, notes, arrays.signal_min,
         RoiMethod.IMPORTED_MASK, {},
     )  # fmt: skip
 

@@ -21,7 +21,8 @@ from RefractureRiskLib.core.study import Study
 class MarrowCriteria:
     """Thresholds that define marrow (documented defaults; units in the names).
 
-    - ``pdff_min_pct`` / ``pdff_max_pct``: marrow PDFF window (DESIGN.md §4: ~12-85%).
+    - ``pdff_min_pct`` / ``pdff_max_pct``: marrow PDFF window (DESIGN.md §4: ~12-85%; the upper
+      bound is 80% because retroperitoneal fat (85-92%) touches the bodies anteriorly).
     - ``signal_min_frac``: minimum signal (water + fat) as a fraction of the study's signal
       reference (the 99th percentile of signal); below it a voxel is background, cortex or cement.
     - ``smooth_mm``: Gaussian sigma applied to PDFF before thresholding, against noise.
@@ -29,7 +30,7 @@ class MarrowCriteria:
     """
 
     pdff_min_pct: float = 12.0
-    pdff_max_pct: float = 85.0
+    pdff_max_pct: float = 80.0
     signal_min_frac: float = 0.12
     smooth_mm: float = 1.0
     disc_pdff_max_pct: float = 8.0
@@ -60,6 +61,32 @@ def signal_reference(signal: npt.NDArray) -> float:
     return ref if ref > 0 else 1.0
 
 
+def noise_sigma(signal: npt.NDArray) -> float:
+    """Noise SD (signal units) of the total signal, from neighbouring-voxel differences.
+
+    1.4826 * median |difference| / sqrt(2) along the finest array axis: homogeneous tissue and
+    air dominate an image, so edges do not move the median. 0 for noiseless images.
+    """
+    arr = np.asarray(signal, np.float32)
+    axis = int(np.argmax(arr.shape))
+    sub = arr[:: max(1, arr.shape[0] // 16)] if axis != 0 else arr[:, ::4, ::4]
+    diff = np.abs(np.diff(sub, axis=axis))
+    return float(1.4826 * np.median(diff) / np.sqrt(2.0))
+
+
+def signal_threshold(signal: npt.NDArray, criteria: MarrowCriteria | None = None) -> float:
+    """Minimum total signal of tissue: ``signal_min_frac`` of the reference and above the noise
+    floor of air (the sum of two Rayleigh magnitudes averages 2.5 sigma; see :func:`noise_sigma`).
+    """
+    crit = DEFAULT_CRITERIA if criteria is None else criteria
+    ref = signal_reference(signal)
+    return max(crit.signal_min_frac * ref, NOISE_FLOOR_SIGMAS * noise_sigma(signal))
+
+
+#: Tissue must exceed this many noise SDs of the total signal (air sits at about 1.8).
+NOISE_FLOOR_SIGMAS = 2.8
+
+
 def smooth_pdff(
     pdff_pct: npt.NDArray, spacing_kji_mm: npt.ArrayLike, sigma_mm: float
 ) -> npt.NDArray[np.float32]:
@@ -75,27 +102,25 @@ def smooth_pdff(
 def marrow_mask(
     pdff_smooth_pct: npt.NDArray,
     signal: npt.NDArray,
-    signal_ref: float,
+    signal_min: float,
     criteria: MarrowCriteria = DEFAULT_CRITERIA,
 ) -> npt.NDArray[np.bool_]:
-    """Boolean mask of marrow voxels (smoothed PDFF in the window and signal present)."""
+    """Marrow voxels: smoothed PDFF in the window and total signal >= ``signal_min``."""
     return (
         (pdff_smooth_pct >= criteria.pdff_min_pct)
         & (pdff_smooth_pct <= criteria.pdff_max_pct)
-        & (signal >= criteria.signal_min_frac * signal_ref)
+        & (signal >= signal_min)
     )
 
 
 def disc_mask(
     pdff_smooth_pct: npt.NDArray,
     signal: npt.NDArray,
-    signal_ref: float,
+    signal_min: float,
     criteria: MarrowCriteria = DEFAULT_CRITERIA,
 ) -> npt.NDArray[np.bool_]:
-    """Boolean mask of water-bright, fat-free voxels (discs, CSF)."""
-    return (pdff_smooth_pct <= criteria.disc_pdff_max_pct) & (
-        signal >= criteria.signal_min_frac * signal_ref
-    )
+    """Water-bright, fat-free voxels (discs, CSF): low PDFF and signal >= ``signal_min``."""
+    return (pdff_smooth_pct <= criteria.disc_pdff_max_pct) & (signal >= signal_min)
 
 
 def spacing_kji(ijk_to_ras: npt.NDArray) -> npt.NDArray[np.float64]:
@@ -108,8 +133,10 @@ __all__ = [
     "MarrowCriteria",
     "disc_mask",
     "marrow_mask",
+    "noise_sigma",
     "signal_array",
     "signal_reference",
+    "signal_threshold",
     "smooth_pdff",
     "spacing_kji",
 ]

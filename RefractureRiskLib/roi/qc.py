@@ -6,11 +6,15 @@ returns the reason it fires, or None. Flagged levels are excluded from summaries
 
 Thresholds (documented here and in :data:`QC_THRESHOLDS`):
 
-- fractured: body height loss >= 20% (Genant grade 1 starts at 20-25%) — the smallest of the
-  anterior, middle and posterior heights against the reference height of the neighbours (the
-  median of the tallest heights of up to two levels above and two below, S1 excluded).
+- fractured: body height loss >= 20% (Genant grade 1 starts at 20-25%): the largest loss of the
+  anterior, middle or posterior height against the same height expected from the other levels
+  (a robust line of height against level, so the normal caudal increase and other fractured
+  levels do not bias it; S1 excluded). The anterior and posterior heights are less precise and
+  must exceed the threshold by a further 10 points (``EDGE_HEIGHT_MARGIN``).
 - cemented: >= 5% of the whole body is signal void (cement has no MR signal).
-- lesion: ROI median PDFF differs from the neighbours' median by >= 15 percentage points.
+- lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
+  window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
+  >= 15 percentage points.
 - low_coverage: ROI volume < 1.0 mL (a normal lumbar safe core is 8-20 mL).
 - index: the level was treated (given by the user).
 """
@@ -22,6 +26,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
+from scipy import stats
 
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiFlag
@@ -33,6 +39,7 @@ QC_THRESHOLDS: Mapping[str, float] = MappingProxyType(
         "fracture_height_loss_frac": 0.20,
         "cement_void_frac": 0.05,
         "lesion_pdff_diff_pct": 15.0,
+        "lesion_focal_ml": 0.15,
         "low_roi_volume_ml": 1.0,
     }
 )
@@ -64,21 +71,48 @@ class QcRule:
     test: Callable[[LevelPlacement, QcContext], str | None]
 
 
-def _reference_height_mm(lv: LevelPlacement, ctx: QcContext) -> float:
-    tallest = [np.nanmax(nb.heights_mm) for nb in ctx.neighbours(lv.level)]
-    tallest = [h for h in tallest if np.isfinite(h)]
-    return float(np.median(tallest)) if tallest else float("nan")
+#: Extra loss the anterior/posterior heights must show, beyond the threshold (measurement noise).
+EDGE_HEIGHT_MARGIN = 0.1
+
+
+def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.float64]:
+    """Expected (anterior, middle, posterior) height of ``lv`` from the other levels (mm).
+
+    Heights grow caudally, so a robust straight line (Theil-Sen, insensitive to a few fractured
+    levels) of height against level position is fitted through the other placed levels (S1
+    excluded) and evaluated at this level; NaN with fewer than two other levels.
+    """
+    others = [o for o in ctx.levels if o.level not in (lv.level, "S1")]
+    out = np.full(3, np.nan)
+    if len(others) < 2:
+        return out
+    x = np.array([level_index(o.level) for o in others], float)
+    h = np.array([o.heights_mm for o in others], float)
+    for p in range(3):
+        ok = np.isfinite(h[:, p])
+        if ok.sum() < 2:
+            continue
+        slope, intercept, _, _ = stats.theilslopes(h[ok, p], x[ok])
+        out[p] = intercept + slope * level_index(lv.level)
+    return out
 
 
 def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
-    """1 - (smallest of the level's three heights) / (neighbours' reference height); NaN if none."""
+    """Largest relative height loss over the anterior, middle and posterior heights against the
+    heights expected from the other levels (:func:`expected_heights_mm`); NaN if unknown."""
     if lv.level == "S1":
         return float("nan")
-    ref = _reference_height_mm(lv, ctx)
+    expected = expected_heights_mm(lv, ctx)
     h = np.asarray(lv.heights_mm, float)
-    if not np.isfinite(ref) or ref <= 0 or not np.any(np.isfinite(h)):
+    ok = np.isfinite(expected) & np.isfinite(h) & (expected > 0)
+    if not ok.any():
         return float("nan")
-    return float(1.0 - np.nanmin(h) / ref)
+    loss = 1.0 - h / expected
+    # the anterior and posterior heights are measured less precisely (rounded rims, pedicles,
+    # the vein): they count only beyond an extra margin
+    candidates = [loss[1]] if ok[1] else []
+    candidates += [loss[p] - EDGE_HEIGHT_MARGIN for p in (0, 2) if ok[p]]
+    return float(max(candidates))
 
 
 def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
@@ -95,6 +129,8 @@ def _cemented(lv: LevelPlacement, ctx: QcContext) -> str | None:
 
 
 def _lesion(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    if lv.lesion_ml >= QC_THRESHOLDS["lesion_focal_ml"]:
+        return f"focal region of {lv.lesion_ml:.2f} mL with non-marrow PDFF inside the body"
     nbs = [nb.roi_pdff_median_pct for nb in ctx.neighbours(lv.level)]
     nbs = [v for v in nbs if np.isfinite(v)]
     if not nbs or not np.isfinite(lv.roi_pdff_median_pct):
@@ -119,7 +155,11 @@ def _index(lv: LevelPlacement, ctx: QcContext) -> str | None:
 QC_RULES: tuple[QcRule, ...] = (
     QcRule(RoiFlag.FRACTURED, "height loss >= 20% against neighbours", _fractured),
     QcRule(RoiFlag.CEMENTED, "cement or signal void >= 5% of the body", _cemented),
-    QcRule(RoiFlag.LESION, "ROI PDFF >= 15 points from neighbours (focal lesion)", _lesion),
+    QcRule(
+        RoiFlag.LESION,
+        "focal non-marrow region >= 0.15 mL, or ROI PDFF >= 15 points from neighbours",
+        _lesion,
+    ),
     QcRule(RoiFlag.LOW_COVERAGE, "ROI volume < 1.0 mL", _low_coverage),
     QcRule(RoiFlag.INDEX, "index (treated) level given by the user", _index),
 )
@@ -165,5 +205,6 @@ __all__ = [
     "QcRule",
     "apply_qc",
     "evaluate_qc",
+    "expected_heights_mm",
     "height_loss_frac",
 ]

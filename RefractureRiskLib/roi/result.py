@@ -22,7 +22,8 @@ class LevelPlacement:
     ``centre_ras`` (mm), ``body_volume_ml`` (whole vertebral body incl. enclosed voids such as
     cement), ``roi_volume_ml`` (safe-core ROI), ``heights_mm`` (anterior, middle, posterior body
     height), ``half_extent_mm`` (LR, AP, SI), ``confidence`` in [0, 1] that the level label is
-    right, ``void_frac`` the share of the body without marrow signal (cement), ``box`` the local
+    right, ``void_frac`` the share of the body without marrow signal (cement), ``lesion_ml`` the
+    volume of enclosed tissue with signal but not marrow PDFF (focal lesion), ``box`` the local
     box the level was computed in (a one-level update touches only this box).
     """
 
@@ -37,6 +38,7 @@ class LevelPlacement:
     box: Box
     void_frac: float = 0.0
     roi_pdff_median_pct: float = float("nan")
+    lesion_ml: float = 0.0
     notes: tuple[str, ...] = ()
 
 
@@ -54,7 +56,7 @@ class RoiResult:
     levels: tuple[LevelPlacement, ...]
     uncertain: bool = False
     reasons: tuple[str, ...] = ()
-    signal_ref: float = 1.0
+    signal_min: float = 1.0
     extras: dict = field(default_factory=dict)
 
     @property
@@ -88,6 +90,7 @@ class RoiResult:
                     "centre_s_mm": lv.centre_ras[2],
                     "label_confidence": lv.confidence,
                     "void_frac": lv.void_frac,
+                    "lesion_ml": lv.lesion_ml,
                     "flags": ";".join(flags),
                 }
             )

@@ -1,0 +1,105 @@
+"""Automatic ROIs: column, bodies, level labels from the sacrum, the anchor, and uncertainty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
+from RefractureRiskLib.core.roiset import RoiMethod
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.phantom.generate import generate_phantom
+from RefractureRiskLib.phantom.spec import PhantomSpec
+from RefractureRiskLib.roi.auto import Anchor, automatic_rois
+
+
+def _labels_right(ph, result) -> dict[str, bool]:
+    """Per placed level: do all its ROI voxels lie in the true body of that level?"""
+    truth = ph.truth.body_labels.array
+    nj = result.roiset.labelmap.shape[1]
+    truth = truth[:, :nj, :]  # cropped studies keep the cranial rows
+    return {
+        lv: bool(np.all(truth[result.roiset.mask(lv)] == level_label(lv)))
+        for lv in result.roiset.level_names
+    }
+
+
+@pytest.fixture(scope="module")
+def sagittal():
+    return generate_phantom(PhantomSpec(seed=5, in_plane_spacing_mm=2.0, snr=30.0))
+
+
+@pytest.fixture(scope="module")
+def sagittal_result(sagittal):
+    return automatic_rois(sagittal.study)
+
+
+def test_default_phantom_all_levels_labelled(sagittal, sagittal_result):
+    res = sagittal_result
+    assert res.roiset.method == RoiMethod.AUTOMATIC
+    assert res.roiset.level_names == VERTEBRAL_LEVELS
+    assert all(_labels_right(sagittal, res).values())
+    assert not res.uncertain, res.reasons
+    assert res.roiset.notes == ()
+    assert min(res.confidence.values()) == 1.0
+
+
+def test_whole_bodies_and_roi_values(sagittal, sagittal_result):
+    res = sagittal_result
+    pdff = sagittal.study.pdff.array
+    for lv in sagittal.truth.levels:
+        placed = res.placement(lv.level)
+        # whole-body volume (mL) within 12% of the voxelised truth
+        assert abs(placed.body_volume_ml - lv.body_volume_ml) / lv.body_volume_ml < 0.12
+        assert abs(pdff[res.roiset.mask(lv.level)].mean() - lv.marrow_pdff_pct) < 1.0
+
+
+def test_axial_thick_slices_with_curvature():
+    spec = PhantomSpec(seed=11, orientation="axial", in_plane_spacing_mm=2.0,
+                       slice_thickness_mm=2.0, lordosis_deg=45.0, scoliosis_deg=10.0,
+                       snr=20.0, bias_field=0.3)  # fmt: skip
+    ph = generate_phantom(spec)
+    res = automatic_rois(ph.study)
+    right = _labels_right(ph, res)
+    assert len(right) >= 8
+    # either every label is right, or the result says it may not be
+    assert all(right.values()) or res.uncertain
+
+
+def _crop_caudal(ph, keep_mm_below: float) -> Study:
+    """The study with everything caudal to ``keep_mm_below`` mm under L5's centre removed
+    (sagittal grid: rows j run superior -> inferior)."""
+    grid = ph.study.grid
+    z_cut = ph.truth.level("L5").centre_ras[2] - keep_mm_below
+    nk, nj, ni = grid.shape
+    j = np.arange(nj)
+    z = grid.ijk_to_ras_points(np.stack([np.full(nj, ni / 2), j, np.full(nj, nk / 2)], 1))[:, 2]
+    keep = int(np.count_nonzero(z >= z_cut))
+    return Study(
+        {k: Volume(v.array[:, :keep, :], v.ijk_to_ras) for k, v in ph.study.maps.items()},
+        ph.study.provenance,
+    )
+
+
+def test_sacrum_cut_off_is_uncertain_and_anchor_fixes_labels(sagittal):
+    study = _crop_caudal(sagittal, keep_mm_below=25.0)  # S1 and S2 gone
+    res = automatic_rois(study)
+    assert res.uncertain
+    assert any("sacrum" in r for r in res.reasons)
+    assert any("sacrum" in n for n in res.roiset.notes)
+    assert max(res.confidence.values()) < 1.0
+    l3 = sagittal.truth.level("L3").centre_ras
+    anchored = automatic_rois(study, anchor=Anchor("L3", l3))
+    right = _labels_right(sagittal, anchored)
+    assert {"L1", "L2", "L3", "L4", "L5"} <= set(right)
+    assert all(right.values())
+
+
+def test_wrong_anchor_disagreement_is_reported(sagittal):
+    # the user names L2's body "L3": labels follow the anchor, and the result says so
+    res = automatic_rois(sagittal.study, anchor=Anchor("L3", sagittal.truth.level("L2").centre_ras))
+    assert res.uncertain
+    assert any("disagrees" in r for r in res.reasons)
+    truth = sagittal.truth.body_labels.array
+    assert np.all(truth[res.roiset.mask("L3")] == level_label("L2"))
