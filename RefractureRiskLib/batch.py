@@ -49,6 +49,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -64,6 +65,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
+import sqlalchemy as sa
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index
@@ -371,10 +373,11 @@ def _worker_init(parent_pid: int | None = None) -> None:
     worker exits too, so a killed batch leaves no worker behind to publish a stale result.
     """
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Ctrl-C stops the batch process; workers just end with it instead of each printing a trace.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
-            import signal
 
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if parent_pid is not None:
@@ -830,8 +833,6 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
 
 def _safe_url(url: str) -> str:
     """The store URL without a password."""
-    import sqlalchemy as sa
-
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
@@ -839,21 +840,27 @@ def _record(
     store: MeasurementStore, result: TaskResult, note: str, sources: Mapping[str, str]
 ) -> PatientOutcome:
     """Write one study's result to the store (the parent is the only writer)."""
+    reason = result.reason
     if result.ok and result.submission is not None:
-        store.record_study(result.submission)
-        return PatientOutcome(
-            result.patient_id,
-            "done",
-            note=note,
-            seconds=result.seconds,
-            peak_rss_mb=result.peak_rss_mb,
-            worker=result.worker,
-        )
-    store.record_failure(result.patient_id, result.reason, source=sources.get(result.patient_id))
+        try:
+            store.record_study(result.submission)
+        except (ValueError, sa.exc.IntegrityError, sa.exc.DataError) as err:
+            # This study's values do not fit the store (nothing of it was written): report it.
+            reason = f"the measurement store refused this study ({_failure_reason(err)[:300]})"
+        else:
+            return PatientOutcome(
+                result.patient_id,
+                "done",
+                note=note,
+                seconds=result.seconds,
+                peak_rss_mb=result.peak_rss_mb,
+                worker=result.worker,
+            )
+    store.record_failure(result.patient_id, reason, source=sources.get(result.patient_id))
     return PatientOutcome(
         result.patient_id,
         "failed",
-        reason=result.reason,
+        reason=reason,
         seconds=result.seconds,
         peak_rss_mb=result.peak_rss_mb,
         worker=result.worker,
