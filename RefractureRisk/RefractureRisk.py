@@ -1310,11 +1310,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         ``roiResult``: the library's ``RoiResult`` the panel shows (its RoiSet is measured).
         """
         roiSet = roiResult.roiset
-        statistics = self.computeStatistics(roiSet, study)
-        summary = _lib("stats.summary").summarize_statistics(statistics, indexLevels)
+        pipeline = _lib("pipeline")
+        statistics, summary = pipeline.measure(study, roiResult, tuple(indexLevels))
         clinical = {k: v for k, v in dict(clinicalValues).items() if v is not None}
-        inputs = _lib("pipeline").model_inputs(model, clinical, summary)
-        risk = _lib("model.scoring").score(model, inputs, source="clinical inputs")
+        risk = pipeline.score_patient(model, clinical, summary, study)
         return {
             "statistics": statistics,
             "summary": summary,
@@ -1477,8 +1476,6 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         Exactly what the panel shows is written (the ROIs are not re-derived), with the library's
         writers and the same file names as ``refracture-risk analyze``. Returns the files written.
         """
-        import json as jsonlib
-
         core = _lib("core")
         if outcome is None:
             raise core.InputError("results", "compute the risk first")
@@ -1496,37 +1493,15 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         provenance = pipeline.provenance_record(
             outcome["study"], roiResult, options, outcome["model"]
         )
-        written = [
-            _lib("stats.tables").write_statistics(
-                outcome["statistics"], os.path.join(folder, "statistics.csv")
-            ),
-            _lib("io.segmentation").write_roiset(
-                outcome["roiSet"], os.path.join(folder, "rois.seg.nrrd")
-            ),
-        ]
-        document = {
-            "levels": roiResult.level_rows(),
-            "labels_uncertain": roiResult.uncertain,
-            "uncertainty_reasons": list(roiResult.reasons),
-            "summary": summary.as_record(),
-            "risk": risk.to_dict(),
-            "provenance": provenance,
-        }
-        resultsPath = os.path.join(folder, "results.json")
-        with open(resultsPath, "w", encoding="utf-8") as stream:
-            text = jsonlib.dumps(_jsonSafe(document), indent=2, default=str, allow_nan=False)
-            stream.write(text)
-        written.append(resultsPath)
-        report = _lib("report.onepage").render_report(
+        written = pipeline.write_outputs(
             folder,
             outcome["study"],
-            outcome["roiSet"],
+            roiResult,
             outcome["statistics"],
             summary,
             risk,
             provenance,
-        )
-        written.extend([report.html, report.pdf, report.png])
+        ).values()
         return sorted(str(path) for path in written)
 
     def exportDicom(self, outcome, folder, deidentify=False):
@@ -1664,19 +1639,6 @@ def _records(records):
             {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in dict(row).items()}
         )
     return rows
-
-
-def _jsonSafe(value):
-    """``value`` with NaN/inf as None and numpy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonSafe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonSafe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _isNan(value):

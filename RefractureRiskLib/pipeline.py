@@ -285,9 +285,7 @@ def analyze_study(
 
     say("computing statistics")
     t = time.perf_counter()
-    stats = roi_statistics(rois.roiset, study)
-    stats = _add_body_volumes(stats, rois)
-    summary = summarize_statistics(stats, options.index_levels)
+    stats, summary = measure(study, rois, options.index_levels)
     timings["statistics_s"] = time.perf_counter() - t
 
     model: RiskModel | None = None
@@ -296,39 +294,70 @@ def analyze_study(
     if clinical is not None:
         say("scoring the risk")
         model = load_model(options.model_path or bundled_model_path())
-        filled = _prefill_from_dicom(clinical, study)
-        risk = score(model, model_inputs(model, filled, summary), source="clinical inputs")
+        risk = score_patient(model, clinical, summary, study)
     timings["risk_s"] = time.perf_counter() - t
 
     provenance = provenance_record(study, rois, options, model)
     say("writing results")
     t = time.perf_counter()
-    files: dict[str, Path] = {
-        "statistics": write_statistics(stats, out / "statistics.csv"),
-        "rois": write_roiset(rois.roiset, out / "rois.seg.nrrd"),
-        "bodies": write_roiset(_bodies_roiset(rois), out / "bodies.seg.nrrd"),
-    }
+    files = write_outputs(
+        out, study, rois, stats, summary, risk, provenance, options.report, patient_label
+    )
     if options.export_dicom:
         if not pdff_files:
             raise InputError("DICOM export", "the PDFF map did not come from DICOM files")
         files |= _export_dicom(pdff_files, rois.roiset, stats, out / "dicom", options.deidentify)
-    files["results"] = _write_results_json(out / "results.json", rois, summary, risk, provenance)
-    if options.report:
-        say("rendering the report")
-        rep: ReportFiles = render_report(
-            out,
-            study,
-            rois.roiset,
-            stats,
-            summary,
-            risk,
-            _report_provenance(provenance),
-            patient_label=patient_label,
-        )
-        files |= {"report_html": rep.html, "report_pdf": rep.pdf, "report_png": rep.png}
     timings["write_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     return AnalysisResult(study, rois, stats, summary, risk, provenance, files, timings)
+
+
+def measure(
+    study: Study, rois: RoiResult, index_levels: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, PatientSummary]:
+    """Per-level statistics (with whole-body volumes) and the patient summaries."""
+    stats = _add_body_volumes(roi_statistics(rois.roiset, study), rois)
+    return stats, summarize_statistics(stats, index_levels)
+
+
+def score_patient(
+    model: RiskModel, clinical: Mapping[str, Any], summary: PatientSummary, study: Study
+) -> RiskResult:
+    """The risk from clinical inputs (age/sex prefilled from DICOM if absent) and the images."""
+    filled = _prefill_from_dicom(clinical, study)
+    return score(model, model_inputs(model, filled, summary), source="clinical inputs")
+
+
+def write_outputs(
+    out_dir: str | Path,
+    study: Study,
+    rois: RoiResult,
+    stats: pd.DataFrame,
+    summary: PatientSummary,
+    risk: RiskResult | None,
+    provenance: Mapping[str, Any],
+    report: bool = True,
+    patient_label: str = "anonymous",
+) -> dict[str, Path]:
+    """Write statistics, ROI and body segmentations, results JSON and (optionally) the report.
+
+    The one writer of a result folder: the command line and the Slicer panel both use it.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {
+        "statistics": write_statistics(stats, out / "statistics.csv"),
+        "rois": write_roiset(rois.roiset, out / "rois.seg.nrrd"),
+        "bodies": write_roiset(_bodies_roiset(rois), out / "bodies.seg.nrrd"),
+        "results": _write_results_json(out / "results.json", rois, summary, risk, provenance),
+    }
+    if report:
+        rep: ReportFiles = render_report(
+            out, study, rois.roiset, stats, summary, risk, _report_provenance(provenance),
+            patient_label=patient_label,
+        )  # fmt: skip
+        files |= {"report_html": rep.html, "report_pdf": rep.pdf, "report_png": rep.png}
+    return files
 
 
 def _prefill_from_dicom(clinical: Mapping[str, Any], study: Study) -> dict[str, Any]:
