@@ -597,3 +597,28 @@ def test_inspect_lists_several_studies_and_checks_the_chosen_one(tmp_path, capsy
     assert "Study [0]" in out and "Study [1]" in out and "2 studies in this folder" in out
     assert main(["inspect", str(tmp_path / "d"), "--study", a.study_instance_uid]) == 0
     assert "Usable PDFF map" in capsys.readouterr().out
+
+
+def test_echo_times_split_a_series_only_where_positions_repeat(tmp_path):
+    """A map whose slices carry different EchoTime values stays one volume; two echoes at the
+    same positions (Siemens field-map style) become two volumes."""
+    ws = write_dicom_study(make_study(), tmp_path / "d", vendor="GE", kinds=["pdff", "water"])
+    for n, path in enumerate(ws.by_kind("pdff").files):
+        ds = pydicom.dcmread(path)
+        ds.EchoTime = f"{1.1 + 0.01 * n:.2f}"
+        ds.save_as(path)
+    water = ws.by_kind("water").files
+    for n, path in enumerate(water):  # a second echo of the water image at the same positions
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.EchoNumbers, ds.EchoTime, ds.InstanceNumber = 2, "4.6", 100 + n
+        ds.save_as(path.with_name(f"echo2_{n}"))
+    (st,) = scan_dicom(tmp_path / "d").studies
+    pdff = [s for s in st.series if s.kind == "pdff"]
+    assert len(pdff) == 1 and pdff[0].geometry.shape == SHAPE
+    water_parts = [s for s in st.series if s.kind == "water"]
+    assert len(water_parts) == 2 and all(s.geometry.shape == SHAPE for s in water_parts)
+    parts = sorted(s.part for s in water_parts)
+    assert "echo 2, TE 4.6 ms" in parts and all("TE " in p for p in parts)
+    assert load_study(tmp_path / "d").pdff.shape == SHAPE

@@ -261,6 +261,8 @@ def _classify(header: SeriesHeader, frame: FrameRef, cache: dict) -> Classificat
 
 
 def _split_series(files: Sequence[ScannedFile]) -> list[SeriesInfo]:
+    """Split one series into volumes: by classified kind and ImageType/FrameType first; then,
+    only where positions repeat, by echo (EchoNumbers/EchoTime) and by InstanceNumber blocks."""
     header = files[0].header
     cache: dict = {}
     groups: dict[tuple, list[FrameRef]] = defaultdict(list)
@@ -268,37 +270,31 @@ def _split_series(files: Sequence[ScannedFile]) -> list[SeriesInfo]:
     for sf in files:
         for fr in sf.frames:
             cls = _classify(sf.header, fr, cache)
-            te = round(fr.echo_time_ms, 3) if fr.echo_time_ms is not None else None
-            key = (cls.kind, fr.image_type, fr.private_hints, fr.echo_number, te)
+            key = (cls.kind, fr.image_type, fr.private_hints)
             groups[key].append(fr)
             classes[key] = cls
+    n_kinds = len({k[0] for k in groups})
     parts: list[tuple[str, Classification, list[FrameRef]]] = []
-    multi = len(groups) > 1
-    kinds_per_key = defaultdict(int)
-    for key in groups:
-        kinds_per_key[key[0]] += 1
     for key, frames in groups.items():
-        kind, image_type, _hints, echo_number, te = key
-        label_bits = []
-        if multi:
-            if kinds_per_key[kind] == 1 and len({k[0] for k in groups}) > 1:
-                label_bits.append(kind_text(kind))
+        kind, image_type = key[0], key[1]
+        type_label = ""
+        if len(groups) > 1:
+            same_kind = sum(1 for k in groups if k[0] == kind)
+            if n_kinds > 1 and same_kind == 1:
+                type_label = kind_text(kind)
             else:
-                if echo_number is not None:
-                    label_bits.append(f"echo {echo_number}")
-                if te is not None:
-                    label_bits.append(f"TE {te:g} ms")
-                if not label_bits or len({k[1] for k in groups}) > 1:
-                    label_bits.append("\\".join(image_type))
-        for block_label, block in _split_blocks(frames):
-            label = ", ".join(b for b in (*label_bits, block_label) if b)
-            cls = classes[key]
-            if block_label:
-                cls = Classification(
-                    cls.kind,
-                    f"{cls.reason}; {block_label} at identical positions, split by InstanceNumber",
-                )
-            parts.append((label, cls, block))
+                type_label = "\\".join(image_type)
+        for echo_label, echo_frames in _split_echoes(frames):
+            for block_label, block in _split_blocks(echo_frames):
+                label = ", ".join(b for b in (type_label, echo_label, block_label) if b)
+                cls = classes[key]
+                if block_label:
+                    cls = Classification(
+                        cls.kind,
+                        f"{cls.reason}; {block_label} at identical positions, split by "
+                        f"InstanceNumber",
+                    )
+                parts.append((label, cls, block))
     out = []
     for label, cls, frames in parts:
         name = f"series {header.series_number} {header.series_description!r}" + (
@@ -309,6 +305,29 @@ def _split_series(files: Sequence[ScannedFile]) -> list[SeriesInfo]:
         except InputError as err:
             geom, problem = None, err.reason
         out.append(SeriesInfo(header, label, cls, tuple(frames), geom, problem))
+    return out
+
+
+def _position_key(f: FrameRef) -> tuple:
+    return tuple(round(v, 3) for v in f.position_lps) if f.position_lps else ()
+
+
+def _split_echoes(frames: list[FrameRef]) -> list[tuple[str, list[FrameRef]]]:
+    """Split by echo only when positions repeat and the echoes tell the repeats apart."""
+    if len({_position_key(f) for f in frames}) == len(frames):
+        return [("", frames)]
+    by_echo: dict[tuple, list[FrameRef]] = defaultdict(list)
+    for f in frames:
+        te = round(f.echo_time_ms, 3) if f.echo_time_ms is not None else None
+        by_echo[(f.echo_number, te)].append(f)
+    if len(by_echo) == 1:
+        return [("", frames)]
+    out = []
+    for (number, te), group in sorted(by_echo.items(), key=lambda item: str(item[0])):
+        bits = ([f"echo {number}"] if number is not None else []) + (
+            [f"TE {te:g} ms"] if te is not None else []
+        )
+        out.append((", ".join(bits), group))
     return out
 
 
