@@ -469,7 +469,9 @@ def test_duplicate_copies_of_a_file_are_ignored_with_a_note(tmp_path):
     shutil.copy(src, tmp_path / "d" / "copy_of_slice")
     report = scan_dicom(tmp_path / "d")
     assert any("duplicate copy of SOP instance" in s.reason for s in report.skipped)
-    assert load_study(tmp_path / "d").pdff.shape == SHAPE
+    loaded = load_study(tmp_path / "d")
+    assert loaded.pdff.shape == SHAPE
+    assert "chosen over 1 other water volume(s)" in loaded.provenance.series["water"].classified_by
 
 
 def test_scan_reads_headers_only(tmp_path, monkeypatch):
@@ -621,4 +623,6 @@ def test_echo_times_split_a_series_only_where_positions_repeat(tmp_path):
     assert len(water_parts) == 2 and all(s.geometry.shape == SHAPE for s in water_parts)
     parts = sorted(s.part for s in water_parts)
     assert "echo 2, TE 4.6 ms" in parts and all("TE " in p for p in parts)
-    assert load_study(tmp_path / "d").pdff.shape == SHAPE
+    loaded = load_study(tmp_path / "d")
+    assert loaded.pdff.shape == SHAPE
+    assert "chosen over 1 other water volume(s)" in loaded.provenance.series["water"].classified_by

@@ -141,7 +141,7 @@ def load_study_with_report(
             series_uid=s.series_uid,
             series_description=s.header.series_description,
             source=f"{s.label} ({s.n_files} file(s) in {s.first_file.parent})",
-            classified_by=s.reason,
+            classified_by=s.reason + _alternatives_note(info, s),
             scaling=tuple(steps),
             resampled=resampled,
         )
@@ -194,6 +194,17 @@ def _check_one_patient(info: StudyInfo) -> None:
         f"study {info.study_uid}",
         f"mixed patients: images of {info.n_patients} different patients (PatientID/Name/"
         f"BirthDate differ) share this StudyInstanceUID, e.g. {listed}; separate the files",
+    )
+
+
+def _alternatives_note(info: StudyInfo, chosen: SeriesInfo) -> str:
+    others = [s for s in info.series if s.kind == chosen.kind and s is not chosen]
+    if not others:
+        return ""
+    listed = ", ".join(s.label for s in others)
+    return (
+        f"; chosen over {len(others)} other {chosen.kind} volume(s) ({listed}): same frame of "
+        f"reference and grid as the PDFF preferred, then the highest series number"
     )
 
 
@@ -250,6 +261,7 @@ def choose_series(
                 s.header.frame_of_reference_uid == pdff.header.frame_of_reference_uid,
                 s.geometry.shape == pdff.geometry.shape,  # type: ignore[union-attr]
                 s.header.series_number or 0,
+                s.part,
             )
         )
         chosen[kind] = usable[-1]
