@@ -140,14 +140,6 @@ class SpineCurve:
         t = np.array([np.interp(s, self.s_mm, self.tangents[:, c]) for c in range(3)])
         return p, t / np.linalg.norm(t)
 
-    def lateral_ap_at_z(self, z: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
-        """Curve x (R) and y (A) at heights ``z`` (the curve is monotonic in z)."""
-        zs = self.points_ras[::-1, 2]
-        return (
-            np.interp(z, zs, self.points_ras[::-1, 0]).astype(z.dtype, copy=False),
-            np.interp(z, zs, self.points_ras[::-1, 1]).astype(z.dtype, copy=False),
-        )
-
 
 def local_axes(
     tangent: npt.NDArray[np.float64],

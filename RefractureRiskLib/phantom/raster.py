@@ -46,6 +46,37 @@ class Lesion:
 
 
 @dataclass(frozen=True)
+class HeightTable:
+    """Spine-curve x, y (RAS mm) and body depth (mm) tabulated every ``step_mm`` of height z,
+    for fast nearest-sample look-up (the global structures follow the curve)."""
+
+    z0_mm: float
+    step_mm: float
+    x_mm: npt.NDArray[np.float32]
+    y_mm: npt.NDArray[np.float32]
+    depth_mm: npt.NDArray[np.float32]
+
+    @classmethod
+    def build(
+        cls, curve: an.SpineCurve, bodies: tuple[an.BodyGeometry, ...], step_mm: float = 0.2
+    ) -> HeightTable:
+        zs = curve.points_ras[::-1, 2]
+        z = np.arange(zs[0], zs[-1] + step_mm, step_mm)
+        order = sorted(bodies, key=_z)
+        depth = np.interp(z, [_z(b) for b in order], [b.depth_mm for b in order])
+        x = np.interp(z, zs, curve.points_ras[::-1, 0])
+        y = np.interp(z, zs, curve.points_ras[::-1, 1])
+        f32 = np.float32
+        return cls(float(z[0]), step_mm, x.astype(f32), y.astype(f32), depth.astype(f32))
+
+    def index(self, z: npt.NDArray) -> npt.NDArray[np.intp]:
+        """Nearest table row of each height ``z`` (clipped to the table)."""
+        idx = np.rint((z - np.float32(self.z0_mm)) * np.float32(1.0 / self.step_mm))
+        np.clip(idx, 0, self.x_mm.size - 1, out=idx)
+        return idx.astype(np.intp)
+
+
+@dataclass(frozen=True)
 class PhantomModel:
     """Everything the painters need, fixed (and drawn from the seed) before rasterising."""
 
@@ -60,8 +91,7 @@ class PhantomModel:
     muscle_right: TissueValue
     fat_thickness_mm: float
     lesion: Lesion | None
-    body_z: npt.NDArray[np.float64]  # centre z of each body, ascending
-    body_depth: npt.NDArray[np.float64]  # matching depth (mm)
+    heights: HeightTable
     psoas_z: tuple[float, float]  # z where the psoas begins (T12), where it is full size (L4)
     vessel_z: tuple[float, float]  # lower ends of aorta (L4) and vena cava (L5)
 
@@ -106,8 +136,7 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
         muscle_right=_drawn(ts.MUSCLE, float(muscle_ff[1]), field),
         fat_thickness_mm=fat_thickness,
         lesion=None,
-        body_z=np.array([bd.centre_ras[2] for bd in sorted(bodies, key=_z)]),
-        body_depth=np.array([bd.depth_mm for bd in sorted(bodies, key=_z)]),
+        heights=HeightTable.build(curve, bodies),
         psoas_z=(_z(_named(bodies, "T12")), _z(_named(bodies, "L4"))),
         vessel_z=(_z(_named(bodies, "L4")), _z(_named(bodies, "L5"))),
     )
@@ -189,9 +218,9 @@ def paint_global(
 ) -> None:
     """Trunk, fat, vessels, muscles and canal over a whole slab."""
     sl = (slice(None),) * 3
-    xc, yc = md.curve.lateral_ap_at_z(z)
-    u, v = x - xc, y - yc
-    depth = np.interp(z, md.body_z, md.body_depth).astype(np.float32)
+    row = md.heights.index(z)
+    u, v = x - md.heights.x_mm[row], y - md.heights.y_mm[row]
+    depth = md.heights.depth_mm[row]
     trunk_a, trunk_b, trunk_v = an.TRUNK_HALF_WIDTH_MM, an.TRUNK_HALF_AP_MM, an.TRUNK_CENTRE_V_MM
     cv.paint(
         sl,
