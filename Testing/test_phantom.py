@@ -7,6 +7,7 @@ axis, the "core" from a Euclidean distance transform of the label map.
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 
@@ -150,6 +151,32 @@ def test_vein_is_posterior_mid_height_inside_each_body(thin: PhantomStudy) -> No
         assert np.abs(superior).max() < 0.2 * lv.height_mm, lv.level
         # low fat: blood
         assert np.median(thin.study.pdff.array[k, j, i]) < 10
+
+
+def test_discs_between_bodies(thin: PhantomStudy) -> None:
+    """Gaps between adjacent labelled bodies along the spine are 8-12 mm (S1 is last) and hold
+    disc tissue with PDFF near 0."""
+    labels = thin.truth.body_labels
+    tissue, pdff = thin.truth.tissue.array, thin.study.pdff.array
+    levels = thin.truth.levels
+    for upper, lower in itertools.pairwise(levels):
+        c_up, c_lo = np.asarray(upper.centre_ras), np.asarray(lower.centre_ras)
+        axis = (c_up - c_lo) / np.linalg.norm(c_up - c_lo)
+        # voxels within 4 mm of the line joining the centres
+        k, j, i = np.nonzero((labels.array == upper.label) | (labels.array == lower.label))
+        ras = labels.ijk_to_ras_points(np.c_[i, j, k]) - c_lo
+        along = ras @ axis
+        near = np.linalg.norm(ras - np.outer(along, axis), axis=1) < 4.0
+        lab = labels.array[k, j, i][near]
+        gap = along[near][lab == upper.label].min() - along[near][lab == lower.label].max()
+        gap -= 1.0  # voxel centres: the surfaces lie about half a voxel further out
+        assert 7.0 <= gap <= 12.5, (upper.level, lower.level, gap)
+        # the middle of the gap is disc
+        mid = thin.truth.body_labels.ras_to_ijk_points(
+            c_lo + axis * (along[near][lab == lower.label].max() + gap / 2 + 0.5)
+        )
+        mi, mj, mk = (int(c) for c in np.round(mid[0]))
+        assert tissue[mk, mj, mi] == Tissue.DISC and pdff[mk, mj, mi] < 3
 
 
 def test_level_sizes_are_level_appropriate(default: PhantomStudy) -> None:

@@ -20,6 +20,7 @@ more than half of its sub-samples.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -374,7 +375,7 @@ def _boxes(
 ) -> list[tuple[tuple, tuple]]:
     """(what, index ranges) of every disc and vertebra that touches the grid, in paint order."""
     boxes: list[tuple[tuple, tuple]] = []
-    for upper, lower in zip(md.bodies[:-1], md.bodies[1:], strict=True):
+    for upper, lower in itertools.pairwise(md.bodies):
         centre, rot, a, b = disc_frame(upper, lower)
         gap = float(np.linalg.norm(upper.centre_ras - lower.centre_ras))
         gap -= (upper.height_mm + lower.height_mm) / 2
