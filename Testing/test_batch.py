@@ -359,6 +359,28 @@ def test_dask_local_cluster_gives_the_same_measurements(first_run, cohort, tmp_p
 
 
 @pytest.mark.slow
+def test_dask_scheduler_address(cohort, tmp_path, capsys):
+    distributed = pytest.importorskip("dask.distributed")
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=None
+        )
+    except (OSError, TimeoutError) as err:
+        pytest.skip(f"a local Dask cluster did not start here: {err}")
+    manifest = _manifest(tmp_path / "m.csv", cohort["root"], [GOOD[1]])
+    out = tmp_path / "out"
+    with cluster:
+        args = ["batch", str(manifest), "--clinical", str(cohort["clinical"]), "--out", str(out)]
+        args += ["--scheduler", cluster.scheduler_address, "--reader", "pytest", "--no-report"]
+        code = cli_main(args)
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "1 done" in printed and "dask tcp://" in printed
+    with MeasurementStore(out / "measurements.sqlite") as store:
+        assert store.completed_patients("pytest") == {GOOD[1]}
+
+
+@pytest.mark.slow
 def test_postgresql_store_batch(cohort, tmp_path):
     from Testing.pg_server import PostgresUnavailableError, postgres_server
 
