@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--philips-enhanced", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    exe = shutil.which("dcm2niix") or str(Path(sys.executable).with_name("dcm2niix"))
+    beside = Path(sys.executable).with_name("dcm2niix")  # the PyPI build, not an older Debian one
+    exe = str(beside) if beside.exists() else shutil.which("dcm2niix")
+    if exe is None:
+        print("dcm2niix not found: pip install dcm2niix", file=sys.stderr)
+        return 2
     study, what = make_study()
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         work = Path(tmp)
