@@ -103,3 +103,28 @@ def test_wrong_anchor_disagreement_is_reported(sagittal):
     assert any("disagrees" in r for r in res.reasons)
     truth = sagittal.truth.body_labels.array
     assert np.all(truth[res.roiset.mask("L3")] == level_label("L2"))
+
+
+def test_external_labelling_cross_check(sagittal, sagittal_result):
+    from RefractureRiskLib.roi.external import (
+        cross_check_labels,
+        level_from_external_name,
+        totalsegmentator_status,
+    )
+
+    assert level_from_external_name("vertebrae_L3") == "L3"
+    assert level_from_external_name("sacrum") == "S1"
+    assert level_from_external_name("vertebrae_C5") is None
+    ok, why = totalsegmentator_status()
+    assert isinstance(ok, bool) and why
+    truth = sagittal.truth.body_labels
+    table = {lv.label: f"vertebrae_{lv.level}" for lv in sagittal.truth.levels if lv.level != "S1"}
+    table[level_label("S1")] = "sacrum"
+    agree = cross_check_labels(sagittal_result, truth, table)
+    assert not agree.uncertain
+    # an external tool that counts one level off is reported, the classical labels stay
+    shifted = {k: f"vertebrae_{VERTEBRAL_LEVELS[k]}" for k in range(1, 8)}
+    disagree = cross_check_labels(sagittal_result, truth, shifted)
+    assert disagree.uncertain
+    assert any("external labelling says L1" in r for r in disagree.reasons)
+    assert disagree.roiset.level_names == sagittal_result.roiset.level_names

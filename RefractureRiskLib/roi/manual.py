@@ -24,7 +24,7 @@ from RefractureRiskLib.roi.body import (
     focal_lesion_ml,
     local_marrow,
     place_at_seed,
-    study_arrays,
+    study_arrays_cached,
     void_fraction,
 )
 from RefractureRiskLib.roi.geometry import (
@@ -146,7 +146,7 @@ def rois_from_points(
     (DESIGN.md §4). A point with no marrow nearby raises :class:`InputError` naming the level.
     """
     pts = _normalise_points(points)
-    arrays = study_arrays(study, criteria)
+    arrays = study_arrays_cached(study, criteria)
     shape = arrays.shape
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)
@@ -187,7 +187,7 @@ def update_level(
     pts = dict(result.extras.get("points_ras", {}))
     pts.update(_normalise_points({level: point_ras}))
     level = level.strip().upper()
-    arrays = study_arrays(study, criteria)
+    arrays = study_arrays_cached(study, criteria)
     roi_arr = np.array(result.roiset.labelmap.array, copy=True)
     body_arr = np.array(result.body_labels.array, copy=True)
     label = level_label(level)
@@ -249,7 +249,7 @@ def rois_from_labelmap(
         raise InputError("level table", f"label values {missing} in the label map have no level")
     if len(set(table.values())) != len(table):
         raise InputError("level table", "two label values name the same level")
-    arrays = study_arrays(study, criteria)
+    arrays = study_arrays_cached(study, criteria)
     shape = arrays.shape
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)

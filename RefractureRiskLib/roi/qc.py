@@ -27,7 +27,6 @@ from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiFlag
@@ -75,6 +74,15 @@ class QcRule:
 EDGE_HEIGHT_MARGIN = 0.1
 
 
+def _theil_sen(x: npt.NDArray, y: npt.NDArray) -> tuple[float, float]:
+    """Theil-Sen line: median of pairwise slopes; intercept = median of y - slope x."""
+    i, j = np.triu_indices(len(x), 1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    slope = float(np.median((y[j] - y[i])[keep] / dx[keep])) if keep.any() else 0.0
+    return slope, float(np.median(y - slope * x))
+
+
 def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.float64]:
     """Expected (anterior, middle, posterior) height of ``lv`` from the other levels (mm).
 
@@ -92,7 +100,7 @@ def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.fl
         ok = np.isfinite(h[:, p])
         if ok.sum() < 2:
             continue
-        slope, intercept, _, _ = stats.theilslopes(h[ok, p], x[ok])
+        slope, intercept = _theil_sen(x[ok], h[ok, p])
         out[p] = intercept + slope * level_index(lv.level)
     return out
 
