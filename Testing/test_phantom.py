@@ -250,6 +250,52 @@ def test_fractured_levels_are_shorter_by_requested_amount(
     assert options.truth.level("L2").marrow_pdff_pct == default.truth.level("L2").marrow_pdff_pct
 
 
+def column_height_mm(ph: PhantomStudy, level: str, v_mm: float) -> float:
+    """Label extent along the body axis in a thin column at anterior position ``v_mm`` on the
+    mid-sagittal line (local frame of the truth), plus one voxel for the voxel centres."""
+    lv = ph.truth.level(level)
+    labels = ph.truth.body_labels
+    k, j, i = np.nonzero(labels.array == lv.label)
+    local = labels.ijk_to_ras_points(np.c_[i, j, k]) - np.asarray(lv.centre_ras)
+    sup, ant = np.asarray(lv.superior_ras), np.asarray(lv.anterior_ras)
+    right = np.cross(ant, sup)
+    col = (np.abs(local @ right) < 2.0) & (np.abs(local @ ant - v_mm) < 1.0)
+    w = local[col] @ sup
+    return float(w.max() - w.min()) + float(labels.spacing_mm.min())
+
+
+@pytest.mark.parametrize("shape", ["wedge", "biconcave"])
+def test_wedge_and_biconcave_fractures(shape: str, default: PhantomStudy) -> None:
+    ph = generate_phantom(
+        PhantomSpec(
+            seed=1,
+            fractured={"L2": 0.4},
+            fracture_shape=shape,
+            in_plane_spacing_mm=1.0,
+            slice_thickness_mm=1.0,
+            n_slices=54,  # +-27 mm: the whole body
+        )
+    )
+    lv, intact = ph.truth.level("L2"), default.truth.level("L2")
+    assert lv.fracture_shape == shape and lv.fractured
+    assert lv.height_mm == pytest.approx(0.6 * lv.nominal_height_mm)
+    assert lv.nominal_height_mm == pytest.approx(intact.height_mm)
+    assert lv.body_volume_ml == pytest.approx(lv.analytic_volume_ml, rel=0.02)
+    # less volume than intact, more than a crush of the same depth
+    assert 0.6 * intact.analytic_volume_ml < lv.analytic_volume_ml < intact.analytic_volume_ml
+    v = 0.4 * lv.depth_mm
+    front, middle, back = (column_height_mm(ph, "L2", x) for x in (v, 0.0, -v))
+    if shape == "wedge":
+        assert front < middle < back
+        assert back - front == pytest.approx(0.4 * lv.nominal_height_mm * 0.8, abs=1.6)
+        assert lv.height_anterior_mm < lv.height_middle_mm < lv.height_posterior_mm
+    else:
+        assert middle < front - 3 and middle < back - 3
+        assert middle == pytest.approx(lv.height_mm, abs=1.6)
+        assert lv.height_middle_mm == pytest.approx(lv.height_mm)
+    check_core_means(ph, 1e-3, 1e-5)
+
+
 # -- truth values ----------------------------------------------------------------------------------
 
 
@@ -519,6 +565,7 @@ def test_spec_pickles_and_hashes() -> None:
         {"cemented": ("X1",)},
         {"snr": 0.0},
         {"bias_field": 1.2},
+        {"fracture_shape": "burst"},
     ],
 )
 def test_bad_spec_is_refused(bad: dict) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
+from RefractureRiskLib.phantom.spec import FRACTURE_SHAPES
 
 #: Nominal (width, depth, height) in mm of each body and the disc height below it (mm).
 #: T9 and S2 are unlabelled neighbours so that T10 and S1 are not the ends of the column.
@@ -53,9 +54,26 @@ TRUNK_CENTRE_V_MM = 20.0
 FAT_THICKNESS_MM = (12.0, 28.0)
 
 
+def layout_height_mm(nominal_mm: float, loss: float, shape: str) -> float:
+    """Height a body occupies along the spine: its rim height (mean rim height for a wedge)."""
+    if shape == "crush":
+        return nominal_mm * (1.0 - loss)
+    if shape == "wedge":
+        return nominal_mm * (1.0 - loss / 2.0)
+    if shape == "biconcave":
+        return nominal_mm  # the rim keeps its height
+    raise ValueError(f"unknown fracture shape {shape!r}; expected one of {FRACTURE_SHAPES}")
+
+
 @dataclass(frozen=True)
 class BodyGeometry:
-    """One body as placed: size (mm), centre (RAS mm) and local axes (unit RAS vectors)."""
+    """One body as placed: size (mm), centre (RAS mm) and local axes (unit RAS vectors).
+
+    ``height_mm`` is the height the body occupies along the spine (see
+    :func:`layout_height_mm`); a fracture of ``height_loss_frac`` removes that fraction of the
+    nominal height uniformly ("crush"), at the anterior wall tapering to none posteriorly
+    ("wedge"), or at the centre of both end plates tapering to none at the rim ("biconcave").
+    """
 
     name: str
     width_mm: float
@@ -67,10 +85,48 @@ class BodyGeometry:
     anterior: npt.NDArray[np.float64]
     superior: npt.NDArray[np.float64]
     s_mm: float  # arc length of the centre
+    height_loss_frac: float = 0.0
+    fracture_shape: str = "crush"
 
     @property
     def labelled(self) -> bool:
         return self.name in VERTEBRAL_LEVELS
+
+    @property
+    def min_height_mm(self) -> float:
+        """Height where the fracture is deepest (the nominal height when intact)."""
+        return self.nominal_height_mm * (1.0 - self.height_loss_frac)
+
+    @property
+    def mean_height_mm(self) -> float:
+        """Mean height over the cross-section (volume / cross-section area)."""
+        if self.fracture_shape == "crush":
+            return self.height_mm
+        return self.nominal_height_mm * (1.0 - self.height_loss_frac / 2.0)
+
+    def half_height(
+        self, u: npt.NDArray, v: npt.NDArray
+    ) -> tuple[npt.NDArray | float, npt.NDArray | float, npt.NDArray | float]:
+        """Half-height (mm) of the body at local (u, v) and its slopes d/du, d/dv."""
+        f, h0 = self.height_loss_frac, self.nominal_height_mm
+        if f == 0.0 or self.fracture_shape == "crush":
+            return self.height_mm / 2.0, 0.0, 0.0
+        a, b = self.width_mm / 2.0, self.depth_mm / 2.0
+        if self.fracture_shape == "wedge":
+            vb = np.clip(v / np.float32(b), -1.0, 1.0)
+            return h0 / 2.0 * (1.0 - f * (1.0 + vb) / 2.0), 0.0, -h0 * f / (4.0 * b)
+        rho2 = np.minimum((u / np.float32(a)) ** 2 + (v / np.float32(b)) ** 2, 1.0)
+        inside = rho2 < 1.0
+        return (
+            h0 / 2.0 * (1.0 - f * (1.0 - rho2)),
+            np.where(inside, h0 * f * u / a**2, 0.0),
+            np.where(inside, h0 * f * v / b**2, 0.0),
+        )
+
+    def height_at_mm(self, v_mm: float) -> float:
+        """Full height (mm) on the mid-sagittal line at anterior position ``v_mm``."""
+        hh, _, _ = self.half_height(np.zeros(1), np.array([v_mm]))
+        return float(2.0 * np.asarray(hh).ravel()[0])
 
     @property
     def rotation(self) -> npt.NDArray[np.float64]:
@@ -87,7 +143,7 @@ def ellipse_perimeter_mm(a_mm: float, b_mm: float) -> float:
 def body_volume_mm3(
     width_mm: float, depth_mm: float, height_mm: float, r_mm: float = EDGE_RADIUS_MM
 ) -> float:
-    """Exact volume (mm^3) of an elliptic cylinder whose rim edges are rounded with radius r.
+    """Volume (mm^3) of an elliptic cylinder of mean height ``height_mm`` with rounded rim edges.
 
     The rounded rim is the inner parallel set of the cross-section: at depth g < r below an end
     its area is A - P g + pi g^2 (Steiner), with g(x) = r - sqrt(r^2 - x^2) over the last r mm.
@@ -104,12 +160,20 @@ def body_volume_mm3(
 
 
 def body_depth_field(
-    u: npt.NDArray, v: npt.NDArray, w: npt.NDArray, a: float, b: float, h: float
+    u: npt.NDArray,
+    v: npt.NDArray,
+    w: npt.NDArray,
+    a: float,
+    b: float,
+    half_height: npt.NDArray | float,
+    slope_u: npt.NDArray | float = 0.0,
+    slope_v: npt.NDArray | float = 0.0,
 ) -> npt.NDArray:
     """Depth below the body surface (mm; > 0 inside, < 0 outside) in local coordinates.
 
     The side distance uses the first-order ellipse distance (1 - rho) / |grad rho|, exact on the
-    surface; the rim is rounded with :data:`EDGE_RADIUS_MM`.
+    surface; the end plates lie at w = +-half_height(u, v) (slopes for fractured end plates), the
+    rim is rounded with :data:`EDGE_RADIUS_MM`.
     """
     r = EDGE_RADIUS_MM
     ua, vb = u / a, v / b
@@ -117,7 +181,9 @@ def body_depth_field(
     grad = np.sqrt((ua / a) ** 2 + (vb / b) ** 2)
     # |grad rho| = grad / rho; guard the centre line where both vanish.
     d_side = np.where(grad > 1e-9, (1.0 - rho) * rho / np.maximum(grad, 1e-9), min(a, b))
-    d_end = h / 2.0 - np.abs(w)
+    d_end = half_height - np.abs(w)
+    if np.any(slope_u) or np.any(slope_v):
+        d_end = d_end / np.sqrt(1.0 + np.square(slope_u) + np.square(slope_v))
     corner = (d_side < r) & (d_end < r)
     d = np.minimum(d_side, d_end)
     if np.any(corner):
@@ -157,18 +223,19 @@ def build_spine(
     height_loss: dict[str, float],
     lordosis_deg: float,
     scoliosis_deg: float,
+    fracture_shape: str = "crush",
 ) -> tuple[SpineCurve, tuple[BodyGeometry, ...]]:
     """Lay the bodies and discs along the curve.
 
     ``dims``: per body (width, depth, nominal height, disc below) in mm; ``height_loss``: per
-    body fraction of height lost (fracture), the bodies below move up accordingly.
+    body fraction of height lost (fracture); the bodies below move up by the lost layout height.
     """
     centres_s: dict[str, float] = {}
     heights: dict[str, float] = {}
     s = 0.0
     for name in ALL_BODIES:
         _, _, h_nom, disc = dims[name]
-        h = h_nom * (1.0 - height_loss.get(name, 0.0))
+        h = layout_height_mm(h_nom, height_loss.get(name, 0.0), fracture_shape)
         heights[name] = h
         centres_s[name] = s + h / 2.0
         s += h + disc
@@ -201,6 +268,8 @@ def build_spine(
                 anterior=ant,
                 superior=sup,
                 s_mm=centres_s[name],
+                height_loss_frac=height_loss.get(name, 0.0),
+                fracture_shape=fracture_shape,
             )
         )
     return curve, tuple(bodies)

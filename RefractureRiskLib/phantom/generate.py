@@ -104,7 +104,7 @@ def _truth_levels(
                 label=label,
                 marrow_pdff_pct=float(lv.pdff_pct),
                 marrow_r2s_per_s=float(lv.r2s_per_s),
-                height_mm=float(bd.height_mm),
+                height_mm=float(bd.min_height_mm),
                 width_mm=float(bd.width_mm),
                 depth_mm=float(bd.depth_mm),
                 body_volume_ml=float(np.count_nonzero(labels == label) * voxel_ml),
@@ -113,7 +113,7 @@ def _truth_levels(
                 height_loss_frac=float(spec.fractured.get(bd.name, 0.0)),
                 cemented=bd.name in spec.cemented,
                 lesion=lesion is not None,
-                analytic_volume_ml=an.body_volume_mm3(bd.width_mm, bd.depth_mm, bd.height_mm)
+                analytic_volume_ml=an.body_volume_mm3(bd.width_mm, bd.depth_mm, bd.mean_height_mm)
                 / 1000.0,
                 nominal_height_mm=float(bd.nominal_height_mm),
                 oedema_pdff_drop_pct=float(lv.oedema_drop_pct),
@@ -126,6 +126,10 @@ def _truth_levels(
                     else _vec(bd.centre_ras + lesion.centre_local @ bd.rotation)
                 ),
                 lesion_radius_mm=0.0 if lesion is None else float(lesion.radius_mm),
+                fracture_shape=spec.fracture_shape if bd.name in spec.fractured else "crush",
+                height_anterior_mm=bd.height_at_mm(0.45 * bd.depth_mm),
+                height_middle_mm=bd.height_at_mm(0.0),
+                height_posterior_mm=bd.height_at_mm(-0.45 * bd.depth_mm),
             )
         )
     return tuple(levels)

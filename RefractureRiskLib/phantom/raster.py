@@ -114,7 +114,7 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
         dims[name] = (w * (1 + j[0]), d * (1 + j[1]), h * (1 + j[2]))
         dims[name] += (disc * (1 + anat_rng.uniform(-0.05, 0.05)),)
     curve, bodies = an.build_spine(
-        dims, dict(spec.fractured), spec.lordosis_deg, spec.scoliosis_deg
+        dims, dict(spec.fractured), spec.lordosis_deg, spec.scoliosis_deg, spec.fracture_shape
     )
     values = ts.draw_level_values(spec, tissue_rng)
     field = spec.field_factor
@@ -144,7 +144,7 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
     if spec.lesion_level is None:
         return model
     body = _named(bodies, spec.lesion_level)
-    a, b, h = body.width_mm / 2, body.depth_mm / 2, body.height_mm / 2
+    a, b, h = body.width_mm / 2, body.depth_mm / 2, body.min_height_mm / 2
     margin = an.CORE_DEPTH_MM + 1.0 + lesion_radius
     # clear of the cortex and of the vein (posterior 11 mm)
     v_lo, v_hi = -b + 12.0 + lesion_radius, b - margin
@@ -277,12 +277,12 @@ def paint_disc(
     """The disc fills the space between the end plates (1 mm into each body, which repaints)."""
     centre, rot, a, b = disc_frame(upper, lower)
     u, v, _ = _local(*xyz, centre, rot)
-    _, _, w_up = _local(*xyz, upper.centre_ras, upper.rotation)
-    _, _, w_lo = _local(*xyz, lower.centre_ras, lower.rotation)
+    u_up, v_up, w_up = _local(*xyz, upper.centre_ras, upper.rotation)
+    u_lo, v_lo, w_lo = _local(*xyz, lower.centre_ras, lower.rotation)
     inside = (
         _ellipse(u, v, 0.0, 0.0, a, b)
-        & (w_up <= -upper.height_mm / 2 + 1.0)
-        & (w_lo >= lower.height_mm / 2 - 1.0)
+        & (w_up <= -upper.half_height(u_up, v_up)[0] + 1.0)
+        & (w_lo >= lower.half_height(u_lo, v_lo)[0] - 1.0)
     )
     cv.paint(sl, inside, Tissue.DISC, md.tissue[Tissue.DISC])
 
@@ -337,7 +337,7 @@ def paint_vertebra(
             marrow.r2s_per_s * ts.POSTERIOR_R2S_FACTOR,
         )
         cv.paint(sl, _posterior_elements(u, v, w, body), Tissue.POSTERIOR_ELEMENT, bone)
-    d = an.body_depth_field(u, v, w, a, b, h)
+    d = an.body_depth_field(u, v, w, a, b, *body.half_height(u, v))
     inside = d >= 0.0
     if not np.any(inside):
         return
@@ -386,8 +386,8 @@ def _boxes(
     for bd in md.bodies:
         cw, v_cp, sp_len, tp_len = posterior_extent(bd)
         half_w = max(bd.width_mm / 2, cw + 6.0 + tp_len) + 2.0
-        lo = (-half_w, v_cp - 9.0 - sp_len, -bd.height_mm / 2 - 25.0)
-        hi = (half_w, bd.depth_mm / 2 + 2.0, bd.height_mm / 2 + 2.0)
+        lo = (-half_w, v_cp - 9.0 - sp_len, -bd.nominal_height_mm / 2 - 25.0)
+        hi = (half_w, bd.depth_mm / 2 + 2.0, bd.nominal_height_mm / 2 + 2.0)
         box = box_index_ranges(mat, n_sub, shape_sub, bd.centre_ras, bd.rotation, lo, hi)
         if box is not None:
             boxes.append((("body", bd), box))

@@ -11,6 +11,8 @@ from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
 
 ORIENTATIONS: tuple[str, ...] = ("sagittal", "axial")
 FIELD_STRENGTHS_T: tuple[float, ...] = (1.5, 3.0)
+#: Fracture deformities: uniform height loss, anterior wedge, central end-plate depression.
+FRACTURE_SHAPES: tuple[str, ...] = ("crush", "wedge", "biconcave")
 
 
 def _frozen_map(value: Mapping[str, float] | None) -> Mapping[str, float] | None:
@@ -40,7 +42,10 @@ class PhantomSpec:
     to its height-loss fraction (0 < f <= 0.6); its marrow gets oedema (PDFF 10-30 points lower,
     drawn from the seed) unless the level's PDFF is given explicitly, in which case the given
     value is the as-built (post-oedema) value. ``cemented`` levels contain a cement void.
-    ``lesion_level`` gets a focal low-fat sphere (8-12 mm).
+    ``lesion_level`` gets a focal low-fat sphere (8-12 mm). ``fracture_shape`` says where the
+    height is lost: "crush" (uniformly; the spine shortens by the loss), "wedge" (at the anterior
+    wall, none posteriorly) or "biconcave" (at the centre of both end plates, none at the rim);
+    the height-loss fraction applies where the loss is deepest.
 
     Acquisition: ``snr`` is the marrow signal (water + fat, before bias) over the noise SD of
     each real/imaginary channel; None = noiseless. ``bias_field`` is the peak relative amplitude
@@ -67,6 +72,7 @@ class PhantomSpec:
     scoliosis_deg: float = 0.0
     oblique_deg: float = 0.0
     slice_supersampling: int | None = None
+    fracture_shape: str = "crush"
 
     def __post_init__(self) -> None:
         src = "PhantomSpec"
@@ -78,6 +84,12 @@ class PhantomSpec:
         if self.lesion_level is not None:
             object.__setattr__(self, "lesion_level", str(self.lesion_level).strip().upper())
 
+        object.__setattr__(self, "fracture_shape", str(self.fracture_shape).strip().lower())
+        if self.fracture_shape not in FRACTURE_SHAPES:
+            raise InputError(
+                f"{src}.fracture_shape",
+                f"got {self.fracture_shape!r}; expected one of {FRACTURE_SHAPES}",
+            )
         if self.orientation not in ORIENTATIONS:
             raise InputError(
                 f"{src}.orientation", f"got {self.orientation!r}; expected {ORIENTATIONS}"

@@ -42,8 +42,11 @@ class PhantomLevel:
     ``marrow_pdff_pct`` (percent) and ``marrow_r2s_per_s`` (1/s at the study's field strength)
     are the values of the body's core marrow (>= 3 mm from the body surface, outside vein,
     lesion and cement); fractured levels include their oedema. Dimensions in mm are the
-    specified shape (elliptic cylinder with rounded edges); ``body_volume_ml`` counts the
-    voxelised label on the study grid, ``analytic_volume_ml`` is the exact shape volume.
+    specified shape (elliptic cylinder with rounded edges); ``height_mm`` is the height where
+    it is least (fractured: ``nominal_height_mm * (1 - height_loss_frac)``; the whole body for a
+    "crush" fracture, the anterior wall for a "wedge", the end-plate centres for "biconcave").
+    ``body_volume_ml`` counts the voxelised label on the study grid, ``analytic_volume_ml`` is
+    the shape's volume.
     ``centre_ras`` is the body centre (RAS, mm).
     """
 
@@ -68,6 +71,12 @@ class PhantomLevel:
     anterior_ras: tuple[float, float, float] = (0.0, 0.0, 0.0)  # unit anterior axis of the body
     lesion_centre_ras: tuple[float, float, float] | None = None
     lesion_radius_mm: float = 0.0
+    fracture_shape: str = "crush"
+    # Heights on the mid-sagittal line 90 % of the way to the anterior wall, at the centre and
+    # 90 % of the way to the posterior wall (Genant-style anterior/middle/posterior heights).
+    height_anterior_mm: float = 0.0
+    height_middle_mm: float = 0.0
+    height_posterior_mm: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
