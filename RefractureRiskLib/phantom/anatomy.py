@@ -147,7 +147,9 @@ def body_volume_mm3(
 
     The rounded rim is the inner parallel set of the cross-section: at depth g < r below an end
     its area is A - P g + pi g^2 (Steiner), with g(x) = r - sqrt(r^2 - x^2) over the last r mm.
-    Integrating gives V = A h - 2 P r^2 (1 - pi/4) + 2 pi r^3 (5/3 - pi/2).
+    Integrating gives V = A h - 2 P r^2 (1 - pi/4) + 2 pi r^3 (5/3 - pi/2): exact for flat end
+    plates; for fractured (sloping) end plates, with h the mean height, the rim term is
+    approximate (well under 1 % of the volume).
     """
     a, b = width_mm / 2.0, depth_mm / 2.0
     area = math.pi * a * b
