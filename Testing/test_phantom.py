@@ -566,6 +566,8 @@ def test_spec_pickles_and_hashes() -> None:
         {"snr": 0.0},
         {"bias_field": 1.2},
         {"fracture_shape": "burst"},
+        {"seed": -1},
+        {"seed": 1.5},
     ],
 )
 def test_bad_spec_is_refused(bad: dict) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
+
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
 
@@ -90,6 +92,10 @@ class PhantomSpec:
                 f"{src}.fracture_shape",
                 f"got {self.fracture_shape!r}; expected one of {FRACTURE_SHAPES}",
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise InputError(f"{src}.seed", f"got {self.seed!r}; expected an integer >= 0")
+        if self.seed < 0:
+            raise InputError(f"{src}.seed", f"got {self.seed}; expected an integer >= 0")
         if self.orientation not in ORIENTATIONS:
             raise InputError(
                 f"{src}.orientation", f"got {self.orientation!r}; expected {ORIENTATIONS}"
