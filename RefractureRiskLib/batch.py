@@ -384,11 +384,15 @@ def _worker_init(parent_pid: int | None = None) -> None:
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    # Parallelism comes from processes; ITK and BLAS threads would only compete for the cores.
     with contextlib.suppress(Exception):
         import SimpleITK as sitk
 
-        # Parallelism comes from processes; ITK threads would only compete for the same cores.
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -650,6 +654,7 @@ class BatchSummary:
     files: Mapping[str, Path]
     wall_s: float
     notes: tuple[str, ...] = ()
+    store_url: str = ""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -707,6 +712,7 @@ class BatchSummary:
             else:
                 lines.append("cohort table: passes the cohort schema (ready for train)")
         lines += [f"{key:>16}: {path}" for key, path in self.files.items()]
+        lines.append(f"{'store':>16}: {self.store_url}")
         return "\n".join(lines)
 
 
@@ -815,7 +821,6 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
             problems_path.unlink()
         files["status"] = out / STATUS_FILE
         pd.DataFrame([o.__dict__ for o in ordered]).to_csv(files["status"], index=False)
-        files["store"] = Path(_safe_url(store.url).removeprefix("sqlite:///"))
         run_notes = []
         without_study = sorted(clinical_ids - {s.patient_id for s in studies})
         if without_study:
@@ -825,7 +830,13 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
                 + (" ..." if len(without_study) > 20 else "")
             )
         return BatchSummary(
-            config, ordered, cohort, files, time.perf_counter() - t0, tuple(run_notes)
+            config,
+            ordered,
+            cohort,
+            files,
+            time.perf_counter() - t0,
+            tuple(run_notes),
+            _safe_url(store.url),
         )
     finally:
         store.close()

@@ -136,6 +136,14 @@ def main() -> int:
                 f"throughput ratio {r['workers']} vs {results[0]['workers']} worker(s): "
                 f"{ratio:.2f}x overall, {steady:.2f}x steady state (goal >= 1.7x for 2 vs 1)"
             )
+        if len(results) > 1 and results[0]["per_study_s"] > 0:
+            grow = results[-1]["per_study_s"] / results[0]["per_study_s"]
+            print(
+                f"time per study inside a worker: {results[0]['per_study_s']:.2f} s with "
+                f"{results[0]['workers']} worker(s), {results[-1]['per_study_s']:.2f} s with "
+                f"{results[-1]['workers']} ({grow:.2f}x): above 1 the workers did not each get a "
+                "core (other jobs on the machine, see the load average)"
+            )
         worst = max(max(r["worker_peak_mb"].values(), default=0.0) for r in results)
         print(f"peak memory per worker: {worst:.0f} MB (goal <= 1024 MB)")
     finally:
