@@ -76,6 +76,7 @@ from RefractureRiskLib.model.schema import (
     MISSING_TOKENS,
     Problem,
     column_spec,
+    problems_frame,
     validate_cohort,
 )
 from RefractureRiskLib.pipeline import AnalysisOptions, AnalysisResult, analyze_study, load_clinical
@@ -813,8 +814,6 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
         cohort.table.to_csv(files["cohort"], index=False)
         problems_path = out / COHORT_PROBLEMS_FILE
         if cohort.problems:
-            from RefractureRiskLib.model.schema import problems_frame
-
             problems_frame(cohort.problems).to_csv(problems_path, index=False)
             files["cohort_problems"] = problems_path
         elif problems_path.exists():

@@ -29,7 +29,18 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+EPILOG = (
+    "Writes OUT/patients/<patient_id>/ (as analyze), the measurement store, OUT/cohort.csv (the "
+    "cohort schema, ready for train; problems in OUT/cohort_problems.csv) and "
+    "OUT/batch_status.csv. Re-running skips patients complete in the store for --reader and "
+    "retries the rest; a failing study is recorded with its reason and never stops the batch. "
+    "Exit status 0: all measured and the cohort passes the schema; 1: finished with per-patient "
+    "problems or schema problems (listed); 2: bad input."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument(
         "root",
         type=Path,
