@@ -340,6 +340,26 @@ def test_marrow_pdff_unbiased_at_low_snr() -> None:
     assert abs(np.mean(errors)) < 1.0 and np.max(np.abs(errors)) < 2.5
 
 
+def test_marrow_heterogeneity_keeps_the_core_mean() -> None:
+    spec = {"seed": 4, "in_plane_spacing_mm": 1.5}
+    flat = generate_phantom(PhantomSpec(**spec))
+    varied = generate_phantom(PhantomSpec(**spec, marrow_heterogeneity_pct=5.0))
+    for lv in varied.truth.levels:
+        assert lv.marrow_pdff_pct == flat.truth.level(lv.level).marrow_pdff_pct
+        core = varied.truth.core_mask(lv.level)
+        values = varied.study.pdff.array[core]
+        # smooth variation of about the requested SD (partial volume smooths it a little)
+        assert 2.5 < values.std() < 6.5, lv.level
+        # the core mean still equals the truth (the field has zero mean over the core)
+        assert values.mean() == pytest.approx(lv.marrow_pdff_pct, abs=0.6), lv.level
+        # neighbouring voxels are alike: the variation is smooth, not noise
+        neighbours = core[:, :, 1:] & core[:, :, :-1]
+        step = np.diff(varied.study.pdff.array, axis=2)[neighbours]
+        assert np.std(step) < 0.6 * values.std()
+    np.testing.assert_array_equal(varied.truth.body_labels.array, flat.truth.body_labels.array)
+    np.testing.assert_array_equal(varied.study.r2s.array, flat.study.r2s.array)
+
+
 def test_marrow_pdff_drops_towards_cortex(thin: PhantomStudy) -> None:
     """Shell of 1-2 mm depth reads lower than the core by roughly the rim drop."""
     lv = thin.truth.level("L3")
@@ -568,6 +588,7 @@ def test_spec_pickles_and_hashes() -> None:
         {"fracture_shape": "burst"},
         {"seed": -1},
         {"seed": 1.5},
+        {"marrow_heterogeneity_pct": 20.0},
     ],
 )
 def test_bad_spec_is_refused(bad: dict) -> None:

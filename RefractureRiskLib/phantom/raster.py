@@ -78,6 +78,53 @@ class HeightTable:
 
 
 @dataclass(frozen=True)
+class MarrowTexture:
+    """Smooth variation of marrow fat fraction inside one body (local frame, mm).
+
+    ``sd_pct * (sqrt(2 / N) * sum_n cos(k_n . x + phase_n) - offset)`` PDFF points: a random
+    field of unit variance with wavelengths 10-30 mm, shifted so that its mean over the body's
+    core (>= 3 mm deep) is zero and the level's true core value is kept.
+    """
+
+    wavevectors: npt.NDArray[np.float32]  # (N, 3) rad/mm along (u, v, w)
+    phases: npt.NDArray[np.float32]
+    offset: float
+    sd_pct: float
+
+    @classmethod
+    def draw(
+        cls, body: an.BodyGeometry, sd_pct: float, rng: np.random.Generator, n_waves: int = 8
+    ) -> MarrowTexture:
+        direction = rng.normal(size=(n_waves, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        k = direction * (2 * np.pi / rng.uniform(10.0, 30.0, size=(n_waves, 1)))
+        phases = rng.uniform(0, 2 * np.pi, size=n_waves)
+        # sd_pct 100 makes fat_fraction_change the unit-variance field itself
+        raw = cls(k.astype(np.float32), phases.astype(np.float32), 0.0, 100.0)
+        if sd_pct <= 0:
+            return replace(raw, sd_pct=0.0)
+        # mean of the raw field over the core, on a 1 mm local grid
+        a, b, h = body.width_mm / 2, body.depth_mm / 2, body.nominal_height_mm / 2
+        u, v, w = np.meshgrid(
+            *(np.arange(-x, x + 1.0, 1.0, dtype=np.float32) for x in (a, b, h)), indexing="ij"
+        )
+        d = an.body_depth_field(u, v, w, a, b, *body.half_height(u, v))
+        core = d >= an.CORE_DEPTH_MM
+        offset = float(raw.fat_fraction_change(u[core], v[core], w[core]).mean())
+        return replace(raw, offset=offset, sd_pct=sd_pct)
+
+    def fat_fraction_change(
+        self, u: npt.NDArray, v: npt.NDArray, w: npt.NDArray
+    ) -> npt.NDArray[np.float32]:
+        """Change of fat fraction (0-1 scale) at local points."""
+        total = np.zeros(np.shape(u), np.float32)
+        for (ku, kv, kw), phase in zip(self.wavevectors, self.phases, strict=True):
+            total += np.cos(ku * u + kv * v + kw * w + phase)
+        total *= np.float32(np.sqrt(2.0 / len(self.phases)))
+        return (total - np.float32(self.offset)) * np.float32(self.sd_pct / 100.0)
+
+
+@dataclass(frozen=True)
 class PhantomModel:
     """Everything the painters need, fixed (and drawn from the seed) before rasterising."""
 
@@ -95,9 +142,7 @@ class PhantomModel:
     heights: HeightTable
     psoas_z: tuple[float, float]  # z where the psoas begins (T12), where it is full size (L4)
     vessel_z: tuple[float, float]  # lower ends of aorta (L4) and vena cava (L5)
-
-    def body(self, name: str) -> an.BodyGeometry:
-        return next(b for b in self.bodies if b.name == name)
+    textures: dict[str, MarrowTexture]  # per body; zero amplitude unless asked for
 
 
 def _drawn(spec: tuple[float, tuple[float, float], float], ff: float, field: float) -> TissueValue:
@@ -105,9 +150,10 @@ def _drawn(spec: tuple[float, tuple[float, float], float], ff: float, field: flo
 
 
 def build_model(spec: PhantomSpec) -> PhantomModel:
-    """Draw the anatomy and tissue values of ``spec`` (streams 0 and 1 of its seed)."""
-    streams = np.random.SeedSequence(int(spec.seed)).spawn(4)
+    """Draw the anatomy and tissue values of ``spec`` (streams 0, 1 and 4 of its seed)."""
+    streams = np.random.SeedSequence(int(spec.seed)).spawn(5)
     anat_rng, tissue_rng = np.random.default_rng(streams[0]), np.random.default_rng(streams[1])
+    texture_rng = np.random.default_rng(streams[4])
     dims = {}
     for name, (w, d, h, disc) in an.NOMINAL_BODIES_MM.items():
         j = anat_rng.uniform(-0.03, 0.03, size=3)
@@ -140,6 +186,10 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
         heights=HeightTable.build(curve, bodies),
         psoas_z=(_z(_named(bodies, "T12")), _z(_named(bodies, "L4"))),
         vessel_z=(_z(_named(bodies, "L4")), _z(_named(bodies, "L5"))),
+        textures={
+            bd.name: MarrowTexture.draw(bd, spec.marrow_heterogeneity_pct, texture_rng)
+            for bd in bodies
+        },
     )
     if spec.lesion_level is None:
         return model
@@ -341,11 +391,16 @@ def paint_vertebra(
     inside = d >= 0.0
     if not np.any(inside):
         return
+    ff = np.full(u.shape, marrow.ff, np.float32)
+    texture = md.textures[body.name]
+    if texture.sd_pct > 0:
+        ff[inside] += texture.fat_fraction_change(u[inside], v[inside], w[inside])
+        np.clip(ff, 0.005, 0.995, out=ff)
     core = Tissue.MARROW_CORE if body.labelled else Tissue.OTHER_VERTEBRA
-    cv.paint(sl, inside & (d >= an.CORE_DEPTH_MM), core, marrow)
+    cv.paint(sl, inside & (d >= an.CORE_DEPTH_MM), core, marrow, ff=ff)
     rim = inside & (d >= an.CORTEX_MM) & (d < an.CORE_DEPTH_MM)
     closeness = np.clip(1.0 - (d - an.CORTEX_MM) / an.RIM_MM, 0.0, 1.0)
-    rim_ff = np.maximum(marrow.ff - lv.rim_drop_pct / 100.0 * closeness, 0.0)
+    rim_ff = np.maximum(ff - lv.rim_drop_pct / 100.0 * closeness, 0.0)
     rim_r2 = marrow.r2s_per_s * (1.0 + ts.RIM_R2S_RISE * closeness)
     rim_tissue = Tissue.MARROW_RIM if body.labelled else Tissue.OTHER_VERTEBRA
     cv.paint(sl, rim, rim_tissue, marrow, ff=rim_ff, r2=rim_r2)

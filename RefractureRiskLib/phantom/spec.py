@@ -47,7 +47,10 @@ class PhantomSpec:
     ``lesion_level`` gets a focal low-fat sphere (8-12 mm). ``fracture_shape`` says where the
     height is lost: "crush" (uniformly; the spine shortens by the loss), "wedge" (at the anterior
     wall, none posteriorly) or "biconcave" (at the centre of both end plates, none at the rim);
-    the height-loss fraction applies where the loss is deepest.
+    the height-loss fraction applies where the loss is deepest. ``marrow_heterogeneity_pct``
+    (PDFF points, SD) adds a smooth random variation (wavelengths 10-30 mm) to the marrow PDFF
+    of every body, with zero mean over each body's core, so the true values still hold on
+    average over the core but a small ROI samples them with an error (0 = uniform marrow).
 
     Acquisition: ``snr`` is the marrow signal (water + fat, before bias) over the noise SD of
     each real/imaginary channel; None = noiseless. ``bias_field`` is the peak relative amplitude
@@ -75,6 +78,7 @@ class PhantomSpec:
     oblique_deg: float = 0.0
     slice_supersampling: int | None = None
     fracture_shape: str = "crush"
+    marrow_heterogeneity_pct: float = 0.0
 
     def __post_init__(self) -> None:
         src = "PhantomSpec"
@@ -144,6 +148,11 @@ class PhantomSpec:
             raise InputError(f"{src}.snr", f"got {self.snr}; expected > 0 or None (noiseless)")
         if not 0.0 <= self.bias_field < 0.9:
             raise InputError(f"{src}.bias_field", f"got {self.bias_field}; expected 0 <= a < 0.9")
+        if not 0.0 <= self.marrow_heterogeneity_pct <= 10.0:
+            raise InputError(
+                f"{src}.marrow_heterogeneity_pct",
+                f"got {self.marrow_heterogeneity_pct}; expected 0-10 PDFF points",
+            )
         if not -60.0 <= self.lordosis_deg <= 80.0:
             raise InputError(f"{src}.lordosis_deg", f"got {self.lordosis_deg}; expected -60..80")
         if not -45.0 <= self.scoliosis_deg <= 45.0:

@@ -88,7 +88,8 @@ class PhantomTruth:
     ``tissue``: uint8 :class:`Tissue` class at each voxel centre.
     ``core``: uint8, 1 where the whole voxel (every slice sub-sample) is core marrow of a
     labelled body: >= 3 mm deep and outside vein, lesion and cement, so a noiseless study holds
-    exactly the level's true PDFF and R2* there.
+    exactly the level's true PDFF and R2* there (on average only, when the spec asks for
+    marrow heterogeneity).
     """
 
     body_labels: Volume
