@@ -426,6 +426,29 @@ def test_in_and_out_of_phase_follow_the_fat_fraction(default: PhantomStudy) -> N
     assert np.median(op[csf] / ip[csf]) > 0.95
 
 
+def test_echoes_decay_and_alternate_with_the_fat_phase() -> None:
+    spec = {"seed": 2, "in_plane_spacing_mm": 2.5, "n_slices": 8}
+    ph = generate_phantom(PhantomSpec(**spec, include_echoes=True))
+    plain = generate_phantom(PhantomSpec(**spec))
+    tes = ph.study.provenance.echo_times_ms
+    assert [k for k in ph.study.maps if k.startswith("echo_")] == [f"echo_{n}" for n in range(1, 7)]
+    for kind in plain.study.maps:  # the maps themselves do not change
+        np.testing.assert_array_equal(ph.study.maps[kind].array, plain.study.maps[kind].array)
+    tissue = ph.truth.tissue.array
+    csf = [ph.study.maps[f"echo_{n}"].array[tissue == Tissue.CSF].mean() for n in range(1, 7)]
+    # water only: mono-exponential decay with the CSF R2*
+    r2_csf = -np.polyfit(np.asarray(tes) * 1e-3, np.log(csf), 1)[0]
+    csf_r2 = ph.study.r2s.array[tissue == Tissue.CSF].mean()
+    assert r2_csf == pytest.approx(csf_r2, rel=0.05)
+    # marrow (about half fat) oscillates: at 1.5 T echo 4 (7.2 ms) is nearly out of phase and
+    # echo 5 (9.2 ms) in phase, so the later echo is brighter despite the decay
+    assert tes[3] == pytest.approx(7.2) and tes[4] == pytest.approx(9.2)
+    core = tissue == Tissue.MARROW_CORE
+    e4, e5 = (ph.study.maps[f"echo_{n}"].array[core].mean() for n in (4, 5))
+    assert e4 < 0.6 * e5
+    assert csf[3] > csf[4]
+
+
 # -- options ---------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,8 @@ Steps: draw the anatomy and tissue values from the seed (:mod:`.raster`, :mod:`.
 :mod:`.anatomy`), lay out the acquisition grid (:mod:`.grid`), rasterise with partial volume
 across slices, then synthesise the maps with bias field and noise (:mod:`.signal`). Random draws
 come from independent streams of ``SeedSequence(seed)`` (0 anatomy, 1 tissue values, 2 bias
-field, 3 noise), so for instance changing the SNR or the grid never changes the anatomy or the
-true values.
+field, 3 map noise, 4 marrow texture, 5 echo noise), so for instance changing the SNR or the
+grid never changes the anatomy or the true values.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.phantom import anatomy as an
 from RefractureRiskLib.phantom.grid import acquisition_grid, n_subsamples
 from RefractureRiskLib.phantom.raster import PhantomModel, build_model, rasterise
-from RefractureRiskLib.phantom.signal import bias_field, echo_times_ms, synthesise_maps
+from RefractureRiskLib.phantom.signal import (
+    bias_field,
+    echo_times_ms,
+    synthesise_echoes,
+    synthesise_maps,
+)
 from RefractureRiskLib.phantom.spec import PhantomSpec
 from RefractureRiskLib.phantom.truth import PhantomLevel, PhantomStudy, PhantomTruth
 
@@ -35,7 +40,7 @@ def generate_phantom(spec: PhantomSpec | None = None) -> PhantomStudy:
     md = build_model(spec)
     mat, shape = acquisition_grid(spec, md.bodies, md.curve)
     raster = rasterise(md, mat, shape, n_subsamples(spec))
-    streams = np.random.SeedSequence(int(spec.seed)).spawn(4)
+    streams = np.random.SeedSequence(int(spec.seed)).spawn(6)
     bias_rng, noise_rng = np.random.default_rng(streams[2]), np.random.default_rng(streams[3])
     bias: npt.NDArray | np.float32 = np.float32(1.0)
     if spec.bias_field > 0:
@@ -52,6 +57,18 @@ def generate_phantom(spec: PhantomSpec | None = None) -> PhantomStudy:
         spec.snr,
         noise_rng,
     )
+    if spec.include_echoes:
+        maps.update(
+            synthesise_echoes(
+                raster["water"],
+                raster["fat"],
+                raster["r2s"],
+                spec.field_strength_t,
+                bias,
+                spec.snr,
+                np.random.default_rng(streams[5]),
+            )
+        )
     noise = "noiseless" if spec.snr is None else f"Rician noise, SNR {spec.snr:g}"
     study = Study(
         maps={kind: Volume(arr, mat) for kind, arr in maps.items()},

@@ -55,6 +55,8 @@ class PhantomSpec:
     Acquisition: ``snr`` is the marrow signal (water + fat, before bias) over the noise SD of
     each real/imaginary channel; None = noiseless. ``bias_field`` is the peak relative amplitude
     of a smooth multiplicative receive field (0 = none; must be < 0.9).
+    ``include_echoes`` adds the six magnitude echo images ``echo_1`` .. ``echo_6`` (at the
+    provenance echo times) to the study.
     ``slice_supersampling``: sub-samples per slice for partial volume (None = automatic, about
     one per millimetre, always odd).
     """
@@ -79,6 +81,7 @@ class PhantomSpec:
     slice_supersampling: int | None = None
     fracture_shape: str = "crush"
     marrow_heterogeneity_pct: float = 0.0
+    include_echoes: bool = False
 
     def __post_init__(self) -> None:
         src = "PhantomSpec"
