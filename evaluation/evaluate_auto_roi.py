@@ -82,7 +82,7 @@ def score_study(ph, result) -> list[dict]:
         # the true body is the one holding most ROI voxels (or most body voxels if no ROI)
         under = tb[mask] if n else tb[result.body_labels.array == lr.label]
         vals, counts = np.unique(under, return_counts=True)
-        best = int(vals[np.argmax(counts)]) if n else 0
+        best = int(vals[np.argmax(counts)]) if under.size else 0
         inside = float(np.mean(under == best)) if n and best else np.nan
         tl = lab_to_level.get(best)
         rows.append(

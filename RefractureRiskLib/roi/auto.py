@@ -515,11 +515,12 @@ def place_segment(
         a, b = cross_section_mm
         slab &= (u / (a + 1.0)) ** 2 + (v / (b + 1.0)) ** 2 <= 1.0
         marrow = bone_tissue(arrays, box, marrow, criteria)
-    body, why = body_from_marrow(marrow & slab, box.ijk_to_ras, seed_ijk, -tang)
+    # signal voids (cement) count as body for its shape; the ROI keeps away from them
+    body, why = body_from_marrow((marrow | void) & slab, box.ijk_to_ras, seed_ijk, -tang)
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
     if cross_section_mm is None:
-        body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal)
+        body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
     frame = body_frame(body, box.ijk_to_ras, si_hint=_refined_axis(body, box.ijk_to_ras, -tang))
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "no safe-core ROI"

@@ -45,6 +45,8 @@ BOX_HALF_MM: tuple[float, float, float] = (42.0, 38.0, 34.0)
 #: the body: a 2D opening of this radius in each plane normal to the spine axis. Pedicles are
 #: 8-10 mm wide (up to 12 mm with partial volume of thick sagittal slices); bodies >= 27 mm.
 OPEN_MM: float = 6.0
+#: How far (mm) the opened body is grown back along the spine axis (tilted endplates).
+SI_REGROW_MM: float = 10.0
 #: A vertebral body is at least twice this (mm) along each of its axes (even when fractured).
 MIN_HALF_EXTENT_MM: float = 5.0
 #: A seed further than this from any marrow is refused.
@@ -114,6 +116,7 @@ def refine_body(
     pdff_smooth: npt.NDArray,
     seed_kji: tuple[int, int, int],
     signal: npt.NDArray | None = None,
+    void: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Trim partial-volume boundary voxels and add the dark cortical shell.
 
@@ -128,7 +131,9 @@ def refine_body(
     core = float(np.median(pdff_smooth[body]))
     lo = 0.5 * (core + LOW_TISSUE_PDFF_PCT)
     hi = 0.5 * (core + FAT_PDFF_PCT)
-    kept = body & (pdff_smooth >= lo) & (pdff_smooth <= hi)
+    kept = body & (
+        ((pdff_smooth >= lo) & (pdff_smooth <= hi)) | (void if void is not None else False)
+    )
     kept = fill_holes(kept) & body
     lab, _ = ndimage.label(kept)
     keep = lab[seed_kji]
@@ -218,8 +223,32 @@ def body_from_marrow(
     comp = lab == lab[k[nearest], j[nearest], i[nearest]]
     sp_plane = sp.copy()
     sp_plane[axis] = 1.0e4
-    grow = ndimage.distance_transform_edt(~comp, sampling=sp_plane)
-    body = filled & (grow <= open_mm + 0.5 * float(np.delete(sp, axis).max()))
+    # grow back by open_mm within the planes: only the component's box, widened, can change
+    reach = np.ceil((open_mm + sp) / sp).astype(int)
+    reach[axis] = 0
+    ck, cj, ci = np.nonzero(comp)
+    lo = [max(int(a.min()) - r, 0) for a, r in zip((ck, cj, ci), reach, strict=True)]
+    hi = [
+        min(int(a.max()) + r + 1, n)
+        for a, r, n in zip((ck, cj, ci), reach, comp.shape, strict=True)
+    ]
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    grown = np.zeros_like(comp)
+    grow = ndimage.distance_transform_edt(~comp[sl], sampling=sp_plane)
+    grown[sl] = grow <= open_mm + 0.5 * float(np.delete(sp, axis).max())
+    body = filled & grown
+    # The opening works in array planes; a tilted body loses the oblique parts near its
+    # endplates. Grow back along the spine axis only, inside the marrow (geodesic, 1D): the
+    # body's own footprint regains its full height, pedicles (beside it) do not come back.
+    if body.any():
+        steps = int(np.ceil(SI_REGROW_MM / sp[axis]))
+        struct = np.zeros((3, 3, 3), bool)
+        centre = [1, 1, 1]
+        for d in (0, 2):
+            centre[axis] = d
+            struct[tuple(centre)] = True
+        struct[1, 1, 1] = True
+        body = ndimage.binary_dilation(body, struct, iterations=steps, mask=filled)
     lab2, _ = ndimage.label(body)
     keep = lab2[k[nearest], j[nearest], i[nearest]]
     return (lab2 == keep) if keep else body, ""
@@ -241,10 +270,11 @@ def place_at_seed(
     marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
     seed_ijk = (np.r_[np.asarray(seed_ras, float), 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
     si = (0.0, 0.0, 1.0) if si_hint is None else si_hint
-    body, why = body_from_marrow(marrow, box.ijk_to_ras, seed_ijk, si)
+    # signal voids (cement) count as body for its shape; the ROI keeps away from them
+    body, why = body_from_marrow(marrow | void, box.ijk_to_ras, seed_ijk, si)
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
-    body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal)
+    body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
     frame = body_frame(body, box.ijk_to_ras, si_hint)
     if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
         size = " x ".join(f"{2 * h:.0f}" for h in frame.half_extent_mm)

@@ -315,8 +315,34 @@ def safe_core_roi(
     Allowed voxels are body voxels that are marrow (voids such as cement are excluded and kept
     ``margin_mm`` away like cortex); the ROI is the allowed voxels whose extent is at least
     ``margin_mm`` from anything not allowed, inside the ellipsoid (or mid-sagittal ellipse), and
-    outside the basivertebral-vein zone.
+    outside the basivertebral-vein zone. Computed on the body's bounding box only.
     """
+    out = np.zeros(body_mask.shape, bool)
+    if not body_mask.any():
+        return out
+    sl, mat = _bbox(body_mask, ijk_to_ras)
+    out[sl] = _safe_core_in_box(body_mask[sl], marrow_mask_local[sl], mat, frame, params)
+    return out
+
+
+def _bbox(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray, pad: int = 1):
+    """Slices of the bounding box of ``mask`` (padded, clipped) and that box's IJK-to-RAS."""
+    idx = np.nonzero(mask)
+    lo = [max(int(a.min()) - pad, 0) for a in idx]
+    hi = [min(int(a.max()) + pad + 1, n) for a, n in zip(idx, mask.shape, strict=True)]
+    shift = np.eye(4)
+    shift[:3, 3] = lo[::-1]
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    return sl, np.asarray(ijk_to_ras, float) @ shift
+
+
+def _safe_core_in_box(
+    body_mask: npt.NDArray[np.bool_],
+    marrow_mask_local: npt.NDArray[np.bool_],
+    ijk_to_ras: npt.NDArray,
+    frame: BodyFrame,
+    params: CoreRoiParams,
+) -> npt.NDArray[np.bool_]:
     allowed = body_mask & marrow_mask_local
     allowed = fill_holes(allowed) & body_mask
     # Small holes (noise) are filled; large ones (cement, lesions with no signal) stay holes.

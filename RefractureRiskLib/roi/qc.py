@@ -9,8 +9,10 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
 - fractured: body height loss >= 20% (Genant grade 1 starts at 20-25%): the largest loss of the
   anterior, middle or posterior height against the same height expected from the other levels
   (a robust line of height against level, so the normal caudal increase and other fractured
-  levels do not bias it; S1 excluded). The anterior and posterior heights are less precise and
-  must exceed the threshold by a further 10 points (``EDGE_HEIGHT_MARGIN``).
+  levels do not bias it; S1 excluded). Middle and anterior heights are judged; the anterior one
+  is less precise (rounded rim) and must exceed the threshold by a further 10 points
+  (``EDGE_HEIGHT_MARGIN``); the posterior height is reported but not judged (the basivertebral
+  vein and the pedicles make it unreliable).
 - cemented: >= 5% of the whole body is signal void (cement has no MR signal).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
@@ -119,8 +121,9 @@ def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
     # the anterior and posterior heights are measured less precisely (rounded rims, pedicles,
     # the vein): they count only beyond an extra margin
     candidates = [loss[1]] if ok[1] else []
-    candidates += [loss[p] - EDGE_HEIGHT_MARGIN for p in (0, 2) if ok[p]]
-    return float(max(candidates))
+    if ok[0]:
+        candidates.append(loss[0] - EDGE_HEIGHT_MARGIN)
+    return float(max(candidates)) if candidates else float("nan")
 
 
 def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
