@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  {kind} flag: sensitivity {tp}/{p} = {tp / max(p, 1):.3f}"
             f"{' (target >= 0.95)' if kind != 'lesion' else ''}, false positives {fp}/{n}"
         )
+    plain = [r for r in ok if not (r["true_lesion"] or r["true_fractured"] or r["true_cemented"])]
+    print(
+        f"  lesion flag on levels without lesion, fracture (oedema) or cement: "
+        f"{sum(r['flag_lesion'] for r in plain)}/{len(plain)}"
+    )
     if t_auto:
         print(f"  automatic placement time: median {np.median(t_auto):.2f} s per study")
     if args.csv:

@@ -345,7 +345,36 @@ def rescue_gaps(
         else:
             out_g.append(gap)
         out_s.append(seg)
-    return out_s, out_g
+    return _rescue_top(out_s, out_g, wet, med)
+
+
+def _rescue_top(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], wet: Profile, med_gap: float
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Oedematous bodies above the first marrow body: accepted one by one going up while each
+    is body-sized, separated from the body below by a disc-sized gap of water-like tissue, and
+    not running into the edge of the field of view (soft tissue above the column is not bone)."""
+    med_len = float(np.median([s.length_mm for s in segs]))
+    covered = np.flatnonzero(wet.covered)
+    if not covered.size:
+        return segs, gaps
+    start = wet.t_mm[covered[0]] - PROFILE_STEP_MM / 2
+    inner = Profile(wet.t_mm, wet.marrow, wet.disc, wet.void, wet.covered.copy())
+    inner.covered[wet.t_mm > segs[0].t0_mm - 2.0] = False
+    found, _ = segment_profile(inner)
+    for f in reversed(found):
+        gap = segs[0].t0_mm - f.t1_mm
+        ok = (
+            MIN_BODY_MM <= f.length_mm <= 1.4 * med_len
+            and gap <= 2.0 * med_gap
+            and f.t0_mm > start + 3.0
+            and _gap_kind(wet, f.t1_mm, segs[0].t0_mm) == "disc"
+        )
+        if not ok:
+            break
+        gaps = [(f.t1_mm, segs[0].t0_mm, "disc"), *gaps]
+        segs = [Segment(f.t0_mm, f.t1_mm, f.void_frac), *segs]
+    return segs, gaps
 
 
 def _gap_kind(prof: Profile, g0: float, g1: float) -> str:
@@ -524,7 +553,7 @@ def place_segment(
     frame = body_frame(body, box.ijk_to_ras, si_hint=_refined_axis(body, box.ijk_to_ras, -tang))
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "no safe-core ROI"
-    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras)
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
 
 
@@ -597,7 +626,6 @@ def automatic_rois(
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
     cents = np.array([c[0] for c in chain])
-    corners = grid_ras(tuple(2 if s > 1 else 1 for s in (1, 1, 1)), np.eye(4))  # noqa: F841
     zs = _fov_z_range(marrow.shape, mat)
     line = fit_centre_line(cents, zs)
     prof = profile_along(line, marrow, disc, void, mat)

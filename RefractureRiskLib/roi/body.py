@@ -158,12 +158,18 @@ def focal_lesion_ml(
     void: npt.NDArray[np.bool_],
     frame: BodyFrame,
     ijk_to_ras: npt.NDArray,
+    pdff_smooth: npt.NDArray | None = None,
 ) -> float:
     """Volume (mL) of regions inside the body with signal but not marrow PDFF (focal lesions).
 
-    Regions with no signal are cement (see :func:`void_fraction`); regions centred in the
-    basivertebral-vein zone (posterior third, middle of the height) are the vein, not lesions.
+    With ``pdff_smooth``, "marrow PDFF" is relative to this body: at least half-way from
+    water-like tissue to the body's median marrow PDFF (a lesion replacing fat). Regions with no
+    signal are cement (see :func:`void_fraction`); regions centred in the basivertebral-vein
+    zone (posterior third, middle of the height) are the vein, not lesions.
     """
+    if pdff_smooth is not None and (body & marrow).any():
+        core = float(np.median(pdff_smooth[body & marrow]))
+        marrow = marrow & (pdff_smooth >= 0.5 * (core + LOW_TISSUE_PDFF_PCT))
     inner = body & marrow
     holes = fill_holes(inner) & ~marrow & ~void & body
     if not holes.any():
@@ -281,7 +287,7 @@ def place_at_seed(
         return BodyPlacement(box, empty, empty, None, f"no vertebral body ({size} mm)")
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "body too small for a safe-core ROI"
-    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras)
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
 
 

@@ -108,8 +108,9 @@ def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.fl
 
 
 def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
-    """Largest relative height loss over the anterior, middle and posterior heights against the
-    heights expected from the other levels (:func:`expected_heights_mm`); NaN if unknown."""
+    """Relative height loss against the heights expected from the other levels
+    (:func:`expected_heights_mm`): the middle height's loss, or the anterior height's loss less
+    ``EDGE_HEIGHT_MARGIN`` if larger; NaN if unknown."""
     if lv.level == "S1":
         return float("nan")
     expected = expected_heights_mm(lv, ctx)
