@@ -99,6 +99,27 @@ def _draw_map(ax: Any, study: Study, kind: str, roiset: RoiSet, title: str, vmax
     ax.figure.colorbar(img, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
 
 
+def _r2s_window_max(study: Study, roiset: RoiSet) -> float:
+    """Upper end (1/s) of the R2* grey scale: 2.5x the 95th percentile inside the ROIs.
+
+    The whole map is useless for this: fits in air and noise reach the stored maximum (often
+    1000 1/s), which would show marrow at 40-150 1/s as black. Falls back to the 99.5th
+    percentile of the map's finite values when no ROI holds an R2* value.
+    """
+    r2s = np.asarray(study.r2s.array, dtype=float)
+    inside = r2s[(np.asarray(roiset.labelmap.array) > 0) & np.isfinite(r2s)]
+    if inside.size:
+        top = 2.5 * float(np.percentile(inside, 95))
+    else:
+        finite = r2s[np.isfinite(r2s)]
+        top = float(np.percentile(finite, 99.5)) if finite.size else 0.0
+    return top if top > 0 else 1.0
+
+
+#: Lines of text the page footer holds.
+FOOTER_LINES = 9
+
+
 def _level_table(stats: pd.DataFrame) -> pd.DataFrame:
     """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, used in summaries."""
     rows = []
@@ -115,8 +136,8 @@ def _level_table(stats: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "Level": level,
-                "PDFF (%)": fmt("pdff"),
-                "R2* (1/s)": fmt("r2s"),
+                "PDFF (%) mean ± SD": fmt("pdff"),
+                "R2* (1/s) mean ± SD": fmt("r2s"),
                 "ROI (mL)": f"{first['volume_ml']:.2f}",
                 "Flags": str(first["flags"]).replace(";", ", ").replace("_", " ") or "-",
                 "In summary": "yes" if bool(first["included"]) else "no",
@@ -168,7 +189,7 @@ def build_figure(
         "pdff": [0.05, 0.47, 0.42, 0.41],
         "r2s": [0.53, 0.47, 0.42, 0.41],
         "risk": [0.05, 0.29, 0.36, 0.15],
-        "contrib": [0.68, 0.30, 0.28, 0.14],
+        "contrib": [0.68, 0.325, 0.28, 0.12],
         "table": [0.05, 0.09, 0.90, 0.17],
         "footer": [0.05, 0.005, 0.90, 0.08],
     }
@@ -205,7 +226,7 @@ def build_figure(
 
     _draw_map(fig.add_axes(layout["pdff"]), study, "pdff", roiset, "PDFF (%)", 100.0)
     if "r2s" in study.maps:
-        r2s_max = float(np.nanpercentile(np.asarray(study.r2s.array), 99.5)) or 1.0
+        r2s_max = _r2s_window_max(study, roiset)
         _draw_map(fig.add_axes(layout["r2s"]), study, "r2s", roiset, "R2* (1/s)", r2s_max)
 
     ax_risk = fig.add_axes(layout["risk"])
@@ -226,7 +247,18 @@ def build_figure(
         )
         ax_risk.text(0.0, 0.45, what, fontsize=9, va="center")
         ax_risk.text(0.0, 0.30, interval, fontsize=8, va="center")
-        ax_risk.text(0.0, 0.10, model, fontsize=7, va="center", color="#444444", wrap=True)
+        ax_risk.text(0.0, 0.03, model, fontsize=7, va="center", color="#444444", wrap=True)
+        n_input_warnings = len(risk.warnings) - (0 if risk.validated else 1)
+        if n_input_warnings > 0:
+            ax_risk.text(
+                0.0,
+                0.16,
+                f"{n_input_warnings} input warning(s) (missing or out of range): see below",
+                fontsize=8,
+                fontweight="bold",
+                va="center",
+                color=WARNING_RED,
+            )
 
     ax_c = fig.add_axes(layout["contrib"])
     if risk is not None and risk.contributions:
@@ -283,11 +315,21 @@ def build_figure(
 
 
 def provenance_text(provenance: Mapping[str, Any], risk: RiskResult | None) -> str:
-    """Short provenance lines for the page footer."""
+    """Short provenance lines for the page footer, then the risk warnings.
+
+    At most ``FOOTER_LINES`` lines; warnings (missing inputs, extrapolation) take precedence
+    over provenance lines, and any warning that does not fit is counted, never dropped silently.
+    """
     lines = [f"{k}: {v}" for k, v in provenance.items() if not isinstance(v, (dict, list))]
-    if risk is not None:
-        lines.extend(f"warning: {w}" for w in risk.warnings[:4])
-    return "\n".join(line[:150] for line in lines[:12])
+    warnings = [f"warning: {w}" for w in risk.warnings] if risk is not None else []
+    keep = max(FOOTER_LINES - len(warnings), FOOTER_LINES // 2)
+    lines = lines[:keep]
+    room = FOOTER_LINES - len(lines)
+    if len(warnings) > room:
+        hidden = len(warnings) - (room - 1)
+        more = f"... and {hidden} more warning(s): see report.html or results.json"
+        warnings = [*warnings[: room - 1], more]
+    return "\n".join(line[:150] for line in lines + warnings)
 
 
 def _html_table(df: pd.DataFrame) -> str:

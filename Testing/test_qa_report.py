@@ -1,0 +1,91 @@
+"""QA regressions for the one-page report: R2* grey scale, table headers, footer warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+from RefractureRiskLib.model.scoring import score
+from RefractureRiskLib.report import onepage
+
+
+def _study_and_rois() -> tuple[Study, RoiSet]:
+    shape = (4, 20, 20)
+    r2s = np.full(shape, 1000.0)  # fits in air/noise saturate at the stored maximum
+    labels = np.zeros(shape, dtype=np.int16)
+    labels[1:3, 5:10, 5:10] = 4  # L1 marrow
+    r2s[labels > 0] = np.linspace(50.0, 70.0, int((labels > 0).sum()))
+    pdff = np.full(shape, 50.0)
+    study = Study({"pdff": Volume(pdff), "r2s": Volume(r2s)})
+    rois = RoiSet(Volume(labels), (LevelRoi("L1", 4),), RoiMethod("automatic"))
+    return study, rois
+
+
+def test_r2s_grey_scale_follows_the_marrow_not_the_air() -> None:
+    study, rois = _study_and_rois()
+    top = onepage._r2s_window_max(study, rois)
+    marrow = study.r2s.array[rois.labelmap.array > 0]
+    # Marrow must sit in the visible part of the scale, not at the bottom 7% of 0-1000.
+    assert np.percentile(marrow, 95) < top < 1000.0
+    assert marrow.mean() / top > 0.25
+
+
+def test_level_table_says_what_the_spread_is() -> None:
+    import pandas as pd
+
+    stats = pd.DataFrame(
+        {
+            "level": ["L1", "L1"],
+            "map": ["pdff", "r2s"],
+            "mean": [50.0, 60.0],
+            "sd": [1.0, 2.0],
+            "volume_ml": [3.0, 3.0],
+            "flags": ["", ""],
+            "included": [True, True],
+        }
+    )
+    table = onepage._level_table(stats)
+    assert any("SD" in c and "PDFF" in c for c in table.columns)
+    assert any("SD" in c and "R2*" in c for c in table.columns)
+
+
+def test_footer_never_drops_a_risk_warning_silently() -> None:
+    model = load_model(bundled_model_path())
+    risk = score(model, {"age_years": 74, "sex": "F"})  # 8 missing-input warnings
+    provenance = {f"key{i}": f"value{i}" for i in range(8)}
+    assert len(risk.warnings) + len(provenance) > onepage.FOOTER_LINES
+    text = onepage.provenance_text(provenance, risk)
+    lines = text.splitlines()
+    assert len(lines) <= onepage.FOOTER_LINES
+    shown = sum(line.startswith("warning: ") for line in lines)
+    more = [line for line in lines if "more warning" in line]
+    assert len(more) == 1
+    hidden = int(more[0].split("and ")[1].split(" more")[0])
+    assert shown + hidden == len(risk.warnings)
+    # The demonstration-model warning is the first and always shown.
+    first_warning = next(line for line in lines if line.startswith("warning: "))
+    assert "not for clinical use" in first_warning
+
+
+def test_footer_keeps_all_lines_when_they_fit() -> None:
+    model = load_model(bundled_model_path())
+    full = {
+        "age_years": 74,
+        "sex": "F",
+        "dxa_l1l4_tscore": -3.0,
+        "cement_leak_disc": 1,
+        "antiop_post": 0,
+        "tl_junction": 1,
+        "glucocorticoid_use": 0,
+        "n_prevalent_vertebral_fractures": 1,
+        "pdff_global_L1L4": 55.0,
+        "r2s_global_L1L4": 70.0,
+    }
+    risk = score(model, full)
+    text = onepage.provenance_text({"software": "x", "reader": "y"}, risk)
+    assert text.splitlines() == ["software: x", "reader: y"] + [
+        f"warning: {w}" for w in risk.warnings
+    ]
