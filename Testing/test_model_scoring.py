@@ -148,7 +148,7 @@ def test_missing_and_extrapolated_inputs_warn(demo: RiskModel) -> None:
     [
         ("age_years", 250, "outside the allowed range"),
         ("age_years", "seventy", "expected a number"),
-        ("pdff_global_L1L4", 0.62, None),  # a fraction is allowed by the hard range, not refused
+        ("pdff_global_L1L4", 0.62, "looks like a fraction"),  # refused like a fraction column
         ("pdff_global_L1L4", 620.0, "outside the allowed range"),
         ("cement_leak_disc", 2, "expected 0 .no. or 1 .yes."),
         ("sex", "X", "is not one of"),

@@ -36,6 +36,14 @@ INPUT_KINDS = ("number", "binary", "category")
 TRANSFORM_TYPES = ("linear", "indicator", "threshold", "rcs")
 
 
+#: Unit mistakes refused for one patient as the cohort schema refuses them for a column:
+#: unit -> (largest value on the mistaken scale, what to do).
+UNIT_MISTAKES: dict[str, tuple[float, str]] = {
+    "%": (1.0, "looks like a fraction 0-1; give percent 0-100 (multiply by 100)"),
+    "1/s": (5.0, "looks like 1/ms; give R2* in 1/s (multiply by 1000; from T2* in ms: 1000/T2*)"),
+}
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One user-supplied value: kind, unit, limits and the substitute used when it is missing."""
@@ -84,7 +92,24 @@ class InputSpec:
                     f"{number:g}{self._unit_hint(' ')} is outside the allowed range "
                     f"[{lo:g}, {hi:g}] (check the unit)",
                 )
+        mistake = self._unit_mistake(number)
+        if mistake is not None:
+            raise InputError(where, mistake)
         return number
+
+    def _unit_mistake(self, number: float) -> str | None:
+        """Why ``number`` looks like a value in the wrong unit, or None.
+
+        Only where the mistaken scale lies wholly below the input's intended (soft) range, so a
+        plausible value is never refused: a PDFF of 0.55 % is a fraction 0.55 given by mistake.
+        """
+        rule = UNIT_MISTAKES.get(self.unit)
+        if rule is None or self.soft_range is None:
+            return None
+        top, reason = rule
+        if 0.0 < number <= top < self.soft_range[0]:
+            return f"{number:g} {self.unit} {reason}"
+        return None
 
     def outside_soft_range(self, value: float | str) -> bool:
         if self.soft_range is None or isinstance(value, str):
