@@ -91,8 +91,8 @@ COHORT_PROBLEMS_FILE = "cohort_problems.csv"
 STATUS_FILE = "batch_status.csv"
 STAGING_PREFIX = ".partial-"
 REPLACED_PREFIX = ".replaced-"
-#: A study whose worker process died this many times (run alone) is recorded as failed.
-MAX_WORKER_DEATHS = 1
+#: Studies queued per local worker: the next one waits while the parent records the last.
+IN_FLIGHT_PER_WORKER = 2
 #: Statistics kept per measurement in the store (the registry's, plus the body volume).
 STORE_STATISTICS: tuple[str, ...] = (*STATISTICS, "body_volume_ml")
 #: Columns of the cohort table the batch fills from the store (all others come from the clinic).
@@ -433,7 +433,7 @@ def _run_processes(
     workers: int,
     work: Callable[[BatchTask], TaskResult] = analyze_patient,
 ) -> Iterator[TaskResult]:
-    """Local worker processes, at most ``workers`` studies in flight.
+    """Local worker processes, at most ``IN_FLIGHT_PER_WORKER * workers`` studies in flight.
 
     A worker that dies (segfault, SIGKILL, out of memory) breaks the whole pool: the studies then
     in flight are re-run one at a time in a new pool, so the one that kills its worker again,
@@ -455,7 +455,7 @@ def _run_processes(
                     isolated = suspects.popleft()
                     batch = [isolated]
                 elif not suspects:
-                    while todo and len(running) + len(batch) < workers:
+                    while todo and len(running) + len(batch) < IN_FLIGHT_PER_WORKER * workers:
                         batch.append(todo.popleft())
                 for task in batch:
                     try:

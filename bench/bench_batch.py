@@ -63,11 +63,18 @@ def run_batch(root: Path, clinical: Path, out: Path, workers: int, report: bool)
     if not report:
         cmd.append("--no-report")
     load0 = os.getloadavg()[0]
+    stall0 = _cpu_stall_us()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stall1 = _cpu_stall_us()
+    pressure = (
+        "n/a"
+        if stall0 is None or stall1 is None
+        else f"{(stall1 - stall0) / 1e6 / wall:.0%} of the time a task waited for a core"
+    )
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"batch failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     status = pd.read_csv(out / "batch_status.csv")
@@ -87,7 +94,28 @@ def run_batch(root: Path, clinical: Path, out: Path, workers: int, report: bool)
         "children_peak_mb": after.ru_maxrss / 1024.0,  # max over all finished descendants
         "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         "load": (load0, os.getloadavg()[0]),
+        "cpu_pressure": pressure,
     }
+
+
+def _pooled(workers: int, runs: list[dict]) -> dict:
+    done = sum(r["done"] for r in runs)
+    return {
+        "workers": workers,
+        "per_min": done / sum(r["wall_s"] for r in runs) * 60.0,
+        "steady_per_min": sum(r["steady_per_min"] for r in runs) / len(runs),
+        "per_study_s": sum(r["per_study_s"] * r["done"] for r in runs) / max(done, 1),
+        "cpu_per_study_s": sum(r["cpu_s"] for r in runs) / max(done, 1),
+    }
+
+
+def _cpu_stall_us() -> float | None:
+    """Linux pressure stall information: microseconds some task waited for a CPU."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return float(line.rsplit("total=", 1)[1])
 
 
 def main() -> int:
@@ -98,6 +126,7 @@ def main() -> int:
     parser.add_argument("--no-report", action="store_true", help="batch --no-report")
     parser.add_argument("--small", action="store_true", help="small phantoms (2.5 mm pixels)")
     parser.add_argument("--keep", type=Path, help="build the root here and keep it")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat, in ABBA order")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
 
@@ -113,37 +142,41 @@ def main() -> int:
             f"{'off' if args.no_report else 'on'}; cores available "
             f"{len(os.sched_getaffinity(0))}"
         )
-        results = []
-        for w in counts:
-            r = run_batch(root, clinical, base / f"out_w{w}", w, not args.no_report)
-            results.append(r)
+        order = []
+        for i in range(args.rounds):  # ABBA: drifting machine load hits both counts alike
+            order += counts if i % 2 == 0 else counts[::-1]
+        runs: dict[int, list[dict]] = {w: [] for w in counts}
+        for i, w in enumerate(order):
+            r = run_batch(root, clinical, base / f"out_{i}_w{w}", w, not args.no_report)
+            runs[w].append(r)
             peaks = ", ".join(f"{v:.0f}" for v in r["worker_peak_mb"].values())
             print(
                 f"workers={w}: {r['done']} done, {r['failed']} failed in {r['wall_s']:.1f} s -> "
                 f"{r['done'] / r['wall_s'] * 60:.1f} studies/min overall, "
                 f"{r['steady_per_min']:.1f}/min between first and last study (first after "
                 f"{r['startup_s']:.1f} s); {r['per_study_s']:.2f} s per study inside a worker; "
-                f"CPU {r['cpu_s']:.0f} s; peak memory per worker "
+                f"CPU {r['cpu_s'] / max(r['done'], 1):.2f} s per study; peak memory per worker "
                 f"[{peaks}] MB, largest process {r['children_peak_mb']:.0f} MB; load average "
-                f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}"
+                f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}; CPU pressure {r['cpu_pressure']}"
             )
-        base_thr = results[0]["done"] / results[0]["wall_s"]
-        base_steady = results[0]["steady_per_min"]
+        results = [_pooled(w, runs[w]) for w in counts]
+        base_thr, base_steady = results[0]["per_min"], results[0]["steady_per_min"]
         for r in results[1:]:
-            ratio = (r["done"] / r["wall_s"]) / base_thr
-            steady = r["steady_per_min"] / base_steady if base_steady else float("nan")
             print(
-                f"throughput ratio {r['workers']} vs {results[0]['workers']} worker(s): "
-                f"{ratio:.2f}x overall, {steady:.2f}x steady state (goal >= 1.7x for 2 vs 1)"
+                f"throughput ratio {r['workers']} vs {results[0]['workers']} worker(s) over "
+                f"{args.rounds} round(s): {r['per_min'] / base_thr:.2f}x overall, "
+                f"{r['steady_per_min'] / base_steady:.2f}x steady state (goal >= 1.7x for 2 vs 1)"
             )
         if len(results) > 1 and results[0]["per_study_s"] > 0:
             grow = results[-1]["per_study_s"] / results[0]["per_study_s"]
+            cpu = results[-1]["cpu_per_study_s"] / results[0]["cpu_per_study_s"]
             print(
                 f"time per study inside a worker: {results[0]['per_study_s']:.2f} s with "
                 f"{results[0]['workers']} worker(s), {results[-1]['per_study_s']:.2f} s with "
-                f"{results[-1]['workers']} ({grow:.2f}x): above 1 the workers did not each get a "
-                "core (other jobs on the machine, see the load average)"
+                f"{results[-1]['workers']} ({grow:.2f}x; above 1 = the workers did not each get "
+                f"a core); CPU per study {cpu:.2f}x (the parallel overhead)"
             )
+        results = [r for rs in runs.values() for r in rs]
         worst = max(max(r["worker_peak_mb"].values(), default=0.0) for r in results)
         print(f"peak memory per worker: {worst:.0f} MB (goal <= 1024 MB)")
     finally:
