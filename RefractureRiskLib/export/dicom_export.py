@@ -5,7 +5,8 @@ highdicom. Codes: segments are "Bone marrow" (SCT 14016003) of category "Tissue"
 with the vertebra (e.g. SCT 66794005 "L1 vertebra") as anatomic region; measurements are
 "Fat fraction" (DCM 129100, unit UCUM %) and "R2*" (DCM 126395, unit UCUM /s), derivation
 Mean/Median/Standard Deviation (SCT). ``deidentify=True`` replaces the patient's name, ID and
-birth date in the exported objects (the source files are not changed).
+birth date, empties accession number and study ID, and removes the study description and other
+identifying type 3 attributes in the exported objects (the source files are not changed).
 """
 
 from __future__ import annotations
@@ -47,7 +48,36 @@ DERIVATIONS = {
     "median": codes.SCT.Median,
     "sd": codes.SCT.StandardDeviation,
 }
-DEIDENTIFIED = {"PatientName": "ANONYMOUS", "PatientID": "ANON", "PatientBirthDate": ""}
+DEIDENTIFIED = {
+    "PatientName": "ANONYMOUS",
+    "PatientID": "ANON",
+    "PatientBirthDate": "",
+    # Type 2 study identifiers (kept, emptied): PS3.15 basic profile "Z".
+    "AccessionNumber": "",
+    "StudyID": "",
+    "ReferringPhysicianName": "",
+}
+#: De-identification Method (0012,0063), LO: several values of at most 64 characters.
+DEIDENTIFICATION_METHOD = [
+    "RefractureRisk: name, ID, birth date replaced",
+    "accession number, study ID emptied",
+    "identifying type 3 attributes removed",
+    "UIDs and dates retained",
+]
+#: Type 3 attributes copied from the source that can identify the patient: removed (PS3.15 "X").
+DEIDENTIFY_REMOVE = (
+    "StudyDescription",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "InstitutionName",
+    "InstitutionAddress",
+    "PhysiciansOfRecord",
+    "OperatorsName",
+    "PerformingPhysicianName",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,23 @@ def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
             if attr not in ds:
                 raise InputError(f, f"source image lacks {attr} (highdicom needs it for SEG/SR)")
     return datasets
+
+
+def _deidentify(ds: pydicom.Dataset) -> None:
+    """Replace or remove the patient- and study-identifying attributes of an exported object.
+
+    highdicom shares data elements with the source datasets: assigning in place would rewrite
+    the caller's source images too, so each element is deleted and added anew.
+    """
+    for key, value in DEIDENTIFIED.items():
+        if key in ds:
+            delattr(ds, key)
+        setattr(ds, key, value)
+    for key in DEIDENTIFY_REMOVE:
+        if key in ds:
+            delattr(ds, key)
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
 
 
 def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
@@ -152,8 +199,7 @@ def export_seg(
         series_description=f"Vertebral marrow ROIs ({roiset.method.value}, {roiset.reader})",
     )
     if deidentify:
-        for key, value in DEIDENTIFIED.items():
-            setattr(seg, key, value)
+        _deidentify(seg)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
@@ -230,8 +276,7 @@ def export_sr(
         is_complete=True,
     )
     if deidentify:
-        for key, value in DEIDENTIFIED.items():
-            setattr(sr, key, value)
+        _deidentify(sr)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sr.save_as(path)
