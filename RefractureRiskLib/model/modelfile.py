@@ -34,6 +34,8 @@ SCHEMA_NAME = "refracture-risk-model"
 SCHEMA_VERSION = 1
 HASH_FIELD = "content_sha256"
 DEMO_WARNING = "demonstration model, not validated, not for clinical use"
+#: The warning of a model trained on data (``training`` summary present) but not validated.
+UNVALIDATED_WARNING = "model not validated, not for clinical use"
 REQUIRED_FIELDS = (
     "schema",
     "schema_version",
@@ -112,8 +114,15 @@ class RiskModel:
 
     @property
     def warning_text(self) -> str | None:
-        """The text every output made with an unvalidated model must carry."""
-        return None if self.validated else DEMO_WARNING
+        """The text every output made with an unvalidated model must carry.
+
+        A model without a training summary (coefficients not estimated from data: the bundled
+        demonstration model) is called a demonstration model; a model trained on a cohort but
+        not validated is not (calling it a demonstration would misdescribe where it came from).
+        """
+        if self.validated:
+            return None
+        return DEMO_WARNING if not self.training else UNVALIDATED_WARNING
 
     def input(self, name: str) -> InputSpec:
         return self._inputs_by_name[name]  # type: ignore[attr-defined]

@@ -215,7 +215,7 @@ def build_figure(
         fig.text(
             0.5,
             0.928,
-            "DEMONSTRATION MODEL · NOT VALIDATED · NOT FOR CLINICAL USE",
+            risk.warnings[0].upper().replace(", ", " · "),  # the model's own warning text
             fontsize=11,
             fontweight="bold",
             color="white",
