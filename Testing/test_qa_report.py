@@ -89,3 +89,53 @@ def test_footer_keeps_all_lines_when_they_fit() -> None:
     assert text.splitlines() == ["software: x", "reader: y"] + [
         f"warning: {w}" for w in risk.warnings
     ]
+
+
+def _figure_texts(fig) -> str:
+    texts = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        texts.extend(t.get_text() for t in ax.texts)
+    return "\n".join(texts)
+
+
+def test_page_shows_uncertain_labels_and_no_nan() -> None:
+    import math
+
+    import pandas as pd
+
+    from RefractureRiskLib.stats.summary import PatientSummary
+
+    study, rois = _study_and_rois()
+    stats = pd.DataFrame(
+        {
+            "level": ["L1", "L1"],
+            "map": ["pdff", "r2s"],
+            "mean": [50.0, 60.0],
+            "sd": [1.0, 2.0],
+            "volume_ml": [3.0, 3.0],
+            "flags": ["", ""],
+            "included": [True, True],
+        }
+    )
+    nan = math.nan
+    summary = PatientSummary(nan, nan, nan, nan, notes=("too few levels",))
+    provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
+    model = load_model(bundled_model_path())
+    risk = score(model, {"age_years": 74, "sex": "F"})
+    fig = onepage.build_figure(study, rois, stats, summary, risk, provenance, "anonymous")
+    text = _figure_texts(fig)
+    assert "nan%" not in text and "nan 1/s" not in text
+    assert "n/a" in text
+    # The uncertainty is on the page itself, not only in the footer that warnings may crowd out.
+    body = [t.get_text() for t in fig.texts]
+    assert any("LEVEL LABELS" in t and "UNCERTAIN" in t for t in body)
+
+
+def test_terminal_summary_says_not_available_instead_of_nan() -> None:
+    import math
+
+    from RefractureRiskLib.commands.analyze import _fmt
+
+    assert _fmt(math.nan, "%") == "not available"
+    assert _fmt(None, "%") == "not available"
+    assert _fmt(50.19, "%") == "50.2 %"

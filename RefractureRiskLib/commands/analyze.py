@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -74,10 +75,19 @@ def print_result(result) -> None:
         print("LEVEL LABELS UNCERTAIN: " + "; ".join(result.rois.reasons))
     s = result.summary
     print(
-        f"PDFF global L1-L4 {s.pdff_global_L1L4_pct:.1f} %, R2* global L1-L4 "
-        f"{s.r2s_global_L1L4_per_s:.1f} 1/s, PDFF adjacent {s.pdff_adjacent_pct:.1f} %"
+        f"PDFF global L1-L4 {_fmt(s.pdff_global_L1L4_pct, '%')}, R2* global L1-L4 "
+        f"{_fmt(s.r2s_global_L1L4_per_s, '1/s')}, PDFF adjacent {_fmt(s.pdff_adjacent_pct, '%')}"
     )
+    if s.notes:
+        print("Summary notes: " + "; ".join(s.notes))
     if result.risk is not None:
         print(result.risk.format_text())
     for key, path in result.files.items():
         print(f"{key:>12}: {path}")
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    """A summary value for the terminal; "not available" rather than "nan"."""
+    if value is None or not math.isfinite(value):
+        return "not available"
+    return f"{value:.1f} {unit}"

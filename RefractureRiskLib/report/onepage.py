@@ -150,6 +150,13 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _fmt_summary(value: float | None, unit: str) -> str:
+    """A patient summary for the page; "n/a" (not "nan%") when too few levels were eligible."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.1f}{unit}"
+
+
 def _fmt_pct(p: float) -> str:
     return f"{100 * p:.1f}%"
 
@@ -224,6 +231,18 @@ def build_figure(
             bbox={"facecolor": WARNING_RED, "edgecolor": "none", "pad": 4},
         )
 
+    labels_note = provenance.get("labels")
+    if labels_note:
+        # Wrong level labels make every number on the page refer to the wrong vertebra.
+        fig.text(
+            0.05,
+            0.458,
+            f"LEVEL LABELS {labels_note}",
+            fontsize=10,
+            fontweight="bold",
+            color=WARNING_RED,
+            va="center",
+        )
     _draw_map(fig.add_axes(layout["pdff"]), study, "pdff", roiset, "PDFF (%)", 100.0)
     if "r2s" in study.maps:
         r2s_max = _r2s_window_max(study, roiset)
@@ -293,10 +312,10 @@ def build_figure(
         if row > 0 and table.iloc[row - 1]["In summary"] == "no":
             cell.set_facecolor("#eeeeee")
     summ = (
-        f"PDFF global L1-L4: {summary.pdff_global_L1L4_pct:.1f}%   ·   "
-        f"R2* global L1-L4: {summary.r2s_global_L1L4_per_s:.1f} 1/s   ·   "
-        f"PDFF adjacent: {summary.pdff_adjacent_pct:.1f}%   ·   "
-        f"R2* adjacent: {summary.r2s_adjacent_per_s:.1f} 1/s"
+        f"PDFF global L1-L4: {_fmt_summary(summary.pdff_global_L1L4_pct, '%')}   ·   "
+        f"R2* global L1-L4: {_fmt_summary(summary.r2s_global_L1L4_per_s, ' 1/s')}   ·   "
+        f"PDFF adjacent: {_fmt_summary(summary.pdff_adjacent_pct, '%')}   ·   "
+        f"R2* adjacent: {_fmt_summary(summary.r2s_adjacent_per_s, ' 1/s')}"
     )
     fig.text(0.05, 0.268, summ, fontsize=8)
 
