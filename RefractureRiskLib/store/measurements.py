@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from RefractureRiskLib import __version__
+from RefractureRiskLib.core.errors import InputError
 
 SCHEMA_VERSION = 1
 
@@ -171,6 +172,14 @@ def store_url(location: str | Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def _safe_url(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "measurement store URL"
+
+
 class MeasurementStore:
     """Append-only store of measurements; safe for several concurrent writers.
 
@@ -179,9 +188,21 @@ class MeasurementStore:
 
     def __init__(self, location: str | Path) -> None:
         self.url = store_url(location)
-        self.engine: Engine = self._make_engine(self.url)
-        _meta.create_all(self.engine, checkfirst=True)
-        self._check_schema_version()
+        try:
+            self.engine: Engine = self._make_engine(self.url)
+            _meta.create_all(self.engine, checkfirst=True)
+            self._check_schema_version()
+        except (sa.exc.SQLAlchemyError, ImportError) as err:
+            # A file that is not SQLite, an unreachable server, a missing driver: one line that
+            # names the store (password hidden), never a traceback.
+            with contextlib.suppress(AttributeError):
+                self.engine.dispose()
+            cause = getattr(err, "orig", None) or err
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            raise InputError(
+                _safe_url(self.url),
+                f"cannot open the measurement store ({type(cause).__name__}: {detail})",
+            ) from None
 
     def _check_schema_version(self) -> None:
         version_q = sa.select(store_info.c.value).where(store_info.c.key == "schema_version")
@@ -194,8 +215,9 @@ class MeasurementStore:
         with self.engine.connect() as conn:
             found = conn.execute(version_q).scalar_one()
         if int(found) != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.url}: store schema version {found}, this software expects {SCHEMA_VERSION}"
+            raise InputError(
+                _safe_url(self.url),
+                f"store schema version {found}, this software expects {SCHEMA_VERSION}",
             )
 
     @staticmethod
