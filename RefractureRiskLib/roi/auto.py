@@ -84,6 +84,7 @@ THIN_DISC_FRAC = 0.6
 #: A segment longer than this multiple of the median body length holds two bodies.
 LONG_SEGMENT_FACTOR = 1.55
 MIN_BODY_MM = 8.0
+REFINE_MAX_DEG = 30.0  # the body's own axis is used within this angle of the tangent
 
 
 @dataclass(frozen=True)
@@ -563,7 +564,7 @@ def _refined_axis(body: npt.NDArray[np.bool_], mat: npt.NDArray, hint: npt.NDArr
     accurate at the ends of the column)."""
     own = estimate_si_axis(voxel_ras(body, mat))
     h = np.asarray(hint, float) / np.linalg.norm(hint)
-    return own if abs(float(own @ h)) >= np.cos(np.radians(30.0)) else h
+    return own if abs(float(own @ h)) >= np.cos(np.radians(REFINE_MAX_DEG)) else h
 
 
 def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -659,8 +660,16 @@ def automatic_rois(
     entries: list[LevelPlacement] = []
     planes = []
     for i, seg in enumerate(segs):
-        upper = 0.5 * (gaps[i - 1][0] + gaps[i - 1][1]) if i > 0 else seg.t0_mm - 6.0
-        lower = 0.5 * (gaps[i][0] + gaps[i][1]) if i < len(gaps) else seg.t1_mm + 6.0
+        # The slab reaches across each gap to just short of the neighbouring body: the disc
+        # itself separates the bodies, and a plane tilted by a centre-line error must not cut
+        # off an endplate corner (split gaps inside fused/merged segments are exact cuts).
+        upper, lower = seg.t0_mm - 12.0, seg.t1_mm + 12.0
+        if i > 0:
+            g0, g1, _ = gaps[i - 1]
+            upper = g0 + min(1.0, 0.5 * (g1 - g0))
+        if i < len(gaps):
+            g0, g1, _ = gaps[i]
+            lower = g1 - min(1.0, 0.5 * (g1 - g0))
         planes.append((upper, lower))
     named = [i for i, n in enumerate(labelling.names) if n is not None]
     placed = {i: place_segment(arrays, line, segs[i], *planes[i], params, criteria) for i in named}
@@ -686,7 +695,9 @@ def automatic_rois(
         if pl.frame is None:
             reasons.append(f"{name}: body not segmented ({pl.message})")
             continue
-        entry = _entry(name, pl, arrays, labelling.confidence[i], criteria)
+        # any doubt about the count lowers every label's confidence (one wrong count shifts all)
+        conf = labelling.confidence[i] if not reasons else min(labelling.confidence[i], 0.5)
+        entry = _entry(name, pl, arrays, conf, criteria)
         view_b = body_arr[pl.box.slices]
         view_b[pl.body & (view_b == 0)] = entry.label
         view_r = roi_arr[pl.box.slices]

@@ -214,36 +214,37 @@ def _band_heights(
     half: npt.NDArray,
     si_axis: npt.NDArray,
 ) -> list[float]:
-    """Anterior, middle and posterior body heights (mm) from voxel columns.
+    """Anterior, middle and posterior body heights (mm), measured along the body's own axis.
 
-    Voxels are grouped in columns along the array axis nearest the height axis; a column belongs
-    to a band by its mean position (near the midline; AP at +0.55, 0, -0.55 of the half depth,
-    clear of the rounded rims). Height = band volume / band footprint, times the cosine between
-    the column axis and the height axis: a mean over many columns, so thick slices and tilted
-    endplates do not quantise it to whole voxels the way an extreme-point extent would.
+    The body's cross-section (LR, AP in its frame) is cut into square cells as large as the
+    coarsest voxel side; a cell's height is the volume of the voxels projecting into it divided
+    by its area. A band's height is the mean over its cells (near the midline; AP at +0.55, 0,
+    -0.55 of the half depth, clear of the rounded rims; paramedian posteriorly, beside the
+    basivertebral vein). Averaging whole prisms along the body axis, it is neither quantised by
+    thick slices nor shortened where a tilted body's walls cross the image axes.
     """
-    a_star = axis_along(ijk_to_ras, si_axis)
-    idx = np.nonzero(mask)
-    others = [a for a in range(3) if a != a_star]
-    col_key = idx[others[0]].astype(np.int64) * (mask.shape[others[1]] + 1) + idx[others[1]]
-    _, inv, counts = np.unique(col_key, return_inverse=True, return_counts=True)
-    mean_lr = np.bincount(inv, weights=local[:, 0]) / counts
-    mean_ap = np.bincount(inv, weights=local[:, 1]) / counts
+    del si_axis  # ``local`` is already in the body frame
     sp = spacing_kji(ijk_to_ras)
-    col_vec = np.asarray(ijk_to_ras)[:3, 2 - a_star] / sp[a_star]
-    cos = abs(float(col_vec @ si_axis))
-    lr_n = np.abs(mean_lr) / max(half[0], 1e-3)
-    coarse = float(sp[others].max())
+    cell = float(sp.max())
+    voxel_mm3 = abs(float(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])))
+    ci = np.floor(local[:, 0] / cell).astype(np.int64)
+    cj = np.floor(local[:, 1] / cell).astype(np.int64)
+    key = (ci - ci.min()) * (cj.max() - cj.min() + 2) + (cj - cj.min())
+    cells, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    del cells
+    centre_lr = (np.bincount(inv, weights=ci) / counts + 0.5) * cell
+    centre_ap = (np.bincount(inv, weights=cj) / counts + 0.5) * cell
+    col_h = counts * voxel_mm3 / cell**2
+    lr_n = np.abs(centre_lr) / max(half[0], 1e-3)
     heights = []
     for ap_n in (0.55, 0.0, -0.55):
-        band = max(0.2 * half[1], 0.75 * coarse)
-        # paramedian columns posteriorly: the basivertebral vein shortens the midline ones
+        band = max(0.2 * half[1], 0.75 * cell)
         lr_ok = (lr_n <= 0.35) if ap_n >= 0 else ((lr_n >= 0.25) & (lr_n <= 0.55))
-        sel = lr_ok & (np.abs(mean_ap - ap_n * half[1]) <= band)
+        sel = lr_ok & (np.abs(centre_ap - ap_n * half[1]) <= band)
         if np.count_nonzero(sel) < 2:
             heights.append(float("nan"))
             continue
-        heights.append(float(counts[sel].mean() * sp[a_star] * cos))
+        heights.append(float(col_h[sel].mean()))
     return heights
 
 
