@@ -794,6 +794,8 @@ def write_cohort_schema_doc(path: str | Path) -> Path:
 
 
 def _short_repr(value: object, limit: int = 40) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()  # 1.0, not np.float64(1.0)
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

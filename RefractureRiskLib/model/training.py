@@ -435,6 +435,15 @@ def train_model(
         raise InputError(OUTCOME, f"no events among {n} patients: a risk model cannot be trained")
     if events == n:
         raise InputError(OUTCOME, "every patient has the event: a risk model cannot be trained")
+    if loco:
+        # Checked before the fits and the bootstrap, not after them.
+        n_centres = data.loc[known, "centre_id"].astype(str).nunique()
+        if n_centres < 2:
+            raise InputError(
+                "centre_id",
+                f"leave-one-centre-out validation needs at least 2 centres, found {n_centres} "
+                "(train with --no-loco / loco=False for a single-centre cohort)",
+            )
     if n_unknown:
         notes.append(
             f"{n_unknown} patients censored or dead before 365 days without a re-fracture have "
