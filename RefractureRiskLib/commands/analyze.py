@@ -27,7 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor", help="LEVEL:x,y,z (RAS mm) fixing the automatic labels")
     parser.add_argument("--index-levels", default="", help="treated levels, e.g. L1,L2")
     parser.add_argument("--reader", default="automatic", help="who placed/checked the ROIs")
-    parser.add_argument("--pdff-unit", choices=("fraction", "percent", "permille"))
+    parser.add_argument(
+        "--pdff-unit",
+        choices=("fraction", "percent", "permille"),
+        help="stored PDFF unit (override when inspect reports an ambiguous range)",
+    )
+    parser.add_argument(
+        "--r2s-unit",
+        choices=("per_s", "per_ms", "t2star_ms", "t2star_s"),
+        help="stored R2*/T2* unit (override when inspect reports an ambiguous range)",
+    )
     parser.add_argument("--export-dicom", action="store_true", help="also write DICOM SEG + SR")
     parser.add_argument("--deidentify", action="store_true", help="de-identify DICOM exports")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -48,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         reader=args.reader,
         model_path=args.model,
         pdff_unit=args.pdff_unit,
+        r2s_unit=args.r2s_unit,
         export_dicom=args.export_dicom,
         deidentify=args.deidentify,
     )
