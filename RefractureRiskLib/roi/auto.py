@@ -57,10 +57,8 @@ from RefractureRiskLib.roi.geometry import (
     body_frame,
     boundary_distance_mm,
     box_around,
-    estimate_si_axis,
     grid_ras,
     safe_core_roi,
-    voxel_ras,
 )
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
@@ -84,7 +82,6 @@ THIN_DISC_FRAC = 0.6
 #: A segment longer than this multiple of the median body length holds two bodies.
 LONG_SEGMENT_FACTOR = 1.55
 MIN_BODY_MM = 8.0
-REFINE_MAX_DEG = 30.0  # the body's own axis is used within this angle of the tangent
 
 
 @dataclass(frozen=True)
@@ -233,9 +230,9 @@ def fit_centre_line(
     x = np.polyval(px, zc) + np.polyval(dpx, zc) * (zs - zc)
     y = np.polyval(py, zc) + np.polyval(dpy, zc) * (zs - zc)
     pts = np.stack([x, y, zs], axis=1)
-    tang = np.stack([-np.polyval(dpx, zc), -np.polyval(dpy, zc), np.ones_like(zs)], axis=1)
-    tang = -tang / np.linalg.norm(tang, axis=1, keepdims=True)  # caudal
-    tang[:, 2] = -np.abs(tang[:, 2])
+    # d(x, y, z)/dz = (x'(z), y'(z), 1) points cranially; the caudal tangent is its opposite
+    tang = np.stack([np.polyval(dpx, zc), np.polyval(dpy, zc), np.ones_like(zs)], axis=1)
+    tang = -tang / np.linalg.norm(tang, axis=1, keepdims=True)
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     t = np.r_[0.0, np.cumsum(seg)]
     return CentreLine(pts, tang, t)
@@ -551,20 +548,11 @@ def place_segment(
         return BodyPlacement(box, empty, empty, None, why)
     if cross_section_mm is None:
         body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
-    frame = body_frame(body, box.ijk_to_ras, si_hint=_refined_axis(body, box.ijk_to_ras, -tang))
+    frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "no safe-core ROI"
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
-
-
-def _refined_axis(body: npt.NDArray[np.bool_], mat: npt.NDArray, hint: npt.NDArray) -> np.ndarray:
-    """The body's own height axis (principal axes of its voxels) when it is within 30 degrees of
-    the centre line's tangent ``hint``; else the tangent (the centre line is a fit and is least
-    accurate at the ends of the column)."""
-    own = estimate_si_axis(voxel_ras(body, mat))
-    h = np.asarray(hint, float) / np.linalg.norm(hint)
-    return own if abs(float(own @ h)) >= np.cos(np.radians(REFINE_MAX_DEG)) else h
 
 
 def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
