@@ -92,3 +92,21 @@ def test_deidentified_export_leaves_the_source_datasets_alone(tmp_path) -> None:
     # A later identified export of the same source still carries the patient.
     _, seg = export_seg(roiset, source, tmp_path / "seg_named.dcm")
     assert str(seg.PatientID) == before["PatientID"]
+
+
+def test_deidentified_sr_export_is_quiet(tmp_path) -> None:
+    import warnings
+
+    shape = (4, 24, 20)
+    grid = Volume.from_geometry(np.zeros(shape), [1.2, 1.2, 3.0], [0.0, 0.0, 0.0], np.eye(3))
+    study = Study({"pdff": grid.with_array(np.full(shape, 50.0))})
+    ws = write_dicom_study(study, tmp_path / "dicom", vendor="GE", seed=6)
+    source = read_source_series(next(s for s in ws.series if s.kind == "pdff").files)
+    labels = np.zeros(shape, np.int16)
+    labels[1:3, 5:15, 5:15] = level_label("L1")
+    roiset = RoiSet(grid.with_array(labels), (LevelRoi("L1", 4),), RoiMethod.AUTOMATIC, "qa")
+    stats = roi_statistics(roiset, study)
+    _, seg = export_seg(roiset, source, tmp_path / "seg.dcm", deidentify=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning printed at the user would fail here
+        export_sr(seg, roiset, stats, source, tmp_path / "sr.dcm", deidentify=True)

@@ -11,6 +11,7 @@ identifying type 3 attributes in the exported objects (the source files are not 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,17 +265,20 @@ def export_sr(
         procedure_reported=codes.LN.MRIUnspecifiedBodyRegion,
         imaging_measurements=groups,
     )
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=[*source, seg],
-        content=report,
-        series_instance_uid=generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        series_description="Vertebral marrow PDFF/R2* measurements",
-        is_complete=True,
-    )
+    with warnings.catch_warnings():
+        # A de-identified SEG's one-component name "ANONYMOUS" is intended; highdicom warns.
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=[*source, seg],
+            content=report,
+            series_instance_uid=generate_uid(),
+            series_number=series_number,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            series_description="Vertebral marrow PDFF/R2* measurements",
+            is_complete=True,
+        )
     if deidentify:
         _deidentify(sr)
     path = Path(out_path)
