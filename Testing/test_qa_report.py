@@ -139,3 +139,34 @@ def test_terminal_summary_says_not_available_instead_of_nan() -> None:
     assert _fmt(math.nan, "%") == "not available"
     assert _fmt(None, "%") == "not available"
     assert _fmt(50.19, "%") == "50.2 %"
+
+
+def test_html_page_uses_the_model_warning_and_no_float_noise(tmp_path) -> None:
+    import math
+
+    import pandas as pd
+
+    from RefractureRiskLib.stats.summary import PatientSummary
+
+    study, rois = _study_and_rois()
+    stats = pd.DataFrame(
+        {
+            "level": ["L1", "L1"],
+            "map": ["pdff", "r2s"],
+            "mean": [50.0, 60.0],
+            "sd": [1.0, 2.0],
+            "volume_ml": [3.0, 3.0],
+            "flags": ["", ""],
+            "included": [True, True],
+        }
+    )
+    summary = PatientSummary(50.194292935842874, 64.17620633630129, math.nan, math.nan)
+    model = load_model(bundled_model_path())
+    risk = score(model, {"age_years": 74, "sex": "F", "pdff_global_L1L4": 50.194292935842874})
+    provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
+    files = onepage.render_report(tmp_path, study, rois, stats, summary, risk, provenance)
+    page = files.html.read_text()
+    assert "50.194" not in page and "64.176" not in page
+    assert "50.2" in page and "n/a" in page
+    assert risk.warnings[0].capitalize() in page
+    assert "Level labels UNCERTAIN" in page

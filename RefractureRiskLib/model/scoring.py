@@ -85,7 +85,7 @@ class RiskResult:
         lines.append("")
         lines.append(f"{'term':<44} {'value':>10} {'log-odds':>9} {'points':>7}")
         for c in self.contributions:
-            value = _fmt_value(c.value)
+            value = format_value(c.value)
             lines.append(
                 f"{(c.label or c.term)[:44]:<44} {value:>10} {c.log_odds:>+9.3f} {c.points:>7.1f}"
             )
@@ -156,7 +156,7 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
             values[spec.name] = spec.coerce(spec.missing_value, source="model missing_value")
             unit = f" {spec.unit}" if spec.unit else ""
             warnings.append(
-                f"{spec.name} missing: {_fmt_value(values[spec.name])}{unit}"
+                f"{spec.name} missing: {format_value(values[spec.name])}{unit}"
                 " used in its place; the result is less certain than shown"
             )
             continue
@@ -216,9 +216,11 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
     )
 
 
-def _fmt_value(value: float | str) -> str:
-    """An input value for people: 4 significant digits (no float noise like 140.14999999999998,
-    no false precision like a PDFF of 50.1943 %)."""
+def format_value(value: float | str) -> str:
+    """An input value for people (terminal, report): 4 significant digits.
+
+    No float noise like 140.14999999999998, no false precision like a PDFF of 50.1943 %.
+    """
     return value if isinstance(value, str) else f"{value:.4g}"
 
 

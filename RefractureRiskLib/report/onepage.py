@@ -24,7 +24,7 @@ from RefractureRiskLib import __version__
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.io.segmentation import LEVEL_COLORS
-from RefractureRiskLib.model.scoring import RiskResult
+from RefractureRiskLib.model.scoring import RiskResult, format_value
 from RefractureRiskLib.report.reformat import sagittal_plane
 from RefractureRiskLib.stats.summary import PatientSummary
 
@@ -400,9 +400,7 @@ def _html(
     ]
     if risk is not None:
         if not risk.validated:
-            parts.append(
-                "<p class='warn'>Demonstration model, not validated, not for clinical use.</p>"
-            )
+            parts.append(f"<p class='warn'>{esc(risk.warnings[0].capitalize())}.</p>")
         what, interval, model = _risk_lines(risk)
         parts += [
             f"<p><span class='risk'>{_fmt_pct(risk.probability)}</span> {esc(what)}</p>",
@@ -412,7 +410,7 @@ def _html(
             [
                 {
                     "term": c.label or c.term,
-                    "value": c.value,
+                    "value": format_value(c.value),
                     "log-odds": round(c.log_odds, 3),
                     "points": round(c.points, 1),
                 }
@@ -422,6 +420,8 @@ def _html(
         parts += ["<h2>Per-term contributions</h2>", _html_table(contrib)]
         if risk.warnings:
             parts.append("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in risk.warnings) + "</ul>")
+    if provenance.get("labels"):
+        parts.append(f"<p class='warn'>Level labels {esc(str(provenance['labels']))}</p>")
     parts += [
         "<h2>Page</h2>",
         f"<img alt='report page' style='width:100%' src='data:image/png;base64,"
@@ -429,12 +429,21 @@ def _html(
         "<h2>Levels</h2>",
         _html_table(_level_table(stats)),
         "<h2>Summaries</h2>",
-        _html_table(pd.DataFrame([summary.as_record()])),
+        _html_table(pd.DataFrame([_summary_record(summary)])),
         "<h2>Provenance</h2>",
         "<pre>" + esc("\n".join(f"{k}: {v}" for k, v in _flatten(provenance))) + "</pre>",
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _summary_record(summary: PatientSummary) -> dict[str, object]:
+    """The summaries for a table: values to 0.1 (as measured), "n/a" where not computable."""
+    record = summary.as_record()
+    return {
+        k: ((f"{v:.1f}" if np.isfinite(v) else "n/a") if isinstance(v, float | np.floating) else v)
+        for k, v in record.items()
+    }
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Sequence[tuple[str, Any]]:
