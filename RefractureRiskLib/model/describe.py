@@ -442,6 +442,20 @@ def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
 # Files
 
 
+_FIELD_COLOURS = {1.5: "tab:blue", 3.0: "tab:orange"}
+
+
+def _field_groups(d: pd.DataFrame, marker: str, index: pd.Index) -> list[tuple[str, pd.Index, str]]:
+    """(label, rows, colour) to plot separately: R2* by field strength when both occur."""
+    if not (marker.startswith("r2s") and _mixed_field(d)):
+        return [("", index, "tab:blue")]
+    field = d.loc[index, "mri_field_T"]
+    return [
+        (f"{t:g} T", field.index[field == t], _FIELD_COLOURS.get(float(t), "tab:gray"))
+        for t in sorted(field.dropna().unique())
+    ]
+
+
 def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per marker: marker against each correlation variable (Agg backend)."""
     import matplotlib
@@ -460,24 +474,32 @@ def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         )
         for ax, var in zip(axes[0], variables, strict=True):
             pair = d[[marker, var]].dropna()
+            groups = _field_groups(d, marker, pair.index)
             if var == "female":
-                groups = [pair.loc[pair[var] == g, marker] for g in (0.0, 1.0)]
-                ax.boxplot(groups)
-                ax.set_xticks([1, 2], ["male", "female"])
+                boxes, names = [], []
+                for label, idx, _colour in groups:
+                    for g, sex in ((0.0, "male"), (1.0, "female")):
+                        part = pair.loc[idx]
+                        boxes.append(part.loc[part[var] == g, marker])
+                        names.append(f"{sex}\n{label}" if label else sex)
+                ax.boxplot(boxes)
+                ax.set_xticks(range(1, len(names) + 1), names)
                 ax.set_xlabel("sex")
             else:
-                colour = None
-                if marker.startswith("r2s") and "mri_field_T" in d:
-                    colour = d.loc[pair.index, "mri_field_T"].map(
-                        {1.5: "tab:blue", 3.0: "tab:orange"}
-                    )
-                ax.scatter(pair[var], pair[marker], s=8, alpha=0.6, c=colour)
-                if len(pair) > 2 and pair[var].nunique() > 1:
-                    slope, icpt = np.polyfit(pair[var], pair[marker], 1)
-                    xs = np.linspace(pair[var].min(), pair[var].max(), 2)
-                    ax.plot(xs, icpt + slope * xs, color="k", lw=1)
-                    r = np.corrcoef(pair[var], pair[marker])[0, 1]
-                    ax.set_title(f"r = {r:.2f} (n = {len(pair)})", fontsize=9)
+                titles = []
+                for label, idx, colour in groups:
+                    part = pair.loc[idx]
+                    ax.scatter(part[var], part[marker], s=8, alpha=0.6, color=colour)
+                    if len(part) > 2 and part[var].nunique() > 1:
+                        # One line and r per field strength: pooling 1.5 and 3 T R2* mixes two
+                        # scales and misstates the association.
+                        slope, icpt = np.polyfit(part[var], part[marker], 1)
+                        xs = np.linspace(part[var].min(), part[var].max(), 2)
+                        ax.plot(xs, icpt + slope * xs, color="k" if not label else colour, lw=1)
+                        r = np.corrcoef(part[var], part[marker])[0, 1]
+                        prefix = f"{label}: " if label else ""
+                        titles.append(f"{prefix}r = {r:.2f} (n = {len(part)})")
+                ax.set_title("; ".join(titles), fontsize=9)
                 ax.set_xlabel(var)
             ax.set_ylabel(marker)
         if marker.startswith("r2s"):
