@@ -49,3 +49,10 @@ def test_values_are_shown_without_float_noise() -> None:
     text = result.format_text()
     assert "140.14999" not in text and "140.1" in text
     assert "50.1943" not in text and "50.19" in text
+
+
+def test_missing_interval_reads_once() -> None:
+    result = score(load_model(bundled_model_path()), {"age_years": 70, "sex": "M"})
+    line = next(x for x in result.format_text().splitlines() if x.startswith("95% interval"))
+    assert line.startswith("95% interval: not available (")
+    assert line.count("95% interval") == 1
