@@ -54,5 +54,5 @@ def test_values_are_shown_without_float_noise() -> None:
 def test_missing_interval_reads_once() -> None:
     result = score(load_model(bundled_model_path()), {"age_years": 70, "sex": "M"})
     line = next(x for x in result.format_text().splitlines() if x.startswith("95% interval"))
-    assert line.startswith("95% interval: not available (")
+    assert line.startswith("95% interval: not estimable")
     assert line.count("95% interval") == 1

@@ -81,8 +81,8 @@ class RiskResult:
             lo, hi = self.interval
             lines.append(f"95% interval: {100 * lo:.1f}% to {100 * hi:.1f}%")
         else:
-            note = self.interval_note.removeprefix("95% interval ").removeprefix("not estimable")
-            lines.append(f"95% interval: not available ({note.strip(' :;')})")
+            note = self.interval_note.removeprefix("95% interval ")
+            lines.append(f"95% interval: {note}")
         lines.append("")
         lines.append(f"{'term':<44} {'value':>10} {'log-odds':>9} {'points':>7}")
         for c in self.contributions:
