@@ -109,6 +109,13 @@ def _pooled(workers: int, runs: list[dict]) -> dict:
     }
 
 
+def _autogroup() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def _cpu_stall_us() -> float | None:
     """Linux pressure stall information: microseconds some task waited for a CPU."""
     try:
@@ -142,6 +149,12 @@ def main() -> int:
             f"{'off' if args.no_report else 'on'}; cores available "
             f"{len(os.sched_getaffinity(0))}"
         )
+        if _autogroup():
+            print(
+                "note: the kernel shares CPU time per session (sched_autogroup): while other "
+                "sessions are busy, this batch's share of the cores does not grow with its "
+                "number of workers, so the ratio below measures the machine, not the batch"
+            )
         order = []
         for i in range(args.rounds):  # ABBA: drifting machine load hits both counts alike
             order += counts if i % 2 == 0 else counts[::-1]
