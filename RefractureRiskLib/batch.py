@@ -375,7 +375,8 @@ def _worker_init(parent_pid: int | None = None) -> None:
     """
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Ctrl-C stops the batch process; workers just end with it instead of each printing a trace.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -385,7 +386,11 @@ def _worker_init(parent_pid: int | None = None) -> None:
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    # Parallelism comes from processes; ITK and BLAS threads would only compete for the cores.
+    _one_thread_per_worker()
+
+
+def _one_thread_per_worker() -> None:
+    """Parallelism comes from processes; ITK and BLAS threads would only compete for cores."""
     with contextlib.suppress(Exception):
         import SimpleITK as sitk
 
@@ -511,7 +516,9 @@ def _run_dask(
                 )
             )
             client = stack.enter_context(Client(cluster))
-        client.run(_worker_init)
+        # Only thread limits on Dask workers: their lifetime belongs to the cluster.
+        with contextlib.suppress(Exception):
+            client.run(_one_thread_per_worker)
         futures = {
             client.submit(
                 analyze_patient, t, pure=False, key=f"refracture-{t.patient_id}-{uuid.uuid4().hex}"

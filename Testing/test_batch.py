@@ -201,13 +201,16 @@ def test_cohort_reports_schema_problems_and_follows_corrections(first_run, cohor
     assert after.loc["P000", "pdff_pct_L2"] == before.loc["P000", "pdff_pct_L2"]
 
 
-def test_rerun_skips_finished_and_retries_failed(cohort, tmp_path):
+def test_rerun_skips_finished_and_retries_failed(cohort, tmp_path, capsys):
     root = tmp_path / "root"
     shutil.copytree(cohort["root"], root)
     out = tmp_path / "out"
     args = ["batch", str(root), "--clinical", str(cohort["clinical"]), "--out", str(out)]
     args += ["--workers", "0", "--reader", "pytest", "--no-report"]
     assert cli_main(args) == 1  # finished, with failures reported
+    printed = capsys.readouterr()
+    assert "[6/6]" in printed.err and "ETA" in printed.err  # plain progress lines, no TTY
+    assert f"{CORRUPT}: " in printed.out and "2 failed" in printed.out
     shutil.rmtree(root / NO_PDFF)
     shutil.copytree(root / GOOD[1], root / NO_PDFF)  # the missing series was found
     with MeasurementStore(out / "measurements.sqlite") as store:
