@@ -170,3 +170,31 @@ def test_html_page_uses_the_model_warning_and_no_float_noise(tmp_path) -> None:
     assert "50.2" in page and "n/a" in page
     assert risk.warnings[0].capitalize() in page
     assert "Level labels UNCERTAIN" in page
+
+
+def test_contribution_bars_show_the_scored_inputs() -> None:
+    import math
+
+    import pandas as pd
+
+    from RefractureRiskLib.stats.summary import PatientSummary
+
+    study, rois = _study_and_rois()
+    stats = pd.DataFrame(
+        {
+            "level": ["L1", "L1"],
+            "map": ["pdff", "r2s"],
+            "mean": [50.0, 60.0],
+            "sd": [1.0, 2.0],
+            "volume_ml": [3.0, 3.0],
+            "flags": ["", ""],
+            "included": [True, True],
+        }
+    )
+    summary = PatientSummary(50.2, 64.2, math.nan, math.nan)
+    model = load_model(bundled_model_path())
+    risk = score(model, {"age_years": 74, "sex": "F", "antiop_post": 0})
+    fig = onepage.build_figure(study, rois, stats, summary, risk, {}, "anonymous")
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert any("age_years = 74" in t for t in ticks)
+    assert any("antiop_post = 0" in t for t in ticks)

@@ -24,7 +24,7 @@ from RefractureRiskLib import __version__
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.io.segmentation import LEVEL_COLORS
-from RefractureRiskLib.model.scoring import RiskResult, format_value
+from RefractureRiskLib.model.scoring import Contribution, RiskResult, format_value
 from RefractureRiskLib.report.reformat import sagittal_plane
 from RefractureRiskLib.stats.summary import PatientSummary
 
@@ -148,6 +148,11 @@ def _level_table(stats: pd.DataFrame) -> pd.DataFrame:
 
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _contribution_label(c: Contribution) -> str:
+    """Bar label with the input value it came from, so the page shows what was scored."""
+    return f"{_short(c.label or c.term, 26)} [{_short(c.input, 16)} = {format_value(c.value)}]"
 
 
 def _fmt_summary(value: float | None, unit: str) -> str:
@@ -284,7 +289,7 @@ def build_figure(
         contribs = list(risk.contributions)[::-1]
         vals = [c.log_odds for c in contribs]
         ax_c.barh(
-            [_short(c.label or c.term, 34) for c in contribs],
+            [_contribution_label(c) for c in contribs],
             vals,
             color=["#c62828" if v > 0 else "#1565c0" for v in vals],
         )
