@@ -912,11 +912,42 @@ def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+#: Manufacturer name prefixes (upper case) -> the cohort schema's vendor categories.
+_VENDOR_PREFIXES = {
+    "GE": "GE",
+    "SIEMENS": "Siemens",
+    "PHILIPS": "Philips",
+    "CANON": "Canon",
+    "TOSHIBA": "Canon",
+    "UIH": "United Imaging",
+    "UNITED IMAGING": "United Imaging",
+}
+
+
 def _vendor(value: Any) -> str | None:
+    """The cohort's ``mri_vendor`` category of a manufacturer name ("other" when unknown)."""
     if not value:
         return None
     allowed = column_spec("mri_vendor").allowed or ()
-    return str(value) if value in allowed else "other"
+    if value in allowed:
+        return str(value)
+    name = str(value).strip().upper()
+    return next((v for p, v in _VENDOR_PREFIXES.items() if name.startswith(p)), "other")
+
+
+def _nominal_field_t(value: Any) -> float | None:
+    """Nominal field strength: scanners report e.g. 1.494 or 2.89362 T for 1.5 and 3 T systems.
+
+    Within 10 % of 1.5 or 3.0 T gives that value; anything else is kept (and the schema check
+    reports it).
+    """
+    if value is None:
+        return None
+    t = float(value)
+    for nominal in (1.5, 3.0):
+        if abs(t - nominal) <= 0.1 * nominal:
+            return nominal
+    return round(t, 3)
 
 
 def imaging_columns(
@@ -929,12 +960,12 @@ def imaging_columns(
 
     Per level: mean PDFF (%) and R2* (1/s) and the exclusion codes (the level's flags when it
     is excluded from summaries, empty when eligible); summaries recomputed from these rows with
-    :func:`summarize_statistics`; field strength and vendor from the study's provenance.
+    :func:`summarize_statistics`; field strength (nominal 1.5/3 T) and vendor from the study's
+    provenance.
     """
     stats = _patient_statistics(list(rows))
     cells: dict[str, Any] = {"reader_id": reader}
-    field_t = provenance.get("field_strength_t")
-    cells["mri_field_T"] = None if field_t is None else round(float(field_t), 2)
+    cells["mri_field_T"] = _nominal_field_t(provenance.get("field_strength_t"))
     cells["mri_vendor"] = _vendor(provenance.get("vendor"))
     for r in stats.to_dict("records"):
         level = str(r["level"])

@@ -24,6 +24,7 @@ from RefractureRiskLib.batch import (
     _run_processes,
     cohort_table,
     discover_studies,
+    imaging_columns,
     run_batch,
 )
 from RefractureRiskLib.cli import main as cli_main
@@ -199,6 +200,28 @@ def test_cohort_reports_schema_problems_and_follows_corrections(first_run, cohor
         after = cohort_table(store, clinical, "pytest").table.set_index("patient_id")
     assert after.loc["P000", "pdff_pct_L3"] == pytest.approx(old + 7.0)
     assert after.loc["P000", "pdff_pct_L2"] == before.loc["P000", "pdff_pct_L2"]
+
+
+@pytest.mark.parametrize(
+    ("field_t", "vendor", "nominal", "category"),
+    [
+        (2.89362, "SIEMENS Healthineers", 3.0, "Siemens"),
+        (1.494, "CANON_MEC", 1.5, "Canon"),
+        (1.5, "GE", 1.5, "GE"),
+        (7.0, "Bruker", 7.0, "other"),
+    ],
+)
+def test_field_strength_and_vendor_as_the_schema_wants(
+    first_run, field_t, vendor, nominal, category
+):
+    _summary, out = first_run
+    with MeasurementStore(out / "measurements.sqlite") as store:
+        rows = [r for r in store.current_measurements() if r["patient_id"] == "P000"]
+    cells = imaging_columns(rows, {"field_strength_t": field_t, "vendor": vendor}, "pytest")
+    assert cells["mri_field_T"] == nominal and cells["mri_vendor"] == category
+    row = pd.DataFrame([{"patient_id": "P000", **cells}])
+    field_problems = [p for p in validate_cohort(row) if p.column == "mri_field_T"]
+    assert bool(field_problems) == (nominal not in (1.5, 3.0))
 
 
 def test_rerun_skips_finished_and_retries_failed(cohort, tmp_path, capsys):
