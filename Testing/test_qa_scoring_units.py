@@ -45,3 +45,10 @@ def test_score_command_refuses_a_fraction_with_one_line(tmp_path, capsys) -> Non
     assert len(lines) == 1
     assert "patient.json" in lines[0] and "pdff_global_L1L4" in lines[0]
     assert "Traceback" not in captured.err
+
+
+def test_a_count_must_be_whole() -> None:
+    model = load_model(bundled_model_path())
+    with pytest.raises(InputError, match=r"n_prevalent_vertebral_fractures.*whole number"):
+        score(model, {**BASE, "n_prevalent_vertebral_fractures": 1.5})
+    assert score(model, {**BASE, "n_prevalent_vertebral_fractures": 2.0}).probability > 0

@@ -162,6 +162,9 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
             )
             continue
         value = spec.coerce(raw, source=source)
+        if spec.unit == "count" and not float(value).is_integer():
+            # Only a patient's value: a model's substitute for a missing count may be a median.
+            raise InputError(f"{source}: {spec.name}", f"expected a whole number, got {raw!r}")
         values[spec.name] = value
         if spec.outside_soft_range(value):
             lo, hi = spec.soft_range  # type: ignore[misc]
