@@ -82,6 +82,9 @@ THIN_DISC_FRAC = 0.6
 #: A segment longer than this multiple of the median body length holds two bodies.
 LONG_SEGMENT_FACTOR = 1.55
 MIN_BODY_MM = 8.0
+#: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
+MAX_HALF_WIDTH_MM = 32.0
+MAX_HALF_DEPTH_MM = 25.0
 
 
 @dataclass(frozen=True)
@@ -651,7 +654,7 @@ def automatic_rois(
         # The slab reaches across each gap to just short of the neighbouring body: the disc
         # itself separates the bodies, and a plane tilted by a centre-line error must not cut
         # off an endplate corner (split gaps inside fused/merged segments are exact cuts).
-        upper, lower = seg.t0_mm - 12.0, seg.t1_mm + 12.0
+        upper, lower = seg.t0_mm - 4.0, seg.t1_mm + 4.0  # column ends: no neighbour known
         if i > 0:
             g0, g1, _ = gaps[i - 1]
             upper = g0 + min(1.0, 0.5 * (g1 - g0))
@@ -661,20 +664,30 @@ def automatic_rois(
         planes.append((upper, lower))
     named = [i for i, n in enumerate(labelling.names) if n is not None]
     placed = {i: place_segment(arrays, line, segs[i], *planes[i], params, criteria) for i in named}
-    good = [i for i in named if placed[i].frame is not None]
+    good = [
+        i
+        for i in named
+        if placed[i].frame is not None
+        and placed[i].frame.half_extent_mm[0] <= MAX_HALF_WIDTH_MM
+        and placed[i].frame.half_extent_mm[1] <= MAX_HALF_DEPTH_MM
+    ]
     if good:
         ml_per_mm = np.median([placed[i].frame.volume_ml / segs[i].length_mm for i in good])
         halves = np.array([placed[i].frame.half_extent_mm[:2] for i in good])
         for i in named:
             pl = placed[i]
             small = pl.frame is None or pl.frame.volume_ml < 0.5 * ml_per_mm * segs[i].length_mm
-            if not small:
+            leaked = pl.frame is not None and (
+                pl.frame.half_extent_mm[0] > MAX_HALF_WIDTH_MM
+                or pl.frame.half_extent_mm[1] > MAX_HALF_DEPTH_MM
+            )
+            if not (small or leaked):
                 continue
             near = np.argsort([abs(g - i) for g in good])[:2]
             cross = tuple(float(h) for h in np.median(halves[near], axis=0))
             fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
             if fb.frame is not None and (
-                pl.frame is None or fb.frame.volume_ml > pl.frame.volume_ml
+                pl.frame is None or leaked or fb.frame.volume_ml > pl.frame.volume_ml
             ):
                 placed[i] = replace(fb, message="no marrow fat (oedema?): body from R2*, shape")
     for i in named:
@@ -683,6 +696,20 @@ def automatic_rois(
         if pl.frame is None:
             reasons.append(f"{name}: body not segmented ({pl.message})")
             continue
+        off = float(
+            np.min(np.linalg.norm(line.points_ras - np.asarray(pl.frame.centre_ras), axis=1))
+        )
+        t_body = float(
+            line.t_mm[np.argmin(np.linalg.norm(line.points_ras - pl.frame.centre_ras, axis=1))]
+        )
+        lr_half, ap_half, _ = pl.frame.half_extent_mm
+        if abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm) or off > 10.0:
+            reasons.append(f"{name}: the body found is not where the profile put it")
+        elif lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:
+            reasons.append(
+                f"{name}: implausible body ({2 * lr_half:.0f} x {2 * ap_half:.0f} mm): "
+                "not a vertebral body alone"
+            )
         # any doubt about the count lowers every label's confidence (one wrong count shifts all)
         conf = labelling.confidence[i] if not reasons else min(labelling.confidence[i], 0.5)
         entry = _entry(name, pl, arrays, conf, criteria)
