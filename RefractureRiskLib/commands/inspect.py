@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.study import StudyProvenance
 from RefractureRiskLib.io.dicom_load import load_study_with_report
 from RefractureRiskLib.io.dicom_series import scan_dicom
 from RefractureRiskLib.io.dicom_units import PDFF_UNITS, R2S_UNITS
@@ -61,12 +62,19 @@ def run(args: argparse.Namespace) -> int:
         f"Usable PDFF map: {result.chosen['pdff'].label}; maps loaded: {', '.join(study.maps)} "
         f"on {study.grid.describe_geometry()}"
     )
-    echoes = ", ".join(f"{t:g}" for t in prov.echo_times_ms) or "not in the headers,"
-    print(
-        f"Vendor {prov.vendor} {prov.manufacturer_model or ''}, field strength "
-        f"{prov.field_strength_t} T, echo times {echoes} ms"
-    )
+    print(_acquisition_line(prov))
     for kind, sp in prov.series.items():
         flag = " [resampled]" if sp.resampled else ""
         print(f"  {kind}{flag}: {'; '.join(sp.scaling)}")
     return 0
+
+
+def _acquisition_line(prov: StudyProvenance) -> str:
+    """Vendor, field strength and echo times; says so where the headers lack them."""
+    echoes = ", ".join(f"{t:g}" for t in prov.echo_times_ms)
+    field = f"{prov.field_strength_t:g} T" if prov.field_strength_t else "not in the headers"
+    model = f" {prov.manufacturer_model}" if prov.manufacturer_model else ""
+    return (
+        f"Vendor {prov.vendor}{model}, field strength {field}, "
+        f"echo times {echoes + ' ms' if echoes else 'not in the headers'}"
+    )
