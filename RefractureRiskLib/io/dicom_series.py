@@ -138,6 +138,14 @@ class ScanReport:
         if study is None:
             if len(self.studies) == 1:
                 return self.studies[0]
+            if not any(x.kind == "pdff" for st in self.studies for x in st.series):
+                # Choosing one would only lead to "no PDFF": say so at once.
+                raise InputError(
+                    self.root,
+                    f"none of the {len(self.studies)} studies in this folder has a PDFF (fat "
+                    "fraction) series: "
+                    + "; ".join(f"[{i}] {s.summary()}" for i, s in enumerate(self.studies)),
+                )
             raise InputError(
                 self.root,
                 f"{len(self.studies)} studies in this folder; choose one by index or "
