@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         out / "results",
         AnalysisOptions(index_levels=("L1",), reader="demo", export_dicom=True),
         progress=say,
-        patient_label=f"SYN-{args.seed}",
+        # Not the DICOM PatientID (SYN-<seed>): the report never shows a DICOM identifier.
+        patient_label=f"synthetic phantom, seed {args.seed}",
     )
     print_result(result)
     print(f"   clinical: {clinical_path}\n      truth: {truth_path}")
