@@ -189,6 +189,12 @@ def main() -> int:
                 f"{results[-1]['workers']} ({grow:.2f}x; above 1 = the workers did not each get "
                 f"a core); CPU per study {cpu:.2f}x (the parallel overhead)"
             )
+            n = results[-1]["workers"] / results[0]["workers"]
+            print(
+                f"estimate, not a measurement: with {results[-1]['workers']} idle cores the "
+                f"ratio would be about {n / cpu:.2f}x ({n:g} x CPU per study "
+                f"{results[0]['cpu_per_study_s']:.2f} / {results[-1]['cpu_per_study_s']:.2f} s)"
+            )
         results = [r for rs in runs.values() for r in rs]
         worst = max(max(r["worker_peak_mb"].values(), default=0.0) for r in results)
         print(f"peak memory per worker: {worst:.0f} MB (goal <= 1024 MB)")
