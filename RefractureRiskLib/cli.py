@@ -66,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"refracture-risk {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:  # a path the user gave that cannot be read or written
+        where = err.filename or "file system"
+        reason = err.strerror or type(err).__name__
+        print(f"refracture-risk {args.command}: error: {where}: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"refracture-risk {args.command}: interrupted", file=sys.stderr)
         return 130

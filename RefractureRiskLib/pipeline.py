@@ -33,7 +33,7 @@ from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
-from RefractureRiskLib.model.scoring import RiskResult, score
+from RefractureRiskLib.model.scoring import RiskResult, check_inputs, score
 from RefractureRiskLib.report.onepage import ReportFiles, render_report
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
@@ -58,10 +58,14 @@ class AnalysisOptions:
     """How to analyse one study.
 
     ``roi``: "auto", a points file (JSON ``{"L1": [x, y, z], ...}`` in RAS mm) or a label map /
-    segmentation file. ``anchor``: (level, RAS point) fixing automatic labels.
+    segmentation file. ``anchor``: (level, RAS point) fixing automatic labels. ``study`` and
+    ``pdff_series`` choose among several studies / PDFF series in one folder (index or UID, as
+    ``refracture-risk inspect`` lists them).
     """
 
     roi: str = "auto"
+    study: int | str | None = None
+    pdff_series: str | int | None = None
     anchor: tuple[str, tuple[float, float, float]] | None = None
     index_levels: tuple[str, ...] = ()
     reader: str = "automatic"
@@ -253,13 +257,22 @@ def analyze_study(
     options: AnalysisOptions = AnalysisOptions(),
     progress: Progress | None = None,
     patient_label: str = "anonymous",
+    clinical_source: str = "clinical inputs",
 ) -> AnalysisResult:
     """Run the whole pipeline on one study and write its files into ``out_dir``.
 
-    ``clinical=None`` skips the risk (measurements only).
+    ``clinical=None`` skips the risk (measurements only). The model file and the given clinical
+    values are checked first, so bad input fails before the long steps; ``clinical_source``
+    names where the values came from in messages.
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output folder is an existing file")
+    model: RiskModel | None = None
+    if clinical is not None:
+        model = load_model(options.model_path or bundled_model_path())
+        check_inputs(model, clinical, source=clinical_source)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -272,10 +285,21 @@ def analyze_study(
 
         say(f"loading {study_source}")
         loaded = load_study_with_report(
-            study_source, pdff_unit=options.pdff_unit, r2s_unit=options.r2s_unit
+            study_source,
+            study=options.study,
+            pdff_unit=options.pdff_unit,
+            r2s_unit=options.r2s_unit,
+            pdff_series=options.pdff_series,
         )
         study = loaded.study
-        pdff_files = sorted({f.path for f in loaded.chosen["pdff"].frames})
+        pdff_frames = loaded.chosen["pdff"].frames
+        if options.export_dicom and any(f.n_frames_in_file > 1 for f in pdff_frames):
+            raise InputError(
+                loaded.chosen["pdff"].label,
+                "DICOM SEG/SR export needs a classic (one slice per file) PDFF series; this one "
+                "is enhanced multi-frame. Run without --export-dicom.",
+            )
+        pdff_files = sorted({f.path for f in pdff_frames})
     timings["load_s"] = time.perf_counter() - t0
 
     say("placing vertebral ROIs")
@@ -288,13 +312,11 @@ def analyze_study(
     stats, summary = measure(study, rois, options.index_levels)
     timings["statistics_s"] = time.perf_counter() - t
 
-    model: RiskModel | None = None
     risk: RiskResult | None = None
     t = time.perf_counter()
-    if clinical is not None:
+    if model is not None and clinical is not None:
         say("scoring the risk")
-        model = load_model(options.model_path or bundled_model_path())
-        risk = score_patient(model, clinical, summary, study)
+        risk = score_patient(model, clinical, summary, study, source=clinical_source)
     timings["risk_s"] = time.perf_counter() - t
 
     provenance = provenance_record(study, rois, options, model)
@@ -321,11 +343,15 @@ def measure(
 
 
 def score_patient(
-    model: RiskModel, clinical: Mapping[str, Any], summary: PatientSummary, study: Study
+    model: RiskModel,
+    clinical: Mapping[str, Any],
+    summary: PatientSummary,
+    study: Study,
+    source: str = "clinical inputs",
 ) -> RiskResult:
     """The risk from clinical inputs (age/sex prefilled from DICOM if absent) and the images."""
     filled = _prefill_from_dicom(clinical, study)
-    return score(model, model_inputs(model, filled, summary), source="clinical inputs")
+    return score(model, model_inputs(model, filled, summary), source=source)
 
 
 def write_outputs(

@@ -75,3 +75,36 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "nowhere" in proc.stderr
+
+
+def test_bad_clinical_input_fails_before_the_images(tmp_path, capsys):
+    clinical = tmp_path / "patient.json"
+    clinical.write_text(json.dumps({"age_years": "seventy", "sex": "F"}))
+    # the study folder does not even exist: the clinical file is judged first
+    code = main(
+        [
+            "analyze",
+            str(tmp_path / "no-study"),
+            "--clinical",
+            str(clinical),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "patient.json: age_years" in err and "expected a number" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+
+    cohort = tmp_path / "cohort.csv"
+    generate_cohort(n=120, seed=1).data.to_csv(cohort, index=False)
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["describe", str(cohort), "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "taken" in err

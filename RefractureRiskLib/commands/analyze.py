@@ -17,6 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clinical", type=Path, help="patient.json, or a CSV/Excel/Parquet table (see --patient)"
     )
     parser.add_argument("--patient", help="patient_id of the row to use in a clinical table")
+    parser.add_argument(
+        "--study",
+        dest="which_study",
+        help="which study when the folder holds several (index or StudyInstanceUID)",
+    )
+    parser.add_argument(
+        "--pdff-series", help="which PDFF series when there are several (SeriesNumber or UID)"
+    )
     parser.add_argument("--model", type=Path, help="model file (default: demonstration model)")
     parser.add_argument(
         "--roi",
@@ -52,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = AnalysisOptions(
         roi=args.roi,
+        study=args.which_study,
+        pdff_series=args.pdff_series,
         anchor=parse_anchor(args.anchor) if args.anchor else None,
         index_levels=tuple(v.strip().upper() for v in args.index_levels.split(",") if v.strip()),
         reader=args.reader,
@@ -69,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         options,
         progress=lambda msg: print(f"... {msg}", file=sys.stderr),
         patient_label=args.patient or "anonymous",
+        clinical_source=str(args.clinical) if args.clinical else "clinical inputs",
     )
     print_result(result)
     return 0

@@ -28,7 +28,7 @@ import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.modelfile import RiskModel
-from RefractureRiskLib.model.terms import Term
+from RefractureRiskLib.model.terms import InputSpec, Term
 
 Z_95 = 1.959963984540054
 NO_INTERVAL_NOTE = (
@@ -140,6 +140,29 @@ def _term_range(model: RiskModel, term: Term) -> tuple[float, float]:
     return float(min(values)), float(max(values))
 
 
+def check_value(spec: InputSpec, raw: Any, source: str = "patient") -> float | str:
+    """One patient value checked against its input's kind, hard limits and unit (InputError)."""
+    value = spec.coerce(raw, source=source)
+    if spec.unit == "count" and not float(value).is_integer():
+        # Only a patient's value: a model's substitute for a missing count may be a median.
+        raise InputError(f"{source}: {spec.name}", f"expected a whole number, got {raw!r}")
+    return value
+
+
+def check_inputs(model: RiskModel, patient: Mapping[str, Any], source: str = "patient") -> None:
+    """Refuse a patient's given values that :func:`score` would refuse, before any other work.
+
+    Missing values are allowed here (the model may substitute them); they are judged by
+    :func:`score` once the measured inputs are known.
+    """
+    if not isinstance(patient, Mapping):
+        raise InputError(source, "a patient must be a JSON object of input name -> value")
+    for spec in model.inputs:
+        raw = patient.get(spec.name)
+        if raw is not None and not (isinstance(raw, float) and math.isnan(raw)):
+            check_value(spec, raw, source)
+
+
 def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient") -> RiskResult:
     """Risk of one patient (a mapping input name -> value; None or absent = missing)."""
     if not isinstance(patient, Mapping):
@@ -161,10 +184,7 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
                 " used in its place; the result is less certain than shown"
             )
             continue
-        value = spec.coerce(raw, source=source)
-        if spec.unit == "count" and not float(value).is_integer():
-            # Only a patient's value: a model's substitute for a missing count may be a median.
-            raise InputError(f"{source}: {spec.name}", f"expected a whole number, got {raw!r}")
+        value = check_value(spec, raw, source)
         values[spec.name] = value
         if spec.outside_soft_range(value):
             lo, hi = spec.soft_range  # type: ignore[misc]

@@ -377,9 +377,9 @@ def render_report(
     fig = build_figure(study, roiset, stats, summary, risk, provenance, patient_label)
     pdf, png, page = out / f"{stem}.pdf", out / f"{stem}.png", out / f"{stem}.html"
     fig.savefig(pdf)
-    fig.savefig(png, dpi=110)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110)  # rendered once: the file and the HTML share it
+    png.write_bytes(buf.getvalue())
     page.write_text(_html(buf.getvalue(), stats, summary, risk, provenance, patient_label))
     return ReportFiles(pdf, png, page)
 
