@@ -39,8 +39,6 @@ from slicer.util import VTKObservationMixin
 #: test checks it) so the panel can list levels without importing the library.
 LEVELS = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 
-#: Shown wherever a risk from a model without external validation appears.
-DEMO_MODEL_WARNING = "Demonstration model: not validated, not for clinical use."
 
 #: Python packages the library needs that Slicer does not ship; installed on first use after
 #: the user confirms (Resources/requirements.txt holds the same list for pip).
@@ -593,7 +591,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._model is None:
             path = self.ui.modelPathLineEdit.currentPath
             self._model = self.logic.loadModel(path or None)
-            status = _("validated") if self._model.validated else DEMO_MODEL_WARNING
+            status = _("validated") if self._model.validated else self._model.warning_text
             self.ui.modelInfoLabel.text = f"{self._model.name}: {status}"
             self._buildClinicalForm(self._model)
         return self._model
@@ -1336,8 +1334,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         else:
             lines.append(f"no interval: {risk.interval_note}")
         lines.append(f"Model: {risk.model_name}")
-        if not risk.validated:
-            lines.append(DEMO_MODEL_WARNING)
+        if risk.model_warning:
+            lines.append(risk.model_warning.upper())
         return "\n".join(lines)
 
     def showRiskAnnotation(self, outcome):
@@ -1379,8 +1377,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
 
         risk = outcome["risk"]
         parts = [f"<h3>{html.escape(self.riskAnnotationText(risk)).replace(chr(10), '<br>')}</h3>"]
-        if not risk.validated:
-            parts.append(f"<p style='color:#c00'><b>{html.escape(DEMO_MODEL_WARNING)}</b></p>")
+        if risk.model_warning:
+            parts.append(f"<p style='color:#c00'><b>{html.escape(risk.model_warning)}</b></p>")
         parts.append(
             "<table border='1' cellspacing='0' cellpadding='2'><tr><th>term</th>"
             "<th>value</th><th>log-odds</th><th>points</th></tr>"
@@ -1775,7 +1773,8 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert abs(summary.pdff_global_L1L4_pct - expected) < 1e-6, (summary, expected)
     assert 0.0 < risk.probability < 1.0
     text = logic.riskAnnotationText(risk)
-    assert (DEMO_MODEL_WARNING in text) == (not risk.validated)
+    assert (risk.model_warning is not None) == (not risk.validated)
+    assert risk.validated or risk.model_warning.upper() in text
     html = logic.resultsHtml(outcome)
     assert f"{100 * risk.probability:.1f}%" in html and risk.model_name in html
     annotation = logic.showRiskAnnotation(outcome)

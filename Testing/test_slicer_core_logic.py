@@ -341,7 +341,8 @@ def test_risk_annotation_text(module, logic):
     risk = scoring.score(model, patient)
     text = logic.riskAnnotationText(risk)
     assert f"{100 * risk.probability:.1f}%" in text
-    assert (module.DEMO_MODEL_WARNING in text) == (not risk.validated)
+    assert risk.model_warning is not None and not risk.validated
+    assert risk.model_warning.upper() in text
     assert str(risk.horizon_days) in text
 
 

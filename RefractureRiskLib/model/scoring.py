@@ -64,6 +64,8 @@ class RiskResult:
     contributions: tuple[Contribution, ...]
     total_points: float
     warnings: tuple[str, ...]
+    #: The text every display of this result must carry when the model is not validated.
+    model_warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -72,8 +74,8 @@ class RiskResult:
 
     def format_text(self) -> str:
         lines = []
-        if not self.validated:
-            lines.append(f"*** {self.warnings[0].upper()} ***")
+        if self.model_warning:
+            lines.append(f"*** {self.model_warning.upper()} ***")
         lines.append(f"Model: {self.model_name}")
         lines.append(f"Outcome: {self.outcome} (horizon {self.horizon_days} days)")
         lines.append(f"Probability: {100 * self.probability:.1f}%")
@@ -237,6 +239,7 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
         contributions=tuple(contributions),
         total_points=sum(c.points for c in contributions),
         warnings=tuple(warnings),
+        model_warning=model.warning_text,
     )
 
 
