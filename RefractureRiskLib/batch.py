@@ -79,7 +79,13 @@ from RefractureRiskLib.model.schema import (
     problems_frame,
     validate_cohort,
 )
-from RefractureRiskLib.pipeline import AnalysisOptions, AnalysisResult, analyze_study, load_clinical
+from RefractureRiskLib.pipeline import (
+    IMAGING_INPUTS,
+    AnalysisOptions,
+    AnalysisResult,
+    analyze_study,
+    load_clinical,
+)
 from RefractureRiskLib.stats import STATISTICS, summarize_statistics
 from RefractureRiskLib.stats.roi_statistics import FLAG_SEPARATOR
 from RefractureRiskLib.store.measurements import Measurement, MeasurementStore, StudySubmission
@@ -107,12 +113,6 @@ IMAGING_COLUMNS: tuple[str, ...] = (
     "r2s_adjacent",
     "body_volume_ml_L1L4",
 )
-_SUMMARY_COLUMNS = {
-    "pdff_global_L1L4": "pdff_global_L1L4_pct",
-    "r2s_global_L1L4": "r2s_global_L1L4_per_s",
-    "pdff_adjacent": "pdff_adjacent_pct",
-    "r2s_adjacent": "r2s_adjacent_per_s",
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -976,7 +976,7 @@ def imaging_columns(
             cells[f"{name}_{level}"] = round(r["mean"], 3)
         cells[f"excl_{level}"] = "" if r["included"] else r["flags"]
     summary = summarize_statistics(stats, tuple(index_levels))
-    for column, attr in _SUMMARY_COLUMNS.items():
+    for column, attr in IMAGING_INPUTS.items():
         value = float(getattr(summary, attr))
         cells[column] = round(value, 3) if math.isfinite(value) else None
     volumes = stats[
