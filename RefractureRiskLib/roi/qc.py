@@ -12,7 +12,10 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   levels do not bias it; S1 excluded). Middle and anterior heights are judged; the anterior one
   is less precise (rounded rim) and must exceed the threshold by a further 10 points
   (``EDGE_HEIGHT_MARGIN``); the posterior height is reported but not judged (the basivertebral
-  vein and the pedicles make it unreliable).
+  vein and the pedicles make it unreliable). The measured loss has an uncertainty of about
+  +-3 points (phantom evaluation), so a level is flagged from a *measured* 17% loss upwards
+  (``fracture_measurement_allowance_frac``): missing a fracture lets oedematous marrow into the
+  summaries, while a false flag only excludes one level, which the user can re-include.
 - cemented: >= 5% of the whole body is signal void (cement has no MR signal).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
@@ -38,6 +41,7 @@ from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 QC_THRESHOLDS: Mapping[str, float] = MappingProxyType(
     {
         "fracture_height_loss_frac": 0.20,
+        "fracture_measurement_allowance_frac": 0.03,
         "cement_void_frac": 0.05,
         "lesion_pdff_diff_pct": 15.0,
         "lesion_focal_ml": 0.15,
@@ -129,7 +133,11 @@ def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
 
 def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
     loss = height_loss_frac(lv, ctx)
-    if np.isfinite(loss) and loss >= QC_THRESHOLDS["fracture_height_loss_frac"]:
+    limit = (
+        QC_THRESHOLDS["fracture_height_loss_frac"]
+        - QC_THRESHOLDS["fracture_measurement_allowance_frac"]
+    )
+    if np.isfinite(loss) and loss >= limit:
         return f"height loss {100 * loss:.0f}% against neighbours"
     return None
 
@@ -165,7 +173,11 @@ def _index(lv: LevelPlacement, ctx: QcContext) -> str | None:
 
 #: The registry: one entry per flag, in the order reasons are reported.
 QC_RULES: tuple[QcRule, ...] = (
-    QcRule(RoiFlag.FRACTURED, "height loss >= 20% against neighbours", _fractured),
+    QcRule(
+        RoiFlag.FRACTURED,
+        "height loss >= 20% against neighbours (flagged from 17% measured)",
+        _fractured,
+    ),
     QcRule(RoiFlag.CEMENTED, "cement or signal void >= 5% of the body", _cemented),
     QcRule(
         RoiFlag.LESION,
