@@ -432,6 +432,34 @@ def split_long_segments(
     return out_s, out_g, notes
 
 
+def split_sacral_dip(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Split the lowest segment at a partial-volume dip of the marrow share: a rudimentary
+    S1/S2 disc (about 3 mm) blurred by thick slices shows as a dip, not a gap. The dip must lie
+    at least 0.6 median body lengths below the segment's top and drop below 75% of the
+    segment's typical marrow share."""
+    if len(segs) < 3:
+        return segs, gaps
+    last = segs[-1]
+    if gaps and (gaps[-1][2] == "fused" or gaps[-1][1] - gaps[-1][0] < 4.0):
+        return segs, gaps
+    med_len = float(np.median([s.length_mm for s in segs[:-1]]))
+    t = prof.t_mm
+    inside = (t >= last.t0_mm) & (t <= last.t1_mm)
+    search = (t >= last.t0_mm + 0.6 * med_len) & (t <= last.t1_mm - 4.0)
+    if not search.any() or not inside.any():
+        return segs, gaps
+    plateau = float(np.median(prof.marrow[inside]))
+    k = np.flatnonzero(search)[int(np.argmin(prof.marrow[search]))]
+    if prof.marrow[k] >= 0.75 * plateau:
+        return segs, gaps
+    cut = float(t[k])
+    head = Segment(last.t0_mm, cut - 0.5, last.void_frac)
+    tail = Segment(cut + 0.5, last.t1_mm, last.void_frac)
+    return [*segs[:-1], head, tail], [*gaps, (cut - 0.5, cut + 0.5, "fused")]
+
+
 def label_segments(
     segs: list[Segment], gaps: list[tuple[float, float, str]], bottom_in_fov: bool
 ) -> Labelling:
@@ -475,13 +503,19 @@ def label_segments(
 
 
 def spacing_reasons(
-    segs: list[Segment], gaps: list[tuple[float, float, str]], sacrum_found: bool = False
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    sacrum_found: bool = False,
+    top_cut: bool = False,
 ) -> list[str]:
     """Irregular disc spacing, missed discs or bodies (long gaps). With the sacrum found, the
-    segment below S1 (S2, possibly cut by the field of view) is not judged."""
+    segment below S1 (S2, possibly cut by the field of view) is not judged, nor is a top
+    segment cut by the field of view (its centre is not its body's centre)."""
     reasons = []
     if sacrum_found and len(segs) >= 2:
         segs, gaps = segs[:-1], gaps[:-1]
+    if top_cut and len(segs) >= 2:
+        segs, gaps = segs[1:], gaps[1:]
     if len(segs) >= 3:
         cents = np.array([s.centre_mm for s in segs])
         d = np.diff(cents)
@@ -627,6 +661,7 @@ def automatic_rois(
         wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
         segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
+    segs, gaps = split_sacral_dip(segs, gaps, prof)
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")
     covered_idx = np.flatnonzero(prof.covered)
@@ -634,7 +669,9 @@ def automatic_rois(
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
     reasons = (
-        list(labelling.reasons) + split_notes + spacing_reasons(segs, gaps, labelling.sacrum_found)
+        list(labelling.reasons)
+        + split_notes
+        + spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
     )
     if anchor is not None:
         labelling = _anchor_labels(line, segs, anchor, labelling)
