@@ -201,6 +201,16 @@ def place_rois(study: Study, options: AnalysisOptions) -> RoiResult:
             result = rois_from_labelmap(
                 drawn.labelmap, table, study, reader=options.reader, index_levels=index
             )
+            # QC cannot judge everything from drawn ROIs (a fracture needs the whole body's
+            # height): flags stored in the file (an earlier run or a reader) are kept, and the
+            # reader's explicit include/exclude choices win.
+            prior = {lv.level: lv.flags for lv in drawn.levels}
+            result = apply_qc(result, study, index, prior_flags=prior)
+            roiset = result.roiset
+            for lv in drawn.levels:
+                if lv.include_override is not None and lv.level in roiset.level_names:
+                    roiset = roiset.with_override(lv.level, lv.include_override)
+            return replace(result, roiset=roiset)
     return apply_qc(result, study, index)
 
 

@@ -162,3 +162,36 @@ def test_out_of_range_clinical_input_is_refused(tmp_path):
             phantom.study, {**CLINICAL, "age_years": 250}, tmp_path, AnalysisOptions(report=False)
         )
     assert math.isfinite(phantom.truth.levels[0].marrow_pdff_pct)
+
+
+def test_reimported_rois_keep_flags_and_summaries(analysed):
+    _phantom, _written, result, _messages, out = analysed
+    from RefractureRiskLib.pipeline import measure, place_rois
+
+    again = place_rois(
+        result.study,
+        AnalysisOptions(roi=str(out / "rois.seg.nrrd"), index_levels=("L1",), reader="pytest"),
+    )
+    for lv in result.rois.roiset.levels:
+        assert again.roiset.level(lv.level).flags == lv.flags, lv.level
+    _stats, summary = measure(result.study, again, ("L1",))
+    assert summary.pdff_global_L1L4_pct == pytest.approx(result.summary.pdff_global_L1L4_pct)
+
+
+def test_fractured_level_is_not_called_a_lesion(analysed):
+    phantom, _written, result, _messages, _out = analysed
+    truth = phantom.truth.level_table().set_index("level")
+    l1 = result.rois.roiset.level("L1")
+    assert "fractured" in l1.flags
+    assert not truth.loc["L1", "lesion"] and "lesion" not in l1.flags
+
+
+def test_anchor_far_from_the_spine_is_refused(tmp_path):
+    phantom = generate_phantom(PhantomSpec(seed=4))
+    with pytest.raises(InputError, match=r"anchor L3 .* from the spine's centre line"):
+        analyze_study(
+            phantom.study,
+            None,
+            tmp_path,
+            AnalysisOptions(anchor=("L3", (1000.0, 1000.0, 1000.0)), report=False),
+        )

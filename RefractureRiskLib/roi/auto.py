@@ -82,6 +82,8 @@ THIN_DISC_FRAC = 0.6
 #: A segment longer than this multiple of the median body length holds two bodies.
 LONG_SEGMENT_FACTOR = 1.55
 MIN_BODY_MM = 8.0
+#: An anchor point farther than this from the centre line is refused, not snapped to a body.
+ANCHOR_MAX_DISTANCE_MM = 60.0
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
 MAX_HALF_DEPTH_MM = 25.0
@@ -617,6 +619,14 @@ def _anchor_labels(
         0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
     ]
     k = int(np.argmin(dists))
+    if d[j] > ANCHOR_MAX_DISTANCE_MM:
+        # Far from the spine (a typo or another coordinate system): relabelling the nearest
+        # body would silently rename every level.
+        raise InputError(
+            f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm",
+            f"is {d[j]:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
+            f"mm accepted); place it inside the {level} vertebral body (RAS, not LPS)",
+        )
     if dists[k] > 0 or d[j] > 25.0:
         reasons.append(
             f"anchor {level} is not inside a detected body ({d[j]:.0f} mm from the centre line); "

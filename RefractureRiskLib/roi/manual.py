@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -221,7 +222,8 @@ def rois_from_labelmap(
     """ROIs from a label map the user drew, with a table label value -> level name.
 
     ``drawn="roi"``: the drawn regions are the measurement ROIs, used as drawn (whole bodies are
-    not known; ``body_labels`` then holds the drawn regions). ``drawn="body"``: the drawn regions
+    not known; ``body_labels`` then holds the drawn regions, body heights and volumes are NaN and
+    the fracture flag is not assessed). ``drawn="body"``: the drawn regions
     are whole vertebral bodies; the safe-core ROI is placed inside each. Labels are renumbered to
     the product's level label values. The label map must be on the study grid.
     """
@@ -274,6 +276,10 @@ def rois_from_labelmap(
         lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
         placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
         entry = _placement_entry(level, placement, arrays)
+        if drawn == "roi":
+            # The drawn region is not the whole body: its height and volume say nothing about
+            # the body, so height-based QC (fracture) cannot be judged from it.
+            entry = replace(entry, heights_mm=(np.nan, np.nan, np.nan), body_volume_ml=np.nan)
         _write(body_arr, box.slices, local, entry.label)
         _write(roi_arr, box.slices, roi, entry.label)
         entries[level] = entry

@@ -19,7 +19,7 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
 - cemented: >= 5% of the whole body is signal void (cement has no MR signal).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
-  >= 15 percentage points.
+  >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).
 - low_coverage: ROI volume < 1.0 mL (a normal lumbar safe core is 8-20 mL).
 - index: the level was treated (given by the user).
 """
@@ -27,7 +27,7 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -52,10 +52,16 @@ QC_THRESHOLDS: Mapping[str, float] = MappingProxyType(
 
 @dataclass(frozen=True)
 class QcContext:
-    """What a rule may look at: all placed levels (cranial to caudal), the user's index levels."""
+    """What a rule may look at: all placed levels (cranial to caudal), the user's index levels,
+    and flags already known per level (``prior``: from an imported segmentation or a reader)."""
 
     levels: tuple[LevelPlacement, ...]
     index_levels: frozenset[str]
+    prior: Mapping[str, frozenset[RoiFlag]] = field(default_factory=dict)
+
+    def known(self, level: str, flag: RoiFlag) -> bool:
+        """Whether ``flag`` was already set on ``level`` before this QC run."""
+        return flag in self.prior.get(level, frozenset())
 
     def neighbours(self, level: str, n_each_side: int = 2) -> list[LevelPlacement]:
         """Up to ``n_each_side`` nearest placed levels above and below (S1 excluded)."""
@@ -151,6 +157,10 @@ def _cemented(lv: LevelPlacement, ctx: QcContext) -> str | None:
 def _lesion(lv: LevelPlacement, ctx: QcContext) -> str | None:
     if lv.lesion_ml >= QC_THRESHOLDS["lesion_focal_ml"]:
         return f"focal region of {lv.lesion_ml:.2f} mL with non-marrow PDFF inside the body"
+    if _fractured(lv, ctx) is not None or ctx.known(lv.level, RoiFlag.FRACTURED):
+        # Acute fracture oedema lowers PDFF across the whole body (DESIGN.md: 10-30 points):
+        # a PDFF difference against the neighbours is expected there, not a sign of a lesion.
+        return None
     nbs = [nb.roi_pdff_median_pct for nb in ctx.neighbours(lv.level)]
     nbs = [v for v in nbs if np.isfinite(v)]
     if not nbs or not np.isfinite(lv.roi_pdff_median_pct):
@@ -190,14 +200,22 @@ QC_RULES: tuple[QcRule, ...] = (
 
 
 def evaluate_qc(
-    levels: Sequence[LevelPlacement], index_levels: Sequence[str] = ()
+    levels: Sequence[LevelPlacement],
+    index_levels: Sequence[str] = (),
+    prior_flags: Mapping[str, frozenset[RoiFlag]] | None = None,
 ) -> dict[str, dict[RoiFlag, str]]:
-    """Flags and reasons per level: ``{level: {flag: reason}}``."""
+    """Flags and reasons per level: ``{level: {flag: reason}}``.
+
+    ``prior_flags`` (flags known before, e.g. stored in an imported segmentation) are kept with
+    the reason "set before (imported)" and inform the rules (an oedematous fractured level is
+    not called a lesion).
+    """
     ordered = tuple(sorted(levels, key=lambda lv: level_index(lv.level)))
-    ctx = QcContext(ordered, frozenset(s.strip().upper() for s in index_levels))
+    prior = MappingProxyType(dict(prior_flags or {}))
+    ctx = QcContext(ordered, frozenset(s.strip().upper() for s in index_levels), prior)
     out: dict[str, dict[RoiFlag, str]] = {}
     for lv in ordered:
-        fired = {}
+        fired = {RoiFlag(f): "set before (imported)" for f in prior.get(lv.level, ())}
         for rule in QC_RULES:
             reason = rule.test(lv, ctx)
             if reason:
@@ -207,11 +225,15 @@ def evaluate_qc(
 
 
 def apply_qc(
-    result: RoiResult, study: Study | None = None, index_levels: Sequence[str] = ()
+    result: RoiResult,
+    study: Study | None = None,
+    index_levels: Sequence[str] = (),
+    prior_flags: Mapping[str, frozenset[RoiFlag]] | None = None,
 ) -> RoiResult:
-    """``result`` with every level's flags set by :data:`QC_RULES` (user overrides are kept)."""
+    """``result`` with every level's flags set by :data:`QC_RULES` plus ``prior_flags``
+    (user overrides are kept)."""
     del study  # rules use the stored measurements; kept for a stable signature
-    fired = evaluate_qc(result.levels, index_levels)
+    fired = evaluate_qc(result.levels, index_levels, prior_flags)
     new_levels = []
     for lr in result.roiset.levels:
         flags = frozenset(fired.get(lr.level, {}))
