@@ -34,7 +34,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index, level_label
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
@@ -45,6 +45,7 @@ from RefractureRiskLib.roi.body import (
     body_from_marrow,
     bone_tissue,
     focal_lesion_ml,
+    level_placement,
     local_marrow,
     refine_body,
     study_arrays,
@@ -759,7 +760,7 @@ def automatic_rois(
             )
         # any doubt about the count lowers every label's confidence (one wrong count shifts all)
         conf = labelling.confidence[i] if not reasons else min(labelling.confidence[i], 0.5)
-        entry = _entry(name, pl, arrays, conf, criteria)
+        entry = level_placement(name, pl, arrays, conf)
         view_b = body_arr[pl.box.slices]
         view_b[pl.body & (view_b == 0)] = entry.label
         view_r = roi_arr[pl.box.slices]
@@ -795,30 +796,6 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
-
-
-def _entry(
-    name: str, pl: BodyPlacement, arrays: StudyArrays, confidence: float, criteria: MarrowCriteria
-) -> LevelPlacement:
-    frame = pl.frame
-    box = pl.box
-    voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
-    vals = arrays.pdff_pct[box.slices][pl.roi]
-    return LevelPlacement(
-        level=name,
-        label=level_label(name),
-        centre_ras=frame.centre_ras,
-        body_volume_ml=frame.volume_ml,
-        roi_volume_ml=float(np.count_nonzero(pl.roi) * voxel_ml),
-        heights_mm=frame.heights_mm,
-        half_extent_mm=frame.half_extent_mm,
-        confidence=confidence,
-        box=box,
-        void_frac=pl.void_frac,
-        lesion_ml=pl.lesion_ml,
-        roi_pdff_median_pct=float(np.median(vals)) if vals.size else float("nan"),
-        notes=(pl.message,) if pl.message else (),
-    )
 
 
 def _fov_z_range(shape: tuple[int, int, int], mat: npt.NDArray) -> tuple[float, float]:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
@@ -37,6 +38,7 @@ from RefractureRiskLib.roi.marrow import (
     smooth_pdff,
     spacing_kji,
 )
+from RefractureRiskLib.roi.result import LevelPlacement
 
 #: Half size (mm, RAS x/y/z) of the box searched around a seed: fits a lumbar body (about 50 mm
 #: wide, 35 mm deep, 30 mm high) even when the seed is 15 mm off its centre.
@@ -368,3 +370,28 @@ __all__ = [
     "study_arrays_cached",
     "void_fraction",
 ]
+
+
+def level_placement(
+    level: str, placement: BodyPlacement, arrays: StudyArrays, confidence: float = 1.0
+) -> LevelPlacement:
+    """The measured facts of one placed level (volumes in mL, heights in mm, ROI median PDFF %)."""
+    frame = placement.frame
+    box = placement.box
+    voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
+    roi_vals = arrays.pdff_pct[box.slices][placement.roi]
+    return LevelPlacement(
+        level=level,
+        label=level_label(level),
+        centre_ras=frame.centre_ras,
+        body_volume_ml=frame.volume_ml,
+        roi_volume_ml=float(np.count_nonzero(placement.roi) * voxel_ml),
+        heights_mm=frame.heights_mm,
+        half_extent_mm=frame.half_extent_mm,
+        confidence=confidence,
+        box=box,
+        void_frac=placement.void_frac,
+        lesion_ml=placement.lesion_ml,
+        roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
+        notes=(placement.message,) if placement.message else (),
+    )

@@ -21,8 +21,8 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
-    StudyArrays,
     focal_lesion_ml,
+    level_placement,
     local_marrow,
     place_at_seed,
     study_arrays_cached,
@@ -57,30 +57,6 @@ def _normalise_points(points: Mapping[str, Sequence[float]]) -> dict[str, np.nda
     if not out:
         raise InputError("points", "no points given; expected at least one level point")
     return out
-
-
-def _placement_entry(
-    level: str, placement, arrays: StudyArrays, confidence: float = 1.0
-) -> LevelPlacement:
-    frame = placement.frame
-    box = placement.box
-    voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
-    roi_vals = arrays.pdff_pct[box.slices][placement.roi]
-    return LevelPlacement(
-        level=level,
-        label=level_label(level),
-        centre_ras=frame.centre_ras,
-        body_volume_ml=frame.volume_ml,
-        roi_volume_ml=float(np.count_nonzero(placement.roi) * voxel_ml),
-        heights_mm=frame.heights_mm,
-        half_extent_mm=frame.half_extent_mm,
-        confidence=confidence,
-        box=box,
-        void_frac=placement.void_frac,
-        lesion_ml=placement.lesion_ml,
-        roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
-        notes=(placement.message,) if placement.message else (),
-    )
 
 
 def _write(target: np.ndarray, box_slices, mask: np.ndarray, label: int) -> None:
@@ -168,7 +144,7 @@ def _place_one(arrays, level, point, params, criteria):
     if placement.frame is None:
         where = ", ".join(f"{c:.1f}" for c in point)
         raise InputError(f"point {level}", f"{placement.message} at RAS ({where}) mm")
-    return _placement_entry(level, placement, arrays), placement.roi, placement.body
+    return level_placement(level, placement, arrays), placement.roi, placement.body
 
 
 def update_level(
@@ -275,7 +251,7 @@ def rois_from_labelmap(
             roi = local
         lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
         placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
-        entry = _placement_entry(level, placement, arrays)
+        entry = level_placement(level, placement, arrays)
         if drawn == "roi":
             # The drawn region is not the whole body: its height and volume say nothing about
             # the body, so height-based QC (fracture) cannot be judged from it.
