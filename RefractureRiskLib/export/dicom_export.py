@@ -126,6 +126,16 @@ def _deidentify(ds: pydicom.Dataset) -> None:
     ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
 
 
+def _save(ds: pydicom.Dataset, out_path: str | Path, deidentify: bool) -> Path:
+    """Write an exported object (de-identified first when asked); returns the path."""
+    if deidentify:
+        _deidentify(ds)
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path)
+    return path
+
+
 def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
     ras = LPS_TO_RAS[:3, :3] @ np.asarray(ds.ImagePositionPatient, float)
     ijk = roiset.labelmap.ras_to_ijk_points(ras)[0]
@@ -199,12 +209,7 @@ def export_seg(
         device_serial_number="0",
         series_description=f"Vertebral marrow ROIs ({roiset.method.value}, {roiset.reader})",
     )
-    if deidentify:
-        _deidentify(seg)
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(path)
-    return path, seg
+    return _save(seg, out_path, deidentify), seg
 
 
 def export_sr(
@@ -279,9 +284,4 @@ def export_sr(
             series_description="Vertebral marrow PDFF/R2* measurements",
             is_complete=True,
         )
-    if deidentify:
-        _deidentify(sr)
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sr.save_as(path)
-    return path
+    return _save(sr, out_path, deidentify)
