@@ -139,3 +139,16 @@ def test_from_drawn_labelmap_with_level_table(phantom):
     assert np.array_equal(as_roi.roiset.mask("L1"), truth == level_label("L1"))
     with pytest.raises(InputError, match="no level"):
         rois_from_labelmap(labelmap, {10: "L1"}, phantom.study)
+
+
+def test_manual_points_flag_fractures_like_the_automatic_method():
+    """Heights are measured along the spine through the named points: on a lordotic spine no
+    intact level looks fractured, and a real fracture is still flagged."""
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+    from RefractureRiskLib.roi.manual import rois_from_points
+
+    phantom = generate_phantom(PhantomSpec(seed=0, lordosis_deg=35.0, fractured={"L3": 0.35}))
+    truth = {lv.level: lv for lv in phantom.truth.levels if lv.level != "S1"}
+    result = rois_from_points(phantom.study, {lv: t.centre_ras for lv, t in truth.items()})
+    fractured = {lv.level for lv in result.roiset.levels if "fractured" in lv.flags}
+    assert fractured == {"L3"}, fractured

@@ -78,6 +78,8 @@ def _assemble(
 ) -> RoiResult:
     grid = study.grid
     levels = tuple(sorted(entries.values(), key=lambda e: level_index(e.level)))
+    if method == RoiMethod.MANUAL_POINTS:
+        levels = tuple(_heights_along_spine(e, body_arr, points) for e in levels)
     roiset = RoiSet(
         labelmap=Volume(roi_arr, grid.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in levels),
@@ -95,6 +97,40 @@ def _assemble(
         extras={"points_ras": dict(points), "index_levels": tuple(index_levels)},
     )
     return apply_qc(result, study, index_levels=index_levels)
+
+
+def spine_direction(points: Mapping[str, np.ndarray], level: str) -> np.ndarray | None:
+    """Unit vector (RAS) along the spine at ``level``, pointing superior, through the named points
+    of the nearest levels above and below (None without another point)."""
+    order = sorted(points, key=level_index)
+    i = order.index(level)
+    above = points[order[i - 1]] if i > 0 else points[level]
+    below = points[order[i + 1]] if i + 1 < len(order) else points[level]
+    d = np.asarray(above, float) - np.asarray(below, float)
+    n = float(np.linalg.norm(d))
+    if n < 1e-6:
+        return None
+    d = d / n
+    return d if d[2] >= 0 else -d
+
+
+def _heights_along_spine(
+    entry: LevelPlacement, body_arr: np.ndarray, points: Mapping[str, np.ndarray]
+) -> LevelPlacement:
+    """``entry`` with its body heights measured along the spine through the named points.
+
+    A body's own voxels give a poor height axis for a tilted or wedged body (its heights then
+    look like a fracture); the line through the neighbouring points is what the automatic
+    method's centre line gives, so heights and the fracture flag mean the same in both modes.
+    Only the measurement changes (the ROI is kept), and it is cheap, so every level is measured
+    again after one point moves and a one-level update still equals a full recompute.
+    """
+    hint = spine_direction(points, entry.level) if entry.level in points else None
+    body = body_arr[entry.box.slices] == entry.label
+    if hint is None or not body.any():
+        return entry
+    frame = body_frame(body, entry.box.ijk_to_ras, hint)
+    return replace(entry, heights_mm=frame.heights_mm)
 
 
 def _order_notes(points: Mapping[str, np.ndarray]) -> list[str]:
