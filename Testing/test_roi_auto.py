@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
-from RefractureRiskLib.core.roiset import RoiMethod
+from RefractureRiskLib.core.roiset import RoiFlag, RoiMethod
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.phantom.generate import generate_phantom
@@ -128,3 +128,34 @@ def test_external_labelling_cross_check(sagittal, sagittal_result):
     assert disagree.uncertain
     assert any("external labelling says L1" in r for r in disagree.reasons)
     assert disagree.roiset.level_names == sagittal_result.roiset.level_names
+
+
+def test_cemented_level_at_thick_sagittal_slices_keeps_roi_in_its_body():
+    # Cement fills the centre of T10, so its safe marrow is lateral and posterior, where 4 mm
+    # sagittal slices merge the pedicle bases with the body; the ROI must still stay inside it.
+    # (study 29 of ``evaluation/evaluate_auto_roi.py --seed 123``: its ROI was 0.87 inside)
+    spec = PhantomSpec(seed=12300029, orientation="sagittal", field_strength_t=3.0,
+                       slice_thickness_mm=4.0, fractured={"L3": 0.3709, "L5": 0.3573},
+                       cemented=("T10",), lesion_level="T11", snr=38.655, bias_field=0.3315,
+                       lordosis_deg=43.221, scoliosis_deg=-4.9046)  # fmt: skip
+    ph = generate_phantom(spec)
+    res = automatic_rois(ph.study)
+    truth = ph.truth.body_labels.array
+    assert "T10" in res.roiset.level_names
+    for lv in res.roiset.level_names:
+        mask = res.roiset.mask(lv)
+        if not mask.any():
+            continue
+        inside = float(np.mean(truth[mask] == level_label(lv)))
+        assert inside >= 0.95, (lv, inside, int(mask.sum()))
+    assert res.roiset.mask("T10").any()
+    # the whole body does not take the pedicle bases along (volume within 20% of the truth)
+    t10 = ph.truth.level("T10")
+    placed = res.placement("T10")
+    assert abs(placed.body_volume_ml - t10.body_volume_ml) / t10.body_volume_ml < 0.2
+    # nor does a pedicle spoil its heights (a false fracture); the small ROI left beside the
+    # cement is flagged, not enlarged
+    flags = next(lr.flags for lr in res.roiset.levels if lr.level == "T10")
+    assert RoiFlag.CEMENTED in flags
+    assert RoiFlag.FRACTURED not in flags
+    assert (RoiFlag.LOW_COVERAGE in flags) == (placed.roi_volume_ml < 1.0)

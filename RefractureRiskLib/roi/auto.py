@@ -15,7 +15,9 @@ No deep learning (DESIGN.md §4). Steps:
    bottom of the chain (or a fused, over-long lowest segment) marks S1. Levels are counted up
    from S1; one anchor point named by the user overrides the count.
 6. Each body is segmented on the full grid between its two disc planes (whole body, volume in mL)
-   and its safe-core ROI placed as for manual points (:mod:`RefractureRiskLib.roi.body`).
+   and its safe-core ROI placed as for manual points (:mod:`RefractureRiskLib.roi.body`); voxels
+   behind the body's midline posterior wall (pedicle bases that thick slices merge with the
+   body) are cut off before its frame and ROI are computed.
 
 Uncertainty (sacrum not found, irregular spacing, a missed disc or body, transitional anatomy,
 fewer bodies than expected, anchor disagreement) is reported in ``reasons`` and ``roiset.notes``,
@@ -44,6 +46,7 @@ from RefractureRiskLib.roi.body import (
     _nearest_in,
     body_from_marrow,
     bone_tissue,
+    clip_posterior_elements,
     focal_lesion_ml,
     level_placement,
     local_marrow,
@@ -588,6 +591,13 @@ def place_segment(
         return BodyPlacement(box, empty, empty, None, why)
     if cross_section_mm is None:
         body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
+    # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
+    body = clip_posterior_elements(
+        body,
+        box.ijk_to_ras,
+        body_frame(body, box.ijk_to_ras, si_hint=-tang).axes_ras,
+        _nearest_in(body, seed_ijk),
+    )
     frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "no safe-core ROI"

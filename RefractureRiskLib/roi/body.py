@@ -26,6 +26,7 @@ from RefractureRiskLib.roi.geometry import (
     box_around,
     fill_holes,
     safe_core_roi,
+    voxel_ras,
 )
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
@@ -148,6 +149,57 @@ def refine_body(
         ring = ndimage.binary_dilation(out) & ~out
         out = out | (ring & (signal < CORTEX_SIGNAL_FRAC * float(np.median(signal[out]))))
     return out
+
+
+#: How far (mm) body voxels may lie behind the body's midline posterior wall (real posterior
+#: walls are flat to mildly concave); voxels further back are posterior elements.
+POSTERIOR_WALL_TOL_MM: float = 2.0
+#: Half width (mm) of the midline band in which the posterior wall is measured.
+MIDLINE_HALF_WIDTH_MM: float = 6.0
+
+
+def clip_posterior_elements(
+    body: npt.NDArray[np.bool_],
+    ijk_to_ras: npt.NDArray,
+    axes_ras: npt.NDArray,
+    seed_kji: tuple[int, int, int],
+) -> npt.NDArray[np.bool_]:
+    """``body`` without the voxels behind its posterior wall (pedicle bases), one component.
+
+    Thick slices merge the pedicle bases with the lateral parts of a body (a 4 mm sagittal slice
+    averages body and pedicle), so the in-plane opening of :func:`body_from_marrow` cannot cut
+    them off, and a posterior appendage moves the body's frame (centre, depth) and lets the
+    safe core reach into it (most of all when cement fills the centre). The pedicles leave the
+    body behind its posterior wall, which the midline shows (the canal, not bone, lies behind
+    it there): the wall is the 2nd percentile of the anterior coordinate (``axes_ras`` column 1,
+    unit, towards anterior) of the body voxels within :data:`MIDLINE_HALF_WIDTH_MM` of the
+    body's median LR position; voxels more than :data:`POSTERIOR_WALL_TOL_MM` plus half a voxel
+    behind it are removed, and the component holding ``seed_kji`` (else the largest) is kept.
+    """
+    if not body.any():
+        return body
+    axes = np.asarray(axes_ras, float)
+    local = voxel_ras(body, ijk_to_ras) @ axes[:, :2]  # (LR, AP) mm, arbitrary origin
+    sp = spacing_kji(ijk_to_ras)
+    cols = np.asarray(ijk_to_ras, float)[:3, :3] / sp[::-1]  # unit i, j, k directions
+    lr_half_voxel = 0.5 * float(np.abs(axes[:, 0] @ cols * sp[::-1]).max())
+    ap_half_voxel = 0.5 * float(np.abs(axes[:, 1] @ cols * sp[::-1]).max())
+    mid = np.abs(local[:, 0] - np.median(local[:, 0])) <= max(MIDLINE_HALF_WIDTH_MM, lr_half_voxel)
+    if np.count_nonzero(mid) < 10:
+        return body
+    wall = float(np.percentile(local[mid, 1], 2.0))
+    keep = local[:, 1] >= wall - POSTERIOR_WALL_TOL_MM - ap_half_voxel
+    if keep.all():
+        return body
+    out = np.zeros_like(body)
+    out[tuple(a[keep] for a in np.nonzero(body))] = True
+    lab, _ = ndimage.label(out)
+    comp = lab[seed_kji] if out[seed_kji] else 0
+    if comp == 0:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        comp = int(np.argmax(sizes))
+    return lab == comp if comp else body
 
 
 #: Enclosed non-marrow regions smaller than this (mL) are noise, not lesions.
@@ -283,6 +335,9 @@ def place_at_seed(
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
     body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
+    # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
+    axes = body_frame(body, box.ijk_to_ras, si_hint).axes_ras
+    body = clip_posterior_elements(body, box.ijk_to_ras, axes, _nearest_in(body, seed_ijk))
     frame = body_frame(body, box.ijk_to_ras, si_hint)
     if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
         size = " x ".join(f"{2 * h:.0f}" for h in frame.half_extent_mm)
@@ -362,6 +417,7 @@ __all__ = [
     "StudyArrays",
     "body_from_marrow",
     "bone_tissue",
+    "clip_posterior_elements",
     "focal_lesion_ml",
     "local_marrow",
     "place_at_seed",
