@@ -34,19 +34,8 @@ def test_r2s_grey_scale_follows_the_marrow_not_the_air() -> None:
 
 
 def test_level_table_says_what_the_spread_is() -> None:
-    import pandas as pd
 
-    stats = pd.DataFrame(
-        {
-            "level": ["L1", "L1"],
-            "map": ["pdff", "r2s"],
-            "mean": [50.0, 60.0],
-            "sd": [1.0, 2.0],
-            "volume_ml": [3.0, 3.0],
-            "flags": ["", ""],
-            "included": [True, True],
-        }
-    )
+    stats = _one_level_stats()
     table = onepage._level_table(stats)
     assert any("SD" in c and "PDFF" in c for c in table.columns)
     assert any("SD" in c and "R2*" in c for c in table.columns)
@@ -98,15 +87,11 @@ def _figure_texts(fig) -> str:
     return "\n".join(texts)
 
 
-def test_page_shows_uncertain_labels_and_no_nan() -> None:
-    import math
-
+def _one_level_stats():
+    """A statistics table with one level (L1), PDFF and R2* rows, as roi_statistics writes it."""
     import pandas as pd
 
-    from RefractureRiskLib.stats.summary import PatientSummary
-
-    study, rois = _study_and_rois()
-    stats = pd.DataFrame(
+    return pd.DataFrame(
         {
             "level": ["L1", "L1"],
             "map": ["pdff", "r2s"],
@@ -117,6 +102,15 @@ def test_page_shows_uncertain_labels_and_no_nan() -> None:
             "included": [True, True],
         }
     )
+
+
+def test_page_shows_uncertain_labels_and_no_nan() -> None:
+    import math
+
+    from RefractureRiskLib.stats.summary import PatientSummary
+
+    study, rois = _study_and_rois()
+    stats = _one_level_stats()
     nan = math.nan
     summary = PatientSummary(nan, nan, nan, nan, notes=("too few levels",))
     provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
@@ -144,22 +138,10 @@ def test_terminal_summary_says_not_available_instead_of_nan() -> None:
 def test_html_page_uses_the_model_warning_and_no_float_noise(tmp_path) -> None:
     import math
 
-    import pandas as pd
-
     from RefractureRiskLib.stats.summary import PatientSummary
 
     study, rois = _study_and_rois()
-    stats = pd.DataFrame(
-        {
-            "level": ["L1", "L1"],
-            "map": ["pdff", "r2s"],
-            "mean": [50.0, 60.0],
-            "sd": [1.0, 2.0],
-            "volume_ml": [3.0, 3.0],
-            "flags": ["", ""],
-            "included": [True, True],
-        }
-    )
+    stats = _one_level_stats()
     summary = PatientSummary(50.194292935842874, 64.17620633630129, math.nan, math.nan)
     model = load_model(bundled_model_path())
     risk = score(model, {"age_years": 74, "sex": "F", "pdff_global_L1L4": 50.194292935842874})
@@ -175,22 +157,10 @@ def test_html_page_uses_the_model_warning_and_no_float_noise(tmp_path) -> None:
 def test_contribution_bars_show_the_scored_inputs() -> None:
     import math
 
-    import pandas as pd
-
     from RefractureRiskLib.stats.summary import PatientSummary
 
     study, rois = _study_and_rois()
-    stats = pd.DataFrame(
-        {
-            "level": ["L1", "L1"],
-            "map": ["pdff", "r2s"],
-            "mean": [50.0, 60.0],
-            "sd": [1.0, 2.0],
-            "volume_ml": [3.0, 3.0],
-            "flags": ["", ""],
-            "included": [True, True],
-        }
-    )
+    stats = _one_level_stats()
     summary = PatientSummary(50.2, 64.2, math.nan, math.nan)
     model = load_model(bundled_model_path())
     risk = score(model, {"age_years": 74, "sex": "F", "antiop_post": 0})
