@@ -1004,9 +1004,8 @@ def cohort_table(
             f"clinical column(s) {', '.join(replaced[:6])}{' ...' if len(replaced) > 6 else ''}"
             " replaced by the measurements in the store"
         )
-    runs = {r["run_id"]: r for r in store.study_runs()}
     by_patient: dict[str, list[dict[str, Any]]] = {}
-    for row in store.current_measurements(readers=[reader]):
+    for row in store.current_measurements(readers=[reader], with_run_provenance=True):
         by_patient.setdefault(str(row["patient_id"]), []).append(row)
     imaging: dict[str, dict[str, Any]] = {}
     index_by_patient = {
@@ -1025,7 +1024,7 @@ def cohort_table(
         mine = [r for r in rows if (r["study_uid"], r["session"]) == key]
         if len({(r["study_uid"], r["session"]) for r in rows}) > 1:
             notes.append(f"{pid}: several studies/sessions in the store; the latest is used")
-        prov = json.loads(runs[latest["run_id"]]["provenance_json"] or "{}")
+        prov = json.loads(latest["run_provenance_json"] or "{}")
         try:
             imaging[pid] = imaging_columns(mine, prov, reader, index_by_patient[pid])
         except InputError as err:

@@ -61,6 +61,40 @@ def test_record_and_supersede_keeps_history(tmp_path):
     assert len(store.study_runs()) == 2
 
 
+def test_rows_carry_their_own_runs_provenance(tmp_path):
+    store = MeasurementStore(tmp_path)
+    for pid in ("P010", "P011"):
+        sub = submission(pid)
+        store.record_study(StudySubmission(**{**sub.__dict__, "provenance": {"patient": pid}}))
+    rows = store.current_measurements(with_run_provenance=True)
+    assert len(rows) == 16
+    assert all(f'"patient": "{r["patient_id"]}"' in r["run_provenance_json"] for r in rows)
+
+
+def _write_studies(location: str, n: int) -> None:
+    store = MeasurementStore(location)
+    for i in range(n):
+        store.record_study(submission(f"W{i:03d}"))
+
+
+def test_reading_while_another_process_writes_never_misses_a_run(tmp_path):
+    """The cohort table reads rows and run provenance while another batch writes (CI race)."""
+    location = str(tmp_path / "s.sqlite")
+    MeasurementStore(location).close()
+    writer = mp.get_context("spawn").Process(target=_write_studies, args=(location, 40))
+    writer.start()
+    store = MeasurementStore(location)
+    reads = 0
+    while writer.is_alive() or reads == 0:
+        rows = store.current_measurements(with_run_provenance=True)
+        assert all(r["run_provenance_json"] for r in rows)
+        assert len(rows) % 8 == 0  # a study is visible whole or not at all
+        reads += 1
+    writer.join(timeout=120)
+    assert writer.exitcode == 0
+    assert len(store.current_measurements(with_run_provenance=True)) == 40 * 8
+
+
 def test_labelmap_hash_recorded(tmp_path):
     label = tmp_path / "roi.seg.nrrd"
     label.write_bytes(b"label map bytes")

@@ -343,20 +343,38 @@ class MeasurementStore:
 
     def failed_patients(self) -> dict[str, str]:
         """Latest failure reason per patient that has no completed run."""
-        done = self.completed_patients()
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(failures.c.patient_id, failures.c.reason).order_by(failures.c.failure_id)
-            ).all()
-        return {p: r for p, r in rows if p not in done}
+        done = sa.select(study_runs.c.patient_id)
+        q = (
+            sa.select(failures.c.patient_id, failures.c.reason)
+            .where(failures.c.patient_id.not_in(done))
+            .order_by(failures.c.failure_id)
+        )
+        with self.engine.connect() as conn:  # one statement: consistent while others write
+            rows = conn.execute(q).all()
+        return dict(rows)
 
     def current_measurements(
-        self, *, maps: Sequence[str] | None = None, readers: Iterable[str] | None = None
+        self,
+        *,
+        maps: Sequence[str] | None = None,
+        readers: Iterable[str] | None = None,
+        with_run_provenance: bool = False,
     ) -> list[dict[str, Any]]:
-        """Rows not superseded by a later row, oldest first, as dicts."""
+        """Rows not superseded by a later row, oldest first, as dicts.
+
+        With ``with_run_provenance`` each row also carries its study run's provenance JSON as
+        ``run_provenance_json``, read in the same statement, so a study recorded by another
+        process meanwhile can never give a row whose run is missing.
+        """
         m = measurements.c
         superseded = sa.select(m.supersedes_id).where(m.supersedes_id.is_not(None))
-        q = sa.select(measurements).where(m.measurement_id.not_in(superseded))
+        if with_run_provenance:
+            q = sa.select(
+                measurements, study_runs.c.provenance_json.label("run_provenance_json")
+            ).join(study_runs, study_runs.c.run_id == m.run_id)
+        else:
+            q = sa.select(measurements)
+        q = q.where(m.measurement_id.not_in(superseded))
         if maps is not None:
             q = q.where(m.map.in_(list(maps)))
         if readers is not None:
