@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
@@ -62,14 +63,7 @@ def test_footer_never_drops_a_risk_warning_silently() -> None:
 def test_footer_keeps_all_lines_when_they_fit() -> None:
     model = load_model(bundled_model_path())
     full = {
-        "age_years": 74,
-        "sex": "F",
-        "dxa_l1l4_tscore": -3.0,
-        "cement_leak_disc": 1,
-        "antiop_post": 0,
-        "tl_junction": 1,
-        "glucocorticoid_use": 0,
-        "n_prevalent_vertebral_fractures": 1,
+        **DEMO_CLINICAL,
         "pdff_global_L1L4": 55.0,
         "r2s_global_L1L4": 70.0,
     }
