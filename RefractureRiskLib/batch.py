@@ -69,6 +69,7 @@ import sqlalchemy as sa
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.core.study import nominal_field_t
 from RefractureRiskLib.model.schema import (
     COHORT_SCHEMA,
     DERIVED_COLUMNS,
@@ -935,21 +936,6 @@ def _vendor(value: Any) -> str | None:
     return next((v for p, v in _VENDOR_PREFIXES.items() if name.startswith(p)), "other")
 
 
-def _nominal_field_t(value: Any) -> float | None:
-    """Nominal field strength: scanners report e.g. 1.494 or 2.89362 T for 1.5 and 3 T systems.
-
-    Within 10 % of 1.5 or 3.0 T gives that value; anything else is kept (and the schema check
-    reports it).
-    """
-    if value is None:
-        return None
-    t = float(value)
-    for nominal in (1.5, 3.0):
-        if abs(t - nominal) <= 0.1 * nominal:
-            return nominal
-    return round(t, 3)
-
-
 def imaging_columns(
     rows: Sequence[Mapping[str, Any]],
     provenance: Mapping[str, Any],
@@ -965,7 +951,7 @@ def imaging_columns(
     """
     stats = _patient_statistics(list(rows))
     cells: dict[str, Any] = {"reader_id": reader}
-    cells["mri_field_T"] = _nominal_field_t(provenance.get("field_strength_t"))
+    cells["mri_field_T"] = nominal_field_t(provenance.get("field_strength_t"))
     cells["mri_vendor"] = _vendor(provenance.get("vendor"))
     for r in stats.to_dict("records"):
         level = str(r["level"])

@@ -30,7 +30,7 @@ from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import RoiSet
-from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.core.study import Study, nominal_field_t
 from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import RiskResult, check_inputs, score
@@ -361,7 +361,10 @@ def score_patient(
 ) -> RiskResult:
     """The risk from clinical inputs (age/sex prefilled from DICOM if absent) and the images."""
     filled = _prefill_from_dicom(clinical, study)
-    return score(model, model_inputs(model, filled, summary), source=source)
+    inputs = model_inputs(model, filled, summary)
+    if any(spec.name == "mri_field_T" for spec in model.inputs):
+        _field_strength_from_images(inputs, study, source)
+    return score(model, inputs, source=source)
 
 
 def write_outputs(
@@ -403,6 +406,27 @@ def _prefill_from_dicom(clinical: Mapping[str, Any], study: Study) -> dict[str, 
     if filled.get("sex") is None and study.patient.sex is not None:
         filled["sex"] = study.patient.sex
     return filled
+
+
+def _field_strength_from_images(inputs: dict[str, Any], study: Study, source: str) -> None:
+    """``mri_field_T`` from the images (nominal); a typed-in value must agree with them."""
+    measured = nominal_field_t(study.provenance.field_strength_t)
+    given = inputs.get("mri_field_T")
+    if measured is None:
+        return
+    if given is not None and not _same_number(given, measured):
+        raise InputError(
+            f"{source}: mri_field_T",
+            f"is {given!r} but the images were acquired at {measured:g} T (MagneticFieldStrength)",
+        )
+    inputs["mri_field_T"] = measured
+
+
+def _same_number(value: Any, number: float) -> bool:
+    try:
+        return math.isclose(float(value), number, abs_tol=1e-6)
+    except (TypeError, ValueError):
+        return False
 
 
 def _add_body_volumes(stats: pd.DataFrame, rois: RoiResult) -> pd.DataFrame:

@@ -263,20 +263,48 @@ def test_train_model_end_to_end_with_missing_data_and_splines(tmp_path: Path) ->
     assert any("WARNING" in line for line in logs)  # 12 parameters exceed what 500 patients support
     model = load_model(result.model.save(tmp_path / "m.json"))
     assert model.training["imputations"] == 2
-    assert len(model.terms) == 10 and model.terms[8].transform.type == "rcs"
+    # The cohort's three centres scan at 1.5 and 3 T: the field-strength term is added last.
+    assert len(model.terms) == 11 and model.terms[8].transform.type == "rcs"
+    assert model.terms[-1].name == "field_3t" and any("1.5 T and 3 T" in n for n in result.notes)
     assert len(model.terms[8].transform.knots) == 4
     assert result.cox is not None and result.loco is not None and len(result.loco) == 3
     # Scoring the file reproduces the training design: same linear predictor for a patient.
-    row = df.dropna(subset=[c.input for c in candidates]).iloc[0]
-    patient = {
-        c.input: (row[c.input] if c.input == "sex" else float(row[c.input])) for c in candidates
-    }
+    names = [i.name for i in model.inputs]
+    row = df.dropna(subset=names).iloc[0]
+    patient = {k: (row[k] if k == "sex" else float(row[k])) for k in names}
     terms = model.terms
     X = design_matrix(terms, {k: [v] for k, v in patient.items()})
     expected = model.intercept + X[0] @ np.concatenate([t.coefficients for t in terms])
     res = score(model, patient)
     assert res.linear_predictor == pytest.approx(expected)
     assert res.interval is not None and res.interval[0] < res.probability < res.interval[1]
+
+
+def test_r2s_terms_and_field_strength() -> None:
+    """R2* roughly doubles at 3 T: never pooled silently across field strengths."""
+    df = generate_cohort(300, 3, 0.0, seed=8).data
+    candidates = [c for c in DEFAULT_CANDIDATES if c.name in ("age_per_year", "r2s_per_10")]
+    fit = dict(spec=FitSpec("none"), n_bootstrap=5, loco=False, cox=False, log=quiet)
+    assert set(df["mri_field_T"]) == {1.5, 3.0}
+    mixed = train_model(df, candidates, **fit)
+    assert [t.name for t in mixed.model.terms] == ["age_per_year", "r2s_per_10", "field_3t"]
+    # One field strength: no term, but the input is kept so another field strength is flagged.
+    one = df[df["mri_field_T"] == 1.5]
+    single = train_model(one, candidates, **fit)
+    assert [t.name for t in single.model.terms] == ["age_per_year", "r2s_per_10"]
+    assert single.model.input("mri_field_T").soft_range == (1.5, 1.5)
+    assert any("1.5 T only" in n for n in single.notes)
+    patient = {"age_years": 70.0, "r2s_global_L1L4": 150.0}
+    at_3t = score(single.model, {**patient, "mri_field_T": 3.0})
+    assert any("mri_field_T = 3" in w and "extrapolation" in w for w in at_3t.warnings)
+    at_15t = score(single.model, {**patient, "mri_field_T": 1.5, "r2s_global_L1L4": 75.0})
+    assert not any("mri_field_T" in w for w in at_15t.warnings)
+    assert at_3t.linear_predictor != at_15t.linear_predictor
+    with pytest.raises(InputError, match=r"mri_field_T.*field strength"):
+        train_model(df.drop(columns=["mri_field_T"]), candidates, **fit)
+    # Without R2* terms the field strength plays no part.
+    no_r2s = train_model(df, candidates[:1], **fit)
+    assert [i.name for i in no_r2s.model.inputs] == ["age_years"]
 
 
 @pytest.mark.parametrize(

@@ -195,3 +195,32 @@ def test_anchor_far_from_the_spine_is_refused(tmp_path):
             tmp_path,
             AnalysisOptions(anchor=("L3", (1000.0, 1000.0, 1000.0)), report=False),
         )
+
+
+def test_field_strength_comes_from_the_images(analysed, tmp_path):
+    """A model trained on 1.5 T R2* only: the images' field strength reaches the model."""
+    from dataclasses import replace
+
+    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, train_model
+    from RefractureRiskLib.model.validation import FitSpec
+    from RefractureRiskLib.pipeline import score_patient
+
+    cohort = generate_cohort(300, 3, 0.0, seed=3).data
+    cohort = cohort[cohort["mri_field_T"] == 1.5]
+    names = ("age_per_year", "r2s_per_10")
+    candidates = [c for c in DEFAULT_CANDIDATES if c.name in names]
+    trained = train_model(
+        cohort, candidates, FitSpec("none"), n_bootstrap=5, loco=False, cox=False, log=len
+    )
+    model = load_model(trained.model.save(tmp_path / "model.json"))
+    _phantom, _written, result, _messages, _out = analysed
+    study = result.study
+    assert study.provenance.field_strength_t == pytest.approx(1.5, abs=0.01)
+    at_15 = score_patient(model, {"age_years": 74}, result.summary, study)
+    assert not any("mri_field_T" in w for w in at_15.warnings)
+    study_3t = replace(study, provenance=replace(study.provenance, field_strength_t=2.89362))
+    at_3 = score_patient(model, {"age_years": 74}, result.summary, study_3t)
+    assert any("mri_field_T = 3" in w and "extrapolation" in w for w in at_3.warnings)
+    with pytest.raises(InputError, match="acquired at 3 T"):
+        score_patient(model, {"age_years": 74, "mri_field_T": 1.5}, result.summary, study_3t)

@@ -63,6 +63,21 @@ class StudyProvenance:
     series: Mapping[str, SeriesProvenance] = field(default_factory=dict)
 
 
+def nominal_field_t(value: float | None) -> float | None:
+    """Nominal field strength: scanners report e.g. 1.494 or 2.89362 T for 1.5 and 3 T systems.
+
+    Within 10 % of 1.5 or 3.0 T gives that value; anything else is kept (rounded to 1 mT), so
+    that a check against the allowed values reports it.
+    """
+    if value is None:
+        return None
+    t = float(value)
+    for nominal in (1.5, 3.0):
+        if abs(t - nominal) <= 0.1 * nominal:
+            return nominal
+    return round(t, 3)
+
+
 @dataclass(frozen=True)
 class PatientInfo:
     """Non-identifying facts used to prefill clinical inputs. Never holds a name or an ID."""

@@ -293,6 +293,57 @@ DEFAULT_CANDIDATES: tuple[CandidateTerm, ...] = (
 )
 
 
+#: Added by :func:`train_model` when R2* terms meet R2* from both 1.5 and 3 T (see there).
+FIELD_STRENGTH_TERM = CandidateTerm(
+    "field_3t",
+    "mri_field_T",
+    "threshold",
+    above=2.25,
+    label="3 T scanner (R2* at 3 T is about twice its 1.5 T value)",
+)
+
+
+def _field_strength_handling(
+    data: pd.DataFrame, candidates: Sequence[CandidateTerm], known: np.ndarray
+) -> tuple[tuple[CandidateTerm, ...], str | None, str | None]:
+    """R2* depends on the field strength: (candidates, extra input without a term, note).
+
+    - R2* from 1.5 and 3 T: the 3 T indicator :data:`FIELD_STRENGTH_TERM` is added (unless a
+      candidate already uses ``mri_field_T``) so that the R2* coefficient is not confounded by
+      the scanner; the R2* slope itself is still pooled over field strengths.
+    - R2* from one field strength: ``mri_field_T`` becomes a model input without a term, so that
+      scoring an image from another field strength is flagged as an extrapolation.
+    """
+    r2s = [c.input for c in candidates if c.input.startswith("r2s")]
+    if not r2s or any(c.input == "mri_field_T" for c in candidates):
+        return tuple(candidates), None, None
+    if "mri_field_T" not in data:
+        raise InputError(
+            "mri_field_T",
+            f"column missing: the R2* term(s) on {sorted(set(r2s))} need the field strength "
+            "(R2* at 3 T is about twice its 1.5 T value)",
+        )
+    _check_column(data, FIELD_STRENGTH_TERM)
+    rows = known & data[r2s].notna().any(axis=1).to_numpy()
+    fields = sorted(pd.to_numeric(data.loc[rows, "mri_field_T"], errors="coerce").dropna().unique())
+    if len(fields) > 1:
+        note = (
+            f"R2* was measured at {' and '.join(f'{f:g} T' for f in fields)}: the term "
+            f"{FIELD_STRENGTH_TERM.name} ({FIELD_STRENGTH_TERM.label}) was added so that the R2* "
+            "coefficient is not confounded by the scanner; the R2* slope is pooled over field "
+            "strengths"
+        )
+        return (*candidates, FIELD_STRENGTH_TERM), None, note
+    if len(fields) == 1:
+        note = (
+            f"R2* was measured at {fields[0]:g} T only: the model's R2* term(s) apply to "
+            f"{fields[0]:g} T images, and scoring an image from another field strength is "
+            "flagged as an extrapolation"
+        )
+        return tuple(candidates), "mri_field_T", note
+    return tuple(candidates), None, None
+
+
 def with_splines(
     candidates: Sequence[CandidateTerm], names: Sequence[str], n_knots: int = 4
 ) -> tuple[CandidateTerm, ...]:
@@ -423,8 +474,12 @@ def train_model(
             "optimism estimates carry more Monte Carlo error"
         )
         log(f"warning: {notes[-1]}")
-    inputs_needed = list(dict.fromkeys(c.input for c in candidates))
     known = data[OUTCOME].notna().to_numpy()
+    candidates, field_input, field_note = _field_strength_handling(data, candidates, known)
+    if field_note:
+        notes.append(field_note)
+        log(f"note: {field_note}")
+    inputs_needed = list(dict.fromkeys(c.input for c in candidates))
     n_unknown = int((~known).sum())
     y_all = data[OUTCOME].to_numpy(dtype=float)
     y = y_all[known]
@@ -461,6 +516,8 @@ def train_model(
     n_params = sum(t.transform.n_columns for t in terms0)
     size_msg, size_ok = _sample_size(n, events, n_params, log)
     inputs = tuple(_input_spec(i, data.loc[known, i]) for i in inputs_needed)
+    # An input checked at scoring time but not imputed or fitted (see _field_strength_handling).
+    checked_only = (_input_spec(field_input, data.loc[known, field_input]),) if field_input else ()
 
     # Multiple imputation (whole cohort; the 1-year outcome as an auxiliary column).
     n_missing = {i: int(data[i].isna().sum()) for i in inputs_needed if data[i].isna().any()}
@@ -544,7 +601,7 @@ def train_model(
         ),
         intercept=float(beta[0]),
         intercept_provenance=_provenance(spec, n, events, m),
-        inputs=inputs,
+        inputs=inputs + checked_only,
         terms=final_terms,
         validated=validated,
         outcome={
@@ -651,28 +708,30 @@ def _checked_cohort(cohort: Any, candidates: Sequence[CandidateTerm]) -> pd.Data
             missing[0], f"column needed by the model is missing (all missing: {missing})"
         )
     for c in candidates:
-        col = data[c.input]
-        if c.transform == "indicator":
-            present = set(
-                col.dropna().map(
-                    lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-                )
-            )
-            if not present & set(c.levels):
-                raise InputError(
-                    c.input,
-                    f"no value equals {list(c.levels)} (values seen: {sorted(present)[:5]})",
-                )
-        else:
-            if not pd.api.types.is_numeric_dtype(col):
-                bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
-                raise InputError(
-                    c.input, f"must be numeric, found {bad.iloc[0]!r} (row {bad.index[0]})"
-                )
+        _check_column(data, c)
     y = data[OUTCOME].dropna()
     if not y.isin([0, 1]).all():
         raise InputError(OUTCOME, "must be 0, 1 or missing")
     return data
+
+
+def _check_column(data: pd.DataFrame, c: CandidateTerm) -> None:
+    """The candidate's column holds what its transform needs (InputError naming it)."""
+    col = data[c.input]
+    if c.transform == "indicator":
+        present = set(
+            col.dropna().map(
+                lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+            )
+        )
+        if not present & set(c.levels):
+            raise InputError(
+                c.input,
+                f"no value equals {list(c.levels)} (values seen: {sorted(present)[:5]})",
+            )
+    elif not pd.api.types.is_numeric_dtype(col):
+        bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
+        raise InputError(c.input, f"must be numeric, found {bad.iloc[0]!r} (row {bad.index[0]})")
 
 
 def _sample_size(
