@@ -360,12 +360,21 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "NOT FOR CLINICAL USE" in text
     doc = json.loads(model.read_text())
     assert doc["validation"]["internal"]["n_bootstrap"] == 20
+    # The model card beside the model file quotes the file's hash and its own numbers.
+    card = model.with_suffix(".md").read_text()
+    assert doc["content_sha256"] in card and "not validated" in card
+    corrected_c = doc["validation"]["internal"]["corrected"]["c_statistic"]
+    assert f"| {corrected_c:.3f} |" in card.split("| C-statistic |")[1].splitlines()[0]
+    assert "R2* was measured at 1.5 T and 3 T" in card  # the training note is kept
+    assert all(f"`{i['name']}`" in card for i in doc["inputs"])
     patient = tmp_path / "p.json"
     patient.write_text(json.dumps({"age_years": 77, "sex": "F", "pdff_global_L1L4": 66.0}))
     assert main(["score", "--model", str(model), "--patient", str(patient)]) == 0
     assert "95% interval:" in capsys.readouterr().out
 
     # Bad cohorts: unknown column, out-of-range value, a single centre for LOCO.
+    assert main(["train", str(cohort), "--out", str(tmp_path / "m.txt")]) == 2
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "m.txt").exists()
     bad = df.assign(favourite_colour="blue")
     bad.to_csv(cohort, index=False)
     assert main(["train", str(cohort), "--out", str(model)]) == 2
@@ -381,3 +390,16 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     df.assign(centre_id="C1").to_csv(cohort, index=False)
     assert main(["train", str(cohort), "--out", str(model), "--bootstrap", "5"]) == 2
     assert "at least 2 centres" in capsys.readouterr().err
+
+
+def test_model_card_of_the_demonstration_model() -> None:
+    from RefractureRiskLib.model.modelcard import model_card
+    from RefractureRiskLib.model.modelfile import bundled_model_path
+
+    model = load_model(bundled_model_path())
+    card = model_card(model, "demo_model.json")
+    assert card.splitlines()[2] == f"**{model.warning_text}**"
+    assert "not estimated from data" in card and "None recorded in the model file" in card
+    for term in model.terms:
+        row = next(line for line in card.splitlines() if line.startswith(f"| {term.label} |"))
+        assert f"{term.coefficients[0]:.4f}" in row and term.input in row

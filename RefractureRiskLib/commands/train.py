@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from RefractureRiskLib.core.errors import InputError
+
 NAME = "train"
 HELP = (
     "train a penalised logistic risk model on a cohort table, validate it and write the model file"
@@ -51,11 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.model.modelcard import write_model_card
     from RefractureRiskLib.model.schema import read_cohort
     from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, train_model, with_splines
     from RefractureRiskLib.model.validation import FitSpec
     from RefractureRiskLib.model.validation_report import write_report
 
+    if args.out.suffix.lower() != ".json":
+        raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
     cohort = read_cohort(args.cohort)
     candidates = DEFAULT_CANDIDATES
     names = [s.strip() for s in args.splines.split(",") if s.strip()]
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     )
     path = result.model.save(args.out)
     print(f"model written to {path} (sha256 {result.model.to_document()['content_sha256']})")
+    card = write_model_card(result.model, path.with_suffix(".md"), file_name=path.name)
+    print(f"model card written to {card}")
     if args.report is not None:
         print(f"report written to {write_report(result, args.report)}")
     if result.model.warning_text:

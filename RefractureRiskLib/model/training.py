@@ -632,6 +632,7 @@ def train_model(
                 "imputations": m,
                 "seed": seed,
             },
+            "notes": list(notes),
         },
         validation={
             "internal": {"n_bootstrap": n_bootstrap, **validation},
