@@ -21,12 +21,12 @@ from RefractureRiskLib.batch import (
     BatchConfig,
     BatchTask,
     TaskResult,
-    _run_processes,
     cohort_table,
     discover_studies,
     imaging_columns,
     run_batch,
 )
+from RefractureRiskLib.batch.workers import _run_processes
 from RefractureRiskLib.cli import main as cli_main
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.schema import read_cohort, validate_cohort
