@@ -288,6 +288,7 @@ def analyze_study(
     t0 = time.perf_counter()
 
     pdff_files: list[Path] = []
+    pdff_frame_numbers: list[int] | None = None
     if isinstance(study_source, Study):
         study = study_source
     else:
@@ -303,13 +304,12 @@ def analyze_study(
         )
         study = loaded.study
         pdff_frames = loaded.chosen["pdff"].frames
-        if options.export_dicom and any(f.n_frames_in_file > 1 for f in pdff_frames):
-            raise InputError(
-                loaded.chosen["pdff"].label,
-                "DICOM SEG/SR export needs a classic (one slice per file) PDFF series; this one "
-                "is enhanced multi-frame. Run without --export-dicom.",
-            )
         pdff_files = sorted({f.path for f in pdff_frames})
+        if any(f.frame_index is not None for f in pdff_frames):
+            # enhanced source: its PDFF frames (1-based), perhaps among water/fat frames
+            pdff_frame_numbers = sorted(
+                f.frame_index + 1 for f in pdff_frames if f.frame_index is not None
+            )
     timings["load_s"] = time.perf_counter() - t0
 
     say("placing vertebral ROIs")
@@ -338,7 +338,14 @@ def analyze_study(
     if options.export_dicom:
         if not pdff_files:
             raise InputError("DICOM export", "the PDFF map did not come from DICOM files")
-        files |= _export_dicom(pdff_files, rois.roiset, stats, out / "dicom", options.deidentify)
+        files |= _export_dicom(
+            pdff_files,
+            rois.roiset,
+            stats,
+            out / "dicom",
+            options.deidentify,
+            pdff_frame_numbers,
+        )
     timings["write_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     return AnalysisResult(study, rois, stats, summary, risk, provenance, files, timings)
@@ -441,12 +448,24 @@ def _bodies_roiset(rois: RoiResult) -> RoiSet:
 
 
 def _export_dicom(
-    pdff_files: list[Path], roiset: RoiSet, stats: pd.DataFrame, out: Path, deidentify: bool
+    pdff_files: list[Path],
+    roiset: RoiSet,
+    stats: pd.DataFrame,
+    out: Path,
+    deidentify: bool,
+    pdff_frame_numbers: list[int] | None = None,
 ) -> dict[str, Path]:
+    """SEG + SR; ``pdff_frame_numbers`` (1-based) are the PDFF frames of an enhanced source."""
     from RefractureRiskLib.export.dicom_export import export_seg, export_sr, read_source_series
 
     source = read_source_series(pdff_files)
-    seg_path, seg = export_seg(roiset, source, out / "seg.dcm", deidentify=deidentify)
+    seg_path, seg = export_seg(
+        roiset,
+        source,
+        out / "seg.dcm",
+        deidentify=deidentify,
+        source_frame_numbers=pdff_frame_numbers,
+    )
     sr_path = export_sr(seg, roiset, stats, source, out / "sr.dcm", deidentify=deidentify)
     return {"dicom_seg": seg_path, "dicom_sr": sr_path}
 

@@ -1,8 +1,13 @@
 """ROIs as DICOM Segmentation and measurements as a DICOM Structured Report (TID 1500).
 
-Both reference the source PDFF series (classic MR images, one file per slice). Built with
-highdicom. Codes: segments are "Bone marrow" (SCT 14016003) of category "Tissue" (SCT 85756007)
-with the vertebra (e.g. SCT 66794005 "L1 vertebra") as anatomic region; measurements are
+Both reference the source PDFF series: classic MR images (one file per slice) or the PDFF frames
+of one Enhanced MR Image file (Philips mDIXON Quant), which may also hold other frames (water and
+fat in a "mixed" file): each SEG frame then references exactly the PDFF source frame at its plane
+position (frames are matched to the label map's slices by their per-frame plane position, never by
+frame order), and each SR measurement group names those source frames. Built with highdicom.
+
+Codes: segments are "Bone marrow" (SCT 14016003) of category "Tissue" (SCT 85756007) with the
+vertebra (e.g. SCT 66794005 "L1 vertebra") as anatomic region; measurements are
 "Fat fraction" (DCM 129100, unit UCUM %) and "R2*" (DCM 126395, unit UCUM /s), derivation
 Mean/Median/Standard Deviation (SCT). ``deidentify=True`` replaces the patient's name, ID and
 birth date, empties accession number and study ID, and removes the study description and other
@@ -91,7 +96,11 @@ class ExportedObjects:
 
 
 def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
-    """Read the source PDFF series (classic MR, one slice per file)."""
+    """Read the source PDFF series: classic MR (one slice per file) or ONE enhanced file.
+
+    An enhanced (multi-frame) source must be a single file; which of its frames are PDFF is
+    given to :func:`export_seg` (``source_frame_numbers``).
+    """
     if not files:
         raise InputError("source series", "no DICOM files given for the PDFF series")
     datasets = []
@@ -100,9 +109,14 @@ def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
             datasets.append(pydicom.dcmread(str(f)))
         except Exception as err:  # pydicom raises several types for unreadable files
             raise InputError(f, f"cannot read source DICOM ({type(err).__name__})") from None
+    multi = [f for ds, f in zip(datasets, files, strict=True) if _is_multiframe(ds)]
+    if multi and len(files) > 1:
+        raise InputError(
+            multi[0],
+            f"the PDFF images span {len(files)} files, {len(multi)} of them multi-frame; SEG "
+            "export supports one enhanced file or classic single-frame files only",
+        )
     for ds, f in zip(datasets, files, strict=True):
-        if getattr(ds, "NumberOfFrames", 1) not in (None, 1, "1"):
-            raise InputError(f, "enhanced multi-frame source is not supported for SEG export yet")
         for attr in ("PatientBirthDate", "PatientSex"):
             if attr not in ds:
                 raise InputError(f, f"source image lacks {attr} (highdicom needs it for SEG/SR)")
@@ -136,6 +150,12 @@ def _save(ds: pydicom.Dataset, out_path: str | Path, deidentify: bool) -> Path:
     return path
 
 
+def _is_multiframe(ds: pydicom.Dataset) -> bool:
+    return (
+        "PerFrameFunctionalGroupsSequence" in ds or int(getattr(ds, "NumberOfFrames", 1) or 1) > 1
+    )
+
+
 def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
     ras = LPS_TO_RAS[:3, :3] @ np.asarray(ds.ImagePositionPatient, float)
     ijk = roiset.labelmap.ras_to_ijk_points(ras)[0]
@@ -148,6 +168,133 @@ def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
     if abs(ijk[0]) > 0.05 or abs(ijk[1]) > 0.05:
         raise InputError(f"source SOP {ds.SOPInstanceUID}", "in-plane origin differs from ROI grid")
     return k
+
+
+#: Largest distance (in voxels) between a source frame's pixel centres and the ROI grid's.
+GRID_TOL_VOXELS = 0.05
+
+
+def _where(ds: pydicom.Dataset, frame_number: int | None = None) -> str:
+    """The source file (or SOP instance) and frame, for messages."""
+    name = str(ds.filename) if isinstance(ds.filename, str) else f"source SOP {ds.SOPInstanceUID}"
+    return name if frame_number is None else f"{name} frame {frame_number}"
+
+
+def _functional_item(ds: pydicom.Dataset, frame_number: int, keyword: str) -> pydicom.Dataset:
+    """The ``keyword`` functional group item of a frame (per-frame first, then shared)."""
+    per_frame = ds.PerFrameFunctionalGroupsSequence[frame_number - 1]
+    if keyword in per_frame:
+        return per_frame[keyword].value[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared and keyword in shared[0]:
+        return shared[0][keyword].value[0]
+    raise InputError(_where(ds, frame_number), f"has no {keyword} (geometry)")
+
+
+def _frame_slice_index(roiset: RoiSet, ds: pydicom.Dataset, frame_number: int) -> int:
+    """Slice ``k`` of the ROI grid that frame ``frame_number`` (1-based) of ``ds`` lies on.
+
+    The frame's first and last pixel centres (from its PlanePositionSequence,
+    PlaneOrientationSequence and PixelMeasuresSequence, LPS mm) must fall on voxel centres
+    ``(i, j) = (0, 0)`` and ``(Columns - 1, Rows - 1)`` of one slice of the grid (within
+    ``GRID_TOL_VOXELS``): same origin, orientation, spacing and size, any frame order.
+    """
+    where = _where(ds, frame_number)
+    try:
+        position = np.asarray(
+            _functional_item(ds, frame_number, "PlanePositionSequence").ImagePositionPatient, float
+        )
+        cosines = np.asarray(
+            _functional_item(ds, frame_number, "PlaneOrientationSequence").ImageOrientationPatient,
+            float,
+        )
+        spacing = np.asarray(
+            _functional_item(ds, frame_number, "PixelMeasuresSequence").PixelSpacing, float
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(where, "has incomplete plane position/orientation/spacing") from None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    # PixelSpacing is (between rows, between columns); cosines are (row direction, column dir.).
+    last = position + (cols - 1) * spacing[1] * cosines[:3] + (rows - 1) * spacing[0] * cosines[3:]
+    corners = (LPS_TO_RAS[:3, :3] @ np.stack([position, last]).T).T
+    ijk = roiset.labelmap.ras_to_ijk_points(corners)
+    k = round(float(ijk[0, 2]))
+    expected = np.array([[0.0, 0.0, k], [cols - 1.0, rows - 1.0, k]])
+    if not 0 <= k < roiset.labelmap.shape[0] or np.abs(ijk - expected).max() > GRID_TOL_VOXELS:
+        raise InputError(
+            where,
+            "PDFF frame is not on a slice of the ROI grid (first/last pixel centre at ijk "
+            f"{np.round(ijk, 3).tolist()}; expected [[0, 0, k], [{cols - 1}, {rows - 1}, k]])",
+        )
+    return k
+
+
+def _source_frame_items(seg: pydicom.Dataset) -> list[list[pydicom.Dataset]]:
+    """Per SEG frame, the Source Image Sequence items of its Derivation Image Sequence."""
+    out = []
+    for item in seg.PerFrameFunctionalGroupsSequence:
+        derivations = item.get("DerivationImageSequence") or []
+        out.append([src for d in derivations for src in d.get("SourceImageSequence", [])])
+    return out
+
+
+def _frame_numbers(ref: pydicom.Dataset) -> list[int]:
+    value = ref.get("ReferencedFrameNumber")
+    if value is None:
+        return []
+    return [int(v) for v in (value if isinstance(value, pydicom.multival.MultiValue) else [value])]
+
+
+def _keep_only_source_frames(seg: pydicom.Dataset, frame_numbers: Sequence[int]) -> None:
+    """Make every SEG frame reference only its PDFF source frame.
+
+    highdicom matches SEG planes to source frames by position; in a mixed enhanced file the
+    water and fat frames share the PDFF frames' positions and would be referenced too.
+    """
+    wanted = set(frame_numbers)
+    for number, item in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1):
+        kept_total = 0
+        for derivation in item.get("DerivationImageSequence") or []:
+            kept = [
+                src
+                for src in derivation.SourceImageSequence
+                if set(_frame_numbers(src)) and set(_frame_numbers(src)) <= wanted
+            ]
+            derivation.SourceImageSequence = kept
+            kept_total += len(kept)
+        if kept_total != 1:
+            raise InputError(
+                f"SEG frame {number}",
+                f"matches {kept_total} PDFF source frames by position; expected exactly 1",
+            )
+
+
+def _enhanced_planes(
+    roiset: RoiSet, ds: pydicom.Dataset, frame_numbers: Sequence[int] | None
+) -> list[tuple[int, int]]:
+    """(k, source frame number) of each PDFF frame, sorted by ``k``; checked for coverage."""
+    where = _where(ds)
+    n_frames = int(getattr(ds, "NumberOfFrames", 0) or 0)
+    if "PerFrameFunctionalGroupsSequence" not in ds or n_frames < 1:
+        raise InputError(where, "multi-frame image without per-frame functional groups")
+    numbers = list(range(1, n_frames + 1)) if frame_numbers is None else list(frame_numbers)
+    bad = [f for f in numbers if not 1 <= f <= n_frames]
+    if bad or not numbers or len(set(numbers)) != len(numbers):
+        raise InputError(
+            where, f"PDFF frame numbers {bad or numbers} are not distinct frames 1..{n_frames}"
+        )
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if not shared or "PlaneOrientationSequence" not in shared[0]:
+        raise InputError(where, "orientation is per frame; SEG export needs a shared orientation")
+    planes = sorted((_frame_slice_index(roiset, ds, f), f) for f in numbers)
+    ks = [k for k, _ in planes]
+    if len(set(ks)) != len(ks):
+        raise InputError(where, "two PDFF frames lie on the same slice; cannot reference one")
+    labelled = np.flatnonzero(roiset.labelmap.array.reshape(roiset.labelmap.shape[0], -1).any(1))
+    missing = sorted(set(labelled.tolist()) - set(ks))
+    if missing:
+        raise InputError(where, f"no PDFF frame on ROI slices k = {missing}")
+    return planes
 
 
 def _algorithm(roiset: RoiSet) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
@@ -168,10 +315,31 @@ def export_seg(
     *,
     deidentify: bool = False,
     series_number: int = 900,
+    source_frame_numbers: Sequence[int] | None = None,
 ) -> tuple[Path, hd.seg.Segmentation]:
-    """Write the ROIs as a binary DICOM SEG referencing ``source`` (the PDFF series)."""
-    order = sorted(source, key=lambda ds: _slice_index(roiset, ds))
-    frames = np.stack([roiset.labelmap.array[_slice_index(roiset, ds)] for ds in order])
+    """Write the ROIs as a binary DICOM SEG referencing ``source`` (the PDFF series).
+
+    ``source`` is classic images (one slice each) or one enhanced multi-frame image; then
+    ``source_frame_numbers`` (1-based) are its PDFF frames (default: every frame), matched to
+    the ROI grid's slices by plane position, and each SEG frame references its PDFF frame.
+    """
+    plane_positions = None
+    if len(source) == 1 and _is_multiframe(source[0]):
+        order = list(source)
+        planes = _enhanced_planes(roiset, source[0], source_frame_numbers)
+        frames = np.stack([roiset.labelmap.array[k] for k, _ in planes])
+        plane_positions = [
+            hd.PlanePositionSequence(
+                hd.CoordinateSystemNames.PATIENT,
+                _functional_item(source[0], f, "PlanePositionSequence").ImagePositionPatient,
+            )
+            for _, f in planes
+        ]
+    elif source_frame_numbers is not None:
+        raise InputError("source series", "frame numbers given but the source is not multi-frame")
+    else:
+        order = sorted(source, key=lambda ds: _slice_index(roiset, ds))
+        frames = np.stack([roiset.labelmap.array[_slice_index(roiset, ds)] for ds in order])
     if frames.shape[1:] != (int(order[0].Rows), int(order[0].Columns)):
         raise InputError("source series", f"image size {frames.shape[1:]} differs from ROI grid")
     algo_type, algo = _algorithm(roiset)
@@ -208,8 +376,25 @@ def export_seg(
         software_versions=__version__,
         device_serial_number="0",
         series_description=f"Vertebral marrow ROIs ({roiset.method.value}, {roiset.reader})",
+        plane_positions=plane_positions,
     )
+    if plane_positions is not None:
+        _keep_only_source_frames(seg, [f for _, f in planes])
     return _save(seg, out_path, deidentify), seg
+
+
+def _segment_source_frames(seg: pydicom.Dataset, segment_number: int) -> list[int]:
+    """Source frame numbers referenced by the SEG frames of one segment (sorted)."""
+    frames: set[int] = set()
+    for item, refs in zip(
+        seg.PerFrameFunctionalGroupsSequence, _source_frame_items(seg), strict=True
+    ):
+        if int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == segment_number:
+            for ref in refs:
+                frames.update(_frame_numbers(ref))
+    if not frames:
+        raise InputError(f"SEG segment {segment_number}", "references no source frame")
+    return sorted(frames)
 
 
 def export_sr(
@@ -222,7 +407,11 @@ def export_sr(
     deidentify: bool = False,
     series_number: int = 901,
 ) -> Path:
-    """Write a TID 1500 measurement report with per-level PDFF/R2* statistics of each segment."""
+    """Write a TID 1500 measurement report with per-level PDFF/R2* statistics of each segment.
+
+    Each measurement group references its SEG segment and the source: the PDFF series
+    (classic) or, for an enhanced source, the PDFF frames the segment was drawn on.
+    """
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -234,6 +423,7 @@ def export_sr(
     )
     context = hd.sr.ObservationContext(observer_device_context=observer)
     pdff_series = source[0].SeriesInstanceUID
+    enhanced = len(source) == 1 and _is_multiframe(source[0])
     groups = []
     for number, lv in enumerate(roiset.levels, start=1):
         rows = stats[stats["level"] == lv.level]
@@ -248,12 +438,26 @@ def export_sr(
                         name=name, value=float(row[key]), unit=unit, derivation=derivation
                     )
                 )
-        referenced = hd.sr.ReferencedSegment(
-            sop_class_uid=seg.SOPClassUID,
-            sop_instance_uid=seg.SOPInstanceUID,
-            segment_number=number,
-            source_series=hd.sr.SourceSeriesForSegmentation(pdff_series),
-        )
+        if enhanced:
+            referenced = hd.sr.ReferencedSegment(
+                sop_class_uid=seg.SOPClassUID,
+                sop_instance_uid=seg.SOPInstanceUID,
+                segment_number=number,
+                source_images=[
+                    hd.sr.SourceImageForSegmentation(
+                        source[0].SOPClassUID,
+                        source[0].SOPInstanceUID,
+                        referenced_frame_numbers=_segment_source_frames(seg, number),
+                    )
+                ],
+            )
+        else:
+            referenced = hd.sr.ReferencedSegment(
+                sop_class_uid=seg.SOPClassUID,
+                sop_instance_uid=seg.SOPInstanceUID,
+                segment_number=number,
+                source_series=hd.sr.SourceSeriesForSegmentation(pdff_series),
+            )
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
