@@ -1,0 +1,342 @@
+"""Automatic vertebral ROIs, detection: the column, its centre line, and the bodies and gaps on it.
+
+Steps 1-4 of :mod:`RefractureRiskLib.roi.auto` (see its docstring): the ~2 mm detection grid
+(marrow, disc, void and oedema masks), the marrow components stacked into the vertebral column,
+the centre line fitted through them (RAS mm, arc length from the top), the tube profile of
+marrow, disc and void shares along it, its segmentation into bodies (:class:`Segment`) and gaps,
+and the rescue of oedematous bodies (no marrow fat) inside over-long gaps or above the column.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from RefractureRiskLib.roi.body import StudyArrays
+from RefractureRiskLib.roi.geometry import axis_along, boundary_distance_mm, grid_ras
+from RefractureRiskLib.roi.marrow import (
+    MarrowCriteria,
+    disc_mask,
+    marrow_mask,
+    smooth_pdff,
+    spacing_kji,
+)
+
+DETECTION_SPACING_MM = 2.0
+ERODE_MM = 5.0
+MIN_COMPONENT_ML = 1.0
+TUBE_RADIUS_MM = 8.0
+PROFILE_STEP_MM = 1.0
+BODY_MARROW_FRAC = 0.45
+MIN_BODY_MM = 8.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A body found on the profile: arc-length range (mm) along the centre line, and gap info."""
+
+    t0_mm: float
+    t1_mm: float
+    void_frac: float = 0.0
+
+    @property
+    def centre_mm(self) -> float:
+        return 0.5 * (self.t0_mm + self.t1_mm)
+
+    @property
+    def length_mm(self) -> float:
+        return self.t1_mm - self.t0_mm
+
+
+@dataclass(frozen=True)
+class CentreLine:
+    """Dense samples of the centre line, cranial to caudal: RAS points, unit caudal tangents, arc
+    length ``t_mm`` (0 at the top)."""
+
+    points_ras: npt.NDArray[np.float64]
+    tangents: npt.NDArray[np.float64]
+    t_mm: npt.NDArray[np.float64]
+
+    def at(self, t: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        p = np.array([np.interp(t, self.t_mm, self.points_ras[:, c]) for c in range(3)])
+        d = np.array([np.interp(t, self.t_mm, self.tangents[:, c]) for c in range(3)])
+        return p, d / np.linalg.norm(d)
+
+
+# -- 1. detection grid ---------------------------------------------------------------------------
+def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    nk, nj, ni = (s // ff * ff for s, ff in zip(arr.shape, f, strict=True))
+    out = None
+    for a in range(f[0]):
+        for b in range(f[1]):
+            for c in range(f[2]):
+                part = np.asarray(arr[a : nk : f[0], b : nj : f[1], c : ni : f[2]], np.float32)
+                out = part.copy() if out is None else out.__iadd__(part)
+    return out / float(np.prod(f))
+
+
+def detection_grid(
+    arrays: StudyArrays, criteria: MarrowCriteria
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
+    """Marrow, disc and void masks on a ~2 mm grid, that grid's IJK-to-RAS matrix, and the
+    water-rich bone (oedema: low PDFF, high R2*) mask."""
+    sp = spacing_kji(arrays.ijk_to_ras)
+    f = tuple(max(1, round(DETECTION_SPACING_MM / s)) for s in sp)
+    pdff = _block_mean(arrays.pdff_pct, f)
+    sig = _block_mean(arrays.signal, f)
+    scale = np.eye(4)
+    scale[:3, :3] = np.diag(f[::-1])
+    scale[:3, 3] = (np.asarray(f[::-1], float) - 1.0) / 2.0
+    mat = arrays.ijk_to_ras @ scale
+    pdff = smooth_pdff(pdff, spacing_kji(mat), criteria.smooth_mm)
+    marrow = marrow_mask(pdff, sig, arrays.signal_min, criteria)
+    wet = (sig >= arrays.signal_min) & (pdff < criteria.pdff_min_pct)
+    if arrays.r2s_per_s is not None:
+        r2 = smooth_pdff(_block_mean(arrays.r2s_per_s, f), spacing_kji(mat), criteria.smooth_mm)
+        oedema = wet & (r2 >= arrays.r2s_bone_min_per_s)
+    else:
+        oedema = np.zeros_like(marrow)
+    disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema
+    void = sig < arrays.signal_min
+    return marrow, disc, void, mat, oedema
+
+
+# -- 2. column --------------------------------------------------------------------------------
+def _components(marrow: npt.NDArray, mat: npt.NDArray) -> list[tuple[np.ndarray, float]]:
+    """Centroids (RAS) and volumes (mL, eroded) of marrow components after an axial-plane
+    erosion of :data:`ERODE_MM` (removes posterior elements, which otherwise join the bodies)."""
+    si_axis = axis_along(mat, (0.0, 0.0, 1.0))
+    core = boundary_distance_mm(marrow, mat, in_plane_of=si_axis) >= ERODE_MM
+    lab, n = ndimage.label(core)
+    if n == 0:
+        return []
+    voxel_ml = abs(np.linalg.det(mat[:3, :3])) / 1000.0
+    counts = np.bincount(lab.ravel(), minlength=n + 1)
+    idx = np.arange(1, n + 1)
+    cents = np.array(ndimage.center_of_mass(core, lab, idx))  # (k, j, i)
+    out = []
+    for c, cnt in zip(cents, counts[1:], strict=True):
+        vol = cnt * voxel_ml
+        if vol >= MIN_COMPONENT_ML:
+            ras = mat[:3, :3] @ c[::-1] + mat[:3, 3]
+            out.append((ras, vol))
+    return out
+
+
+def find_column(comps: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
+    """The chain of components stacked cranio-caudally with the largest total volume."""
+    if not comps:
+        return []
+    order = sorted(comps, key=lambda c: -c[0][2])  # top first
+    n = len(order)
+    best = [c[1] for c in order]
+    prev = [-1] * n
+    for b in range(n):
+        for a in range(b):
+            dz = order[a][0][2] - order[b][0][2]
+            lateral = np.hypot(*(order[a][0][:2] - order[b][0][:2]))
+            # up to 80 mm: one body may be missing (oedema without marrow fat)
+            linked = 15.0 <= dz <= 80.0 and lateral <= 0.8 * dz + 5.0
+            if linked and best[a] + order[b][1] > best[b]:
+                best[b] = best[a] + order[b][1]
+                prev[b] = a
+    end = int(np.argmax(best))
+    chain = []
+    while end >= 0:
+        chain.append(order[end])
+        end = prev[end]
+    return chain[::-1]
+
+
+# -- 3. centre line ---------------------------------------------------------------------------
+def fit_centre_line(
+    centroids: npt.NDArray, z_range: tuple[float, float], step_mm: float = 0.5
+) -> CentreLine:
+    """Polynomial x(z), y(z) through the centroids, sampled from top to bottom of ``z_range``."""
+    z = centroids[:, 2]
+    deg = int(min(3, max(1, len(z) - 3)))
+    if len(z) >= 2:
+        px = np.polyfit(z, centroids[:, 0], deg)
+        py = np.polyfit(z, centroids[:, 1], deg)
+    else:
+        px = np.array([centroids[0, 0]])
+        py = np.array([centroids[0, 1]])
+    zlo, zhi = z_range
+    # Beyond the centroids the polynomial is extrapolated linearly (tangent kept).
+    zs = np.arange(zhi, zlo - step_mm, -step_mm)
+    zc = np.clip(zs, z.min(), z.max())
+    dpx, dpy = np.polyder(px) if len(px) > 1 else [0.0], np.polyder(py) if len(py) > 1 else [0.0]
+    x = np.polyval(px, zc) + np.polyval(dpx, zc) * (zs - zc)
+    y = np.polyval(py, zc) + np.polyval(dpy, zc) * (zs - zc)
+    pts = np.stack([x, y, zs], axis=1)
+    # d(x, y, z)/dz = (x'(z), y'(z), 1) points cranially; the caudal tangent is its opposite
+    tang = np.stack([np.polyval(dpx, zc), np.polyval(dpy, zc), np.ones_like(zs)], axis=1)
+    tang = -tang / np.linalg.norm(tang, axis=1, keepdims=True)
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    t = np.r_[0.0, np.cumsum(seg)]
+    return CentreLine(pts, tang, t)
+
+
+# -- 4. profile -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """Shares of marrow, disc and void in the tube, per ``PROFILE_STEP_MM`` bin along the line."""
+
+    t_mm: npt.NDArray[np.float64]
+    marrow: npt.NDArray[np.float64]
+    disc: npt.NDArray[np.float64]
+    void: npt.NDArray[np.float64]
+    covered: npt.NDArray[np.bool_]  # bin has enough voxels inside the field of view
+
+
+def profile_along(
+    line: CentreLine, marrow: npt.NDArray, disc: npt.NDArray, void: npt.NDArray, mat: npt.NDArray
+) -> Profile:
+    """Tube profile along the centre line (tube radius :data:`TUBE_RADIUS_MM`)."""
+    x, y, z = grid_ras(marrow.shape, mat)
+    lo = line.points_ras.min(axis=0) - TUBE_RADIUS_MM - 2
+    hi = line.points_ras.max(axis=0) + TUBE_RADIUS_MM + 2
+    near = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
+    pts = np.stack([x[near], y[near], z[near]], axis=1)
+    tree = cKDTree(line.points_ras)
+    dist, idx = tree.query(pts, distance_upper_bound=TUBE_RADIUS_MM)
+    inside = np.isfinite(dist)
+    t = line.t_mm[idx[inside]]
+    nb = int(np.ceil(line.t_mm[-1] / PROFILE_STEP_MM)) + 1
+    b = np.minimum((t / PROFILE_STEP_MM).astype(int), nb - 1)
+    total = np.bincount(b, minlength=nb).astype(float)
+    m = np.bincount(b, weights=marrow[near][inside], minlength=nb)
+    d = np.bincount(b, weights=disc[near][inside], minlength=nb)
+    v = np.bincount(b, weights=void[near][inside], minlength=nb)
+    sp = spacing_kji(mat)
+    # Bins are finer than thick slices: smooth counts and sums alike before taking ratios.
+    sigma = max(1.0, 0.5 * float(sp.max()) / PROFILE_STEP_MM)
+    total, m, d, v = (
+        ndimage.gaussian_filter1d(a, sigma, mode="constant") for a in (total, m, d, v)
+    )
+    expected = np.pi * TUBE_RADIUS_MM**2 * PROFILE_STEP_MM / float(np.prod(sp))
+    covered = total >= 0.5 * expected
+    safe = np.maximum(total, 1e-9)
+    fm, fd, fv = (np.where(total > 1e-6, a / safe, 0.0) for a in (m, d, v))
+    return Profile(np.arange(nb) * PROFILE_STEP_MM + PROFILE_STEP_MM / 2, fm, fd, fv, covered)
+
+
+def segment_profile(prof: Profile) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Bodies (marrow runs, void gaps merged in) and the gaps between them (t0, t1, kind)."""
+    body = (prof.marrow >= BODY_MARROW_FRAC) & prof.covered
+    runs = _runs(body)
+    segs: list[Segment] = []
+    gaps: list[tuple[float, float, str]] = []
+    for a, b in runs:
+        t0, t1 = prof.t_mm[a] - PROFILE_STEP_MM / 2, prof.t_mm[b - 1] + PROFILE_STEP_MM / 2
+        if segs:
+            g0, g1 = segs[-1].t1_mm, t0
+            sl = slice(int(g0 / PROFILE_STEP_MM), int(np.ceil(g1 / PROFILE_STEP_MM)))
+            dfrac = float(prof.disc[sl].mean()) if sl.stop > sl.start else 0.0
+            vfrac = float(prof.void[sl].mean()) if sl.stop > sl.start else 0.0
+            if vfrac > max(dfrac, 0.2) and (g1 - g0) < 20.0:
+                last = segs.pop()
+                segs.append(Segment(last.t0_mm, t1, max(last.void_frac, vfrac)))
+                continue
+            gaps.append((g0, g1, "disc" if dfrac >= 0.15 else "gap"))
+        segs.append(Segment(t0, t1))
+    # Drop slivers (noise) but keep their neighbours' gaps joined; a short last segment that
+    # reaches the end of the field of view is a body cut by it (often S2): kept, as evidence of
+    # the junction above it.
+    covered = np.flatnonzero(prof.covered)
+    end_t = prof.t_mm[covered[-1]] + PROFILE_STEP_MM / 2 if covered.size else 0.0
+    keep = [
+        s
+        for n, s in enumerate(segs)
+        if s.length_mm >= MIN_BODY_MM
+        or (n == len(segs) - 1 and s.length_mm >= 3.0 and s.t1_mm >= end_t - 2.0)
+    ]
+    if len(keep) != len(segs):
+        gaps = [
+            (a.t1_mm, b.t0_mm, _gap_kind(prof, a.t1_mm, b.t0_mm))
+            for a, b in itertools.pairwise(keep)
+        ]
+    return keep, gaps
+
+
+def rescue_gaps(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], wet: Profile
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Bodies found inside over-long gaps on the profile of marrow *or* oedematous bone."""
+    if len(gaps) < 2:
+        return segs, gaps
+    med = float(np.median([g[1] - g[0] for g in gaps]))
+    out_s, out_g = [segs[0]], []
+    for seg, gap in zip(segs[1:], gaps, strict=True):
+        g0, g1, kind = gap
+        if g1 - g0 > max(2.0 * med, med + 12.0):
+            inner = Profile(wet.t_mm, wet.marrow, wet.disc, wet.void, wet.covered.copy())
+            inner.covered[(wet.t_mm < g0 + 2.0) | (wet.t_mm > g1 - 2.0)] = False
+            found, _ = segment_profile(inner)
+            last = g0
+            for f in found:
+                out_g.append((last, f.t0_mm, "disc"))
+                out_s.append(Segment(f.t0_mm, f.t1_mm, f.void_frac))
+                last = f.t1_mm
+            out_g.append((last, g1, kind if not found else "disc"))
+        else:
+            out_g.append(gap)
+        out_s.append(seg)
+    return _rescue_top(out_s, out_g, wet, med)
+
+
+def _rescue_top(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], wet: Profile, med_gap: float
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Oedematous bodies above the first marrow body: accepted one by one going up while each
+    is body-sized, separated from the body below by a disc-sized gap of water-like tissue, and
+    not running into the edge of the field of view (soft tissue above the column is not bone)."""
+    med_len = float(np.median([s.length_mm for s in segs]))
+    covered = np.flatnonzero(wet.covered)
+    if not covered.size:
+        return segs, gaps
+    start = wet.t_mm[covered[0]] - PROFILE_STEP_MM / 2
+    inner = Profile(wet.t_mm, wet.marrow, wet.disc, wet.void, wet.covered.copy())
+    inner.covered[wet.t_mm > segs[0].t0_mm - 2.0] = False
+    found, _ = segment_profile(inner)
+    for f in reversed(found):
+        gap = segs[0].t0_mm - f.t1_mm
+        ok = (
+            MIN_BODY_MM <= f.length_mm <= 1.4 * med_len
+            and gap <= 2.0 * med_gap
+            and f.t0_mm > start + 3.0
+            and _gap_kind(wet, f.t1_mm, segs[0].t0_mm) == "disc"
+        )
+        if not ok:
+            break
+        gaps = [(f.t1_mm, segs[0].t0_mm, "disc"), *gaps]
+        segs = [Segment(f.t0_mm, f.t1_mm, f.void_frac), *segs]
+    return segs, gaps
+
+
+def _gap_kind(prof: Profile, g0: float, g1: float) -> str:
+    sl = slice(int(g0 / PROFILE_STEP_MM), max(int(np.ceil(g1 / PROFILE_STEP_MM)), int(g0) + 1))
+    return "disc" if float(prof.disc[sl].mean()) >= 0.15 else "gap"
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
+
+
+__all__ = [
+    "CentreLine",
+    "Profile",
+    "Segment",
+    "detection_grid",
+    "find_column",
+    "fit_centre_line",
+    "profile_along",
+    "rescue_gaps",
+    "segment_profile",
+]

@@ -1,0 +1,236 @@
+"""Automatic vertebral ROIs, labelling: level names for the bodies found along the column.
+
+Step 5 of :mod:`RefractureRiskLib.roi.auto` (see its docstring): over-long segments split (a
+missed disc), the sacral S1/S2 junction found (a thin or fused lowest gap, or a dip of the
+marrow share), levels counted up from S1, irregular spacing reported, and one user-named
+:class:`Anchor` point overriding the count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
+from RefractureRiskLib.roi.detection import CentreLine, Profile, Segment
+
+#: A gap shorter than this share of the median disc gap is a rudimentary disc (sacral fusion).
+THIN_DISC_FRAC = 0.6
+#: A segment longer than this multiple of the median body length holds two bodies.
+LONG_SEGMENT_FACTOR = 1.55
+#: An anchor point farther than this from the centre line is refused, not snapped to a body.
+ANCHOR_MAX_DISTANCE_MM = 60.0
+
+
+# -- 5. labels --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Anchor:
+    """A user-named point: ``level`` (e.g. "L3") at ``point_ras`` (RAS, mm) inside that body."""
+
+    level: str
+    point_ras: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """Level names per segment (None = not a measured level), with reasons and confidences."""
+
+    names: tuple[str | None, ...]
+    confidence: tuple[float, ...]
+    reasons: tuple[str, ...]
+    sacrum_found: bool
+
+
+def split_long_segments(
+    segs: list[Segment], gaps: list[tuple[float, float, str]]
+) -> tuple[list[Segment], list[tuple[float, float, str]], list[str]]:
+    """Split segments much longer than the median body (a missed disc) into equal parts."""
+    if len(segs) < 3:
+        return segs, gaps, []
+    med = float(np.median([s.length_mm for s in segs]))
+    med_gap = float(np.median([g[1] - g[0] for g in gaps])) if gaps else 8.0
+    out_s: list[Segment] = []
+    out_g: list[tuple[float, float, str]] = []
+    notes = []
+    for i, s in enumerate(segs):
+        if i > 0:
+            out_g.append(gaps[i - 1])
+        n = round((s.length_mm + med_gap) / (med + med_gap))
+        is_last = i == len(segs) - 1
+        if s.length_mm > LONG_SEGMENT_FACTOR * med and n >= 2:
+            step = s.length_mm / n
+            for p in range(n):
+                out_s.append(Segment(s.t0_mm + p * step, s.t0_mm + (p + 1) * step, s.void_frac))
+                if p < n - 1:
+                    c = s.t0_mm + (p + 1) * step
+                    out_g.append((c - 0.5, c + 0.5, "fused" if is_last else "missed"))
+            if not is_last:
+                notes.append(
+                    f"a body {s.length_mm:.0f} mm long (median {med:.0f} mm) was split in {n}: "
+                    "a disc may have been missed"
+                )
+        else:
+            out_s.append(s)
+    return out_s, out_g, notes
+
+
+def split_sacral_dip(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Split the lowest segment at a partial-volume dip of the marrow share: a rudimentary
+    S1/S2 disc (about 3 mm) blurred by thick slices shows as a dip, not a gap. The dip must lie
+    at least 0.6 median body lengths below the segment's top and drop below 75% of the
+    segment's typical marrow share."""
+    if len(segs) < 3:
+        return segs, gaps
+    last = segs[-1]
+    if gaps and (gaps[-1][2] == "fused" or gaps[-1][1] - gaps[-1][0] < 4.0):
+        return segs, gaps
+    med_len = float(np.median([s.length_mm for s in segs[:-1]]))
+    t = prof.t_mm
+    inside = (t >= last.t0_mm) & (t <= last.t1_mm)
+    search = (t >= last.t0_mm + 0.6 * med_len) & (t <= last.t1_mm - 4.0)
+    if not search.any() or not inside.any():
+        return segs, gaps
+    plateau = float(np.median(prof.marrow[inside]))
+    k = np.flatnonzero(search)[int(np.argmin(prof.marrow[search]))]
+    if prof.marrow[k] >= 0.75 * plateau:
+        return segs, gaps
+    cut = float(t[k])
+    head = Segment(last.t0_mm, cut - 0.5, last.void_frac)
+    tail = Segment(cut + 0.5, last.t1_mm, last.void_frac)
+    return [*segs[:-1], head, tail], [*gaps, (cut - 0.5, cut + 0.5, "fused")]
+
+
+def label_segments(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], bottom_in_fov: bool
+) -> Labelling:
+    """Levels counted up from the sacrum (S1 is above the lowest rudimentary/fused junction)."""
+    reasons: list[str] = []
+    n = len(segs)
+    if n == 0:
+        return Labelling((), (), ("no vertebral bodies found",), False)
+    glen = np.array([g[1] - g[0] for g in gaps]) if gaps else np.zeros(0)
+    real = [i for i, g in enumerate(gaps) if g[2] in ("disc", "gap")]
+    med_gap = float(np.median(glen[real])) if real else 10.0
+    s1 = None
+    # The rudimentary S1/S2 disc: the lowest gap, clearly thinner than the others, with only
+    # the sacral remnant (one segment) below it.
+    if gaps:
+        last = len(gaps) - 1
+        g = gaps[last]
+        if g[2] == "fused" or (g[1] - g[0]) < THIN_DISC_FRAC * med_gap:
+            s1 = last  # segment index above the last gap
+    if s1 is None:
+        if bottom_in_fov:
+            reasons.append(
+                "sacrum not found: no rudimentary S1/S2 disc at the bottom of the column"
+            )
+        else:
+            reasons.append("sacrum not found: the column leaves the field of view caudally")
+        s1 = n - 1  # best guess: the lowest body is S1
+    else:
+        # Transitional anatomy: another thin gap just above S1 (sacralised L5 / lumbarised S1).
+        if s1 >= 1 and (glen[s1 - 1] < 0.75 * med_gap):
+            reasons.append("possible transitional anatomy: thin L5/S1 disc")
+    names: list[str | None] = [None] * n
+    base = level_index("S1")
+    for i in range(n):
+        li = base - (s1 - i)
+        if 0 <= li < len(VERTEBRAL_LEVELS):
+            names[i] = VERTEBRAL_LEVELS[li]
+    sacrum_found = not any(r.startswith("sacrum not found") for r in reasons)
+    conf = [1.0 if sacrum_found else 0.3] * n
+    return Labelling(tuple(names), tuple(conf), tuple(reasons), sacrum_found)
+
+
+def spacing_reasons(
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    sacrum_found: bool = False,
+    top_cut: bool = False,
+) -> list[str]:
+    """Irregular disc spacing, missed discs or bodies (long gaps). With the sacrum found, the
+    segment below S1 (S2, possibly cut by the field of view) is not judged, nor is a top
+    segment cut by the field of view (its centre is not its body's centre)."""
+    reasons = []
+    if sacrum_found and len(segs) >= 2:
+        segs, gaps = segs[:-1], gaps[:-1]
+    if top_cut and len(segs) >= 2:
+        segs, gaps = segs[1:], gaps[1:]
+    if len(segs) >= 3:
+        cents = np.array([s.centre_mm for s in segs])
+        d = np.diff(cents)
+        med = float(np.median(d))
+        # the sacral junction is expected to be short: judge only the mobile spine
+        mobile = [i for i, g in enumerate(gaps) if g[2] in ("disc", "gap")]
+        for i in mobile:
+            r = d[i] / med
+            if r > 1.45 or r < 0.6:
+                reasons.append(
+                    f"irregular disc spacing: {d[i]:.0f} mm between bodies {i + 1} and {i + 2} "
+                    f"(median {med:.0f} mm)"
+                )
+        glen = np.array([gaps[i][1] - gaps[i][0] for i in mobile])
+        if len(glen):
+            mg = float(np.median(glen))
+            for gl in glen:
+                if gl > max(2.0 * mg, mg + 10.0):
+                    reasons.append(f"gap of {gl:.0f} mm between bodies: a body may be missed")
+    return reasons
+
+
+def _anchor_labels(
+    line: CentreLine, segs: list[Segment], anchor: Anchor, base: Labelling
+) -> Labelling:
+    level = anchor.level.strip().upper()
+    try:
+        a_idx = level_index(level)
+    except ValueError as err:
+        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    p = np.asarray(anchor.point_ras, float)
+    d = np.linalg.norm(line.points_ras - p, axis=1)
+    j = int(np.argmin(d))
+    t = line.t_mm[j]
+    reasons = list(r for r in base.reasons if not r.startswith("sacrum not found"))
+    dists = [
+        0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
+    ]
+    k = int(np.argmin(dists))
+    if d[j] > ANCHOR_MAX_DISTANCE_MM:
+        # Far from the spine (a typo or another coordinate system): relabelling the nearest
+        # body would silently rename every level.
+        raise InputError(
+            f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm",
+            f"is {d[j]:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
+            f"mm accepted); place it inside the {level} vertebral body (RAS, not LPS)",
+        )
+    if dists[k] > 0 or d[j] > 25.0:
+        reasons.append(
+            f"anchor {level} is not inside a detected body ({d[j]:.0f} mm from the centre line); "
+            "used the nearest body"
+        )
+    names: list[str | None] = []
+    for i in range(len(segs)):
+        li = a_idx + (i - k)
+        names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
+    if base.names and base.sacrum_found and base.names[k] != level:
+        reasons.append(
+            f"anchor {level} disagrees with the count from the sacrum "
+            f"({base.names[k] or 'unlabelled'}): labels follow the anchor"
+        )
+    conf = tuple(0.95 if reasons else 1.0 for _ in segs)
+    return Labelling(tuple(names), conf, tuple(reasons), base.sacrum_found)
+
+
+__all__ = [
+    "ANCHOR_MAX_DISTANCE_MM",
+    "Anchor",
+    "Labelling",
+    "label_segments",
+    "spacing_reasons",
+    "split_long_segments",
+    "split_sacral_dip",
+]
