@@ -290,6 +290,9 @@ def test_enhanced_refusals_name_the_file_and_reason(enhanced, written):
     ) as err:
         export_seg(moved, source, "unused.dcm", source_frame_numbers=enhanced["frame_numbers"])
     assert str(enhanced["path"]) in str(err.value)
+    if enhanced["style"] == "mixed":  # water/fat frames lie on the PDFF slices
+        with pytest.raises(InputError, match=r"frames \[.*\] lie on the same slice k = 0.*mixed"):
+            export_seg(roiset, source, "unused.dcm")
     # PDFF frames must all be in one enhanced file
     with pytest.raises(InputError, match="one enhanced file") as err:
         read_source_series([enhanced["path"], written["source"][0].filename])
@@ -372,3 +375,23 @@ def test_analyze_exports_enhanced_source(analyzed_enhanced):
         check = subprocess.run([tool, str(out / "dicom" / name)], capture_output=True, text=True)
         errors = [ln for ln in (check.stdout + check.stderr).splitlines() if ln.startswith("Error")]
         assert not errors, name + "\n" + "\n".join(errors)
+
+
+def test_enhanced_deidentified_export(enhanced, tmp_path):
+    source = enhanced["source"]
+    name = str(source[0].PatientName)
+    path, seg = export_seg(
+        enhanced["roiset"],
+        source,
+        tmp_path / "seg.dcm",
+        deidentify=True,
+        source_frame_numbers=enhanced["frame_numbers"],
+    )
+    sr_path = export_sr(
+        seg, enhanced["roiset"], enhanced["stats"], source, tmp_path / "sr.dcm", deidentify=True
+    )
+    for p in (path, sr_path):
+        ds = pydicom.dcmread(p)
+        assert str(ds.PatientName) == "ANONYMOUS" and ds.PatientID == "ANON"
+        assert ds.PatientIdentityRemoved == "YES"
+    assert str(source[0].PatientName) == name != "ANONYMOUS"  # source left as it was

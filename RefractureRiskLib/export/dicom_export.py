@@ -176,7 +176,8 @@ GRID_TOL_VOXELS = 0.05
 
 def _where(ds: pydicom.Dataset, frame_number: int | None = None) -> str:
     """The source file (or SOP instance) and frame, for messages."""
-    name = str(ds.filename) if isinstance(ds.filename, str) else f"source SOP {ds.SOPInstanceUID}"
+    filename = getattr(ds, "filename", None)
+    name = str(filename) if isinstance(filename, str) else f"source SOP {ds.SOPInstanceUID}"
     return name if frame_number is None else f"{name} frame {frame_number}"
 
 
@@ -289,7 +290,14 @@ def _enhanced_planes(
     planes = sorted((_frame_slice_index(roiset, ds, f), f) for f in numbers)
     ks = [k for k, _ in planes]
     if len(set(ks)) != len(ks):
-        raise InputError(where, "two PDFF frames lie on the same slice; cannot reference one")
+        k, *_ = (k for k in ks if ks.count(k) > 1)
+        same = [f for kk, f in planes if kk == k]
+        hint = "" if frame_numbers is not None else " (mixed file? give the PDFF frame numbers)"
+        raise InputError(
+            where,
+            f"frames {same} lie on the same slice k = {k}; a SEG frame must reference exactly "
+            f"one PDFF frame{hint}",
+        )
     labelled = np.flatnonzero(roiset.labelmap.array.reshape(roiset.labelmap.shape[0], -1).any(1))
     missing = sorted(set(labelled.tolist()) - set(ks))
     if missing:
