@@ -56,6 +56,13 @@ def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
     assert code == 0
     doc2 = json.loads((again / "results.json").read_text())
     assert doc2["risk"]["probability"] == pytest.approx(doc["risk"]["probability"])
+    # results already there are not replaced unless asked
+    argv = ["analyze", str(out / "dicom"), "--out", str(again)]
+    assert main(argv) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert json.loads((again / "results.json").read_text()) == doc2
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((again / "results.json").read_text())["risk"] is None  # no clinical inputs
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path):

@@ -372,9 +372,14 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["score", "--model", str(model), "--patient", str(patient)]) == 0
     assert "95% interval:" in capsys.readouterr().out
 
+    # An existing model file is not replaced unless asked.
+    before = model.read_text()
+    assert main(["train", str(cohort), "--out", str(model)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and model.read_text() == before
     # Bad cohorts: unknown column, out-of-range value, a single centre for LOCO.
     assert main(["train", str(cohort), "--out", str(tmp_path / "m.txt")]) == 2
     assert "--out" in capsys.readouterr().err and not (tmp_path / "m.txt").exists()
+    model.unlink()
     bad = df.assign(favourite_colour="blue")
     bad.to_csv(cohort, index=False)
     assert main(["train", str(cohort), "--out", str(model)]) == 2

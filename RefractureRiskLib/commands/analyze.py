@@ -48,9 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-dicom", action="store_true", help="also write DICOM SEG + SR")
     parser.add_argument("--deidentify", action="store_true", help="de-identify DICOM exports")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results already in --out (refused otherwise, so none are lost)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.errors import InputError
     from RefractureRiskLib.pipeline import (
         AnalysisOptions,
         analyze_study,
@@ -58,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         parse_anchor,
     )
 
+    if (args.out / "results.json").exists() and not args.overwrite:
+        raise InputError(
+            args.out,
+            "already holds results (results.json); choose another --out or add --overwrite",
+        )
     options = AnalysisOptions(
         roi=args.roi,
         study=args.which_study,

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="model file to write (.json)")
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing model file and its card"
+    )
+    parser.add_argument(
         "--report", type=Path, default=None, help="folder for the validation report"
     )
     parser.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() != ".json":
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(args.out, "already exists; choose another --out or add --overwrite")
     cohort = read_cohort(args.cohort)
     candidates = DEFAULT_CANDIDATES
     names = [s.strip() for s in args.splines.split(",") if s.strip()]
