@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
 
 import highdicom as hd
@@ -21,6 +22,8 @@ from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import StudyProvenance
 from RefractureRiskLib.export.dicom_export import export_seg, export_sr, read_source_series
 from RefractureRiskLib.io.dicom_load import load_study_with_report
+from RefractureRiskLib.io.dicom_series import scan_dicom
+from RefractureRiskLib.io.dicom_volume import read_stack
 from RefractureRiskLib.io.segmentation import read_roiset
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
@@ -395,3 +398,68 @@ def test_enhanced_deidentified_export(enhanced, tmp_path):
         assert str(ds.PatientName) == "ANONYMOUS" and ds.PatientID == "ANON"
         assert ds.PatientIdentityRemoved == "YES"
     assert str(source[0].PatientName) == name != "ANONYMOUS"  # source left as it was
+
+
+def test_real_philips_enhanced_file_with_per_frame_geometry(shared_data, tmp_path):
+    """A real Philips enhanced file (dcm_qa_fmap: field map and magnitude frames in one file,
+    orientation and pixel spacing per frame): the field-map frames stand in for PDFF frames."""
+    folder = shared_data / "dicom" / "dcm_qa_fmap" / "In" / "Philips"
+    parts = [s for study in scan_dicom(folder).studies for s in study.series]
+    part = next(s for s in parts if "FIELD_MAP" in s.part)
+    geometry = part.geometry
+    numbers = [f.frame_index + 1 for f in geometry.frames]  # k order
+    assert len(numbers) < part.frames[0].n_frames_in_file  # a subset of the file's frames
+    shape = geometry.shape
+    labels = np.zeros(shape, np.int16)
+    labels[8:20, 20:40, 24:44] = level_label("L4")
+    labels[22:30, 10:30, 10:30] = level_label("L5")
+    roiset = RoiSet(
+        Volume(labels, geometry.ijk_to_ras),
+        (LevelRoi("L4", level_label("L4")), LevelRoi("L5", level_label("L5"))),
+        RoiMethod.AUTOMATIC,
+        reader="auto",
+    )
+    source = read_source_series([part.first_file])
+    before = pydicom.dcmread(part.first_file, stop_before_pixels=True)
+    assert "PlaneOrientationSequence" not in before.SharedFunctionalGroupsSequence[0]
+    values = Volume(np.asarray(read_stack(geometry, part.label), float), geometry.ijk_to_ras)
+    study = Study({"pdff": values}, StudyProvenance(vendor="Philips"))
+    stats = roi_statistics(roiset, study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the file's one-component patient name
+        seg_path, seg = export_seg(
+            roiset, source, tmp_path / "seg.dcm", source_frame_numbers=numbers
+        )
+        sr_path = export_sr(seg, roiset, stats, source, tmp_path / "sr.dcm")
+    assert "PlaneOrientationSequence" not in source[0].SharedFunctionalGroupsSequence[0]
+    uid = source[0].SOPInstanceUID
+    pixels = hd.seg.segread(seg_path).get_pixels_by_source_frame(
+        uid,
+        source_frame_numbers=numbers,
+        combine_segments=True,
+        skip_overlap_checks=True,
+        assert_missing_frames_are_empty=True,
+    )
+    for k, frame in enumerate(pixels):
+        expected = np.zeros_like(frame)
+        expected[labels[k] == level_label("L4")] = 1
+        expected[labels[k] == level_label("L5")] = 2
+        np.testing.assert_array_equal(frame, expected, err_msg=f"slice {k}")
+    for item in pydicom.dcmread(seg_path).PerFrameFunctionalGroupsSequence:
+        (ref,) = item.DerivationImageSequence[0].SourceImageSequence
+        assert int(ref.ReferencedFrameNumber) in numbers  # never a magnitude frame
+    groups = hd.sr.srread(sr_path).content.get_volumetric_roi_measurement_groups()
+    for group, level in zip(groups, ("L4", "L5"), strict=True):
+        segment = group.referenced_segment
+        (source_item,) = [i for i in segment if i.name.meaning == "Source Image for Segmentation"]
+        got = source_item.ReferencedSOPSequence[0].ReferencedFrameNumber
+        got = [got] if isinstance(got, int | str) else list(got)
+        expected = [numbers[k] for k in range(shape[0]) if (labels[k] == level_label(level)).any()]
+        assert sorted(int(v) for v in got) == sorted(expected)
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        pytest.skip("dciodvfy not installed (Debian package dicom3tools)")
+    for path in (seg_path, sr_path):
+        check = subprocess.run([tool, str(path)], capture_output=True, text=True)
+        errors = [ln for ln in (check.stdout + check.stderr).splitlines() if ln.startswith("Error")]
+        assert not errors, "\n".join(errors)

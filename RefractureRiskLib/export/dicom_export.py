@@ -16,6 +16,7 @@ identifying type 3 attributes in the exported objects (the source files are not 
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,6 +271,44 @@ def _keep_only_source_frames(seg: pydicom.Dataset, frame_numbers: Sequence[int])
             )
 
 
+#: Functional groups highdicom reads from the SHARED groups of a multi-frame source.
+SHARED_GEOMETRY = ("PlaneOrientationSequence", "PixelMeasuresSequence")
+
+
+def _with_shared_geometry(ds: pydicom.Dataset, frame_numbers: Sequence[int]) -> pydicom.Dataset:
+    """``ds`` itself, or a view of it whose shared functional groups hold the orientation and
+    pixel measures that the PDFF frames carry per frame (Philips writes them per frame;
+    highdicom reads them from the shared groups only). Differing values are refused.
+
+    The view shares every other data element (pixels included) with ``ds``; ``ds`` is not
+    changed, and the SEG references the same SOP instance and frames.
+    """
+    shared = ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()]
+    missing = [kw for kw in SHARED_GEOMETRY if kw not in shared[0]]
+    if not missing:
+        return ds
+    item = pydicom.Dataset()
+    for elem in shared[0]:
+        item.add(elem)
+    for keyword in missing:
+        values = [_functional_item(ds, f, keyword) for f in frame_numbers]
+        if keyword == "PlaneOrientationSequence":
+            vectors = np.array([v.ImageOrientationPatient for v in values], float)
+        else:
+            vectors = np.array([v.PixelSpacing for v in values], float)
+        if np.abs(vectors - vectors[0]).max() > 1e-4:
+            raise InputError(
+                _where(ds), f"PDFF frames differ in {keyword}; SEG export needs one value"
+            )
+        setattr(item, keyword, pydicom.Sequence([copy.deepcopy(values[0])]))
+    view = pydicom.Dataset()
+    for elem in ds:
+        if elem.keyword != "SharedFunctionalGroupsSequence":
+            view.add(elem)
+    view.SharedFunctionalGroupsSequence = pydicom.Sequence([item])
+    return view
+
+
 def _enhanced_planes(
     roiset: RoiSet, ds: pydicom.Dataset, frame_numbers: Sequence[int] | None
 ) -> list[tuple[int, int]]:
@@ -284,9 +323,6 @@ def _enhanced_planes(
         raise InputError(
             where, f"PDFF frame numbers {bad or numbers} are not distinct frames 1..{n_frames}"
         )
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if not shared or "PlaneOrientationSequence" not in shared[0]:
-        raise InputError(where, "orientation is per frame; SEG export needs a shared orientation")
     planes = sorted((_frame_slice_index(roiset, ds, f), f) for f in numbers)
     ks = [k for k, _ in planes]
     if len(set(ks)) != len(ks):
@@ -333,8 +369,8 @@ def export_seg(
     """
     plane_positions = None
     if len(source) == 1 and _is_multiframe(source[0]):
-        order = list(source)
         planes = _enhanced_planes(roiset, source[0], source_frame_numbers)
+        order = [_with_shared_geometry(source[0], [f for _, f in planes])]
         frames = np.stack([roiset.labelmap.array[k] for k, _ in planes])
         plane_positions = [
             hd.PlanePositionSequence(
