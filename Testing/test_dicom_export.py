@@ -293,6 +293,11 @@ def test_enhanced_refusals_name_the_file_and_reason(enhanced, written):
     ) as err:
         export_seg(moved, source, "unused.dcm", source_frame_numbers=enhanced["frame_numbers"])
     assert str(enhanced["path"]) in str(err.value)
+    # a labelled slice without its PDFF frame
+    k1 = [f for f, k in enhanced["frame_to_k"].items() if k == 1]
+    fewer = [f for f in enhanced["frame_numbers"] if f not in k1]
+    with pytest.raises(InputError, match=r"no PDFF frame on ROI slices k = \[1\]"):
+        export_seg(roiset, source, "unused.dcm", source_frame_numbers=fewer)
     if enhanced["style"] == "mixed":  # water/fat frames lie on the PDFF slices
         with pytest.raises(InputError, match=r"frames \[.*\] lie on the same slice k = 0.*mixed"):
             export_seg(roiset, source, "unused.dcm")
