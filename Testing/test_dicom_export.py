@@ -279,11 +279,12 @@ def test_enhanced_dciodvfy_reports_no_errors(enhanced, kind):
     assert not errors, "\n".join(errors)
 
 
-def test_enhanced_refusals_name_the_file_and_reason(enhanced, written):
+def test_enhanced_refusals_name_the_file_and_reason(enhanced, written, tmp_path):
     source, roiset = enhanced["source"], enhanced["roiset"]
+    unused = tmp_path / "unused.dcm"
     n = enhanced["n_frames"]
     with pytest.raises(InputError, match=r"frame numbers .*1\.\." + str(n)):
-        export_seg(roiset, source, "unused.dcm", source_frame_numbers=[1, n + 1])
+        export_seg(roiset, source, unused, source_frame_numbers=[1, n + 1])
     # a grid half a voxel off along i: no frame lies on a slice of the ROI grid
     shifted = roiset.labelmap.ijk_to_ras.copy()
     shifted[:3, 3] += shifted[:3, :3] @ [0.5, 0.0, 0.0]
@@ -291,23 +292,24 @@ def test_enhanced_refusals_name_the_file_and_reason(enhanced, written):
     with pytest.raises(
         InputError, match=r"frame \d+: PDFF frame is not on a slice of the ROI grid"
     ) as err:
-        export_seg(moved, source, "unused.dcm", source_frame_numbers=enhanced["frame_numbers"])
+        export_seg(moved, source, unused, source_frame_numbers=enhanced["frame_numbers"])
     assert str(enhanced["path"]) in str(err.value)
     # a labelled slice without its PDFF frame
     k1 = [f for f, k in enhanced["frame_to_k"].items() if k == 1]
     fewer = [f for f in enhanced["frame_numbers"] if f not in k1]
     with pytest.raises(InputError, match=r"no PDFF frame on ROI slices k = \[1\]"):
-        export_seg(roiset, source, "unused.dcm", source_frame_numbers=fewer)
+        export_seg(roiset, source, unused, source_frame_numbers=fewer)
     if enhanced["style"] == "mixed":  # water/fat frames lie on the PDFF slices
         with pytest.raises(InputError, match=r"frames \[.*\] lie on the same slice k = 0.*mixed"):
-            export_seg(roiset, source, "unused.dcm")
+            export_seg(roiset, source, unused)
     # PDFF frames must all be in one enhanced file
     with pytest.raises(InputError, match="one enhanced file") as err:
         read_source_series([enhanced["path"], written["source"][0].filename])
     assert str(enhanced["path"]) in str(err.value)
     # frame numbers only make sense for a multi-frame source
     with pytest.raises(InputError, match="not multi-frame"):
-        export_seg(written["roiset"], written["source"], "unused.dcm", source_frame_numbers=[1])
+        export_seg(written["roiset"], written["source"], unused, source_frame_numbers=[1])
+    assert not unused.exists()  # nothing is written by a refused export
 
 
 @pytest.fixture(scope="module")
