@@ -756,6 +756,7 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.sourcePdffFiles = []  # DICOM files of the loaded PDFF series (for SEG/SR export)
+        self.sourcePdffFrames = None  # its PDFF frame numbers when it is one enhanced file
         self.sourcePdffSeriesUid = None  # ... and that series' UID
         self.modelPath = None  # file of the last loaded model
 
@@ -1198,7 +1199,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         Remembers the PDFF series' files for DICOM SEG/SR export.
         """
         loaded = _lib("io.dicom_load").load_study_with_report(folder)
-        self.sourcePdffFiles = sorted({str(f.path) for f in loaded.chosen["pdff"].frames})
+        files, self.sourcePdffFrames = _lib("pipeline").pdff_source(loaded)
+        self.sourcePdffFiles = [str(f) for f in files]
         pdffSeries = loaded.study.provenance.series.get("pdff")
         self.sourcePdffSeriesUid = None if pdffSeries is None else pdffSeries.series_uid
         return loaded.study
@@ -1515,16 +1517,11 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
             raise core.InputError(
                 "DICOM export", "the PDFF map in use is not the DICOM series loaded last; reload it"
             )
-        export = _lib("export.dicom_export")
-        source = export.read_source_series(files)
-        segPath, seg = export.export_seg(
-            outcome["roiSet"], source, os.path.join(folder, "seg.dcm"), deidentify=deidentify
-        )
-        srPath = export.export_sr(
-            seg, outcome["roiSet"], outcome["statistics"], source,
-            os.path.join(folder, "sr.dcm"), deidentify=deidentify,
+        written = _lib("pipeline").export_dicom(
+            files, outcome["roiSet"], outcome["statistics"], folder, deidentify,
+            self.sourcePdffFrames,
         )  # fmt: skip
-        return [str(segPath), str(srPath)]
+        return [str(written["dicom_seg"]), str(written["dicom_sr"])]
 
     def writeToStore(self, outcome, storeLocation, reader, patientId):
         """Record the measurements with the reader's name in the measurement store."""

@@ -17,11 +17,11 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import RoiResult
 from RefractureRiskLib.stats import PatientSummary, roi_statistics, summarize_statistics
 from RefractureRiskLib.stats.tables import write_statistics
+
+if TYPE_CHECKING:
+    from RefractureRiskLib.io.dicom_load import LoadResult
 
 Progress = Callable[[str], None]
 
@@ -303,13 +306,7 @@ def analyze_study(
             pdff_series=options.pdff_series,
         )
         study = loaded.study
-        pdff_frames = loaded.chosen["pdff"].frames
-        pdff_files = sorted({f.path for f in pdff_frames})
-        if any(f.frame_index is not None for f in pdff_frames):
-            # enhanced source: its PDFF frames (1-based), perhaps among water/fat frames
-            pdff_frame_numbers = sorted(
-                f.frame_index + 1 for f in pdff_frames if f.frame_index is not None
-            )
+        pdff_files, pdff_frame_numbers = pdff_source(loaded)
     timings["load_s"] = time.perf_counter() - t0
 
     say("placing vertebral ROIs")
@@ -338,7 +335,7 @@ def analyze_study(
     if options.export_dicom:
         if not pdff_files:
             raise InputError("DICOM export", "the PDFF map did not come from DICOM files")
-        files |= _export_dicom(
+        files |= export_dicom(
             pdff_files,
             rois.roiset,
             stats,
@@ -447,15 +444,27 @@ def _bodies_roiset(rois: RoiResult) -> RoiSet:
     return replace(rois.roiset, labelmap=rois.body_labels)
 
 
-def _export_dicom(
-    pdff_files: list[Path],
+def pdff_source(loaded: LoadResult) -> tuple[list[Path], list[int] | None]:
+    """The chosen PDFF series' DICOM files and, for an enhanced (multi-frame) file, its PDFF
+    frame numbers (1-based; the file may also hold water/fat frames), for :func:`export_dicom`."""
+    frames = loaded.chosen["pdff"].frames
+    files = sorted({f.path for f in frames})
+    if not any(f.frame_index is not None for f in frames):
+        return files, None
+    return files, sorted(f.frame_index + 1 for f in frames if f.frame_index is not None)
+
+
+def export_dicom(
+    pdff_files: Sequence[str | Path],
     roiset: RoiSet,
     stats: pd.DataFrame,
-    out: Path,
+    out: str | Path,
     deidentify: bool,
-    pdff_frame_numbers: list[int] | None = None,
+    pdff_frame_numbers: Sequence[int] | None = None,
 ) -> dict[str, Path]:
-    """SEG + SR; ``pdff_frame_numbers`` (1-based) are the PDFF frames of an enhanced source."""
+    """DICOM SEG of the ROIs and TID 1500 SR of ``stats`` in ``out``, referencing the PDFF
+    source (``pdff_files``/``pdff_frame_numbers`` as given by :func:`pdff_source`)."""
+    out = Path(out)
     from RefractureRiskLib.export.dicom_export import export_seg, export_sr, read_source_series
 
     source = read_source_series(pdff_files)

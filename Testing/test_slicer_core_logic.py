@@ -556,3 +556,40 @@ def test_importing_the_module_loads_no_library_or_heavy_package():
     assert not loaded & {"RefractureRiskLib", "pandas", "scipy", "SimpleITK", "pydicom", "qt"}, (
         loaded
     )
+
+
+def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
+    """Philips enhanced file holding water, fat and PDFF frames: the panel's SEG references
+    only the PDFF frames (the frame numbers kept at loading reach the exporter)."""
+    pydicom = pytest.importorskip("pydicom")
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+    from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+
+    phantom = generate_phantom(PhantomSpec(seed=4))
+    ws = write_dicom_study(
+        phantom.study,
+        tmp_path / "dicom",
+        vendor="Philips",
+        philips_enhanced=True,
+        philips_mixed_series=True,
+        seed=4,
+    )
+    study = logic.loadStudyFromFolder(tmp_path / "dicom")
+    assert logic.sourcePdffFiles == [str(p) for p in ws.by_kind("pdff").files]
+    assert len(logic.sourcePdffFrames) == study.grid.shape[0]
+    points = {lv.level: lv.centre_ras for lv in phantom.truth.levels if lv.level in ("L2", "L3")}
+    result = logic.roisFromPoints(study, points, reader="reader A")
+    model = logic.loadModel()
+    clinical = {
+        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+    }
+    outcome = logic.computeRisk(study, result, model, clinical)
+    seg_path, _sr_path = logic.exportDicom(outcome, str(tmp_path / "export"))
+    seg = pydicom.dcmread(seg_path)
+    referenced = {
+        int(src.ReferencedFrameNumber)
+        for item in seg.PerFrameFunctionalGroupsSequence
+        for derivation in item.DerivationImageSequence
+        for src in derivation.SourceImageSequence
+    }
+    assert referenced and referenced <= set(logic.sourcePdffFrames)
