@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -367,6 +368,11 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"| {corrected_c:.3f} |" in card.split("| C-statistic |")[1].splitlines()[0]
     assert "R2* was measured at 1.5 T and 3 T" in card  # the training note is kept
     assert all(f"`{i['name']}`" in card for i in doc["inputs"])
+    # ... and the model is tied to the exact cohort file it was trained on
+    source = doc["training"]["data_source"]
+    assert source["sha256"] == hashlib.sha256(cohort.read_bytes()).hexdigest()
+    assert source["file"] == "cohort.csv" and source["rows"] == len(df)
+    assert source["sha256"] in card
     patient = tmp_path / "p.json"
     patient.write_text(json.dumps({"age_years": 77, "sex": "F", "pdff_global_L1L4": 66.0}))
     assert main(["score", "--model", str(model), "--patient", str(patient)]) == 0

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from RefractureRiskLib.core.hashing import file_sha256
 from RefractureRiskLib.store.measurements import (
     Measurement,
     MeasurementStore,
     StudySubmission,
-    file_sha256,
 )
 
 LEVELS = ("L1", "L2", "L3", "L4")

@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.hashing import file_sha256
     from RefractureRiskLib.model.modelcard import write_model_card
     from RefractureRiskLib.model.schema import read_cohort
     from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, train_model, with_splines
@@ -81,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         loco=not args.no_loco,
         name=args.name,
         validated=args.mark_validated,
+        data_source={
+            "file": args.cohort.name,
+            "sha256": file_sha256(args.cohort),
+            "rows": len(cohort),
+        },
     )
     path = result.model.save(args.out)
     print(f"model written to {path} (sha256 {result.model.to_document()['content_sha256']})")

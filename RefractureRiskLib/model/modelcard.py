@@ -150,6 +150,12 @@ def _training_section(training: Mapping[str, Any] | None) -> list[str]:
         f"- missing values: {training.get('missing_values') or 'none'}; data sets after "
         f"multiple imputation: {training.get('imputations')}",
     ]
+    source = training.get("data_source")
+    if source:
+        lines.append(
+            f"- cohort file: `{source.get('file')}` ({source.get('rows')} rows, sha256 "
+            f"`{source.get('sha256')}`)"
+        )
     if method:
         lines.append(
             f"- method: {method.get('penalty')} penalised logistic regression, penalty by "

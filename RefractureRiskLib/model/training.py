@@ -27,7 +27,7 @@ predict_proba) for use on its own.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -455,6 +455,7 @@ def train_model(
     name: str = "locally trained model",
     validated: bool = False,
     log: Callable[[str], None] = print,
+    data_source: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train and internally validate a model on a cohort table (see the module docstring).
 
@@ -462,6 +463,8 @@ def train_model(
     derived ``outcome_1y``); a table without ``outcome_1y`` but with ``time_days`` and ``event``
     gets it derived. ``validated``: set only for a model that has passed external validation
     and been approved for use; otherwise every output carries the not-for-clinical-use warning.
+    ``data_source``: where the cohort came from (e.g. file name and SHA-256, no patient data),
+    kept in the model file's training section so the model can be traced to its data.
     Raises InputError naming the column for anything unusable.
     """
     spec = spec or FitSpec()
@@ -633,6 +636,7 @@ def train_model(
                 "seed": seed,
             },
             "notes": list(notes),
+            "data_source": dict(data_source) if data_source else None,
         },
         validation={
             "internal": {"n_bootstrap": n_bootstrap, **validation},

@@ -12,7 +12,6 @@ or any SQLAlchemy URL (e.g. ``postgresql+psycopg://user@host/db``) for a store s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import uuid
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.hashing import file_sha256
 
 SCHEMA_VERSION = 1
 
@@ -129,15 +129,6 @@ class StudySubmission:
     session: int = 1
     labelmap_path: str | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (ties a measurement to the exact label map used)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:
