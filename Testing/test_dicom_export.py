@@ -17,6 +17,7 @@ import pydicom
 import pytest
 from scipy.spatial.transform import Rotation
 
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
 from RefractureRiskLib.core import LevelRoi, RoiMethod, RoiSet, Study, Volume, level_label
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import StudyProvenance
@@ -28,17 +29,6 @@ from RefractureRiskLib.io.segmentation import read_roiset
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
 from RefractureRiskLib.stats import roi_statistics
-
-CLINICAL = {
-    "age_years": 74,
-    "sex": "F",
-    "dxa_l1l4_tscore": -2.9,
-    "cement_leak_disc": 0,
-    "antiop_post": 1,
-    "tl_junction": 1,
-    "glucocorticoid_use": 0,
-    "n_prevalent_vertebral_fractures": 1,
-}
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +316,7 @@ def analyzed_enhanced(tmp_path_factory):
         philips_mixed_series=True,
         seed=5,
     )
-    (root / "patient.json").write_text(json.dumps(CLINICAL))
+    (root / "patient.json").write_text(json.dumps(DEMO_CLINICAL))
     argv = ["analyze", str(root / "dicom"), "--clinical", str(root / "patient.json")]
     argv += ["--index-levels", "L1", "--export-dicom", "--out", str(root / "out")]
     run = subprocess.run(
