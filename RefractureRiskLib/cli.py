@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agreement",
     "train",
     "score",
+    "card",
     "samplesize",
     "describe",
 )

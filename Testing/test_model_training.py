@@ -414,3 +414,24 @@ def test_model_card_of_the_demonstration_model() -> None:
     for term in model.terms:
         row = next(line for line in card.splitlines() if line.startswith(f"| {term.label} |"))
         assert f"{term.coefficients[0]:.4f}" in row and term.input in row
+
+
+def test_card_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from RefractureRiskLib.model.modelcard import model_card
+    from RefractureRiskLib.model.modelfile import bundled_model_path
+
+    assert main(["card"]) == 0
+    printed = capsys.readouterr().out
+    expected = model_card(load_model(bundled_model_path()), "demo_model.json")
+    assert printed.strip() == expected.strip()
+    out = tmp_path / "demo.md"
+    assert main(["card", str(bundled_model_path()), "--out", str(out)]) == 0
+    assert out.read_text().strip() == printed.strip()
+    assert main(["card", "--out", str(out)]) == 2  # exists
+    assert main(["card", "--out", str(tmp_path / "m.json")]) == 2  # would look like a model
+    tampered = tmp_path / "tampered.json"
+    doc = json.loads(bundled_model_path().read_text())
+    doc["intercept"] = 0.0
+    tampered.write_text(json.dumps(doc))
+    assert main(["card", str(tampered)]) == 2
+    assert "tampered.json" in capsys.readouterr().err

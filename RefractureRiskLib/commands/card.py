@@ -1,0 +1,36 @@
+"""``refracture-risk card``: the model card of a model file (checked on loading)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from RefractureRiskLib.core.errors import InputError
+
+NAME = "card"
+HELP = "print or write the model card of a model file (default: the demonstration model)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", type=Path, nargs="?", default=None, help="model file (.json); default: demo"
+    )
+    parser.add_argument("--out", type=Path, help="write the card here (.md) instead of printing")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.model.modelcard import model_card, write_model_card
+    from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+
+    path = args.model if args.model is not None else bundled_model_path()
+    model = load_model(path)
+    if args.out is None:
+        print(model_card(model, Path(path).name))
+        return 0
+    if args.out.suffix.lower() == ".json":
+        raise InputError(args.out, "a model card is Markdown (.md), not a .json model file")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    print(f"model card written to {write_model_card(model, args.out, Path(path).name)}")
+    return 0
