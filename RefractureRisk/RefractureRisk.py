@@ -1287,8 +1287,8 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def imagingInputNames(model):
-        """Model inputs the pipeline fills from the images (PDFF/R2* summaries)."""
-        imaging = _lib("pipeline").IMAGING_INPUTS
+        """Model inputs the pipeline fills from the images (PDFF/R2* summaries, field strength)."""
+        imaging = _lib("pipeline").FROM_IMAGES
         return [spec.name for spec in model.inputs if spec.name in imaging]
 
     def clinicalPrefill(self, study):

@@ -54,6 +54,8 @@ IMAGING_INPUTS = {
     "pdff_adjacent": "pdff_adjacent_pct",
     "r2s_adjacent": "r2s_adjacent_per_s",
 }
+#: Every model input taken from the images, not typed in: the summaries and the field strength.
+FROM_IMAGES: frozenset[str] = frozenset({*IMAGING_INPUTS, "mri_field_T"})
 
 
 @dataclass(frozen=True)
@@ -366,7 +368,7 @@ def score_patient(
     """The risk from clinical inputs (age/sex prefilled from DICOM if absent) and the images."""
     filled = _prefill_from_dicom(clinical, study)
     inputs = model_inputs(model, filled, summary)
-    if any(spec.name == "mri_field_T" for spec in model.inputs):
+    if any(spec.name == "mri_field_T" for spec in model.inputs):  # see FROM_IMAGES
         _field_strength_from_images(inputs, study, source)
     return score(model, inputs, source=source)
 

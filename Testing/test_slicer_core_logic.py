@@ -593,3 +593,25 @@ def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
         for src in derivation.SourceImageSequence
     }
     assert referenced and referenced <= set(logic.sourcePdffFrames)
+
+
+def test_field_strength_is_taken_from_the_images_not_typed(logic, module):
+    """A model with ``mri_field_T`` (trained at one field strength): the panel does not ask
+    for it, and the risk uses the study's field strength."""
+    from dataclasses import replace
+
+    from RefractureRiskLib.model.terms import InputSpec
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+
+    field = InputSpec("mri_field_T", "number", unit="T", soft_range=(1.5, 1.5), missing_value=1.5)
+    model = replace(logic.loadModel(), inputs=(*logic.loadModel().inputs, field))
+    assert "mri_field_T" not in {spec.name for spec in logic.clinicalInputSpecs(model)}
+    clinical = {
+        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+    }
+    phantom = generate_phantom(PhantomSpec(seed=6, field_strength_t=3.0))
+    points = {lv.level: lv.centre_ras for lv in phantom.truth.levels if lv.level in ("L2", "L3")}
+    result = logic.roisFromPoints(phantom.study, points, reader="reader A")
+    risk = logic.computeRisk(phantom.study, result, model, clinical)["risk"]
+    assert any("mri_field_T = 3" in w and "extrapolation" in w for w in risk.warnings)
+    assert not any("mri_field_T missing" in w for w in risk.warnings)
