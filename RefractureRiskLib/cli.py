@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "batch",
     "agreement",
     "train",
+    "validate",
     "score",
     "card",
     "samplesize",

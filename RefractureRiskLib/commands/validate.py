@@ -1,0 +1,89 @@
+"""``refracture-risk validate``: external validation of a model file on a new cohort table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+
+from RefractureRiskLib.core.errors import InputError
+
+NAME = "validate"
+HELP = (
+    "external validation of a model file on a new cohort (a clinic's own patients): "
+    "discrimination, calibration and net benefit with 95% bootstrap intervals"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="model file (.json) to validate")
+    parser.add_argument(
+        "cohort",
+        type=Path,
+        help="cohort table with 1-year follow-up (.csv, .xlsx or .parquet; "
+        "see docs/cohort_schema.md)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap replicates for the 95%% intervals"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib import __version__
+    from RefractureRiskLib.core.hashing import file_sha256
+    from RefractureRiskLib.model.external import validate_external, write_external_report
+    from RefractureRiskLib.model.modelfile import load_model
+    from RefractureRiskLib.model.schema import read_cohort
+
+    if args.bootstrap < 1:
+        raise InputError("--bootstrap", f"must be at least 1, got {args.bootstrap}")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(args.out, "exists and is not a folder; choose another --out")
+    if (args.out / "validation.json").exists() and not args.overwrite:
+        raise InputError(
+            args.out / "validation.json",
+            "already exists; choose another --out or add --overwrite",
+        )
+    model = load_model(args.model)
+    cohort = read_cohort(args.cohort)
+    if len(cohort) == 0:
+        raise InputError(args.cohort, "the cohort table is empty")
+    try:
+        result = validate_external(model, cohort, n_bootstrap=args.bootstrap, seed=args.seed)
+    except InputError as err:  # name the cohort file with the column at fault
+        source = err.source or ""
+        if not source.startswith("model"):
+            source = f"{args.cohort}: {source}" if source else str(args.cohort)
+        raise InputError(source, err.reason) from None
+    provenance = {
+        "cohort": {
+            "file": args.cohort.name,
+            "sha256": file_sha256(args.cohort),
+            "rows": len(cohort),
+        },
+        "model_file": args.model.name,
+        "software": {"name": "RefractureRisk", "version": __version__},
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    paths = write_external_report(result, args.out, args.cohort.name, provenance)
+
+    c, (c_lo, c_hi) = result.metrics["c_statistic"], result.ci["c_statistic"]
+    s, (s_lo, s_hi) = result.metrics["cal_slope"], result.ci["cal_slope"]
+    n_refused = len({r.row for r in result.refused})
+    print(f"external validation of {model.name} on {args.cohort.name}")
+    print(
+        f"n = {result.n} with known 1-year outcome, {result.events} events "
+        f"({n_refused} rows refused, {result.n_unknown_outcome} outcome unknown)"
+    )
+    print(f"C-statistic {c:.3f} (95% CI {c_lo:.3f} to {c_hi:.3f})")
+    print(f"calibration slope {s:.2f} (95% CI {s_lo:.2f} to {s_hi:.2f})")
+    for path in paths.values():
+        print(f"written: {path}")
+    if result.model_warning:
+        print(f"note: {result.model_warning}")
+    return 0
