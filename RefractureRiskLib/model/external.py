@@ -18,7 +18,8 @@ predicted 1-year risks with what happened (:func:`validate_external`):
   the observed/expected ratio (events / sum of predicted risks). Point estimates on the scored
   patients with a known outcome; 95% intervals by the percentile bootstrap (patients resampled
   with replacement, B replicates evaluated together as arrays; a replicate without events or
-  without non-events is redrawn out — it is counted in ``n_bootstrap_failed`` and left out).
+  without non-events (or with a non-finite measure) is left out and counted in
+  ``n_bootstrap_failed``, not redrawn).
 - Observed vs mean predicted risk overall and per ``centre_id`` when the column exists;
   calibration curve (lowess and tenths of risk) and decision curve (net benefit).
 
