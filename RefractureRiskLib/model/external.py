@@ -43,7 +43,7 @@ import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.logistic import expit
-from RefractureRiskLib.model.modelfile import RiskModel
+from RefractureRiskLib.model.modelfile import RiskModel, plain_json
 from RefractureRiskLib.model.scoring import check_value, score
 from RefractureRiskLib.model.validation import (
     METRICS,
@@ -153,7 +153,7 @@ class ExternalValidation:
             "decision_curve": self.decision,
             "notes": list(self.notes),
         }
-        return _plain(doc)
+        return plain_json(doc)
 
 
 def validate_external(
@@ -432,21 +432,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """Plain JSON types: numpy scalars converted, NaN and infinities as None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 # ----------------------------------------------------------------------------- report
 
 MEASURE_LABELS = {
@@ -472,7 +457,7 @@ def write_external_report(
     fields for validation.json (cohort file SHA-256, software version, time). Returns the
     written paths by name.
     """
-    from RefractureRiskLib.model.validation_report import _table
+    from RefractureRiskLib.model.validation_report import report_table
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -484,7 +469,7 @@ def write_external_report(
     doc = {"cohort": {"file": cohort_name}, **dict(provenance or {}), **result.to_json()}
     paths["validation.json"] = out / "validation.json"
     paths["validation.json"].write_text(
-        json.dumps(_plain(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        json.dumps(plain_json(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
 
     title = f"External validation of {result.model_name} on {cohort_name}"
@@ -504,7 +489,7 @@ def write_external_report(
         [MEASURE_LABELS[r["measure"]], r["estimate"], r["lower_95"], r["upper_95"]]
         for r in result.table()
     ]
-    md, ht = _table(["measure", "estimate", "lower 95%", "upper 95%"], rows)
+    md, ht = report_table(["measure", "estimate", "lower 95%", "upper 95%"], rows)
     note = (
         f"95% intervals: percentile bootstrap, {result.n_bootstrap} replicates (patients "
         f"resampled; {result.n_bootstrap_failed} without events or non-events left out), "
@@ -513,11 +498,11 @@ def write_external_report(
     sections.append(("Performance", md + "\n\n" + note, ht + f"<p>{html.escape(note)}</p>"))
     if result.by_centre:
         keys = ["centre", "n", "events", "observed", "mean_predicted", "oe_ratio"]
-        md, ht = _table(keys, [[r[k] for k in keys] for r in result.by_centre])
+        md, ht = report_table(keys, [[r[k] for k in keys] for r in result.by_centre])
         sections.append(("Observed vs predicted risk by centre", md, ht))
     rows = [[r.row, r.patient_id, r.column, r.reason] for r in result.refused]
     txt = f"{n_refused_rows} row(s) refused by the model and excluded from every number."
-    md, ht = _table(["row", "patient_id", "column", "reason"], rows)
+    md, ht = report_table(["row", "patient_id", "column", "reason"], rows)
     sections.append(
         (
             "Refused rows",
@@ -529,7 +514,7 @@ def write_external_report(
         [name, result.missing_counts[name], result.extrapolation_counts[name]]
         for name in result.missing_counts
     ]
-    md, ht = _table(["input", "missing (substituted)", "outside training range"], rows)
+    md, ht = report_table(["input", "missing (substituted)", "outside training range"], rows)
     sections.append(("Inputs: substitutions and extrapolation", md, ht))
     cal = result.calibration
     txt = (

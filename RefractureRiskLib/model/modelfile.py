@@ -152,7 +152,7 @@ class RiskModel:
             "software": dict(self.software),
         }
         doc.update(self.extra)
-        doc = _plain(doc)
+        doc = plain_json(doc)
         doc[HASH_FIELD] = content_hash(doc)
         return doc
 
@@ -238,12 +238,15 @@ class RiskModel:
         return model
 
 
-def _plain(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
+def plain_json(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null.
+
+    Raises TypeError for anything else (no object is ever written as its repr).
+    """
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):

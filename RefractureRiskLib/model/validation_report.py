@@ -37,7 +37,8 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
+def report_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
+    """A table as (Markdown, HTML) for the validation reports (numbers formatted alike)."""
     md = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     md += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
     h = [
@@ -236,7 +237,7 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
         [MEASURE_LABELS[k], v["apparent"][k], v["optimism"][k], v["corrected"][k]]
         for k in MEASURE_LABELS
     ]
-    md, ht = _table(["measure", "apparent", "optimism", "optimism-corrected"], rows)
+    md, ht = report_table(["measure", "apparent", "optimism", "optimism-corrected"], rows)
     note = (
         f"Bootstrap B = {m.validation['internal']['n_bootstrap']} per imputed data set, averaged "
         "over imputations; every replicate refits the whole procedure including the penalty choice."
@@ -247,13 +248,13 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
         [r["term"], r["coef"], r["se"], r["odds_ratio"], r["lower"], r["upper"]]
         for r in result.coefficients
     ]
-    md, ht = _table(["term", "log OR", "SE", "OR", "lower 95%", "upper 95%"], rows)
+    md, ht = report_table(["term", "log OR", "SE", "OR", "lower 95%", "upper 95%"], rows)
     sections.append(("Coefficients (pooled)", md, ht))
 
     rows = [
         [t.name, t.label, t.input, json.dumps(t.transform.to_json()), t.provenance] for t in m.terms
     ]
-    md, ht = _table(["term", "label", "input", "transform", "provenance"], rows)
+    md, ht = report_table(["term", "label", "input", "transform", "provenance"], rows)
     sections.append(("Model terms", md, ht))
 
     if result.loco:
@@ -268,7 +269,7 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
             "mean_predicted",
             "observed",
         ]
-        md, ht = _table(keys, [[r[k] for k in keys] for r in result.loco])
+        md, ht = report_table(keys, [[r[k] for k in keys] for r in result.loco])
         sections.append(("Leave-one-centre-out validation", md, ht))
 
     cal = result.calibration
@@ -284,7 +285,7 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
             [r["term"], r["coef"], r["se"], r["hazard_ratio"], r["hr_lower"], r["hr_upper"]]
             for r in c["table"]
         ]
-        md, ht = _table(["term", "log HR", "SE", "HR", "lower 95%", "upper 95%"], rows)
+        md, ht = report_table(["term", "log HR", "SE", "HR", "lower 95%", "upper 95%"], rows)
         txt = (
             f"{c['note']}. n = {c['n']}, re-fractures {c['events']}, deaths (competing) "
             f"{c['competing_deaths']}, Harrell's C {c['concordance']:.3f}."
@@ -293,7 +294,7 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
             ("Time to re-fracture (Cox)", txt + "\n\n" + md, f"<p>{html.escape(txt)}</p>" + ht)
         )
 
-    md, ht = _table(["TRIPOD+AI topic", "where / status"], tripod_rows(result))
+    md, ht = report_table(["TRIPOD+AI topic", "where / status"], tripod_rows(result))
     sections.append(("TRIPOD+AI checklist (development, internal validation)", md, ht))
     if result.notes:
         sections.append(
