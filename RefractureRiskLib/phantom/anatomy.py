@@ -39,6 +39,12 @@ NOMINAL_BODIES_MM: dict[str, tuple[float, float, float, float]] = {
     "S2": (40.0, 24.0, 20.0, 0.0),
 }
 ALL_BODIES: tuple[str, ...] = tuple(NOMINAL_BODIES_MM)
+#: Transitional anatomy: share of the drawn L5/S1 disc left in a sacralised L5 (rudimentary),
+#: share of it an S1/S2 disc gets in a lumbarised S1 (well formed), and the unlabelled third
+#: sacral segment below a lumbarised S1's sacrum (width, depth, height, disc below; mm).
+SACRALISED_DISC_FRAC = 0.4
+LUMBARISED_DISC_FRAC = 0.85
+S3_BODY_MM: tuple[float, float, float, float] = (34.0, 20.0, 18.0, 0.0)
 EDGE_RADIUS_MM = 2.0
 CORTEX_MM = 1.0  # cortical shell thickness
 RIM_MM = 2.0  # marrow zone inside the cortex where PDFF rises to the core value
@@ -220,6 +226,37 @@ def local_axes(
     return right, ant, sup
 
 
+def transitional_dims(
+    dims: dict[str, tuple[float, float, float, float]], kind: str | None
+) -> dict[str, tuple[float, float, float, float]]:
+    """Body/disc dimensions (as in :func:`build_spine`) with lumbosacral transitional anatomy.
+
+    ``None``: ``dims`` unchanged. ``"sacralised_L5"``: the L5/S1 disc shrinks to
+    :data:`SACRALISED_DISC_FRAC` of its height (a rudimentary disc, as between S1 and S2) and the
+    L5 body takes the mean of its and S1's width, depth and height. ``"lumbarised_S1"``: S1
+    gets a well-formed S1/S2 disc (:data:`LUMBARISED_DISC_FRAC` of the L5/S1 disc), so it is a
+    sixth mobile segment; the sacrum begins at S2, whose rudimentary S2/S3 disc has the drawn
+    S1/S2 height, and an unlabelled S3 (:data:`S3_BODY_MM`, scaled like S2) ends the column.
+    Names stay anatomical (counted from above).
+    """
+    if kind is None:
+        return dims
+    out = dict(dims)
+    if kind == "sacralised_L5":
+        l5, s1 = dims["L5"], dims["S1"]
+        shape = tuple(0.5 * (a + b) for a, b in zip(l5[:3], s1[:3], strict=True))
+        out["L5"] = (*shape, l5[3] * SACRALISED_DISC_FRAC)
+        return out
+    if kind == "lumbarised_S1":
+        s1, s2 = dims["S1"], dims["S2"]
+        out["S1"] = (*s1[:3], dims["L5"][3] * LUMBARISED_DISC_FRAC)
+        out["S2"] = (*s2[:3], s1[3])
+        scale = [d / n for d, n in zip(s2[:3], NOMINAL_BODIES_MM["S2"][:3], strict=True)]
+        out["S3"] = (*(x * f for x, f in zip(S3_BODY_MM[:3], scale, strict=True)), 0.0)
+        return out
+    raise ValueError(f"unknown transitional anatomy {kind!r}")
+
+
 def build_spine(
     dims: dict[str, tuple[float, float, float, float]],
     height_loss: dict[str, float],
@@ -229,13 +266,15 @@ def build_spine(
 ) -> tuple[SpineCurve, tuple[BodyGeometry, ...]]:
     """Lay the bodies and discs along the curve.
 
-    ``dims``: per body (width, depth, nominal height, disc below) in mm; ``height_loss``: per
-    body fraction of height lost (fracture); the bodies below move up by the lost layout height.
+    ``dims``: per body, cranial to caudal (:data:`ALL_BODIES`, or more, see
+    :func:`transitional_dims`), (width, depth, nominal height, disc below) in mm;
+    ``height_loss``: per body fraction of height lost (fracture); the bodies below move up by
+    the lost layout height.
     """
     centres_s: dict[str, float] = {}
     heights: dict[str, float] = {}
     s = 0.0
-    for name in ALL_BODIES:
+    for name in dims:
         _, _, h_nom, disc = dims[name]
         h = layout_height_mm(h_nom, height_loss.get(name, 0.0), fracture_shape)
         heights[name] = h
@@ -254,7 +293,7 @@ def build_spine(
     mid = np.array([np.interp(s_mid, s_grid, pts[:, c]) for c in range(3)])
     curve = SpineCurve(s_grid, pts - mid, tang)
     bodies = []
-    for name in ALL_BODIES:
+    for name in dims:
         width, depth, h_nom, _ = dims[name]
         centre, t = curve.at(centres_s[name])
         right, ant, sup = local_axes(t)

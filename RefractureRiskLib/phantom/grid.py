@@ -44,13 +44,17 @@ def acquisition_grid(
 ) -> tuple[npt.NDArray[np.float64], tuple[int, int, int]]:
     """IJK-to-RAS matrix and shape ``(nk, nj, ni)`` of the study grid.
 
-    Without ``matrix_size``/``n_slices`` the grid covers T10-S1 with MARGIN_MM to spare: a
+    Without ``matrix_size``/``n_slices`` the grid covers T10-S1 (T10-S2 with a lumbarised S1)
+    with MARGIN_MM to spare: a
     square sagittal field of view from the skin of the back forwards and +-48 mm (plus any
     scoliotic spread) of slices, or an axial stack over the whole trunk width.
     """
     labelled = [b for b in bodies if b.labelled]
-    top = max(b.centre_ras[2] + b.height_mm / 2 for b in labelled)
-    bottom = min(b.centre_ras[2] - b.height_mm / 2 for b in labelled)
+    # a lumbarised S1 is a mobile segment: the study covers the sacrum's top (S2) below it
+    covered = [*labelled, *(b for b in bodies if b.name == "S2")]
+    covered = covered if spec.transitional == "lumbarised_S1" else labelled
+    top = max(b.centre_ras[2] + b.height_mm / 2 for b in covered)
+    bottom = min(b.centre_ras[2] - b.height_mm / 2 for b in covered)
     in_spine = (curve.points_ras[:, 2] <= top) & (curve.points_ras[:, 2] >= bottom)
     x_mid = float(np.mean([b.centre_ras[0] for b in labelled]))
     skin_back = an.TRUNK_CENTRE_V_MM - an.TRUNK_HALF_AP_MM

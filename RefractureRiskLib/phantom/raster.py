@@ -159,6 +159,7 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
         j = anat_rng.uniform(-0.03, 0.03, size=3)
         dims[name] = (w * (1 + j[0]), d * (1 + j[1]), h * (1 + j[2]))
         dims[name] += (disc * (1 + anat_rng.uniform(-0.05, 0.05)),)
+    dims = an.transitional_dims(dims, spec.transitional)
     curve, bodies = an.build_spine(
         dims, dict(spec.fractured), spec.lordosis_deg, spec.scoliosis_deg, spec.fracture_shape
     )
@@ -380,7 +381,7 @@ def paint_vertebra(
     ref = body.name if body.labelled else ("T10" if body.name == "T9" else "S1")
     lv = md.values[ref]
     marrow = TissueValue(1.0, lv.pdff_pct / 100.0, lv.r2s_per_s)
-    if body.name != "S2":  # the sacral arch below S1 is left out
+    if body.name not in ("S2", "S3"):  # the sacral arch below S1 is left out
         bone = TissueValue(
             ts.POSTERIOR_PD,
             min(marrow.ff + ts.POSTERIOR_FF_OFFSET, ts.POSTERIOR_FF_MAX),

@@ -15,6 +15,8 @@ ORIENTATIONS: tuple[str, ...] = ("sagittal", "axial")
 FIELD_STRENGTHS_T: tuple[float, ...] = (1.5, 3.0)
 #: Fracture deformities: uniform height loss, anterior wedge, central end-plate depression.
 FRACTURE_SHAPES: tuple[str, ...] = ("crush", "wedge", "biconcave")
+#: Lumbosacral transitional anatomy the phantom can build (see ``PhantomSpec.transitional``).
+TRANSITIONAL_KINDS: tuple[str, ...] = ("sacralised_L5", "lumbarised_S1")
 
 
 def _frozen_map(value: Mapping[str, float] | None) -> Mapping[str, float] | None:
@@ -59,6 +61,15 @@ class PhantomSpec:
     provenance echo times) to the study.
     ``slice_supersampling``: sub-samples per slice for partial volume (None = automatic, about
     one per millimetre, always odd).
+
+    Transitional anatomy (opt-in; None = a normal spine, bit-identical to a spec without it):
+    ``transitional="sacralised_L5"`` partly fuses L5 with the sacrum: a rudimentary L5/S1 disc
+    (40 % of the drawn height) and an L5 body shaped half-way to S1; ``"lumbarised_S1"``
+    separates S1 from the sacrum by a well-formed S1/S2 disc (85 % of the drawn L5/S1 disc),
+    so six mobile lumbar-type segments lie above the sacrum, which begins at S2 (with a
+    rudimentary S2/S3 disc and an unlabelled S3 below; the field of view then covers S2 too).
+    Truth labels stay anatomical, numbered from above: the transitional body is still L5
+    resp. S1.
     """
 
     seed: int = 0
@@ -82,6 +93,7 @@ class PhantomSpec:
     fracture_shape: str = "crush"
     marrow_heterogeneity_pct: float = 0.0
     include_echoes: bool = False
+    transitional: str | None = None
 
     def __post_init__(self) -> None:
         src = "PhantomSpec"
@@ -99,6 +111,16 @@ class PhantomSpec:
                 f"{src}.fracture_shape",
                 f"got {self.fracture_shape!r}; expected one of {FRACTURE_SHAPES}",
             )
+        if self.transitional is not None:
+            kinds = {k.lower(): k for k in TRANSITIONAL_KINDS}
+            kind = kinds.get(str(self.transitional).strip().lower())
+            if kind is None:
+                raise InputError(
+                    f"{src}.transitional",
+                    f"got {self.transitional!r}; expected None (normal anatomy) or one of "
+                    f"{TRANSITIONAL_KINDS}",
+                )
+            object.__setattr__(self, "transitional", kind)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise InputError(f"{src}.seed", f"got {self.seed!r}; expected an integer >= 0")
         if self.seed < 0:

@@ -30,7 +30,7 @@ class Tissue(IntEnum):
     VEIN = 10  # basivertebral vein
     LESION = 11  # focal low-fat lesion
     CEMENT = 12  # PMMA cement: signal void
-    OTHER_VERTEBRA = 13  # T9 and S2 bodies (unlabelled)
+    OTHER_VERTEBRA = 13  # T9 and S2 bodies (and S3 below a lumbarised S1; unlabelled)
     VISCERAL_FAT = 14  # retroperitoneal fat in front of the spine
     BLOOD = 15  # aorta and inferior vena cava
 
