@@ -19,6 +19,13 @@ centre). Printed, with the targets of issue 4:
 - sensitivity (and false-positive rate) of the fractured and cemented flags (>= 95%).
 
 ``--csv PATH`` writes one row per (study, level) for further analysis.
+
+``--transitional-frac F`` (default 0: none) builds lumbosacral transitional anatomy (a
+sacralised L5 or a lumbarised S1, half each) into a share F of the studies, drawn from a
+separate random stream so the studies are otherwise the same as without it, and prints for
+those studies separately: labels right without help, whether every study with a wrong label
+was flagged uncertain (and with a reason naming transitional anatomy), labels right with one
+anchor; and how often the transitional reason fired on the studies without it.
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
 from RefractureRiskLib.core.roiset import RoiFlag
 from RefractureRiskLib.phantom.generate import generate_phantom
-from RefractureRiskLib.phantom.spec import PhantomSpec
+from RefractureRiskLib.phantom.spec import TRANSITIONAL_KINDS, PhantomSpec
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 
 LUMBAR_THORACIC = VERTEBRAL_LEVELS[:-1]  # levels that can be fractured/cemented (not S1)
@@ -123,20 +131,99 @@ def level_accuracy(ph, result) -> tuple[int, int]:
     return correct, total
 
 
+def is_transitional_reason(reason: str) -> bool:
+    return "transitional anatomy" in reason
+
+
+class TransitionalTally:
+    """Label results of the studies with transitional anatomy (per kind), and how often the
+    transitional reason fires on the studies without it."""
+
+    def __init__(self) -> None:
+        keys = (*TRANSITIONAL_KINDS, "all")
+        self.n = dict.fromkeys(keys, 0)
+        self.failures = dict.fromkeys(keys, 0)
+        self.levels = {k: [0, 0] for k in keys}  # correct, total without help
+        self.anchor = {k: [0, 0] for k in keys}  # correct, total with one anchor
+        self.wrong = dict.fromkeys(keys, 0)
+        self.wrong_flagged = dict.fromkeys(keys, 0)
+        self.wrong_named = dict.fromkeys(keys, 0)  # flagged with a transitional reason
+        self.right_flagged = dict.fromkeys(keys, 0)
+        self.normal = 0
+        self.normal_alarms = 0
+
+    def failed(self, spec: PhantomSpec) -> None:
+        if spec.transitional:
+            for k in (spec.transitional, "all"):
+                self.n[k] += 1
+                self.failures[k] += 1
+                self.wrong[k] += 1
+
+    def add(self, spec, labels, wrong, res, anchored) -> None:
+        named = any(is_transitional_reason(r) for r in res.reasons)
+        if not spec.transitional:
+            self.normal += 1
+            self.normal_alarms += named
+            return
+        for k in (spec.transitional, "all"):
+            self.n[k] += 1
+            self.levels[k][0] += labels[0]
+            self.levels[k][1] += labels[1]
+            self.anchor[k][0] += anchored[0]
+            self.anchor[k][1] += anchored[1]
+            self.wrong[k] += wrong
+            self.wrong_flagged[k] += wrong and res.uncertain
+            self.wrong_named[k] += wrong and res.uncertain and named
+            self.right_flagged[k] += (not wrong) and named
+
+    def print(self) -> None:
+        print("  transitional anatomy (studies drawn with it, per kind):")
+        for k in (*TRANSITIONAL_KINDS, "all"):
+            if not self.n[k]:
+                continue
+            (c, t), (ca, ta) = self.levels[k], self.anchor[k]
+            print(
+                f"    {k}: {self.n[k]} studies ({self.failures[k]} failed); labels without help "
+                f"{c}/{t} = {c / max(t, 1):.3f}; studies with a wrong label {self.wrong[k]}, "
+                f"flagged uncertain {self.wrong_flagged[k]} (naming transitional anatomy "
+                f"{self.wrong_named[k]}); all labels right but transitional anatomy reported "
+                f"{self.right_flagged[k]}; labels with one anchor {ca}/{ta} = "
+                f"{ca / max(ta, 1):.3f}"
+            )
+        print(
+            f"    transitional reason on studies without it (false alarms): "
+            f"{self.normal_alarms}/{self.normal}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="number of random studies (default 50)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the study draws")
     ap.add_argument("--csv", default=None, help="write per-level rows to this CSV file")
     ap.add_argument("--verbose", action="store_true", help="print each study")
+    ap.add_argument(
+        "--transitional-frac",
+        type=float,
+        default=0.0,
+        help="share of studies with transitional anatomy (sacralised L5 / lumbarised S1; "
+        "default 0)",
+    )
     args = ap.parse_args(argv)
+    if not 0.0 <= args.transitional_frac <= 1.0:
+        ap.error(f"--transitional-frac must be 0-1, got {args.transitional_frac}")
     rng = np.random.default_rng(args.seed)
+    # a separate stream: the other draws (and so the studies) stay those of a run without it
+    trans_rng = np.random.default_rng([args.seed, 4])
+    trans = TransitionalTally()
     all_rows: list[dict] = []
     n_correct = n_total = a_correct = a_total = 0
     wrong_studies = wrong_flagged = uncertain_studies = failures = 0
     t_auto: list[float] = []
     for s in range(args.n):
         spec = random_spec(rng, seed=args.seed * 100000 + s)
+        if args.transitional_frac > 0 and trans_rng.random() < args.transitional_frac:
+            spec = replace(spec, transitional=str(trans_rng.choice(TRANSITIONAL_KINDS)))
         ph = generate_phantom(spec)
         t0 = time.perf_counter()
         try:
@@ -146,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"study {s}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
             n_total += len(ph.truth.levels)
             wrong_studies += 1
+            trans.failed(spec)
             continue
         t_auto.append(time.perf_counter() - t0)
         c, t = level_accuracy(ph, res)
@@ -162,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ca, ta = level_accuracy(ph, res_a)
         a_correct += ca
         a_total += ta
+        trans.add(spec, (c, t), wrong, res, (ca, ta))
         for r in rows:
             r.update(
                 study=s,
@@ -170,11 +259,13 @@ def main(argv: list[str] | None = None) -> int:
                 snr=spec.snr,
                 field_t=spec.field_strength_t,
                 uncertain=res.uncertain,
+                **({"transitional": spec.transitional} if args.transitional_frac > 0 else {}),
             )
         all_rows.extend(rows)
         if args.verbose or wrong:
+            kind = f"{spec.transitional} " if spec.transitional else ""
             print(
-                f"study {s}: {spec.orientation} {spec.slice_thickness_mm} mm "
+                f"study {s}: {kind}{spec.orientation} {spec.slice_thickness_mm} mm "
                 f"{spec.field_strength_t} T snr={spec.snr} frac={dict(spec.fractured)} "
                 f"cem={spec.cemented} les={spec.lesion_level}: labels {c}/{t}, anchor "
                 f"{ca}/{ta}, uncertain={res.uncertain} {list(res.reasons)}"
@@ -229,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  lesion flag on levels without lesion, fracture (oedema) or cement: "
         f"{sum(r['flag_lesion'] for r in plain)}/{len(plain)}"
     )
+    if args.transitional_frac > 0:
+        trans.print()
     if t_auto:
         print(f"  automatic placement time: median {np.median(t_auto):.2f} s per study")
     if args.csv:
