@@ -565,54 +565,16 @@ def write_external_report(
 
 
 def _external_figures(result: ExternalValidation, out: Path) -> list[tuple[str, str]]:
-    import matplotlib
+    from RefractureRiskLib.model.validation_report import calibration_figure, decision_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cal = result.calibration
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
-    ax.plot(cal["smooth_predicted"], cal["smooth_observed"], color="C0", label="lowess")
-    g = cal["groups"]
-    ax.errorbar(
-        [x["predicted"] for x in g],
-        [x["observed"] for x in g],
-        yerr=[[x["observed"] - x["lower"] for x in g], [x["upper"] - x["observed"] for x in g]],
-        fmt="o",
-        color="C1",
-        label="tenths of predicted risk (95% CI)",
-    )
-    top = max(0.05, max(x["upper"] for x in g), max(x["predicted"] for x in g)) * 1.1
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
     lo, hi = result.ci["cal_slope"]
-    ax.set_title(
+    calibration_figure(
+        result.calibration,
+        out / "calibration.png",
         f"External calibration: slope {result.metrics['cal_slope']:.2f} "
         f"(95% CI {lo:.2f} to {hi:.2f})",
-        fontsize=9,
     )
-    ax.set_xlabel("predicted 1-year risk")
-    ax.set_ylabel("observed 1-year risk")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out / "calibration.png", dpi=120)
-    plt.close(fig)
-
-    d = result.decision
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(d["threshold"], d["model"], label="model", color="C0")
-    ax.plot(d["threshold"], d["treat_all"], label="treat all", color="C2", ls="--")
-    ax.plot(d["threshold"], d["treat_none"], label="treat none", color="grey", ls=":")
-    low = min(-0.02, min(d["model"]) - 0.01)
-    ax.set_ylim(low, max(max(d["model"]), max(d["treat_all"]), 0.02) * 1.15)
-    ax.set_xlabel("threshold probability")
-    ax.set_ylabel("net benefit")
-    ax.set_title("Decision curve (external cohort)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "decision_curve.png", dpi=120)
-    plt.close(fig)
+    decision_figure(result.decision, out / "decision_curve.png", "Decision curve (external cohort)")
     return [
         ("calibration.png", "Calibration in the external cohort"),
         ("decision_curve.png", "Net benefit against treat-all and treat-none"),

@@ -51,17 +51,18 @@ def report_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
     return "\n".join(md), "\n".join(h)
 
 
-def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
+def calibration_figure(
+    cal: dict[str, Any], path: Path, title: str, smooth_label: str = "lowess"
+) -> Path:
+    """Calibration plot (lowess line and tenths of predicted risk with 95% CI) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = []
-    cal = result.calibration
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
-    ax.plot(cal["smooth_predicted"], cal["smooth_observed"], color="C0", label="lowess (apparent)")
+    ax.plot(cal["smooth_predicted"], cal["smooth_observed"], color="C0", label=smooth_label)
     g = cal["groups"]
     ax.errorbar(
         [x["predicted"] for x in g],
@@ -74,34 +75,56 @@ def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
     top = max(0.05, max(x["upper"] for x in g), max(x["predicted"] for x in g)) * 1.1
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    v = result.validation
-    ax.set_title(
-        f"Calibration: slope {v['apparent']['cal_slope']:.2f} apparent, "
-        f"{v['corrected']['cal_slope']:.2f} corrected",
-        fontsize=9,
-    )
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("predicted 1-year risk")
     ax.set_ylabel("observed 1-year risk")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(out / "calibration.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    figs.append(("calibration.png", "Calibration curve (apparent) with grouped observed risks"))
+    return path
 
-    d = result.decision
+
+def decision_figure(d: dict[str, Any], path: Path, title: str) -> Path:
+    """Decision curve: the model's net benefit against treat-all and treat-none, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(d["threshold"], d["model"], label="model", color="C0")
     ax.plot(d["threshold"], d["treat_all"], label="treat all", color="C3", ls="--")
     ax.plot(d["threshold"], d["treat_none"], label="treat none", color="k", lw=1)
     ymax = max(max(d["model"]), max(d["treat_all"]), 0.01)
-    ax.set_ylim(-0.05 * ymax * 2, ymax * 1.2)
+    ax.set_ylim(min(-0.1 * ymax, min(d["model"]) - 0.01), ymax * 1.2)
     ax.set_xlabel("risk threshold")
     ax.set_ylabel("net benefit")
-    ax.set_title("Decision curve (apparent)", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "decision_curve.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    v = result.validation
+    calibration_figure(
+        result.calibration,
+        out / "calibration.png",
+        f"Calibration: slope {v['apparent']['cal_slope']:.2f} apparent, "
+        f"{v['corrected']['cal_slope']:.2f} corrected",
+        smooth_label="lowess (apparent)",
+    )
+    figs.append(("calibration.png", "Calibration curve (apparent) with grouped observed risks"))
+    decision_figure(result.decision, out / "decision_curve.png", "Decision curve (apparent)")
     figs.append(
         ("decision_curve.png", "Decision curve: net benefit against treat-all and treat-none")
     )
