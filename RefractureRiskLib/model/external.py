@@ -457,7 +457,11 @@ def write_external_report(
     fields for validation.json (cohort file SHA-256, software version, time). Returns the
     written paths by name.
     """
-    from RefractureRiskLib.model.validation_report import report_table
+    from RefractureRiskLib.model.validation_report import (
+        notes_section,
+        report_table,
+        write_report_pages,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -523,43 +527,10 @@ def write_external_report(
     )
     sections.append(("Calibration", txt, f"<p>{html.escape(txt)}</p>"))
     if result.notes:
-        sections.append(
-            (
-                "Notes",
-                "\n".join(f"- {n}" for n in result.notes),
-                "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>",
-            )
-        )
+        sections.append(notes_section(result.notes))
 
-    md_lines = [f"# {title}", ""]
-    if warn:
-        md_lines += [f"**{warn.upper()}**", ""]
-    for t, md_text, _ in sections:
-        md_lines += [f"## {t}", "", md_text, ""]
-    md_lines += ["## Figures", ""] + [f"![{cap}]({name})" for name, cap in figures]
-    paths["report.md"] = out / "report.md"
-    paths["report.md"].write_text("\n".join(md_lines) + "\n", encoding="utf-8")
-
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    if warn:
-        body.append(f'<p class="warn">{html.escape(warn.upper())}</p>')
-    body += [f"<h2>{html.escape(t)}</h2>{ht}" for t, _, ht in sections]
-    body.append("<h2>Figures</h2>")
-    body += [
-        f'<figure><img src="{n}" alt="{html.escape(c)}">'
-        f"<figcaption>{html.escape(c)}</figcaption></figure>"
-        for n, c in figures
-    ]
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
-        ".warn{color:#b00;font-weight:bold}"
-    )
-    paths["report.html"] = out / "report.html"
-    paths["report.html"].write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>",
-        encoding="utf-8",
+    paths["report.md"], paths["report.html"] = write_report_pages(
+        out, title, warn, sections, figures
     )
     return paths
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,61 @@ def report_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
     h += ["<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows]
     h.append("</tbody></table>")
     return "\n".join(md), "\n".join(h)
+
+
+#: A report section: (title, Markdown text, HTML fragment).
+Section = tuple[str, str, str]
+
+
+def notes_section(notes: Sequence[str]) -> Section:
+    """The "Notes" section: one bullet per note."""
+    return (
+        "Notes",
+        "\n".join(f"- {n}" for n in notes),
+        "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
+    )
+
+
+def write_report_pages(
+    out: Path,
+    title: str,
+    warning: str | None,
+    sections: Sequence[Section],
+    figures: Sequence[tuple[str, str]],
+) -> tuple[Path, Path]:
+    """``report.md`` and ``report.html`` in ``out``: title, the model warning (if any) in
+    capitals, the sections, then the figures (file name, caption). Returns (md, html)."""
+    md_lines = [f"# {title}", ""]
+    if warning:
+        md_lines += [f"**{warning.upper()}**", ""]
+    for t, md_text, _ in sections:
+        md_lines += [f"## {t}", "", md_text, ""]
+    md_lines += ["## Figures", ""] + [f"![{cap}]({name})" for name, cap in figures]
+    md_path = out / "report.md"
+    md_path.write_text("\n".join(md_lines) + "\n", encoding="utf-8")
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if warning:
+        body.append(f'<p class="warn">{html.escape(warning.upper())}</p>')
+    body += [f"<h2>{html.escape(t)}</h2>{ht}" for t, _, ht in sections]
+    body.append("<h2>Figures</h2>")
+    body += [
+        f'<figure><img src="{n}" alt="{html.escape(c)}">'
+        f"<figcaption>{html.escape(c)}</figcaption></figure>"
+        for n, c in figures
+    ]
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
+        ".warn{color:#b00;font-weight:bold}"
+    )
+    html_path = out / "report.html"
+    html_path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>",
+        encoding="utf-8",
+    )
+    return md_path, html_path
 
 
 def calibration_figure(
@@ -320,45 +376,10 @@ def write_report(result: TrainingResult, out_dir: str | Path) -> Path:
     md, ht = report_table(["TRIPOD+AI topic", "where / status"], tripod_rows(result))
     sections.append(("TRIPOD+AI checklist (development, internal validation)", md, ht))
     if result.notes:
-        sections.append(
-            (
-                "Notes",
-                "\n".join(f"- {n}" for n in result.notes),
-                "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>",
-            )
-        )
+        sections.append(notes_section(result.notes))
 
     title = "RefractureRisk model validation report"
-    md_lines = [f"# {title}", ""]
-    if warn:
-        md_lines += [f"**{warn.upper()}**", ""]
-    for t, md_text, _ in sections:
-        md_lines += [f"## {t}", "", md_text, ""]
-    md_lines += ["## Figures", ""] + [f"![{cap}]({name})" for name, cap in figs]
-    (out / "report.md").write_text("\n".join(md_lines) + "\n", encoding="utf-8")
-
-    body = [f"<h1>{title}</h1>"]
-    if warn:
-        body.append(f'<p class="warn">{html.escape(warn.upper())}</p>')
-    for t, _, ht in sections:
-        body.append(f"<h2>{html.escape(t)}</h2>{ht}")
-    body.append("<h2>Figures</h2>")
-    body += [
-        f'<figure><img src="{n}" alt="{html.escape(c)}">'
-        f"<figcaption>{html.escape(c)}</figcaption></figure>"
-        for n, c in figs
-    ]
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
-        ".warn{color:#b00;font-weight:bold}"
-    )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
-    )
-    path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    _, path = write_report_pages(out, title, warn, sections, figs)
     (out / "validation.json").write_text(
         json.dumps(
             {
