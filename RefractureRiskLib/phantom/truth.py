@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
 import numpy as np
@@ -77,6 +78,9 @@ class PhantomLevel:
     height_anterior_mm: float = 0.0
     height_middle_mm: float = 0.0
     height_posterior_mm: float = 0.0
+    # Cut by the edge of the field of view (only part of the body is imaged): its height and
+    # volume are not the body's, so it must be reported "truncated", never "fractured".
+    truncated: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,6 +120,19 @@ class PhantomTruth:
         """One row per level; columns are the :class:`PhantomLevel` fields (units in names)."""
         rows = [{f.name: getattr(lv, f.name) for f in fields(PhantomLevel)} for lv in self.levels]
         return pd.DataFrame(rows, columns=[f.name for f in fields(PhantomLevel)])
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledStudy:
+    """Any study with level truth, from any generator (evaluation and tests): ``name`` says
+    where it comes from (e.g. "world-test-1000007", "realct-dev-3"), ``conditions`` the
+    acquisition and anatomy it was made under, as short strings (the evaluation table is broken
+    down by them, e.g. {"orientation": "sagittal", "snr": "5-10", "maps": "pdff+r2s"})."""
+
+    name: str
+    study: Study
+    truth: PhantomTruth
+    conditions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
