@@ -28,6 +28,7 @@ import pandas as pd
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.jsonfile import read_json_file
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study, nominal_field_t
@@ -116,7 +117,7 @@ def load_clinical(path: str | Path, patient_id: str | None = None) -> dict[str, 
         raise InputError(p, "clinical file not found")
     if p.suffix.lower() == ".json":
         try:
-            data = json.loads(p.read_text())
+            data = read_json_file(p, "clinical file")
         except json.JSONDecodeError as err:
             raise InputError(p, f"not valid JSON (line {err.lineno}: {err.msg})") from None
         if not isinstance(data, dict):
@@ -165,7 +166,7 @@ def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:
     """Manual ROI points: JSON ``{"L1": [x, y, z], ...}`` (RAS mm) or a Slicer markups JSON."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        data = read_json_file(p, "points file")
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(p, f"cannot read points JSON ({err})") from None
     if isinstance(data, dict) and "markups" in data:  # Slicer .mrk.json: LPS or RAS per file

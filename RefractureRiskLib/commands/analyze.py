@@ -69,11 +69,15 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             "already holds results (results.json); choose another --out or add --overwrite",
         )
+    anchor = parse_anchor(args.anchor) if args.anchor else None
+    if anchor is not None and not all(math.isfinite(c) for c in anchor[1]):
+        # float() reads "nan" and "inf": a non-finite point would silently relabel every level.
+        raise InputError("--anchor", f"{args.anchor!r}: x, y and z must be finite numbers (RAS mm)")
     options = AnalysisOptions(
         roi=args.roi,
         study=args.which_study,
         pdff_series=args.pdff_series,
-        anchor=parse_anchor(args.anchor) if args.anchor else None,
+        anchor=anchor,
         index_levels=tuple(v.strip().upper() for v in args.index_levels.split(",") if v.strip()),
         reader=args.reader,
         model_path=args.model,

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from RefractureRiskLib.core.errors import InputError
-
 NAME = "score"
 HELP = "risk of a new vertebral fracture for one patient (JSON inputs) under a model file"
 
@@ -29,19 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+    from RefractureRiskLib.core.jsonfile import read_json_file
+    from RefractureRiskLib.model.modelfile import bundled_model_path, load_model, plain_json
     from RefractureRiskLib.model.scoring import score
 
     model = load_model(args.model if args.model is not None else bundled_model_path())
-    try:
-        patient = json.loads(Path(args.patient).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(args.patient, "patient file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(args.patient, f"not a readable JSON file ({err})") from None
+    patient = read_json_file(args.patient, "patient file")
     result = score(model, patient, source=str(args.patient))
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        # Strict JSON: a non-finite number would be written as null, never as NaN/Infinity.
+        print(json.dumps(plain_json(result.to_dict()), indent=2, allow_nan=False))
     else:
         print(result.format_text())
     return 0
