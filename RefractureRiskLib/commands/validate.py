@@ -36,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib import __version__
     from RefractureRiskLib.core.hashing import file_sha256
-    from RefractureRiskLib.model.external import validate_external, write_external_report
+    from RefractureRiskLib.model.external import (
+        estimate_text,
+        validate_external,
+        write_external_report,
+    )
     from RefractureRiskLib.model.modelfile import load_model
     from RefractureRiskLib.model.schema import read_cohort
 
@@ -72,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
     }
     paths = write_external_report(result, args.out, args.cohort.name, provenance)
 
-    c, (c_lo, c_hi) = result.metrics["c_statistic"], result.ci["c_statistic"]
-    s, (s_lo, s_hi) = result.metrics["cal_slope"], result.ci["cal_slope"]
+    c = estimate_text(result.metrics["c_statistic"], result.ci["c_statistic"], 3)
+    s = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
     n_refused = len({r.row for r in result.refused})
     print(f"external validation of {model.name} on {args.cohort.name}")
     print(
         f"n = {result.n} with known 1-year outcome, {result.events} events "
         f"({n_refused} rows refused, {result.n_unknown_outcome} outcome unknown)"
     )
-    print(f"C-statistic {c:.3f} (95% CI {c_lo:.3f} to {c_hi:.3f})")
-    print(f"calibration slope {s:.2f} (95% CI {s_lo:.2f} to {s_hi:.2f})")
+    print(f"C-statistic {c}")
+    print(f"calibration slope {s}")
     for path in paths.values():
         print(f"written: {path}")
     if result.model_warning:

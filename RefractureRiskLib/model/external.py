@@ -535,15 +535,26 @@ def write_external_report(
     return paths
 
 
+def estimate_text(value: Any, interval: Any, digits: int) -> str:
+    """``"0.712 (95% CI 0.650 to 0.770)"``; "not estimable" in place of any missing or
+    non-finite number (a cohort without events, a bootstrap without usable replicates)."""
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, int | float) and math.isfinite(v)
+
+    if not finite(value):
+        return "not estimable"
+    lo, hi = interval if interval is not None else (None, None)
+    ci = f"{lo:.{digits}f} to {hi:.{digits}f}" if finite(lo) and finite(hi) else "not estimable"
+    return f"{value:.{digits}f} (95% CI {ci})"
+
+
 def _external_figures(result: ExternalValidation, out: Path) -> list[tuple[str, str]]:
     from RefractureRiskLib.model.validation_report import calibration_figure, decision_figure
 
-    lo, hi = result.ci["cal_slope"]
+    slope = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
     calibration_figure(
-        result.calibration,
-        out / "calibration.png",
-        f"External calibration: slope {result.metrics['cal_slope']:.2f} "
-        f"(95% CI {lo:.2f} to {hi:.2f})",
+        result.calibration, out / "calibration.png", f"External calibration: slope {slope}"
     )
     decision_figure(result.decision, out / "decision_curve.png", "Decision curve (external cohort)")
     return [

@@ -9,8 +9,11 @@ The file holds: ``schema`` / ``schema_version``; ``name`` and ``description``; `
 model not estimated from data); ``validation`` (metrics); ``software`` (name, version); and
 ``content_sha256``, the SHA-256 of the canonical JSON of everything else (keys sorted, no
 whitespace, ASCII). Loading uses ``json`` only — no pickle, no eval — and refuses a file whose
-hash does not match, whose schema version is unknown, or whose fields are malformed, with an
-:class:`InputError` naming the file and the field.
+hash does not match, whose schema version is unknown, or whose fields are malformed or
+implausible (types, magnitudes, ordered ranges, horizon, covariance: see
+:mod:`RefractureRiskLib.model.modelcheck`), with an :class:`InputError` naming the file and the
+field path (e.g. ``inputs[0].hard_range``). Files are read by
+:func:`RefractureRiskLib.core.jsonfile.read_json_file` (strict JSON: no NaN, no duplicate keys).
 
 This module needs numpy and the standard library only (it runs inside 3D Slicer).
 """
@@ -28,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.jsonfile import read_json_file
+from RefractureRiskLib.model.modelcheck import check_document_types, check_model_values
 from RefractureRiskLib.model.terms import InputSpec, Term
 
 SCHEMA_NAME = "refracture-risk-model"
@@ -194,21 +199,17 @@ class RiskModel:
             raise InputError(source, f"missing field(s): {', '.join(missing)}")
         if not isinstance(doc["validated"], bool):
             raise InputError(f"{source}: validated", "must be true or false")
+        check_document_types(doc, source)
         try:
             inputs = tuple(InputSpec.from_json(i) for i in _list(doc, "inputs", source))
             terms = tuple(Term.from_json(t) for t in _list(doc, "terms", source))
-            intercept = _number(doc["intercept"].get("coefficient"), f"{source}: intercept")
-            for term in terms:
-                for c in term.coefficients:
-                    _number(c, f"{source}: term {term.name} coefficient")
+            intercept = float(doc["intercept"]["coefficient"])
             cov = None
             if doc["covariance"] is not None:
                 cov = np.asarray(doc["covariance"]["matrix"], dtype=float)
                 expected = ["intercept", *(c for t in terms for c in t.column_names)]
                 if list(doc["covariance"].get("columns", [])) != expected:
                     raise InputError(f"{source}: covariance", f"columns must be {expected}")
-                if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T):
-                    raise InputError(f"{source}: covariance", "must be a finite symmetric matrix")
             known = {*REQUIRED_FIELDS, "description", "covariance_note", HASH_FIELD}
             model = cls(
                 name=str(doc["name"]),
@@ -227,6 +228,7 @@ class RiskModel:
                 extra={k: v for k, v in doc.items() if k not in known},
                 content_sha256=stored,
             )
+            check_model_values(model, source)
         except InputError as err:
             if err.source and err.source.startswith(source):
                 raise
@@ -265,30 +267,11 @@ def _list(doc: Mapping[str, Any], key: str, source: str) -> list[Any]:
     return value
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(where, f"must be a finite number, got {value!r}")
-    return float(value)
-
-
 def load_model(path: str | Path) -> RiskModel:
     """Read and verify a model file; InputError (naming the file) when it cannot be trusted."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "model file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read model file ({err})") from None
-    try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON ({err})") from None
+    doc = read_json_file(path, "model file")
     return RiskModel.from_document(doc, source=str(path))
-
-
-def _refuse_constant(name: str) -> float:
-    raise InputError("model file", f"{name} is not allowed in a model file")
 
 
 def bundled_model_path(name: str = "demo_model.json") -> Path:

@@ -15,6 +15,9 @@ Needs numpy and the standard library only (3D Slicer's Python has no pandas or s
 - Warnings: the demonstration-model text whenever ``validated`` is false, missing inputs (with
   the substitute used), values outside the soft range (extrapolation) and unused inputs.
 - Values outside the hard limits, or of the wrong type, raise InputError naming the input.
+- The model's own values are checked once per model object
+  (:func:`RefractureRiskLib.model.modelcheck.check_model_values`): a model built in code gets the
+  checks a model file gets, so an implausible model is refused as a model error.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.model.modelcheck import check_model_values
 from RefractureRiskLib.model.modelfile import RiskModel
 from RefractureRiskLib.model.terms import InputSpec, Term
 
@@ -114,6 +118,8 @@ def _prepare(model: RiskModel) -> _Prepared:
     cached = _PREPARED.get(id(model))
     if cached is not None and cached[0] is model:
         return cached[1]
+    # A model built in code (not loaded from a file) gets the same value checks as a file.
+    check_model_values(model, source=f"model {model.name!r}")
     mins, spans = [], []
     for term in model.terms:
         lo, hi = _term_range(model, term)
