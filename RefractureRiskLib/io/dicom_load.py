@@ -10,6 +10,7 @@ stacks are :class:`InputError` naming the series or file and the reason.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,37 @@ def load_study_with_report(
     pdff_series: str | int | None = None,
     report: ScanReport | None = None,
 ) -> LoadResult:
-    """:func:`load_study` that also returns the scan report and the chosen series."""
+    """:func:`load_study` that also returns the scan report and the chosen series.
+
+    Warnings of third-party libraries (pydicom on odd values, numpy, SimpleITK) are captured and
+    logged (``-v`` shows them), never printed beside the project's own one-line error: every
+    problem they could signal is checked here and reported as an :class:`InputError`.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return _load_study_with_report(
+                path,
+                study=study,
+                pdff_unit=pdff_unit,
+                r2s_unit=r2s_unit,
+                pdff_series=pdff_series,
+                report=report,
+            )
+        finally:
+            for w in caught:
+                log.info("library warning while loading %s: %s", path, w.message)
+
+
+def _load_study_with_report(
+    path: str | Path,
+    *,
+    study: int | str | None,
+    pdff_unit: str | None,
+    r2s_unit: str | None,
+    pdff_series: str | int | None,
+    report: ScanReport | None,
+) -> LoadResult:
     if pdff_unit is not None and pdff_unit not in PDFF_UNITS:
         raise InputError("pdff_unit", f"{pdff_unit!r}; expected one of {tuple(PDFF_UNITS)}")
     if r2s_unit is not None and r2s_unit not in R2S_UNITS:
@@ -243,7 +274,10 @@ def choose_series(
         )
     pdff = pdffs[0]
     if pdff.geometry is None:
-        raise InputError(f"{pdff.label} (e.g. {pdff.first_file})", str(pdff.geometry_problem))
+        problem = str(pdff.geometry_problem)
+        names_file = any(str(f.path) in problem for f in pdff.frames)
+        source = pdff.label if names_file else f"{pdff.label} (e.g. {pdff.first_file})"
+        raise InputError(source, problem)
     chosen = {"pdff": pdff}
     for kind in LOAD_ORDER[1:]:
         if kind == "t2s" and "r2s" in chosen:

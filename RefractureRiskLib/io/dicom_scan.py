@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator
 from collections.abc import Sequence as AbcSequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pydicom
@@ -83,6 +83,9 @@ class FrameRef:
     echo_number: int | None
     echo_time_ms: float | None
     private_hints: tuple[tuple[str, str], ...]  # (tag name, value) for classification
+    #: Why the file's pixel description does not fit its pixel data (the file and the tag
+    #: named), or None. Such a frame is listed, and refused when a stack is built from it.
+    pixel_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,8 @@ def _describe_file(
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     bits_alloc = int(ds.get("BitsAllocated", 16))
     spp = int(ds.get("SamplesPerPixel", 1))
-    expected = int(rows) * int(cols) * n_frames * spp * bits_alloc // 8
+    problem = _pixel_description_problem(path, ds, n_frames)
+    expected = max(int(rows), 0) * max(int(cols), 0) * n_frames * max(spp, 0) * bits_alloc // 8
     offset: int | None = None
     lengths = _pixel_value_length(ts, head)
     if lengths is None:
@@ -295,10 +299,19 @@ def _describe_file(
     header_len, value_len = lengths
     if value_len != 0xFFFFFFFF:
         available = size - pixel_offset - header_len
-        if available < expected or value_len < expected:
+        if problem is None and (available < expected or value_len < expected):
             raise _SkipFileError(
                 f"truncated or corrupt pixel data: {min(available, value_len)} bytes present, "
                 f"{expected} expected for {rows}x{cols}x{n_frames} frame(s) of {bits_alloc} bits"
+            )
+        if problem is None and value_len >= 2 * expected:
+            # At least twice the data the header describes: e.g. BitsAllocated 8 over 16-bit
+            # pixels, or Rows halved. (Some writers pad a little: MR_small_padded.dcm, +128.)
+            problem = (
+                f"{path}: (0028,0100) BitsAllocated {bits_alloc} does not fit the pixel data: "
+                f"(7FE0,0010) PixelData holds {value_len} bytes, Rows x Columns x frames x "
+                f"SamplesPerPixel x BitsAllocated/8 = {rows}x{cols}x{n_frames}x{spp}x"
+                f"{bits_alloc}/8 = {expected}"
             )
         if ts in NATIVE_LITTLE_ENDIAN:
             offset = pixel_offset + header_len
@@ -309,7 +322,40 @@ def _describe_file(
         frames = tuple(_enhanced_frames(path, ds, ts, offset, n_frames))
     else:
         frames = (_classic_frame(path, ds, ts, offset),)
+    if problem is not None:
+        frames = tuple(replace(f, pixel_problem=problem) for f in frames)
     return ScannedFile(path, header, frames)
+
+
+#: Pixel cell sizes this loader reads (bits); 1-bit (bitmap) and 64-bit data are not maps.
+ALLOWED_BITS_ALLOCATED = (8, 16, 32)
+
+
+def _pixel_description_problem(path: Path, ds: Dataset, n_frames: int) -> str | None:
+    """Why Rows/Columns/SamplesPerPixel/BitsAllocated/BitsStored cannot describe the pixels."""
+    rows, cols = int(ds.get("Rows")), int(ds.get("Columns"))
+    spp = int(ds.get("SamplesPerPixel", 1))
+    bits_alloc = int(ds.get("BitsAllocated", 16))
+    bits_stored = int(ds.get("BitsStored", bits_alloc))
+    if rows < 1:
+        return f"{path}: (0028,0010) Rows is {rows}; an image needs at least one row"
+    if cols < 1:
+        return f"{path}: (0028,0011) Columns is {cols}; an image needs at least one column"
+    if n_frames < 1:
+        return f"{path}: (0028,0008) NumberOfFrames is {n_frames}; expected at least 1"
+    if spp < 1:
+        return f"{path}: (0028,0002) SamplesPerPixel is {spp}; expected 1 (grey-scale map)"
+    if bits_alloc not in ALLOWED_BITS_ALLOCATED:
+        return (
+            f"{path}: (0028,0100) BitsAllocated is {bits_alloc}; expected one of "
+            f"{ALLOWED_BITS_ALLOCATED}"
+        )
+    if not 1 <= bits_stored <= bits_alloc:
+        return (
+            f"{path}: (0028,0101) BitsStored {bits_stored} does not fit (0028,0100) "
+            f"BitsAllocated {bits_alloc} (1 <= BitsStored <= BitsAllocated)"
+        )
+    return None
 
 
 def _float(value, default: float | None = None) -> float | None:

@@ -9,6 +9,8 @@ it is listed with its kind and the reason, never dropped silently.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from RefractureRiskLib.io.dicom_scan import (
     scan_files,
 )
 from RefractureRiskLib.io.dicom_volume import StackGeometry, plan_stack, value_mapping
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,8 +215,17 @@ class ScanReport:
 
 
 def scan_dicom(path: str | Path) -> ScanReport:
-    """Scan ``path`` (a folder or one file) and group what is found: headers only, no pixels."""
-    return build_report(scan_files(path))
+    """Scan ``path`` (a folder or one file) and group what is found: headers only, no pixels.
+
+    Library warnings are captured (the report gives the reasons) and logged at INFO level.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return build_report(scan_files(path))
+        finally:
+            for w in caught:
+                log.info("library warning while scanning %s: %s", path, w.message)
 
 
 def build_report(scan: FolderScan) -> ScanReport:

@@ -31,6 +31,10 @@ DUPLICATE_TOL_MM = 1e-3
 SPACING_REL_TOL = 0.01
 SPACING_ABS_TOL_MM = 0.01
 ORIENTATION_TOL = 1e-4
+#: Plausible in-plane pixel spacing (mm).
+MIN_PIXEL_SPACING_MM, MAX_PIXEL_SPACING_MM = 0.05, 20.0
+#: Allowed deviation of the orientation vectors from unit length and from orthogonality.
+ORIENTATION_UNIT_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,13 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
                 if v is None
             ]
             raise InputError(series, f"{_name(f)} has no {', '.join(missing)}: cannot place it")
+        if f.pixel_problem is not None:
+            raise InputError(series, f.pixel_problem)
         if f.samples_per_pixel != 1:
             raise InputError(
                 series, f"{_name(f)} has {f.samples_per_pixel} samples per pixel (colour)"
             )
+        check_frame_geometry(f, series)
     _check_same(frames, series, "image size", lambda f: (f.rows, f.cols), "{1}x{0}")
     first = frames[0]
     ref_ori = np.asarray(first.orientation, float)
@@ -169,6 +176,53 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
     lps[:3, 2] = normal * spacing
     lps[:3, 3] = pos[0]
     return StackGeometry(ordered, LPS_TO_RAS @ lps, float(spacing), tuple(notes))
+
+
+def check_frame_geometry(f: FrameRef, series: str) -> None:
+    """Refuse a frame whose geometry tags are not finite or not plausible.
+
+    PixelSpacing finite and within [:data:`MIN_PIXEL_SPACING_MM`, :data:`MAX_PIXEL_SPACING_MM`]
+    (MR maps are 0.3-5 mm; the bounds catch zero, negative, metres and swapped units);
+    SliceThickness, when present, finite and >= 0; ImageOrientationPatient six finite numbers
+    whose row and column directions are unit vectors and orthogonal (within
+    :data:`ORIENTATION_UNIT_TOL`); ImagePositionPatient finite. The message names the file and
+    the tag (enhanced files: the same tags inside the functional groups).
+    """
+    where = f"{f.path}" + (f" frame {f.frame_index + 1}" if f.frame_index is not None else "")
+
+    def refuse(reason: str) -> None:
+        raise InputError(series, f"{where}: {reason}")
+
+    spacing = np.asarray(f.pixel_spacing_mm, float)
+    if not np.all(np.isfinite(spacing)) or not np.all(
+        (spacing >= MIN_PIXEL_SPACING_MM) & (spacing <= MAX_PIXEL_SPACING_MM)
+    ):
+        refuse(
+            f"(0028,0030) PixelSpacing {_fmt(spacing)} mm is not plausible: expected two finite "
+            f"values from {MIN_PIXEL_SPACING_MM:g} to {MAX_PIXEL_SPACING_MM:g} mm",
+        )
+    thickness = f.slice_thickness_mm
+    if thickness is not None and not (np.isfinite(thickness) and thickness >= 0):
+        refuse(f"(0018,0050) SliceThickness {thickness:g} mm must be a finite number >= 0")
+    ori = np.asarray(f.orientation, float)
+    if not np.all(np.isfinite(ori)):
+        refuse(f"(0020,0037) ImageOrientationPatient {_fmt(ori)} must be six finite numbers")
+    row_dir, col_dir = ori[:3], ori[3:]
+    norms = (float(np.linalg.norm(row_dir)), float(np.linalg.norm(col_dir)))
+    if max(abs(n - 1) for n in norms) > ORIENTATION_UNIT_TOL:
+        refuse(
+            f"(0020,0037) ImageOrientationPatient {_fmt(ori)}: row and column directions must "
+            f"be unit vectors, lengths are {norms[0]:.4g} and {norms[1]:.4g}",
+        )
+    dot = float(row_dir @ col_dir)
+    if abs(dot) > ORIENTATION_UNIT_TOL:
+        refuse(
+            f"(0020,0037) ImageOrientationPatient {_fmt(ori)}: row and column directions must "
+            f"be orthogonal, their dot product is {dot:.4g}",
+        )
+    pos = np.asarray(f.position_lps, float)
+    if not np.all(np.isfinite(pos)):
+        refuse(f"(0020,0032) ImagePositionPatient {_fmt(pos)} must be three finite numbers")
 
 
 def _typical_gap(gaps: np.ndarray) -> float:
