@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -65,7 +65,8 @@ class RealCtCase:
     ``ct_hu``: Hounsfield units. ``bodies``: int16 vertebral bodies with product labels
     (:func:`level_label`); ``vertebrae``: int16 whole vertebrae (body + posterior elements), same
     labels; ``discs``: uint8, 1 = disc. ``whole_ids``/``body_ids``: level name of each id in the
-    source masks. ``edge_levels``: bodies touching the CT edge (always truncated).
+    source masks. ``edge_levels``: bodies touching the CT edge (always truncated). ``fields``:
+    what generation samples (HU without the table, signed distances, nearest body).
     """
 
     name: str
@@ -77,6 +78,7 @@ class RealCtCase:
     whole_ids: Mapping[int, str]
     body_ids: Mapping[int, str]
     edge_levels: tuple[str, ...]
+    fields: _Fields = field(repr=False)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -107,17 +109,18 @@ def load_realspine_case(root: str | Path) -> RealCtCase:
     border = np.ones(ct.shape, bool)
     border[1:-1, 1:-1, 1:-1] = False
     edge = tuple(level_from_label(int(v)) for v in np.unique(bodies[border]) if v > 0)
-    mat = ct.ijk_to_ras
+    mat, vert = ct.ijk_to_ras, np.maximum(vert, bodies)
     return RealCtCase(
         name="ts-example-ct",
         source=f"{folder}/example_ct.nii.gz (TotalSegmentator test CT, Apache-2.0; not a patient)",
         ct_hu=Volume(ct.array.astype(np.float32), mat),
         bodies=Volume(bodies, mat),
-        vertebrae=Volume(np.maximum(vert, bodies), mat),
+        vertebrae=Volume(vert, mat),
         discs=Volume((bvd == 2).astype(np.uint8), mat),
         whole_ids=WHOLE_IDS,
         body_ids=BODY_IDS,
         edge_levels=edge,
+        fields=_case_fields(ct, bodies, bvd == 2, vert),
     )
 
 
@@ -262,34 +265,23 @@ def _signed_distance_mm(mask: npt.NDArray[np.bool_], spacing_kji: npt.NDArray) -
     return ndi.gaussian_filter(np.where(mask, inside, -outside), 0.7).astype(np.float32)
 
 
-_FIELDS: dict[int, tuple[RealCtCase, _Fields]] = {}
-
-
-def _fields(case: RealCtCase) -> _Fields:
-    if id(case) not in _FIELDS:
-        sp = case.ct_hu.spacing_mm[::-1]
-        bodies = case.bodies.array
-        _, idx = ndi.distance_transform_edt(bodies == 0, return_indices=True)
-        layers = [
-            ndi.gaussian_filter(case.ct_hu.array.astype(np.float32), 0.6),
-            _signed_distance_mm(bodies > 0, sp),
-            _signed_distance_mm(case.discs.array > 0, sp),
-            _signed_distance_mm(case.vertebrae.array > 0, sp),
-        ]
-        cvals = (AIR_HU, -99.0, -99.0, -99.0)
-        padded = [np.pad(a, 1, constant_values=v) for a, v in zip(layers, cvals, strict=True)]
-        to_kji = np.eye(4)[[2, 1, 0, 3]] @ case.ct_hu.ras_to_ijk
-        to_kji[:3, 3] += 1.0  # padding
-        _FIELDS.clear()
-        _FIELDS[id(case)] = (
-            case,
-            _Fields(
-                stack=np.stack(padded, axis=-1).astype(np.float32),
-                nearest_body=np.pad(bodies[tuple(idx)].astype(np.int16), 1),
-                ras_to_kji=to_kji,
-            ),
-        )
-    return _FIELDS[id(case)][1]
+def _case_fields(ct: Volume, bodies: npt.NDArray, discs: npt.NDArray, vert: npt.NDArray) -> _Fields:
+    sp = ct.spacing_mm[::-1]
+    _, idx = ndi.distance_transform_edt(bodies == 0, return_indices=True)
+    hu = ct.array.astype(np.float32)
+    parts, _ = ndi.label(hu > -400)  # the patient is the largest part; the table is not
+    sizes = np.bincount(parts.ravel())
+    sizes[0] = 0
+    hu[(parts > 0) & (parts != sizes.argmax())] = AIR_HU
+    layers = [ndi.gaussian_filter(hu, 0.6)] + [
+        _signed_distance_mm(m > 0, sp) for m in (bodies, discs, vert)
+    ]
+    cvals = (AIR_HU, -99.0, -99.0, -99.0)
+    padded = [np.pad(a, 1, constant_values=v) for a, v in zip(layers, cvals, strict=True)]
+    to_kji = np.eye(4)[[2, 1, 0, 3]] @ ct.ras_to_ijk
+    to_kji[:3, 3] += 1.0  # padding
+    near = np.pad(bodies[tuple(idx)].astype(np.int16), 1)
+    return _Fields(np.stack(padded, axis=-1).astype(np.float32), near, to_kji)
 
 
 def _to_kji(f: _Fields, xyz: tuple) -> npt.NDArray:
@@ -522,7 +514,7 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
     marrow of that body: >= 3 mm deep, outside cement and lesion), one PhantomLevel per body in
     the grid with its as-built core values (oedema included).
     """
-    f = _fields(case)
+    f = case.fields
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4)]
     values = _draw_values(case, spec, streams[0])
     blob = _place_blob(case, f, spec, streams[1])
