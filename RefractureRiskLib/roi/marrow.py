@@ -42,7 +42,8 @@ DEFAULT_CRITERIA = MarrowCriteria()
 def signal_array(study: Study) -> npt.NDArray[np.float32]:
     """Total signal (arbitrary units) on the study grid: water + fat, else in-phase.
 
-    Without either, a constant array (every voxel "has signal") so PDFF alone decides.
+    Without either (a maps-only export: PDFF and R2* alone), :func:`tissue_evidence` stands in:
+    a 0-1 measure of "this voxel holds tissue" from the maps themselves.
     """
     maps = study.maps
     if "water" in maps and "fat" in maps:
@@ -51,7 +52,57 @@ def signal_array(study: Study) -> npt.NDArray[np.float32]:
         )
     if "in_phase" in maps:
         return np.abs(maps["in_phase"].array.astype(np.float32))
-    return np.ones(study.grid.shape, np.float32)
+    r2s = maps["r2s"].array if "r2s" in maps else None
+    return tissue_evidence(study.pdff.array, r2s, spacing_kji(study.grid.ijk_to_ras))
+
+
+#: Local PDFF step (points: mean absolute difference between neighbouring voxels, along the
+#: calmest in-plane direction) at and below which a voxel of a maps-only export counts fully as
+#: tissue, and at and above which it counts as no signal. Where there is no signal a fitter's
+#: PDFF is noise spread over 0-100% (steps of about 33 points in every direction); tissue at
+#: SNR 5 steps by about 16 points (marrow, 50% fat), fat and water-like tissue by less. The
+#: calmest direction keeps real tissue edges (marrow next to fat or disc) from looking noisy.
+TISSUE_PDFF_STEP_PCT: tuple[float, float] = (18.0, 28.0)
+
+
+def tissue_evidence(
+    pdff_pct: npt.NDArray,
+    r2s_per_s: npt.NDArray | None,
+    spacing_kji_mm: npt.ArrayLike,
+) -> npt.NDArray[np.float32]:
+    """A stand-in for the total signal when only the PDFF and R2* maps were exported (0-1).
+
+    Vendors either mask the background (PDFF and R2* exactly 0) or leave the fit's noise
+    there, where PDFF jumps from voxel to voxel in every direction. Tissue has a locally
+    coherent PDFF, at least along its edges. The evidence is 1 where the local mean step
+    (3 x 3 voxels in the finest plane) along the calmest of four in-plane directions is at most
+    ``TISSUE_PDFF_STEP_PCT[0]``, 0 at ``TISSUE_PDFF_STEP_PCT[1]`` and above, linear between;
+    masked voxels (PDFF and R2* both exactly 0) and non-finite values are 0. Cement and cortex
+    have no signal either, so they come out as voids, as with water + fat.
+    """
+    arr = np.nan_to_num(np.asarray(pdff_pct, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    sp = np.asarray(spacing_kji_mm, float)
+    fine = [a for a in range(3) if sp[a] <= 2.5 * sp.min()]
+    a, b = (fine + [a for a in range(3) if a not in fine])[-2:]  # the two finest axes
+    size = tuple(3 if ax in (a, b) else 1 for ax in range(3))
+    steps = []
+    for shift in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        moved = arr
+        for ax, n in zip((a, b), shift, strict=True):
+            moved = np.roll(moved, n, axis=ax) if n else moved
+        steps.append(ndimage.uniform_filter(np.abs(arr - moved), size=size, mode="nearest"))
+    calm = np.minimum.reduce(steps)
+    lo, hi = TISSUE_PDFF_STEP_PCT
+    evidence = np.clip((hi - calm) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    masked = ~np.isfinite(np.asarray(pdff_pct, np.float32)) | (arr == 0.0)
+    if r2s_per_s is not None:
+        r2 = np.asarray(r2s_per_s, np.float32)
+        masked = (masked & (r2 == 0.0)) | ~np.isfinite(r2)
+    else:
+        # without R2*, exact zeros mark the vendor's mask only where a whole neighbourhood is 0
+        masked &= ndimage.maximum_filter(np.abs(arr), size=size, mode="nearest") == 0.0
+    evidence[masked] = 0.0
+    return evidence
 
 
 def signal_reference(signal: npt.NDArray) -> float:
@@ -139,4 +190,5 @@ __all__ = [
     "signal_threshold",
     "smooth_pdff",
     "spacing_kji",
+    "tissue_evidence",
 ]
