@@ -223,15 +223,30 @@ def place_rois(study: Study, options: AnalysisOptions) -> RoiResult:
 def model_inputs(
     model: RiskModel, clinical: Mapping[str, Any], summary: PatientSummary
 ) -> dict[str, Any]:
-    """Clinical inputs plus the imaging summaries the model uses (measured values win over
-    typed-in ones; a summary that could not be measured leaves the typed-in value)."""
+    """Clinical inputs plus the imaging summaries the model uses, measured on the images.
+
+    An imaging input is never typed in nor stood in for: when a summary the model needs could
+    not be measured (no column found, too few eligible levels), no risk is computed and the
+    error says which summary and why; placing the ROIs by hand is the way out.
+    """
     inputs = dict(clinical)
     used = {spec.name for spec in model.inputs}
+    missing = []
     for name, attr in IMAGING_INPUTS.items():
         if name not in used:
             continue
         value = float(getattr(summary, attr))
-        inputs[name] = value if math.isfinite(value) else inputs.get(name)
+        if not math.isfinite(value):
+            missing.append(attr)
+        inputs[name] = value
+    if missing:
+        why = "; ".join(summary.notes) or "no eligible vertebral levels were measured"
+        raise InputError(
+            "images",
+            f"the model needs {', '.join(missing)}, which could not be measured ({why}); "
+            "no risk computed: place the vertebral ROIs by hand (points or a segmentation) "
+            "or check the level labels",
+        )
     return inputs
 
 
