@@ -21,6 +21,7 @@ class RoiFlag(StrEnum):
     LESION = "lesion"
     ARTEFACT = "artefact"
     LOW_COVERAGE = "low_coverage"
+    TRUNCATED = "truncated"  # cut by the edge of the field of view: shape and height unknown
 
 
 class RoiMethod(StrEnum):

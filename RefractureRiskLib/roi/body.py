@@ -450,4 +450,26 @@ def level_placement(
         lesion_ml=placement.lesion_ml,
         roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
         notes=(placement.message,) if placement.message else (),
+        truncated=cut_by_field_of_view(placement, arrays.shape),
     )
+
+
+#: Share of a body's voxels lying on a face of the image above which the field of view cuts it.
+TRUNCATED_FACE_FRAC = 0.02
+
+
+def cut_by_field_of_view(placement: BodyPlacement, shape: tuple[int, int, int]) -> bool:
+    """Whether the field of view cuts the body: at least :data:`TRUNCATED_FACE_FRAC` of its
+    voxels lie on a face of the image grid (the rest of the body is outside the image, so its
+    heights and volume are not the body's)."""
+    body = placement.body
+    n = int(np.count_nonzero(body))
+    if n == 0:
+        return False
+    for axis, sl in enumerate(placement.box.slices):
+        for at_edge, index in ((sl.start == 0, 0), (sl.stop == shape[axis], -1)):
+            if at_edge and np.count_nonzero(np.take(body, index, axis=axis)) >= (
+                TRUNCATED_FACE_FRAC * n
+            ):
+                return True
+    return False

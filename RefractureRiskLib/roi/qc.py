@@ -21,6 +21,9 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
   >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).
 - low_coverage: ROI volume < 1.0 mL (a normal lumbar safe core is 8-20 mL).
+- truncated: the field of view cuts the body (>= 2% of its voxels on a face of the image); its
+  heights are not the body's, so it is never judged "fractured" and does not set the heights
+  expected of the other levels.
 - index: the level was treated (given by the user).
 """
 
@@ -102,7 +105,7 @@ def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.fl
     levels) of height against level position is fitted through the other placed levels (S1
     excluded) and evaluated at this level; NaN with fewer than two other levels.
     """
-    others = [o for o in ctx.levels if o.level not in (lv.level, "S1")]
+    others = [o for o in ctx.levels if o.level not in (lv.level, "S1") and not o.truncated]
     out = np.full(3, np.nan)
     if len(others) < 2:
         return out
@@ -138,6 +141,8 @@ def height_loss_frac(lv: LevelPlacement, ctx: QcContext) -> float:
 
 
 def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    if lv.truncated:
+        return None  # its height is cut by the field of view, not lost
     loss = height_loss_frac(lv, ctx)
     limit = (
         QC_THRESHOLDS["fracture_height_loss_frac"]
@@ -177,6 +182,10 @@ def _low_coverage(lv: LevelPlacement, ctx: QcContext) -> str | None:
     return None
 
 
+def _truncated(lv: LevelPlacement, ctx: QcContext) -> str | None:
+    return "the body is cut by the edge of the field of view" if lv.truncated else None
+
+
 def _index(lv: LevelPlacement, ctx: QcContext) -> str | None:
     return "treated level (given by the user)" if lv.level in ctx.index_levels else None
 
@@ -195,6 +204,7 @@ QC_RULES: tuple[QcRule, ...] = (
         _lesion,
     ),
     QcRule(RoiFlag.LOW_COVERAGE, "ROI volume < 1.0 mL", _low_coverage),
+    QcRule(RoiFlag.TRUNCATED, "body cut by the edge of the field of view", _truncated),
     QcRule(RoiFlag.INDEX, "index (treated) level given by the user", _index),
 )
 

@@ -40,6 +40,7 @@ class LevelPlacement:
     roi_pdff_median_pct: float = float("nan")
     lesion_ml: float = 0.0
     notes: tuple[str, ...] = ()
+    truncated: bool = False  # the body reaches the edge of the field of view
 
 
 @dataclass(frozen=True, eq=False)
