@@ -186,14 +186,24 @@ def test_fractured_level_is_not_called_a_lesion(analysed):
     assert not truth.loc["L1", "lesion"] and "lesion" not in l1.flags
 
 
-def test_anchor_far_from_the_spine_is_refused(tmp_path):
+def test_anchor_outside_the_image_or_outside_bone_is_refused(tmp_path):
     phantom = generate_phantom(PhantomSpec(seed=4))
-    with pytest.raises(InputError, match=r"anchor L3 .* from the spine's centre line"):
+    with pytest.raises(InputError, match=r"anchor L3 at \(1000, .* outside the image"):
         analyze_study(
             phantom.study,
             None,
             tmp_path,
             AnalysisOptions(anchor=("L3", (1000.0, 1000.0, 1000.0)), report=False),
+        )
+    # 60 mm in front of L3's centre: abdominal soft tissue, inside the image but not bone
+    l3 = np.asarray(phantom.truth.level("L3").centre_ras)
+    front = l3 + 60.0 * np.asarray(phantom.truth.level("L3").anterior_ras)
+    with pytest.raises(InputError, match=r"anchor L3 .* not inside bone"):
+        analyze_study(
+            phantom.study,
+            None,
+            tmp_path / "b",
+            AnalysisOptions(anchor=("L3", tuple(front)), report=False),
         )
 
 

@@ -50,6 +50,7 @@ from RefractureRiskLib.roi.body import (
     focal_lesion_ml,
     level_placement,
     local_marrow,
+    place_at_seed,
     refine_body,
     study_arrays,
     void_fraction,
@@ -69,6 +70,7 @@ from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     CoreRoiParams,
     body_frame,
+    boundary_distance_mm,
     box_around,
     grid_ras,
     safe_core_roi,
@@ -171,8 +173,13 @@ def automatic_rois(
 ) -> RoiResult:
     """Find, label and measure the vertebral bodies T10-S1 of ``study`` (see module docstring)."""
     arrays = study_arrays(study, criteria)
+    anchored = None if anchor is None else anchored_body(arrays, anchor, params, criteria)
     marrow, disc, void, mat, oedema = detection_grid(arrays, criteria)
     comps = _components(marrow, mat)
+    if anchored is not None:
+        # the column must pass through the body the user clicked: it joins the candidates with
+        # a weight no chain without it can reach
+        comps = [*comps, (anchored, ANCHOR_WEIGHT_ML)]
     chain = find_column(comps)
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
@@ -198,8 +205,8 @@ def automatic_rois(
         + split_notes
         + spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
     )
-    if anchor is not None:
-        labelling = _anchor_labels(line, segs, anchor, labelling)
+    if anchor is not None and anchored is not None:
+        labelling = _anchor_labels(line, segs, Anchor(anchor.level, tuple(anchored)), labelling)
         reasons = list(labelling.reasons) + split_notes
     named = [n for n in labelling.names if n is not None]
     if named and named[0] != "T10" and not top_at_edge and anchor is None:
@@ -310,6 +317,67 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
+
+
+#: Weight (as if mL of marrow) of the anchored body among the column's candidate components.
+ANCHOR_WEIGHT_ML = 1.0e4
+#: A click is in bone when this share of the tissue within :data:`ANCHOR_BONE_RADIUS_MM` is
+#: marrow, water-rich bone (oedema: high R2*) or signal void inside bone (cement).
+ANCHOR_BONE_FRAC = 0.5
+ANCHOR_BONE_RADIUS_MM = 6.0
+#: ... and marrow lies within this distance (mm; a neighbouring body across a disc).
+ANCHOR_NEIGHBOUR_MM = 25.0
+
+
+def anchored_body(
+    arrays: StudyArrays, anchor: Anchor, params: CoreRoiParams, criteria: MarrowCriteria
+) -> npt.NDArray[np.float64]:
+    """Centre (RAS mm) of the vertebral body around the user's anchor click.
+
+    The body is segmented around the click itself (as for a manual point), not snapped to a
+    body found earlier, so a body the detector missed can still be named. A click in an
+    oedematous or cemented body (no marrow fat to segment) is accepted at the click when the
+    tissue around it is bone; a click outside bone is refused.
+    """
+    level = anchor.level.strip().upper()
+    try:
+        level_index(level)
+    except ValueError as err:
+        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    p = np.asarray(anchor.point_ras, float)
+    where = f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm"
+    if p.shape != (3,) or not np.all(np.isfinite(p)):
+        raise InputError(where, "x, y and z must be finite numbers (RAS mm)")
+    ijk = (np.r_[p, 1.0] @ np.linalg.inv(arrays.ijk_to_ras).T)[:3]
+    if np.any(ijk < -0.5) or np.any(ijk > np.asarray(arrays.shape[::-1]) - 0.5):
+        raise InputError(where, "lies outside the image (RAS, not LPS?)")
+    placed = place_at_seed(arrays, p, params, criteria)
+    if placed.frame is not None:
+        return np.asarray(placed.frame.centre_ras, float)
+    box = box_around(arrays.shape, arrays.ijk_to_ras, p, ANCHOR_BONE_RADIUS_MM)
+    marrow, void, pdff, _ = local_marrow(arrays, box, criteria)
+    bone = bone_tissue(arrays, box, marrow, criteria) | void
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= ANCHOR_BONE_RADIUS_MM**2
+    # some bone that is not void (a gas bubble in the bowel is void, not bone), in the column:
+    # an oedematous or cemented body has marrow in its neighbours, one disc away
+    near = box_around(arrays.shape, arrays.ijk_to_ras, p, ANCHOR_NEIGHBOUR_MM)
+    # (marrow at least 4 mm thick: the partial-volume rim between fat and water tissue is not)
+    deep = boundary_distance_mm(local_marrow(arrays, near, criteria)[0], near.ijk_to_ras) >= 2.0
+    in_column = bool(deep.any())
+    if (
+        in_column
+        and ball.any()
+        and bone[ball].mean() >= ANCHOR_BONE_FRAC
+        and (bone & ~void)[ball].any()
+    ):
+        return p
+    pdff_here = float(np.median(pdff[ball])) if ball.any() else float("nan")
+    raise InputError(
+        where,
+        f"is not inside bone (no vertebral marrow within {ANCHOR_BONE_RADIUS_MM:g} mm; PDFF "
+        f"there {pdff_here:.0f}%): click inside the {level} vertebral body",
+    )
 
 
 def _fov_z_range(shape: tuple[int, int, int], mat: npt.NDArray) -> tuple[float, float]:
