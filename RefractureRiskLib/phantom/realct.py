@@ -470,22 +470,30 @@ def _grid(
         "lower": (bottom - 25.0, z_hi.get("L2", top) + 15.0),
         "upper": (z_lo.get("L3", bottom) - 15.0, top + 25.0),
     }[spec.coverage]
-    ct_top = float(case.ct_hu.ijk_to_ras_points([[0, 0, case.ct_hu.shape[0] - 1]])[0, 2])
-    hi = min(hi, ct_top + 1.5)  # above the CT there is nothing to image
-    lo, hi = lo + spec.si_shift_mm, hi + spec.si_shift_mm
     x_mid = float(np.mean([g.centre[0] for g in geo.values()]))
     lumbar = [g.centre[2] for n, g in geo.items() if n.startswith("L")]
     y_back, y_front = _skin_y(case, f, x_mid, np.linspace(min(lumbar), max(lumbar), 5))
+    sag, fov = spec.orientation == "sagittal", spec.fov_mm
     sp, thk = spec.in_plane_spacing_mm, spec.slice_thickness_mm
-    if spec.orientation == "sagittal":
+    y0 = y_back - 15.0 if sag else (y_back + y_front - fov) / 2  # sagittal: from behind the back
+    x_half = 48.0 if sag else fov / 2
+    z_shift = spec.si_shift_mm
+    ranges = np.array(
+        [(x_mid - x_half, x_mid + x_half), (y0, y0 + fov), (lo + z_shift, hi + z_shift)]
+    )
+    # nothing outside the CT can be imaged: the grid stops at its edges
+    corners = [[-0.5] * 3, np.array(case.ct_hu.shape[::-1]) - 0.5]
+    box = np.sort(case.ct_hu.ijk_to_ras_points(corners), axis=0)
+    ranges = np.clip(ranges, box[0][:, None], box[1][:, None])
+    centre = ranges.mean(axis=1)
+    if sag:  # columns A->P, rows S->I, slices L->R
         dirs = np.column_stack([(0.0, -1.0, 0.0), (0.0, 0.0, -1.0), (1.0, 0.0, 0.0)])
-        ni, nj, nk = round(spec.fov_mm / sp), round((hi - lo) / sp), round(96.0 / thk)
-        centre = np.array([x_mid, y_back - 15.0 + spec.fov_mm / 2, (lo + hi) / 2])
-    else:
+        axes = (1, 2, 0)
+    else:  # columns R->L, rows A->P, slices I->S
         dirs = np.column_stack([(-1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, 1.0)])
-        ni = nj = round(spec.fov_mm / sp)
-        nk = round((hi - lo) / thk)
-        centre = np.array([x_mid, (y_back + y_front) / 2, (lo + hi) / 2])
+        axes = (0, 1, 2)
+    steps = zip(axes, (sp, sp, thk), strict=True)
+    ni, nj, nk = (max(round(float(np.ptp(ranges[a])) / step), 1) for a, step in steps)
     angle = float(np.linalg.norm(spec.rotation_deg))
     if angle > 0:
         dirs = rotation_matrix(spec.rotation_deg, angle) @ dirs
