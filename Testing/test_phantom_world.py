@@ -181,3 +181,14 @@ def _ras_y(vol):
     kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
     m = vol.ijk_to_ras
     return m[1, 0] * ii + m[1, 1] * jj + m[1, 2] * kk + m[1, 3]
+
+
+@pytest.mark.parametrize("kind", ["sacralised_L5", "lumbarised_S1"])
+def test_transitional_anatomy_keeps_anatomical_labels(kind):
+    ls = generate_world(WorldSpec(seed=6, transitional=kind, **QUICK))
+    names = [lv.level for lv in ls.truth.levels]
+    assert "L5" in names and "S1" in names
+    assert ls.truth.level("L5").label == 8 and ls.truth.level("S1").label == 9
+    assert ls.conditions["transitional"] == kind
+    disc = ls.truth.tissue.array == Tissue.DISC
+    assert disc.any()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from RefractureRiskLib.phantom.world.canvas import Canvas, smooth_field
+from RefractureRiskLib.phantom.world.canvas import Canvas
 from RefractureRiskLib.phantom.world.chain import Vertebra
 from RefractureRiskLib.phantom.world.spec import WorldSpec
 
@@ -39,7 +39,9 @@ class Grid:
         axes = np.column_stack([self.ijk_to_ras[:3, 0], self.ijk_to_ras[:3, 1], kdir])
         sub = (np.arange(self.nsub) + 0.5) / self.nsub - 0.5
         z = np.arange(self.shape[0])[:, None] * spacing_k + sub[None, :] * self.thickness_mm
-        return Canvas(axes, self.ijk_to_ras[:3, 3], self.shape, z.ravel().astype(np.float32))
+        return Canvas(
+            axes, self.ijk_to_ras[:3, 3], self.shape, z.ravel().astype(np.float32), self.nsub
+        )
 
     def inside(self, pts: npt.NDArray) -> npt.NDArray[np.bool_]:
         """Points (n, 3 RAS) inside the imaged slab (in-plane extent and slab thickness)."""
@@ -106,16 +108,19 @@ def synthesise(
     fat = (pd * ff).reshape(sub).mean(1)
     r2 = r2_t[canvas.mat].reshape(sub).mean(1)
     # coil shading: posterior (spine) coil, falling off anteriorly, plus a smooth random part
-    kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
-    yy = (grid.ijk_to_ras[1, 0] * ii + grid.ijk_to_ras[1, 1] * jj + grid.ijk_to_ras[1, 2] * kk
-          + grid.ijk_to_ras[1, 3])  # fmt: skip
-    t_ant = np.clip((yy - y_back) / spec.trunk_ap_mm, 0, 1.2)
-    lo, hi = np.zeros(3), np.array([nk, nj, ni], float)
-    rand = smooth_field(rng, lo, hi, 1.0, max(ni, nj) / 6)(
-        kk.astype(np.float32), jj.astype(np.float32), ii.astype(np.float32)
-    )
-    bias = (1 - spec.coil_shading_frac * t_ant) * (1 + 0.15 * spec.coil_shading_frac * rand)
-    bias = bias.astype(np.float32)
+    kk, jj, ii = (np.arange(n, dtype=np.float32) for n in (nk, nj, ni))
+    m = grid.ijk_to_ras.astype(np.float32)
+    ras = [m[c, 0] * ii[None, None] + m[c, 1] * jj[None, :, None] + m[c, 2] * kk[:, None, None]
+           + m[c, 3] for c in range(3)]  # fmt: skip
+    t_ant = np.clip((ras[1] - np.float32(y_back)) / np.float32(spec.trunk_ap_mm), 0, 1.2)
+    rand = np.zeros((nk, nj, ni), np.float32)
+    for _ in range(3):  # smooth random part: plane waves of wavelength 150-400 mm
+        kvec = rng.normal(size=3)
+        kvec *= 2 * np.pi / rng.uniform(150, 400) / np.linalg.norm(kvec)
+        phase = sum(np.float32(kvec[c]) * ras[c] for c in range(3))
+        rand += np.cos(phase + np.float32(rng.uniform(0, 2 * np.pi))) / np.float32(np.sqrt(1.5))
+    shade = np.float32(spec.coil_shading_frac)
+    bias = ((1 - shade * t_ant) * (1 + 0.15 * shade * rand)).astype(np.float32)
     water, fat = water * bias, fat * bias
     te_in, te_out = ECHO_TIMES_MS[spec.field_strength_t]
     in_phase = (water + fat) * np.exp(-r2 * te_in / 1000)

@@ -78,12 +78,18 @@ class Canvas:
     label ``lev`` (int16, 0 outside labelled bodies) on the sub-sliced acquisition grid."""
 
     def __init__(
-        self, axes: npt.NDArray, origin: npt.NDArray, shape: tuple[int, int, int], z_mm: F32
+        self,
+        axes: npt.NDArray,
+        origin: npt.NDArray,
+        shape: tuple[int, int, int],
+        z_mm: F32,
+        nsub: int = 1,
     ) -> None:
         # axes: 3x3, columns = i, j axis vectors (with spacing) and the unit k direction.
         self.axes = np.asarray(axes, float)
         self.origin = np.asarray(origin, float)
         self.z_mm = np.asarray(z_mm, np.float32)  # position of each sub-slice along k (mm)
+        self.nsub = nsub  # sub-slices per acquired slice
         nf = len(self.z_mm)
         self.shape = (nf, shape[1], shape[2])
         self.mat = np.zeros(self.shape, np.uint16)
@@ -126,23 +132,24 @@ class Canvas:
         ]
         return sl, pts[0], pts[1], pts[2]
 
-    def slab(self, f0: int, f1: int) -> tuple[tuple[slice, ...], F32, F32, F32]:
-        """Sub-slices [f0, f1) in full and the RAS coordinates of their points."""
-        sl = (slice(f0, f1), slice(0, self.shape[1]), slice(0, self.shape[2]))
+    def points(self, fidx: npt.NDArray) -> tuple[F32, F32, F32]:
+        """RAS coordinates (mm) of every point of the sub-slices ``fidx``, shape
+        (len(fidx), nj, ni) each."""
         ii = np.arange(self.shape[2], dtype=np.float32)
         jj = np.arange(self.shape[1], dtype=np.float32)
-        zz = self.z_mm[f0:f1]
-        pts = [
+        zz = self.z_mm[np.asarray(fidx)]
+        shape = (len(zz), self.shape[1], self.shape[2])
+        out = [
             np.broadcast_to(
                 np.float32(self.origin[c])
                 + zz[:, None, None] * np.float32(self.axes[c, 2])
                 + jj[None, :, None] * np.float32(self.axes[c, 1])
                 + ii[None, None, :] * np.float32(self.axes[c, 0]),
-                (f1 - f0, self.shape[1], self.shape[2]),
+                shape,
             )
             for c in range(3)
         ]
-        return sl, pts[0], pts[1], pts[2]
+        return out[0], out[1], out[2]
 
     def paint(
         self,
@@ -152,11 +159,13 @@ class Canvas:
         material: int | Callable[[F32, Mask], npt.NDArray],
         label: int | None = None,
         only_label: int | None = None,
+        over: tuple[int, ...] | None = None,
         offset: Callable[[F32, F32, F32, F32], F32] | None = None,
     ) -> None:
         """Paint ``material`` where ``shape(x, y, z)`` is inside. ``shape`` returns (mask,
         depth mm); ``material`` is an id or a function of (depth, mask) giving ids per masked
         point. ``label`` sets ``lev``; ``only_label`` restricts painting to ``lev == only_label``;
+        ``over`` restricts it to points whose current material is one of those;
         ``offset(x, y, z, depth)`` sets the PDFF offset (points) of the masked points."""
         blk = self.block(lo, hi)
         if blk is None:
@@ -166,6 +175,8 @@ class Canvas:
         mask, depth = shape(x, y, z)
         if only_label is not None:
             mask &= self.lev[sl] == only_label
+        if over is not None:
+            mask &= np.isin(self.mat[sl], over)
         if not mask.any():
             return
         mat = self.mat[sl]

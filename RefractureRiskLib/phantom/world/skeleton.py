@@ -181,15 +181,21 @@ def _posterior(cv: Canvas, chain: list[Vertebra], spec: WorldSpec, pal: Palette)
 
 
 def _rib(cv: Canvas, v: Vertebra, pal: Palette, spec: WorldSpec, last: bool) -> None:
-    a_r = spec.trunk_lr_mm / 2 - spec.subcut_fat_mm - 20
-    b_r = spec.trunk_ap_mm / 2 - spec.subcut_fat_mm * 0.7 - 15
-    yc = v.centre[1] - v.depth_mm / 2 - 60 - spec.subcut_fat_mm + spec.trunk_ap_mm / 2
-    end = 0.0 if last else 45.0
+    """A rib: head at the body, tubercle at the transverse process, then round the trunk on an
+    ellipse about the spine (semi-axes ~ the inner trunk wall), descending anteriorly."""
+    a_r = max(spec.trunk_lr_mm / 2 - spec.subcut_fat_mm - 25, v.width_mm / 2 + 50)
+    b_r = v.depth_mm / 2 + 45
+    yc = v.centre[1] + 20
+    start = -np.degrees(np.arccos(min((v.width_mm / 2 + 40) / a_r, 0.95)))
+    end = -10.0 if last else 60.0
     for side in (-1, 1):
-        pts = [v.point(side * 0.4 * v.width_mm, -v.depth_mm / 2 - 4, 0)]
-        for k, phi in enumerate(np.radians(np.linspace(-75, end, 6))):
-            px = v.centre[0] + side * a_r * np.cos(phi) * min(1.0, 0.5 + 0.25 * k)
-            pts.append(np.array([px, yc + b_r * np.sin(phi), v.centre[2] - 12 * (k + 1)]))
+        pts = [
+            v.point(side * 0.4 * v.width_mm, -v.depth_mm / 2 - 2, 0.2 * v.height_mm),
+            v.point(side * (v.width_mm / 2 + 18), -v.depth_mm / 2 - 14, 0),
+        ]
+        for k, phi in enumerate(np.radians(np.linspace(start, end, 6))):
+            px = v.centre[0] + side * a_r * np.cos(phi)
+            pts.append(np.array([px, yc + b_r * np.sin(phi), v.centre[2] - 9 * (k + 1)]))
         for p0, p1 in pairwise(pts):
             _bone(cv, capsule(p0, p1, 4.5), pal["rib_cortex"], pal["rib_marrow"])
 

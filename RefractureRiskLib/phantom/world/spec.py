@@ -115,7 +115,7 @@ class WorldSpec:
     osteophyte_levels: tuple[str, ...] = ()
     discs: tuple[DiscSpec, ...] = ()
     # surroundings
-    trunk_ap_mm: float = 230.0
+    trunk_ap_mm: float = 250.0
     trunk_lr_mm: float = 330.0
     subcut_fat_mm: float = 25.0
     paraspinal_pdff_pct: float = 8.0
@@ -246,6 +246,7 @@ def random_world_spec(rng: np.random.Generator, seed: int) -> WorldSpec:
     thick = float(u(3, 8) if sagittal else u(3, 6))
     # lordosis follows the sacral slope (pelvic balance): L1 ends up about vertical or tilted back
     sacral_slope = float(u(30, 50))
+    fat = float(u(8, 50))  # subcutaneous fat (mm): the habitus sets the trunk size too
     lordosis = float(np.clip(sacral_slope + u(-5, 20), 20, 60))
     return WorldSpec(
         seed=int(seed),
@@ -292,9 +293,9 @@ def random_world_spec(rng: np.random.Generator, seed: int) -> WorldSpec:
         schmorl_levels=pick(0.2),
         osteophyte_levels=pick(0.3, 3),
         discs=tuple(discs),
-        trunk_ap_mm=float(u(180, 300)),
-        trunk_lr_mm=float(u(280, 380)),
-        subcut_fat_mm=float(u(8, 50)),
+        trunk_ap_mm=min(170 + 2.2 * fat + float(u(0, 50)), 380.0),
+        trunk_lr_mm=float(u(280, 330)) + fat,
+        subcut_fat_mm=fat,
         paraspinal_pdff_pct=float(u(3, 15)),
         liver_pdff_pct=float(u(2, 20)),
         liver_r2s_per_s=float(u(30, 60)),

@@ -44,9 +44,14 @@ def paint_trunk(cv: Canvas, chain: list[Vertebra], spec: WorldSpec, pal: Palette
     rng = np.random.default_rng(spec.seed + 104729)
     centre = byn["L3"].centre
     mix = smooth_field(rng, centre - 260, centre + 260, 5.0, 9.0)
-    fat_frac = float(rng.uniform(0.35, 0.75))
-    for f0 in range(0, cv.shape[0], 8):
-        sl, x, y, z = cv.slab(f0, min(f0 + 8, cv.shape[0]))
+    fat_frac = float(rng.uniform(0.2, 0.6))
+    # The trunk changes slowly across a slice: classify the middle sub-slice of each slice and
+    # copy it to the slice's other sub-slices.
+    nsub = cv.nsub
+    nk = cv.shape[0] // nsub
+    for k0 in range(0, nk, 4):
+        ks = np.arange(k0, min(k0 + 4, nk))
+        x, y, z = cv.points(ks * nsub + nsub // 2)
         xs, ys, ds = line.at(z)
         y_post = ys - ds / 2 - 60 - spec.subcut_fat_mm
         y_ant = y_back_l3 + spec.trunk_ap_mm - 0.0015 * (z - zl3) ** 2
@@ -72,7 +77,8 @@ def paint_trunk(cv: Canvas, chain: list[Vertebra], spec: WorldSpec, pal: Palette
         m[inner & (y < ys + ds / 2 + 35)] = pal["retro_fat"]
         para = inner & (y < ys - ds / 2 - 10) & (np.abs(x - xs) < 30 + 0.6 * (ys - ds / 2 - y))
         m[para] = pal["paraspinal"]
-        cv.mat[sl] = m.reshape(x.shape)
+        rows = cv.mat.reshape(nk, nsub, *cv.shape[1:])
+        rows[ks] = m[:, None]
     _organs(cv, chain, spec, pal)
 
 
@@ -93,20 +99,21 @@ def _organs(cv: Canvas, chain: list[Vertebra], spec: WorldSpec, pal: Palette) ->
     rng = np.random.default_rng(spec.seed + 7919)
     eye = np.eye(3)
     t8, t11, l1, l2 = byn["T8"], byn["T11"], byn["L1"], byn["L2"]
+    cavity = (pal["mesentery"], pal["retro_fat"], pal["soft"])
     for side in (-1, 1):  # lung bases behind the liver and spleen
         c = t8.centre + np.array([side * 85, 5, 70])
         fn, a, b = ellipsoid(c, eye, (60, 65, 110))
-        cv.paint(a, b, fn, 0)
+        cv.paint(a, b, fn, pal["lung"], over=cavity)
     fn, a, b = ellipsoid(t11.centre + np.array([85, 60, 15]), eye, (95, 80, 85))
-    cv.paint(a, b, fn, pal["liver"])
+    cv.paint(a, b, fn, pal["liver"], over=(*cavity, pal["lung"]))
     fn, a, b = ellipsoid(t11.centre + np.array([-85, 0, 5]), eye, (32, 45, 55))
-    cv.paint(a, b, fn, pal["spleen"])
+    cv.paint(a, b, fn, pal["spleen"], over=(*cavity, pal["lung"]))
     for v, side in ((l1, -1), (l2, 1)):
         tilt = np.array([[1, 0, -0.2 * side], [0, 1, 0.15], [0.2 * side, -0.15, 1]], float)
         frame = np.linalg.qr(tilt)[0] * np.sign(np.diag(np.linalg.qr(tilt)[0]))
         c = v.centre + np.array([side * (v.width_mm / 2 + 42), -12, -5])
         fn, a, b = ellipsoid(c, frame, (26, 30, 56))
-        cv.paint(a, b, fn, pal["kidney"])
+        cv.paint(a, b, fn, pal["kidney"], over=(*cavity, pal["paraspinal"]))
         fn, a, b = ellipsoid(c + np.array([-side * 12, 4, 0]), frame, (9, 12, 22))
         cv.paint(a, b, fn, pal["renal_sinus"])
     _bowel(cv, chain, spec, pal, rng)
@@ -147,7 +154,11 @@ def _bowel(
     byn = {v.name: v for v in chain}
     top, bottom = byn["L1"].centre, byn["S2"].centre
     front = max(v.centre[1] + v.depth_mm / 2 for v in chain[5:10]) + 30
-    y_max = front + spec.trunk_ap_mm * 0.55
+    l3 = byn["L3"]
+    y_back = l3.centre[1] - l3.depth_mm / 2 - 60 - spec.subcut_fat_mm
+    y_max = y_back + spec.trunk_ap_mm - spec.subcut_fat_mm - 25
+    inside = (pal["mesentery"], pal["retro_fat"], pal["soft"], pal["bowel_wall"],
+              pal["bowel_fluid"], pal["bowel_fatmix"], pal["gas"])  # fmt: skip
     lo = np.array([-spec.trunk_lr_mm * 0.3, front, bottom[2]])
     hi = np.array([spec.trunk_lr_mm * 0.3, max(y_max, front + 40), top[2]])
     for n in range(spec.n_bowel_loops):
@@ -160,14 +171,17 @@ def _bowel(
             d /= np.linalg.norm(d)
             p = np.clip(p + d * r * 1.6, lo, hi)
             pts.append(p)
+        wall = pal["bowel_wall"]
         content = pal["bowel_fatmix"] if rng.uniform() < 0.25 else pal["bowel_fluid"]
         for p0, p1 in pairwise(pts):
             fn, a, b = capsule(p0, p1, r)
-            cv.paint(a, b, fn, lambda dep, _m, c=content: np.where(dep < 2.5, pal["bowel_wall"], c))
+            cv.paint(
+                a, b, fn, lambda d, _m, c=content, w=wall: np.where(d < 2.5, w, c), over=inside
+            )
         if n < round(spec.n_bowel_loops * spec.bowel_gas_frac):
             for p0 in pts[:: int(rng.integers(1, 3))]:
                 fn, a, b = ellipsoid(p0 + np.array([0, r * 0.3, 0]), np.eye(3), np.full(3, r * 0.6))
-                cv.paint(a, b, fn, pal["gas"])
+                cv.paint(a, b, fn, pal["gas"], over=inside)
     lumbar = [v for v in chain if v.name.startswith("L")]
     for _ in range(spec.n_fat_blobs):
         v = lumbar[int(rng.integers(0, len(lumbar)))]
@@ -175,6 +189,6 @@ def _bowel(
         gap = v.depth_mm / 2 + radii[1] + rng.uniform(20, 50)
         c = v.centre + np.array([rng.uniform(-20, 20), gap, 0])
         fn, a, b = ellipsoid(c, np.eye(3), radii + 2.5)
-        cv.paint(a, b, fn, pal["bowel_wall"])
+        cv.paint(a, b, fn, pal["bowel_wall"], over=inside)
         fn, a, b = ellipsoid(c, np.eye(3), radii)
-        cv.paint(a, b, fn, pal["bowel_fatmix"])
+        cv.paint(a, b, fn, pal["bowel_fatmix"], over=inside)
