@@ -17,6 +17,7 @@ from RefractureRiskLib.phantom.realct import (
     RealCtCase,
     RealCtSpec,
     load_realspine_case,
+    load_tptbox_case,
     random_realct_spec,
     realct_set,
     study_from_ct,
@@ -139,3 +140,17 @@ def test_maps_only_axial_and_pathology(case: RealCtCase) -> None:
     assert oedema.truth.level("L2").marrow_pdff_pct == pytest.approx(
         plain.truth.level("L2").marrow_pdff_pct - drop
     )
+
+
+def test_tptbox_second_anatomy(case: RealCtCase) -> None:
+    small = load_tptbox_case(REALSPINE)
+    assert small.levels == ("L2", "L3", "L4") and small.edge_levels == ("L2", "L4")
+    ls = study_from_ct(small, RealCtSpec(seed=2, in_plane_spacing_mm=1.2, slice_thickness_mm=3.0))
+    assert ls.conditions["coverage"] == "L2-L4"
+    l3 = ls.truth.level("L3")
+    assert not l3.truncated and 20.0 < l3.body_volume_ml < 70.0
+    assert ls.truth.level("L2").truncated and ls.truth.level("L4").truncated
+    core = ls.truth.core_mask("L3")
+    assert abs(float(ls.study.pdff.array[core].mean()) - l3.marrow_pdff_pct) < 1.0
+    with pytest.raises(InputError, match="pathology_level"):
+        study_from_ct(small, RealCtSpec(seed=2, pathology="cement", pathology_level="L1"))

@@ -106,21 +106,58 @@ def load_realspine_case(root: str | Path) -> RealCtCase:
         bodies[body == mid] = level_label(name)
     for name in set(WHOLE_IDS.values()) - set(BODY_IDS.values()):  # S1 (and T11: empty)
         bodies[(vert == level_label(name)) & (bvd == 1) & (bodies == 0)] = level_label(name)
+    return _make_case("ts-example-ct", ct, vert, bodies, bvd == 2, WHOLE_IDS, BODY_IDS, folder)
+
+
+def load_tptbox_case(root: str | Path) -> RealCtCase:
+    """Read the TPTBox CT crop around L3 (1.5 mm, P-I-R; VerSe ids 21=L2 22=L3 23=L4, L2 and L4
+    cut by the crop) from ``root`` (``realspine`` or its ``tptbox`` subfolder). Bodies are the
+    sub-region classes 49 (corpus border) and 50 (corpus). The crop has no disc mask: a disc is
+    soft tissue (20-150 HU) outside the vertebrae within 8 mm of two neighbouring bodies."""
+    folder = Path(root)
+    folder = folder / "tptbox" if (folder / "tptbox").is_dir() else folder
+    ct = read_image(folder / "sub-ct_label-22_ct.nii.gz")
+    verse = read_image(folder / "sub-ct_seg-vert_label-22_msk.nii.gz").array
+    subreg = read_image(folder / "sub-ct_seg-subreg_label-22_msk.nii.gz").array
+    ids = {19 + n: f"L{n}" for n in range(1, 6)}  # VerSe ids: 19 = T12, 20 = L1 .. 24 = L5
+    vert = np.zeros(ct.shape, np.int16)
+    for mid, name in ids.items():
+        vert[verse == mid] = level_label(name)
+    bodies = np.where(np.isin(subreg, (49, 50)), vert, 0).astype(np.int16)
+    sp = ct.spacing_mm[::-1]
+    near = [ndi.distance_transform_edt(bodies != v, sampling=sp) for v in np.unique(bodies) if v]
+    close = [d < 8.0 for d in near]
+    between = np.any([a & b for a, b in itertools.pairwise(close)], axis=0)
+    discs = between & (vert == 0) & (ct.array > 20) & (ct.array < 150)
+    body_ids = {mid: n for mid, n in ids.items() if np.any(bodies == level_label(n))}
+    return _make_case("tptbox-ct-L3", ct, vert, bodies, discs, ids, body_ids, folder)
+
+
+def _make_case(
+    name: str,
+    ct: Volume,
+    vert: npt.NDArray,
+    bodies: npt.NDArray,
+    discs: npt.NDArray,
+    whole_ids: Mapping[int, str],
+    body_ids: Mapping[int, str],
+    folder: Path,
+) -> RealCtCase:
     border = np.ones(ct.shape, bool)
     border[1:-1, 1:-1, 1:-1] = False
     edge = tuple(level_from_label(int(v)) for v in np.unique(bodies[border]) if v > 0)
     mat, vert = ct.ijk_to_ras, np.maximum(vert, bodies)
     return RealCtCase(
-        name="ts-example-ct",
-        source=f"{folder}/example_ct.nii.gz (TotalSegmentator test CT, Apache-2.0; not a patient)",
+        name=name,
+        source=f"{folder} ({name}: public test CT, Apache-2.0; not a patient)",
         ct_hu=Volume(ct.array.astype(np.float32), mat),
         bodies=Volume(bodies, mat),
         vertebrae=Volume(vert, mat),
-        discs=Volume((bvd == 2).astype(np.uint8), mat),
-        whole_ids=WHOLE_IDS,
-        body_ids=BODY_IDS,
+        discs=Volume(discs.astype(np.uint8), mat),
+        whole_ids=MappingProxyType(dict(whole_ids)),
+        body_ids=MappingProxyType(dict(body_ids)),
         edge_levels=edge,
-        fields=_case_fields(ct, bodies, bvd == 2, vert),
+        fields=_case_fields(ct, bodies, discs, vert),
     )
 
 
@@ -522,6 +559,11 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
     marrow of that body: >= 3 mm deep, outside cement and lesion), one PhantomLevel per body in
     the grid with its as-built core values (oedema included).
     """
+    if spec.pathology_level is not None and spec.pathology_level not in case.levels:
+        has = ", ".join(case.levels)
+        raise InputError(
+            "RealCtSpec.pathology_level", f"{spec.pathology_level} not in {case.name} ({has})"
+        )
     f = case.fields
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4)]
     values = _draw_values(case, spec, streams[0])
