@@ -239,7 +239,7 @@ def random_world_spec(rng: np.random.Generator, seed: int) -> WorldSpec:
 
     discs = []
     for lv in rng.choice(CHAIN_LEVELS[3:10], size=int(rng.integers(0, 4)), replace=False):
-        modic = str(rng.choice(MODIC, p=[0.5, 0.2, 0.3]))
+        modic = str(rng.choice(MODIC, p=[0.7, 0.1, 0.2]))
         discs.append(DiscSpec(str(lv), height_frac=float(u(0.3, 0.6)), modic=modic))
     r = u()
     transitional = "sacralised_L5" if r < 0.025 else "lumbarised_S1" if r < 0.05 else "none"
