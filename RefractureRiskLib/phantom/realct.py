@@ -174,6 +174,8 @@ class RealCtSpec:
     SD per channel, None = noiseless. ``bias_amplitude``: coil shading (0-0.5).
     ``pathology`` at ``pathology_level``: "oedema" (marrow PDFF 10-30 points lower),
     "cement" (void blob), "haemangioma" (focal fat sphere). ``maps_only``: only pdff and r2s.
+    ``marrow_texture_pct``: SD (PDFF points) of a smooth marrow variation (about 5 mm grain),
+    zero mean over each body's core.
     """
 
     seed: int = 0
@@ -191,6 +193,7 @@ class RealCtSpec:
     pathology_level: str | None = None
     maps_only: bool = False
     marrow_pdff_pct: float | None = None
+    marrow_texture_pct: float = 0.0
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> InputError:
@@ -209,6 +212,7 @@ class RealCtSpec:
             ("fov_mm", 150 <= self.fov_mm <= 450, "150-450 mm"),
             ("bias_amplitude", 0 <= self.bias_amplitude <= 0.5, "0-0.5"),
             ("pathology", self.pathology in PATHOLOGIES, f"one of {PATHOLOGIES}"),
+            ("marrow_texture_pct", 0 <= self.marrow_texture_pct <= 10, "0-10 PDFF points"),
             ("marrow_pdff_pct", self.marrow_pdff_pct is None or 5 <= self.marrow_pdff_pct <= 90,
              "None or 5-90 %"),
         ]  # fmt: skip
@@ -245,6 +249,7 @@ def random_realct_spec(rng: np.random.Generator, seed: int) -> RealCtSpec:
         pathology=path,
         pathology_level=None if path == "none" else str(rng.choice(PATHOLOGY_LEVELS)),
         maps_only=bool(rng.random() < 0.2),
+        marrow_texture_pct=float(rng.uniform(0.0, 4.0)),
     )
 
 
@@ -273,9 +278,10 @@ class _Fields:
     nearest_body: npt.NDArray[np.int16]
     ras_to_kji: npt.NDArray[np.float64]  # 4x4: RAS (x, y, z, 1) -> padded (k, j, i, 1)
 
-    def sample(self, kji: npt.NDArray) -> tuple[npt.NDArray, ...]:
-        """Trilinear HU, sdf_body, sdf_disc, sdf_vert and nearest body label at padded CT
-        indices ``kji`` (3, n); far outside the CT gives air and "outside"."""
+    def sample(self, kji: npt.NDArray, extra: npt.NDArray | None = None) -> tuple[npt.NDArray, ...]:
+        """Trilinear HU, sdf_body, sdf_disc, sdf_vert, nearest body label and ``extra`` (a padded
+        CT-grid array; zeros without it) at padded CT indices ``kji`` (3, n); far outside the CT
+        gives air and "outside"."""
         hi = np.array(self.stack.shape[:3], np.float32)[:, None] - 1.001
         c = np.clip(kji, 0, hi)
         base = c.astype(np.intp)
@@ -283,15 +289,18 @@ class _Fields:
         nj, ni = self.stack.shape[1:3]
         flat = (base[0] * nj + base[1]) * ni + base[2]
         table = self.stack.reshape(-1, 4)
-        out = np.zeros((flat.size, 4), np.float32)
+        out = np.zeros((flat.size, 5), np.float32)
         for dk, dj, di in itertools.product((0, 1), repeat=3):
             wt = (
                 (w[0] if dk else 1 - w[0]) * (w[1] if dj else 1 - w[1]) * (w[2] if di else 1 - w[2])
             )
-            out += table[flat + (dk * nj + dj) * ni + di] * wt[:, None]
+            idx = flat + (dk * nj + dj) * ni + di
+            out[:, :4] += table[idx] * wt[:, None]
+            if extra is not None:
+                out[:, 4] += extra.ravel()[idx] * wt
         near = np.rint(c).astype(np.intp)
         label = self.nearest_body[near[0], near[1], near[2]]
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3], label
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3], label, out[:, 4]
 
 
 def _signed_distance_mm(mask: npt.NDArray[np.bool_], spacing_kji: npt.NDArray) -> npt.NDArray:
@@ -340,9 +349,12 @@ class _Values:
     disc_ff: float
     pelvis_ff: float
     lesion_ff: float
+    texture: npt.NDArray | None  # marrow PDFF offsets (fraction) on the padded CT grid
 
 
-def _draw_values(case: RealCtCase, spec: RealCtSpec, rng: np.random.Generator) -> _Values:
+def _draw_values(
+    case: RealCtCase, spec: RealCtSpec, rng: np.random.Generator, tex_rng: np.random.Generator
+) -> _Values:
     mean = spec.marrow_pdff_pct if spec.marrow_pdff_pct is not None else rng.uniform(30, 70)
     r2 = rng.uniform(60.0, 120.0)
     ff, r2s = {}, {}
@@ -366,7 +378,22 @@ def _draw_values(case: RealCtCase, spec: RealCtSpec, rng: np.random.Generator) -
         disc_ff=rng.uniform(0.0, 0.05),
         pelvis_ff=float(np.clip(mean / 100 + rng.uniform(0.05, 0.2), 0.5, 0.9)),
         lesion_ff=rng.uniform(0.75, 0.92),
+        texture=_texture(case, spec.marrow_texture_pct, tex_rng),
     )
+
+
+def _texture(case: RealCtCase, sd_pct: float, rng: np.random.Generator) -> npt.NDArray | None:
+    """Smooth marrow PDFF variation (fraction; padded CT grid): SD ``sd_pct`` points over the
+    body cores, zero mean over each body's core so the level values hold on average."""
+    if sd_pct <= 0:
+        return None
+    noise = ndi.gaussian_filter(rng.standard_normal(case.ct_hu.shape).astype(np.float32), 1.5)
+    core = case.fields.stack[1:-1, 1:-1, 1:-1, 1] >= CORE_DEPTH_MM
+    for v in np.unique(case.bodies.array[core]):
+        part = core & (case.bodies.array == v)
+        noise[case.bodies.array == v] -= noise[part].mean()
+    noise *= sd_pct / 100.0 / max(float(noise[core].std()), 1e-6)
+    return np.pad(noise, 1)
 
 
 @dataclass(frozen=True)
@@ -399,7 +426,7 @@ def _paint(
     """Proton density (marrow = 1), fat fraction, R2* (1/s at 1.5 T), tissue and body label at
     RAS points ``xyz`` (arrays of one shape)."""
     shape = xyz[0].shape
-    hu, sb, sd, sv, near = f.sample(_to_kji(f, xyz))
+    hu, sb, sd, sv, near, texture = f.sample(_to_kji(f, xyz), v.texture)
     pd = np.interp(hu, _HU_KNOTS, _PD_KNOTS).astype(np.float32)
     ff_knots = [v.fat_ff] * 4 + [0.01, 0.01] + [v.muscle_ff] * 2 + [v.pelvis_ff] * 3
     ff = np.interp(hu, _HU_KNOTS, np.array(ff_knots, np.float32)).astype(np.float32)
@@ -434,6 +461,7 @@ def _paint(
     core_r2 = np.zeros_like(r2)
     for label, value in v.level_ff.items():
         core_ff[lab == label], core_r2[lab == label] = value, v.level_r2[label]
+    core_ff += np.where(lab > 0, texture, 0)
     closeness = np.clip((CORE_DEPTH_MM - sb) / (CORE_DEPTH_MM - CORTEX_MM), 0.0, 1.0)
     rim = body & (sb < CORE_DEPTH_MM)
     put(body, Tissue.MARROW_CORE, 1.0, core_ff, core_r2)
@@ -565,8 +593,8 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
             "RealCtSpec.pathology_level", f"{spec.pathology_level} not in {case.name} ({has})"
         )
     f = case.fields
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4)]
-    values = _draw_values(case, spec, streams[0])
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(5)]
+    values = _draw_values(case, spec, streams[0], streams[4])
     blob = _place_blob(case, f, spec, streams[1])
     geo = _body_geometry(case)
     mat, shape, y_back = _grid(case, f, spec, geo)
