@@ -55,12 +55,11 @@ from RefractureRiskLib.roi.body import (
     study_arrays,
     void_fraction,
 )
+from RefractureRiskLib.roi.column import Candidate, candidates, find_column
 from RefractureRiskLib.roi.detection import (
     CentreLine,
     Segment,
-    _components,
     detection_grid,
-    find_column,
     fit_centre_line,
     profile_along,
     rescue_gaps,
@@ -174,16 +173,18 @@ def automatic_rois(
     """Find, label and measure the vertebral bodies T10-S1 of ``study`` (see module docstring)."""
     arrays = study_arrays(study, criteria)
     anchored = None if anchor is None else anchored_body(arrays, anchor, params, criteria)
-    marrow, disc, void, mat, oedema = detection_grid(arrays, criteria)
-    comps = _components(marrow, mat)
+    grid = detection_grid(arrays, criteria)
+    marrow, disc, void, mat, oedema = grid.marrow, grid.disc, grid.void, grid.mat, grid.oedema
+    cands = candidates(marrow, mat, grid.r2s, grid.r2s_soft_tissue)
+    forced = None
     if anchored is not None:
-        # the column must pass through the body the user clicked: it joins the candidates with
-        # a weight no chain without it can reach
-        comps = [*comps, (anchored, ANCHOR_WEIGHT_ML)]
-    chain = find_column(comps)
+        # the column must pass through the body the user clicked
+        cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
+        forced = len(cands) - 1
+    chain = find_column(cands, must_include=forced)
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
-    cents = np.array([c[0] for c in chain])
+    cents = np.array([c.centre_ras for c in chain])
     zs = _fov_z_range(marrow.shape, mat)
     line = fit_centre_line(cents, zs)
     prof = profile_along(line, marrow, disc, void, mat)
@@ -290,11 +291,11 @@ def automatic_rois(
     if not entries:
         raise InputError("study", "no vertebral level could be placed")
     uncertain = bool(reasons)
-    grid = study.grid
+    grid_vol = study.grid
     entries.sort(key=lambda e: level_index(e.level))
     notes = tuple(reasons) if reasons else ()
     roiset = RoiSet(
-        labelmap=Volume(roi_arr, grid.ijk_to_ras),
+        labelmap=Volume(roi_arr, grid_vol.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
         method=RoiMethod.AUTOMATIC,
         reader=reader,
@@ -302,7 +303,7 @@ def automatic_rois(
     )
     result = RoiResult(
         roiset=roiset,
-        body_labels=Volume(body_arr, grid.ijk_to_ras),
+        body_labels=Volume(body_arr, grid_vol.ijk_to_ras),
         levels=tuple(entries),
         uncertain=uncertain,
         reasons=notes,
@@ -319,8 +320,6 @@ def automatic_rois(
     return apply_qc(result, study, index_levels=index_levels)
 
 
-#: Weight (as if mL of marrow) of the anchored body among the column's candidate components.
-ANCHOR_WEIGHT_ML = 1.0e4
 #: A click is in bone when this share of the tissue within :data:`ANCHOR_BONE_RADIUS_MM` is
 #: marrow, water-rich bone (oedema: high R2*) or signal void inside bone (cement).
 ANCHOR_BONE_FRAC = 0.5

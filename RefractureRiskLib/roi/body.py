@@ -15,6 +15,7 @@ from scipy import ndimage
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.roi.column import soft_tissue_r2s
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     BodyFrame,
@@ -84,6 +85,9 @@ class StudyArrays:
     noisy: bool = False  # the noise floor, not the tissue contrast, sets ``signal_min``
     r2s_per_s: npt.NDArray | None = None
     r2s_bone_min_per_s: float = float("inf")  # R2* above which water-rich tissue is bone
+    # R2* (1/s) marrow must reach: trabecular bone against the study's own soft tissue (0: no
+    # R2* map, or no soft tissue to compare with; PDFF and signal decide alone)
+    r2s_marrow_min_per_s: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -102,6 +106,9 @@ def local_marrow(
     # Smoothing the signal blurs the thin dark cortex: only worth it when noise decides.
     used = signal if arrays.noisy else raw
     marrow = marrow_mask(pdff, used, arrays.signal_min, criteria)
+    if arrays.r2s_per_s is not None and arrays.r2s_marrow_min_per_s > 0:
+        r2 = smooth_pdff(arrays.r2s_per_s[box.slices], sp, criteria.smooth_mm)
+        marrow &= r2 >= arrays.r2s_marrow_min_per_s
     return marrow, signal < arrays.signal_min, pdff, used
 
 
@@ -364,15 +371,31 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
     floor = NOISE_FLOOR_SIGMAS * noise_sigma(signal)
     contrast = criteria.signal_min_frac * signal_reference(signal)
     field_t = study.provenance.field_strength_t or 1.5
+    r2s = study.r2s.array if "r2s" in study.maps else None
+    r2s_min = 0.0
+    if r2s is not None:
+        step = (slice(None), slice(None, None, 2), slice(None, None, 2))
+        ref = soft_tissue_r2s(
+            r2s[step], study.pdff.array[step], signal[step] >= max(floor, contrast)
+        )
+        r2s_min = MARROW_R2S_FACTOR * ref if np.isfinite(ref) else 0.0
     return StudyArrays(
         pdff_pct=study.pdff.array,
         signal=signal,
         signal_min=max(floor, contrast),
         ijk_to_ras=np.asarray(study.grid.ijk_to_ras, float),
         noisy=floor > contrast,
-        r2s_per_s=study.r2s.array if "r2s" in study.maps else None,
+        r2s_per_s=r2s,
         r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
+        r2s_marrow_min_per_s=r2s_min,
     )
+
+
+#: Marrow R2* must reach this multiple of the study's soft-tissue R2* (median over water-rich
+#: tissue with signal: muscle, organs). Trabecular bone shortens T2*: marrow R2* is 1.5-3 times
+#: that of muscle at either field strength, while fat-infiltrated muscle, fatty bowel contents,
+#: mesentery edges and discs or muscle lifted into the PDFF window by noise are not.
+MARROW_R2S_FACTOR = 1.2
 
 
 _CACHE: list[tuple[Study, MarrowCriteria, StudyArrays]] = []

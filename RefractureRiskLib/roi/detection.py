@@ -18,7 +18,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from RefractureRiskLib.roi.body import StudyArrays
-from RefractureRiskLib.roi.geometry import axis_along, boundary_distance_mm, grid_ras
+from RefractureRiskLib.roi.column import soft_tissue_r2s
+from RefractureRiskLib.roi.geometry import grid_ras
 from RefractureRiskLib.roi.marrow import (
     MarrowCriteria,
     disc_mask,
@@ -28,8 +29,6 @@ from RefractureRiskLib.roi.marrow import (
 )
 
 DETECTION_SPACING_MM = 2.0
-ERODE_MM = 5.0
-MIN_COMPONENT_ML = 1.0
 TUBE_RADIUS_MM = 8.0
 PROFILE_STEP_MM = 1.0
 BODY_MARROW_FRAC = 0.45
@@ -80,11 +79,23 @@ def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.flo
     return out / float(np.prod(f))
 
 
-def detection_grid(
-    arrays: StudyArrays, criteria: MarrowCriteria
-) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
-    """Marrow, disc and void masks on a ~2 mm grid, that grid's IJK-to-RAS matrix, and the
-    water-rich bone (oedema: low PDFF, high R2*) mask."""
+@dataclass(frozen=True)
+class DetectionGrid:
+    """The study on a ~2 mm grid: marrow, disc, void and oedema (water-rich bone: low PDFF,
+    high R2*) masks, the grid's IJK-to-RAS matrix, smoothed R2* (1/s; None without an R2* map)
+    and the R2* of the study's water-rich soft tissue (the bone reference; NaN if unknown)."""
+
+    marrow: npt.NDArray[np.bool_]
+    disc: npt.NDArray[np.bool_]
+    void: npt.NDArray[np.bool_]
+    mat: npt.NDArray[np.float64]
+    oedema: npt.NDArray[np.bool_]
+    r2s: npt.NDArray | None
+    r2s_soft_tissue: float
+
+
+def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGrid:
+    """The study's masks and R2* on the ~2 mm detection grid (:class:`DetectionGrid`)."""
     sp = spacing_kji(arrays.ijk_to_ras)
     f = tuple(max(1, round(DETECTION_SPACING_MM / s)) for s in sp)
     pdff = _block_mean(arrays.pdff_pct, f)
@@ -96,61 +107,22 @@ def detection_grid(
     pdff = smooth_pdff(pdff, spacing_kji(mat), criteria.smooth_mm)
     marrow = marrow_mask(pdff, sig, arrays.signal_min, criteria)
     wet = (sig >= arrays.signal_min) & (pdff < criteria.pdff_min_pct)
+    r2 = None
+    r2_ref = float("nan")
     if arrays.r2s_per_s is not None:
         r2 = smooth_pdff(_block_mean(arrays.r2s_per_s, f), spacing_kji(mat), criteria.smooth_mm)
         oedema = wet & (r2 >= arrays.r2s_bone_min_per_s)
+        r2_ref = soft_tissue_r2s(r2, pdff, sig >= arrays.signal_min)
+        if arrays.r2s_marrow_min_per_s > 0:
+            marrow &= r2 >= arrays.r2s_marrow_min_per_s
     else:
         oedema = np.zeros_like(marrow)
     disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema
     void = sig < arrays.signal_min
-    return marrow, disc, void, mat, oedema
+    return DetectionGrid(marrow, disc, void, mat, oedema, r2, r2_ref)
 
 
-# -- 2. column --------------------------------------------------------------------------------
-def _components(marrow: npt.NDArray, mat: npt.NDArray) -> list[tuple[np.ndarray, float]]:
-    """Centroids (RAS) and volumes (mL, eroded) of marrow components after an axial-plane
-    erosion of :data:`ERODE_MM` (removes posterior elements, which otherwise join the bodies)."""
-    si_axis = axis_along(mat, (0.0, 0.0, 1.0))
-    core = boundary_distance_mm(marrow, mat, in_plane_of=si_axis) >= ERODE_MM
-    lab, n = ndimage.label(core)
-    if n == 0:
-        return []
-    voxel_ml = abs(np.linalg.det(mat[:3, :3])) / 1000.0
-    counts = np.bincount(lab.ravel(), minlength=n + 1)
-    idx = np.arange(1, n + 1)
-    cents = np.array(ndimage.center_of_mass(core, lab, idx))  # (k, j, i)
-    out = []
-    for c, cnt in zip(cents, counts[1:], strict=True):
-        vol = cnt * voxel_ml
-        if vol >= MIN_COMPONENT_ML:
-            ras = mat[:3, :3] @ c[::-1] + mat[:3, 3]
-            out.append((ras, vol))
-    return out
-
-
-def find_column(comps: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
-    """The chain of components stacked cranio-caudally with the largest total volume."""
-    if not comps:
-        return []
-    order = sorted(comps, key=lambda c: -c[0][2])  # top first
-    n = len(order)
-    best = [c[1] for c in order]
-    prev = [-1] * n
-    for b in range(n):
-        for a in range(b):
-            dz = order[a][0][2] - order[b][0][2]
-            lateral = np.hypot(*(order[a][0][:2] - order[b][0][:2]))
-            # up to 80 mm: one body may be missing (oedema without marrow fat)
-            linked = 15.0 <= dz <= 80.0 and lateral <= 0.8 * dz + 5.0
-            if linked and best[a] + order[b][1] > best[b]:
-                best[b] = best[a] + order[b][1]
-                prev[b] = a
-    end = int(np.argmax(best))
-    chain = []
-    while end >= 0:
-        chain.append(order[end])
-        end = prev[end]
-    return chain[::-1]
+# -- 2. column: see :mod:`RefractureRiskLib.roi.column` -------------------------------------
 
 
 # -- 3. centre line ---------------------------------------------------------------------------
@@ -331,10 +303,10 @@ def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 
 __all__ = [
     "CentreLine",
+    "DetectionGrid",
     "Profile",
     "Segment",
     "detection_grid",
-    "find_column",
     "fit_centre_line",
     "profile_along",
     "rescue_gaps",
