@@ -154,3 +154,14 @@ def test_tptbox_second_anatomy(case: RealCtCase) -> None:
     assert abs(float(ls.study.pdff.array[core].mean()) - l3.marrow_pdff_pct) < 1.0
     with pytest.raises(InputError, match="pathology_level"):
         study_from_ct(small, RealCtSpec(seed=2, pathology="cement", pathology_level="L1"))
+
+
+def test_marrow_texture_keeps_core_mean(case: RealCtCase) -> None:
+    spec = RealCtSpec(seed=4, marrow_texture_pct=3.0, in_plane_spacing_mm=2.0)
+    ls = study_from_ct(case, spec)
+    for name in ("L1", "L3", "L5"):
+        values = ls.study.pdff.array[ls.truth.core_mask(name)]
+        assert abs(float(values.mean()) - ls.truth.level(name).marrow_pdff_pct) < 1.0
+        assert 1.0 < float(values.std()) < 5.0
+    with pytest.raises(InputError):
+        RealCtSpec(marrow_texture_pct=-1.0)
