@@ -21,6 +21,7 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
+    StudyArrays,
     focal_lesion_ml,
     level_placement,
     local_marrow,
@@ -30,9 +31,12 @@ from RefractureRiskLib.roi.body import (
 )
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
+    BodyFrame,
     CoreRoiParams,
     body_frame,
+    box_around,
     box_from_ijk,
+    grid_ras,
     safe_core_roi,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
@@ -178,9 +182,47 @@ def rois_from_points(
 def _place_one(arrays, level, point, params, criteria):
     placement = place_at_seed(arrays, point, params, criteria)
     if placement.frame is None:
+        placement = _sphere_at_point(arrays, point, placement.message)
+    if placement.frame is None:
         where = ", ".join(f"{c:.1f}" for c in point)
         raise InputError(f"point {level}", f"{placement.message} at RAS ({where}) mm")
     return level_placement(level, placement, arrays), placement.roi, placement.body
+
+
+#: Radius (mm) of the ROI put at a point whose body cannot be segmented (no marrow fat:
+#: fracture oedema, or marrow too noisy): small enough to stay inside any T10-S1 body
+#: (at least 14 mm high even when fractured, 25 mm deep) around a point the user placed in it.
+POINT_ROI_RADIUS_MM = 6.0
+
+
+def _sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
+    """A sphere ROI of :data:`POINT_ROI_RADIUS_MM` at a user's point, voids left out, when the
+    body around it cannot be segmented: the user's point is trusted, the body's shape is not
+    known (no heights, so it is never judged fractured), and the level says so."""
+    p = np.asarray(point, float)
+    box = box_around(arrays.shape, arrays.ijk_to_ras, p, POINT_ROI_RADIUS_MM + 2.0)
+    empty = np.zeros(box.shape, bool)
+    if min(box.shape) == 0:
+        return BodyPlacement(box, empty, empty, None, "point outside the image")
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= POINT_ROI_RADIUS_MM**2
+    if not ball.any():  # thick slices: the nearest voxel centre
+        d = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
+        ball = d == d.min()
+    _, void, _, _ = local_marrow(arrays, box)
+    roi = ball & ~void
+    if roi.sum() < 0.5 * ball.sum():
+        return BodyPlacement(box, empty, empty, None, f"{why}; no signal at the point")
+    nan3 = (float("nan"),) * 3
+    frame = BodyFrame(
+        centre_ras=(float(p[0]), float(p[1]), float(p[2])),
+        axes_ras=np.eye(3),
+        half_extent_mm=nan3,
+        heights_mm=nan3,
+        volume_ml=float("nan"),
+    )
+    msg = f"body not segmented ({why}): a {POINT_ROI_RADIUS_MM:g} mm sphere at the point"
+    return BodyPlacement(box, roi, roi, frame, msg, 0.0, 0.0)
 
 
 def update_level(
