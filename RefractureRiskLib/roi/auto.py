@@ -41,6 +41,7 @@ from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.body import (
+    BONE_RADIUS_MM,
     BodyPlacement,
     StudyArrays,
     _nearest_in,
@@ -48,6 +49,7 @@ from RefractureRiskLib.roi.body import (
     bone_tissue,
     clip_posterior_elements,
     focal_lesion_ml,
+    in_vertebral_bone,
     level_placement,
     local_marrow,
     place_at_seed,
@@ -69,7 +71,6 @@ from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     CoreRoiParams,
     body_frame,
-    boundary_distance_mm,
     box_around,
     grid_ras,
     safe_core_roi,
@@ -201,14 +202,15 @@ def automatic_rois(
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
-    reasons = (
-        list(labelling.reasons)
-        + split_notes
-        + spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
+    # A split of an over-long segment is reported, but is no doubt about the labels by itself
+    # (thick slices often merge two bodies across a thin disc): the spacing checks below judge
+    # the result, and an irregular one is a reason.
+    reasons = list(labelling.reasons) + spacing_reasons(
+        segs, gaps, labelling.sacrum_found, top_at_edge
     )
     if anchor is not None and anchored is not None:
         labelling = _anchor_labels(line, segs, Anchor(anchor.level, tuple(anchored)), labelling)
-        reasons = list(labelling.reasons) + split_notes
+        reasons = list(labelling.reasons)
     named = [n for n in labelling.names if n is not None]
     if named and named[0] != "T10" and not top_at_edge and anchor is None:
         reasons.append(
@@ -273,7 +275,9 @@ def automatic_rois(
             line.t_mm[np.argmin(np.linalg.norm(line.points_ras - pl.frame.centre_ras, axis=1))]
         )
         lr_half, ap_half, _ = pl.frame.half_extent_mm
-        if abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm) or off > 10.0:
+        misplaced = abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm)
+        # S1 is tilted and joined to the sacrum: its body centre lies off the column's line
+        if name != "S1" and (misplaced or off > 10.0):
             reasons.append(f"{name}: the body found is not where the profile put it")
         elif lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:
             reasons.append(
@@ -293,7 +297,7 @@ def automatic_rois(
     uncertain = bool(reasons)
     grid_vol = study.grid
     entries.sort(key=lambda e: level_index(e.level))
-    notes = tuple(reasons) if reasons else ()
+    notes = (*reasons, *(f"note: {n}" for n in split_notes))
     roiset = RoiSet(
         labelmap=Volume(roi_arr, grid_vol.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
@@ -306,7 +310,7 @@ def automatic_rois(
         body_labels=Volume(body_arr, grid_vol.ijk_to_ras),
         levels=tuple(entries),
         uncertain=uncertain,
-        reasons=notes,
+        reasons=tuple(reasons),
         signal_min=arrays.signal_min,
         extras={
             "centre_line_ras": line.points_ras,
@@ -318,14 +322,6 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
-
-
-#: A click is in bone when this share of the tissue within :data:`ANCHOR_BONE_RADIUS_MM` is
-#: marrow, water-rich bone (oedema: high R2*) or signal void inside bone (cement).
-ANCHOR_BONE_FRAC = 0.5
-ANCHOR_BONE_RADIUS_MM = 6.0
-#: ... and marrow lies within this distance (mm; a neighbouring body across a disc).
-ANCHOR_NEIGHBOUR_MM = 25.0
 
 
 def anchored_body(
@@ -353,28 +349,12 @@ def anchored_body(
     placed = place_at_seed(arrays, p, params, criteria)
     if placed.frame is not None:
         return np.asarray(placed.frame.centre_ras, float)
-    box = box_around(arrays.shape, arrays.ijk_to_ras, p, ANCHOR_BONE_RADIUS_MM)
-    marrow, void, pdff, _ = local_marrow(arrays, box, criteria)
-    bone = bone_tissue(arrays, box, marrow, criteria) | void
-    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
-    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= ANCHOR_BONE_RADIUS_MM**2
-    # some bone that is not void (a gas bubble in the bowel is void, not bone), in the column:
-    # an oedematous or cemented body has marrow in its neighbours, one disc away
-    near = box_around(arrays.shape, arrays.ijk_to_ras, p, ANCHOR_NEIGHBOUR_MM)
-    # (marrow at least 4 mm thick: the partial-volume rim between fat and water tissue is not)
-    deep = boundary_distance_mm(local_marrow(arrays, near, criteria)[0], near.ijk_to_ras) >= 2.0
-    in_column = bool(deep.any())
-    if (
-        in_column
-        and ball.any()
-        and bone[ball].mean() >= ANCHOR_BONE_FRAC
-        and (bone & ~void)[ball].any()
-    ):
+    inside, pdff_here = in_vertebral_bone(arrays, p, criteria)
+    if inside:
         return p
-    pdff_here = float(np.median(pdff[ball])) if ball.any() else float("nan")
     raise InputError(
         where,
-        f"is not inside bone (no vertebral marrow within {ANCHOR_BONE_RADIUS_MM:g} mm; PDFF "
+        f"is not inside bone (no vertebral marrow within {BONE_RADIUS_MM:g} mm; PDFF "
         f"there {pdff_here:.0f}%): click inside the {level} vertebral body",
     )
 

@@ -26,6 +26,7 @@ from RefractureRiskLib.roi.geometry import (
     boundary_distance_mm,
     box_around,
     fill_holes,
+    grid_ras,
     safe_core_roi,
     voxel_ras,
 )
@@ -432,6 +433,39 @@ def bone_tissue(
     signal = smooth_pdff(arrays.signal[box.slices], sp, criteria.smooth_mm)
     wet = (pdff < criteria.pdff_max_pct) & (signal >= arrays.signal_min)
     return marrow | (wet & (r2 >= arrays.r2s_bone_min_per_s))
+
+
+#: A point is in vertebral bone when this share of the tissue within :data:`BONE_RADIUS_MM`
+#: is marrow, water-rich bone (oedema: high R2*) or signal void inside bone (cement) ...
+BONE_FRAC = 0.5
+BONE_RADIUS_MM = 6.0
+#: ... and marrow at least 4 mm thick lies within this distance (mm; a neighbour across a disc).
+BONE_NEIGHBOUR_MM = 25.0
+
+
+def in_vertebral_bone(
+    arrays: StudyArrays, point_ras: npt.ArrayLike, criteria: MarrowCriteria = DEFAULT_CRITERIA
+) -> tuple[bool, float]:
+    """Whether a user's point lies in vertebral bone even where no body can be segmented
+    around it (an oedematous or cemented body has no marrow fat), and the median PDFF (%)
+    there. A gas bubble is void but not bone; the partial-volume rim between fat and water
+    tissue has marrow PDFF but is not 4 mm thick, nor has it bone nearby."""
+    p = np.asarray(point_ras, float)
+    box = box_around(arrays.shape, arrays.ijk_to_ras, p, BONE_RADIUS_MM)
+    if min(box.shape) == 0:
+        return False, float("nan")
+    marrow, void, pdff, _ = local_marrow(arrays, box, criteria)
+    bone = bone_tissue(arrays, box, marrow, criteria) | void
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= BONE_RADIUS_MM**2
+    if not ball.any():
+        return False, float("nan")
+    pdff_here = float(np.median(pdff[ball]))
+    if bone[ball].mean() < BONE_FRAC or not (bone & ~void)[ball].any():
+        return False, pdff_here
+    near = box_around(arrays.shape, arrays.ijk_to_ras, p, BONE_NEIGHBOUR_MM)
+    deep = boundary_distance_mm(local_marrow(arrays, near, criteria)[0], near.ijk_to_ras) >= 2.0
+    return bool(deep.any()), pdff_here
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
     focal_lesion_ml,
+    in_vertebral_bone,
     level_placement,
     local_marrow,
     place_at_seed,
@@ -209,6 +210,9 @@ def _sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
     if not ball.any():  # thick slices: the nearest voxel centre
         d = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
         ball = d == d.min()
+    inside, pdff_here = in_vertebral_bone(arrays, p)
+    if not inside:
+        return BodyPlacement(box, empty, empty, None, f"{why}; PDFF there {pdff_here:.0f}%")
     _, void, _, _ = local_marrow(arrays, box)
     roi = ball & ~void
     if roi.sum() < 0.5 * ball.sum():
