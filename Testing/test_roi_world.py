@@ -1,0 +1,111 @@
+"""Automatic and manual ROIs on studies from the independent world generator (not the phantom the
+ROI code grew up on): fat-infiltrated muscle, fatty bowel, maps-only exports, oedema, truncation.
+
+The seeds are development-set seeds (``world_set("dev")``); the frozen test set is only used by
+``evaluation/evaluate_auto_roi.py --set test``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.roiset import RoiFlag
+from RefractureRiskLib.core.study import Study
+from RefractureRiskLib.phantom.world import generate_world, world_set
+from RefractureRiskLib.roi.auto import Anchor, automatic_rois
+from RefractureRiskLib.roi.body import study_arrays
+from RefractureRiskLib.roi.manual import rois_from_points
+
+
+def _world(seed: int):
+    (spec,) = [s for s in world_set("dev", seed + 1) if s.seed == seed]
+    return generate_world(spec)
+
+
+def _right_levels(case, result) -> dict[str, bool]:
+    truth = case.truth.body_labels.array
+    label_of = {lv.level: lv.label for lv in case.truth.levels}
+    out = {}
+    for lr in result.roiset.levels:
+        if lr.level not in label_of:
+            continue
+        under = truth[result.roiset.labelmap.array == lr.label]
+        vals, counts = np.unique(under, return_counts=True)
+        out[lr.level] = bool(under.size) and int(vals[np.argmax(counts)]) == label_of[lr.level]
+    return out
+
+
+@pytest.fixture(scope="module")
+def axial_world():
+    # axial 3 T study, T10-S3, scoliosis 10-20 degrees, bowel and fat-mixed blobs in front
+    return _world(10)
+
+
+def test_column_is_found_among_bowel_and_fatty_muscle(axial_world):
+    res = automatic_rois(axial_world.study)
+    right = _right_levels(axial_world, res)
+    truth_levels = [lv.level for lv in axial_world.truth.levels]
+    assert all(right.get(lv) for lv in truth_levels), right
+    assert not res.uncertain, res.reasons
+
+
+def test_marrow_needs_bony_r2s(axial_world):
+    """Fat-infiltrated paraspinal muscle shares the marrow PDFF window; its R2* is that of soft
+    tissue, so the marrow threshold lies between it and the vertebral marrow."""
+    arrays = study_arrays(axial_world.study)
+    tissue = axial_world.truth.tissue.array
+    r2 = axial_world.study.r2s.array
+    muscle = float(np.median(r2[tissue == 3]))
+    core = axial_world.truth.core.array > 0
+    marrow = float(np.median(r2[core]))
+    assert muscle < arrays.r2s_marrow_min_per_s < marrow
+
+
+def test_maps_only_export_finds_the_same_levels(axial_world):
+    study = axial_world.study
+    maps_only = Study(maps={k: study.maps[k] for k in ("pdff", "r2s")}, provenance=study.provenance)
+    full = automatic_rois(study)
+    alone = automatic_rois(maps_only)
+    assert [lv.level for lv in alone.levels] == [lv.level for lv in full.levels]
+    assert all(_right_levels(axial_world, alone).values())
+
+
+def test_anchor_names_its_body_when_no_sacrum_is_in_view():
+    case = _world(9)  # coverage ends at L5: no sacrum to count from
+    lv = case.truth.level("L3")
+    res = automatic_rois(case.study, anchor=Anchor("L3", lv.centre_ras))
+    right = _right_levels(case, res)
+    assert right.get("L3"), right
+    assert sum(right.values()) >= len(case.truth.levels) - 2
+
+
+def test_manual_point_in_an_oedematous_body_gets_a_sphere():
+    case = _world(11)  # T10 fractured with oedema: PDFF 14%, R2* like soft tissue
+    t10 = case.truth.level("T10")
+    assert t10.fractured and t10.marrow_pdff_pct < 20
+    points = {lv.level: lv.centre_ras for lv in case.truth.levels if not lv.truncated}
+    res = rois_from_points(case.study, points)
+    right = _right_levels(case, res)
+    assert all(right.values()), right
+    placed = res.placement("T10")
+    assert any("sphere" in n for n in placed.notes)
+    assert RoiFlag.FRACTURED not in res.roiset.level("T10").flags  # no heights: not judged
+    # a point in the abdomen is still refused, not given a sphere
+    front = np.asarray(t10.centre_ras) + 80.0 * np.asarray(t10.anterior_ras)
+    with pytest.raises(InputError, match="T10"):
+        rois_from_points(case.study, {"T10": tuple(front)})
+
+
+def test_truncated_body_is_flagged_not_fractured():
+    hits = 0
+    for seed in (1, 3, 6, 15):
+        case = _world(seed)
+        res = automatic_rois(case.study)
+        for lr in res.roiset.levels:
+            if RoiFlag.TRUNCATED in lr.flags:
+                hits += 1
+                assert RoiFlag.FRACTURED not in lr.flags
+                assert res.placement(lr.level).truncated
+    assert hits >= 1
