@@ -1281,9 +1281,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         return modelfile.load_model(self.modelPath)
 
     def clinicalInputSpecs(self, model):
-        """The model's inputs the user enters (imaging summaries are measured, not entered)."""
-        imaging = set(self.imagingInputNames(model))
-        return [spec for spec in model.inputs if spec.name not in imaging]
+        """The model's inputs the user enters: not the imaging summaries (measured) nor those
+        the index levels determine (thoracolumbar junction, number of index levels)."""
+        derived = set(self.imagingInputNames(model)) | _lib("pipeline").FROM_INDEX_LEVELS
+        return [spec for spec in model.inputs if spec.name not in derived]
 
     @staticmethod
     def imagingInputNames(model):
@@ -1304,16 +1305,19 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         """Clinical inputs from a cohort table row (CSV, Excel, Parquet) or a JSON object."""
         return dict(_lib("pipeline").load_clinical(path, patientId or None))
 
-    def computeRisk(self, study, roiResult, model, clinicalValues, indexLevels=()):
+    def computeRisk(
+        self, study, roiResult, model, clinicalValues, indexLevels=(), missing="refuse"
+    ):
         """Statistics, patient summaries and the risk of one patient (dict of results).
 
         ``roiResult``: the library's ``RoiResult`` the panel shows (its RoiSet is measured).
+        ``missing``: "refuse" (an error naming the missing inputs) or "range" (see scoring).
         """
         roiSet = roiResult.roiset
         pipeline = _lib("pipeline")
         statistics, summary = pipeline.measure(study, roiResult, tuple(indexLevels))
         clinical = {k: v for k, v in dict(clinicalValues).items() if v is not None}
-        risk = pipeline.score_patient(model, clinical, summary, study)
+        risk = pipeline.score_patient(model, clinical, summary, study, missing=missing)
         return {
             "statistics": statistics,
             "summary": summary,
@@ -1329,8 +1333,10 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
     # -- result display -----------------------------------------------------------------------
     def riskAnnotationText(self, risk):
         """One-paragraph risk text for the views: percent, 95% interval, horizon, warning."""
-        lines = [f"Re-fracture risk ({risk.horizon_days} days): {100.0 * risk.probability:.1f}%"]
-        if risk.interval is not None:
+        lines = [f"Re-fracture risk ({risk.horizon_days} days): {risk.risk_text()}"]
+        if risk.is_range:
+            lines.append(f"missing: {', '.join(risk.missing_inputs)}")
+        elif risk.interval is not None:
             lo, hi = risk.interval
             lines.append(f"95% interval {100.0 * lo:.1f}-{100.0 * hi:.1f}%")
         else:
@@ -1381,14 +1387,16 @@ class RefractureRiskLogic(ScriptedLoadableModuleLogic):
         parts = [f"<h3>{html.escape(self.riskAnnotationText(risk)).replace(chr(10), '<br>')}</h3>"]
         if risk.model_warning:
             parts.append(f"<p style='color:#c00'><b>{html.escape(risk.model_warning)}</b></p>")
+        scoring = _lib("model.scoring")
         parts.append(
-            "<table border='1' cellspacing='0' cellpadding='2'><tr><th>term</th>"
-            "<th>value</th><th>log-odds</th><th>points</th></tr>"
+            "<table border='1' cellspacing='0' cellpadding='2'><tr><th>factor</th>"
+            "<th>effect</th><th>log-odds</th></tr>"
         )
         for c in risk.contributions:
             parts.append(
-                f"<tr><td>{html.escape(c.label or c.term)}</td><td>{html.escape(str(c.value))}</td>"
-                f"<td>{c.log_odds:+.3f}</td><td>{c.points:.1f}</td></tr>"
+                f"<tr><td>{html.escape(scoring.factor_text(c))}</td>"
+                f"<td>{html.escape(scoring.direction_text(c))}</td>"
+                f"<td>{html.escape(scoring.format_log_odds(c))}</td></tr>"
             )
         parts.append("</table><p><b>Summaries</b><br>")
         for key, value in outcome["summary"].as_record().items():
@@ -1774,6 +1782,19 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert risk.validated or risk.model_warning.upper() in text
     html = logic.resultsHtml(outcome)
     assert f"{100 * risk.probability:.1f}%" in html and risk.model_name in html
+    assert "points" not in html
+    partial = {k: v for k, v in clinical.items() if k != "age_years"}
+    try:
+        logic.computeRisk(study, result, model, partial, indexLevels=index)
+    except ValueError as err:  # the library's InputError names the missing input
+        assert "age_years" in str(err), err
+    else:
+        if study.patient.age_years is None:
+            raise AssertionError("a missing age was not refused")
+    ranged = logic.computeRisk(study, result, model, partial, indexLevels=index, missing="range")
+    if ranged["risk"].is_range:
+        assert "range over missing inputs" in logic.riskAnnotationText(ranged["risk"])
+    messages.append("a missing input is refused, or shown as a labelled range on request")
     annotation = logic.showRiskAnnotation(outcome)
     assert annotation.GetNthControlPointLabel(0) == text
     messages.append(f"risk {100 * risk.probability:.1f}% shown")

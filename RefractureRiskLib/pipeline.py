@@ -34,7 +34,15 @@ from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study, nominal_field_t
 from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
-from RefractureRiskLib.model.scoring import RiskResult, check_inputs, score
+from RefractureRiskLib.model.schema import TL_JUNCTION_LEVELS
+from RefractureRiskLib.model.scoring import (
+    RiskResult,
+    check_inputs,
+    is_missing,
+    missing_inputs,
+    refuse_missing,
+    score,
+)
 from RefractureRiskLib.report.onepage import ReportFiles, render_report
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
@@ -57,6 +65,12 @@ IMAGING_INPUTS = {
 }
 #: Every model input taken from the images, not typed in: the summaries and the field strength.
 FROM_IMAGES: frozenset[str] = frozenset({*IMAGING_INPUTS, "mri_field_T"})
+#: Model inputs the index (treated) levels determine: never typed in when the levels are known.
+FROM_INDEX_LEVELS: frozenset[str] = frozenset({"tl_junction", "n_index_levels"})
+#: Model inputs the DICOM header may give (age from PatientAge or birth and study dates, sex).
+FROM_DICOM: frozenset[str] = frozenset({"age_years", "sex"})
+#: Clinical keys (ISO dates, YYYY-MM-DD) from which ``age_years`` is derived when it is absent.
+AGE_DATE_KEYS = ("birth_date", "study_date")
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class AnalysisOptions:
     model_path: Path | None = None
     pdff_unit: str | None = None
     r2s_unit: str | None = None
+    #: A missing model input: "refuse" (no risk, the inputs named) or "range" (the risk as the
+    #: range over their plausible values, labelled so everywhere); see model.scoring.
+    missing: str = "refuse"
     export_dicom: bool = False
     deidentify: bool = False
     report: bool = True
@@ -303,7 +320,7 @@ def analyze_study(
     model: RiskModel | None = None
     if clinical is not None:
         model = load_model(options.model_path or bundled_model_path())
-        check_inputs(model, clinical, source=clinical_source)
+        check_clinical(model, clinical, options, source=clinical_source)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -341,7 +358,9 @@ def analyze_study(
     t = time.perf_counter()
     if model is not None and clinical is not None:
         say("scoring the risk")
-        risk = score_patient(model, clinical, summary, study, source=clinical_source)
+        risk = score_patient(
+            model, clinical, summary, study, source=clinical_source, missing=options.missing
+        )
     timings["risk_s"] = time.perf_counter() - t
 
     provenance = provenance_record(study, rois, options, model)
@@ -374,19 +393,112 @@ def measure(
     return stats, summarize_statistics(stats, index_levels)
 
 
+def check_clinical(
+    model: RiskModel,
+    clinical: Mapping[str, Any],
+    options: AnalysisOptions,
+    source: str = "clinical inputs",
+) -> None:
+    """Refuse bad clinical input before the long steps.
+
+    Every given value is checked (kind, limits, unit); with ``options.missing == "refuse"`` a
+    model input that nothing later can supply — not measured on the images, not derived from the
+    index levels, not in the DICOM header — is refused now, naming every such input.
+    """
+    check_inputs(model, clinical, source=source)
+    derived = _derive_inputs(model, clinical, options.index_levels, source)
+    if options.missing == "refuse":
+        later = FROM_IMAGES | FROM_DICOM | (FROM_INDEX_LEVELS if options.index_levels else set())
+        absent = [n for n in missing_inputs(model, derived) if n not in later]
+        refuse_missing(absent, source)
+
+
 def score_patient(
     model: RiskModel,
     clinical: Mapping[str, Any],
     summary: PatientSummary,
     study: Study,
     source: str = "clinical inputs",
+    missing: str = "refuse",
 ) -> RiskResult:
-    """The risk from clinical inputs (age/sex prefilled from DICOM if absent) and the images."""
-    filled = _prefill_from_dicom(clinical, study)
+    """The risk from clinical inputs and the images; nothing guessed.
+
+    Filled in (never over a given value, which must agree instead): the imaging summaries and
+    the field strength from the images; ``tl_junction`` and ``n_index_levels`` from the index
+    levels (``summary.index_levels``); age from ``birth_date`` and ``study_date`` when given,
+    else age and sex from the DICOM header. Whatever is still missing is refused, or shown as a
+    range with ``missing="range"`` (see :func:`RefractureRiskLib.model.scoring.score`).
+    """
+    derived = _derive_inputs(model, clinical, summary.index_levels, source)
+    filled = _prefill_from_dicom(derived, study)
     inputs = model_inputs(model, filled, summary)
     if any(spec.name == "mri_field_T" for spec in model.inputs):  # see FROM_IMAGES
         _field_strength_from_images(inputs, study, source)
-    return score(model, inputs, source=source)
+    underivable = [n for n in missing_inputs(model, inputs) if n in FROM_INDEX_LEVELS]
+    if underivable and missing == "refuse":
+        raise InputError(
+            source,
+            f"missing model input(s) {', '.join(underivable)}: they follow from the index "
+            "(treated) levels; give the index levels (e.g. --index-levels L1)",
+        )
+    return score(model, inputs, source=source, missing=missing)
+
+
+def _derive_inputs(
+    model: RiskModel, clinical: Mapping[str, Any], index_levels: Sequence[str], source: str
+) -> dict[str, Any]:
+    """The model's inputs the data determine: from the index levels, from birth and study dates.
+
+    A given value that contradicts the derived one is refused (naming both), never overridden.
+    """
+    out = dict(clinical)
+    if index_levels:
+        levels = sorted({str(lv).upper() for lv in index_levels}, key=level_index)
+        derived = {
+            "tl_junction": int(bool(set(levels) & TL_JUNCTION_LEVELS)),
+            "n_index_levels": len(levels),
+        }
+        used = {spec.name for spec in model.inputs}
+        for name, value in derived.items():
+            if name not in used:
+                continue
+            given = out.get(name)
+            if not is_missing(given) and not _same_number(given, value):
+                raise InputError(
+                    f"{source}: {name}",
+                    f"is {given!r} but the index level(s) {', '.join(levels)} give {value}"
+                    + (" (thoracolumbar junction: T11-L2)" if name == "tl_junction" else ""),
+                )
+            out[name] = value
+    dates = [out.pop(key, None) for key in AGE_DATE_KEYS]
+    if all(not is_missing(d) for d in dates):
+        age = _age_years(str(dates[0]), str(dates[1]), source)
+        given = out.get("age_years")
+        if not is_missing(given) and not _same_number(given, age, abs_tol=1.0):
+            raise InputError(
+                f"{source}: age_years",
+                f"is {given!r} but birth_date and study_date give {age:.1f} years",
+            )
+        if is_missing(given):
+            out["age_years"] = age
+    elif any(not is_missing(d) for d in dates):
+        raise InputError(source, "age from dates needs both birth_date and study_date")
+    return out
+
+
+def _age_years(birth: str, when: str, source: str) -> float:
+    """Age in whole years at ``when`` (ISO dates YYYY-MM-DD; YYYYMMDD as in DICOM also read)."""
+    parsed = []
+    for key, text in zip(AGE_DATE_KEYS, (birth, when), strict=True):
+        digits = text.strip().replace("-", "")
+        try:
+            parsed.append(datetime.strptime(digits[:8], "%Y%m%d").date())
+        except ValueError:
+            raise InputError(f"{source}: {key}", f"{text!r} is not a date (YYYY-MM-DD)") from None
+    b, w = parsed
+    if w < b:
+        raise InputError(f"{source}: study_date", f"{when!r} is before birth_date {birth!r}")
+    return float(w.year - b.year - ((w.month, w.day) < (b.month, b.day)))
 
 
 def write_outputs(
@@ -414,7 +526,7 @@ def write_outputs(
     }
     if report:
         rep: ReportFiles = render_report(
-            out, study, rois.roiset, stats, summary, risk, _report_provenance(provenance),
+            out, study, rois, stats, summary, risk, _report_provenance(provenance),
             patient_label=patient_label,
         )  # fmt: skip
         files |= {"report_html": rep.html, "report_pdf": rep.pdf, "report_png": rep.png}
@@ -422,10 +534,14 @@ def write_outputs(
 
 
 def _prefill_from_dicom(clinical: Mapping[str, Any], study: Study) -> dict[str, Any]:
+    """Age and sex from the DICOM header where the clinical inputs lack them (given values win).
+
+    The header's age comes from PatientAge, else PatientBirthDate and StudyDate (io.dicom_scan).
+    """
     filled = dict(clinical)
-    if filled.get("age_years") is None and study.patient.age_years is not None:
+    if is_missing(filled.get("age_years")) and study.patient.age_years is not None:
         filled["age_years"] = study.patient.age_years
-    if filled.get("sex") is None and study.patient.sex is not None:
+    if is_missing(filled.get("sex")) and study.patient.sex is not None:
         filled["sex"] = study.patient.sex
     return filled
 
@@ -444,9 +560,9 @@ def _field_strength_from_images(inputs: dict[str, Any], study: Study, source: st
     inputs["mri_field_T"] = measured
 
 
-def _same_number(value: Any, number: float) -> bool:
+def _same_number(value: Any, number: float, abs_tol: float = 1e-6) -> bool:
     try:
-        return math.isclose(float(value), number, abs_tol=1e-6)
+        return math.isclose(float(value), number, abs_tol=abs_tol)
     except (TypeError, ValueError):
         return False
 

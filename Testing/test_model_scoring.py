@@ -118,27 +118,14 @@ def test_probability_matches_coefficients_read_from_the_raw_file(demo: RiskModel
     assert len(result.warnings) == 1  # only the demonstration-model warning
 
 
-def test_nomogram_points_scale_the_widest_term_to_100(demo: RiskModel) -> None:
-    # Age spans the widest log-odds range over its soft range [50, 95]: 0.043 * 45.
-    low = score(demo, {**REFERENCE_PATIENT, "age_years": 50})
-    high = score(demo, {**REFERENCE_PATIENT, "age_years": 95})
-    age = lambda r: next(c for c in r.contributions if c.input == "age_years")  # noqa: E731
-    assert age(low).points == pytest.approx(0.0, abs=1e-9)
-    assert age(high).points == pytest.approx(100.0)
-    female = next(
-        c for c in score(demo, {**REFERENCE_PATIENT, "sex": "F"}).contributions if c.input == "sex"
-    )
-    assert female.points == pytest.approx(100 * 0.344 / (0.043 * 45))
-
-
 def test_missing_and_extrapolated_inputs_warn(demo: RiskModel) -> None:
     patient = dict(REFERENCE_PATIENT)
     del patient["pdff_global_L1L4"]
     patient["r2s_global_L1L4"] = 400.0  # inside hard limits, outside the soft range
     patient["unknown_thing"] = 3
-    result = score(demo, patient)
+    result = score(demo, patient, missing="range")
     text = " | ".join(result.warnings)
-    assert "pdff_global_L1L4 missing" in text
+    assert "range over the plausible values of the missing input(s) pdff_global_L1L4" in text
     assert "r2s_global_L1L4 = 400" in text and "extrapolation" in text
     assert "unknown_thing" in text
 
@@ -169,7 +156,7 @@ def test_bad_patient_values_are_refused_naming_the_input(
 
 def test_required_input_missing_is_refused(demo: RiskModel) -> None:
     patient = {k: v for k, v in REFERENCE_PATIENT.items() if k != "age_years"}
-    with pytest.raises(InputError, match=r"age_years.*required"):
+    with pytest.raises(InputError, match=r"missing model input\(s\): age_years"):
         score(demo, patient)
 
 
@@ -291,7 +278,10 @@ def test_scoring_modules_import_without_pandas_scipy_or_sklearn() -> None:
         "from RefractureRiskLib.model.modelfile import load_model, bundled_model_path\n"
         "from RefractureRiskLib.model.scoring import score\n"
         "m = load_model(bundled_model_path())\n"
-        "r = score(m, {'age_years': 75, 'sex': 'F'})\n"
+        "r = score(m, {'age_years': 75, 'sex': 'F'}, missing='range')\n"
+        "assert 0 < r.probability_range[0] < r.probability_range[1] < 1\n"
+        "r = score(m, {**dict.fromkeys([s.name for s in m.inputs], 0), 'sex': 'F',"
+        " 'age_years': 75, 'pdff_global_L1L4': 50, 'r2s_global_L1L4': 60})\n"
         "assert 0 < r.probability < 1\n"
         "print('ok')\n"
     )

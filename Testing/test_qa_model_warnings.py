@@ -14,6 +14,20 @@ from RefractureRiskLib.model.modelfile import (
 )
 from RefractureRiskLib.model.scoring import score
 
+# Every demonstration-model input at its reference value (the model's centres; indicators off).
+REFERENCE = {
+    "age_years": 70,
+    "sex": "M",
+    "dxa_l1l4_tscore": -2.5,
+    "cement_leak_disc": 0,
+    "antiop_post": 1,
+    "tl_junction": 0,
+    "glucocorticoid_use": 0,
+    "n_prevalent_vertebral_fractures": 0,
+    "pdff_global_L1L4": 60.0,
+    "r2s_global_L1L4": 100.0,
+}
+
 
 def _trained_like_demo(validated: bool) -> RiskModel:
     doc = json.loads(bundled_model_path().read_text())
@@ -24,14 +38,14 @@ def _trained_like_demo(validated: bool) -> RiskModel:
 
 
 def test_demo_model_is_called_a_demonstration() -> None:
-    result = score(load_model(bundled_model_path()), {"age_years": 70, "sex": "M"})
+    result = score(load_model(bundled_model_path()), REFERENCE)
     assert result.warnings[0] == DEMO_WARNING
     assert "DEMONSTRATION MODEL" in result.format_text()
 
 
 def test_trained_unvalidated_model_is_not_called_a_demonstration() -> None:
     model = _trained_like_demo(validated=False)
-    result = score(model, {"age_years": 70, "sex": "M"})
+    result = score(model, REFERENCE)
     assert "not validated" in result.warnings[0] and "not for clinical use" in result.warnings[0]
     assert "demonstration" not in " ".join(result.warnings).lower()
     assert "DEMONSTRATION" not in result.format_text()
@@ -39,20 +53,17 @@ def test_trained_unvalidated_model_is_not_called_a_demonstration() -> None:
 
 
 def test_values_are_shown_without_float_noise() -> None:
-    doc = json.loads(bundled_model_path().read_text())
-    for spec in doc["inputs"]:
-        if spec["name"] == "r2s_global_L1L4":
-            spec["missing_value"] = 140.14999999999998  # a training-set mean, as stored
-    doc[HASH_FIELD] = content_hash(doc)
-    model = RiskModel.from_document(doc)
-    result = score(model, {"age_years": 70, "sex": "M", "pdff_global_L1L4": 50.194292935842874})
+    # Values as a pipeline passes them: measured means and training-set means, unrounded.
+    patient = {**REFERENCE, "r2s_global_L1L4": 140.14999999999998}
+    patient["pdff_global_L1L4"] = 50.194292935842874
+    result = score(load_model(bundled_model_path()), patient)
     text = result.format_text()
     assert "140.14999" not in text and "140.1" in text
     assert "50.1943" not in text and "50.19" in text
 
 
 def test_missing_interval_reads_once() -> None:
-    result = score(load_model(bundled_model_path()), {"age_years": 70, "sex": "M"})
+    result = score(load_model(bundled_model_path()), REFERENCE)
     line = next(x for x in result.format_text().splitlines() if x.startswith("95% interval"))
     assert line.startswith("95% interval: not estimable")
     assert line.count("95% interval") == 1

@@ -37,41 +37,35 @@ def test_r2s_grey_scale_follows_the_marrow_not_the_air() -> None:
 def test_level_table_says_what_the_spread_is() -> None:
 
     stats = _one_level_stats()
-    table = onepage._level_table(stats)
+    table = onepage.level_table(stats)
     assert any("SD" in c and "PDFF" in c for c in table.columns)
     assert any("SD" in c and "R2*" in c for c in table.columns)
 
 
 def test_footer_never_drops_a_risk_warning_silently() -> None:
     model = load_model(bundled_model_path())
-    risk = score(model, {"age_years": 74, "sex": "F"})  # 8 missing-input warnings
-    provenance = {f"key{i}": f"value{i}" for i in range(8)}
-    assert len(risk.warnings) + len(provenance) > onepage.FOOTER_LINES
-    text = onepage.provenance_text(provenance, risk)
+    patient = {"age_years": 74, "sex": "F", "r2s_global_L1L4": 400.0, "extra": 1}
+    risk = score(model, patient, missing="range")  # range, extrapolation, unused input
+    provenance = {f"key{i}": "value " * 40 for i in range(8)}
+    text = onepage.footer_text(provenance, risk)
     lines = text.splitlines()
-    assert len(lines) <= onepage.FOOTER_LINES
-    shown = sum(line.startswith("warning: ") for line in lines)
-    more = [line for line in lines if "more warning" in line]
-    assert len(more) == 1
-    hidden = int(more[0].split("and ")[1].split(" more")[0])
-    assert shown + hidden == len(risk.warnings)
-    # The demonstration-model warning is the first and always shown.
-    first_warning = next(line for line in lines if line.startswith("warning: "))
-    assert "not for clinical use" in first_warning
+    assert len(lines) == onepage.FOOTER_LINES  # it did not fit: cut to the page's room ...
+    assert "more line(s): see report.html" in lines[-1]  # ... and said so
+    joined = " ".join(line.strip() for line in lines)
+    for warning in risk.warnings[1:]:  # the model's own warning is the page's red banner
+        assert f"Warning: {warning}" in joined
+    assert joined.startswith("Warning: ")  # warnings first: never the part that is cut
 
 
 def test_footer_keeps_all_lines_when_they_fit() -> None:
     model = load_model(bundled_model_path())
-    full = {
-        **DEMO_CLINICAL,
-        "pdff_global_L1L4": 55.0,
-        "r2s_global_L1L4": 70.0,
-    }
+    full = {**DEMO_CLINICAL, "pdff_global_L1L4": 55.0, "r2s_global_L1L4": 70.0}
     risk = score(model, full)
-    text = onepage.provenance_text({"software": "x", "reader": "y"}, risk)
-    assert text.splitlines() == ["software: x", "reader: y"] + [
-        f"warning: {w}" for w in risk.warnings
-    ]
+    text = onepage.footer_text({"software": "x", "reader": "y"}, risk)
+    assert "more line" not in text
+    assert text.startswith("Intended use: Demonstration logistic model")
+    assert "Caveats: Not externally validated" in text
+    assert text.splitlines()[-1] == "Provenance: software: x; reader: y"
 
 
 def _figure_texts(fig) -> str:
@@ -109,11 +103,11 @@ def test_page_shows_uncertain_labels_and_no_nan() -> None:
     summary = PatientSummary(nan, nan, nan, nan, notes=("too few levels",))
     provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
     model = load_model(bundled_model_path())
-    risk = score(model, {"age_years": 74, "sex": "F"})
+    risk = score(model, {"age_years": 74, "sex": "F"}, missing="range")
     fig = onepage.build_figure(study, rois, stats, summary, risk, provenance, "anonymous")
     text = _figure_texts(fig)
-    assert "nan%" not in text and "nan 1/s" not in text
-    assert "n/a" in text
+    assert "nan%" not in text and "nan 1/s" not in text and "nan" not in text.split()
+    assert "PDFF global L1-L4: not available (no eligible level)" in text
     # The uncertainty is on the page itself, not only in the footer that warnings may crowd out.
     body = [t.get_text() for t in fig.texts]
     assert any("LEVEL LABELS" in t and "UNCERTAIN" in t for t in body)
@@ -138,27 +132,44 @@ def test_html_page_uses_the_model_warning_and_no_float_noise(tmp_path) -> None:
     stats = _one_level_stats()
     summary = PatientSummary(50.194292935842874, 64.17620633630129, math.nan, math.nan)
     model = load_model(bundled_model_path())
-    risk = score(model, {"age_years": 74, "sex": "F", "pdff_global_L1L4": 50.194292935842874})
+    patient = {"age_years": 74, "sex": "F", "pdff_global_L1L4": 50.194292935842874}
+    risk = score(model, patient, missing="range")
     provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
     files = onepage.render_report(tmp_path, study, rois, stats, summary, risk, provenance)
     page = files.html.read_text()
     assert "50.194" not in page and "64.176" not in page
-    assert "50.2" in page and "n/a" in page
+    assert "50.2" in page and "PDFF adjacent: not available" in page
     assert risk.warnings[0].capitalize() in page
-    assert "Level labels UNCERTAIN" in page
+    assert "Level labels uncertain: check them before use" in page
 
 
-def test_contribution_bars_show_the_scored_inputs() -> None:
+def test_factors_are_in_clinical_words_with_their_direction() -> None:
     import math
 
     from RefractureRiskLib.stats.summary import PatientSummary
 
     study, rois = _study_and_rois()
     stats = _one_level_stats()
-    summary = PatientSummary(50.2, 64.2, math.nan, math.nan)
+    summary = PatientSummary(
+        50.2,
+        64.2,
+        math.nan,
+        math.nan,
+        levels_used={
+            "pdff_global_L1L4_pct": ("L2", "L3", "L4"),
+            "r2s_global_L1L4_per_s": ("L2", "L3", "L4"),
+        },
+        excluded=(("L1", "flagged: fractured"),),
+    )
     model = load_model(bundled_model_path())
-    risk = score(model, {"age_years": 74, "sex": "F", "antiop_post": 0})
+    risk = score(model, {**DEMO_CLINICAL, "pdff_global_L1L4": 50.2, "r2s_global_L1L4": 64.2})
     fig = onepage.build_figure(study, rois, stats, summary, risk, {}, "anonymous")
-    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
-    assert any("age_years = 74" in t for t in ticks)
-    assert any("antiop_post = 0" in t for t in ticks)
+    factor_axes = fig.axes[0]  # the factor names and directions
+    rows = [" ".join(t.get_text().split()) for t in factor_axes.texts]
+    assert "no anti-osteoporosis treatment after surgery" in rows
+    assert rows[rows.index("no anti-osteoporosis treatment after surgery") + 1] == "raises risk"
+    assert "age at surgery: 74 years" in rows
+    assert "PDFF global L1-L4: 50.2% (mean of L2-L4; L1 excluded: fractured)" in rows
+    assert "no effect in this model (coefficient 0)" in rows  # the R2* term
+    assert not any("antiop_post" in r or "_" in r or "…" in r for r in rows)
+    assert "points" not in _figure_texts(fig)

@@ -583,7 +583,8 @@ def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
     clinical = {
         spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
     }
-    outcome = logic.computeRisk(study, result, model, clinical)
+    # tl_junction follows from the index level (the panel no longer asks for it)
+    outcome = logic.computeRisk(study, result, model, clinical, indexLevels=("L1",))
     seg_path, _sr_path = logic.exportDicom(outcome, str(tmp_path / "export"))
     seg = pydicom.dcmread(seg_path)
     referenced = {
@@ -612,6 +613,6 @@ def test_field_strength_is_taken_from_the_images_not_typed(logic, module):
     phantom = generate_phantom(PhantomSpec(seed=6, field_strength_t=3.0))
     points = {lv.level: lv.centre_ras for lv in phantom.truth.levels if lv.level in ("L2", "L3")}
     result = logic.roisFromPoints(phantom.study, points, reader="reader A")
-    risk = logic.computeRisk(phantom.study, result, model, clinical)["risk"]
+    risk = logic.computeRisk(phantom.study, result, model, clinical, indexLevels=("L1",))["risk"]
     assert any("mri_field_T = 3" in w and "extrapolation" in w for w in risk.warnings)
     assert not any("mri_field_T missing" in w for w in risk.warnings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
+from typing import Any
 
 NAME = "score"
 HELP = "risk of a new vertebral fracture for one patient (JSON inputs) under a model file"
@@ -13,27 +14,52 @@ HELP = "risk of a new vertebral fracture for one patient (JSON inputs) under a m
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        type=Path,
         default=None,
         help="model file (default: the bundled demonstration model, not for clinical use)",
     )
     parser.add_argument(
         "--patient",
-        type=Path,
         required=True,
-        help="JSON object of input name -> value, named as the cohort columns",
+        help="the patient's inputs as a JSON object of input name -> value (named as the cohort "
+        "columns): a file, '-' to read standard input, or the JSON text itself (starting with "
+        "'{')",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--missing",
+        choices=("refuse", "range"),
+        default="refuse",
+        help="a model input the patient lacks: 'refuse' names it and computes no risk; 'range' "
+        "shows the risk as the range over its plausible values (the model's training range), "
+        "labelled as a range, never a point",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (default: text)"
+    )
+
+
+def read_patient(text: str) -> tuple[dict[str, Any], str]:
+    """(inputs, where they came from) from a file path, '-' (stdin) or inline JSON."""
+    from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.core.jsonfile import parse_json_text, read_json_file
+
+    if text == "-" or text.lstrip().startswith("{"):
+        source = "standard input" if text == "-" else "--patient"
+        data = parse_json_text(sys.stdin.read() if text == "-" else text, source, "patient")
+    else:
+        source = text
+        data = read_json_file(text, "patient file")
+    if not isinstance(data, dict):
+        raise InputError(source, "expected a JSON object of input name -> value")
+    return data, source
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.core.jsonfile import read_json_file
     from RefractureRiskLib.model.modelfile import bundled_model_path, load_model, plain_json
     from RefractureRiskLib.model.scoring import score
 
     model = load_model(args.model if args.model is not None else bundled_model_path())
-    patient = read_json_file(args.patient, "patient file")
-    result = score(model, patient, source=str(args.patient))
+    patient, source = read_patient(args.patient)
+    result = score(model, patient, source=source, missing=args.missing)
     if args.json:
         # Strict JSON: a non-finite number would be written as null, never as NaN/Infinity.
         print(json.dumps(plain_json(result.to_dict()), indent=2, allow_nan=False))

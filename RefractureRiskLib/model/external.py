@@ -226,7 +226,7 @@ def validate_external(
                 extrapolated.append(spec.name)
         if not problems:
             try:
-                result = score(model, patient, source=source)
+                result = score(model, patient, source=source, missing="model_value")
             except InputError as err:  # anything the checks above did not foresee
                 column = (err.source or "").removeprefix(f"{source}: ")
                 problems.append(RefusedRow(i, ids[i], column, err.reason))

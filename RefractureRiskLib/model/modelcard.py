@@ -4,9 +4,9 @@ Written next to every trained model file (``refracture-risk train`` writes ``mod
 ``model.json``) and made from the model file alone, so a card can always be regenerated from
 the file it describes (its content hash is quoted). Markdown, readable as plain text.
 
-Sections: intended use and status, inputs (units, training range, hard limits, substitute when
-missing), terms with coefficients and provenance, training data, internal and
-leave-one-centre-out validation, notes from training, limitations, software.
+Sections: intended use and status, inputs (units, training range, hard limits, the
+external-validation substitute when missing), terms with coefficients and provenance, training
+data, internal and leave-one-centre-out validation, notes from training, limitations, software.
 """
 
 from __future__ import annotations
@@ -42,15 +42,16 @@ def model_card(model: RiskModel, file_name: str | None = None) -> str:
         "",
         "## Intended use",
         "",
-        model.description or "(no description in the model file)",
-        "",
-        f"Outcome: {model.outcome.get('definition', model.outcome.get('name', '?'))}; "
-        f"horizon {model.horizon_days} days.",
+        intended_use(model),
         f"Status: {'validated and approved for use' if model.validated else 'not validated'}.",
         "",
         "## Inputs",
         "",
-        "| input | unit | training range | refused outside | if missing |",
+        "A patient's missing input is refused, or on request the risk is shown as a range over "
+        "the input's training range (0 and 1; every level). External validation of a cohort "
+        "substitutes the value in the last column and counts each substitution.",
+        "",
+        "| input | unit | training range | refused outside | external validation substitute |",
         "|---|---|---|---|---|",
         *(_input_row(spec) for spec in model.inputs),
         "",
@@ -69,10 +70,17 @@ def model_card(model: RiskModel, file_name: str | None = None) -> str:
     notes = (model.training or {}).get("notes") or ()
     if notes:
         lines += ["## Notes from training", "", *(f"- {n}" for n in notes), ""]
-    lines += ["## Limitations", "", *(f"- {text}" for text in _limitations(model)), ""]
+    lines += ["## Limitations", "", *(f"- {text}" for text in limitations(model)), ""]
     software = " ".join(str(model.software.get(k, "")) for k in ("name", "version")).strip()
     lines += ["## Software", "", software or "not recorded", ""]
     return "\n".join(lines)
+
+
+def intended_use(model: RiskModel) -> str:
+    """What the model is for: its description, outcome definition and horizon."""
+    outcome = model.outcome.get("definition", model.outcome.get("name", "?"))
+    description = model.description or "(no description in the model file)"
+    return f"{description}\n\nOutcome: {outcome}; horizon {model.horizon_days} days."
 
 
 def write_model_card(model: RiskModel, path: str | Path, file_name: str | None = None) -> Path:
@@ -100,11 +108,13 @@ def _range(pair: tuple[float, float] | None) -> str:
 
 
 def _input_row(spec: InputSpec) -> str:
+    missing = "none (row refused)" if spec.missing_value is None else spec.missing_value
+    if not isinstance(missing, str):
+        missing = _number(missing)
     if spec.kind == "category":
         allowed = ", ".join(spec.levels or ())
-        return f"| `{spec.name}` | one of {allowed} | - | other values | {spec.missing_value} |"
+        return f"| `{spec.name}` | one of {allowed} | - | other values | {missing} |"
     unit = spec.unit or ("0/1" if spec.kind == "binary" else "-")
-    missing = "required" if spec.missing_value is None else _number(spec.missing_value)
     return (
         f"| `{spec.name}` | {unit} | {_range(spec.soft_range)} | "
         f"{_range(spec.hard_range)} | {missing} |"
@@ -208,7 +218,8 @@ def _loco_row(row: Mapping[str, Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _limitations(model: RiskModel) -> list[str]:
+def limitations(model: RiskModel) -> list[str]:
+    """The model's limitations, for the model card and every risk display."""
     out = []
     if not model.validated:
         out.append(

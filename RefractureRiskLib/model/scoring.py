@@ -9,11 +9,24 @@ Needs numpy and the standard library only (3D Slicer's Python has no pandas or s
   data) gets no interval — ``interval`` is None and ``interval_note`` says why — rather than a
   made-up precision.
 - Contributions: per term, log-odds relative to the term's reference (0 for centred linear terms
-  at the centre, indicators at 0) and nomogram points: as in ``rms::nomogram``, the term whose
-  contribution spans the widest range over the model's soft input ranges gets 0-100 points and
-  every other term is scaled by the same factor, each term's lowest contribution being 0 points.
-- Warnings: the demonstration-model text whenever ``validated`` is false, missing inputs (with
-  the substitute used), values outside the soft range (extrapolation) and unused inputs.
+  at the centre, indicators at 0), with the input's description and unit so a display can say
+  what was scored in clinical words.
+- Missing inputs (``missing=``):
+
+  - ``"refuse"`` (the default): InputError naming every missing input. No risk is ever computed
+    from a value the user did not give.
+  - ``"range"``: the risk is the range over the missing inputs' plausible values — the model's
+    intended input range (``soft_range``, the training cohort's range; else ``hard_range``) for
+    numbers (whole numbers for counts), 0 and 1 for binary inputs, every level of a category.
+    The model is additive on the logit scale, so the lowest and highest risk come from each
+    missing input's lowest and highest contribution. ``probability`` is then NaN (there is no
+    point estimate), ``probability_range`` holds the range and ``missing_inputs`` names them;
+    every display says "range over missing inputs".
+  - ``"model_value"``: the model file's ``missing_value`` is used, with a warning. Only for
+    external validation of a cohort, which counts and reports every substitution.
+
+- Warnings: the demonstration-model text whenever ``validated`` is false, values outside the soft
+  range (extrapolation), unused inputs, and the range (or substitute) used for missing inputs.
 - Values outside the hard limits, or of the wrong type, raise InputError naming the input.
 - The model's own values are checked once per model object
   (:func:`RefractureRiskLib.model.modelcheck.check_model_values`): a model built in code gets the
@@ -30,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.model.modelcard import intended_use, limitations
 from RefractureRiskLib.model.modelcheck import check_model_values
 from RefractureRiskLib.model.modelfile import RiskModel
 from RefractureRiskLib.model.terms import InputSpec, Term
@@ -39,23 +53,48 @@ NO_INTERVAL_NOTE = (
     "95% interval not estimable for this model: its coefficients were not estimated from one "
     "data set, so it has no coefficient covariance matrix"
 )
+#: How :func:`score` treats a missing input (see the module docstring).
+MISSING_MODES = ("refuse", "range", "model_value")
+#: The label every display of a range result carries.
+RANGE_LABEL = "range over missing inputs, not a point estimate"
+RANGE_INTERVAL_NOTE = (
+    "95% interval not shown: the risk is a range over the missing inputs' plausible values "
+    "(it does not include the model's statistical uncertainty)"
+)
 
 
 @dataclass(frozen=True)
 class Contribution:
-    """One term's share of the linear predictor for one patient."""
+    """One term's share of the linear predictor for one patient.
+
+    ``log_odds`` is relative to the term's reference value; for a missing input scored as a
+    range it is NaN and ``log_odds_range`` holds (lowest, highest) over the plausible values.
+    ``no_effect``: every coefficient of the term is 0 (the term cannot change the risk).
+    """
 
     term: str
     label: str
     input: str
-    value: float | str
+    value: float | str | None
     log_odds: float
-    points: float
+    input_description: str = ""
+    unit: str = ""
+    input_kind: str = "number"
+    no_effect: bool = False
+    log_odds_range: tuple[float, float] | None = None
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None
 
 
 @dataclass(frozen=True)
 class RiskResult:
-    """The risk of one patient under one model."""
+    """The risk of one patient under one model.
+
+    A result with missing inputs scored as a range has ``probability`` NaN, no ``interval``,
+    ``probability_range`` (lowest, highest) and ``missing_inputs`` naming them.
+    """
 
     model_name: str
     validated: bool
@@ -66,14 +105,36 @@ class RiskResult:
     interval_note: str
     linear_predictor: float
     contributions: tuple[Contribution, ...]
-    total_points: float
     warnings: tuple[str, ...]
     #: The text every display of this result must carry when the model is not validated.
     model_warning: str | None = None
+    probability_range: tuple[float, float] | None = None
+    missing_inputs: tuple[str, ...] = ()
+    #: Outcome rate of the training cohort (events / patients), None when the model has none.
+    baseline_risk: float | None = None
+    baseline_note: str = ""
+    #: What the model is for (the model file's description and outcome definition).
+    intended_use: str = ""
+    #: The model card's limitations, for every display that has room for them.
+    caveats: tuple[str, ...] = ()
+
+    @property
+    def is_range(self) -> bool:
+        return self.probability_range is not None
+
+    def risk_text(self) -> str:
+        """The risk for people: "29.5%" or "18.0% to 41.2% (range over missing inputs, ...)"."""
+        if self.probability_range is not None:
+            lo, hi = self.probability_range
+            return f"{100 * lo:.1f}% to {100 * hi:.1f}% ({RANGE_LABEL})"
+        return f"{100 * self.probability:.1f}%"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["interval"] = list(self.interval) if self.interval else None
+        out["probability_range"] = list(self.probability_range) if self.probability_range else None
+        out["kind"] = RANGE_LABEL if self.is_range else "point estimate"
+        out["risk_text"] = self.risk_text()
         return out
 
     def format_text(self) -> str:
@@ -82,70 +143,135 @@ class RiskResult:
             lines.append(f"*** {self.model_warning.upper()} ***")
         lines.append(f"Model: {self.model_name}")
         lines.append(f"Outcome: {self.outcome} (horizon {self.horizon_days} days)")
-        lines.append(f"Probability: {100 * self.probability:.1f}%")
+        if self.is_range:
+            lines.append(f"Risk: {self.risk_text()}")
+            lines.append(f"Missing inputs: {', '.join(self.missing_inputs)}")
+        else:
+            lines.append(f"Probability: {self.risk_text()}")
         if self.interval is not None:
             lo, hi = self.interval
             lines.append(f"95% interval: {100 * lo:.1f}% to {100 * hi:.1f}%")
         else:
             note = self.interval_note.removeprefix("95% interval ")
             lines.append(f"95% interval: {note}")
+        lines.append(f"Baseline: {baseline_text(self)}")
         lines.append("")
-        lines.append(f"{'term':<44} {'value':>10} {'log-odds':>9} {'points':>7}")
+        lines.append(f"{'term':<46} {'value':>10} {'log-odds':>16}")
         for c in self.contributions:
-            value = format_value(c.value)
-            lines.append(
-                f"{(c.label or c.term)[:44]:<44} {value:>10} {c.log_odds:>+9.3f} {c.points:>7.1f}"
-            )
-        lines.append(f"{'total points':<44} {'':>10} {'':>9} {self.total_points:>7.1f}")
+            value = "missing" if c.missing else format_value(c.value)
+            lines.append(f"{c.label or c.term:<46} {value:>10} {format_log_odds(c):>16}")
+        lines.append("(log-odds relative to each term's reference value; > 0 raises the risk)")
         if self.warnings:
             lines.append("")
             lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Per-model constants computed once: nomogram offsets and the points per log-odds unit."""
-
-    term_min: tuple[float, ...]
-    points_per_logodds: float
-
-
-_PREPARED: dict[int, tuple[RiskModel, _Prepared]] = {}
+def baseline_text(risk: RiskResult) -> str:
+    """The cohort's baseline risk over the horizon, or why the model has none."""
+    if risk.baseline_risk is None:
+        return risk.baseline_note or "not available for this model"
+    return f"{100 * risk.baseline_risk:.1f}% ({risk.baseline_note})"
 
 
-def _prepare(model: RiskModel) -> _Prepared:
-    cached = _PREPARED.get(id(model))
-    if cached is not None and cached[0] is model:
-        return cached[1]
+def format_log_odds(c: Contribution) -> str:
+    """A contribution's log-odds for people: "+0.172", "-0.53 to +0.38", "0 (no effect)"."""
+    if c.log_odds_range is not None:
+        lo, hi = c.log_odds_range
+        return f"{lo:+.2f} to {hi:+.2f}"
+    if c.no_effect:
+        return "0 (no effect)"
+    return f"{c.log_odds:+.3f}"
+
+
+#: Clinical words for category values the generic text would spell as codes.
+CATEGORY_WORDS: dict[str, dict[str, str]] = {"sex": {"F": "female sex", "M": "male sex"}}
+
+
+def factor_text(c: Contribution, detail: str = "") -> str:
+    """A term's input and value in clinical words, e.g. "no anti-osteoporosis treatment after
+    surgery", "age at surgery: 74 years", "female sex"; ``detail`` is added in brackets (e.g. the
+    levels a summary averages). Built from the input's description, never from variable names."""
+    what = _clean_description(c.input_description) or c.input.replace("_", " ")
+    if c.missing:
+        text = f"{what}: missing"
+    elif c.input_kind == "binary":
+        yes = float(c.value) == 1.0  # type: ignore[arg-type]
+        text = what if yes else "no " + _without_article(what)
+    elif c.input_kind == "category":
+        text = CATEGORY_WORDS.get(c.input, {}).get(str(c.value), f"{what}: {c.value}")
+    else:
+        unit = "" if c.unit in ("", "count") else (c.unit if c.unit == "%" else f" {c.unit}")
+        text = f"{what}: {format_value(c.value)}{unit}"  # type: ignore[arg-type]
+    return f"{text} ({detail})" if detail else text
+
+
+def direction_text(c: Contribution) -> str:
+    """What the term does to this patient's risk, relative to the model's reference value."""
+    if c.no_effect:
+        return "no effect in this model (coefficient 0)"
+    if c.log_odds_range is not None:
+        lo, hi = c.log_odds_range
+        return f"unknown: from {lo:+.2f} to {hi:+.2f} log-odds"
+    if c.log_odds > 0:
+        return "raises risk"
+    if c.log_odds < 0:
+        return "lowers risk"
+    return "at the reference value: no change"
+
+
+def _clean_description(text: str) -> str:
+    """The first clause of an input description, without "(1 = yes)"-style codes."""
+    first = text.split("; ")[0].split(". ")[0].strip().rstrip(".")
+    for code in (" (1 = yes)", " (1 = yes, 0 = no)"):
+        first = first.replace(code, "")
+    return first
+
+
+def _without_article(text: str) -> str:
+    for article in ("a ", "an ", "the "):
+        if text.lower().startswith(article):
+            return text[len(article) :]
+    return text
+
+
+def model_baseline(model: RiskModel) -> tuple[float | None, str]:
+    """(events / patients of the training cohort, how it was obtained), or (None, why not)."""
+    training = model.training or {}
+    n, events = training.get("n"), training.get("events")
+    if isinstance(n, int | float) and isinstance(events, int | float) and n > 0:
+        return float(events) / float(n), f"observed in the training cohort: {events:g} of {n:g}"
+    return None, "not available: the model was not trained on a cohort"
+
+
+_CHECKED: dict[int, RiskModel] = {}
+
+
+def _check_model_once(model: RiskModel) -> None:
+    if _CHECKED.get(id(model)) is model:
+        return
     # A model built in code (not loaded from a file) gets the same value checks as a file.
     check_model_values(model, source=f"model {model.name!r}")
-    mins, spans = [], []
-    for term in model.terms:
-        lo, hi = _term_range(model, term)
-        mins.append(lo)
-        spans.append(hi - lo)
-    widest = max(spans, default=0.0)
-    prepared = _Prepared(tuple(mins), 100.0 / widest if widest > 0 else 0.0)
-    if len(_PREPARED) > 64:
-        _PREPARED.clear()
-    _PREPARED[id(model)] = (model, prepared)
-    return prepared
+    if len(_CHECKED) > 64:
+        _CHECKED.clear()
+    _CHECKED[id(model)] = model
 
 
-def _term_range(model: RiskModel, term: Term) -> tuple[float, float]:
-    """Lowest and highest log-odds contribution of a term over the input's soft range."""
-    spec = model.input(term.input)
-    beta = np.asarray(term.coefficients)
-    if term.transform.type in ("indicator", "threshold"):
-        values = [0.0, float(beta[0])]
-    else:
-        bounds = spec.soft_range or spec.hard_range
-        if bounds is None:
-            return 0.0, 0.0
-        grid = np.linspace(bounds[0], bounds[1], 201)
-        values = list(term.transform.columns(grid) @ beta)
-    return float(min(values)), float(max(values))
+def plausible_values(spec: InputSpec) -> list[float | str]:
+    """The values a missing input may take for the range view (see the module docstring)."""
+    if spec.kind == "category":
+        return list(spec.levels or ())
+    if spec.kind == "binary":
+        return [0.0, 1.0]
+    bounds = spec.soft_range or spec.hard_range
+    if bounds is None:
+        raise InputError(
+            spec.name, "is missing and the model file gives no range for it: no range view"
+        )
+    lo, hi = bounds
+    if spec.unit == "count":
+        return [float(v) for v in range(math.ceil(lo), math.floor(hi) + 1)]
+    return [float(v) for v in np.linspace(lo, hi, 201)]
 
 
 def check_value(spec: InputSpec, raw: Any, source: str = "patient") -> float | str:
@@ -157,42 +283,83 @@ def check_value(spec: InputSpec, raw: Any, source: str = "patient") -> float | s
     return value
 
 
+def is_missing(raw: Any) -> bool:
+    """None, NaN or an empty string: a value the user did not give."""
+    return (
+        raw is None
+        or (isinstance(raw, float) and math.isnan(raw))
+        or (isinstance(raw, str) and not raw.strip())
+    )
+
+
+def missing_inputs(model: RiskModel, patient: Mapping[str, Any]) -> list[str]:
+    """The model's inputs the patient lacks, in the model's order."""
+    return [spec.name for spec in model.inputs if is_missing(patient.get(spec.name))]
+
+
+def refuse_missing(names: list[str], source: str) -> None:
+    """InputError naming the missing inputs and the two ways out."""
+    if names:
+        raise InputError(
+            source,
+            f"missing model input(s): {', '.join(names)}; no risk computed. Give them, or ask "
+            "for the risk as a range over their plausible values (--missing range; in Python "
+            "missing='range')",
+        )
+
+
 def check_inputs(model: RiskModel, patient: Mapping[str, Any], source: str = "patient") -> None:
     """Refuse a patient's given values that :func:`score` would refuse, before any other work.
 
-    Missing values are allowed here (the model may substitute them); they are judged by
-    :func:`score` once the measured inputs are known.
+    Missing values are not judged here (some come from the images or the index levels later);
+    :func:`score` refuses them.
     """
     if not isinstance(patient, Mapping):
         raise InputError(source, "a patient must be a JSON object of input name -> value")
     for spec in model.inputs:
         raw = patient.get(spec.name)
-        if raw is not None and not (isinstance(raw, float) and math.isnan(raw)):
+        if not is_missing(raw):
             check_value(spec, raw, source)
 
 
-def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient") -> RiskResult:
-    """Risk of one patient (a mapping input name -> value; None or absent = missing)."""
+def score(
+    model: RiskModel,
+    patient: Mapping[str, Any],
+    source: str = "patient",
+    missing: str = "refuse",
+) -> RiskResult:
+    """Risk of one patient (a mapping input name -> value; None, NaN, "" or absent = missing).
+
+    ``missing``: "refuse" (default: InputError naming the missing inputs), "range" (the risk as
+    the range over their plausible values) or "model_value" (external validation only).
+    """
     if not isinstance(patient, Mapping):
         raise InputError(source, "a patient must be a JSON object of input name -> value")
-    prepared = _prepare(model)
+    if missing not in MISSING_MODES:
+        raise InputError("missing", f"{missing!r}; expected one of {', '.join(MISSING_MODES)}")
+    _check_model_once(model)
+    absent = missing_inputs(model, patient)
+    if missing == "refuse":
+        refuse_missing(absent, source)
     warnings: list[str] = []
     if not model.validated:
         warnings.append(str(model.warning_text))
     values: dict[str, float | str] = {}
     for spec in model.inputs:
-        raw = patient.get(spec.name)
-        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
-            if spec.missing_value is None:
-                raise InputError(f"{source}: {spec.name}", "is required by this model and missing")
-            values[spec.name] = spec.coerce(spec.missing_value, source="model missing_value")
-            unit = f" {spec.unit}" if spec.unit else ""
-            warnings.append(
-                f"{spec.name} missing: {format_value(values[spec.name])}{unit}"
-                " used in its place; the result is less certain than shown"
-            )
+        if spec.name in absent:
+            if missing == "model_value":
+                if spec.missing_value is None:
+                    raise InputError(
+                        f"{source}: {spec.name}", "is required by this model and missing"
+                    )
+                values[spec.name] = spec.coerce(spec.missing_value, source="model missing_value")
+                unit = f" {spec.unit}" if spec.unit else ""
+                warnings.append(
+                    f"{spec.name} missing: {format_value(values[spec.name])}{unit}"
+                    " used in its place; the result is less certain than shown"
+                )
             continue
-        value = check_value(spec, raw, source)
+        value = check_value(spec, patient[spec.name], source)
         values[spec.name] = value
         if spec.outside_soft_range(value):
             lo, hi = spec.soft_range  # type: ignore[misc]
@@ -201,31 +368,77 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
                 f"model's intended input range [{lo:g}, {hi:g}]: extrapolation"
                 + (f" (check the unit: {spec.unit})" if spec.unit else "")
             )
-    unused = sorted(set(patient) - set(values))
+    unused = sorted(set(patient) - {spec.name for spec in model.inputs})
     if unused:
         warnings.append(f"input(s) not used by this model: {', '.join(unused)}")
+    ranged = [name for name in absent if name not in values]
+    if ranged:
+        warnings.append(
+            "risk shown as a range over the plausible values of the missing input(s) "
+            + "; ".join(_plausible_text(model.input(n)) for n in ranged)
+            + ": not a point estimate"
+        )
 
     design = [1.0]
     contributions = []
     lp = model.intercept
-    for term, term_min in zip(model.terms, prepared.term_min, strict=True):
+    lp_low = lp_high = 0.0  # the missing inputs' lowest and highest total log-odds
+    for name in ranged:
+        totals = [_input_log_odds(model, name, v) for v in plausible_values(model.input(name))]
+        lp_low += min(totals)
+        lp_high += max(totals)
+    for term in model.terms:
+        spec = model.input(term.input)
+        common = {
+            "term": term.name,
+            "label": term.label,
+            "input": term.input,
+            "input_description": spec.description,
+            "unit": spec.unit,
+            "input_kind": spec.kind,
+            "no_effect": all(b == 0.0 for b in term.coefficients),
+        }
+        if term.input in ranged:
+            span = [_term_log_odds(term, v) for v in plausible_values(spec)]
+            contributions.append(
+                Contribution(
+                    value=None,
+                    log_odds=math.nan,
+                    log_odds_range=(min(span), max(span)),
+                    **common,
+                )
+            )
+            continue
         cols = term.transform.column_one(values[term.input])
         design.extend(cols)
         log_odds = math.fsum(b * c for b, c in zip(term.coefficients, cols, strict=True))
         lp += log_odds
-        contributions.append(
-            Contribution(
-                term=term.name,
-                label=term.label,
-                input=term.input,
-                value=values[term.input],
-                log_odds=log_odds,
-                points=(log_odds - term_min) * prepared.points_per_logodds,
-            )
+        contributions.append(Contribution(value=values[term.input], log_odds=log_odds, **common))
+    baseline, baseline_note = model_baseline(model)
+    common_result = {
+        "model_name": model.name,
+        "validated": model.validated,
+        "outcome": str(model.outcome.get("name", "outcome")),
+        "horizon_days": model.horizon_days,
+        "contributions": tuple(contributions),
+        "warnings": tuple(warnings),
+        "model_warning": model.warning_text,
+        "baseline_risk": baseline,
+        "baseline_note": baseline_note,
+        "intended_use": intended_use(model),
+        "caveats": tuple(limitations(model)),
+    }
+    if ranged:
+        return RiskResult(
+            probability=math.nan,
+            interval=None,
+            interval_note=RANGE_INTERVAL_NOTE,
+            linear_predictor=math.nan,
+            probability_range=(_expit(lp + lp_low), _expit(lp + lp_high)),
+            missing_inputs=tuple(ranged),
+            **common_result,
         )
-    probability = _expit(lp)
     interval: tuple[float, float] | None = None
-    note = ""
     if model.covariance is not None:
         g = np.asarray(design)
         se = math.sqrt(max(float(g @ model.covariance @ g), 0.0))
@@ -234,19 +447,32 @@ def score(model: RiskModel, patient: Mapping[str, Any], source: str = "patient")
     else:
         note = model.covariance_note or NO_INTERVAL_NOTE
     return RiskResult(
-        model_name=model.name,
-        validated=model.validated,
-        outcome=str(model.outcome.get("name", "outcome")),
-        horizon_days=model.horizon_days,
-        probability=probability,
+        probability=_expit(lp),
         interval=interval,
         interval_note=note,
         linear_predictor=lp,
-        contributions=tuple(contributions),
-        total_points=sum(c.points for c in contributions),
-        warnings=tuple(warnings),
-        model_warning=model.warning_text,
+        **common_result,
     )
+
+
+def _input_log_odds(model: RiskModel, name: str, value: float | str) -> float:
+    """Total log-odds of every term reading input ``name`` at ``value``."""
+    return math.fsum(_term_log_odds(term, value) for term in model.terms if term.input == name)
+
+
+def _term_log_odds(term: Term, value: float | str) -> float:
+    cols = term.transform.column_one(value)
+    return math.fsum(b * c for b, c in zip(term.coefficients, cols, strict=True))
+
+
+def _plausible_text(spec: InputSpec) -> str:
+    if spec.kind == "category":
+        return f"{spec.name} (any of {', '.join(spec.levels or ())})"
+    if spec.kind == "binary":
+        return f"{spec.name} (0 or 1)"
+    lo, hi = spec.soft_range or spec.hard_range or (math.nan, math.nan)
+    unit = f" {spec.unit}" if spec.unit and spec.unit != "count" else ""
+    return f"{spec.name} ({lo:g} to {hi:g}{unit})"
 
 
 def format_value(value: float | str) -> str:

@@ -1,9 +1,21 @@
 """The one-page patient report (PDF, PNG and HTML) for radiologists and tumour boards.
 
-One A4 page: the risk as a large number with its 95% interval, horizon, model name and validation
-status (and the demonstration-model warning where it applies), sagittal PDFF and R2* images with
-the coloured, labelled ROIs, the per-level table with flags, the patient summaries, the per-term
-contributions, and the provenance (software version, series UIDs, ROI method, reader).
+One A4 page, read from the top:
+
+1. the risk over the model's horizon (with its 95% interval for a trained model; a range, labelled
+   as such, when missing inputs were asked to be shown as one) beside the training cohort's
+   baseline risk, the model and its validation status (and the demonstration-model warning);
+2. each factor in clinical words with what it does to this patient's risk ("no anti-osteoporosis
+   treatment after surgery: raises risk"), terms without effect listed as such, and a bar of its
+   log-odds relative to the model's reference value;
+3. sagittal PDFF and R2* reformats with orientation letters (the reformat is built in RAS from
+   each map's IJK-to-RAS matrix, so anterior is left and superior up for any acquisition), a
+   scale bar, ROI outlines and level labels readable on grey and white, and a legend;
+4. the per-level table (flags, label confidence) and the summaries naming the levels averaged;
+5. caveats, the model's intended use and the provenance.
+
+Every text is wrapped to fit, never cut: ``Testing/test_report_page.py`` checks each text's
+extent against the page with the renderer.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +31,56 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from RefractureRiskLib import __version__
+from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.io.segmentation import LEVEL_COLORS
-from RefractureRiskLib.model.scoring import Contribution, RiskResult, format_value
-from RefractureRiskLib.report.reformat import sagittal_plane
+from RefractureRiskLib.model.scoring import (
+    RANGE_LABEL,
+    Contribution,
+    RiskResult,
+    baseline_text,
+    direction_text,
+    factor_text,
+)
+from RefractureRiskLib.report.reformat import SagittalPlane, sagittal_plane
 from RefractureRiskLib.stats.summary import PatientSummary
 
 A4_PORTRAIT_IN = (8.27, 11.69)
 WARNING_RED = "#b00020"
+RAISES, LOWERS, NEUTRAL = "#c62828", "#1565c0", "#757575"
+#: A level label whose confidence is below this is marked uncertain ("?") on the page.
+UNCERTAIN_CONFIDENCE = 0.75
+#: Headings of the HTML report, in order (a test checks each is present).
+HTML_SECTIONS = (
+    "Risk",
+    "Factors",
+    "Images",
+    "Vertebral levels",
+    "Summaries",
+    "Caveats and intended use",
+    "Provenance",
+)
+#: What the summaries are called on the page (cohort-schema names in the tables).
+SUMMARY_NAMES = {
+    "pdff_global_L1L4_pct": ("PDFF global L1-L4", "%"),
+    "r2s_global_L1L4_per_s": ("R2* global L1-L4", " 1/s"),
+    "pdff_adjacent_pct": ("PDFF adjacent", "%"),
+    "r2s_adjacent_per_s": ("R2* adjacent", " 1/s"),
+}
+#: Model inputs that are patient summaries (their factor text names the levels averaged).
+SUMMARY_INPUTS = {
+    "pdff_global_L1L4": "pdff_global_L1L4_pct",
+    "r2s_global_L1L4": "r2s_global_L1L4_per_s",
+    "pdff_adjacent": "pdff_adjacent_pct",
+    "r2s_adjacent": "r2s_adjacent_per_s",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +92,121 @@ class ReportFiles:
     html: Path
 
 
+@dataclass(frozen=True)
+class LevelNotes:
+    """What the page says about each level's label: confidence and the uncertainty reasons."""
+
+    confidence: Mapping[str, float]
+    uncertain: bool
+    reasons: tuple[str, ...]  # why the labels are uncertain
+    roi_notes: tuple[str, ...] = ()  # the RoiSet's other notes (placement, splits, spheres)
+
+    def is_uncertain(self, level: str) -> bool:
+        return self.confidence.get(level, 1.0) < UNCERTAIN_CONFIDENCE
+
+
+def level_notes(rois: Any) -> LevelNotes:
+    """Label confidence and uncertainty from a RoiResult; a bare RoiSet gives its notes only."""
+    if hasattr(rois, "roiset"):
+        reasons = tuple(rois.reasons)
+        others = tuple(n for n in rois.roiset.notes if n not in reasons)
+        return LevelNotes(dict(rois.confidence), bool(rois.uncertain), reasons, others)
+    return LevelNotes({}, False, (), tuple(getattr(rois, "notes", ())))
+
+
+# ----------------------------------------------------------------------------------- text helpers
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def _fmt_pct(p: float) -> str:
+    return f"{100 * p:.1f}%"
+
+
+def _horizon(risk: RiskResult) -> str:
+    years = risk.horizon_days / 365.25
+    return f"{years:.0f}-year" if abs(years - round(years)) < 0.05 else f"{risk.horizon_days}-day"
+
+
+def risk_headline(risk: RiskResult) -> str:
+    """The big number: "29.5%" or "11.7% to 36.1%" (the range is labelled beside it)."""
+    if risk.probability_range is not None:
+        lo, hi = risk.probability_range
+        return f"{_fmt_pct(lo)} to {_fmt_pct(hi)}"
+    return _fmt_pct(risk.probability)
+
+
+def risk_lines(risk: RiskResult) -> list[str]:
+    """The lines beside the big number: what, interval or range, baseline, model."""
+    lines = [f"{_horizon(risk)} risk of a new vertebral fracture after vertebroplasty/kyphoplasty"]
+    if risk.is_range:
+        lines.append(
+            f"RANGE over missing inputs ({', '.join(risk.missing_inputs)}): not a point "
+            "estimate; each input takes every value in the model's training range"
+        )
+    elif risk.interval is not None:
+        lo, hi = risk.interval
+        lines.append(f"95% interval {_fmt_pct(lo)} to {_fmt_pct(hi)}")
+    else:
+        lines.append("95% interval: not available for this model (no coefficient covariance)")
+    lines.append(f"Cohort baseline {_horizon(risk)} risk: {baseline_text(risk)}")
+    status = "validated" if risk.validated else "NOT validated"
+    lines.append(f"Model: {risk.model_name} ({status})")
+    return lines
+
+
+def _level_span(levels: Sequence[str]) -> str:
+    """["L2", "L3", "L4"] -> "L2-L4"; ["T12", "L2"] -> "T12, L2" (runs of consecutive levels)."""
+    ordered = sorted(set(levels), key=level_index)
+    runs: list[list[str]] = []
+    for lv in ordered:
+        if runs and level_index(lv) == level_index(runs[-1][-1]) + 1:
+            runs[-1].append(lv)
+        else:
+            runs.append([lv])
+    return ", ".join(r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def summary_levels_text(summary: PatientSummary, field: str) -> str:
+    """Which levels a summary averages and which candidate levels were left out, and why."""
+    used = summary.levels_used.get(field, ())
+    text = f"mean of {_level_span(used)}" if used else "no eligible level"
+    if "global" in field:
+        candidates = {"L1", "L2", "L3", "L4"}
+        left_out = [(lv, why) for lv, why in summary.excluded if lv in candidates]
+        if left_out:
+            text += "; " + "; ".join(
+                f"{lv} excluded: {why.removeprefix('flagged: ')}" for lv, why in left_out
+            )
+    return text
+
+
+def summary_line(summary: PatientSummary, field: str) -> str:
+    name, unit = SUMMARY_NAMES[field]
+    value = getattr(summary, field)
+    shown = f"{value:.1f}{unit}" if value is not None and np.isfinite(value) else "not available"
+    return f"{name}: {shown} ({summary_levels_text(summary, field)})"
+
+
+def factor_rows(risk: RiskResult, summary: PatientSummary | None) -> list[tuple[str, str]]:
+    """(factor in clinical words, what it does) per model term, in the model's order."""
+    rows = []
+    for c in risk.contributions:
+        if summary is not None and c.input in SUMMARY_INPUTS and not c.missing:
+            what = summary_line(summary, SUMMARY_INPUTS[c.input])  # names the levels averaged
+        else:
+            what = factor_text(c)
+        rows.append((what, direction_text(c)))
+    return rows
+
+
+def _direction_colour(c: Contribution) -> str:
+    if c.no_effect or c.log_odds_range is not None or c.log_odds == 0:
+        return NEUTRAL
+    return RAISES if c.log_odds > 0 else LOWERS
+
+
+# ----------------------------------------------------------------------------------- images
 def _level_colour(level: str) -> tuple[float, float, float]:
     return LEVEL_COLORS.get(level, (1.0, 1.0, 1.0))
 
@@ -54,49 +220,100 @@ def _roi_centre_x(roiset: RoiSet) -> float:
     return float(roiset.labelmap.ijk_to_ras_points(idx[:, ::-1].mean(axis=0))[0, 0])
 
 
-def _roi_bounds_mm(roiset: RoiSet, margin_mm: float) -> tuple[float, float, float, float] | None:
-    """(y_min, y_max, z_min, z_max) RAS of the ROIs plus a margin: the figure's field of view."""
+def _roi_bounds_mm(roiset: RoiSet) -> tuple[float, float, float, float] | None:
+    """(y_min, y_max, z_min, z_max) RAS of the ROIs plus margins: the figure's field of view.
+
+    Posteriorly wider than anteriorly: the level labels sit behind the bodies (in the canal).
+    """
     idx = np.argwhere(roiset.labelmap.array > 0)
     if idx.size == 0:
         return None
     ras = roiset.labelmap.ijk_to_ras_points(idx[:, ::-1])
     lo, hi = ras.min(axis=0), ras.max(axis=0)
-    return (lo[1] - margin_mm, hi[1] + margin_mm, lo[2] - margin_mm, hi[2] + margin_mm)
+    return (lo[1] - 45.0, hi[1] + 25.0, lo[2] - 20.0, hi[2] + 20.0)
 
 
-def _draw_map(ax: Any, study: Study, kind: str, roiset: RoiSet, title: str, vmax: float) -> None:
+def _halo(width: float = 2.0) -> list[Any]:
+    return [patheffects.withStroke(linewidth=width, foreground="black")]
+
+
+def _scale_bar_mm(width_mm: float) -> int:
+    return max((b for b in (5, 10, 20, 50, 100) if b <= 0.35 * width_mm), default=5)
+
+
+def draw_map(
+    ax: Any,
+    study: Study,
+    kind: str,
+    roiset: RoiSet,
+    title: str,
+    vmax: float,
+    notes: LevelNotes,
+) -> SagittalPlane:
+    """One sagittal panel: grey map, ROI outlines, labels, orientation letters, scale bar."""
     x = _roi_centre_x(roiset)
-    bounds = _roi_bounds_mm(roiset, margin_mm=35.0)
+    bounds = _roi_bounds_mm(roiset)
     plane = sagittal_plane(study.maps[kind], x, bounds_mm=bounds)
     labels = sagittal_plane(roiset.labelmap, x, labels=True, bounds_mm=bounds)
     img = ax.imshow(plane.image, cmap="gray", vmin=0, vmax=vmax, extent=plane.extent_mm)
-    overlay = np.zeros((*labels.image.shape, 4))
     left, right, bottom, top = plane.extent_mm
+    overlay = np.zeros((*labels.image.shape, 4))
     for lv in roiset.levels:
         mask = labels.image == lv.label
         if not mask.any():
             continue
         colour = _level_colour(lv.level)
-        overlay[mask] = (*colour, 0.55 if lv.included else 0.25)
+        overlay[mask] = (*colour, 0.55 if lv.included else 0.15)
+        ax.contour(
+            mask.astype(float),
+            levels=[0.5],
+            colors=[colour],
+            linewidths=0.8,
+            linestyles="solid" if lv.included else "dashed",
+            extent=plane.extent_mm,
+            origin="upper",
+        )
         rows, cols = np.nonzero(mask)
-        cx = left + (cols.max() + 3) * (right - left) / mask.shape[1]
+        # label posterior to the body (right), at the ROI's height
+        cx = left + (cols.max() + 4) * (right - left) / mask.shape[1]
         cy = top - rows.mean() * (top - bottom) / mask.shape[0]
-        name = lv.level if lv.included else f"{lv.level} (excl.)"
+        name = lv.level + ("?" if notes.is_uncertain(lv.level) else "")
+        if not lv.included:
+            name += " excl."
         ax.text(
             cx,
             cy,
             name,
-            color=colour,
-            fontsize=7,
+            color="black",
+            fontsize=6,
             fontweight="bold",
             va="center",
-            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"},
+            ha="left",
+            clip_on=True,
+            bbox={"facecolor": "white", "edgecolor": colour, "linewidth": 1.5, "pad": 1.2},
         )
     ax.imshow(overlay, extent=plane.extent_mm, interpolation="nearest")
-    ax.set_title(f"{title}, sagittal through the ROIs", fontsize=9)
+    letters = plane.orientation
+    style = {"color": "white", "fontsize": 8, "fontweight": "bold", "path_effects": _halo()}
+    mid_y, mid_x = (top + bottom) / 2, (left + right) / 2
+    pad = 0.03 * (right - left)
+    ax.text(left + pad, mid_y, letters["left"], ha="left", va="center", **style)
+    ax.text(right - pad, mid_y, letters["right"], ha="right", va="center", **style)
+    ax.text(mid_x, top - pad, letters["top"], ha="center", va="top", **style)
+    ax.text(mid_x, bottom + pad, letters["bottom"], ha="center", va="bottom", **style)
+    bar = _scale_bar_mm(right - left)
+    y_bar = bottom + 0.03 * (top - bottom)
+    x0 = left + 2 * pad
+    ax.plot([x0, x0 + bar], [y_bar, y_bar], color="white", linewidth=2, path_effects=_halo(3.5))
+    ax.text(x0, y_bar + 0.01 * (top - bottom), f"{bar} mm", ha="left", va="bottom", **style)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.figure.colorbar(img, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    cbar = ax.figure.colorbar(img, ax=ax, orientation="horizontal", fraction=0.035, pad=0.02)
+    cbar.ax.tick_params(labelsize=6)
+    return plane
 
 
 def _r2s_window_max(study: Study, roiset: RoiSet) -> float:
@@ -116,12 +333,23 @@ def _r2s_window_max(study: Study, roiset: RoiSet) -> float:
     return top if top > 0 else 1.0
 
 
-#: Lines of text the page footer holds.
-FOOTER_LINES = 9
+def _legend_handles() -> list[Any]:
+    return [
+        Patch(facecolor="#999999", edgecolor="black", label="ROI used in the summaries"),
+        Patch(
+            facecolor="#e0e0e0",
+            edgecolor="black",
+            linestyle="dashed",
+            label="ROI left out ('excl.': flags in the table)",
+        ),
+        Line2D([], [], color="none", label="'?' after a level: label uncertain"),
+        Line2D([], [], color="none", label="A anterior, P posterior, S superior, I inferior"),
+    ]
 
 
-def _level_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, used in summaries."""
+# ----------------------------------------------------------------------------------- table
+def level_table(stats: pd.DataFrame, notes: LevelNotes | None = None) -> pd.DataFrame:
+    """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, label, used in summaries."""
     rows = []
     for level, part in stats.groupby("level", sort=False):
         by_map = {m: r for m, r in zip(part["map"], part.to_dict("records"), strict=True)}
@@ -133,227 +361,240 @@ def _level_table(stats: pd.DataFrame) -> pd.DataFrame:
                 return "-"
             return f"{r['mean']:.1f} ± {r['sd']:.1f}"
 
+        label = "-"
+        if notes is not None and level in notes.confidence:
+            conf = notes.confidence[level]
+            label = f"{conf:.2f}" + (" uncertain" if notes.is_uncertain(level) else "")
         rows.append(
             {
                 "Level": level,
-                "PDFF (%) mean ± SD": fmt("pdff"),
-                "R2* (1/s) mean ± SD": fmt("r2s"),
-                "ROI (mL)": f"{first['volume_ml']:.2f}",
+                "PDFF %\nmean ± SD": fmt("pdff"),
+                "R2* 1/s\nmean ± SD": fmt("r2s"),
+                "ROI\nmL": f"{first['volume_ml']:.1f}",
                 "Flags": str(first["flags"]).replace(";", ", ").replace("_", " ") or "-",
-                "In summary": "yes" if bool(first["included"]) else "no",
+                "Label\nconfidence": label,
+                "In\nsummaries": "yes" if bool(first["included"]) else "no",
             }
         )
     return pd.DataFrame(rows)
 
 
-def _short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _contribution_label(c: Contribution) -> str:
-    """Bar label with the input value it came from, so the page shows what was scored."""
-    return f"{_short(c.label or c.term, 26)} [{_short(c.input, 16)} = {format_value(c.value)}]"
-
-
-def _fmt_summary(value: float | None, unit: str) -> str:
-    """A patient summary for the page; "n/a" (not "nan%") when too few levels were eligible."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{value:.1f}{unit}"
-
-
-def _fmt_pct(p: float) -> str:
-    return f"{100 * p:.1f}%"
-
-
-def _risk_lines(risk: RiskResult) -> tuple[str, str, str]:
-    interval = (
-        f"95% interval {_fmt_pct(risk.interval[0])} to {_fmt_pct(risk.interval[1])}"
-        if risk.interval
-        else "95% interval: not available for this model"
-    )
-    status = "validated" if risk.validated else "NOT validated"
-    years = risk.horizon_days / 365.25
-    horizon = (
-        f"{years:.0f}-year" if abs(years - round(years)) < 0.05 else f"{risk.horizon_days}-day"
-    )
-    return (
-        f"{horizon} risk of a new vertebral fracture",
-        interval,
-        f"Model: {risk.model_name} ({status})",
-    )
-
-
+# ----------------------------------------------------------------------------------- the page
 def build_figure(
     study: Study,
-    roiset: RoiSet,
+    rois: Any,
     stats: pd.DataFrame,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
     patient_label: str,
 ) -> Figure:
-    """The report page as a matplotlib Figure (A4 portrait)."""
+    """The report page as a matplotlib Figure (A4 portrait); ``rois``: RoiResult or RoiSet."""
+    roiset: RoiSet = rois.roiset if hasattr(rois, "roiset") else rois
+    notes = level_notes(rois)
     # A bare Figure (no pyplot): no GUI backend, nothing global to close.
     fig = Figure(figsize=A4_PORTRAIT_IN, dpi=100)
-    # Fixed page regions (figure fractions, A4 portrait): header, images, risk, table, footer.
-    layout = {
-        "pdff": [0.05, 0.47, 0.42, 0.41],
-        "r2s": [0.53, 0.47, 0.42, 0.41],
-        "risk": [0.05, 0.29, 0.36, 0.15],
-        "contrib": [0.68, 0.325, 0.28, 0.12],
-        "table": [0.05, 0.09, 0.90, 0.17],
-        "footer": [0.05, 0.005, 0.90, 0.08],
-    }
     fig.text(
-        0.05,
-        0.975,
-        "RefractureRisk: new vertebral fracture after PVP/PKP",
-        fontsize=14,
+        0.04,
+        0.985,
+        "RefractureRisk report: new vertebral fracture after vertebroplasty/kyphoplasty",
+        fontsize=12,
         fontweight="bold",
         va="top",
     )
+    field = study.provenance.field_strength_t
     fig.text(
-        0.05,
-        0.952,
-        f"Patient {patient_label}   ·   {study.provenance.vendor} "
-        f"{study.provenance.field_strength_t or '?'} T   ·   generated by RefractureRisk "
-        f"{__version__}",
+        0.04,
+        0.962,
+        f"Patient: {patient_label}   ·   MRI: {study.provenance.vendor or 'unknown vendor'} "
+        f"{f'{field:g} T' if field else '(field strength unknown)'}   ·   "
+        f"RefractureRisk {__version__}",
         fontsize=8,
         va="top",
         color="#444444",
     )
-    if risk is not None and not risk.validated:
+    if risk is not None and risk.model_warning:
         fig.text(
             0.5,
-            0.928,
-            risk.warnings[0].upper().replace(", ", " · "),  # the model's own warning text
-            fontsize=11,
+            0.942,
+            risk.model_warning.upper(),
+            fontsize=10.5,
             fontweight="bold",
             color="white",
             ha="center",
             va="top",
-            bbox={"facecolor": WARNING_RED, "edgecolor": "none", "pad": 4},
+            bbox={"facecolor": WARNING_RED, "edgecolor": "none", "pad": 3},
         )
-
-    labels_note = provenance.get("labels")
-    if labels_note:
-        # Wrong level labels make every number on the page refer to the wrong vertebra.
-        fig.text(
-            0.05,
-            0.458,
-            f"LEVEL LABELS {labels_note}",
-            fontsize=10,
-            fontweight="bold",
-            color=WARNING_RED,
-            va="center",
-        )
-    _draw_map(fig.add_axes(layout["pdff"]), study, "pdff", roiset, "PDFF (%)", 100.0)
-    if "r2s" in study.maps:
-        r2s_max = _r2s_window_max(study, roiset)
-        _draw_map(fig.add_axes(layout["r2s"]), study, "r2s", roiset, "R2* (1/s)", r2s_max)
-
-    ax_risk = fig.add_axes(layout["risk"])
-    ax_risk.axis("off")
-    if risk is None:
-        ax_risk.text(0, 0.6, "No risk computed", fontsize=14)
-    else:
-        what, interval, model = _risk_lines(risk)
-        colour = WARNING_RED if not risk.validated else "black"
-        ax_risk.text(
-            0.0,
-            0.78,
-            _fmt_pct(risk.probability),
-            fontsize=38,
-            fontweight="bold",
-            color=colour,
-            va="center",
-        )
-        ax_risk.text(0.0, 0.45, what, fontsize=9, va="center")
-        ax_risk.text(0.0, 0.30, interval, fontsize=8, va="center")
-        ax_risk.text(0.0, 0.03, model, fontsize=7, va="center", color="#444444", wrap=True)
-        n_input_warnings = len(risk.warnings) - (0 if risk.validated else 1)
-        if n_input_warnings > 0:
-            ax_risk.text(
-                0.0,
-                0.16,
-                f"{n_input_warnings} input warning(s) (missing or out of range): see below",
-                fontsize=8,
-                fontweight="bold",
-                va="center",
-                color=WARNING_RED,
-            )
-
-    ax_c = fig.add_axes(layout["contrib"])
-    if risk is not None and risk.contributions:
-        contribs = list(risk.contributions)[::-1]
-        vals = [c.log_odds for c in contribs]
-        ax_c.barh(
-            [_contribution_label(c) for c in contribs],
-            vals,
-            color=["#c62828" if v > 0 else "#1565c0" for v in vals],
-        )
-        ax_c.axvline(0, color="black", linewidth=0.6)
-        ax_c.set_xlabel("contribution (log-odds)", fontsize=7)
-        ax_c.tick_params(labelsize=6)
-        ax_c.set_title("Per-term contributions", fontsize=9)
-    else:
-        ax_c.axis("off")
-
-    ax_t = fig.add_axes(layout["table"])
-    ax_t.axis("off")
-    table = _level_table(stats)
-    tbl = ax_t.table(
-        cellText=table.to_numpy(),
-        colLabels=list(table.columns),
-        loc="upper center",
-        cellLoc="center",
-    )
-    tbl.auto_set_font_size(False)
-    tbl.set_fontsize(7)
-    tbl.auto_set_column_width(list(range(len(table.columns))))
-    tbl.scale(1.0, 1.15)
-    for (row, _col), cell in tbl.get_celld().items():
-        if row > 0 and table.iloc[row - 1]["In summary"] == "no":
-            cell.set_facecolor("#eeeeee")
-    summ = (
-        f"PDFF global L1-L4: {_fmt_summary(summary.pdff_global_L1L4_pct, '%')}   ·   "
-        f"R2* global L1-L4: {_fmt_summary(summary.r2s_global_L1L4_per_s, ' 1/s')}   ·   "
-        f"PDFF adjacent: {_fmt_summary(summary.pdff_adjacent_pct, '%')}   ·   "
-        f"R2* adjacent: {_fmt_summary(summary.r2s_adjacent_per_s, ' 1/s')}"
-    )
-    fig.text(0.05, 0.268, summ, fontsize=8)
-
-    ax_p = fig.add_axes(layout["footer"])
-    ax_p.axis("off")
-    ax_p.text(
-        0,
-        1.0,
-        provenance_text(provenance, risk),
-        fontsize=6,
-        va="top",
-        family="monospace",
-        wrap=True,
-    )
+    _draw_risk(fig, risk)
+    _draw_factors(fig, risk, summary)
+    _draw_images_and_levels(fig, study, roiset, stats, summary, notes, provenance)
+    _draw_footer(fig, risk, provenance)
     return fig
 
 
-def provenance_text(provenance: Mapping[str, Any], risk: RiskResult | None) -> str:
-    """Short provenance lines for the page footer, then the risk warnings.
+def _draw_risk(fig: Figure, risk: RiskResult | None) -> None:
+    top = 0.905
+    if risk is None:
+        fig.text(0.04, top, "No risk computed (measurements only)", fontsize=14, va="top")
+        return
+    colour = WARNING_RED if not risk.validated else "black"
+    big = risk_headline(risk)
+    fig.text(
+        0.04,
+        top,
+        big,
+        fontsize=24 if risk.is_range else 34,
+        fontweight="bold",
+        color=colour,
+        va="top",
+    )
+    x_text = 0.45 if risk.is_range else 0.30
+    width = 70 if risk.is_range else 92
+    lines = []
+    for i, line in enumerate(risk_lines(risk)):
+        lines.append(_wrap(line, width if i else width - 8))
+    fig.text(x_text, top, "\n".join(lines), fontsize=8, va="top", linespacing=1.35)
+    if risk.is_range:
+        fig.text(0.04, top - 0.045, RANGE_LABEL.upper(), fontsize=7.5, color=WARNING_RED, va="top")
 
-    At most ``FOOTER_LINES`` lines; warnings (missing inputs, extrapolation) take precedence
-    over provenance lines, and any warning that does not fit is counted, never dropped silently.
+
+def _draw_factors(fig: Figure, risk: RiskResult | None, summary: PatientSummary) -> None:
+    if risk is None or not risk.contributions:
+        return
+    top, bottom = 0.80, 0.565
+    fig.text(0.04, top + 0.012, "Factors for this patient", fontsize=9.5, fontweight="bold")
+    fig.text(
+        0.30,
+        top + 0.012,
+        "(effect relative to the model's reference value of each input; bar: change in log-odds)",
+        fontsize=7,
+        color="#444444",
+    )
+    contribs = list(risk.contributions)
+    rows = factor_rows(risk, summary)
+    n = len(contribs)
+    ax_text = fig.add_axes([0.04, bottom, 0.66, top - bottom])
+    ax_bar = fig.add_axes([0.72, bottom, 0.25, top - bottom])
+    for ax in (ax_text, ax_bar):
+        ax.set_ylim(n - 0.5, -0.5)
+    ax_text.axis("off")
+    ax_text.set_xlim(0, 1)
+    for i, ((what, does), c) in enumerate(zip(rows, contribs, strict=True)):
+        if i % 2 == 0:
+            ax_text.axhspan(i - 0.5, i + 0.5, color="#f3f3f3", zorder=0)
+            ax_bar.axhspan(i - 0.5, i + 0.5, color="#f3f3f3", zorder=0)
+        ax_text.text(0.005, i, _wrap(what, 66), fontsize=6.8, va="center", linespacing=1.1)
+        ax_text.text(
+            0.995,
+            i,
+            _wrap(does, 26),
+            fontsize=6.8,
+            va="center",
+            ha="right",
+            color=_direction_colour(c),
+            fontweight="bold",
+            linespacing=1.1,
+        )
+        if c.log_odds_range is not None:
+            lo, hi = c.log_odds_range
+            ax_bar.barh(i, hi - lo, left=lo, color="white", edgecolor=NEUTRAL, hatch="////")
+        elif not c.no_effect:
+            ax_bar.barh(i, c.log_odds, color=_direction_colour(c), height=0.6)
+    ax_bar.axvline(0, color="black", linewidth=0.6)
+    ax_bar.set_yticks([])
+    ax_bar.tick_params(labelsize=6)
+    ax_bar.set_xlabel("log-odds (> 0 raises risk)", fontsize=6.5, labelpad=1)
+
+
+def _draw_images_and_levels(
+    fig: Figure,
+    study: Study,
+    roiset: RoiSet,
+    stats: pd.DataFrame,
+    summary: PatientSummary,
+    notes: LevelNotes,
+    provenance: Mapping[str, Any],
+) -> None:
+    y0, y1 = 0.205, 0.515
+    ax = fig.add_axes([0.03, y0, 0.21, y1 - y0])
+    draw_map(ax, study, "pdff", roiset, "PDFF (%)", 100.0, notes)
+    if "r2s" in study.maps:
+        vmax = _r2s_window_max(study, roiset)
+        ax = fig.add_axes([0.25, y0, 0.21, y1 - y0])
+        draw_map(ax, study, "r2s", roiset, "R2* (1/s)", vmax, notes)
+    fig.legend(
+        handles=_legend_handles(),
+        loc="upper left",
+        bbox_to_anchor=(0.03, y0 - 0.022),
+        fontsize=6,
+        frameon=False,
+        handlelength=1.5,
+        borderaxespad=0,
+    )
+    fig.text(0.04, 0.532, "Sagittal images through the ROIs", fontsize=9.5, fontweight="bold")
+    fig.text(0.50, 0.532, "Vertebral levels", fontsize=9.5, fontweight="bold")
+
+    y_text = 0.522
+    if notes.uncertain or provenance.get("labels"):
+        reasons = "; ".join(notes.reasons) or "see the ROI notes"
+        warn = _wrap(f"LEVEL LABELS UNCERTAIN: check them before use ({reasons})", 78)
+        fig.text(0.50, y_text, warn, fontsize=7, color=WARNING_RED, fontweight="bold", va="top")
+        y_text -= 0.012 * (warn.count("\n") + 1) + 0.006
+    table = level_table(stats, notes)
+    units = len(table) + 2  # the header row is two lines high
+    height = min(0.0165 * units, y_text - 0.27)
+    ax_t = fig.add_axes([0.50, y_text - height, 0.47, height])
+    ax_t.axis("off")
+    cells = [[_wrap(str(v), 18) for v in row] for row in table.to_numpy()]
+    tbl = ax_t.table(cellText=cells, colLabels=list(table.columns), loc="upper center")
+    tbl.auto_set_font_size(False)
+    tbl.set_fontsize(6.3)
+    tbl.auto_set_column_width(list(range(len(table.columns))))
+    for (row, _col), cell in tbl.get_celld().items():
+        cell.set_height((2.0 if row == 0 else 1.0) / units)
+        cell.get_text().set_horizontalalignment("center")
+        if row > 0 and table.iloc[row - 1]["In\nsummaries"] == "no":
+            cell.set_facecolor("#eeeeee")
+    y_sum = y_text - height - 0.012
+    lines = ["Summaries (levels averaged):"]
+    lines += [_wrap(summary_line(summary, f), 80) for f in SUMMARY_NAMES]
+    lines += [_wrap(f"Note: {n}", 80) for n in summary.notes]
+    lines += [_wrap(f"ROI note: {n}", 80) for n in notes.roi_notes]
+    fig.text(0.50, y_sum, "\n".join(lines), fontsize=6.8, va="top", linespacing=1.3)
+
+
+def _draw_footer(fig: Figure, risk: RiskResult | None, provenance: Mapping[str, Any]) -> None:
+    fig.text(0.04, 0.118, "Caveats and intended use", fontsize=8.5, fontweight="bold")
+    fig.text(0.04, 0.112, footer_text(provenance, risk), fontsize=5.8, va="top", linespacing=1.25)
+
+
+#: Width (characters) of the footer's wrapped lines and how many lines it holds.
+FOOTER_WIDTH = 160
+FOOTER_LINES = 13
+
+
+def footer_text(provenance: Mapping[str, Any], risk: RiskResult | None) -> str:
+    """Warnings, intended use, caveats, then provenance, wrapped; what does not fit is counted.
+
+    Warnings come first and are never dropped; any line that does not fit is counted with a
+    pointer to report.html, never cut silently.
     """
-    lines = [f"{k}: {v}" for k, v in provenance.items() if not isinstance(v, (dict, list))]
-    warnings = [f"warning: {w}" for w in risk.warnings] if risk is not None else []
-    keep = max(FOOTER_LINES - len(warnings), FOOTER_LINES // 2)
-    lines = lines[:keep]
-    room = FOOTER_LINES - len(lines)
-    if len(warnings) > room:
-        hidden = len(warnings) - (room - 1)
-        more = f"... and {hidden} more warning(s): see report.html or results.json"
-        warnings = [*warnings[: room - 1], more]
-    return "\n".join(line[:150] for line in lines + warnings)
+    items: list[str] = []
+    if risk is not None:
+        items += [f"Warning: {w}" for w in risk.warnings if w != risk.model_warning]
+        if risk.intended_use:
+            items.append("Intended use: " + risk.intended_use.replace("\n\n", " "))
+        if risk.caveats:
+            items.append("Caveats: " + " ".join(risk.caveats))
+    prov = [f"{k}: {v}" for k, v in provenance.items() if not isinstance(v, dict | list)]
+    items.append("Provenance: " + "; ".join(prov))
+    lines: list[str] = []
+    for item in items:
+        lines += textwrap.wrap(item, FOOTER_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    if len(lines) > FOOTER_LINES:
+        hidden = len(lines) - (FOOTER_LINES - 1)
+        lines = [*lines[: FOOTER_LINES - 1], f"... {hidden} more line(s): see report.html"]
+    return "\n".join(lines)
 
 
 def _html_table(df: pd.DataFrame) -> str:
@@ -363,7 +604,7 @@ def _html_table(df: pd.DataFrame) -> str:
 def render_report(
     out_dir: str | Path,
     study: Study,
-    roiset: RoiSet,
+    roiset: Any,
     stats: pd.DataFrame,
     summary: PatientSummary,
     risk: RiskResult | None,
@@ -371,7 +612,10 @@ def render_report(
     patient_label: str = "synthetic",
     stem: str = "report",
 ) -> ReportFiles:
-    """Write ``report.pdf``, ``report.png`` and ``report.html`` into ``out_dir``."""
+    """Write ``report.pdf``, ``report.png`` and ``report.html`` into ``out_dir``.
+
+    ``roiset``: the RoiResult (label confidence and uncertainty shown) or a bare RoiSet.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig = build_figure(study, roiset, stats, summary, risk, provenance, patient_label)
@@ -380,75 +624,114 @@ def render_report(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)  # rendered once: the file and the HTML share it
     png.write_bytes(buf.getvalue())
-    page.write_text(_html(buf.getvalue(), stats, summary, risk, provenance, patient_label))
+    notes = level_notes(roiset)
+    page.write_text(
+        report_html(buf.getvalue(), stats, summary, risk, provenance, patient_label, notes)
+    )
     return ReportFiles(pdf, png, page)
 
 
-def _html(
+def report_html(
     png: bytes,
     stats: pd.DataFrame,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
     patient_label: str,
+    notes: LevelNotes | None = None,
 ) -> str:
+    """The HTML report: the same content as the page as text and tables, and the page image."""
     esc = html.escape
+    what = "risk of a new vertebral fracture after vertebroplasty/kyphoplasty"
     parts: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>RefractureRisk report {esc(patient_label)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
+        f"<title>RefractureRisk report: {esc(what)}, patient {esc(patient_label)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:0 1em}"
         ".warn{background:#b00020;color:#fff;padding:.5em;font-weight:bold}"
         "table.levels{border-collapse:collapse}table.levels td,table.levels th"
-        "{border:1px solid #ccc;padding:2px 6px}.risk{font-size:3em;font-weight:bold}</style>",
+        "{border:1px solid #ccc;padding:2px 6px}.risk{font-size:2.5em;font-weight:bold}"
+        ".raises{color:#c62828}.lowers{color:#1565c0}.neutral{color:#555}"
+        "img{max-width:100%}</style>",
         "</head><body>",
         f"<h1>RefractureRisk report: patient {esc(patient_label)}</h1>",
+        "<h2>Risk</h2>",
+    ]
+    if risk is None:
+        parts.append("<p>No risk computed (measurements only).</p>")
+    else:
+        if risk.model_warning:
+            parts.append(f"<p class='warn'>{esc(risk.model_warning.capitalize())}.</p>")
+        label = f" <b>({esc(RANGE_LABEL)})</b>" if risk.is_range else ""
+        lines = risk_lines(risk)
+        parts += [
+            f"<p><span class='risk'>{esc(risk_headline(risk))}</span>{label}</p>",
+            "<p>" + "<br>".join(esc(line) for line in lines) + "</p>",
+        ]
+    parts.append("<h2>Factors</h2>")
+    if risk is not None:
+        parts.append(
+            "<p>Effect of each input relative to the model's reference value; log-odds &gt; 0 "
+            "raises the risk.</p><table class='levels'><tr><th>factor</th><th>effect</th>"
+            "<th>log-odds</th></tr>"
+        )
+        for (factor, does), c in zip(factor_rows(risk, summary), risk.contributions, strict=True):
+            css = {RAISES: "raises", LOWERS: "lowers"}.get(_direction_colour(c), "neutral")
+            if c.log_odds_range is not None:
+                lo, hi = c.log_odds_range
+                value = f"{lo:+.2f} to {hi:+.2f}"
+            else:
+                value = "0" if c.no_effect else f"{c.log_odds:+.3f}"
+            parts.append(
+                f"<tr><td>{esc(factor)}</td><td class='{css}'>{esc(does)}</td>"
+                f"<td>{esc(value)}</td></tr>"
+            )
+        parts.append("</table>")
+        if risk.warnings:
+            parts.append(
+                "<p>Warnings:</p><ul>"
+                + "".join(f"<li>{esc(w)}</li>" for w in risk.warnings)
+                + "</ul>"
+            )
+    else:
+        parts.append("<p>No risk computed.</p>")
+    if (notes is not None and notes.uncertain) or provenance.get("labels"):
+        reasons = "; ".join(notes.reasons) if notes is not None else ""
+        parts.append(
+            f"<p class='warn'>Level labels uncertain: check them before use. {esc(reasons)}</p>"
+        )
+    if notes is not None and notes.roi_notes:
+        parts.append(
+            "<p>ROI notes:</p><ul>"
+            + "".join(f"<li>{esc(n)}</li>" for n in notes.roi_notes)
+            + "</ul>"
+        )
+    parts += [
+        "<h2>Images</h2>",
+        "<p>The printable page (PDF/PNG) with the sagittal PDFF and R2* images; A anterior, "
+        "P posterior, S superior, I inferior.</p>",
+        f"<img alt='one-page report with sagittal PDFF and R2* images' src='data:image/png;"
+        f"base64,{base64.b64encode(png).decode()}'>",
+        "<h2>Vertebral levels</h2>",
+        _html_table(level_table(stats, notes)),
+        "<h2>Summaries</h2>",
+        "<ul>"
+        + "".join(f"<li>{esc(summary_line(summary, f))}</li>" for f in SUMMARY_NAMES)
+        + "".join(f"<li>Note: {esc(n)}</li>" for n in summary.notes)
+        + "</ul>",
+        "<h2>Caveats and intended use</h2>",
     ]
     if risk is not None:
-        if not risk.validated:
-            parts.append(f"<p class='warn'>{esc(risk.warnings[0].capitalize())}.</p>")
-        what, interval, model = _risk_lines(risk)
-        parts += [
-            f"<p><span class='risk'>{_fmt_pct(risk.probability)}</span> {esc(what)}</p>",
-            f"<p>{esc(interval)}<br>{esc(model)}</p>",
-        ]
-        contrib = pd.DataFrame(
-            [
-                {
-                    "term": c.label or c.term,
-                    "value": format_value(c.value),
-                    "log-odds": round(c.log_odds, 3),
-                    "points": round(c.points, 1),
-                }
-                for c in risk.contributions
-            ]
-        )
-        parts += ["<h2>Per-term contributions</h2>", _html_table(contrib)]
-        if risk.warnings:
-            parts.append("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in risk.warnings) + "</ul>")
-    if provenance.get("labels"):
-        parts.append(f"<p class='warn'>Level labels {esc(str(provenance['labels']))}</p>")
+        use = "".join(f"<p>{esc(p)}</p>" for p in risk.intended_use.split("\n\n") if p)
+        parts.append(use or "<p>(no intended use given in the model file)</p>")
+        parts.append("<ul>" + "".join(f"<li>{esc(c)}</li>" for c in risk.caveats) + "</ul>")
+    else:
+        parts.append("<p>Measurements only; no risk model was applied.</p>")
     parts += [
-        "<h2>Page</h2>",
-        f"<img alt='report page' style='width:100%' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'>",
-        "<h2>Levels</h2>",
-        _html_table(_level_table(stats)),
-        "<h2>Summaries</h2>",
-        _html_table(pd.DataFrame([_summary_record(summary)])),
         "<h2>Provenance</h2>",
         "<pre>" + esc("\n".join(f"{k}: {v}" for k, v in _flatten(provenance))) + "</pre>",
         "</body></html>",
     ]
     return "\n".join(parts)
-
-
-def _summary_record(summary: PatientSummary) -> dict[str, object]:
-    """The summaries for a table: values to 0.1 (as measured), "n/a" where not computable."""
-    record = summary.as_record()
-    return {
-        k: ((f"{v:.1f}" if np.isfinite(v) else "n/a") if isinstance(v, float | np.floating) else v)
-        for k, v in record.items()
-    }
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Sequence[tuple[str, Any]]:

@@ -26,6 +26,16 @@ class SagittalPlane:
     extent_mm: tuple[float, float, float, float]
     x_ras: float
 
+    @property
+    def orientation(self) -> dict[str, str]:
+        """The patient direction at each image edge (radiological letters).
+
+        The plane is sampled on a RAS grid through each volume's IJK-to-RAS matrix, so these hold
+        for any acquisition (sagittal, axial, oblique; any voxel order): the columns run from
+        anterior (high RAS y) to posterior, the rows from superior (high z) to inferior.
+        """
+        return {"left": "A", "right": "P", "top": "S", "bottom": "I"}
+
 
 def _ras_bounds(volume: Volume) -> tuple[npt.NDArray, npt.NDArray]:
     nk, nj, ni = volume.shape
