@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 VENV="${REFRACTURE_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(dicom3tools r-base-core r-cran-rms postgresql)
+APT_PACKAGES=(dicom3tools r-base-core r-cran-rms postgresql chromium poppler-utils)
 SLICER_CORE_PIN="slicer-core==5.12.4.0"
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

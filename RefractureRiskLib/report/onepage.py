@@ -651,7 +651,7 @@ def report_html(
         "table.levels{border-collapse:collapse}table.levels td,table.levels th"
         "{border:1px solid #ccc;padding:2px 6px}.risk{font-size:2.5em;font-weight:bold}"
         ".raises{color:#c62828}.lowers{color:#1565c0}.neutral{color:#555}"
-        "img{max-width:100%}</style>",
+        "img{max-width:100%}pre{white-space:pre-wrap;overflow-wrap:anywhere}</style>",
         "</head><body>",
         f"<h1>RefractureRisk report: patient {esc(patient_label)}</h1>",
         "<h2>Risk</h2>",
