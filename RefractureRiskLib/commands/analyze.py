@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 NAME = "analyze"
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.core.errors import InputError
     from RefractureRiskLib.pipeline import (
         AnalysisOptions,
@@ -64,11 +66,6 @@ def run(args: argparse.Namespace) -> int:
         parse_anchor,
     )
 
-    if (args.out / "results.json").exists() and not args.overwrite:
-        raise InputError(
-            args.out,
-            "already holds results (results.json); choose another --out or add --overwrite",
-        )
     anchor = parse_anchor(args.anchor) if args.anchor else None
     if anchor is not None and not all(math.isfinite(c) for c in anchor[1]):
         # float() reads "nan" and "inf": a non-finite point would silently relabel every level.
@@ -87,16 +84,23 @@ def run(args: argparse.Namespace) -> int:
         deidentify=args.deidentify,
     )
     clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
-    result = analyze_study(
-        args.study,
-        clinical,
-        args.out,
-        options,
-        progress=lambda msg: print(f"... {msg}", file=sys.stderr),
-        patient_label=args.patient or "anonymous",
-        clinical_source=str(args.clinical) if args.clinical else "clinical inputs",
-    )
+    # The whole result set is written beside --out and moved into place at the end: a failure
+    # leaves nothing new, and --overwrite replaces the old set only by a complete new one.
+    with OutputSet(overwrite=args.overwrite) as outputs:
+        staging = outputs.folder(args.out, marker="results.json")
+        result = analyze_study(
+            args.study,
+            clinical,
+            staging,
+            options,
+            progress=lambda msg: print(f"... {msg}", file=sys.stderr),
+            patient_label=args.patient or "anonymous",
+            clinical_source=str(args.clinical) if args.clinical else "clinical inputs",
+        )
+    result = replace(result, files={k: outputs.final(p) for k, p in result.files.items()})
     print_result(result)
+    for note in outputs.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import atomic_file
     from RefractureRiskLib.model.modelcard import model_card, write_model_card
     from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
 
@@ -32,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.out, "a model card is Markdown (.md), not a .json model file")
     if args.out.exists() and not args.overwrite:
         raise InputError(args.out, "already exists; choose another --out or add --overwrite")
-    print(f"model card written to {write_model_card(model, args.out, Path(path).name)}")
+    with atomic_file(args.out, overwrite=args.overwrite) as staged:
+        write_model_card(model, staged, Path(path).name)
+    print(f"model card written to {args.out}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from RefractureRiskLib.core.errors import InputError
@@ -39,21 +40,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vendor", choices=("GE", "Siemens", "Philips"), default="GE", help="DICOM style"
     )
     parser.add_argument("--field-strength", type=float, choices=(1.5, 3.0), default=1.5)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier demo's files in --out"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.analyze import print_result
+    from RefractureRiskLib.core.atomic import OutputSet
+
+    say = lambda msg: print(f"... {msg}", file=sys.stderr)  # noqa: E731
+    # Everything is written beside --out and moved into place at the end (see core.atomic).
+    out: Path = args.out
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(out, "already holds files; choose another --out or add --overwrite")
+    with OutputSet(overwrite=args.overwrite) as outputs:
+        out = outputs.folder(args.out, marker="patient.json")
+        result = _run_demo(args, out, say)
+    files = {k: outputs.final(p) for k, p in result.files.items()}
+    print_result(replace(result, files=files))
+    final = args.out
+    print(f"   clinical: {final / 'patient.json'}\n      truth: {final / 'phantom_truth.csv'}")
+    print(f"Open the report: {files['report_html']}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace, out: Path, say):
+    """Phantom -> DICOM in ``out/dicom`` -> the whole pipeline into ``out/results``."""
     import pandas as pd
 
-    from RefractureRiskLib.commands.analyze import print_result
     from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
     from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
     from RefractureRiskLib.pipeline import AnalysisOptions, analyze_study
 
-    out: Path = args.out
     dicom = out / "dicom"
-    if dicom.exists() and any(dicom.iterdir()):
-        raise InputError(dicom, "already holds files; choose another --out or remove it")
-    say = lambda msg: print(f"... {msg}", file=sys.stderr)  # noqa: E731
     say(f"generating a synthetic IDEAL-IQ spine study (seed {args.seed})")
     phantom = generate_phantom(
         PhantomSpec(
@@ -64,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     written = write_dicom_study(phantom.study, dicom, vendor=args.vendor, seed=args.seed)
-    print(f"Synthetic study written to {dicom} ({args.vendor} style):")
+    print(f"Synthetic study written to {args.out / 'dicom'} ({args.vendor} style):")
     columns = ("series_number", "kind", "series_description", "image_type", "n_files")
     columns += ("stored_meaning", "rescale_slope")
     print(pd.DataFrame(written.summary_rows())[list(columns)].to_string(index=False))
@@ -72,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     clinical_path.write_text(json.dumps(DEMO_CLINICAL, indent=2))
     truth_path = out / "phantom_truth.csv"
     phantom.truth.level_table().to_csv(truth_path, index=False)
-    result = analyze_study(
+    return analyze_study(
         dicom,
         DEMO_CLINICAL,
         out / "results",
@@ -81,7 +101,3 @@ def run(args: argparse.Namespace) -> int:
         # Not the DICOM PatientID (SYN-<seed>): the report never shows a DICOM identifier.
         patient_label=f"synthetic phantom, seed {args.seed}",
     )
-    print_result(result)
-    print(f"   clinical: {clinical_path}\n      truth: {truth_path}")
-    print(f"Open the report: {result.files['report_html']}")
-    return 0

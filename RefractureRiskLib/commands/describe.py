@@ -20,20 +20,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep columns the cohort schema does not define instead of refusing the file",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier description in --out"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.model.describe import DESCRIPTIVE_NOTE, describe_cohort
     from RefractureRiskLib.model.schema import read_cohort
 
-    cohort = read_cohort(args.cohort, allow_unknown_columns=args.allow_unknown_columns)
-    result = describe_cohort(cohort, args.out)
+    # Written beside --out and moved into place at the end (see core.atomic).
+    with OutputSet(overwrite=args.overwrite) as outputs:
+        staging = outputs.folder(args.out, marker="describe.html")
+        cohort = read_cohort(args.cohort, allow_unknown_columns=args.allow_unknown_columns)
+        result = describe_cohort(cohort, staging)
     y = cohort["outcome_1y"]
     print(
         f"{len(cohort)} patients from {cohort['centre_id'].nunique()} centre(s); 1-year outcome "
         f"known for {int(y.notna().sum())}, with {int((y == 1).sum())} re-fractures."
     )
     for path in result.files:
-        print(f"wrote {path}")
+        print(f"wrote {outputs.final(path)}")
     print(DESCRIPTIVE_NOTE)
     return 0

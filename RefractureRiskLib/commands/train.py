@@ -56,6 +56,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import OutputSet
+
+    if args.out.suffix.lower() != ".json":
+        raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    card_path = args.out.with_suffix(".md")  # the card goes with its model file
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise InputError(args.report, "--report names a folder, but this is an existing file")
+    # model.json, model.md and the report are written beside their targets and moved into
+    # place together at the end (see core.atomic): a failure leaves the old set untouched.
+    with OutputSet(overwrite=args.overwrite) as outputs:
+        model_path, card_staged = outputs.file(args.out), outputs.file(card_path, overwrite=True)
+        report_dir = None if args.report is None else outputs.folder(args.report, "validation.json")
+        result = _train(args, model_path, card_staged, report_dir)
+    for note in outputs.notes:
+        print(f"note: {note}")
+    print(f"model written to {args.out} (sha256 {result.model.to_document()['content_sha256']})")
+    print(f"model card written to {card_path}")
+    if args.report is not None:
+        print(f"report written to {args.report / 'report.html'}")
+    if result.model.warning_text:
+        print(f"note: {result.model.warning_text}")
+    return 0
+
+
+def _train(args: argparse.Namespace, model_path: Path, card_path: Path, report_dir: Path | None):
+    """Fit and validate; write the model file, its card and the report at the staged paths."""
     from RefractureRiskLib.core.hashing import file_sha256
     from RefractureRiskLib.model.modelcard import write_model_card
     from RefractureRiskLib.model.schema import read_cohort
@@ -63,10 +91,6 @@ def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.model.validation import FitSpec
     from RefractureRiskLib.model.validation_report import write_report
 
-    if args.out.suffix.lower() != ".json":
-        raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
-    if args.out.exists() and not args.overwrite:
-        raise InputError(args.out, "already exists; choose another --out or add --overwrite")
     cohort = read_cohort(args.cohort)
     candidates = DEFAULT_CANDIDATES
     names = [s.strip() for s in args.splines.split(",") if s.strip()]
@@ -88,12 +112,8 @@ def run(args: argparse.Namespace) -> int:
             "rows": len(cohort),
         },
     )
-    path = result.model.save(args.out)
-    print(f"model written to {path} (sha256 {result.model.to_document()['content_sha256']})")
-    card = write_model_card(result.model, path.with_suffix(".md"), file_name=path.name)
-    print(f"model card written to {card}")
-    if args.report is not None:
-        print(f"report written to {write_report(result, args.report)}")
-    if result.model.warning_text:
-        print(f"note: {result.model.warning_text}")
-    return 0
+    result.model.save(model_path)
+    write_model_card(result.model, card_path, file_name=model_path.name)
+    if report_dir is not None:
+        write_report(result, report_dir)
+    return result

@@ -34,15 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib import __version__
-    from RefractureRiskLib.core.hashing import file_sha256
-    from RefractureRiskLib.model.external import (
-        estimate_text,
-        validate_external,
-        write_external_report,
-    )
-    from RefractureRiskLib.model.modelfile import load_model
-    from RefractureRiskLib.model.schema import read_cohort
+    from RefractureRiskLib.core.atomic import OutputSet
 
     if args.bootstrap < 1:
         raise InputError("--bootstrap", f"must be at least 1, got {args.bootstrap}")
@@ -53,6 +45,29 @@ def run(args: argparse.Namespace) -> int:
             args.out / "validation.json",
             "already exists; choose another --out or add --overwrite",
         )
+    # Written beside --out and moved into place at the end (see core.atomic).
+    with OutputSet(overwrite=args.overwrite) as outputs:
+        paths = _validate(args, outputs.folder(args.out, marker="validation.json"))
+    paths = {name: outputs.final(path) for name, path in paths.items()}
+    for note in outputs.notes:
+        print(f"note: {note}")
+    for path in paths.values():
+        print(f"written: {path}")
+    return 0
+
+
+def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
+    """Validate, print the figures and write the result files into ``staging``."""
+    from RefractureRiskLib import __version__
+    from RefractureRiskLib.core.hashing import file_sha256
+    from RefractureRiskLib.model.external import (
+        estimate_text,
+        validate_external,
+        write_external_report,
+    )
+    from RefractureRiskLib.model.modelfile import load_model
+    from RefractureRiskLib.model.schema import read_cohort
+
     model = load_model(args.model)
     cohort = read_cohort(args.cohort)
     if len(cohort) == 0:
@@ -74,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "software": {"name": "RefractureRisk", "version": __version__},
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    paths = write_external_report(result, args.out, args.cohort.name, provenance)
+    paths = write_external_report(result, staging, args.cohort.name, provenance)
 
     c = estimate_text(result.metrics["c_statistic"], result.ci["c_statistic"], 3)
     s = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
@@ -86,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"C-statistic {c}")
     print(f"calibration slope {s}")
-    for path in paths.values():
-        print(f"written: {path}")
     if result.model_warning:
         print(f"note: {result.model_warning}")
-    return 0
+    return paths

@@ -1,0 +1,349 @@
+"""Atomic output sets: a command's files appear complete, or not at all.
+
+Every output (a folder such as ``analyze --out``, or a file such as ``train --out model.json``)
+is first written into a staging folder beside it, on the same file system::
+
+    .<name>.staging-<txn>     the new folder, or a folder holding the new file under its name
+    .<name>.old-<txn>         the old folder, moved aside while the new one moves in
+    .<name>.commit-<txn>.json the journal of a set of several outputs (beside the first one)
+
+``<txn>`` is ``<host hash>-<pid>-<random>``, so the next run can tell the leftovers of a dead
+process (same host, pid gone) from those of a live one. Publishing:
+
+- a file: ``os.replace`` of the staged file onto the target (atomic);
+- a new folder: ``rename`` onto the target name (atomic; an empty folder there is replaced);
+- a folder replacing an old one (``overwrite``): ``renameat2(RENAME_EXCHANGE)`` swaps the two
+  in one step (Linux), then the old one is deleted. No window: a kill -9 leaves the complete old
+  or the complete new folder at the target name;
+- several outputs (``train``: model file, card and report), or a folder replacement where the
+  exchange is not available: a journal listing every move is written once all staging is
+  complete (the commit point), then the moves are made (old folder aside, new folder in) and
+  the journal is deleted. A kill -9 between the journal and its deletion leaves the complete new
+  set in staging and the old one at the target or aside; the next run on the same output rolls
+  the journal forward (the window, until then, is a mix of old and new targets, each complete).
+  A kill before the journal leaves only staging folders: they are deleted, the old set stays.
+
+On any exception (disk full, KeyboardInterrupt, a failing writer) the staging folders are
+deleted and the targets are untouched. The guarantee is against process death, not power loss
+(nothing is fsync'ed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from RefractureRiskLib.core.errors import InputError
+
+_ARTEFACT = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>staging|old|commit)-"
+    r"(?P<txn>(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8})(?:\.json)?$"
+)
+
+
+def host_tag() -> str:
+    """A short, file-name-safe tag of this host (names the owner of staging folders)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie, dead but not yet reaped by
+    its parent, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    return True
+
+
+def _dead_txn(host: str, pid: str) -> bool:
+    return host == host_tag() and not pid_alive(int(pid))
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One output: ``target`` is published from ``staging`` (a folder, or a folder holding the
+    file under the target's name); ``old`` is where an old folder waits during the journal."""
+
+    target: Path
+    staging: Path
+    old: Path
+    folder: bool
+    overwrite: bool = False
+
+    @property
+    def staged(self) -> Path:
+        return self.staging if self.folder else self.staging / self.target.name
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "target": str(self.target),
+            "staging": str(self.staging),
+            "old": str(self.old),
+            "folder": self.folder,
+        }
+
+
+def _roll_forward(entries: list[_Entry]) -> None:
+    """Make every move of a committed set; safe to repeat after a kill at any point."""
+    for e in entries:
+        if e.folder:
+            if e.staging.is_dir():
+                if e.target.exists():
+                    if e.old.exists():  # cannot happen by this protocol; keep the new set
+                        _rmtree(e.old)
+                    os.rename(e.target, e.old)
+                os.rename(e.staging, e.target)
+        else:
+            if e.staged.exists():
+                os.replace(e.staged, e.target)
+            _rmtree(e.staging)
+    for e in entries:
+        _rmtree(e.old)
+
+
+def recover(directory: str | Path) -> list[str]:
+    """Finish or undo what dead processes of this host left in ``directory``; returns notes.
+
+    A committed journal is rolled forward (its new set is complete); staging folders without a
+    journal are deleted (the old set never moved); an old folder whose target is missing is put
+    back. Leftovers of live processes and of other hosts are left alone.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    notes: list[str] = []
+    found = [(p, m) for p in folder.iterdir() if (m := _ARTEFACT.match(p.name))]
+    for p, m in found:
+        if m["kind"] == "commit" and _dead_txn(m["host"], m["pid"]):
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+                entries = [
+                    _Entry(Path(e["target"]), Path(e["staging"]), Path(e["old"]), e["folder"])
+                    for e in doc["entries"]
+                ]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not ours after all, or unreadable: leave it for a person
+            _roll_forward(entries)
+            p.unlink()
+            notes.append(f"completed the output set a killed run left half moved ({p.name})")
+    for p, m in found:
+        if m["kind"] == "commit" or not _dead_txn(m["host"], m["pid"]) or not p.exists():
+            continue
+        target = folder / m["name"]
+        if m["kind"] == "old" and not target.exists():
+            os.rename(p, target)
+            notes.append(f"restored {target.name} that a killed run had moved aside")
+        else:
+            _rmtree(p)
+    return notes
+
+
+class OutputSet:
+    """Stage outputs beside their targets and publish them together (see the module doc).
+
+    >>> with OutputSet(overwrite=args.overwrite) as outputs:      # doctest: +SKIP
+    ...     folder = outputs.folder(args.out, marker="results.json")
+    ...     write_everything(folder)
+    ...                      # published here; on an exception the staging is deleted
+
+    ``overwrite``: replace existing targets; otherwise an existing file, or a folder that is
+    not empty, is refused when declared (before any work) and again when publishing.
+    ``recover``: first clean up what dead processes left beside the targets (:func:`recover`).
+    ``marker``: a file only this command's outputs hold; ``overwrite`` replaces a non-empty
+    folder only when it holds the marker, so a user's unrelated folder is never deleted.
+    """
+
+    def __init__(self, overwrite: bool = False, recover: bool = True) -> None:
+        self.overwrite = overwrite
+        self.recover = recover
+        self.txn = f"{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.entries: list[_Entry] = []
+        self.published = False
+        self.notes: list[str] = []
+        self._recovered: set[Path] = set()
+
+    # -- declaring -------------------------------------------------------------------------
+    def folder(self, target: str | Path, marker: str | None = None) -> Path:
+        """Declare an output folder; returns the (created) staging folder to write into."""
+        target = Path(target)
+        self._recover(target.parent)
+        if target.exists() and not target.is_dir():
+            raise InputError(target, "exists and is not a folder; choose another --out")
+        self._check_folder(target, marker)
+        return self._declare(target, folder=True)
+
+    def file(self, target: str | Path, overwrite: bool | None = None) -> Path:
+        """Declare an output file; returns the path to write it at (same name, in staging).
+
+        ``overwrite``: for this file only (default: the set's), e.g. a companion file that
+        always goes with the main one.
+        """
+        target = Path(target)
+        overwrite = self.overwrite if overwrite is None else overwrite
+        self._recover(target.parent)
+        if target.is_dir():
+            raise InputError(target, "is a folder; expected a file name")
+        if target.exists() and not overwrite:
+            raise InputError(target, "already exists; choose another --out or add --overwrite")
+        return self._declare(target, folder=False, overwrite=overwrite) / target.name
+
+    def final(self, path: str | Path) -> Path:
+        """The published path of ``path`` (a path inside a staging folder), else ``path``."""
+        path = Path(path)
+        for e in self.entries:
+            if path == e.staged or e.staged in path.parents:
+                return e.target / path.relative_to(e.staged) if e.folder else e.target
+        return path
+
+    def _declare(self, target: Path, folder: bool, overwrite: bool | None = None) -> Path:
+        if any(e.target == target for e in self.entries):
+            raise ValueError(f"{target} declared twice")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        name = target.name
+        entry = _Entry(
+            target,
+            target.parent / f".{name}.staging-{self.txn}",
+            target.parent / f".{name}.old-{self.txn}",
+            folder,
+            self.overwrite if overwrite is None else overwrite,
+        )
+        entry.staging.mkdir()
+        self.entries.append(entry)
+        return entry.staging
+
+    def _recover(self, directory: Path) -> None:
+        directory = directory.resolve()
+        if self.recover and directory not in self._recovered:
+            self._recovered.add(directory)
+            self.notes += recover(directory)
+
+    def _check_folder(self, target: Path, marker: str | None) -> None:
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+        holds = marker is not None and (target / marker).exists()
+        what = f"results ({marker})" if holds else "files"
+        if not self.overwrite:
+            raise InputError(
+                target, f"already holds {what}; choose another --out or add --overwrite"
+            )
+        if marker is not None and not holds:
+            raise InputError(
+                target,
+                f"holds files but no {marker}: not an earlier output of this command, so "
+                "--overwrite does not replace it; choose another --out",
+            )
+
+    # -- publishing ------------------------------------------------------------------------
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.discard()
+            return
+        try:
+            self.publish()
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Delete the staging folders; the targets stay as they were."""
+        if not self.published:
+            for e in self.entries:
+                _rmtree(e.staging)
+
+    def publish(self) -> None:
+        """Move every staged output into place (atomically for one output)."""
+        if self.published or not self.entries:
+            return
+        for e in self.entries:  # another process may have written a target meanwhile
+            if not e.overwrite:
+                taken = e.target.is_dir() and any(e.target.iterdir())
+                if taken or (e.target.exists() and not e.target.is_dir()):
+                    raise InputError(e.target, "was written meanwhile; choose another --out")
+        if len(self.entries) == 1 and self._publish_one(self.entries[0]):
+            self.published = True
+            return
+        journal = self.entries[0].target.parent / (
+            f".{self.entries[0].target.name}.commit-{self.txn}.json"
+        )
+        text = json.dumps({"entries": [e.as_json() for e in self.entries]}, indent=1)
+        journal.write_text(text, encoding="utf-8")
+        self.published = True  # committed: from here on a failure is finished by the next run
+        _roll_forward(self.entries)
+        journal.unlink()
+
+    @staticmethod
+    def _publish_one(e: _Entry) -> bool:
+        """Publish one output in one atomic step; False when that needs the journal."""
+        if not e.folder:
+            os.replace(e.staged, e.target)
+            os.rmdir(e.staging)
+            return True
+        if not e.target.exists() or (e.target.is_dir() and not any(e.target.iterdir())):
+            os.rename(e.staging, e.target)  # an empty folder at the target is replaced
+            return True
+        if _exchange(e.staging, e.target):
+            _rmtree(e.staging)  # now the old folder
+            return True
+        return False
+
+
+@contextlib.contextmanager
+def atomic_folder(
+    target: str | Path, overwrite: bool = False, marker: str | None = None
+) -> Iterator[Path]:
+    """One output folder: yields the staging folder, published at the end (see OutputSet)."""
+    with OutputSet(overwrite) as outputs:
+        yield outputs.folder(target, marker)
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """One output file: yields the path to write, published at the end (see OutputSet)."""
+    with OutputSet(overwrite) as outputs:
+        yield outputs.file(target)
