@@ -11,22 +11,27 @@ Input
 Per patient (in a worker process, a Dask worker, or in-process with ``workers=0``)
     :func:`analyze_patient` runs :func:`~RefractureRiskLib.pipeline.analyze_study` with the
     patient's clinical row (its ``index_levels`` become the treated levels) into a staging folder
-    ``OUT/patients/.partial-<id>-<random>`` and renames it to ``OUT/patients/<patient_id>`` only on
-    success, so a killed run never leaves a half-written patient folder. The worker never raises:
-    any failure (corrupt DICOM, no PDFF series, no vertebral column, bad clinical value, ...)
-    comes back as a reason.
+    beside ``OUT/patients/<patient_id>`` and moves it into place only on success
+    (:mod:`RefractureRiskLib.core.atomic`), so a killed run never leaves a half-written patient
+    folder. The worker never raises: any failure (corrupt DICOM, no PDFF series, no vertebral
+    column, bad clinical value, ...) comes back as a reason.
 
 The parent process is the only writer to the measurement store: one
 :class:`~RefractureRiskLib.store.measurements.StudySubmission` per study (one transaction), or
 one failure record with its reason. Workers therefore need no database access (Dask workers on
 other machines need only the shared ``root`` and ``out`` folders).
 
-Resuming
-    A re-run skips patients already completed in the store by the same reader and retries
+Resuming and concurrency
+    One batch at a time per ``out`` (:mod:`~RefractureRiskLib.batch.lock`: a second one is
+    refused naming the first; a killed batch's lock is taken over). A re-run skips the studies
+    the store already holds with the same analysis key (patient, the study folder's files, the
+    clinical row, the measurement options, the model file and the software version; see
+    :func:`~RefractureRiskLib.batch.workers.analysis_key`) unless ``reanalyze``, and retries
     every other patient, failed ones included (``retry_failed_only=True`` retries only the
-    patients whose last attempt failed). Since the store, not the folder, says what is done,
-    a batch killed at any moment and re-run has every study exactly once in the store.
-    Run concurrent batches with separate output folders; they may share one store.
+    patients whose last attempt failed). Since the store, not the folder, says what is done, a
+    batch killed at any moment and re-run has every study exactly once in the store. Batches
+    with separate output folders may share one store: the key is recorded in the same
+    transaction as the study, so each analysis is recorded once.
 
 Patients missing from the clinical table
     are measured and recorded (the images are valid) but get no risk; they are reported per

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from RefractureRiskLib.batch.cohort import CohortBuild, cohort_table
 from RefractureRiskLib.batch.inputs import _index_levels, discover_studies, read_clinical_text
+from RefractureRiskLib.batch.lock import batch_lock
 from RefractureRiskLib.batch.workers import (
     REPLACED_PREFIX,
     STAGING_PREFIX,
@@ -27,7 +28,9 @@ from RefractureRiskLib.batch.workers import (
     _run_dask,
     _run_in_process,
     _run_processes,
+    analysis_key,
 )
+from RefractureRiskLib.core.atomic import OutputSet, recover
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.schema import problems_frame
 from RefractureRiskLib.pipeline import AnalysisOptions, load_clinical
@@ -108,6 +111,7 @@ class BatchConfig:
     store: str | None = None
     retry_failed_only: bool = False
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    reanalyze: bool = False
 
     @property
     def reader(self) -> str:
@@ -132,8 +136,9 @@ class BatchConfig:
 class PatientOutcome:
     """What happened to one patient in this run.
 
-    ``status``: "done" (measured and recorded now), "skipped" (already complete in the store
-    for this reader) or "failed" (recorded in the store's failures with ``reason``).
+    ``status``: "done" (measured and recorded now), "skipped" (the store already holds this
+    analysis: same inputs, settings and software version; ``reason`` says when another run
+    recorded it meanwhile) or "failed" (recorded in the store's failures with ``reason``).
     ``note``: anything else the user must know (e.g. no clinical row: measured, no risk).
     ``seconds``: time in the worker; ``finished_s``: when it was recorded, from the batch start.
     """
@@ -220,11 +225,14 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def _clean_staging(patients: Path) -> None:
-    """Remove staging folders left by a killed run (run batches on one ``out`` one at a time)."""
-    for p in patients.iterdir():
+def _clean_staging(patients: Path) -> list[str]:
+    """Finish or remove what a killed run left in ``patients`` (called under the batch lock)."""
+    if not patients.is_dir():
+        return []
+    for p in patients.iterdir():  # staging names of earlier versions
         if p.name.startswith((STAGING_PREFIX, REPLACED_PREFIX)):
             shutil.rmtree(p, ignore_errors=True)
+    return recover(patients)
 
 
 def _run_tasks(config: BatchConfig, tasks: Sequence[BatchTask]) -> Iterator[TaskResult]:
@@ -236,103 +244,158 @@ def _run_tasks(config: BatchConfig, tasks: Sequence[BatchTask]) -> Iterator[Task
 
 
 def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchSummary:
-    """Analyse every patient not yet complete, record each in the store, build the cohort table.
+    """Analyse every patient not yet recorded, record each in the store, build the cohort table.
 
     Progress goes to ``stream`` (None = quiet). Raises InputError for a bad root, clinical table
-    or store location before any study is analysed; failing studies never raise.
+    or store location, or when another batch holds ``out``, before any study is analysed (and
+    then leaves no folder it created behind); failing studies never raise.
     """
     t0 = time.perf_counter()
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
-    patients_dir = out / PATIENTS_DIR
-    patients_dir.mkdir(exist_ok=True)
-    _clean_staging(patients_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder; choose another --out")
     studies = discover_studies(config.root, exclude=[out])
     clinical_table = read_clinical_text(config.clinical)
-    clinical_ids = set(clinical_table["patient_id"])
-    store = MeasurementStore(config.store_location)
+    created = [p for p in (out, out / PATIENTS_DIR) if not p.exists()]
+    run_notes: list[str] = []
+    started = False
     try:
-        complete = store.completed_patients(config.reader)
-        previously_failed = set(store.failed_patients())
-        outcomes: dict[str, PatientOutcome] = {}
-        tasks: list[BatchTask] = []
-        notes: dict[str, str] = {}
-        for s in studies:
-            if s.patient_id in complete:
-                outcomes[s.patient_id] = PatientOutcome(s.patient_id, "skipped")
-                continue
-            if config.retry_failed_only and s.patient_id not in previously_failed:
-                continue
-            clinical: Mapping[str, Any] | None = None
-            if s.patient_id in clinical_ids:
-                try:
-                    clinical = load_clinical(config.clinical, s.patient_id)
-                except InputError as err:  # e.g. the patient_id appears twice
-                    store.record_failure(s.patient_id, str(err), source=str(s.study_path))
-                    outcomes[s.patient_id] = PatientOutcome(s.patient_id, "failed", str(err))
-                    continue
-            else:
-                notes[s.patient_id] = (
-                    "not in the clinical table: measured and recorded, no risk, "
-                    "not in the cohort table"
-                )
-            options = replace(
-                config.options, index_levels=_index_levels(clinical, config.options.index_levels)
-            )
-            tasks.append(
-                BatchTask(s.patient_id, str(s.study_path), clinical, options, str(patients_dir))
-            )
-        if stream is not None:
-            print(
-                f"batch: {len(studies)} studies, {len(complete & {s.patient_id for s in studies})}"
-                f" already complete for reader {config.reader!r}, {len(tasks)} to analyse with "
-                f"{config.executor}; store {_safe_url(store.url)}",
-                file=stream,
-                flush=True,
-            )
-        sources = {t.patient_id: t.study_path for t in tasks}
-        progress = _Progress(len(tasks), stream)
-        try:
-            for result in _run_tasks(config, tasks):
-                outcome = _record(store, result, notes.get(result.patient_id, ""), sources)
-                outcome = replace(outcome, finished_s=time.perf_counter() - t0)
-                outcomes[result.patient_id] = outcome
-                progress.update(result.patient_id, outcome.status, result.seconds)
-        finally:
-            progress.close()
+        with batch_lock(out, run_notes):
+            run_notes += _clean_staging(out / PATIENTS_DIR)
+            run_notes += recover(out)
+            store = MeasurementStore(config.store_location)
+            try:
+                started = True
+                return _run_locked(config, studies, clinical_table, store, stream, t0, run_notes)
+            finally:
+                store.close()
+    except BaseException:
+        if not started:  # nothing was analysed: take back the (empty) folders this run made
+            for p in reversed(created):
+                with contextlib.suppress(OSError):  # not empty: another batch's by now
+                    p.rmdir()
+        raise
 
-        ordered = tuple(outcomes[s.patient_id] for s in studies if s.patient_id in outcomes)
-        files: dict[str, Path] = {}
-        cohort = cohort_table(store, clinical_table, config.reader)
-        files["cohort"] = out / COHORT_FILE
-        cohort.table.to_csv(files["cohort"], index=False)
-        problems_path = out / COHORT_PROBLEMS_FILE
-        if cohort.problems:
-            problems_frame(cohort.problems).to_csv(problems_path, index=False)
-            files["cohort_problems"] = problems_path
-        elif problems_path.exists():
-            problems_path.unlink()
-        files["status"] = out / STATUS_FILE
-        pd.DataFrame([o.__dict__ for o in ordered]).to_csv(files["status"], index=False)
-        run_notes = []
-        without_study = sorted(clinical_ids - {s.patient_id for s in studies})
-        if without_study:
-            run_notes.append(
-                f"{len(without_study)} clinical row(s) without a study folder (no imaging in "
-                f"the cohort table): {', '.join(without_study[:20])}"
-                + (" ..." if len(without_study) > 20 else "")
-            )
-        return BatchSummary(
-            config,
-            ordered,
-            cohort,
-            files,
-            time.perf_counter() - t0,
-            tuple(run_notes),
-            _safe_url(store.url),
+
+def _run_locked(
+    config: BatchConfig,
+    studies: Sequence[Any],
+    clinical_table: pd.DataFrame,
+    store: MeasurementStore,
+    stream: TextIO | None,
+    t0: float,
+    run_notes: list[str],
+) -> BatchSummary:
+    out = config.out
+    patients_dir = out / PATIENTS_DIR
+    clinical_ids = set(clinical_table["patient_id"])
+    previously_failed = set(store.failed_patients())
+    outcomes: dict[str, PatientOutcome] = {}
+    tasks: list[BatchTask] = []
+    notes: dict[str, str] = {}
+    planned: list[tuple[Any, Mapping[str, Any] | None, AnalysisOptions, str]] = []
+    for s in studies:
+        retry = not config.retry_failed_only or s.patient_id in previously_failed
+        clinical: Mapping[str, Any] | None = None
+        if s.patient_id in clinical_ids:
+            try:
+                clinical = load_clinical(config.clinical, s.patient_id)
+            except InputError as err:  # e.g. the patient_id appears twice
+                if not retry:
+                    continue
+                store.record_failure(s.patient_id, str(err), source=str(s.study_path))
+                outcomes[s.patient_id] = PatientOutcome(s.patient_id, "failed", str(err))
+                continue
+        options = replace(
+            config.options, index_levels=_index_levels(clinical, config.options.index_levels)
         )
+        key = analysis_key(s.patient_id, s.study_path, clinical, options)
+        planned.append((s, clinical, options, key))
+    recorded = set() if config.reanalyze else store.recorded_analyses(p[3] for p in planned)
+    for s, clinical, options, key in planned:
+        if key in recorded:
+            outcomes[s.patient_id] = PatientOutcome(s.patient_id, "skipped")
+            continue
+        if config.retry_failed_only and s.patient_id not in previously_failed:
+            continue
+        if s.patient_id not in clinical_ids:
+            notes[s.patient_id] = (
+                "not in the clinical table: measured and recorded, no risk, not in the cohort table"
+            )
+        tasks.append(
+            BatchTask(s.patient_id, str(s.study_path), clinical, options, str(patients_dir), key)
+        )
+    if tasks:
+        patients_dir.mkdir(exist_ok=True)
+    if stream is not None:
+        print(
+            f"batch: {len(studies)} studies, {len(recorded)} already recorded with the same "
+            f"inputs and settings, {len(tasks)} to analyse with {config.executor}; store "
+            f"{_safe_url(store.url)}",
+            file=stream,
+            flush=True,
+        )
+        for note in run_notes:
+            print(f"note: {note}", file=stream, flush=True)
+    sources = {t.patient_id: t.study_path for t in tasks}
+    keys = {t.patient_id: t.analysis_key for t in tasks}
+    progress = _Progress(len(tasks), stream)
+    try:
+        for result in _run_tasks(config, tasks):
+            outcome = _record(
+                store,
+                result,
+                notes.get(result.patient_id, ""),
+                sources,
+                keys.get(result.patient_id),
+                config.reanalyze,
+            )
+            outcome = replace(outcome, finished_s=time.perf_counter() - t0)
+            outcomes[result.patient_id] = outcome
+            progress.update(result.patient_id, outcome.status, result.seconds)
     finally:
-        store.close()
+        progress.close()
+
+    ordered = tuple(outcomes[s.patient_id] for s in studies if s.patient_id in outcomes)
+    cohort = cohort_table(store, clinical_table, config.reader)
+    files = _write_tables(out, cohort, ordered)
+    without_study = sorted(clinical_ids - {s.patient_id for s in studies})
+    if without_study:
+        run_notes.append(
+            f"{len(without_study)} clinical row(s) without a study folder (no imaging in "
+            f"the cohort table): {', '.join(without_study[:20])}"
+            + (" ..." if len(without_study) > 20 else "")
+        )
+    return BatchSummary(
+        config,
+        ordered,
+        cohort,
+        files,
+        time.perf_counter() - t0,
+        tuple(run_notes),
+        _safe_url(store.url),
+    )
+
+
+def _write_tables(
+    out: Path, cohort: CohortBuild, ordered: Sequence[PatientOutcome]
+) -> dict[str, Path]:
+    """cohort.csv, cohort_problems.csv (only when there are problems) and batch_status.csv,
+    published together (see core.atomic)."""
+    files: dict[str, Path] = {"cohort": out / COHORT_FILE}
+    problems_path = out / COHORT_PROBLEMS_FILE
+    with OutputSet(overwrite=True, recover=False) as outputs:
+        cohort.table.to_csv(outputs.file(files["cohort"]), index=False)
+        if cohort.problems:
+            problems_frame(cohort.problems).to_csv(outputs.file(problems_path), index=False)
+            files["cohort_problems"] = problems_path
+        files["status"] = out / STATUS_FILE
+        status = pd.DataFrame([o.__dict__ for o in ordered])
+        status.to_csv(outputs.file(files["status"]), index=False)
+    if not cohort.problems:
+        with contextlib.suppress(FileNotFoundError):
+            problems_path.unlink()
+    return files
 
 
 def _safe_url(url: str) -> str:
@@ -341,20 +404,28 @@ def _safe_url(url: str) -> str:
 
 
 def _record(
-    store: MeasurementStore, result: TaskResult, note: str, sources: Mapping[str, str]
+    store: MeasurementStore,
+    result: TaskResult,
+    note: str,
+    sources: Mapping[str, str],
+    key: str | None = None,
+    reanalyze: bool = False,
 ) -> PatientOutcome:
-    """Write one study's result to the store (the parent is the only writer)."""
+    """Write one study's result to the store (this batch's parent is its only writer; another
+    batch on the same store may have recorded the same analysis meanwhile: then it is kept
+    once, and this outcome says "skipped")."""
     reason = result.reason
     if result.ok and result.submission is not None:
         try:
-            store.record_study(result.submission)
+            run_id = store.record_study(result.submission, analysis_key=key, reanalyze=reanalyze)
         except (ValueError, sa.exc.IntegrityError, sa.exc.DataError) as err:
             # This study's values do not fit the store (nothing of it was written): report it.
             reason = f"the measurement store refused this study ({_failure_reason(err)[:300]})"
         else:
             return PatientOutcome(
                 result.patient_id,
-                "done",
+                "done" if run_id is not None else "skipped",
+                reason="" if run_id is not None else "recorded meanwhile by another batch",
                 note=note,
                 seconds=result.seconds,
                 peak_rss_mb=result.peak_rss_mb,

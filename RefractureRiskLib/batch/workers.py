@@ -9,9 +9,10 @@ to the measurement store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import multiprocessing as mp
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -27,12 +28,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from RefractureRiskLib import __version__
+from RefractureRiskLib.core.atomic import OutputSet
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.hashing import file_sha256
 from RefractureRiskLib.pipeline import AnalysisOptions, AnalysisResult, analyze_study
 from RefractureRiskLib.stats import STATISTICS
 from RefractureRiskLib.stats.roi_statistics import FLAG_SEPARATOR
 from RefractureRiskLib.store.measurements import Measurement, StudySubmission
 
+#: Staging names of earlier versions (now: core.atomic's ``.<name>.staging-<txn>``).
 STAGING_PREFIX = ".partial-"
 REPLACED_PREFIX = ".replaced-"
 #: Studies queued per local worker: the next one waits while the parent records the last.
@@ -50,6 +55,7 @@ class BatchTask:
     clinical: Mapping[str, Any] | None
     options: AnalysisOptions
     patients_dir: str
+    analysis_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,43 +125,73 @@ def study_submission(
     )
 
 
-def _publish(staging: Path, final: Path) -> None:
-    """Move a finished staging folder to its final name, replacing an older result."""
-    for _ in range(5):
-        if final.exists():
-            old = final.with_name(f"{REPLACED_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}")
-            with contextlib.suppress(FileNotFoundError):
-                final.rename(old)
-                shutil.rmtree(old, ignore_errors=True)
-        try:
-            staging.rename(final)
-            return
-        except OSError:  # another process published the same patient in between: try again
-            time.sleep(0.05)
-    staging.rename(final)
+#: Options that change what is recorded in the store (not: report, DICOM export, de-identify).
+_KEY_OPTIONS = ("roi", "study", "pdff_series", "anchor", "index_levels", "reader")
+_KEY_OPTIONS += ("pdff_unit", "r2s_unit")
+
+
+def input_fingerprint(study_path: str | Path) -> list[tuple[str, int, int]]:
+    """Every file of a study folder as (relative path, size, mtime ns), sorted: cheap (no
+    reading) and changed by any added, removed, re-exported or edited file."""
+    root = Path(study_path)
+    if root.is_file():
+        st = root.stat()
+        return [(root.name, st.st_size, st.st_mtime_ns)]
+    rows = []
+    for path in root.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                st = path.stat()
+                rows.append((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    return sorted(rows)
+
+
+def analysis_key(
+    patient_id: str,
+    study_path: str | Path,
+    clinical: Mapping[str, Any] | None,
+    options: AnalysisOptions,
+) -> str:
+    """SHA-256 of what one analysis depends on: the patient, the study folder's files
+    (:func:`input_fingerprint`), the clinical row, the measurement options, the model file
+    and the software version. Equal keys mean the store already holds this exact analysis."""
+    model = options.model_path
+    doc = {
+        "patient_id": patient_id,
+        "inputs": input_fingerprint(study_path),
+        "clinical": None if clinical is None else {str(k): str(v) for k, v in clinical.items()},
+        "options": {name: getattr(options, name) for name in _KEY_OPTIONS},
+        "model_sha256": None if model is None or not Path(model).is_file() else file_sha256(model),
+        "software": __version__,
+    }
+    text = json.dumps(doc, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def analyze_patient(task: BatchTask) -> TaskResult:
     """Analyse one patient's study into ``patients_dir/<patient_id>``; never raises.
 
-    The files appear under their final name only when everything succeeded.
+    The folder is written as ``.<patient_id>.staging-<txn>`` and replaces the final one only
+    when everything succeeded (see core.atomic): a killed or failing study leaves the previous
+    folder, if any, as it was.
     """
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     patients = Path(task.patients_dir)
-    staging = patients / f"{STAGING_PREFIX}{task.patient_id}-{uuid.uuid4().hex[:8]}"
     final = patients / task.patient_id
     try:
-        result = analyze_study(
-            task.study_path,
-            task.clinical,
-            staging,
-            task.options,
-            patient_label=task.patient_id,
-        )
-        if not len(result.statistics):
-            raise InputError(task.study_path, "no vertebral ROI could be measured")
-        _publish(staging, final)
+        # The batch recovers the patients folder once at its start (under its lock).
+        with OutputSet(overwrite=True, recover=False) as outputs:
+            staging = outputs.folder(final)
+            result = analyze_study(
+                task.study_path,
+                task.clinical,
+                staging,
+                task.options,
+                patient_label=task.patient_id,
+            )
+            if not len(result.statistics):
+                raise InputError(task.study_path, "no vertebral ROI could be measured")
         rois = final / result.files["rois"].name
         submission = study_submission(result, task.patient_id, rois)
         submission = replace(
@@ -172,7 +208,6 @@ def analyze_patient(task: BatchTask) -> TaskResult:
             worker=worker,
         )
     except Exception as err:  # a failing study must never stop the batch
-        shutil.rmtree(staging, ignore_errors=True)
         return TaskResult(
             task.patient_id,
             False,

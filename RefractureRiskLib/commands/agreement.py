@@ -21,16 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--session", type=int, default=1, help="session for inter-reader (1)")
     parser.add_argument("--out", type=Path, help="write the table as CSV here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import atomic_file
     from RefractureRiskLib.store.agreement import inter_reader_agreement, intra_reader_agreement
     from RefractureRiskLib.store.measurements import MeasurementStore
 
     location = str(args.store)
     if "://" not in location and not Path(location).exists():
         raise InputError(location, "measurement store not found")
-    with MeasurementStore(location) as store:
+    if args.out is not None and args.out.exists() and not args.overwrite:
+        raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    with MeasurementStore(location, read_only=True) as store:
         rows = store.current_measurements(maps=[args.map])
     try:
         if args.intra:
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(location, str(err)) from None
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+        with atomic_file(args.out, overwrite=args.overwrite) as staged:
+            table.to_csv(staged, index=False)
         print(f"written: {args.out}")
     return 0

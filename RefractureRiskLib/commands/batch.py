@@ -32,8 +32,11 @@ def _default_workers() -> int:
 EPILOG = (
     "Writes OUT/patients/<patient_id>/ (as analyze), the measurement store, OUT/cohort.csv (the "
     "cohort schema, ready for train; problems in OUT/cohort_problems.csv) and "
-    "OUT/batch_status.csv. Re-running skips patients complete in the store for --reader and "
-    "retries the rest; a failing study is recorded with its reason and never stops the batch. "
+    "OUT/batch_status.csv. Re-running skips studies the store already holds with the same "
+    "inputs, settings and software version (--reanalyze: analyse them again) and retries the "
+    "rest; a failing study is recorded with its reason and never stops the batch. One batch "
+    "at a time per OUT (lock file OUT/.batch.lock); batches with different OUT may share one "
+    "--store and record each study once. "
     "Exit status 0: all measured and the cohort passes the schema; 1: finished with per-patient "
     "problems or schema problems (listed); 2: bad input."
 )
@@ -87,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="analyse only the patients whose last attempt failed (a plain re-run retries "
         "them too, together with every patient not yet complete)",
     )
+    parser.add_argument(
+        "--reanalyze",
+        action="store_true",
+        help="analyse and record again the studies the store already holds with the same "
+        "inputs and settings (default: skip them)",
+    )
     parser.add_argument("--model", type=Path, help="model file (default: demonstration model)")
     parser.add_argument("--pdff-unit", choices=("fraction", "percent", "permille"))
     parser.add_argument(
@@ -115,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         dask_local=args.dask_local,
         store=args.store,
         retry_failed_only=args.retry_failed,
+        reanalyze=args.reanalyze,
         options=AnalysisOptions(
             reader=args.reader,
             model_path=args.model,

@@ -7,6 +7,15 @@ either the whole study or none of it.
 
 The store is SQLite by default (a file, WAL mode, busy timeout so several processes can write)
 or any SQLAlchemy URL (e.g. ``postgresql+psycopg://user@host/db``) for a store shared by readers.
+
+A store marks itself at creation (``store_info`` rows ``application`` and ``schema_version``);
+stores of older versions, without the ``application`` row, are recognised by their tables. A
+database that is neither is refused before anything is written to it. ``read_only=True`` opens
+a SQLite file with ``mode=ro`` (and a PostgreSQL session read-only), for commands that only read.
+
+``analysis_keys`` ties a fingerprint of a study's inputs and analysis settings (see
+:func:`RefractureRiskLib.batch.workers.analysis_key`) to the run that recorded it, so batches
+sharing one store record each study once.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +39,10 @@ from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.hashing import file_sha256
 
 SCHEMA_VERSION = 1
+#: ``store_info`` row ``application`` of every store this software creates.
+APPLICATION = "RefractureRisk measurement store"
+#: The tables of a store (the ``analysis_keys`` table came later and is added on opening).
+CORE_TABLES = frozenset({"study_runs", "measurements", "failures", "store_info"})
 
 _meta = sa.MetaData()
 
@@ -99,6 +113,17 @@ store_info = sa.Table(
 )
 
 
+#: One row per recorded analysis fingerprint (inputs + settings + software version).
+analysis_keys = sa.Table(
+    "analysis_keys",
+    _meta,
+    sa.Column("analysis_key", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("study_runs.run_id"), nullable=False),
+    sa.Column("patient_id", sa.String(64), nullable=False),
+    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Statistics of one ROI on one map, as handed to the store.
@@ -151,16 +176,52 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=default, allow_nan=True)
 
 
-def store_url(location: str | Path) -> str:
-    """SQLAlchemy URL for ``location``: a URL is kept, a path becomes a SQLite file URL."""
+def store_url(location: str | Path, create: bool = True) -> str:
+    """SQLAlchemy URL for ``location``: a URL is kept, a path becomes a SQLite file URL.
+
+    ``create``: make the file's folder (not when the store is only read).
+    """
     text = str(location)
     if "://" in text:
         return text
     path = Path(text)
     if path.suffix == "" and (path.is_dir() or not path.exists()):
         path = path / "measurements.sqlite" if path.is_dir() else path.with_suffix(".sqlite")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for an in-memory database or another dialect)."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_tables(path: Path) -> tuple[set[str], dict[str, str]]:
+    """Table names and ``store_info`` rows of a SQLite file, read with ``mode=ro`` (the file
+    is never modified, whatever it is)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        info: dict[str, str] = {}
+        if "store_info" in tables:
+            info = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM store_info")}
+        return tables, info
+    finally:
+        conn.close()
+
+
+def is_store(tables: set[str], info: Mapping[str, str]) -> bool:
+    """Whether a database with these tables and ``store_info`` rows is a measurement store:
+    it carries the marker, or (a store of an older version) has the store's tables."""
+    if info.get("application") == APPLICATION:
+        return True
+    return tables >= CORE_TABLES and "schema_version" in info
 
 
 def _safe_url(url: str) -> str:
@@ -175,15 +236,27 @@ class MeasurementStore:
     """Append-only store of measurements; safe for several concurrent writers.
 
     ``location``: a SQLAlchemy URL, or a path (a folder gets ``measurements.sqlite``).
+    ``read_only``: only read (the store must exist; nothing is ever written to it).
+    A database that is not a measurement store (see :func:`is_store`) is refused untouched.
     """
 
-    def __init__(self, location: str | Path) -> None:
-        self.url = store_url(location)
+    def __init__(self, location: str | Path, read_only: bool = False) -> None:
+        self.url = store_url(location, create=not read_only)
+        self.read_only = read_only
         try:
-            self.engine: Engine = self._make_engine(self.url)
-            _meta.create_all(self.engine, checkfirst=True)
+            self._check_sqlite_file()
+            self.engine: Engine = self._make_engine(self.url, read_only)
+            if read_only:
+                self._check_is_store()
+            else:
+                self._check_is_store(allow_empty=True)
+                _meta.create_all(self.engine, checkfirst=True)
             self._check_schema_version()
-        except (sa.exc.SQLAlchemyError, ImportError) as err:
+        except InputError:
+            with contextlib.suppress(AttributeError):
+                self.engine.dispose()
+            raise
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, ImportError) as err:
             # A file that is not SQLite, an unreachable server, a missing driver: one line that
             # names the store (password hidden), never a traceback.
             with contextlib.suppress(AttributeError):
@@ -195,16 +268,54 @@ class MeasurementStore:
                 f"cannot open the measurement store ({type(cause).__name__}: {detail})",
             ) from None
 
+    def _check_sqlite_file(self) -> None:
+        """A SQLite file is judged with a read-only connection before any engine touches it
+        (the engine's WAL pragma alone would rewrite an unrelated file's header)."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            return
+        if not path.is_file():
+            if self.read_only:
+                raise InputError(path, "measurement store not found")
+            return
+        if path.stat().st_size == 0:
+            if self.read_only:
+                raise InputError(path, "is empty, not a measurement store")
+            return
+        tables, info = _sqlite_tables(path)
+        if not tables and not self.read_only:
+            return
+        if not is_store(tables, info):
+            raise InputError(path, _not_a_store(tables))
+
+    def _check_is_store(self, allow_empty: bool = False) -> None:
+        """Any database (e.g. PostgreSQL): refuse one that holds tables but not a store's."""
+        tables = set(sa.inspect(self.engine).get_table_names())
+        info: dict[str, str] = {}
+        if "store_info" in tables:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(store_info.c.key, store_info.c.value)).all()
+            info = {str(k): str(v) for k, v in rows}
+        if is_store(tables, info) or (allow_empty and not (tables & CORE_TABLES)):
+            return
+        raise InputError(_safe_url(self.url), _not_a_store(tables))
+
     def _check_schema_version(self) -> None:
         version_q = sa.select(store_info.c.value).where(store_info.c.key == "schema_version")
-        # IntegrityError: another writer created the row first, which is fine.
-        with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
-            if conn.execute(version_q).first() is None:
-                conn.execute(
-                    store_info.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
+        if not self.read_only:
+            for key, value in (
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("application", APPLICATION),
+            ):
+                # IntegrityError: another writer created the row first, which is fine.
+                with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
+                    q = sa.select(store_info.c.value).where(store_info.c.key == key)
+                    if conn.execute(q).first() is None:
+                        conn.execute(store_info.insert().values(key=key, value=value))
         with self.engine.connect() as conn:
-            found = conn.execute(version_q).scalar_one()
+            found = conn.execute(version_q).scalar_one_or_none()
+        if found is None:  # read-only, a store of an older version without the row
+            return
         if int(found) != SCHEMA_VERSION:
             raise InputError(
                 _safe_url(self.url),
@@ -212,7 +323,18 @@ class MeasurementStore:
             )
 
     @staticmethod
-    def _make_engine(url: str) -> Engine:
+    def _make_engine(url: str, read_only: bool = False) -> Engine:
+        if url.startswith("sqlite") and read_only:
+            path = _sqlite_path(url)
+            if path is not None:  # mode=ro: SQLite itself refuses every write
+                url = f"sqlite:///{path.resolve().as_uri()}?mode=ro&uri=true"
+            engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_ro_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+            return engine
         if url.startswith("sqlite"):
             engine = sa.create_engine(url, connect_args={"timeout": 60})
 
@@ -232,21 +354,56 @@ class MeasurementStore:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
+        if read_only and url.startswith("postgresql"):
+            return sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                connect_args={"options": "-c default_transaction_read_only=on"},
+            )
         return sa.create_engine(url, pool_pre_ping=True)
 
     # -- writing ---------------------------------------------------------------------------
-    def record_study(self, submission: StudySubmission) -> str:
+    def record_study(
+        self,
+        submission: StudySubmission,
+        analysis_key: str | None = None,
+        reanalyze: bool = False,
+    ) -> str | None:
         """Write all measurements of one study in one transaction; returns the run id.
 
         A measurement whose key (patient, study, level, map, reader, session) already exists
         supersedes the current row for that key (the old row stays).
+
+        ``analysis_key``: fingerprint of the study's inputs and settings. When a run with the
+        same key is already recorded (by this or a concurrent batch), nothing is written and
+        None is returned, unless ``reanalyze`` (then the key points to the new run).
         """
         if not submission.measurements:
             raise ValueError(f"patient {submission.patient_id}: no measurements to record")
+        try:
+            return self._record_study(submission, analysis_key, reanalyze)
+        except sa.exc.IntegrityError:
+            # Another writer recorded the same key between our check and our insert (a server
+            # database; SQLite's BEGIN IMMEDIATE serialises the check already).
+            if analysis_key is not None and analysis_key in self.recorded_analyses([analysis_key]):
+                return None
+            raise
+
+    def _record_study(
+        self, submission: StudySubmission, analysis_key: str | None, reanalyze: bool
+    ) -> str | None:
         run_id = str(uuid.uuid4())
         now = _now()
         sha = file_sha256(submission.labelmap_path) if submission.labelmap_path else None
         with self.engine.begin() as conn:
+            known = None
+            if analysis_key is not None:
+                q = sa.select(analysis_keys.c.run_id).where(
+                    analysis_keys.c.analysis_key == analysis_key
+                )
+                known = conn.execute(q).first()
+                if known is not None and not reanalyze:
+                    return None
             conn.execute(
                 study_runs.insert().values(
                     run_id=run_id,
@@ -293,6 +450,19 @@ class MeasurementStore:
                     }
                 )
             conn.execute(measurements.insert(), rows)
+            if analysis_key is not None:
+                key_row = {"run_id": run_id, "patient_id": submission.patient_id}
+                key_row["recorded_at_utc"] = now
+                if known is None:
+                    conn.execute(
+                        analysis_keys.insert().values(analysis_key=analysis_key, **key_row)
+                    )
+                else:
+                    conn.execute(
+                        analysis_keys.update()
+                        .where(analysis_keys.c.analysis_key == analysis_key)
+                        .values(**key_row)
+                    )
         return run_id
 
     @staticmethod
@@ -331,6 +501,18 @@ class MeasurementStore:
             q = q.where(study_runs.c.reader == reader)
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q)}
+
+    def recorded_analyses(self, keys: Iterable[str]) -> set[str]:
+        """Which of these analysis keys are recorded (see :meth:`record_study`)."""
+        wanted = list(keys)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                q = sa.select(analysis_keys.c.analysis_key).where(
+                    analysis_keys.c.analysis_key.in_(wanted[i : i + 500])
+                )
+                found |= {r[0] for r in conn.execute(q)}
+        return found
 
     def failed_patients(self) -> dict[str, str]:
         """Latest failure reason per patient that has no completed run."""
@@ -394,3 +576,12 @@ class MeasurementStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _not_a_store(tables: set[str]) -> str:
+    shown = ", ".join(sorted(tables)[:6]) + (" ..." if len(tables) > 6 else "")
+    held = f"tables {shown}" if tables else "no tables"
+    return (
+        f"not a RefractureRisk measurement store ({held}); it is left as it is: give the "
+        "store a batch created, or a new file name"
+    )
