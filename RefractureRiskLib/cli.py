@@ -35,6 +35,30 @@ COMMAND_MODULES: tuple[str, ...] = (
 EXIT_BAD_INPUT = 2
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help says its default (or that it is required), once.
+
+    Help text that already names its default ("default: ...") is left as written; a flag says
+    "(default: off)", an option without a default "(default: not set)".
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if "default" in text.lower() or "%(default)" in text:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if action.default is None:
+            return f"{text} (default: not set)"
+        if action.default is False:
+            return f"{text} (default: off)"
+        if action.default == "":
+            return f"{text} (default: none)"
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="refracture-risk",
@@ -44,13 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress details (default: off)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"RefractureRiskLib.commands.{name}")
         # argparse %-formats help strings: a literal "95%" must reach it as "95%%".
         cmd = sub.add_parser(
-            module.NAME, help=module.HELP.replace("%", "%%"), description=module.HELP
+            module.NAME,
+            help=module.HELP.replace("%", "%%"),
+            description=module.HELP,
+            formatter_class=HelpFormatter,
         )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)

@@ -19,7 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--intra", metavar="READER", help="intra-reader agreement of READER across sessions"
     )
-    parser.add_argument("--session", type=int, default=1, help="session for inter-reader (1)")
+    parser.add_argument(
+        "--session",
+        type=int,
+        default=1,
+        help="for agreement between readers: which reading session to compare (each reader's "
+        "first reading is session 1)",
+    )
     parser.add_argument("--out", type=Path, help="write the table as CSV here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 

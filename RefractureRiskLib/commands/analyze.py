@@ -46,6 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("per_s", "per_ms", "t2star_ms", "t2star_s"),
         help="stored R2*/T2* unit (override when inspect reports an ambiguous range)",
     )
+    parser.add_argument(
+        "--missing",
+        choices=("refuse", "range"),
+        default="refuse",
+        help="a model input missing from --clinical: 'refuse' names it and computes no risk; "
+        "'range' shows the risk as the range over its plausible values (the model's training "
+        "range), labelled as a range in every output, never a point",
+    )
     parser.add_argument("--export-dicom", action="store_true", help="also write DICOM SEG + SR")
     parser.add_argument("--deidentify", action="store_true", help="de-identify DICOM exports")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         model_path=args.model,
         pdff_unit=args.pdff_unit,
         r2s_unit=args.r2s_unit,
+        missing=args.missing,
         export_dicom=args.export_dicom,
         deidentify=args.deidentify,
     )

@@ -97,7 +97,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "inputs and settings (default: skip them)",
     )
     parser.add_argument("--model", type=Path, help="model file (default: demonstration model)")
-    parser.add_argument("--pdff-unit", choices=("fraction", "percent", "permille"))
+    parser.add_argument(
+        "--pdff-unit",
+        choices=("fraction", "percent", "permille"),
+        help="stored PDFF unit of every study (override when inspect reports an ambiguous "
+        "range; default: detected per study)",
+    )
+    parser.add_argument(
+        "--r2s-unit",
+        choices=("per_s", "per_ms", "t2star_ms", "t2star_s"),
+        help="stored R2*/T2* unit of every study (override when inspect reports an ambiguous "
+        "range; default: detected per study)",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=("refuse", "range"),
+        default="refuse",
+        help="a model input missing from a patient's clinical row: 'refuse' computes no risk "
+        "for that patient and names the input; 'range' shows the risk as the range over the "
+        "input's plausible values, labelled as a range",
+    )
     parser.add_argument(
         "--no-report", action="store_true", help="skip the per-patient HTML/PDF/PNG report"
     )
@@ -129,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             reader=args.reader,
             model_path=args.model,
             pdff_unit=args.pdff_unit,
+            r2s_unit=args.r2s_unit,
+            missing=args.missing,
             report=not args.no_report,
             export_dicom=args.export_dicom,
         ),

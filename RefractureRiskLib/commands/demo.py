@@ -39,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vendor", choices=("GE", "Siemens", "Philips"), default="GE", help="DICOM style"
     )
-    parser.add_argument("--field-strength", type=float, choices=(1.5, 3.0), default=1.5)
+    parser.add_argument(
+        "--field-strength",
+        type=float,
+        choices=(1.5, 3.0),
+        default=1.5,
+        help="magnetic field strength (T) of the synthetic study; R2* roughly doubles at 3 T",
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier demo's files in --out"
     )

@@ -26,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report", type=Path, default=None, help="folder for the validation report"
     )
-    parser.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
+    parser.add_argument(
+        "--penalty",
+        choices=("l2", "l1", "elasticnet", "none"),
+        default="l2",
+        help="penalty of the logistic regression (shrinks coefficients against overfitting)",
+    )
     parser.add_argument("--l1-ratio", type=float, default=0.5, help="elastic-net mixing (0-1)")
     parser.add_argument(
         "--splines",
@@ -40,7 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--imputations", type=int, default=5, help="imputed data sets when predictors are missing"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed (bootstrap, imputation): same seed, same model",
+    )
     parser.add_argument(
         "--no-loco", action="store_true", help="skip leave-one-centre-out validation"
     )

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap replicates for the 95%% intervals"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed of the bootstrap: same seed, same numbers"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
     )
