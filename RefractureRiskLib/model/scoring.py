@@ -197,7 +197,8 @@ def factor_text(c: Contribution, detail: str = "") -> str:
         text = f"{what}: missing"
     elif c.input_kind == "binary":
         yes = float(c.value) == 1.0  # type: ignore[arg-type]
-        text = what if yes else "no " + _without_article(what)
+        plain = _without_article(what)
+        text = what if yes else "no " + plain[:1].lower() + plain[1:]
     elif c.input_kind == "category":
         text = CATEGORY_WORDS.get(c.input, {}).get(str(c.value), f"{what}: {c.value}")
     else:
@@ -223,7 +224,7 @@ def direction_text(c: Contribution) -> str:
 def _clean_description(text: str) -> str:
     """The first clause of an input description, without "(1 = yes)"-style codes."""
     first = text.split("; ")[0].split(". ")[0].strip().rstrip(".")
-    for code in (" (1 = yes)", " (1 = yes, 0 = no)"):
+    for code in (" (1 = yes)", " (1 = yes, 0 = no)", " (1) or not (0)"):
         first = first.replace(code, "")
     return first
 

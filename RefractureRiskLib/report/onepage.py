@@ -141,8 +141,8 @@ def risk_lines(risk: RiskResult) -> list[str]:
     lines = [f"{_horizon(risk)} risk of a new vertebral fracture after vertebroplasty/kyphoplasty"]
     if risk.is_range:
         lines.append(
-            f"RANGE over missing inputs ({', '.join(risk.missing_inputs)}): not a point "
-            "estimate; each input takes every value in the model's training range"
+            f"RANGE over missing input(s) {', '.join(risk.missing_inputs)} (each over the "
+            "model's training range): not a point estimate"
         )
     elif risk.interval is not None:
         lo, hi = risk.interval
@@ -449,11 +449,12 @@ def _draw_risk(fig: Figure, risk: RiskResult | None) -> None:
         va="top",
     )
     x_text = 0.45 if risk.is_range else 0.30
-    width = 70 if risk.is_range else 92
+    width = 78 if risk.is_range else 92
     lines = []
     for i, line in enumerate(risk_lines(risk)):
         lines.append(_wrap(line, width if i else width - 8))
-    fig.text(x_text, top, "\n".join(lines), fontsize=8, va="top", linespacing=1.35)
+    size = 7.5 if risk.is_range else 8
+    fig.text(x_text, top, "\n".join(lines), fontsize=size, va="top", linespacing=1.3)
     if risk.is_range:
         fig.text(0.04, top - 0.045, RANGE_LABEL.upper(), fontsize=7.5, color=WARNING_RED, va="top")
 
