@@ -153,7 +153,14 @@ def _load_study_with_report(
         elif kind in ("r2s", "t2s"):
             values, text = _convert_r2s(values, s, kind, r2s_unit)
             steps.extend(text)
-        volume = Volume(values, s.geometry.ijk_to_ras)
+        try:
+            volume = Volume(values, s.geometry.ijk_to_ras)
+        except ValueError as err:  # e.g. a singular IJK-to-RAS from degenerate geometry tags
+            raise InputError(
+                f"{s.label} ({s.first_file})",
+                f"cannot place the images ({err}); check PixelSpacing, ImageOrientationPatient "
+                "and ImagePositionPatient",
+            ) from None
         resampled = False
         if ref is None:
             ref = volume

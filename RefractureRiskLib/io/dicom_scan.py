@@ -205,6 +205,17 @@ def _scan_with_pydicom(path: Path, size: int) -> ScannedFile | SkippedFile:
         return SkippedFile(path, f"not a readable DICOM file ({_first_line(err)})")
     except Exception as err:  # pydicom raises many types for damaged headers
         return SkippedFile(path, f"corrupt or truncated DICOM header ({_first_line(err)})")
+    try:
+        return _describe_pydicom(path, ds, size, pixel_offset, pixel_head)
+    except _SkipFileError as skip:
+        return SkippedFile(path, str(skip))
+    except Exception as err:  # damaged values of any kind (pydicom converts lazily)
+        return SkippedFile(path, f"unreadable DICOM attributes ({_first_line(err)})")
+
+
+def _describe_pydicom(
+    path: Path, ds: Dataset, size: int, pixel_offset: int, pixel_head: bytes
+) -> ScannedFile | SkippedFile:
     if "DirectoryRecordSequence" in ds:
         return SkippedFile(path, "DICOMDIR index (the folder is scanned directly instead)")
     if "PixelData" not in ds and len(pixel_head) < 8:
@@ -222,12 +233,7 @@ def _scan_with_pydicom(path: Path, size: int) -> ScannedFile | SkippedFile:
                 f"{pixel_offset} bytes ({_no_pixel_reason(ds)})",
             )
         return SkippedFile(path, _no_pixel_reason(ds))
-    try:
-        return _describe_file(path, ds, size, pixel_offset, pixel_head)
-    except _SkipFileError as skip:
-        return SkippedFile(path, str(skip))
-    except Exception as err:  # damaged values of any kind
-        return SkippedFile(path, f"unreadable DICOM attributes ({_first_line(err)})")
+    return _describe_file(path, ds, size, pixel_offset, pixel_head)
 
 
 class _SkipFileError(Exception):

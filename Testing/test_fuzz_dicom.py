@@ -1,0 +1,44 @@
+"""A short run of ``bench/fuzz_dicom.py`` (mutated real and phantom DICOM files against
+``load_study``): every mutation ends in a loaded study or the project's own InputError."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "fuzz_dicom.py"
+N_MUTATIONS = 300
+
+
+def _fuzzer():
+    spec = importlib.util.spec_from_file_location("fuzz_dicom", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_dicom"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mutated_dicom_never_ends_in_anything_but_input_error(tmp_path):
+    fuzz = _fuzzer()
+    t0 = time.perf_counter()
+    report = fuzz.run(N_MUTATIONS, seed=11, work=tmp_path)
+    seconds = time.perf_counter() - t0
+    assert report.n == N_MUTATIONS
+    first = next(iter(report.examples.values()), (None, None, ""))[2]
+    assert report.other == 0, f"{dict(report.signatures)}\n{first}"
+    # the mutations must reach both ends: some studies still load, most are refused
+    assert report.loaded > 0 and report.input_errors > N_MUTATIONS // 4
+    assert seconds < 60
+
+
+def test_the_mutations_change_the_files(tmp_path):
+    import numpy as np
+
+    fuzz = _fuzzer()
+    seeds, _ = fuzz.build_corpus(tmp_path, real=False)
+    rng = np.random.default_rng(0)
+    original = seeds[0].original[0]
+    changed = [fuzz.mutate(original, rng) != original for _ in range(50)]
+    assert sum(changed) >= 45
