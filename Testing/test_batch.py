@@ -71,6 +71,7 @@ def cohort(tmp_path_factory):
     table["patient_id"] = [*GOOD, CORRUPT, NO_PDFF, CLINICAL_ONLY]
     table["index_levels"] = ["L1", "T12;L1", "L2", "L1", "L1", "L3"]
     table["n_index_levels"] = [1, 2, 1, 1, 1, 1]
+    table["tl_junction"] = [1, 1, 1, 1, 1, 0]  # as the index levels say (T11-L2): not drawn apart
     imaging = [
         c
         for c in table.columns

@@ -373,10 +373,18 @@ def test_train_and_score_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert source["sha256"] == hashlib.sha256(cohort.read_bytes()).hexdigest()
     assert source["file"] == "cohort.csv" and source["rows"] == len(df)
     assert source["sha256"] in card
+    # A partial patient is refused, naming what is missing (issue 12: no silent substitutes) ...
     patient = tmp_path / "p.json"
     patient.write_text(json.dumps({"age_years": 77, "sex": "F", "pdff_global_L1L4": 66.0}))
+    assert main(["score", "--model", str(model), "--patient", str(patient)]) == 2
+    assert "missing model input(s)" in capsys.readouterr().err
+    # ... and a complete one (the cohort's first patient) gets its risk with a 95% interval.
+    first = df.iloc[0]
+    full = {i["name"]: first[i["name"]] for i in doc["inputs"]}
+    full = {k: v.item() if hasattr(v, "item") else v for k, v in full.items()}
+    patient.write_text(json.dumps(full))
     assert main(["score", "--model", str(model), "--patient", str(patient)]) == 0
-    assert "95% interval:" in capsys.readouterr().out
+    assert "95% interval: " in capsys.readouterr().out
 
     # An existing model file is not replaced unless asked.
     before = model.read_text()

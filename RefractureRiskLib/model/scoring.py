@@ -340,8 +340,6 @@ def score(
         raise InputError("missing", f"{missing!r}; expected one of {', '.join(MISSING_MODES)}")
     _check_model_once(model)
     absent = missing_inputs(model, patient)
-    if missing == "refuse":
-        refuse_missing(absent, source)
     warnings: list[str] = []
     if not model.validated:
         warnings.append(str(model.warning_text))
@@ -369,6 +367,8 @@ def score(
                 f"model's intended input range [{lo:g}, {hi:g}]: extrapolation"
                 + (f" (check the unit: {spec.unit})" if spec.unit else "")
             )
+    if missing == "refuse":  # after the given values: a wrong value is named first
+        refuse_missing(absent, source)
     unused = sorted(set(patient) - {spec.name for spec in model.inputs})
     if unused:
         warnings.append(f"input(s) not used by this model: {', '.join(unused)}")
