@@ -56,13 +56,34 @@ def signal_array(study: Study) -> npt.NDArray[np.float32]:
     return tissue_evidence(study.pdff.array, r2s, spacing_kji(study.grid.ijk_to_ras))
 
 
-#: Local PDFF step (points: mean absolute difference between neighbouring voxels, along the
-#: calmest in-plane direction) at and below which a voxel of a maps-only export counts fully as
-#: tissue, and at and above which it counts as no signal. Where there is no signal a fitter's
-#: PDFF is noise spread over 0-100% (steps of about 33 points in every direction); tissue at
-#: SNR 5 steps by about 16 points (marrow, 50% fat), fat and water-like tissue by less. The
-#: calmest direction keeps real tissue edges (marrow next to fat or disc) from looking noisy.
-TISSUE_PDFF_STEP_PCT: tuple[float, float] = (18.0, 28.0)
+#: Local PDFF step (points: mean absolute difference between neighbouring voxels over 5 x 5
+#: voxels, along the calmest of four in-plane directions) at and below which a voxel of a
+#: maps-only export counts fully as tissue, and at and above which it counts as no signal.
+#: Where there is no signal a fitter's PDFF is noise (steps of 20-33 points in every direction,
+#: depending on how the vendor's fit treats pure noise); tissue at SNR 5 steps by about 10-16
+#: points (marrow near 50% fat), fat and water-like tissue by less. The calmest direction keeps
+#: real tissue edges (marrow next to fat or disc) from looking noisy.
+TISSUE_PDFF_STEP_PCT: tuple[float, float] = (13.0, 19.0)
+#: The same for R2*, as steps of log(R2* + 10 1/s): tissue R2* is smooth (relative noise well
+#: under 30% at SNR 5), the fit of noise swings between near 0 and hundreds of 1/s.
+TISSUE_LOG_R2S_STEP: tuple[float, float] = (0.35, 0.7)
+
+
+def _calm_steps(arr: npt.NDArray, axes: tuple[int, int], size: tuple[int, ...]) -> npt.NDArray:
+    """Local mean |step| between neighbours along the calmest of four in-plane directions."""
+    a, b = axes
+    steps = []
+    for shift in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        moved = arr
+        for ax, n in zip((a, b), shift, strict=True):
+            moved = np.roll(moved, n, axis=ax) if n else moved
+        steps.append(ndimage.uniform_filter(np.abs(arr - moved), size=size, mode="nearest"))
+    return np.minimum.reduce(steps)
+
+
+def _ramp(x: npt.NDArray, lo_hi: tuple[float, float]) -> npt.NDArray[np.float32]:
+    lo, hi = lo_hi
+    return np.clip((hi - x) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def tissue_evidence(
@@ -73,30 +94,24 @@ def tissue_evidence(
     """A stand-in for the total signal when only the PDFF and R2* maps were exported (0-1).
 
     Vendors either mask the background (PDFF and R2* exactly 0) or leave the fit's noise
-    there, where PDFF jumps from voxel to voxel in every direction. Tissue has a locally
-    coherent PDFF, at least along its edges. The evidence is 1 where the local mean step
-    (3 x 3 voxels in the finest plane) along the calmest of four in-plane directions is at most
-    ``TISSUE_PDFF_STEP_PCT[0]``, 0 at ``TISSUE_PDFF_STEP_PCT[1]`` and above, linear between;
-    masked voxels (PDFF and R2* both exactly 0) and non-finite values are 0. Cement and cortex
-    have no signal either, so they come out as voids, as with water + fat.
+    there, where PDFF and R2* jump from voxel to voxel in every direction. Tissue has locally
+    coherent maps, at least along its edges. The evidence is the product of two ramps, one on
+    the local PDFF step (:data:`TISSUE_PDFF_STEP_PCT`) and one on the local step of log R2*
+    (:data:`TISSUE_LOG_R2S_STEP`; without an R2* map, PDFF alone), each 1 when calm and 0 when
+    noisy; masked voxels (PDFF and R2* both exactly 0) and non-finite values are 0. Cement and
+    cortex have no signal either, so they come out as voids, as with water + fat.
     """
     arr = np.nan_to_num(np.asarray(pdff_pct, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     sp = np.asarray(spacing_kji_mm, float)
     fine = [a for a in range(3) if sp[a] <= 2.5 * sp.min()]
     a, b = (fine + [a for a in range(3) if a not in fine])[-2:]  # the two finest axes
-    size = tuple(3 if ax in (a, b) else 1 for ax in range(3))
-    steps = []
-    for shift in ((1, 0), (0, 1), (1, 1), (1, -1)):
-        moved = arr
-        for ax, n in zip((a, b), shift, strict=True):
-            moved = np.roll(moved, n, axis=ax) if n else moved
-        steps.append(ndimage.uniform_filter(np.abs(arr - moved), size=size, mode="nearest"))
-    calm = np.minimum.reduce(steps)
-    lo, hi = TISSUE_PDFF_STEP_PCT
-    evidence = np.clip((hi - calm) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    size = tuple(5 if ax in (a, b) else 1 for ax in range(3))
+    evidence = _ramp(_calm_steps(arr, (a, b), size), TISSUE_PDFF_STEP_PCT)
     masked = ~np.isfinite(np.asarray(pdff_pct, np.float32)) | (arr == 0.0)
     if r2s_per_s is not None:
         r2 = np.asarray(r2s_per_s, np.float32)
+        log_r2 = np.log(np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1e4) + 10.0)
+        evidence *= _ramp(_calm_steps(log_r2, (a, b), size), TISSUE_LOG_R2S_STEP)
         masked = (masked & (r2 == 0.0)) | ~np.isfinite(r2)
     else:
         # without R2*, exact zeros mark the vendor's mask only where a whole neighbourhood is 0
