@@ -254,9 +254,34 @@ def focal_lesion_ml(
     return total
 
 
-def void_fraction(body: npt.NDArray[np.bool_], void: npt.NDArray[np.bool_]) -> float:
-    """Share of the body's voxels without signal."""
-    return float(np.count_nonzero(body & void) / max(np.count_nonzero(body), 1))
+def void_fraction(
+    body: npt.NDArray[np.bool_],
+    void: npt.NDArray[np.bool_],
+    r2s_per_s: npt.NDArray | None = None,
+    ijk_to_ras: npt.NDArray | None = None,
+) -> float:
+    """Share of the body that is cement: voxels without signal, or (with an R2* map, inside
+    the body at least :data:`CEMENT_DEPTH_MM` from its surface, away from the cortex) voxels
+    whose R2* is at least :data:`CEMENT_R2S_FACTOR` times the body's median. PMMA has no MR
+    signal, so its R2* fit is very high (hundreds of 1/s) even where noise fills the void."""
+    n = max(np.count_nonzero(body), 1)
+    share = float(np.count_nonzero(body & void) / n)
+    if r2s_per_s is None or ijk_to_ras is None or not body.any():
+        return share
+    inner = boundary_distance_mm(body, ijk_to_ras) >= CEMENT_DEPTH_MM
+    if not inner.any():
+        return share
+    r2 = np.asarray(r2s_per_s, np.float32)
+    typical = float(np.median(r2[inner & ~void]))
+    if not np.isfinite(typical) or typical <= 0:
+        return share
+    cement = inner & (void | (r2 >= CEMENT_R2S_FACTOR * typical))
+    return max(share, float(np.count_nonzero(cement) / n))
+
+
+#: Cement by R2*: at least this multiple of the body's median R2*, this deep inside the body.
+CEMENT_R2S_FACTOR = 2.5
+CEMENT_DEPTH_MM = 3.0
 
 
 def body_from_marrow(
@@ -353,7 +378,9 @@ def place_at_seed(
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "body too small for a safe-core ROI"
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
-    return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
+    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
+    cement = void_fraction(body, void, r2, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
 
 
 def _nearest_in(mask: npt.NDArray[np.bool_], seed_ijk: npt.ArrayLike) -> tuple[int, int, int]:

@@ -16,7 +16,9 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   +-3 points (phantom evaluation), so a level is flagged from a *measured* 17% loss upwards
   (``fracture_measurement_allowance_frac``): missing a fracture lets oedematous marrow into the
   summaries, while a false flag only excludes one level, which the user can re-include.
-- cemented: >= 5% of the whole body is signal void (cement has no MR signal).
+- cemented: >= 5% of the whole body is cement: signal void (PMMA has no MR signal), or, at least
+  3 mm inside the body, R2* >= 2.5 times the body's median (the fit of a void is very high even
+  where noise fills it: the two together survive noise).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
   >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).
@@ -155,7 +157,7 @@ def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
 
 def _cemented(lv: LevelPlacement, ctx: QcContext) -> str | None:
     if lv.void_frac >= QC_THRESHOLDS["cement_void_frac"]:
-        return f"{100 * lv.void_frac:.0f}% of the body is signal void"
+        return f"{100 * lv.void_frac:.0f}% of the body is cement (signal void or very high R2*)"
     return None
 
 
@@ -197,7 +199,7 @@ QC_RULES: tuple[QcRule, ...] = (
         "height loss >= 20% against neighbours (flagged from 17% measured)",
         _fractured,
     ),
-    QcRule(RoiFlag.CEMENTED, "cement or signal void >= 5% of the body", _cemented),
+    QcRule(RoiFlag.CEMENTED, "cement (signal void or very high R2*) >= 5% of the body", _cemented),
     QcRule(
         RoiFlag.LESION,
         "focal non-marrow region >= 0.15 mL, or ROI PDFF >= 15 points from neighbours",
