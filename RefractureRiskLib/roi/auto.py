@@ -48,6 +48,7 @@ from RefractureRiskLib.roi.body import (
     body_from_marrow,
     bone_tissue,
     clip_posterior_elements,
+    cut_by_field_of_view,
     focal_lesion_ml,
     in_vertebral_bone,
     level_placement,
@@ -151,7 +152,9 @@ def place_segment(
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
     msg = "" if roi.any() else "no safe-core ROI"
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
-    return BodyPlacement(box, body, roi, frame, msg, void_fraction(body, void), lesion)
+    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
+    cement = void_fraction(body, void, r2, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
 
 
 def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,7 +215,13 @@ def automatic_rois(
         labelling = _anchor_labels(line, segs, Anchor(anchor.level, tuple(anchored)), labelling)
         reasons = list(labelling.reasons)
     named = [n for n in labelling.names if n is not None]
-    if named and named[0] != "T10" and not top_at_edge and anchor is None:
+    # room for a whole body (with its disc) between the top of the field of view and the first
+    # body found: a body cut by the field of view there is not a missed one
+    spacing = float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
+    room_above = bool(covered_idx.size) and (
+        segs[0].t0_mm - prof.t_mm[covered_idx[0]] >= 0.8 * spacing
+    )
+    if named and named[0] != "T10" and room_above and anchor is None:
         reasons.append(
             f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
         )
@@ -277,7 +286,9 @@ def automatic_rois(
         lr_half, ap_half, _ = pl.frame.half_extent_mm
         misplaced = abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm)
         # S1 is tilted and joined to the sacrum: its body centre lies off the column's line
-        if name != "S1" and (misplaced or off > 10.0):
+        # nor is a body cut by the field of view (its centre is that of the part in view)
+        cut = cut_by_field_of_view(pl, arrays.shape)
+        if name != "S1" and not cut and (misplaced or off > 10.0):
             reasons.append(f"{name}: the body found is not where the profile put it")
         elif lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:
             reasons.append(

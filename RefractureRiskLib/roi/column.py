@@ -45,7 +45,7 @@ LINK_MM: tuple[float, float] = (18.0, 50.0)
 SKIP_LINK_MM = 90.0
 SKIP_COST = 1.5
 #: The chain's bend between neighbours: in-plane offset at most this share of their distance.
-MAX_SLOPE = 0.6
+MAX_SLOPE = 1.0
 
 
 @dataclass(frozen=True)

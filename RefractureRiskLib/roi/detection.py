@@ -31,6 +31,10 @@ from RefractureRiskLib.roi.marrow import (
 DETECTION_SPACING_MM = 2.0
 TUBE_RADIUS_MM = 8.0
 PROFILE_STEP_MM = 1.0
+#: Fatty marrow for detection: PDFF above the marrow window up to this (%), with R2* at least
+#: this multiple of the study's soft tissue (marrow proper needs 1.2 times; fat about 1).
+FATTY_MARROW_MAX_PCT = 95.0
+FATTY_MARROW_R2S_FACTOR = 1.6
 BODY_MARROW_FRAC = 0.45
 MIN_BODY_MM = 8.0
 
@@ -115,6 +119,16 @@ def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGr
         r2_ref = soft_tissue_r2s(r2, pdff, sig >= arrays.signal_min)
         if arrays.r2s_marrow_min_per_s > 0:
             marrow &= r2 >= arrays.r2s_marrow_min_per_s
+            # Fatty marrow (sacrum, pelvis, the oldest osteoporotic bodies) rises above the
+            # PDFF window, where fat tissue is; its trabeculae still shorten T2* well beyond
+            # fat's (fat R2* is close to that of soft tissue).
+            fatty = (
+                (pdff > criteria.pdff_max_pct)
+                & (pdff <= FATTY_MARROW_MAX_PCT)
+                & (sig >= arrays.signal_min)
+                & (r2 >= FATTY_MARROW_R2S_FACTOR * r2_ref)
+            )
+            marrow |= fatty
     else:
         oedema = np.zeros_like(marrow)
     disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema

@@ -32,6 +32,12 @@ SACRAL_REMNANT_MAX_FACTOR = 1.3
 #: random normal evaluation studies (seeds 0, 1) this ratio was 0.87-1.3 (0.75-0.84 only where
 #: the lowest run was split evenly, not judged), in 30 lumbarised ones 0.73-0.83.
 SHORT_S1_FRAC = 0.85
+#: A lowest segment cut by the field of view and at least this multiple of the median body
+#: above it holds S1 and the fused sacrum below.
+SACRUM_SEGMENT_FACTOR = 1.15
+#: Below the rudimentary S1/S2 disc only a sacral remnant smaller than a body is expected: a
+#: body below a thin lowest disc at least this share of the bodies above is full-sized.
+FULL_BODY_BELOW_FRAC = 0.9
 
 
 # -- 5. labels --------------------------------------------------------------------------------
@@ -138,6 +144,28 @@ def label_segments(
         g = gaps[last]
         if g[2] == "fused" or (g[1] - g[0]) < THIN_DISC_FRAC * med_gap:
             s1 = last  # segment index above the last gap
+    lengths = np.array([sg.length_mm for sg in segs])
+    # The field of view cuts the lowest segment, and it is longer than the bodies above it:
+    # S1 with the fused sacrum below it (no disc, so one segment). A lumbar body cut by the
+    # field of view is shorter than itself, never longer.
+    if (
+        s1 is None
+        and not bottom_in_fov
+        and n >= 4
+        and lengths[-1] >= SACRUM_SEGMENT_FACTOR * float(np.median(lengths[:-1]))
+    ):
+        s1 = n - 1
+    if s1 is not None and s1 == len(gaps) - 1 and gaps[-1][2] in ("disc", "gap"):
+        # A thin lowest disc with a full-sized body below it: a thin (degenerated or
+        # transitional) L5/S1 disc looks like the rudimentary S1/S2 one, but the sacral
+        # remnant below S1/S2 is smaller than a body unless the field of view shows more.
+        above = lengths[max(s1 - 3, 0) : s1 + 1]
+        if len(above) >= 2 and lengths[-1] >= FULL_BODY_BELOW_FRAC * float(np.median(above)):
+            reasons.append(
+                f"the thin lowest disc ({gaps[-1][1] - gaps[-1][0]:.0f} mm) has a full-sized "
+                f"body below it ({lengths[-1]:.0f} mm): it may be a thin L5/S1 disc rather than "
+                "the sacral S1/S2 junction"
+            )
     if s1 is None:
         if bottom_in_fov:
             reasons.append(
