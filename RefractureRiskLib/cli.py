@@ -3,7 +3,11 @@
 Each subcommand is a module in :mod:`RefractureRiskLib.commands` exposing ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; adding a command means adding one module and
 one entry in :data:`COMMAND_MODULES`. Bad input (:class:`InputError`) is printed as one line
-naming the file and the reason, without a traceback, and the exit code is 2.
+naming the file and the reason, without a traceback, and the exit code is 2; so is a missing
+optional package, with the extra that installs it (:mod:`RefractureRiskLib.core.extras`).
+
+Command modules import nothing heavy at module level: ``--help`` loads only argparse and the
+command modules, and each command imports what it uses inside ``run``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.extras import MissingExtraError, install_hint
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -96,6 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except InputError as err:
         print(f"refracture-risk {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MissingExtraError as err:
+        print(f"refracture-risk {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as err:
+        # An optional package imported deep inside a library call: same one line.
+        hint = install_hint(err.name or "")
+        if hint is None:
+            raise
+        print(
+            f"refracture-risk {args.command}: error: needs the optional package "
+            f"{err.name!r}: {hint}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except OSError as err:  # a path the user gave that cannot be read or written
         where = err.filename or "file system"

@@ -28,6 +28,7 @@ import pandas as pd
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.extras import require, require_table_reader
 from RefractureRiskLib.core.jsonfile import read_json_file
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import RoiSet
@@ -43,7 +44,6 @@ from RefractureRiskLib.model.scoring import (
     refuse_missing,
     score,
 )
-from RefractureRiskLib.report.onepage import ReportFiles, render_report
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
 from RefractureRiskLib.roi.qc import apply_qc
@@ -159,6 +159,7 @@ def load_clinical(path: str | Path, patient_id: str | None = None) -> dict[str, 
 
 def _read_table(p: Path) -> pd.DataFrame:
     suffix = p.suffix.lower()
+    require_table_reader(suffix)
     try:
         if suffix == ".csv":
             return pd.read_csv(p, dtype={"patient_id": str})
@@ -314,6 +315,8 @@ def analyze_study(
     names where the values came from in messages.
     """
     say = progress or (lambda _msg: None)
+    if options.export_dicom:
+        require("highdicom", what="DICOM SEG/SR export (--export-dicom)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "output folder is an existing file")
@@ -525,7 +528,10 @@ def write_outputs(
         "results": _write_results_json(out / "results.json", rois, summary, risk, provenance),
     }
     if report:
-        rep: ReportFiles = render_report(
+        # Imported here: matplotlib is loaded only when a report is written.
+        from RefractureRiskLib.report.onepage import render_report
+
+        rep = render_report(
             out, study, rois, stats, summary, risk, _report_provenance(provenance),
             patient_label=patient_label,
         )  # fmt: skip

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.extras import require_store
+
+    require_store(str(args.store))
     from RefractureRiskLib.core.atomic import atomic_file
     from RefractureRiskLib.store.agreement import inter_reader_agreement, intra_reader_agreement
     from RefractureRiskLib.store.measurements import MeasurementStore

@@ -126,6 +126,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.extras import require, require_store, require_table_reader
+
+    # Before anything is imported or analysed: a missing extra is one line, not a traceback.
+    require("sqlalchemy", extra="batch", what="refracture-risk batch")
+    if args.scheduler or args.dask_local:
+        require("dask.distributed", extra="batch", what="batch with --scheduler/--dask-local")
+    require_store(args.store)
+    require_table_reader(args.clinical.suffix)
+
     from RefractureRiskLib.batch import BatchConfig, run_batch
     from RefractureRiskLib.core.errors import InputError
     from RefractureRiskLib.pipeline import AnalysisOptions

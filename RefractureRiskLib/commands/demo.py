@@ -75,6 +75,7 @@ def _run_demo(args: argparse.Namespace, out: Path, say):
     """Phantom -> DICOM in ``out/dicom`` -> the whole pipeline into ``out/results``."""
     import pandas as pd
 
+    from RefractureRiskLib.core.extras import available, install_hint
     from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
     from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
     from RefractureRiskLib.pipeline import AnalysisOptions, analyze_study
@@ -98,11 +99,15 @@ def _run_demo(args: argparse.Namespace, out: Path, say):
     clinical_path.write_text(json.dumps(DEMO_CLINICAL, indent=2))
     truth_path = out / "phantom_truth.csv"
     phantom.truth.level_table().to_csv(truth_path, index=False)
+    # The base install has no DICOM SEG/SR writer; the demo shows the rest without it.
+    export_dicom = available("highdicom")
+    if not export_dicom:
+        say(f"DICOM SEG/SR export left out (it needs highdicom: {install_hint('highdicom')})")
     return analyze_study(
         dicom,
         DEMO_CLINICAL,
         out / "results",
-        AnalysisOptions(index_levels=("L1",), reader="demo", export_dicom=True),
+        AnalysisOptions(index_levels=("L1",), reader="demo", export_dicom=export_dicom),
         progress=say,
         # Not the DICOM PatientID (SYN-<seed>): the report never shows a DICOM identifier.
         patient_label=f"synthetic phantom, seed {args.seed}",

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.atomic import OutputSet
+    from RefractureRiskLib.core.extras import require
+
+    require("statsmodels", what="refracture-risk describe")
     from RefractureRiskLib.model.describe import DESCRIPTIVE_NOTE, describe_cohort
     from RefractureRiskLib.model.schema import read_cohort
 

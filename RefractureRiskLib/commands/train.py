@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.atomic import OutputSet
+    from RefractureRiskLib.core.extras import require
+
+    require("sklearn", what="refracture-risk train")
 
     if args.out.suffix.lower() != ".json":
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")

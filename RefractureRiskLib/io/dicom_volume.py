@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pydicom
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.extras import install_hint
 from RefractureRiskLib.core.volume import LPS_TO_RAS
 from RefractureRiskLib.io.dicom_scan import FrameRef
 
@@ -330,6 +331,17 @@ def _read_frame(f: FrameRef, series: str, cache: dict[Path, np.ndarray]) -> np.n
     return arr
 
 
+def _decoder_installed(transfer_syntax: str) -> bool:
+    """Whether pydicom has a decoder plugin for this transfer syntax (the base install decodes
+    RLE and, through Pillow, JPEG 2000; JPEG lossless and JPEG-LS need the ``jpeg`` extra)."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(transfer_syntax).is_available)
+    except NotImplementedError:  # pydicom has no decoder for it at all
+        return True
+
+
 def _decode_file(f: FrameRef, series: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
@@ -341,6 +353,8 @@ def _decode_file(f: FrameRef, series: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             syntax = getattr(pydicom.uid.UID(f.transfer_syntax), "name", f.transfer_syntax)
         text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if not _decoder_installed(f.transfer_syntax):
+            text = f"no decoder installed for it: {install_hint('gdcm')}"
         raise InputError(
             f.path, f"cannot decode pixel data of {series} (transfer syntax {syntax}): {text}"
         ) from None

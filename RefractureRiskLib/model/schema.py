@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.extras import require_table_reader
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
 from RefractureRiskLib.core.roiset import RoiFlag
 
@@ -330,6 +331,7 @@ def _load_table(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise CohortValidationError(path, [Problem(None, None, None, "the file is empty")])
     suffix = path.suffix.lower()
+    require_table_reader(suffix)
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             df = pd.read_csv(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.extras import require_table_reader
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -20,6 +21,7 @@ def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(path, f"unsupported table suffix; use one of {', '.join(TABLE_SUFFIXES)}")
+    require_table_reader(suffix)
     return suffix
 
 
