@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.study import StudyProvenance
-from RefractureRiskLib.io.dicom_load import load_study_with_report
-from RefractureRiskLib.io.dicom_series import scan_dicom
 from RefractureRiskLib.io.dicom_units import PDFF_UNITS, R2S_UNITS
+
+if TYPE_CHECKING:
+    from RefractureRiskLib.core.study import StudyProvenance
 
 NAME = "inspect"
 HELP = "list every DICOM series in a folder with its kind, scaling, geometry and why"
@@ -38,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: --help must not load pydicom and SimpleITK.
+    from RefractureRiskLib.io.dicom_load import load_study_with_report
+    from RefractureRiskLib.io.dicom_series import scan_dicom
+
     report = scan_dicom(args.folder)
     print(report.format_table())
     print()
