@@ -458,10 +458,8 @@ def _field_groups(d: pd.DataFrame, marker: str, index: pd.Index) -> list[tuple[s
 
 def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per marker: marker against each correlation variable (Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure: no pyplot, no global backend (the Slicer app keeps its own).
+    from matplotlib.figure import Figure
 
     d = _with_female(df)
     paths = []
@@ -469,9 +467,8 @@ def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         if marker not in d or d[marker].notna().sum() < 5:
             continue
         variables = [v for v in CORRELATION_VARIABLES if v in d and d[v].notna().any()]
-        fig, axes = plt.subplots(
-            1, len(variables), figsize=(4 * len(variables), 3.6), squeeze=False
-        )
+        fig = Figure(figsize=(4 * len(variables), 3.6))
+        axes = fig.subplots(1, len(variables), squeeze=False)
         for ax, var in zip(axes[0], variables, strict=True):
             pair = d[[marker, var]].dropna()
             groups = _field_groups(d, marker, pair.index)
@@ -509,7 +506,6 @@ def scatter_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig.tight_layout()
         path = out_dir / f"scatter_{marker}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         paths.append(path)
     return paths
 

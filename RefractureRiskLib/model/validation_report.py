@@ -111,12 +111,11 @@ def calibration_figure(
     cal: dict[str, Any], path: Path, title: str, smooth_label: str = "lowess"
 ) -> Path:
     """Calibration plot (lowess line and tenths of predicted risk with 95% CI) as a PNG."""
-    import matplotlib
+    # A bare Figure: no pyplot, no global backend (the Slicer app keeps its own).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
     ax.plot(cal["smooth_predicted"], cal["smooth_observed"], color="C0", label=smooth_label)
     g = cal["groups"]
@@ -137,18 +136,16 @@ def calibration_figure(
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def decision_figure(d: dict[str, Any], path: Path, title: str) -> Path:
     """Decision curve: the model's net benefit against treat-all and treat-none, as a PNG."""
-    import matplotlib
+    # A bare Figure: no pyplot, no global backend (the Slicer app keeps its own).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(d["threshold"], d["model"], label="model", color="C0")
     ax.plot(d["threshold"], d["treat_all"], label="treat all", color="C3", ls="--")
     ax.plot(d["threshold"], d["treat_none"], label="treat none", color="k", lw=1)
@@ -160,15 +157,12 @@ def decision_figure(d: dict[str, Any], path: Path, title: str) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure: no pyplot, no global backend (the Slicer app keeps its own).
+    from matplotlib.figure import Figure
 
     figs = []
     v = result.validation
@@ -186,7 +180,8 @@ def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
     )
 
     rows = [r for r in result.coefficients if r["term"] != "intercept"]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1))
+    fig = Figure(figsize=(6, 0.35 * len(rows) + 1))
+    ax = fig.subplots()
     yy = np.arange(len(rows))[::-1]
     ax.errorbar(
         [r["coef"] for r in rows],
@@ -200,11 +195,11 @@ def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
     ax.set_xlabel("log odds ratio (95% interval)")
     fig.tight_layout()
     fig.savefig(out / "coefficients.png", dpi=120)
-    plt.close(fig)
     figs.append(("coefficients.png", "Pooled coefficients with 95% intervals (penalised)"))
 
     if result.loco:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         names = [str(r["centre"]) for r in result.loco]
         ax.bar(names, [r["c_statistic"] for r in result.loco], color="C0")
         ax.axhline(
@@ -215,7 +210,6 @@ def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "leave_one_centre_out.png", dpi=120)
-        plt.close(fig)
         figs.append(("leave_one_centre_out.png", "Leave-one-centre-out C-statistic"))
     return figs
 

@@ -16,6 +16,11 @@ One A4 page, read from the top:
 
 Every text is wrapped to fit, never cut: ``Testing/test_report_page.py`` checks each text's
 extent against the page with the renderer.
+
+The page is laid out and rasterised once (Agg, :data:`REPORT_DPI`); the PNG, the HTML's image and
+the PDF page are that one raster, so the three always show the same pixels and a report costs one
+drawing pass, not one per format. The PDF is therefore an image of the page (text not
+selectable); the HTML carries the text.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ from RefractureRiskLib.report.reformat import SagittalPlane, sagittal_plane
 from RefractureRiskLib.stats.summary import PatientSummary
 
 A4_PORTRAIT_IN = (8.27, 11.69)
+#: Resolution of the one raster of the page (PNG, HTML image and PDF page): 150 dpi keeps 7-pt
+#: text legible in print.
+REPORT_DPI = 150
 WARNING_RED = "#b00020"
 RAISES, LOWERS, NEUTRAL = "#c62828", "#1565c0", "#757575"
 #: A level label whose confidence is below this is marked uncertain ("?") on the page.
@@ -621,15 +629,43 @@ def render_report(
     out.mkdir(parents=True, exist_ok=True)
     fig = build_figure(study, roiset, stats, summary, risk, provenance, patient_label)
     pdf, png, page = out / f"{stem}.pdf", out / f"{stem}.png", out / f"{stem}.html"
-    fig.savefig(pdf)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)  # rendered once: the file and the HTML share it
-    png.write_bytes(buf.getvalue())
+    pixels = rasterize(fig)
+    png_bytes = png_from_pixels(pixels)
+    png.write_bytes(png_bytes)
+    pdf_from_pixels(pixels, pdf)
     notes = level_notes(roiset)
-    page.write_text(
-        report_html(buf.getvalue(), stats, summary, risk, provenance, patient_label, notes)
-    )
+    page.write_text(report_html(png_bytes, stats, summary, risk, provenance, patient_label, notes))
     return ReportFiles(pdf, png, page)
+
+
+def rasterize(fig: Figure, dpi: float = REPORT_DPI) -> np.ndarray:
+    """The page drawn once with Agg: an RGB uint8 array (rows top to bottom) at ``dpi``.
+
+    The Agg canvas is attached to this figure only: no global backend is chosen or needed.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def png_from_pixels(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an RGB page raster (lossless)."""
+    from PIL import Image  # Pillow comes with matplotlib
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="png", compress_level=6)
+    return buf.getvalue()
+
+
+def pdf_from_pixels(pixels: np.ndarray, path: Path, dpi: float = REPORT_DPI) -> None:
+    """A one-page PDF whose page is the raster, losslessly embedded, at its physical size."""
+    rows, cols = pixels.shape[:2]
+    page = Figure(figsize=(cols / dpi, rows / dpi), dpi=dpi)
+    page.figimage(pixels, 0, 0, origin="upper", resize=False)
+    page.savefig(path, format="pdf", dpi=dpi, metadata={"Title": "RefractureRisk report"})
 
 
 def report_html(
