@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +99,36 @@ def _png_from_pdf_image(pdf: bytes, width: int, height: int) -> Image.Image:
 
 
 def test_pdf_page_holds_exactly_the_raster(tmp_path) -> None:
-    """The embedded image decodes to the very pixels given (no resampling, no loss)."""
+    """The embedded image decodes to the very pixels given (no resampling, no loss), on a page
+    of the raster's physical size; a PNG it cannot carry unchanged is refused."""
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(60, 40, 3), dtype=np.uint8)
-    onepage.pdf_from_pixels(pixels, tmp_path / "p.pdf", dpi=20)
-    image = _png_from_pdf_image((tmp_path / "p.pdf").read_bytes(), 40, 60)
+    pdf = onepage.pdf_from_png(onepage.png_from_pixels(pixels), dpi=20)
+    image = _png_from_pdf_image(pdf, 40, 60)
     np.testing.assert_array_equal(np.asarray(image.convert("RGB")), pixels)
+    assert b"/MediaBox [0 0 144.00 216.00]" in pdf  # 40 x 60 px at 20 dpi = 2 x 3 in
+    grey = io.BytesIO()
+    Image.fromarray(pixels[..., 0]).save(grey, format="png")
+    with pytest.raises(ValueError, match="RGB"):
+        onepage.pdf_from_png(grey.getvalue())
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils (pdftoppm)")
+def test_a_pdf_reader_shows_the_same_pixels(tmp_path) -> None:
+    pixels = np.zeros((90, 60, 3), np.uint8)
+    pixels[10:30, 5:50] = (200, 30, 30)
+    (tmp_path / "p.pdf").write_bytes(onepage.pdf_from_png(onepage.png_from_pixels(pixels), dpi=30))
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "30", str(tmp_path / "p.pdf"), str(tmp_path / "page")],
+        check=True,
+        capture_output=True,
+    )
+    (page,) = tmp_path.glob("page*.png")
+    shown = np.asarray(Image.open(page).convert("RGB")).astype(int)
+    assert shown.shape == pixels.shape
+    # same picture, the right way up; a reader may smooth the rectangle's edge by a pixel
+    assert (shown[20, 25] == (200, 30, 30)).all() and (shown[70, 25] == 0).all()
+    assert (np.abs(shown - pixels).max(axis=2) > 10).mean() < 0.05
 
 
 def test_no_library_module_chooses_a_backend_or_uses_pyplot() -> None:

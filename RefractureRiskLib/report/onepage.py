@@ -17,10 +17,10 @@ One A4 page, read from the top:
 Every text is wrapped to fit, never cut: ``Testing/test_report_page.py`` checks each text's
 extent against the page with the renderer.
 
-The page is laid out and rasterised once (Agg, :data:`REPORT_DPI`); the PNG, the HTML's image and
-the PDF page are that one raster, so the three always show the same pixels and a report costs one
-drawing pass, not one per format. The PDF is therefore an image of the page (text not
-selectable); the HTML carries the text.
+The page is laid out and rasterised once (Agg, :data:`REPORT_DPI`) and encoded once as PNG; the
+HTML embeds that PNG and the PDF page carries its compressed data unchanged, so the three always
+show the same pixels and a report costs one drawing pass and one encoding, not one per format.
+The PDF is therefore an image of the page (text not selectable); the HTML carries the text.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import struct
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -629,10 +630,9 @@ def render_report(
     out.mkdir(parents=True, exist_ok=True)
     fig = build_figure(study, roiset, stats, summary, risk, provenance, patient_label)
     pdf, png, page = out / f"{stem}.pdf", out / f"{stem}.png", out / f"{stem}.html"
-    pixels = rasterize(fig)
-    png_bytes = png_from_pixels(pixels)
+    png_bytes = png_from_pixels(rasterize(fig))
     png.write_bytes(png_bytes)
-    pdf_from_pixels(pixels, pdf)
+    pdf.write_bytes(pdf_from_png(png_bytes))
     notes = level_notes(roiset)
     page.write_text(report_html(png_bytes, stats, summary, risk, provenance, patient_label, notes))
     return ReportFiles(pdf, png, page)
@@ -660,12 +660,56 @@ def png_from_pixels(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def pdf_from_pixels(pixels: np.ndarray, path: Path, dpi: float = REPORT_DPI) -> None:
-    """A one-page PDF whose page is the raster, losslessly embedded, at its physical size."""
-    rows, cols = pixels.shape[:2]
-    page = Figure(figsize=(cols / dpi, rows / dpi), dpi=dpi)
-    page.figimage(pixels, 0, 0, origin="upper", resize=False)
-    page.savefig(path, format="pdf", dpi=dpi, metadata={"Title": "RefractureRisk report"})
+def pdf_from_png(png: bytes, dpi: float = REPORT_DPI) -> bytes:
+    """A one-page PDF showing an 8-bit RGB PNG at its physical size (``dpi``), losslessly.
+
+    The PNG's compressed data (zlib over rows with PNG filters) is what a PDF image with
+    ``/FlateDecode`` and ``/Predictor 15`` holds, so it is copied, not decoded and re-encoded.
+    """
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, idat, header = 8, [], b""
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    if (depth, colour, interlace) != (8, 2, 0):
+        raise ValueError("pdf_from_png takes 8-bit RGB PNGs without interlacing")
+    data = b"".join(idat)
+    w_pt, h_pt = width * 72 / dpi, height * 72 / dpi
+    draw = f"q {w_pt:.2f} 0 0 {h_pt:.2f} 0 0 cm /Im1 Do Q".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w_pt:.2f} {h_pt:.2f}] "
+        f"/Resources << /XObject << /Im1 4 0 R >> >> /Contents 5 0 R >>".encode(),
+        f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} "
+        f"/ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode "
+        f"/DecodeParms << /Predictor 15 /Colors 3 /BitsPerComponent 8 /Columns {width} >> "
+        f"/Length {len(data)} >>\nstream\n".encode()
+        + data
+        + b"\nendstream",
+        f"<< /Length {len(draw)} >>\nstream\n".encode() + draw + b"\nendstream",
+        b"<< /Title (RefractureRisk report) /Producer (RefractureRisk) >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\n"
+        f"startxref\n{xref}\n%%EOF\n"
+    ).encode()
+    return bytes(out)
 
 
 def report_html(
