@@ -1,6 +1,6 @@
 """Benchmark: batch throughput with 1 vs 2 worker processes, and peak memory per worker.
 
-Run:  /work/venv/bin/python bench/bench_batch.py [--n 200] [--distinct 8] [--no-report]
+Run:  python bench/bench_batch.py [--n 200] [--distinct 8] [--no-report]
                                                   [--workers 1,2] [--small]
 
 Builds a batch root of ``--n`` phantom studies (``--distinct`` different phantoms, default size,

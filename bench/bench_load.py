@@ -1,6 +1,6 @@
 """Benchmark: ``load_study`` vs dcm2niix and SimpleITK on the same 6-series DICOM folder.
 
-Run:  /work/venv/bin/python bench/bench_load.py [--vendor GE|Siemens|Philips] [--repeats N]
+Run:  python bench/bench_load.py [--vendor GE|Siemens|Philips] [--repeats N]
 
 A 6-series study (PDFF, R2*, water, fat, in-phase, out-phase; 256x256, 40 slices each; the phantom
 when available, else synthetic maps) is written with the project's vendor DICOM writer into a

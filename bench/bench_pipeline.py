@@ -1,6 +1,6 @@
 """Benchmark: one phantom study end to end vs reading the same DICOM folder with reference tools.
 
-Run:  /work/venv/bin/python bench/bench_pipeline.py [--repeats N] [--vendor GE]
+Run:  python bench/bench_pipeline.py [--repeats N] [--vendor GE]
 
 The study is the demo's: a default-size synthetic IDEAL-IQ spine study (about 266x266x32, six
 series: PDFF, R2*, water, fat, in/out of phase) written as vendor-styled DICOM. Ours: load the

@@ -1,6 +1,6 @@
 """Benchmark: per-level statistics vs pyradiomics first-order extraction on the same masks.
 
-Run:  /work/venv/bin/python bench/bench_stats.py [--synthetic] [--repeats N]
+Run:  python bench/bench_stats.py [--synthetic] [--repeats N]
 
 A 256x256x40 study (the phantom when available, else a synthetic label map with noisy maps);
 masks = the vertebral body label map, every level, PDFF and R2*. Both tools run in this process
