@@ -80,6 +80,7 @@ from RefractureRiskLib.roi.labelling import (
     ANCHOR_MAX_DISTANCE_MM,
     Anchor,
     _anchor_labels,
+    drop_detached_top,
     label_segments,
     spacing_reasons,
     split_long_segments,
@@ -198,6 +199,8 @@ def automatic_rois(
         wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
         segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
+    segs, gaps, top_notes = drop_detached_top(segs, gaps)
+    split_notes += top_notes
     segs, gaps = split_sacral_dip(segs, gaps, prof)
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")

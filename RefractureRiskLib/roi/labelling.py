@@ -92,6 +92,29 @@ def split_long_segments(
     return out_s, out_g, notes
 
 
+def drop_detached_top(
+    segs: list[Segment], gaps: list[tuple[float, float, str]]
+) -> tuple[list[Segment], list[tuple[float, float, str]], list[str]]:
+    """Drop a top segment held to the column by a long gap with no disc in it: neighbouring
+    bodies are joined by a disc; marrow-like tissue 2 discs' height above the column (a rib
+    head, a fat-infiltrated muscle belly, the edge of the field of view) is not a body."""
+    real = [g[1] - g[0] for g in gaps if g[2] == "disc"]
+    if len(segs) < 4 or not real:
+        return segs, gaps, []
+    med = float(np.median(real))
+    g0, g1, kind = gaps[0]
+    if kind == "gap" and g1 - g0 > max(1.6 * med, med + 6.0):
+        return (
+            segs[1:],
+            gaps[1:],
+            [
+                f"a marrow-like region {g1 - g0:.0f} mm above the column without a disc between "
+                "was not taken for a vertebra"
+            ],
+        )
+    return segs, gaps, []
+
+
 def split_sacral_dip(
     segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
 ) -> tuple[list[Segment], list[tuple[float, float, str]]]:
@@ -166,6 +189,22 @@ def label_segments(
                 f"body below it ({lengths[-1]:.0f} mm): it may be a thin L5/S1 disc rather than "
                 "the sacral S1/S2 junction"
             )
+    if (
+        s1 is not None
+        and s1 == len(gaps) - 1
+        and gaps[-1][2] == "fused"
+        and bottom_in_fov
+        and s1 >= 2
+        and lengths[-1] >= FULL_BODY_BELOW_FRAC * float(np.median(lengths[max(s1 - 3, 0) : s1]))
+    ):
+        # The lowest segment, ending inside the field of view (the sacrum does not go on out
+        # of view below it), was cut in two with no disc seen between them: S1 above the fused
+        # sacrum, or L5 and S1 across a missed L5/S1 disc (which shifts every label).
+        reasons.append(
+            f"the lowest {lengths[-1] + lengths[s1]:.0f} mm hold two bodies with no disc seen "
+            "between them: taken as S1 over the fused sacrum; if an L5/S1 disc was missed, "
+            "every label is one level too high"
+        )
     if s1 is None:
         if bottom_in_fov:
             reasons.append(
@@ -307,6 +346,7 @@ __all__ = [
     "ANCHOR_MAX_DISTANCE_MM",
     "Anchor",
     "Labelling",
+    "drop_detached_top",
     "label_segments",
     "spacing_reasons",
     "split_long_segments",

@@ -64,8 +64,9 @@ def signal_array(study: Study) -> npt.NDArray[np.float32]:
 #: points (marrow near 50% fat), fat and water-like tissue by less. The calmest direction keeps
 #: real tissue edges (marrow next to fat or disc) from looking noisy.
 TISSUE_PDFF_STEP_PCT: tuple[float, float] = (13.0, 19.0)
-#: The same for R2*, as steps of log(R2* + 10 1/s): tissue R2* is smooth (relative noise well
-#: under 30% at SNR 5), the fit of noise swings between near 0 and hundreds of 1/s.
+#: The same for R2*, as steps of log(R2* + 30 1/s): tissue R2* is smooth (relative noise well
+#: under 30% at SNR 5; the 30 1/s offset keeps the absolute noise of low-R2* tissue such as
+#: discs and CSF from looking relative), the fit of noise swings between 0 and hundreds of 1/s.
 TISSUE_LOG_R2S_STEP: tuple[float, float] = (0.35, 0.7)
 
 
@@ -110,7 +111,7 @@ def tissue_evidence(
     masked = ~np.isfinite(np.asarray(pdff_pct, np.float32)) | (arr == 0.0)
     if r2s_per_s is not None:
         r2 = np.asarray(r2s_per_s, np.float32)
-        log_r2 = np.log(np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1e4) + 10.0)
+        log_r2 = np.log(np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1e4) + 30.0)
         evidence *= _ramp(_calm_steps(log_r2, (a, b), size), TISSUE_LOG_R2S_STEP)
         masked = (masked & (r2 == 0.0)) | ~np.isfinite(r2)
     else:
