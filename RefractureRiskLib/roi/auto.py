@@ -187,6 +187,10 @@ def automatic_rois(
         cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
         forced = len(cands) - 1
     chain = find_column(cands, must_include=forced)
+    if forced is not None and len(chain) < 2:
+        # the clicked body links to no other candidate: the column as found without it, the
+        # labels still counted from the clicked body (it lies on the column's line)
+        chain = find_column(cands[:-1])
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
     cents = np.array([c.centre_ras for c in chain])
