@@ -117,3 +117,41 @@ def test_any_bytes_are_skipped_or_read(written, tmp_path, data, keep):
         header = read_fast_header(path)
         assert header is None or len(header) == 3
         scan_one_file(path)  # a ScannedFile or a SkippedFile, never an exception
+
+
+@SETTINGS
+@given(
+    n_frames=st.one_of(st.integers(-3, 5), st.integers(-(2**31), 2**31 - 1)),
+    rows=st.sampled_from([None, 0]),
+    empty_pixels=st.booleans(),
+    empty_groups=st.booleans(),
+)
+def test_any_number_of_frames_in_an_enhanced_file(
+    tmp_path_factory, n_frames, rows, empty_pixels, empty_groups
+):
+    """Found by bench/fuzz_dicom.py: a negative NumberOfFrames with an empty per-frame
+    sequence gave a file without frames (IndexError)."""
+    folder = tmp_path_factory.mktemp("enh")
+    pdff = np.random.default_rng(0).uniform(0, 100, SHAPE)
+    study = Study({"pdff": Volume(pdff, AFFINE)}, StudyProvenance(field_strength_t=3.0),
+                  PatientInfo(age_years=70, sex="F"))  # fmt: skip
+    written = write_dicom_study(study, folder / "s", vendor="Philips", kinds=["pdff"],
+                                philips_enhanced=True, seed=1)  # fmt: skip
+    path = written.by_kind("pdff").files[0]
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = n_frames
+    if rows is not None:
+        ds.Rows = rows
+    if empty_pixels:
+        ds.PixelData = b""
+    if empty_groups:
+        ds.PerFrameFunctionalGroupsSequence = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path)
+    try:
+        loaded = load_study(folder / "s")
+    except InputError as err:
+        assert "\n" not in str(err)
+    else:
+        assert loaded.maps["pdff"].array.shape == SHAPE

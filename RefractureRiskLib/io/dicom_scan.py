@@ -328,6 +328,8 @@ def _describe_file(
         frames = tuple(_enhanced_frames(path, ds, ts, offset, n_frames))
     else:
         frames = (_classic_frame(path, ds, ts, offset),)
+    if not frames:  # e.g. NumberOfFrames 0 or negative: nothing to place
+        raise _SkipFileError(f"(0028,0008) NumberOfFrames is {n_frames}; expected at least 1")
     if problem is not None:
         frames = tuple(replace(f, pixel_problem=problem) for f in frames)
     return ScannedFile(path, header, frames)
