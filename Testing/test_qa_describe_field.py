@@ -26,18 +26,17 @@ def _cohort(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 
 def test_r2s_scatter_is_split_by_field_strength(tmp_path, monkeypatch) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     titles: dict[str, list[str]] = {}
-    real_close = plt.close
+    real_savefig = Figure.savefig
 
-    def keep_titles(fig=None):
-        if fig is not None and hasattr(fig, "axes"):
-            for ax in fig.axes:
-                titles[ax.get_xlabel()] = [ax.get_title()]
-        real_close(fig)
+    def keep_titles(fig, *args, **kwargs):
+        for ax in fig.axes:
+            titles[ax.get_xlabel()] = [ax.get_title()]
+        return real_savefig(fig, *args, **kwargs)
 
-    monkeypatch.setattr(plt, "close", keep_titles)
+    monkeypatch.setattr(Figure, "savefig", keep_titles)
     paths = describe.scatter_plots(_cohort(), tmp_path)
     assert any(p.name == "scatter_r2s_global_L1L4.png" for p in paths)
     title = titles["dxa_l1l4_tscore"][0]
