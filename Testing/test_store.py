@@ -202,3 +202,28 @@ def test_postgresql_shared_store():
         store.close()
     finally:
         server.__exit__(None, None, None)
+
+
+def test_a_store_being_created_by_another_writer_is_not_refused(tmp_path):
+    """Another batch created the store's tables but not yet its marker row: a second writer
+    must join it, not call it 'not a measurement store' (seen under load in CI)."""
+    import sqlite3
+
+    from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.store.measurements import MeasurementStore
+
+    path = tmp_path / "measurements.sqlite"
+    MeasurementStore(path).close()
+    with sqlite3.connect(path) as conn:  # back to the moment before the marker rows
+        conn.execute("DELETE FROM store_info")
+    store = MeasurementStore(path)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        keys = {k for (k,) in conn.execute("SELECT key FROM store_info")}
+    assert {"application", "schema_version"} <= keys
+    # a file with a foreign table is still refused
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE patients (id INTEGER)")
+    with pytest.raises(InputError, match="not a"):
+        MeasurementStore(other)

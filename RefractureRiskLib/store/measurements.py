@@ -283,7 +283,9 @@ class MeasurementStore:
                 raise InputError(path, "is empty, not a measurement store")
             return
         tables, info = _sqlite_tables(path)
-        if not tables and not self.read_only:
+        if not self.read_only and tables <= set(_meta.tables):
+            # empty, or a store another writer is creating right now (its tables come first,
+            # the marker row just after): only a store's own tables, nothing foreign
             return
         if not is_store(tables, info):
             raise InputError(path, _not_a_store(tables))
@@ -296,7 +298,7 @@ class MeasurementStore:
             with self.engine.connect() as conn:
                 rows = conn.execute(sa.select(store_info.c.key, store_info.c.value)).all()
             info = {str(k): str(v) for k, v in rows}
-        if is_store(tables, info) or (allow_empty and not (tables & CORE_TABLES)):
+        if is_store(tables, info) or (allow_empty and tables <= set(_meta.tables)):
             return
         raise InputError(_safe_url(self.url), _not_a_store(tables))
 
