@@ -164,3 +164,29 @@ def test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["describe", str(csv), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert "row 4, column age_years, value '300" in err and "extra" in err
+
+
+def test_perfect_separation_is_named_with_its_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 events in men: the adjusted odds ratios are not estimable, and the note names the
+    separation and its counts instead of statsmodels' convergence warnings."""
+    data = generate_cohort(n=300, seed=3).data
+    men = data["sex"] == "M"
+    data.loc[men, ["refracture", "event"]] = 0
+    csv = tmp_path / "cohort.csv"
+    data.to_csv(csv, index=False)
+    df = read_cohort(pd.read_csv(csv))
+    assert df.loc[df["sex"] == "M", "outcome_1y"].fillna(0).sum() == 0
+    n_men = int(((df["sex"] == "M") & df["outcome_1y"].notna()).sum())
+    ors = marker_odds_ratios(df)
+    assert ors["or_crude"].notna().all()  # the marker alone is estimable
+    counts = ors["note"].str.extract(r"in men \(n = (\d+)\)")[0].astype(int)
+    assert ((counts > 0) & (counts <= n_men)).all()  # complete cases of each model
+    assert ors["or_adjusted"].isna().all()
+    assert ors["note"].str.contains(r"perfect separation by sex: 0 events in men \(n = \d+\)").all()
+    assert main(["describe", str(csv), "--out", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    assert "ConvergenceWarning" not in captured.err + captured.out
+    assert "perfect separation by sex: 0 events in men" in captured.out
+    assert "Warning" not in captured.err

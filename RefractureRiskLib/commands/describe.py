@@ -45,5 +45,10 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in result.files:
         print(f"wrote {outputs.final(path)}")
+    # odds ratios that could not be estimated, each reason once (e.g. perfect separation)
+    ors = result.odds_ratios
+    for note in dict.fromkeys(n for n in ors.get("note", []) if isinstance(n, str) and n):
+        markers = ", ".join(ors.loc[ors["note"] == note, "marker"])
+        print(f"odds ratio of {markers}: {note}")
     print(DESCRIPTIVE_NOTE)
     return 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -399,9 +400,19 @@ def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
             try:
                 if y.sum() < 2 or (len(y) - y.sum()) < 2:
                     raise ValueError("fewer than 2 events or non-events")
-                fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=100)
+                separated = _separation(x, y)
+                if separated:
+                    raise ValueError(separated)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(
+                        disp=0, maxiter=100
+                    )
+                if any("separation" in str(w.message).lower() for w in caught):
+                    raise ValueError(f"perfect separation: {marker} or a covariate predicts "
+                                     "the outcome exactly")  # fmt: skip
                 if not fit.mle_retvals.get("converged", True):
-                    raise ValueError("did not converge")
+                    raise ValueError("the fit did not converge (quasi-separation?)")
                 b, se = float(fit.params[marker]), float(fit.bse[marker])
                 row |= {
                     f"or_{label}": math.exp(b),
@@ -436,6 +447,30 @@ def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
         "note",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+#: How a binary covariate's levels are named in messages.
+_LEVEL_NAMES = {"female": ("sex", {0.0: "men", 1.0: "women"})}
+
+
+def _separation(x: pd.DataFrame, y: np.ndarray) -> str:
+    """A binary column whose one level has no events or no non-events separates the outcome
+    perfectly (its odds ratio is infinite): named with its counts, e.g. "perfect separation by
+    sex: 0 events in men (n = 45)"; "" when there is none."""
+    for col in x.columns:
+        values = x[col].to_numpy(float)
+        levels = np.unique(values)
+        if len(levels) != 2:
+            continue
+        name, label_of = _LEVEL_NAMES.get(col, (col, {}))
+        for level in levels:
+            sel = values == level
+            events, n = int(y[sel].sum()), int(sel.sum())
+            if events in (0, n):
+                who = label_of.get(float(level), f"{col} = {level:g}")
+                what = "events" if events == 0 else "non-events"
+                return f"perfect separation by {name}: 0 {what} in {who} (n = {n})"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
