@@ -206,6 +206,8 @@ class RefractureRiskParameterNode:
     segmentsAreBodies - an imported segmentation holds whole vertebral bodies (else ROIs).
     readerName - who placed/edited the ROIs (stored with the measurements).
     clinicalInputs - JSON object of the model's clinical inputs (the form is built from the model).
+    missingAsRange - show the risk as the range over missing inputs (labelled) instead of
+      refusing to compute it.
     """
 
     pdffVolume: vtkMRMLScalarVolumeNode
@@ -223,6 +225,7 @@ class RefractureRiskParameterNode:
     segmentsAreBodies: bool = False
     readerName: str = ""
     clinicalInputs: str = "{}"
+    missingAsRange: bool = False
 
 
 #
@@ -689,6 +692,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 model,
                 self._clinicalValues(),
                 indexLevels=self._indexLevels(),
+                missing="range" if p.missingAsRange else "refuse",
             )
             self.ui.resultsTextBrowser.setHtml(self.logic.resultsHtml(outcome))
             self.logic.showRiskAnnotation(outcome)
