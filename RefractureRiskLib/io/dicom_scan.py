@@ -533,6 +533,10 @@ def _shared(ds: Dataset) -> Dataset | None:
     return seq[0] if seq else None
 
 
+#: More frames than any MR volume holds (a corrupt count is not walked frame by frame).
+MAX_FRAMES = 100_000
+
+
 def _enhanced_frames(
     path: Path, ds: Dataset, ts: str, offset: int | None, n_frames: int
 ) -> Iterable[FrameRef]:
@@ -542,6 +546,15 @@ def _enhanced_frames(
             f"corrupt enhanced file: {len(per_frame_seq)} per-frame items for "
             f"NumberOfFrames {n_frames}"
         )
+    if not per_frame_seq and n_frames > 1:
+        # frames without their own position cannot be stacked, and a corrupt count (up to
+        # 2^31) must not be walked frame by frame
+        raise _SkipFileError(
+            f"corrupt enhanced file: NumberOfFrames {n_frames} without per-frame functional "
+            "groups (frame positions unknown)"
+        )
+    if n_frames > MAX_FRAMES:
+        raise _SkipFileError(f"NumberOfFrames {n_frames} (at most {MAX_FRAMES} accepted)")
     common = _common_frame_fields(path, ds, ts, offset)
     frame_bytes = common["rows"] * common["cols"] * common["samples_per_pixel"]
     frame_bytes *= common["bits_allocated"] // 8
