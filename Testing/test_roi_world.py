@@ -109,3 +109,13 @@ def test_truncated_body_is_flagged_not_fractured():
                 assert RoiFlag.FRACTURED not in lr.flags
                 assert res.placement(lr.level).truncated
     assert hits >= 1
+
+
+def test_confidence_is_per_level_for_a_doubt_about_one_body_and_global_for_the_count():
+    one_body = automatic_rois(_world(19).study)
+    assert one_body.uncertain and all(r.startswith("L1: ") for r in one_body.reasons)
+    low = {lv.level for lv in one_body.levels if lv.confidence < 0.75}
+    assert low == {"L1"}
+    count = automatic_rois(_world(12).study)  # a doubt about the count: every level
+    assert count.uncertain and not any(r[:3] in ("T12", "L1:") for r in count.reasons)
+    assert all(lv.confidence < 0.75 for lv in count.levels)

@@ -121,7 +121,9 @@ def print_result(result) -> None:
     flags = result.statistics.drop_duplicates("level").set_index("level")[["flags", "included"]]
     print(table.join(flags).to_string(float_format=lambda x: f"{x:.1f}"))
     if result.rois.uncertain:
-        print("LEVEL LABELS UNCERTAIN: " + "; ".join(result.rois.reasons))
+        doubtful = [lv.level for lv in result.rois.levels if lv.confidence < 0.75]
+        which = f" ({', '.join(doubtful)})" if doubtful else ""
+        print(f"LEVEL LABELS UNCERTAIN{which}: " + "; ".join(result.rois.reasons))
     s = result.summary
     print(
         f"PDFF global L1-L4 {_fmt(s.pdff_global_L1L4_pct, '%')}, R2* global L1-L4 "

@@ -29,6 +29,7 @@ Steps 1-4 are in :mod:`RefractureRiskLib.roi.detection`, step 5 in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -90,6 +91,8 @@ from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 
+#: A reason about one level's body (it starts with the level's name), not about the count.
+_LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
 MAX_HALF_DEPTH_MM = 25.0
@@ -302,8 +305,10 @@ def automatic_rois(
                 f"{name}: implausible body ({2 * lr_half:.0f} x {2 * ap_half:.0f} mm): "
                 "not a vertebral body alone"
             )
-        # any doubt about the count lowers every label's confidence (one wrong count shifts all)
-        conf = labelling.confidence[i] if not reasons else min(labelling.confidence[i], 0.5)
+        # A doubt about the count lowers every label's confidence (one wrong count shifts all);
+        # a doubt about one body ("T12: ...") lowers that level's only.
+        doubts = [r for r in reasons if not _LEVEL_REASON.match(r) or r.startswith(f"{name}:")]
+        conf = labelling.confidence[i] if not doubts else min(labelling.confidence[i], 0.5)
         entry = level_placement(name, pl, arrays, conf)
         view_b = body_arr[pl.box.slices]
         view_b[pl.body & (view_b == 0)] = entry.label
