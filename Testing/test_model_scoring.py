@@ -125,7 +125,11 @@ def test_missing_and_extrapolated_inputs_warn(demo: RiskModel) -> None:
     patient["unknown_thing"] = 3
     result = score(demo, patient, missing="range")
     text = " | ".join(result.warnings)
-    assert "range over the plausible values of the missing input(s) pdff_global_L1L4" in text
+    # the missing input in clinical words, with the values the range runs over
+    assert (
+        "range over the plausible values of the missing input(s) mean marrow PDFF over "
+        "eligible L1-L4 levels (20 to 90 %)" in text
+    )
     assert "r2s_global_L1L4 = 400" in text and "extrapolation" in text
     assert "unknown_thing" in text
 

@@ -90,7 +90,9 @@ def test_no_text_is_cut_or_off_the_page(page_inputs, which: str) -> None:
     # the page says what the number is
     text = "\n".join(t.get_text() for t in fig.texts)
     if which == "range":
-        assert "RANGE OVER MISSING INPUTS" in text and "dxa_l1l4_tscore" in text
+        # the missing input in clinical words, never its variable name
+        assert "RANGE OVER MISSING INPUTS" in text and "DXA L1-L4 T-score" in text
+        assert "dxa_l1l4_tscore" not in text
     else:
         assert "29.5%" in text or "%" in text.split("\n")[2]
     assert "Cohort baseline 1-year risk" in text

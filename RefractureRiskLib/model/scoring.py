@@ -467,13 +467,15 @@ def _term_log_odds(term: Term, value: float | str) -> float:
 
 
 def _plausible_text(spec: InputSpec) -> str:
+    """A missing input in clinical words with the values the range runs over."""
+    what = _clean_description(spec.description) or spec.name.replace("_", " ")
     if spec.kind == "category":
-        return f"{spec.name} (any of {', '.join(spec.levels or ())})"
+        return f"{what} (any of {', '.join(spec.levels or ())})"
     if spec.kind == "binary":
-        return f"{spec.name} (0 or 1)"
+        return f"{what} (yes or no)"
     lo, hi = spec.soft_range or spec.hard_range or (math.nan, math.nan)
     unit = f" {spec.unit}" if spec.unit and spec.unit != "count" else ""
-    return f"{spec.name} ({lo:g} to {hi:g}{unit})"
+    return f"{what} ({lo:g} to {hi:g}{unit})"
 
 
 def format_value(value: float | str) -> str:

@@ -149,9 +149,12 @@ def risk_lines(risk: RiskResult) -> list[str]:
     """The lines beside the big number: what, interval or range, baseline, model."""
     lines = [f"{_horizon(risk)} risk of a new vertebral fracture after vertebroplasty/kyphoplasty"]
     if risk.is_range:
+        # the missing inputs in clinical words ("DXA L1-L4 T-score"), as in the factor list
+        words = {c.input: factor_text(c).removesuffix(": missing") for c in risk.contributions}
+        missing = ", ".join(words.get(name, name) for name in risk.missing_inputs)
         lines.append(
-            f"RANGE over missing input(s) {', '.join(risk.missing_inputs)} (each over the "
-            "model's training range): not a point estimate"
+            f"RANGE over missing input(s) {missing} (each over the model's training range): "
+            "not a point estimate"
         )
     elif risk.interval is not None:
         lo, hi = risk.interval
