@@ -662,10 +662,14 @@ def _write_results_json(
 def _report_provenance(provenance: Mapping[str, Any]) -> dict[str, Any]:
     series = provenance.get("series", {})
     uids = ", ".join(
-        f"{k}={v.get('series_uid')}" for k, v in series.items() if k in ("pdff", "r2s")
+        f"{k}={v.get('series_uid')}"
+        for k, v in series.items()
+        if k in ("pdff", "r2s") and v.get("series_uid")
     )
     keep = ("software", "created_utc", "study_uid", "roi_method", "reader", "risk_model")
     out = {k: provenance[k] for k in keep if k in provenance}
+    if not out.get("study_uid"):  # generated, or read from NIfTI/NRRD: no DICOM identifier
+        out["study_uid"] = "not from DICOM"
     out["series"] = uids or "not from DICOM"
     if provenance.get("labels_uncertain"):
         out["labels"] = "UNCERTAIN: check the level labels"
