@@ -183,7 +183,7 @@ def automatic_rois(
     anchored = None if anchor is None else anchored_body(arrays, anchor, params, criteria)
     grid = detection_grid(arrays, criteria)
     marrow, disc, void, mat, oedema = grid.marrow, grid.disc, grid.void, grid.mat, grid.oedema
-    cands = candidates(marrow, mat, grid.r2s, grid.r2s_soft_tissue)
+    cands = candidates(marrow, mat, grid.r2s, arrays.r2s_soft_tissue_per_s)
     forced = None
     if anchored is not None:
         # the column must pass through the body the user clicked

@@ -86,9 +86,15 @@ class StudyArrays:
     noisy: bool = False  # the noise floor, not the tissue contrast, sets ``signal_min``
     r2s_per_s: npt.NDArray | None = None
     r2s_bone_min_per_s: float = float("inf")  # R2* above which water-rich tissue is bone
-    # R2* (1/s) marrow must reach: trabecular bone against the study's own soft tissue (0: no
-    # R2* map, or no soft tissue to compare with; PDFF and signal decide alone)
-    r2s_marrow_min_per_s: float = 0.0
+    # median R2* (1/s) of the study's water-rich soft tissue: what bone is compared with (NaN:
+    # no R2* map, or no soft tissue to compare with; PDFF and signal then decide alone)
+    r2s_soft_tissue_per_s: float = float("nan")
+
+    @property
+    def r2s_marrow_min_per_s(self) -> float:
+        """R2* (1/s) marrow must reach (:data:`MARROW_R2S_FACTOR` times soft tissue; 0: none)."""
+        ref = self.r2s_soft_tissue_per_s
+        return MARROW_R2S_FACTOR * ref if np.isfinite(ref) else 0.0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -400,13 +406,12 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
     contrast = criteria.signal_min_frac * signal_reference(signal)
     field_t = study.provenance.field_strength_t or 1.5
     r2s = study.r2s.array if "r2s" in study.maps else None
-    r2s_min = 0.0
+    ref = float("nan")
     if r2s is not None:
         step = (slice(None), slice(None, None, 2), slice(None, None, 2))
         ref = soft_tissue_r2s(
             r2s[step], study.pdff.array[step], signal[step] >= max(floor, contrast)
         )
-        r2s_min = MARROW_R2S_FACTOR * ref if np.isfinite(ref) else 0.0
     return StudyArrays(
         pdff_pct=study.pdff.array,
         signal=signal,
@@ -415,7 +420,7 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
         noisy=floor > contrast,
         r2s_per_s=r2s,
         r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
-        r2s_marrow_min_per_s=r2s_min,
+        r2s_soft_tissue_per_s=ref,
     )
 
 

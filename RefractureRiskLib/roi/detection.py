@@ -18,7 +18,6 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from RefractureRiskLib.roi.body import StudyArrays
-from RefractureRiskLib.roi.column import soft_tissue_r2s
 from RefractureRiskLib.roi.geometry import grid_ras
 from RefractureRiskLib.roi.marrow import (
     MarrowCriteria,
@@ -86,8 +85,8 @@ def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.flo
 @dataclass(frozen=True)
 class DetectionGrid:
     """The study on a ~2 mm grid: marrow, disc, void and oedema (water-rich bone: low PDFF,
-    high R2*) masks, the grid's IJK-to-RAS matrix, smoothed R2* (1/s; None without an R2* map)
-    and the R2* of the study's water-rich soft tissue (the bone reference; NaN if unknown)."""
+    high R2*) masks, the grid's IJK-to-RAS matrix and smoothed R2* (1/s; None without an R2*
+    map)."""
 
     marrow: npt.NDArray[np.bool_]
     disc: npt.NDArray[np.bool_]
@@ -95,7 +94,6 @@ class DetectionGrid:
     mat: npt.NDArray[np.float64]
     oedema: npt.NDArray[np.bool_]
     r2s: npt.NDArray | None
-    r2s_soft_tissue: float
 
 
 def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGrid:
@@ -112,11 +110,9 @@ def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGr
     marrow = marrow_mask(pdff, sig, arrays.signal_min, criteria)
     wet = (sig >= arrays.signal_min) & (pdff < criteria.pdff_min_pct)
     r2 = None
-    r2_ref = float("nan")
     if arrays.r2s_per_s is not None:
         r2 = smooth_pdff(_block_mean(arrays.r2s_per_s, f), spacing_kji(mat), criteria.smooth_mm)
         oedema = wet & (r2 >= arrays.r2s_bone_min_per_s)
-        r2_ref = soft_tissue_r2s(r2, pdff, sig >= arrays.signal_min)
         if arrays.r2s_marrow_min_per_s > 0:
             marrow &= r2 >= arrays.r2s_marrow_min_per_s
             # Fatty marrow (sacrum, pelvis, the oldest osteoporotic bodies) rises above the
@@ -126,14 +122,14 @@ def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGr
                 (pdff > criteria.pdff_max_pct)
                 & (pdff <= FATTY_MARROW_MAX_PCT)
                 & (sig >= arrays.signal_min)
-                & (r2 >= FATTY_MARROW_R2S_FACTOR * r2_ref)
+                & (r2 >= FATTY_MARROW_R2S_FACTOR * arrays.r2s_soft_tissue_per_s)
             )
             marrow |= fatty
     else:
         oedema = np.zeros_like(marrow)
     disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema
     void = sig < arrays.signal_min
-    return DetectionGrid(marrow, disc, void, mat, oedema, r2, r2_ref)
+    return DetectionGrid(marrow, disc, void, mat, oedema, r2)
 
 
 # -- 2. column: see :mod:`RefractureRiskLib.roi.column` -------------------------------------
