@@ -13,20 +13,10 @@ from RefractureRiskLib.model.modelfile import (
     load_model,
 )
 from RefractureRiskLib.model.scoring import score
+from Testing.test_model_scoring import REFERENCE_PATIENT
 
 # Every demonstration-model input at its reference value (the model's centres; indicators off).
-REFERENCE = {
-    "age_years": 70,
-    "sex": "M",
-    "dxa_l1l4_tscore": -2.5,
-    "cement_leak_disc": 0,
-    "antiop_post": 1,
-    "tl_junction": 0,
-    "glucocorticoid_use": 0,
-    "n_prevalent_vertebral_fractures": 0,
-    "pdff_global_L1L4": 60.0,
-    "r2s_global_L1L4": 100.0,
-}
+REFERENCE = REFERENCE_PATIENT
 
 
 def _trained_like_demo(validated: bool) -> RiskModel:

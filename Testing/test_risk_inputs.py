@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from RefractureRiskLib.cli import main
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import PatientInfo, Study
 from RefractureRiskLib.core.volume import Volume
@@ -18,18 +19,8 @@ from RefractureRiskLib.model.scoring import RANGE_LABEL, score
 from RefractureRiskLib.pipeline import AnalysisOptions, analyze_study, score_patient
 from RefractureRiskLib.stats.summary import PatientSummary
 
-FULL = {
-    "age_years": 74,
-    "sex": "F",
-    "dxa_l1l4_tscore": -3.0,
-    "cement_leak_disc": 1,
-    "antiop_post": 0,
-    "tl_junction": 1,
-    "glucocorticoid_use": 0,
-    "n_prevalent_vertebral_fractures": 1,
-    "pdff_global_L1L4": 50.0,
-    "r2s_global_L1L4": 60.0,
-}
+# the demo patient (fictitious) with its two imaging summaries
+FULL = {**DEMO_CLINICAL, "pdff_global_L1L4": 50.0, "r2s_global_L1L4": 60.0}
 CLINICAL = {k: v for k, v in FULL.items() if not k.startswith(("pdff", "r2s"))}
 
 
