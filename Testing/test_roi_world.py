@@ -14,7 +14,7 @@ from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.roiset import RoiFlag
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.phantom.world import generate_world, world_set
-from RefractureRiskLib.roi.auto import _LEVEL_REASON, Anchor, automatic_rois
+from RefractureRiskLib.roi.auto import LEVEL_REASON, Anchor, automatic_rois
 from RefractureRiskLib.roi.body import study_arrays
 from RefractureRiskLib.roi.manual import rois_from_points
 
@@ -117,5 +117,5 @@ def test_confidence_is_per_level_for_a_doubt_about_one_body_and_global_for_the_c
     low = {lv.level for lv in one_body.levels if lv.confidence < 0.75}
     assert low == {"L1"}
     count = automatic_rois(_world(12).study)  # a doubt about the count: every level
-    assert count.uncertain and not any(_LEVEL_REASON.match(r) for r in count.reasons)
+    assert count.uncertain and not any(LEVEL_REASON.match(r) for r in count.reasons)
     assert all(lv.confidence < 0.75 for lv in count.levels)

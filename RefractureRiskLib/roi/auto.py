@@ -92,7 +92,7 @@ from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 
 #: A reason about one level's body (it starts with the level's name), not about the count.
-_LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
+LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
 MAX_HALF_DEPTH_MM = 25.0
@@ -295,8 +295,8 @@ def automatic_rois(
         )
         lr_half, ap_half, _ = pl.frame.half_extent_mm
         misplaced = abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm)
-        # S1 is tilted and joined to the sacrum: its body centre lies off the column's line
-        # nor is a body cut by the field of view (its centre is that of the part in view)
+        # Not judged: S1 (tilted and joined to the sacrum, its centre lies off the column's
+        # line) and a body cut by the field of view (its centre is that of the part in view).
         cut = cut_by_field_of_view(pl, arrays.shape)
         if name != "S1" and not cut and (misplaced or off > 10.0):
             reasons.append(f"{name}: the body found is not where the profile put it")
@@ -307,7 +307,7 @@ def automatic_rois(
             )
         # A doubt about the count lowers every label's confidence (one wrong count shifts all);
         # a doubt about one body ("T12: ...") lowers that level's only.
-        doubts = [r for r in reasons if not _LEVEL_REASON.match(r) or r.startswith(f"{name}:")]
+        doubts = [r for r in reasons if not LEVEL_REASON.match(r) or r.startswith(f"{name}:")]
         conf = labelling.confidence[i] if not doubts else min(labelling.confidence[i], 0.5)
         entry = level_placement(name, pl, arrays, conf)
         view_b = body_arr[pl.box.slices]
