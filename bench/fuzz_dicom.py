@@ -394,8 +394,20 @@ def _signature(err: BaseException) -> str:
     return f"{type(err).__name__} at {at}"
 
 
-def run(n: int, seed: int = 0, real: bool = True, work: Path | None = None) -> Report:
-    """``n`` mutations over the corpus; returns the counts and the distinct failures."""
+def run(
+    n: int,
+    seed: int = 0,
+    real: bool = True,
+    work: Path | None = None,
+    deadline: float | None = None,
+    progress: int = 0,
+    keep: Path | None = None,
+) -> Report:
+    """``n`` mutations over the corpus; returns the counts and the distinct failures.
+
+    ``deadline`` (a ``time.time()`` value) stops the run early: the report then counts the
+    mutations actually made. ``progress`` > 0 prints a count line every that many mutations.
+    """
     base = work or Path(tempfile.mkdtemp(prefix="fuzz-dicom-", dir=_ram_dir()))
     report = Report()
     logging.getLogger("RefractureRiskLib").setLevel(logging.ERROR)  # "series not loaded" notes
@@ -406,6 +418,16 @@ def run(n: int, seed: int = 0, real: bool = True, work: Path | None = None) -> R
         rng = np.random.default_rng(seed)
         t0 = time.perf_counter()
         for i in range(n):
+            if deadline is not None and time.time() >= deadline:
+                print(f"deadline reached after {report.n} mutations", file=sys.stderr)
+                break
+            if progress and i and i % progress == 0:
+                print(
+                    f"progress: {report.n} done, {report.other} not InputError "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             s = seeds[int(rng.integers(len(seeds)))]
             k = int(rng.integers(1, 3)) if len(s.files) > 1 else 1
             picked = [int(j) for j in rng.choice(len(s.files), size=k, replace=False)]
@@ -423,6 +445,10 @@ def run(n: int, seed: int = 0, real: bool = True, work: Path | None = None) -> R
                 report.per_seed[s.name] += 1
                 if sig not in report.examples:
                     report.examples[sig] = (i, s.name, "".join(traceback.format_exception(err)))
+                    if progress:  # a long run shows what it found as it finds it
+                        print(f"new: {sig} (mutation {i}, seed {s.name})", file=sys.stderr)
+                    if keep is not None:  # the study folder as mutated, to reproduce it
+                        shutil.copytree(s.folder, keep / f"{i:06d}", dirs_exist_ok=True)
             finally:
                 for j in picked:
                     s.files[j].write_bytes(s.original[j])
@@ -445,9 +471,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--show", type=int, default=5, help="distinct tracebacks to print (5)")
     parser.add_argument("--phantom-only", action="store_true", help="no real DICOM seeds")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="stop after this many minutes (no limit)"
+    )
+    parser.add_argument(
+        "--progress", type=int, default=0, help="print counts every N mutations (off)"
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each new failure's study here (off)"
+    )
     args = parser.parse_args(argv)
-    report = run(args.n, args.seed, real=not args.phantom_only)
+    deadline = time.time() + 60 * args.minutes if args.minutes else None
+    report = run(
+        args.n,
+        args.seed,
+        real=not args.phantom_only,
+        deadline=deadline,
+        progress=args.progress,
+        keep=args.keep,
+    )
     rate = report.n / report.seconds if report.seconds else math.nan
+    if report.n < args.n:
+        print(f"stopped early: {report.n} of {args.n} mutations made")
     print(
         f"{report.n} mutations in {report.seconds:.0f} s ({rate:.0f}/s): {report.loaded} loaded, "
         f"{report.input_errors} refused with InputError, {report.other} ended in anything else"
