@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.extras import require
 
     require("statsmodels", what="refracture-risk describe")
-    from RefractureRiskLib.model.describe import DESCRIPTIVE_NOTE, describe_cohort
-    from RefractureRiskLib.model.schema import read_cohort
+    from RefractureRiskLib.model.dev.describe import DESCRIPTIVE_NOTE, describe_cohort
+    from RefractureRiskLib.model.dev.schema import read_cohort
 
     # Written beside --out and moved into place at the end (see core.atomic).
     with OutputSet(overwrite=args.overwrite) as outputs:

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.model.samplesize import riley_sample_size, supported_parameters
+    from RefractureRiskLib.model.dev.samplesize import riley_sample_size, supported_parameters
 
     perf = {
         "c_statistic": args.c_statistic,
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     }
     prevalence = args.prevalence
     if args.cohort is not None:
-        from RefractureRiskLib.model.schema import read_cohort
+        from RefractureRiskLib.model.dev.schema import read_cohort
 
         cohort = read_cohort(args.cohort)
         known = cohort["outcome_1y"].dropna()

@@ -98,11 +98,11 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, model_path: Path, card_path: Path, report_dir: Path | None):
     """Fit and validate; write the model file, its card and the report at the staged paths."""
     from RefractureRiskLib.core.hashing import file_sha256
+    from RefractureRiskLib.model.dev.schema import read_cohort
+    from RefractureRiskLib.model.dev.training import DEFAULT_CANDIDATES, train_model, with_splines
+    from RefractureRiskLib.model.dev.validation import FitSpec
+    from RefractureRiskLib.model.dev.validation_report import write_report
     from RefractureRiskLib.model.modelcard import write_model_card
-    from RefractureRiskLib.model.schema import read_cohort
-    from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, train_model, with_splines
-    from RefractureRiskLib.model.validation import FitSpec
-    from RefractureRiskLib.model.validation_report import write_report
 
     cohort = read_cohort(args.cohort)
     candidates = DEFAULT_CANDIDATES

@@ -62,13 +62,13 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
     """Validate, print the figures and write the result files into ``staging``."""
     from RefractureRiskLib import __version__
     from RefractureRiskLib.core.hashing import file_sha256
-    from RefractureRiskLib.model.external import (
+    from RefractureRiskLib.model.dev.external import (
         estimate_text,
         validate_external,
         write_external_report,
     )
+    from RefractureRiskLib.model.dev.schema import read_cohort
     from RefractureRiskLib.model.modelfile import load_model
-    from RefractureRiskLib.model.schema import read_cohort
 
     model = load_model(args.model)
     cohort = read_cohort(args.cohort)
