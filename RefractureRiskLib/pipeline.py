@@ -30,12 +30,11 @@ from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import require, require_table_reader
 from RefractureRiskLib.core.jsonfile import read_json_file
-from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.core.levels import TL_JUNCTION_LEVELS, level_index
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study, nominal_field_t
 from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
-from RefractureRiskLib.model.schema import TL_JUNCTION_LEVELS
 from RefractureRiskLib.model.scoring import (
     RiskResult,
     check_inputs,

@@ -223,7 +223,7 @@ def test_analyze_failing_mid_way_leaves_no_folder_and_keeps_old_results(
 
 
 def test_train_report_naming_a_file_is_refused_before_anything_is_written(tmp_path, capsys):
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 
     cohort = tmp_path / "cohort.csv"
     generate_cohort(n=150, seed=3).data.to_csv(cohort, index=False)
@@ -236,7 +236,7 @@ def test_train_report_naming_a_file_is_refused_before_anything_is_written(tmp_pa
 
 
 def test_describe_and_agreement_refuse_to_replace_without_overwrite(tmp_path, capsys):
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
     from RefractureRiskLib.store.measurements import Measurement, MeasurementStore, StudySubmission
 
     cohort = tmp_path / "cohort.csv"

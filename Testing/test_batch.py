@@ -29,8 +29,8 @@ from RefractureRiskLib.batch import (
 from RefractureRiskLib.batch.workers import _run_processes
 from RefractureRiskLib.cli import main as cli_main
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.schema import read_cohort, validate_cohort
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.schema import read_cohort, validate_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
 from RefractureRiskLib.pipeline import AnalysisOptions

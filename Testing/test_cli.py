@@ -105,7 +105,7 @@ def test_bad_clinical_input_fails_before_the_images(tmp_path, capsys):
 
 
 def test_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 
     cohort = tmp_path / "cohort.csv"
     generate_cohort(n=120, seed=1).data.to_csv(cohort, index=False)

@@ -10,7 +10,7 @@ import pytest
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.roiset import RoiFlag
-from RefractureRiskLib.model.schema import (
+from RefractureRiskLib.model.dev.schema import (
     COHORT_SCHEMA,
     CohortValidationError,
     Problem,
@@ -19,7 +19,7 @@ from RefractureRiskLib.model.schema import (
     read_cohort,
     validate_cohort,
 )
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_schema_is_complete_and_documented() -> None:
 def test_doc_is_up_to_date() -> None:
     doc = REPO / "docs" / "cohort_schema.md"
     assert doc.read_text(encoding="utf-8") == cohort_schema_markdown(), (
-        "docs/cohort_schema.md is stale: run python -m RefractureRiskLib.model.schema"
+        "docs/cohort_schema.md is stale: run python -m RefractureRiskLib.model.dev.schema"
     )
     for spec in COHORT_SCHEMA:
         assert f"`{spec.name}`" in doc.read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from RefractureRiskLib.cli import main
-from RefractureRiskLib.model.describe import (
+from RefractureRiskLib.model.dev.describe import (
     DESCRIPTIVE_NOTE,
     describe_cohort,
     marker_correlations,
@@ -20,8 +20,8 @@ from RefractureRiskLib.model.describe import (
     partial_correlation,
     table_one,
 )
-from RefractureRiskLib.model.schema import read_cohort
-from RefractureRiskLib.model.synthetic_cohort import DEFAULT_COEFFICIENTS, generate_cohort
+from RefractureRiskLib.model.dev.schema import read_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import DEFAULT_COEFFICIENTS, generate_cohort
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from sklearn.metrics import roc_auc_score
 
 from RefractureRiskLib.cli import main
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.external import validate_external
-from RefractureRiskLib.model.schema import read_cohort
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
-from RefractureRiskLib.model.training import train_model
-from RefractureRiskLib.model.validation import FitSpec
+from RefractureRiskLib.model.dev.external import validate_external
+from RefractureRiskLib.model.dev.schema import read_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.training import train_model
+from RefractureRiskLib.model.dev.validation import FitSpec
 
 
 def quiet(_: str) -> None:
@@ -94,7 +94,7 @@ def test_shifted_event_rate_moves_calibration_in_the_large(trained, event_rate, 
 
 
 def test_metrics_equal_an_independent_recomputation(same_population, tmp_path):
-    from RefractureRiskLib.model.external import write_external_report
+    from RefractureRiskLib.model.dev.external import write_external_report
 
     paths = write_external_report(same_population, tmp_path, "cohort.csv")
     pred = pd.read_csv(paths["predictions.csv"])

@@ -63,3 +63,80 @@ def test_layers_only_import_downwards():
                 if LAYERS.index(used) > rank:
                     problems.append(f"{path.relative_to(LIB)} imports higher layer {used}")
     assert not problems, "\n".join(problems)
+
+
+#: The scoring side of the risk model: what a clinic (and Slicer, which has no pandas) runs.
+MODEL_DIR = LIB / "model"
+#: Modules of model/ that are not the scoring side: the dev package and an alias kept for batch/.
+NOT_SCORING = {"dev", "schema"}
+
+
+def _scoring_modules() -> list[str]:
+    return sorted(
+        f"RefractureRiskLib.model.{p.stem}"
+        for p in MODEL_DIR.glob("*.py")
+        if p.stem != "__init__" and p.stem not in NOT_SCORING
+    )
+
+
+def test_scoring_side_imports_only_numpy_and_the_standard_library():
+    """Every module of model/ (not model/dev/) loads numpy, the standard library and the project's
+    own core and model modules, nothing else: no pandas, scipy, scikit-learn or matplotlib."""
+    modules = _scoring_modules()
+    assert {"RefractureRiskLib.model.scoring", "RefractureRiskLib.model.modelfile"} <= set(modules)
+    code = (
+        "import importlib, json, sys\n"
+        "before = set(sys.modules)\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    allowed_own = ("RefractureRiskLib.core", "RefractureRiskLib.model")
+    problems = []
+    for name in loaded:
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top.startswith("_") or top == "numpy":
+            continue
+        if top == "RefractureRiskLib":
+            if name == top or name == "RefractureRiskLib.model.dev":
+                continue
+            if name.startswith(allowed_own) and not name.startswith("RefractureRiskLib.model.dev."):
+                continue
+        problems.append(name)
+    assert not problems, f"the scoring side loads more than numpy + stdlib: {problems}"
+
+
+def test_scoring_side_does_not_import_the_development_side():
+    """Read from the source: no module of model/ outside model/dev imports model.dev (so the
+    split cannot be undone by a lazy import inside a function either)."""
+    problems = []
+    for path in MODEL_DIR.glob("*.py"):
+        if path.stem in NOT_SCORING:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("RefractureRiskLib.model.dev"):
+                    problems.append(f"{path.name}: from {node.module}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in ("pandas", "scipy", "sklearn", "matplotlib"):
+                        problems.append(f"{path.name}: import {alias.name}")
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.split(".")[0] in ("pandas", "scipy", "sklearn", "matplotlib"):
+                    problems.append(f"{path.name}: from {node.module}")
+    assert not problems, "\n".join(problems)
+
+
+def test_old_schema_path_is_used_only_by_batch():
+    """``model/schema.py`` is an alias of ``model/dev/schema.py`` kept for batch/ only."""
+    users = []
+    for path in LIB.rglob("*.py"):
+        rel = path.relative_to(LIB)
+        if rel.parts[0] == "batch" or rel == Path("model/schema.py"):
+            continue
+        if "RefractureRiskLib.model.schema" in path.read_text():
+            users.append(str(rel))
+    assert not users, f"import RefractureRiskLib.model.dev.schema instead: {users}"

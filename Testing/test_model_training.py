@@ -13,20 +13,17 @@ from scipy import stats
 
 from RefractureRiskLib.cli import main
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.cox import fit_cox, harrell_c
-from RefractureRiskLib.model.imputation import impute, pool_rubin
-from RefractureRiskLib.model.logistic import Standardiser, expit, fit_batch
-from RefractureRiskLib.model.modelfile import load_model
-from RefractureRiskLib.model.scoring import score
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
-from RefractureRiskLib.model.terms import InputSpec, design_matrix
-from RefractureRiskLib.model.training import (
+from RefractureRiskLib.model.dev.cox import fit_cox, harrell_c
+from RefractureRiskLib.model.dev.imputation import impute, pool_rubin
+from RefractureRiskLib.model.dev.logistic import Standardiser, expit, fit_batch
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.training import (
     DEFAULT_CANDIDATES,
     PenalisedLogisticRegression,
     train_model,
     with_splines,
 )
-from RefractureRiskLib.model.validation import (
+from RefractureRiskLib.model.dev.validation import (
     FitSpec,
     bootstrap_validate,
     c_statistic,
@@ -34,6 +31,9 @@ from RefractureRiskLib.model.validation import (
     leave_one_centre_out,
     recalibration,
 )
+from RefractureRiskLib.model.modelfile import load_model
+from RefractureRiskLib.model.scoring import score
+from RefractureRiskLib.model.terms import InputSpec, design_matrix
 
 
 def quiet(_: str) -> None:
@@ -324,7 +324,7 @@ def test_r2s_terms_and_field_strength() -> None:
 )
 def test_train_model_refuses_bad_tables(edit, column: str, message: str) -> None:
     df = generate_cohort(200, 2, 0.0, seed=4).data
-    from RefractureRiskLib.model.schema import derive_columns
+    from RefractureRiskLib.model.dev.schema import derive_columns
 
     df = edit(derive_columns(df))
     with pytest.raises(InputError, match=message) as err:

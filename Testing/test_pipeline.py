@@ -211,9 +211,9 @@ def test_field_strength_comes_from_the_images(analysed, tmp_path):
     """A model trained on 1.5 T R2* only: the images' field strength reaches the model."""
     from dataclasses import replace
 
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
-    from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, train_model
-    from RefractureRiskLib.model.validation import FitSpec
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.training import DEFAULT_CANDIDATES, train_model
+    from RefractureRiskLib.model.dev.validation import FitSpec
     from RefractureRiskLib.pipeline import score_patient
 
     cohort = generate_cohort(300, 3, 0.0, seed=3).data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from RefractureRiskLib.model import describe
+from RefractureRiskLib.model.dev import describe
 
 
 def _cohort(n: int = 200, seed: int = 0) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from RefractureRiskLib.cli import main
-from RefractureRiskLib.model.schema import Problem
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.schema import Problem
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 
 
 def test_single_centre_is_refused_before_any_fit(tmp_path, capsys) -> None:

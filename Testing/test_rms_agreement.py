@@ -16,12 +16,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from RefractureRiskLib.model.cox import fit_cox
+from RefractureRiskLib.model.dev.cox import fit_cox
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.training import DEFAULT_CANDIDATES, PenalisedLogisticRegression
+from RefractureRiskLib.model.dev.validation import FitSpec, bootstrap_validate
 from RefractureRiskLib.model.splines import default_knots, rcs_basis
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
 from RefractureRiskLib.model.terms import design_matrix
-from RefractureRiskLib.model.training import DEFAULT_CANDIDATES, PenalisedLogisticRegression
-from RefractureRiskLib.model.validation import FitSpec, bootstrap_validate
 
 R_SCRIPT = r"""
 suppressMessages(library(rms))

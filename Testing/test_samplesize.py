@@ -8,7 +8,7 @@ import pytest
 
 from RefractureRiskLib.cli import main
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.samplesize import (
+from RefractureRiskLib.model.dev.samplesize import (
     max_r2_cs,
     r2_cs_from_c_statistic,
     riley_sample_size,
@@ -156,8 +156,8 @@ def test_command_bad_input_exit_code(capsys: pytest.CaptureFixture[str]) -> None
 def test_command_with_cohort_reports_supported_parameters(
     tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from RefractureRiskLib.model.schema import read_cohort
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.schema import read_cohort
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
 
     csv = tmp_path / "cohort.csv"
     generate_cohort(n=300, seed=5).data.to_csv(csv, index=False)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from RefractureRiskLib.model.schema import HORIZON_DAYS, MEASURED_LEVELS, read_cohort
-from RefractureRiskLib.model.synthetic_cohort import (
+from RefractureRiskLib.model.dev.schema import HORIZON_DAYS, MEASURED_LEVELS, read_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import (
     DEFAULT_COEFFICIENTS,
     MISSABLE_COLUMNS,
     generate_cohort,

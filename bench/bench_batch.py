@@ -30,7 +30,7 @@ import pandas as pd
 
 
 def build_root(base: Path, n: int, distinct: int, small: bool) -> tuple[Path, Path]:
-    from RefractureRiskLib.model.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
     from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
     from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
 

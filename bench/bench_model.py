@@ -25,17 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
-from RefractureRiskLib.model.schema import read_cohort
-from RefractureRiskLib.model.scoring import score
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
-from RefractureRiskLib.model.terms import design_matrix
-from RefractureRiskLib.model.training import (
+from RefractureRiskLib.model.dev.schema import read_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.training import (
     DEFAULT_CANDIDATES,
     PenalisedLogisticRegression,
     train_model,
 )
-from RefractureRiskLib.model.validation import FitSpec, bootstrap_validate
+from RefractureRiskLib.model.dev.validation import FitSpec, bootstrap_validate
+from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+from RefractureRiskLib.model.scoring import score
+from RefractureRiskLib.model.terms import design_matrix
 
 R_TIMING = r"""
 suppressMessages(library(rms))

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 
 from RefractureRiskLib.commands.demo import DEMO_CLINICAL
+from RefractureRiskLib.model.dev.schema import read_cohort
+from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+from RefractureRiskLib.model.dev.training import FitSpec, train_model
 from RefractureRiskLib.model.modelfile import load_model
-from RefractureRiskLib.model.schema import read_cohort
-from RefractureRiskLib.model.synthetic_cohort import generate_cohort
-from RefractureRiskLib.model.training import FitSpec, train_model
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.pipeline import AnalysisOptions, analyze_study
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 VERTEBRAL_LEVELS: tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 LUMBAR_GLOBAL_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4")
+#: Thoracolumbar junction (T11-L2): the cohort's ``tl_junction`` flag and the model term of it.
+TL_JUNCTION_LEVELS: frozenset[str] = frozenset({"T11", "T12", "L1", "L2"})
 
 
 def level_index(level: str) -> int:

@@ -3,7 +3,7 @@
 Before a clinic uses a trained model it scores its OWN patients with it and compares the
 predicted 1-year risks with what happened (:func:`validate_external`):
 
-- Outcome: ``outcome_1y`` as derived by :func:`RefractureRiskLib.model.schema.read_cohort`.
+- Outcome: ``outcome_1y`` as derived by :func:`RefractureRiskLib.model.dev.schema.read_cohort`.
   Patients whose 1-year status is unknown (censored or dead before 365 days without a
   re-fracture) are scored but left out of the metrics and counted, never treated as non-events.
 - Scoring: each patient through :func:`RefractureRiskLib.model.scoring.score` on the model's
@@ -12,7 +12,7 @@ predicted 1-year risks with what happened (:func:`validate_external`):
   (extrapolation). A row with a value the model refuses (outside the hard limits, wrong type or
   level, a required input missing) is excluded and listed with patient_id, column and reason,
   never clipped and never silently dropped.
-- Metrics (:func:`RefractureRiskLib.model.validation.measures`, from the linear predictor lp):
+- Metrics (:func:`RefractureRiskLib.model.dev.validation.measures`, from the linear predictor lp):
   C-statistic, calibration intercept and slope (y ~ a + b lp; ideal 0 and 1), calibration in
   the large (intercept of y ~ offset(lp); > 0 = the model under-predicts), Brier score, Emax, and
   the observed/expected ratio (events / sum of predicted risks). Point estimates on the scored
@@ -42,15 +42,15 @@ import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.logistic import expit
-from RefractureRiskLib.model.modelfile import RiskModel, plain_json
-from RefractureRiskLib.model.scoring import check_value, score
-from RefractureRiskLib.model.validation import (
+from RefractureRiskLib.model.dev.logistic import expit
+from RefractureRiskLib.model.dev.validation import (
     METRICS,
     calibration_curve,
     decision_curve,
     measures,
 )
+from RefractureRiskLib.model.modelfile import RiskModel, plain_json
+from RefractureRiskLib.model.scoring import check_value, score
 
 OUTCOME = "outcome_1y"
 #: Fewer scored patients with a known outcome than this cannot give usable calibration numbers.
@@ -165,7 +165,7 @@ def validate_external(
 ) -> ExternalValidation:
     """Score every patient of ``cohort`` with ``model`` and measure the model's performance.
 
-    ``cohort``: as returned by :func:`RefractureRiskLib.model.schema.read_cohort` (a table
+    ``cohort``: as returned by :func:`RefractureRiskLib.model.dev.schema.read_cohort` (a table
     without ``outcome_1y`` but with ``time_days`` and ``event`` gets it derived). Raises
     InputError (naming the column) for an empty cohort, model inputs absent from the cohort (all
     named), no events or only events among the known outcomes, or fewer than
@@ -401,7 +401,7 @@ def _outcome(cohort: pd.DataFrame) -> np.ndarray:
         y = pd.to_numeric(cohort[OUTCOME], errors="coerce").to_numpy(dtype=float)
         bad = cohort[OUTCOME].notna().to_numpy() & ~np.isin(y, (0.0, 1.0))
     elif {"time_days", "event"} <= set(cohort.columns):
-        from RefractureRiskLib.model.schema import outcome_1y
+        from RefractureRiskLib.model.dev.schema import outcome_1y
 
         y = outcome_1y(cohort["time_days"].to_numpy(float), cohort["event"].to_numpy(float))[0]
         bad = np.zeros(y.shape, dtype=bool)
@@ -457,7 +457,7 @@ def write_external_report(
     fields for validation.json (cohort file SHA-256, software version, time). Returns the
     written paths by name.
     """
-    from RefractureRiskLib.model.validation_report import (
+    from RefractureRiskLib.model.dev.validation_report import (
         notes_section,
         report_table,
         write_report_pages,
@@ -550,7 +550,7 @@ def estimate_text(value: Any, interval: Any, digits: int) -> str:
 
 
 def _external_figures(result: ExternalValidation, out: Path) -> list[tuple[str, str]]:
-    from RefractureRiskLib.model.validation_report import calibration_figure, decision_figure
+    from RefractureRiskLib.model.dev.validation_report import calibration_figure, decision_figure
 
     slope = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
     calibration_figure(

@@ -37,7 +37,7 @@ import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import require_table_reader
-from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
+from RefractureRiskLib.core.levels import TL_JUNCTION_LEVELS, VERTEBRAL_LEVELS
 from RefractureRiskLib.core.roiset import RoiFlag
 
 #: Levels with per-level PDFF/R2* columns (T10-L5; S1 is not part of the cohort table).
@@ -46,8 +46,6 @@ MEASURED_LEVELS: tuple[str, ...] = tuple(lv for lv in VERTEBRAL_LEVELS if lv != 
 INDEX_LEVEL_NAMES: tuple[str, ...] = tuple(f"T{i}" for i in range(1, 13)) + tuple(
     f"L{i}" for i in range(1, 6)
 )
-#: Thoracolumbar junction for :func:`derive_columns` (T11-L2).
-TL_JUNCTION_LEVELS: frozenset[str] = frozenset({"T11", "T12", "L1", "L2"})
 #: Exclusion codes allowed in ``excl_<level>`` cells: the RoiFlag values.
 EXCLUSION_CODES: tuple[str, ...] = tuple(flag.value for flag in RoiFlag)
 #: Outcome horizon of the 1-year outcome, days.
@@ -741,8 +739,9 @@ def cohort_schema_markdown(schema: Iterable[ColumnSpec] = COHORT_SCHEMA) -> str:
     lines = [
         "# Cohort table schema",
         "",
-        "<!-- Generated from RefractureRiskLib.model.schema.COHORT_SCHEMA by",
-        "     `python -m RefractureRiskLib.model.schema docs/cohort_schema.md`; do not edit. -->",
+        "<!-- Generated from RefractureRiskLib.model.dev.schema.COHORT_SCHEMA by",
+        "     `python -m RefractureRiskLib.model.dev.schema docs/cohort_schema.md`;",
+        "     do not edit. -->",
         "",
         "One row per patient. Files: CSV (UTF-8, comma-separated, '.' as decimal point), Excel",
         "(.xlsx, first sheet) or Parquet. Empty cells (or NA, N/A, null, NaN) are missing values.",

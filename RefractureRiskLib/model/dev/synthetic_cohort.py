@@ -34,7 +34,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from RefractureRiskLib.core.levels import LUMBAR_GLOBAL_LEVELS
-from RefractureRiskLib.model.schema import (
+from RefractureRiskLib.model.dev.schema import (
     COHORT_SCHEMA,
     HORIZON_DAYS,
     INDEX_LEVEL_NAMES,

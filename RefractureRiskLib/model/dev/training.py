@@ -9,7 +9,7 @@ The pipeline (:func:`train_model`):
 
 1. check the table at the boundary (every needed column present and numeric or of the allowed
    levels; patients; events), and print the Riley sample-size check
-   (:func:`RefractureRiskLib.model.samplesize.supported_parameters`), warning when the candidate
+   (:func:`RefractureRiskLib.model.dev.samplesize.supported_parameters`), warning when the candidate
    parameters exceed what the data support;
 2. multiple imputation of missing predictors (:mod:`.imputation`), m completed data sets;
 3. on each: the penalised logistic regression (L2, L1, elastic net or none; penalty by
@@ -36,9 +36,9 @@ import pandas as pd
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.cox import CoxFit, fit_cox
-from RefractureRiskLib.model.imputation import impute_one, pool_rubin
-from RefractureRiskLib.model.logistic import (
+from RefractureRiskLib.model.dev.cox import CoxFit, fit_cox
+from RefractureRiskLib.model.dev.imputation import impute_one, pool_rubin
+from RefractureRiskLib.model.dev.logistic import (
     Standardiser,
     assign_folds,
     cv_fit,
@@ -46,10 +46,7 @@ from RefractureRiskLib.model.logistic import (
     fit_batch,
     lambda_grid,
 )
-from RefractureRiskLib.model.modelfile import RiskModel
-from RefractureRiskLib.model.splines import default_knots
-from RefractureRiskLib.model.terms import InputSpec, Term, Transform, design_matrix
-from RefractureRiskLib.model.validation import (
+from RefractureRiskLib.model.dev.validation import (
     METRICS,
     BootstrapValidation,
     FitSpec,
@@ -59,6 +56,9 @@ from RefractureRiskLib.model.validation import (
     leave_one_centre_out,
     penalty_alpha,
 )
+from RefractureRiskLib.model.modelfile import RiskModel
+from RefractureRiskLib.model.splines import default_knots
+from RefractureRiskLib.model.terms import InputSpec, Term, Transform, design_matrix
 
 OUTCOME = "outcome_1y"
 
@@ -371,7 +371,7 @@ def with_splines(
 
 def _input_spec(name: str, values: pd.Series) -> InputSpec:
     """An input's kind, unit and limits from the cohort schema and the training data."""
-    from RefractureRiskLib.model.schema import column_spec
+    from RefractureRiskLib.model.dev.schema import column_spec
 
     try:
         col = column_spec(name)
@@ -459,7 +459,7 @@ def train_model(
 ) -> TrainingResult:
     """Train and internally validate a model on a cohort table (see the module docstring).
 
-    ``cohort``: as returned by :func:`RefractureRiskLib.model.schema.read_cohort` (with the
+    ``cohort``: as returned by :func:`RefractureRiskLib.model.dev.schema.read_cohort` (with the
     derived ``outcome_1y``); a table without ``outcome_1y`` but with ``time_days`` and ``event``
     gets it derived. ``validated``: set only for a model that has passed external validation
     and been approved for use; otherwise every output carries the not-for-clinical-use warning.
@@ -699,7 +699,7 @@ def _checked_cohort(cohort: Any, candidates: Sequence[CandidateTerm]) -> pd.Data
     data = cohort.copy()
     if OUTCOME not in data:
         if {"time_days", "event"} <= set(data.columns):
-            from RefractureRiskLib.model.schema import outcome_1y
+            from RefractureRiskLib.model.dev.schema import outcome_1y
 
             data[OUTCOME] = outcome_1y(
                 data["time_days"].to_numpy(float), data["event"].to_numpy(float)
@@ -744,7 +744,7 @@ def _sample_size(
 ) -> tuple[str, bool]:
     if events >= n or events == 0:
         return "sample-size check not possible", False
-    from RefractureRiskLib.model.samplesize import supported_parameters
+    from RefractureRiskLib.model.dev.samplesize import supported_parameters
 
     sp = supported_parameters(n, events)
     ok = n_params <= sp.max_parameters

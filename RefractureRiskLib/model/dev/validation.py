@@ -15,7 +15,7 @@ Optimism (Efron's refined bootstrap, as ``validate``): in each of B bootstrap sa
 fitting procedure is repeated — including the choice of penalty by cross-validation — and the
 model is evaluated on that bootstrap sample (training) and on the original data (test);
 optimism = mean(training - test); corrected = apparent - optimism. All B refits are solved
-together (:mod:`RefractureRiskLib.model.logistic`): bootstrap samples are observation weights.
+together (:mod:`RefractureRiskLib.model.dev.logistic`): bootstrap samples are observation weights.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.logistic import (
+from RefractureRiskLib.model.dev.logistic import (
     Standardiser,
     assign_folds,
     cv_fit,

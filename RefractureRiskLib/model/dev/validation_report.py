@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from RefractureRiskLib.model.training import TrainingResult
+from RefractureRiskLib.model.dev.training import TrainingResult
 
 MEASURE_LABELS = {
     "c_statistic": "C-statistic (AUC)",
