@@ -6,10 +6,26 @@ Label values in every label map the product writes are fixed: ``level_label("T10
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 VERTEBRAL_LEVELS: tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 LUMBAR_GLOBAL_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4")
 #: Thoracolumbar junction (T11-L2): the cohort's ``tl_junction`` flag and the model term of it.
 TL_JUNCTION_LEVELS: frozenset[str] = frozenset({"T11", "T12", "L1", "L2"})
+
+#: Display colour (RGB, 0-1) of each level: its segment in Slicer and in .seg.nrrd files, its
+#: outline in the report's figure; neighbours differ clearly.
+LEVEL_COLORS: Mapping[str, tuple[float, float, float]] = {
+    "T10": (0.122, 0.467, 0.706),
+    "T11": (1.000, 0.498, 0.055),
+    "T12": (0.173, 0.627, 0.173),
+    "L1": (0.839, 0.153, 0.157),
+    "L2": (0.580, 0.404, 0.741),
+    "L3": (0.549, 0.337, 0.294),
+    "L4": (0.890, 0.467, 0.761),
+    "L5": (0.737, 0.741, 0.133),
+    "S1": (0.090, 0.745, 0.812),
+}
 
 
 def level_index(level: str) -> int:

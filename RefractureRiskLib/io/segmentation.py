@@ -34,26 +34,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index, level_label
+from RefractureRiskLib.core.levels import LEVEL_COLORS, VERTEBRAL_LEVELS, level_index, level_label
 from RefractureRiskLib.core.roiset import LevelRoi, RoiFlag, RoiMethod, RoiSet
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.io.images import sitk_to_volume, volume_to_sitk
 
 SEGMENTATION_SUFFIXES = (".seg.nrrd", ".nrrd")
 FORMAT_VERSION = "1"
-
-#: Display colour (RGB, 0-1) of each level's segment; neighbours differ clearly.
-LEVEL_COLORS: Mapping[str, tuple[float, float, float]] = {
-    "T10": (0.122, 0.467, 0.706),
-    "T11": (1.000, 0.498, 0.055),
-    "T12": (0.173, 0.627, 0.173),
-    "L1": (0.839, 0.153, 0.157),
-    "L2": (0.580, 0.404, 0.741),
-    "L3": (0.549, 0.337, 0.294),
-    "L4": (0.890, 0.467, 0.761),
-    "L5": (0.737, 0.741, 0.133),
-    "S1": (0.090, 0.745, 0.812),
-}
 
 _TAG_LEVEL = "RefractureRisk.Level"
 _TAG_FLAGS = "RefractureRisk.Flags"

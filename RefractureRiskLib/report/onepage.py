@@ -43,10 +43,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from RefractureRiskLib import __version__
-from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.core.levels import LEVEL_COLORS, level_index
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
-from RefractureRiskLib.io.segmentation import LEVEL_COLORS
 from RefractureRiskLib.model.scoring import (
     RANGE_LABEL,
     Contribution,
