@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
@@ -85,15 +84,6 @@ DEIDENTIFY_REMOVE = (
     "OperatorsName",
     "PerformingPhysicianName",
 )
-
-
-@dataclass(frozen=True)
-class ExportedObjects:
-    """Paths and UIDs of the exported SEG and SR."""
-
-    seg_path: Path
-    sr_path: Path | None
-    seg_sop_instance_uid: str
 
 
 def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:

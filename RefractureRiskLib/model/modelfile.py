@@ -109,11 +109,6 @@ class RiskModel:
         return tuple(c for t in self.terms for c in t.column_names)
 
     @property
-    def coefficient_vector(self) -> np.ndarray:
-        """(intercept, column coefficients...) in covariance order."""
-        return np.array([self.intercept, *(c for t in self.terms for c in t.coefficients)])
-
-    @property
     def horizon_days(self) -> int:
         return int(self.outcome.get("horizon_days", 365))
 

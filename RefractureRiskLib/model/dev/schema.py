@@ -801,14 +801,6 @@ def _short_repr(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def cohort_columns(names: Iterable[str] | None = None) -> list[str]:
-    """Cohort column names in schema order (all, or those of ``names`` that are cohort columns)."""
-    if names is None:
-        return [s.name for s in COHORT_SCHEMA]
-    wanted = set(names)
-    return [s.name for s in COHORT_SCHEMA if s.name in wanted]
-
-
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
