@@ -65,33 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.options import analysis_options
     from RefractureRiskLib.core.atomic import OutputSet
-    from RefractureRiskLib.core.errors import InputError
-    from RefractureRiskLib.pipeline import (
-        AnalysisOptions,
-        analyze_study,
-        load_clinical,
-        parse_anchor,
-    )
+    from RefractureRiskLib.pipeline import analyze_study, load_clinical
 
-    anchor = parse_anchor(args.anchor) if args.anchor else None
-    if anchor is not None and not all(math.isfinite(c) for c in anchor[1]):
-        # float() reads "nan" and "inf": a non-finite point would silently relabel every level.
-        raise InputError("--anchor", f"{args.anchor!r}: x, y and z must be finite numbers (RAS mm)")
-    options = AnalysisOptions(
-        roi=args.roi,
-        study=args.which_study,
-        pdff_series=args.pdff_series,
-        anchor=anchor,
-        index_levels=tuple(v.strip().upper() for v in args.index_levels.split(",") if v.strip()),
-        reader=args.reader,
-        model_path=args.model,
-        pdff_unit=args.pdff_unit,
-        r2s_unit=args.r2s_unit,
-        missing=args.missing,
-        export_dicom=args.export_dicom,
-        deidentify=args.deidentify,
-    )
+    options = analysis_options(args)
     clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
     # The whole result set is written beside --out and moved into place at the end: a failure
     # leaves nothing new, and --overwrite replaces the old set only by a complete new one.

@@ -136,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     require_table_reader(args.clinical.suffix)
 
     from RefractureRiskLib.batch import BatchConfig, run_batch
+    from RefractureRiskLib.commands.options import analysis_options
     from RefractureRiskLib.core.errors import InputError
-    from RefractureRiskLib.pipeline import AnalysisOptions
 
     if args.workers < 0:
         raise InputError("--workers", f"got {args.workers}; expected 0 or more")
@@ -153,15 +153,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         retry_failed_only=args.retry_failed,
         reanalyze=args.reanalyze,
-        options=AnalysisOptions(
-            reader=args.reader,
-            model_path=args.model,
-            pdff_unit=args.pdff_unit,
-            r2s_unit=args.r2s_unit,
-            missing=args.missing,
-            report=not args.no_report,
-            export_dicom=args.export_dicom,
-        ),
+        options=analysis_options(args),
     )
     summary = run_batch(config, stream=sys.stderr)
     print(summary.format_text())

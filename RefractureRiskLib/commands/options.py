@@ -1,0 +1,47 @@
+"""The one builder of :class:`~RefractureRiskLib.pipeline.AnalysisOptions` from command arguments.
+
+``analyze`` (one study) and ``batch`` (a cohort) run the same analysis; its settings are read from
+their arguments here, once, so ``--model``, ``--pdff-unit``, ``--r2s-unit``, ``--missing``,
+``--reader`` and ``--export-dicom`` mean the same in both. An argument a command does not define
+keeps the option's default (``batch`` has no ``--roi``, ``--anchor``, ``--index-levels``,
+``--study``, ``--pdff-series`` or ``--deidentify``; ``analyze`` has no ``--no-report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from RefractureRiskLib.pipeline import AnalysisOptions
+
+
+def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
+    """The analysis settings given by ``args``; raises InputError for a non-finite ``--anchor``."""
+    # Imported here: the command-line parser is built without loading the pipeline.
+    from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.pipeline import AnalysisOptions, parse_anchor
+
+    given = vars(args)
+    default = AnalysisOptions()
+    anchor = parse_anchor(given["anchor"]) if given.get("anchor") else None
+    if anchor is not None and not all(math.isfinite(c) for c in anchor[1]):
+        # float() reads "nan" and "inf": a non-finite point would silently relabel every level.
+        raise InputError("--anchor", f"{args.anchor!r}: x, y and z must be finite numbers (RAS mm)")
+    index_levels = given.get("index_levels") or ""
+    return AnalysisOptions(
+        roi=given.get("roi", default.roi),
+        study=given.get("which_study", default.study),
+        pdff_series=given.get("pdff_series", default.pdff_series),
+        anchor=anchor,
+        index_levels=tuple(v.strip().upper() for v in index_levels.split(",") if v.strip()),
+        reader=args.reader,
+        model_path=args.model,
+        pdff_unit=args.pdff_unit,
+        r2s_unit=args.r2s_unit,
+        missing=args.missing,
+        export_dicom=args.export_dicom,
+        deidentify=given.get("deidentify", default.deidentify),
+        report=not given.get("no_report", False),
+    )
