@@ -1,0 +1,179 @@
+"""Voxel-wise fit around a smooth field map: field, R2*, water, fat, noise-bias-free PDFF.
+
+Each voxel searches the field only within a window narrower than the water-fat swap distance
+around the smooth map of :mod:`.fieldmap` (so it cannot swap), then R2* and the field jointly on a
+fine grid with parabolic sub-grid refinement; water and fat follow by linear least squares.
+
+Noise bias. ``|F| / (|W| + |F|)`` from a complex fit is biased near 0% and 100%: the magnitude of
+a noisy near-zero component is positive on average. The PDFF here comes from the phase-constrained
+fit (water and fat share one phase at the echo origin, Bydder/Hernando): ``W = w e^{i phi}``,
+``F = f e^{i phi}`` with real ``w``, ``f``, solved in closed form per voxel, and
+``PDFF = f / (w + f)``. Its noise is symmetric around the truth, so the mean over a region is
+unbiased; single voxels near 0% or 100% may fall slightly outside 0-100.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.maps.fatwater.model import (
+    demodulate,
+    gram_features,
+    parabolic_offset,
+    projection_table,
+)
+
+
+@dataclass(frozen=True)
+class VoxelFit:
+    """Per-voxel results for ``V`` voxels (1D arrays)."""
+
+    field_hz: npt.NDArray[np.float32]
+    r2s_per_s: npt.NDArray[np.float32]
+    water: npt.NDArray[np.complex64]  # complex fit, signal units
+    fat: npt.NDArray[np.complex64]
+    residual_rms: npt.NDArray[np.float32]  # RMS complex-fit residual per echo, signal units
+
+
+def _argmax_refined(
+    proj: npt.NDArray, n_a: int, n_b: int
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
+    """Best ``(a, b)`` grid indices of ``proj[V, n_a * n_b]`` and their parabolic offsets."""
+    v = proj.shape[0]
+    cube = proj.reshape(v, n_a, n_b)
+    flat = np.argmax(proj, axis=1)
+    ia, ib = np.divmod(flat, n_b)
+    rows = np.arange(v)
+
+    def offset(idx, n, pick):
+        lo, hi = np.clip(idx - 1, 0, n - 1), np.clip(idx + 1, 0, n - 1)
+        off = parabolic_offset(-pick(lo), -pick(idx), -pick(hi))
+        return np.where((idx > 0) & (idx < n - 1), off, 0.0)
+
+    oa = offset(ia, n_a, lambda i: cube[rows, i, ib])
+    ob = offset(ib, n_b, lambda i: cube[rows, ia, i])
+    return ia, ib, oa, ob
+
+
+def _normal_equations(
+    y: npt.NDArray[np.complex64],
+    te_s: npt.NDArray,
+    fat_phasor: npt.NDArray,
+    r2s: npt.NDArray,
+    fat_offset_rad: npt.NDArray | None = None,
+):
+    decay = np.exp(-r2s[:, None] * te_s[None, :])
+    fat_col = decay * fat_phasor[None, :]
+    if fat_offset_rad is not None:
+        fat_col = fat_col * np.exp(1j * fat_offset_rad)[:, None]
+    a = np.stack([decay, fat_col], axis=2)  # [V, N, 2]
+    ah = np.conj(a).transpose(0, 2, 1)
+    return a, ah @ a, (ah @ y[:, :, None])[:, :, 0]
+
+
+def _complex_fit(
+    y: npt.NDArray[np.complex64], te_s: npt.NDArray, fat_phasor: npt.NDArray, r2s: npt.NDArray
+):
+    """Complex least squares of demodulated ``y[V, N]`` at ``r2s[V]``: (W, F), RMS residual."""
+    a, m, b = _normal_equations(y, te_s, fat_phasor, r2s)
+    x = np.linalg.solve(m, b[:, :, None])[:, :, 0]
+    resid = y - (a @ x[:, :, None])[:, :, 0]
+    return x, np.sqrt(np.mean(np.abs(resid) ** 2, axis=1))
+
+
+def _constrained_fit(
+    y: npt.NDArray[np.complex64],
+    te_s: npt.NDArray,
+    fat_phasor: npt.NDArray,
+    r2s: npt.NDArray,
+    fat_offset_rad: npt.NDArray,
+) -> npt.NDArray[np.float64]:
+    """Real ``(w, f)`` with ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}``, ``phi`` free."""
+    _, m, b = _normal_equations(y, te_s, fat_phasor, r2s, fat_offset_rad)
+    # maximise b(phi)^T Mr^-1 b(phi), b(phi) = Re(e^{-i phi} c): principal eigenvector
+    mr_inv = np.linalg.inv(m.real)
+    basis2 = np.stack([b.real, b.imag], axis=2)  # [V, 2 (w,f), 2 (cos, sin)]
+    k = basis2.transpose(0, 2, 1) @ mr_inv @ basis2  # [V, 2, 2]
+    theta = 0.5 * np.arctan2(2 * k[:, 0, 1], k[:, 0, 0] - k[:, 1, 1])
+    bphi = basis2[:, :, 0] * np.cos(theta)[:, None] + basis2[:, :, 1] * np.sin(theta)[:, None]
+    xr = (mr_inv @ bphi[:, :, None])[:, :, 0]
+    sign = np.where(xr.sum(axis=1) < 0, -1.0, 1.0)
+    return xr * sign[:, None]
+
+
+def fit_voxels(
+    signal: npt.NDArray[np.complexfloating],
+    te_s: npt.ArrayLike,
+    fat_phasor: npt.ArrayLike,
+    field_pred_hz: npt.ArrayLike,
+    window_hz: float,
+    step_hz: float,
+    r2s_max_per_s: float,
+    r2s_step_per_s: float = 5.0,
+    chunk: int = 32768,
+) -> VoxelFit:
+    """Fit ``signal[V, N]`` (complex, echoes last) around the predicted field (Hz)."""
+    t = np.asarray(te_s, float)
+    phasor = np.asarray(fat_phasor)
+    pred = np.asarray(field_pred_hz, float)
+    coarse_off = np.arange(-np.floor(window_hz / step_hz), np.floor(window_hz / step_hz) + 1)
+    coarse_off = coarse_off * step_hz
+    coarse_r = np.array([0.0, 60.0, 200.0])
+    t_coarse = projection_table(t, phasor, coarse_off, coarse_r)
+    fine_off = np.array([-1.0, -0.5, 0.0, 0.5, 1.0]) * step_hz
+    fine_r = np.arange(-20.0, r2s_max_per_s + r2s_step_per_s, r2s_step_per_s)
+    t_fine = projection_table(t, phasor, fine_off, fine_r)
+    v = signal.shape[0]
+    out = {k: np.zeros(v, np.float32) for k in ("field_hz", "r2s_per_s", "residual_rms")}
+    water = np.zeros(v, np.complex64)
+    fat = np.zeros(v, np.complex64)
+    for s0 in range(0, v, chunk):
+        sl = slice(s0, min(v, s0 + chunk))
+        sig = np.asarray(signal[sl])
+        # 1) field within the window (R2* coarse)
+        proj = (gram_features(demodulate(sig, t, pred[sl])) @ t_coarse).reshape(
+            -1, coarse_off.size, coarse_r.size
+        )
+        proj = proj.max(axis=2)
+        ia, _, oa, _ = _argmax_refined(proj, coarse_off.size, 1)
+        psi = pred[sl] + (coarse_off[ia] + oa * step_hz)
+        # 2) field and R2* jointly on the fine grid
+        proj = gram_features(demodulate(sig, t, psi)) @ t_fine
+        ia, ib, oa, ob = _argmax_refined(proj, fine_off.size, fine_r.size)
+        psi = psi + fine_off[ia] + oa * (0.5 * step_hz)
+        r2s = fine_r[ib] + ob * r2s_step_per_s
+        x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
+        out["field_hz"][sl] = psi
+        out["r2s_per_s"][sl] = r2s
+        out["residual_rms"][sl] = rms
+        water[sl] = x[:, 0]
+        fat[sl] = x[:, 1]
+    return VoxelFit(water=water, fat=fat, **out)
+
+
+def constrained_fit(
+    signal: npt.NDArray[np.complexfloating],
+    te_s: npt.ArrayLike,
+    fat_phasor: npt.ArrayLike,
+    field_hz: npt.ArrayLike,
+    r2s_per_s: npt.ArrayLike,
+    fat_offset_rad: npt.ArrayLike,
+    chunk: int = 65536,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Phase-constrained real water and fat ``(w, f)`` (signal units) of ``signal[V, N]`` at the
+    fitted field (Hz) and R2* (1/s), fat rotated by ``fat_offset_rad`` relative to water."""
+    t = np.asarray(te_s, float)
+    phasor = np.asarray(fat_phasor)
+    psi, r2s = np.asarray(field_hz, float), np.asarray(r2s_per_s, float)
+    off = np.asarray(fat_offset_rad, float)
+    v = signal.shape[0]
+    w, f = np.zeros(v, np.float32), np.zeros(v, np.float32)
+    for s0 in range(0, v, chunk):
+        sl = slice(s0, min(v, s0 + chunk))
+        y = demodulate(np.asarray(signal[sl]), t, psi[sl])
+        xr = _constrained_fit(y, t, phasor, r2s[sl], off[sl])
+        w[sl], f[sl] = xr[:, 0], xr[:, 1]
+    return w, f

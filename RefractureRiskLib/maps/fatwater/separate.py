@@ -1,0 +1,221 @@
+"""Fat-water separation of an :class:`EchoSet`: field map, R2*, water, fat, PDFF, residual.
+
+Pipeline: Gram features of every voxel (:mod:`.model`) -> swap-free smooth field map on a block
+pyramid (:mod:`.fieldmap`) -> voxel-wise fit in a window around it (:mod:`.fit`). numpy/scipy only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.maps.fatwater.data import EchoSet
+from RefractureRiskLib.maps.fatwater.fieldmap import (
+    FieldMapOptions,
+    effective_swap_hz,
+    estimate_field_map,
+    wrap_hz,
+)
+from RefractureRiskLib.maps.fatwater.fit import constrained_fit, fit_voxels
+from RefractureRiskLib.maps.fatwater.model import gram_features
+from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectrum
+
+logger = logging.getLogger(__name__)
+
+METHOD = "RefractureRisk multi-resolution VARPRO field map + phase-constrained fit"
+
+#: Output map names, in the order they are written.
+MAP_NAMES = ("pdff", "r2s", "water", "fat", "fieldmap", "residual")
+
+
+@dataclass(frozen=True)
+class FatWaterResult:
+    """Maps on the echo grid (``Volume``s) and their provenance.
+
+    ``pdff``: percent (:func:`hybrid_pdff_pct`, unclipped, 0 outside the mask); ``r2s``: 1/s;
+    ``water``, ``fat``: magnitudes of the complex fit (signal units); ``fieldmap``: Hz;
+    ``residual``: RMS residual per echo of the complex fit (signal units); ``mask``: voxels fitted.
+    """
+
+    pdff: Volume
+    r2s: Volume
+    water: Volume
+    fat: Volume
+    fieldmap: Volume
+    residual: Volume
+    mask: Volume
+    provenance: dict[str, object] = field(default_factory=dict)
+
+    def maps(self) -> dict[str, Volume]:
+        """The output maps by name (see :data:`MAP_NAMES`)."""
+        return {name: getattr(self, name) for name in MAP_NAMES}
+
+
+def signal_mask(echoes: EchoSet, threshold: float = 0.05) -> npt.NDArray[np.bool_]:
+    """Voxels whose root-sum-of-squares echo signal exceeds ``threshold`` of its 99th percentile
+    (within the set's mask when it has one)."""
+    rss = np.sqrt((np.abs(echoes.signal) ** 2).sum(axis=3))
+    base = echoes.mask if echoes.mask is not None else np.ones(rss.shape, bool)
+    values = rss[base]
+    if values.size == 0:
+        return base.copy()
+    return base & (rss > threshold * np.percentile(values, 99))
+
+
+def water_fat_phase_offset(
+    mask: npt.NDArray[np.bool_],
+    water: npt.NDArray[np.complexfloating],
+    fat: npt.NDArray[np.complexfloating],
+    sigma_vox: float,
+) -> npt.NDArray[np.float64]:
+    """Smooth phase (rad) of fat relative to water at each masked voxel, from its neighbours.
+
+    Real data carry water-fat phase differences the model lacks (eddy currents, bipolar
+    readouts; ISMRM case 13: ~34 deg median). The strict phase constraint then biases the PDFF
+    of mixed voxels by several points. The offset is the angle of ``F conj(W)`` (weighted by
+    ``|W||F|``, so mixed voxels dominate) smoothed in-plane, *the voxel itself excluded*: its own
+    noise then does not steer the projection of its minor component, which stays unbiased.
+    """
+    z = np.zeros(mask.shape, np.complex128)
+    z[mask] = fat * np.conj(water)
+    sigma = (0.0, sigma_vox, sigma_vox)
+    smooth = ndimage.gaussian_filter(z.real, sigma) + 1j * ndimage.gaussian_filter(z.imag, sigma)
+    delta = np.zeros((1, 9, 9))
+    delta[0, 4, 4] = 1.0
+    centre = ndimage.gaussian_filter(delta, sigma)[0, 4, 4]
+    smooth -= centre * z
+    return np.angle(smooth[mask])
+
+
+def hybrid_pdff_pct(
+    water_mag: npt.NDArray,
+    fat_mag: npt.NDArray,
+    water_real: npt.NDArray,
+    fat_real: npt.NDArray,
+    edge_pct: tuple[float, float] = (5.0, 15.0),
+    max_disagreement_pct: float = 25.0,
+) -> npt.NDArray[np.float32]:
+    """PDFF (%) free of noise bias near 0 and 100% and robust to water-fat phase errors.
+
+    Magnitude PDFF ``|F| / (|W| + |F|)`` needs no phase assumption but is biased upwards near
+    0% (downwards near 100%) by noise; the phase-constrained ``f / (w + f)`` is unbiased but
+    wrong where the data break the phase assumption. The magnitude value is used in mid-range,
+    the constrained one within ``edge_pct[0]`` points of 0 or 100%, blended linearly up to
+    ``edge_pct[1]``; where the two disagree by more than ``max_disagreement_pct`` points (a
+    phase error, not noise) the magnitude value is kept. Unclipped (the mean over a region of
+    truly 0% is ~0, so single voxels may be slightly negative).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pm = 100.0 * fat_mag / (water_mag + fat_mag)
+        pc = 100.0 * fat_real / (water_real + fat_real)
+    pm = np.nan_to_num(pm)
+    pc = np.nan_to_num(pc, nan=0.0, posinf=0.0, neginf=0.0)
+    edge = np.minimum(pm, 100.0 - pm)
+    lo, hi = edge_pct
+    alpha = np.clip((hi - edge) / (hi - lo), 0.0, 1.0)
+    alpha = np.where(np.abs(pc - pm) > max_disagreement_pct, 0.0, alpha)
+    return (alpha * pc + (1.0 - alpha) * pm).astype(np.float32)
+
+
+def separate(
+    echoes: EchoSet,
+    spectrum: FatSpectrum = DEFAULT_SPECTRUM,
+    options: FieldMapOptions | None = None,
+    r2s_max_per_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
+    fat_phase_sigma_vox: float = 3.0,
+    window_divisor: float = 2.5,
+) -> FatWaterResult:
+    """Separate water and fat in ``echoes`` with the multi-peak ``spectrum``.
+
+    ``r2s_max_per_s``: upper end of the R2* search (default ``max(500, 300 * B0 / T))`` 1/s).
+    ``fat_phase_sigma_vox``: in-plane Gaussian width (voxels) of the smooth water-fat phase
+    offset the phase-constrained PDFF allows (:func:`water_fat_phase_offset`); 0 forces the
+    strict constraint (water and fat in phase). ``progress`` receives one-line progress
+    messages (also logged at INFO).
+    """
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        logger.info(msg)
+        if progress:
+            progress(msg)
+
+    opts = options or FieldMapOptions()
+    b0 = echoes.field_strength_t
+    te = np.asarray(echoes.te_s)
+    phasor = spectrum.phasor(te, b0)
+    swap_hz = spectrum.main_peak_hz(b0)
+    step = opts.step_hz or abs(swap_hz) / 48.0
+    mask = signal_mask(echoes)
+    n_vox = int(mask.sum())
+    say(f"{n_vox} voxels with signal, {echoes.n_echoes} echoes, B0 {b0:g} T, {spectrum.name}")
+    feats = np.zeros((*echoes.shape, echoes.n_echoes**2), np.float32)
+    feats[mask] = gram_features(echoes.signal[mask])
+    field_s, period = estimate_field_map(feats, te, phasor, swap_hz, opts, log=say)
+    del feats
+    window = effective_swap_hz(swap_hz, period) / window_divisor
+    r_max = r2s_max_per_s or max(500.0, 300.0 * b0)
+    say(f"voxel fit: window +-{window:.0f} Hz, R2* up to {r_max:.0f} 1/s")
+    fit = fit_voxels(echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max)
+
+    def vol(values, dtype=np.float32, fill=0.0) -> Volume:
+        arr = np.full(echoes.shape, fill, dtype)
+        arr[mask] = values
+        return Volume(arr, echoes.ijk_to_ras)
+
+    if fat_phase_sigma_vox > 0:
+        offset = water_fat_phase_offset(mask, fit.water, fit.fat, fat_phase_sigma_vox)
+    else:
+        offset = np.zeros(n_vox)
+    say("phase-constrained water and fat")
+    w_real, f_real = constrained_fit(
+        echoes.signal[mask], te, phasor, fit.field_hz, fit.r2s_per_s, offset
+    )
+    pdff = hybrid_pdff_pct(np.abs(fit.water), np.abs(fit.fat), w_real, f_real)
+    field_map = np.array(field_s, np.float32)
+    field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
+    seconds = time.perf_counter() - t0
+    say(f"separation done in {seconds:.1f} s")
+    provenance = {
+        "method": METHOD,
+        "fat_spectrum": spectrum.name,
+        "fat_spectrum_reference": spectrum.reference,
+        "fat_shifts_ppm": list(spectrum.shifts_ppm),
+        "fat_amplitudes": [round(a, 6) for a in spectrum.amplitudes],
+        "field_strength_t": b0,
+        "echo_times_ms": [round(t * 1e3, 4) for t in echoes.te_s],
+        "pdff": (
+            "100 |F|/(|W|+|F|) in mid-range; phase-constrained 100 f/(w+f) within 5-15 points "
+            "of 0 and 100% (noise-bias free; unclipped)"
+        ),
+        "water_fat_phase_sigma_vox": fat_phase_sigma_vox,
+        "water_fat": "magnitudes of the complex least-squares fit",
+        "r2s_max_per_s": r_max,
+        "fieldmap": (
+            f"Hz, modulo the echo period {period:.1f} Hz (uniform echoes)"
+            if period
+            else "Hz (non-uniform echoes)"
+        ),
+        "voxels_fitted": n_vox,
+        "source": echoes.source,
+        "seconds": round(seconds, 2),
+        **{f"input_{k}": v for k, v in echoes.provenance.items()},
+    }
+    return FatWaterResult(
+        pdff=vol(pdff),
+        r2s=vol(fit.r2s_per_s),
+        water=vol(np.abs(fit.water)),
+        fat=vol(np.abs(fit.fat)),
+        fieldmap=Volume(field_map, echoes.ijk_to_ras),
+        residual=vol(fit.residual_rms),
+        mask=Volume(mask.astype(np.uint8), echoes.ijk_to_ras),
+        provenance=provenance,
+    )
