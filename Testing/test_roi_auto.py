@@ -109,14 +109,11 @@ def test_external_labelling_cross_check(sagittal, sagittal_result):
     from RefractureRiskLib.roi.external import (
         cross_check_labels,
         level_from_external_name,
-        totalsegmentator_status,
     )
 
     assert level_from_external_name("vertebrae_L3") == "L3"
     assert level_from_external_name("sacrum") == "S1"
     assert level_from_external_name("vertebrae_C5") is None
-    ok, why = totalsegmentator_status()
-    assert isinstance(ok, bool) and why
     truth = sagittal.truth.body_labels
     table = {lv.label: f"vertebrae_{lv.level}" for lv in sagittal.truth.levels if lv.level != "S1"}
     table[level_label("S1")] = "sacrum"
@@ -159,3 +156,33 @@ def test_cemented_level_at_thick_sagittal_slices_keeps_roi_in_its_body():
     assert RoiFlag.CEMENTED in flags
     assert RoiFlag.FRACTURED not in flags
     assert (RoiFlag.LOW_COVERAGE in flags) == (placed.roi_volume_ml < 1.0)
+
+
+def test_totalsegmentator_status_names_what_is_missing(tmp_path, monkeypatch):
+    """Not installed, installed without weights, installed with weights: each answer is the
+    right one and names the folder it looked in (nothing is downloaded)."""
+    import importlib.util
+
+    from RefractureRiskLib.roi.external import totalsegmentator_status
+
+    real_find_spec = importlib.util.find_spec
+    installed = {"totalsegmentator": False}
+
+    def find_spec(name, *args, **kwargs):
+        if name == "totalsegmentator":
+            return object() if installed[name] else None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path))
+    assert totalsegmentator_status() == (False, "TotalSegmentator is not installed")
+
+    installed["totalsegmentator"] = True
+    results = tmp_path / "nnunet" / "results"
+    ok, why = totalsegmentator_status()
+    assert not ok and str(results) in why and "never downloaded" in why
+    results.mkdir(parents=True)
+    ok, why = totalsegmentator_status()
+    assert not ok and str(results) in why  # an empty folder holds no weights
+    (results / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir()
+    assert totalsegmentator_status() == (True, f"TotalSegmentator weights found under {results}")
