@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from RefractureRiskLib.core.errors import InputError
@@ -20,11 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.core.atomic import atomic_file
+    from RefractureRiskLib.core.atomic import atomic_file, recover_before_reading
     from RefractureRiskLib.model.modelcard import model_card, write_model_card
     from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
 
     path = args.model if args.model is not None else bundled_model_path()
+    if args.model is not None:  # a set that a train killed after its commit point left
+        for note in recover_before_reading(path):
+            print(f"note: {note}", file=sys.stderr)
     model = load_model(path)
     if args.out is None:
         print(model_card(model, Path(path).name))

@@ -54,10 +54,15 @@ def read_patient(text: str) -> tuple[dict[str, Any], str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.core.atomic import recover_before_reading
     from RefractureRiskLib.model.modelfile import bundled_model_path, load_model, plain_json
     from RefractureRiskLib.model.scoring import score
 
-    model = load_model(args.model if args.model is not None else bundled_model_path())
+    path = args.model if args.model is not None else bundled_model_path()
+    if args.model is not None:  # a set that a train killed after its commit point left
+        for note in recover_before_reading(path):
+            print(f"note: {note}", file=sys.stderr)
+    model = load_model(path)
     patient, source = read_patient(args.patient)
     result = score(model, patient, source=source, missing=args.missing)
     if args.json:

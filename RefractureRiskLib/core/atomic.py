@@ -3,9 +3,11 @@
 Every output (a folder such as ``analyze --out``, or a file such as ``train --out model.json``)
 is first written into a staging folder beside it, on the same file system::
 
-    .<name>.staging-<txn>     the new folder, or a folder holding the new file under its name
-    .<name>.old-<txn>         the old folder, moved aside while the new one moves in
-    .<name>.commit-<txn>.json the journal of a set of several outputs (beside the first one)
+    .<name>.staging-<txn>       the new folder, or a folder holding the new file under its name
+    .<name>.old-<txn>           the old folder, moved aside while the new one moves in
+    .<name>.prepare-<txn>.json  the journal of a set of several outputs, one copy in every folder
+                                the set writes into (written before the commit point)
+    .<name>.commit-<txn>.json   the primary copy once renamed: the commit point of the set
 
 ``<txn>`` is ``<host hash>-<pid>-<random>``, so the next run can tell the leftovers of a dead
 process (same host, pid gone) from those of a live one. Publishing:
@@ -16,16 +18,29 @@ process (same host, pid gone) from those of a live one. Publishing:
   in one step (Linux), then the old one is deleted. No window: a kill -9 leaves the complete old
   or the complete new folder at the target name;
 - several outputs (``train``: model file, card and report), or a folder replacement where the
-  exchange is not available: a journal listing every move is written once all staging is
-  complete (the commit point), then the moves are made (old folder aside, new folder in) and
-  the journal is deleted. A kill -9 between the journal and its deletion leaves the complete new
-  set in staging and the old one at the target or aside; the next run on the same output rolls
-  the journal forward (the window, until then, is a mix of old and new targets, each complete).
-  A kill before the journal leaves only staging folders: they are deleted, the old set stays.
+  exchange is not available, in two phases:
+
+  1. *prepare*: once everything is staged and synced, the journal (every move of the set) is
+     written to a ``prepare`` file in each folder the set writes into;
+  2. *commit*: the primary copy (beside the first output) is renamed to ``commit`` — one atomic
+     rename decides the set. Then the moves are made (old folder aside, new one in, old
+     deleted) and the journals are deleted, the commit last.
+
+  A kill -9 before the commit leaves the old set at the targets; the staging and the prepare
+  files are deleted by the next run. A kill after it leaves the new set complete in staging (and
+  possibly some targets already moved): the next run on any of these folders, or any command
+  reading a model there (``score``, ``card``, ``validate``), finishes the moves first. So the
+  files a command of this project reads are always the complete old or the complete new set;
+  between the kill and that next run, another program listing the folder can see old and new
+  files side by side, with the commit journal beside them saying so.
+
+Durability: staged files and folders are fsync'ed before the first rename, journals before
+they are renamed, and every folder whose entries changed after its renames, so a power loss
+after a command reported success keeps its outputs (where the file system honours fsync; on
+Windows folders cannot be fsync'ed and only files are).
 
 On any exception (disk full, KeyboardInterrupt, a failing writer) the staging folders are
-deleted and the targets are untouched. The guarantee is against process death, not power loss
-(nothing is fsync'ed).
+deleted and the targets are untouched.
 """
 
 from __future__ import annotations
@@ -40,14 +55,14 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from RefractureRiskLib.core.errors import InputError
 
 _ARTEFACT = re.compile(
-    r"^\.(?P<name>.+)\.(?P<kind>staging|old|commit)-"
+    r"^\.(?P<name>.+)\.(?P<kind>staging|old|prepare|commit)-"
     r"(?P<txn>(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8})(?:\.json)?$"
 )
 
@@ -84,6 +99,61 @@ def _rmtree(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _checkpoint_none(step: str) -> None:
+    """Called between the steps of publishing and recovery (tests kill the process there)."""
+
+
+#: Replaced by tests (fault injection at every step); never by the library.
+checkpoint: Callable[[str], None] = _checkpoint_none
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make ``path``'s entries (names created, renamed, deleted) durable."""
+    if os.name == "nt":  # folders cannot be opened for fsync on Windows
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:  # some file systems cannot sync a folder; a real I/O error can
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` (or ``root`` itself), then the folders, deepest first."""
+    if not root.is_dir() or root.is_symlink():
+        if root.is_file():
+            _fsync_file(root)
+        return
+    for here, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            path = Path(here) / name
+            if path.is_file() and not path.is_symlink():
+                _fsync_file(path)
+        _fsync_dir(Path(here))
+
+
+def _write_durable(path: Path, text: str) -> None:
+    """Write ``path`` and fsync it (a journal must be whole before it is renamed or trusted)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -128,49 +198,118 @@ class _Entry:
 
 def _roll_forward(entries: list[_Entry]) -> None:
     """Make every move of a committed set; safe to repeat after a kill at any point."""
+    parents: dict[Path, None] = {}
     for e in entries:
+        parents[e.target.parent] = None
         if e.folder:
             if e.staging.is_dir():
                 if e.target.exists():
                     if e.old.exists():  # cannot happen by this protocol; keep the new set
                         _rmtree(e.old)
                     os.rename(e.target, e.old)
+                    checkpoint(f"moved aside {e.target.name}")
                 os.rename(e.staging, e.target)
+                checkpoint(f"moved in {e.target.name}")
         else:
             if e.staged.exists():
                 os.replace(e.staged, e.target)
+                checkpoint(f"moved in {e.target.name}")
             _rmtree(e.staging)
+    for folder in parents:
+        _fsync_dir(folder)
+    checkpoint("synced the targets' folders")
     for e in entries:
-        _rmtree(e.old)
+        if e.old.exists():
+            _rmtree(e.old)
+            checkpoint(f"deleted the old {e.target.name}")
+
+
+def _journal_paths(entries: list[_Entry], txn: str) -> tuple[list[Path], Path]:
+    """The prepare files of a set (one per folder, the primary first) and its commit file."""
+    seen: dict[Path, Path] = {}
+    for e in entries:
+        seen.setdefault(e.target.parent, e.target.parent / f".{e.target.name}.prepare-{txn}.json")
+    prepares = list(seen.values())
+    commit = prepares[0].with_name(prepares[0].name.replace(".prepare-", ".commit-", 1))
+    return prepares, commit
+
+
+def _read_journal(path: Path, txn: str) -> tuple[list[_Entry], list[Path], Path] | None:
+    """The entries, prepare files and commit file a journal names; None if it is not whole or
+    not one of ours (every path it names must be an artefact of its own transaction)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        entries = [
+            _Entry(Path(e["target"]), Path(e["staging"]), Path(e["old"]), bool(e["folder"]))
+            for e in doc["entries"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not entries:
+        return None
+    for e in entries:
+        if e.staging != e.target.parent / f".{e.target.name}.staging-{txn}":
+            return None
+        if e.old != e.target.parent / f".{e.target.name}.old-{txn}":
+            return None
+    prepares, commit = _journal_paths(entries, txn)
+    if path not in (*prepares, commit):
+        return None
+    return entries, prepares, commit
+
+
+def _finish(entries: list[_Entry], prepares: list[Path], commit: Path) -> str:
+    """Finish a dead run's set: forward if it was committed, back otherwise; returns a note."""
+    if commit.exists():
+        _roll_forward(entries)
+        for path in prepares[1:]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            _fsync_dir(path.parent)
+        commit.unlink()
+        _fsync_dir(commit.parent)
+        return f"completed the output set a killed run had committed ({commit.name})"
+    for e in entries:  # not committed: no target was touched; only staging to delete
+        _rmtree(e.staging)
+        if e.old.exists() and not e.target.exists():  # cannot happen before the commit
+            os.rename(e.old, e.target)
+    for path in prepares:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return f"removed the unfinished output set of a killed run ({prepares[0].name})"
 
 
 def recover(directory: str | Path) -> list[str]:
     """Finish or undo what dead processes of this host left in ``directory``; returns notes.
 
-    A committed journal is rolled forward (its new set is complete); staging folders without a
-    journal are deleted (the old set never moved); an old folder whose target is missing is put
-    back. Leftovers of live processes and of other hosts are left alone.
+    A set whose commit file exists is rolled forward (its new set is complete; the journal may
+    sit in another folder of the set: the prepare file here names it); a set that was not
+    committed is deleted (the old set never moved); staging folders without a journal are
+    deleted; an old folder whose target is missing is put back. Leftovers of live processes
+    and of other hosts are left alone, and so is a commit file that cannot be read (with fsync
+    before its rename, only a damaged disk gives one).
     """
     folder = Path(directory)
     if not folder.is_dir():
         return []
     notes: list[str] = []
     found = [(p, m) for p in folder.iterdir() if (m := _ARTEFACT.match(p.name))]
-    for p, m in found:
-        if m["kind"] == "commit" and _dead_txn(m["host"], m["pid"]):
-            try:
-                doc = json.loads(p.read_text(encoding="utf-8"))
-                entries = [
-                    _Entry(Path(e["target"]), Path(e["staging"]), Path(e["old"]), e["folder"])
-                    for e in doc["entries"]
-                ]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # not ours after all, or unreadable: leave it for a person
-            _roll_forward(entries)
-            p.unlink()
-            notes.append(f"completed the output set a killed run left half moved ({p.name})")
-    for p, m in found:
-        if m["kind"] == "commit" or not _dead_txn(m["host"], m["pid"]) or not p.exists():
+    dead = [(p, m) for p, m in found if _dead_txn(m["host"], m["pid"])]
+    keep: set[str] = set()
+    # commit files first: a prepare file here may belong to a set committed elsewhere
+    for p, m in sorted(dead, key=lambda pm: pm[1]["kind"] != "commit"):
+        if m["kind"] not in ("prepare", "commit") or not p.exists():
+            continue
+        journal = _read_journal(p, m["txn"])
+        if journal is None:
+            if m["kind"] == "commit":
+                keep.add(m["txn"])  # not ours or damaged: leave the whole set for a person
+            else:
+                p.unlink()  # a prepare file cut short: written before any commit
+            continue
+        notes.append(_finish(*journal))
+    for p, m in dead:
+        if m["kind"] in ("prepare", "commit") or m["txn"] in keep or not p.exists():
             continue
         target = folder / m["name"]
         if m["kind"] == "old" and not target.exists():
@@ -179,6 +318,16 @@ def recover(directory: str | Path) -> list[str]:
         else:
             _rmtree(p)
     return notes
+
+
+def recover_before_reading(path: str | Path) -> list[str]:
+    """Finish what a killed run left beside ``path`` before a command reads it (``score``,
+    ``card`` and ``validate`` read model files that ``train`` writes as a set); returns notes.
+    A folder this user cannot change is read as it is."""
+    try:
+        return recover(Path(path).parent)
+    except OSError:
+        return []
 
 
 class OutputSet:
@@ -297,7 +446,8 @@ class OutputSet:
                 _rmtree(e.staging)
 
     def publish(self) -> None:
-        """Move every staged output into place (atomically for one output)."""
+        """Move every staged output into place (atomically for one output; for several, by
+        the two-phase journal of the module doc)."""
         if self.published or not self.entries:
             return
         for e in self.entries:  # another process may have written a target meanwhile
@@ -305,29 +455,48 @@ class OutputSet:
                 taken = e.target.is_dir() and any(e.target.iterdir())
                 if taken or (e.target.exists() and not e.target.is_dir()):
                     raise InputError(e.target, "was written meanwhile; choose another --out")
+        for e in self.entries:  # the new files are on disk before any name points at them
+            _fsync_tree(e.staging)
+        checkpoint("synced the staged outputs")
         if len(self.entries) == 1 and self._publish_one(self.entries[0]):
             self.published = True
             return
-        journal = self.entries[0].target.parent / (
-            f".{self.entries[0].target.name}.commit-{self.txn}.json"
-        )
+        prepares, commit = _journal_paths(self.entries, self.txn)
         text = json.dumps({"entries": [e.as_json() for e in self.entries]}, indent=1)
-        journal.write_text(text, encoding="utf-8")
+        for path in prepares:
+            _write_durable(path, text)
+            _fsync_dir(path.parent)
+            checkpoint(f"prepared {path.name}")
+        os.rename(prepares[0], commit)
+        _fsync_dir(commit.parent)
         self.published = True  # committed: from here on a failure is finished by the next run
+        checkpoint("committed")
         _roll_forward(self.entries)
-        journal.unlink()
+        for path in prepares[1:]:
+            path.unlink()
+            _fsync_dir(path.parent)
+            checkpoint(f"deleted {path.name}")
+        commit.unlink()
+        _fsync_dir(commit.parent)
+        checkpoint("deleted the commit journal")
 
     @staticmethod
     def _publish_one(e: _Entry) -> bool:
         """Publish one output in one atomic step; False when that needs the journal."""
         if not e.folder:
             os.replace(e.staged, e.target)
+            _fsync_dir(e.target.parent)
+            checkpoint(f"moved in {e.target.name}")
             os.rmdir(e.staging)
             return True
         if not e.target.exists() or (e.target.is_dir() and not any(e.target.iterdir())):
             os.rename(e.staging, e.target)  # an empty folder at the target is replaced
+            _fsync_dir(e.target.parent)
+            checkpoint(f"moved in {e.target.name}")
             return True
         if _exchange(e.staging, e.target):
+            _fsync_dir(e.target.parent)
+            checkpoint(f"exchanged {e.target.name}")
             _rmtree(e.staging)  # now the old folder
             return True
         return False
