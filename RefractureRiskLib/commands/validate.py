@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.core.atomic import OutputSet
+    from RefractureRiskLib.core.atomic import OutputSet, recover_before_reading
 
     if args.bootstrap < 1:
         raise InputError("--bootstrap", f"must be at least 1, got {args.bootstrap}")
@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             args.out / "validation.json",
             "already exists; choose another --out or add --overwrite",
         )
+    for note in recover_before_reading(args.model):  # a train killed after its commit point
+        print(f"note: {note}")
     # Written beside --out and moved into place at the end (see core.atomic).
     with OutputSet(overwrite=args.overwrite) as outputs:
         paths = _validate(args, outputs.folder(args.out, marker="validation.json"))
