@@ -62,17 +62,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(out, "already holds files; choose another --out or add --overwrite")
     with OutputSet(overwrite=args.overwrite) as outputs:
         out = outputs.folder(args.out, marker="patient.json")
-        result = _run_demo(args, out, say)
+        result, left_out = _run_demo(args, out, say)
     files = {k: outputs.final(p) for k, p in result.files.items()}
     print_result(replace(result, files=files))
     final = args.out
     print(f"   clinical: {final / 'patient.json'}\n      truth: {final / 'phantom_truth.csv'}")
+    if left_out:  # said once, at the end, where the written files are listed
+        print(left_out)
     print(f"Open the report: {files['report_html']}")
     return 0
 
 
 def _run_demo(args: argparse.Namespace, out: Path, say):
-    """Phantom -> DICOM in ``out/dicom`` -> the whole pipeline into ``out/results``."""
+    """Phantom -> DICOM in ``out/dicom`` -> the whole pipeline into ``out/results``; returns
+    the result and the line saying what was left out for a missing extra (or None)."""
     import pandas as pd
 
     from RefractureRiskLib.core.extras import available, install_hint
@@ -99,11 +102,16 @@ def _run_demo(args: argparse.Namespace, out: Path, say):
     clinical_path.write_text(json.dumps(DEMO_CLINICAL, indent=2))
     truth_path = out / "phantom_truth.csv"
     phantom.truth.level_table().to_csv(truth_path, index=False)
-    # The base install has no DICOM SEG/SR writer; the demo shows the rest without it.
+    # The base install has no DICOM SEG/SR writer; the demo shows the rest without it and says
+    # so in one line with the install command.
     export_dicom = available("highdicom")
+    left_out = None
     if not export_dicom:
-        say(f"DICOM SEG/SR export left out (it needs highdicom: {install_hint('highdicom')})")
-    return analyze_study(
+        left_out = (
+            "Not written: DICOM SEG and SR (they need highdicom; add them with "
+            f"{install_hint('highdicom')})"
+        )
+    result = analyze_study(
         dicom,
         DEMO_CLINICAL,
         out / "results",
@@ -112,3 +120,4 @@ def _run_demo(args: argparse.Namespace, out: Path, say):
         # Not the DICOM PatientID (SYN-<seed>): the report never shows a DICOM identifier.
         patient_label=f"synthetic phantom, seed {args.seed}",
     )
+    return result, left_out
