@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from RefractureRiskLib.maps.fatwater.growing import grow
 from RefractureRiskLib.maps.fatwater.model import projection_table
 
 
@@ -41,7 +42,11 @@ class FieldMapOptions:
     at least 500 Hz); uniform echoes search one period.
     ``step_hz``: grid step (None: swap distance / 48). ``r2s_grid_per_s``: R2* values the cost is
     minimised over while the field is searched. ``mu``: weight of the smoothness penalty relative
-    to the normalised cost (0-1). ``sweeps``: ICM sweeps per level.
+    to the normalised cost (0-1). ``sweeps``: ICM sweeps per level. ``base_level``: the pyramid
+    level (blocks of ``2**base_level`` voxels per axis) where region growing (:mod:`.growing`)
+    sets the field before the finer levels refine it. None: 2 (4-voxel blocks) when the swap
+    distance is at least 150 Hz, else 1: the field must vary across a block much less than the
+    swap distance (ISMRM case 15: 95 Hz wrapped swap distance, steep field).
     """
 
     field_range_hz: float | None = None
@@ -49,6 +54,7 @@ class FieldMapOptions:
     r2s_grid_per_s: tuple[float, ...] = (0.0, 60.0, 200.0)
     mu: float = 0.3
     sweeps: int = 3
+    base_level: int | None = None
     chunk: int = 16384
 
 
@@ -186,12 +192,19 @@ def estimate_field_map(
             f"({f'period {period:.0f} Hz' if period else 'non-uniform echoes'}), "
             f"swap distance {swap:.0f} Hz"
         )
-    # top: one block; a weak pull towards 0 Hz picks among near-equal minima
-    costs, _ = _level_costs(pyramid[-1].reshape(1, -1), table, rates.size, opts.chunk)
-    top = costs[0] + 0.05 * (wrap_hz(grid, circle) / swap) ** 2
-    field = np.full((1, 1, 1), grid[int(np.argmin(top))], np.float64)
-    weight = np.ones((1, 1, 1))
-    for level in range(len(pyramid) - 2, 0, -1):
+    # base level: region growing from the most certain blocks
+    base = opts.base_level if opts.base_level is not None else (2 if swap >= 150 else 1)
+    base = min(base, len(pyramid) - 1)
+    feats = pyramid[base]
+    flat = feats.reshape(-1, feats.shape[-1])
+    n = math.isqrt(flat.shape[1])
+    energy_all = flat[:, :n].sum(axis=1)
+    active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
+    costs, energy = _level_costs(flat[active], table, rates.size, opts.chunk)
+    field, weight = grow(costs, energy, active, feats.shape[:3], grid, circle, swap)
+    if log:
+        log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
+    for level in range(base - 1, 0, -1):
         feats = pyramid[level]
         shape = feats.shape[:3]
         parent = _expand(_smooth(field, weight, circle), shape)
@@ -206,9 +219,12 @@ def estimate_field_map(
         w_energy = np.zeros(flat.shape[0])
         w_energy[active] = energy / energy.max()
         rows = np.arange(int(active.sum()))
+        # finer levels refine within the parent's basin: never further than swap/2 from it
+        outside = np.abs(wrap_hz(grid[None, :] - parent.reshape(-1)[active, None], circle))
+        outside = np.where(outside < swap / 2, 0.0, np.inf)
         for _ in range(max(1, opts.sweeps)):
             dist = wrap_hz(grid[None, :] - pred[active, None], circle)
-            idx = np.argmin(costs + opts.mu * (dist / swap) ** 2, axis=1)
+            idx = np.argmin(costs + opts.mu * (dist / swap) ** 2 + outside, axis=1)
             chosen[active] = grid[idx]
             # confidence: how much worse the best choice outside the chosen basin is
             far = np.abs(wrap_hz(grid[None, :] - grid[idx][:, None], circle)) > swap / 2
