@@ -94,13 +94,28 @@ def water_fat_phase_offset(
     return np.angle(smooth[mask])
 
 
+def _smoothed_pdff(
+    mask: npt.NDArray[np.bool_], water_mag: npt.NDArray, fat_mag: npt.NDArray
+) -> npt.NDArray[np.float64]:
+    """Magnitude PDFF (%) of the in-plane neighbourhood (Gaussian, sigma 1.5 voxels)."""
+    sigma = (0.0, 1.5, 1.5)
+    grids = []
+    for values in (water_mag, fat_mag):
+        g = np.zeros(mask.shape)
+        g[mask] = values
+        grids.append(ndimage.gaussian_filter(g, sigma)[mask])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(100.0 * grids[1] / (grids[0] + grids[1]))
+
+
 def hybrid_pdff_pct(
     water_mag: npt.NDArray,
     fat_mag: npt.NDArray,
     water_real: npt.NDArray,
     fat_real: npt.NDArray,
-    edge_pct: tuple[float, float] = (5.0, 15.0),
-    max_disagreement_pct: float = 25.0,
+    edge_pct: tuple[float, float] = (10.0, 20.0),
+    max_disagreement_pct: float = 40.0,
+    selector_pct: npt.NDArray | None = None,
 ) -> npt.NDArray[np.float32]:
     """PDFF (%) free of noise bias near 0 and 100% and robust to water-fat phase errors.
 
@@ -108,8 +123,11 @@ def hybrid_pdff_pct(
     0% (downwards near 100%) by noise; the phase-constrained ``f / (w + f)`` is unbiased but
     wrong where the data break the phase assumption. The magnitude value is used in mid-range,
     the constrained one within ``edge_pct[0]`` points of 0 or 100%, blended linearly up to
-    ``edge_pct[1]``; where the two disagree by more than ``max_disagreement_pct`` points (a
-    phase error, not noise) the magnitude value is kept. Unclipped (the mean over a region of
+    ``edge_pct[1]``. The choice is made on ``selector_pct`` (default: the magnitude PDFF
+    itself; :func:`separate` passes it smoothed over the neighbours, so that noise in a voxel
+    does not steer which estimator it gets, which would bias the mean). Where the two disagree
+    by more than ``max_disagreement_pct`` points (a phase error, not noise) the magnitude value
+    is kept. Unclipped (the mean over a region of
     truly 0% is ~0, so single voxels may be slightly negative).
     """
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -117,7 +135,8 @@ def hybrid_pdff_pct(
         pc = 100.0 * fat_real / (water_real + fat_real)
     pm = np.nan_to_num(pm)
     pc = np.nan_to_num(pc, nan=0.0, posinf=0.0, neginf=0.0)
-    edge = np.minimum(pm, 100.0 - pm)
+    sel = pm if selector_pct is None else np.asarray(selector_pct)
+    edge = np.minimum(sel, 100.0 - sel)
     lo, hi = edge_pct
     alpha = np.clip((hi - edge) / (hi - lo), 0.0, 1.0)
     alpha = np.where(np.abs(pc - pm) > max_disagreement_pct, 0.0, alpha)
@@ -179,7 +198,10 @@ def separate(
     w_real, f_real = constrained_fit(
         echoes.signal[mask], te, phasor, fit.field_hz, fit.r2s_per_s, offset
     )
-    pdff = hybrid_pdff_pct(np.abs(fit.water), np.abs(fit.fat), w_real, f_real)
+    water_mag, fat_mag = np.abs(fit.water), np.abs(fit.fat)
+    pdff = hybrid_pdff_pct(
+        water_mag, fat_mag, w_real, f_real, selector_pct=_smoothed_pdff(mask, water_mag, fat_mag)
+    )
     field_map = np.array(field_s, np.float32)
     field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
     seconds = time.perf_counter() - t0
