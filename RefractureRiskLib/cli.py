@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "card",
     "samplesize",
     "describe",
+    "fatwater",
 )
 
 EXIT_BAD_INPUT = 2
