@@ -94,7 +94,7 @@ def test_shifted_event_rate_moves_calibration_in_the_large(trained, event_rate, 
 
 
 def test_metrics_equal_an_independent_recomputation(same_population, tmp_path):
-    from RefractureRiskLib.model.dev.external import write_external_report
+    from RefractureRiskLib.model.dev.external_report import write_external_report
 
     paths = write_external_report(same_population, tmp_path, "cohort.csv")
     pred = pd.read_csv(paths["predictions.csv"])

@@ -358,7 +358,7 @@ def test_mutated_demo_model_loads_or_is_refused(tmp_path: Path, mutations) -> No
 
 
 def test_validate_text_says_not_estimable_instead_of_nan() -> None:
-    from RefractureRiskLib.model.dev.external import estimate_text
+    from RefractureRiskLib.model.dev.external_report import estimate_text
 
     assert estimate_text(0.7123, (0.65, 0.77), 3) == "0.712 (95% CI 0.650 to 0.770)"
     assert estimate_text(0.5, (float("nan"), float("nan")), 3) == "0.500 (95% CI not estimable)"

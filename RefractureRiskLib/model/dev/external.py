@@ -30,19 +30,18 @@ result says so when the cohort is smaller.
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.model.dev.cohort_scoring import RefusedRow, score_cohort
 from RefractureRiskLib.model.dev.logistic import expit
+from RefractureRiskLib.model.dev.schema import OUTCOME
 from RefractureRiskLib.model.dev.validation import (
     METRICS,
     calibration_curve,
@@ -50,25 +49,13 @@ from RefractureRiskLib.model.dev.validation import (
     measures,
 )
 from RefractureRiskLib.model.modelfile import RiskModel, plain_json
-from RefractureRiskLib.model.scoring import check_value, score
 
-OUTCOME = "outcome_1y"
 #: Fewer scored patients with a known outcome than this cannot give usable calibration numbers.
 MIN_KNOWN_SCORED = 20
 #: Events and non-events recommended for an external validation (Collins et al. 2016).
 RECOMMENDED_EVENTS = 100
 #: Every measure reported, in table order: :data:`METRICS` and the observed/expected ratio.
 EXTERNAL_METRICS: tuple[str, ...] = (*METRICS, "oe_ratio")
-
-
-@dataclass(frozen=True)
-class RefusedRow:
-    """A cohort row the model refused to score (excluded from everything)."""
-
-    row: int  # 0-based position in the cohort table
-    patient_id: str
-    column: str
-    reason: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,142 +158,22 @@ def validate_external(
     named), no events or only events among the known outcomes, or fewer than
     :data:`MIN_KNOWN_SCORED` scored patients with a known outcome.
     """
-    if not isinstance(cohort, pd.DataFrame):
-        raise InputError("cohort", "expected a pandas DataFrame (use read_cohort for files)")
-    if len(cohort) == 0:
-        raise InputError("cohort", "the cohort table is empty")
-    if n_bootstrap < 1:
-        raise InputError("n_bootstrap", f"must be at least 1, got {n_bootstrap}")
-    if model.horizon_days != 365:
-        raise InputError(
-            f"model {model.name}",
-            f"predicts a {model.horizon_days}-day outcome; the cohort's outcome_1y is at 365 days",
-        )
-    absent = [spec.name for spec in model.inputs if spec.name not in cohort.columns]
-    if absent:
-        raise InputError(
-            absent[0], f"column needed by the model is missing from the cohort (all: {absent})"
-        )
-    outcome = _outcome(cohort)
-    ids = (
-        cohort["patient_id"].astype(str).to_numpy()
-        if "patient_id" in cohort
-        else np.array([f"row {i}" for i in range(len(cohort))])
-    )
-    has_centre = "centre_id" in cohort.columns
-    model_warning = model.warning_text
-
-    columns = {spec.name: cohort[spec.name].tolist() for spec in model.inputs}
-    refused: list[RefusedRow] = []
-    missing_counts = {spec.name: 0 for spec in model.inputs}
-    extrap_counts = {spec.name: 0 for spec in model.inputs}
-    records: list[dict[str, Any]] = []
-    for i in range(len(cohort)):
-        source = f"cohort row {i} (patient {ids[i]})"
-        patient: dict[str, Any] = {}
-        missing: list[str] = []
-        extrapolated: list[str] = []
-        problems: list[RefusedRow] = []
-        for spec in model.inputs:
-            raw = _cell(columns[spec.name][i])
-            patient[spec.name] = raw
-            if raw is None:
-                if spec.missing_value is None:
-                    problems.append(
-                        RefusedRow(i, ids[i], spec.name, "required by this model and missing")
-                    )
-                missing.append(spec.name)
-                continue
-            try:
-                value = check_value(spec, raw, source)
-            except InputError as err:
-                problems.append(RefusedRow(i, ids[i], spec.name, err.reason))
-                continue
-            if spec.outside_soft_range(value):
-                extrapolated.append(spec.name)
-        if not problems:
-            try:
-                result = score(model, patient, source=source, missing="model_value")
-            except InputError as err:  # anything the checks above did not foresee
-                column = (err.source or "").removeprefix(f"{source}: ")
-                problems.append(RefusedRow(i, ids[i], column, err.reason))
-        if problems:
-            refused.extend(problems)
-            continue
-        for name in missing:
-            missing_counts[name] += 1
-        for name in extrapolated:
-            extrap_counts[name] += 1
-        record: dict[str, Any] = {"patient_id": ids[i]}
-        if has_centre:
-            record["centre_id"] = _cell(cohort["centre_id"].iat[i])
-        record.update(
-            probability=result.probability,
-            linear_predictor=result.linear_predictor,
-            outcome_1y=outcome[i],
-            outcome_1y_status=_status(cohort, i, outcome[i]),
-            n_warnings=sum(1 for w in result.warnings if w != model_warning),
-            missing_inputs=";".join(missing),
-            extrapolated_inputs=";".join(extrapolated),
-        )
-        records.append(record)
-
+    _check_arguments(model, cohort, n_bootstrap)
+    scored = score_cohort(model, cohort)
+    refused, predictions = scored.refused, scored.predictions
     n_refused_rows = len({r.row for r in refused})
     if refused:
         log(
             f"warning: {n_refused_rows} row(s) refused by the model and excluded "
             f"(first: patient {refused[0].patient_id}, {refused[0].column}: {refused[0].reason})"
         )
-    predictions = pd.DataFrame.from_records(
-        records,
-        columns=[
-            "patient_id",
-            *(["centre_id"] if has_centre else []),
-            "probability",
-            "linear_predictor",
-            "outcome_1y",
-            "outcome_1y_status",
-            "n_warnings",
-            "missing_inputs",
-            "extrapolated_inputs",
-        ],
-    )
     known = predictions["outcome_1y"].notna().to_numpy()
     n_unknown = int((~known).sum())
     lp = predictions["linear_predictor"].to_numpy(dtype=float)[known]
     y = predictions["outcome_1y"].to_numpy(dtype=float)[known]
     n, events = int(y.size), int(y.sum())
-    why = (
-        f"{len(cohort)} rows, {n_refused_rows} refused by the model, {n_unknown} with an "
-        "unknown 1-year outcome (censored or dead before 365 days)"
-    )
-    if n < MIN_KNOWN_SCORED:
-        raise InputError(
-            OUTCOME,
-            f"only {n} scored patients with a known 1-year outcome ({why}); at least "
-            f"{MIN_KNOWN_SCORED} are needed to estimate discrimination and calibration",
-        )
-    if events == 0:
-        raise InputError(OUTCOME, f"no events among {n} scored patients: nothing to validate")
-    if events == n:
-        raise InputError(OUTCOME, f"all {n} scored patients have the event: nothing to validate")
-
-    notes: list[str] = []
-    if n_unknown:
-        notes.append(
-            f"{n_unknown} scored patients censored or dead before 365 days without a re-fracture "
-            "have an unknown 1-year outcome and are left out of the metrics (not non-events)"
-        )
-    if min(events, n - events) < RECOMMENDED_EVENTS:
-        notes.append(
-            f"{events} events and {n - events} non-events: an external validation should have "
-            f"at least {RECOMMENDED_EVENTS} of each (Collins et al. 2016); the intervals are wide"
-        )
-    for name, count in extrap_counts.items():
-        if count:
-            notes.append(
-                f"{count} patient(s) with {name} outside the model's training range (extrapolation)"
-            )
+    _check_known_outcomes(n, events, len(cohort), n_refused_rows, n_unknown)
+    notes = _notes(n, events, n_unknown, scored.extrapolation_counts)
     for note in notes:
         log(f"note: {note}")
 
@@ -315,7 +182,7 @@ def validate_external(
     ci, used, failed = _bootstrap_ci(lp, y, n_bootstrap, seed)
     p = expit(lp)
     by_centre: list[dict[str, Any]] = []
-    if has_centre:
+    if "centre_id" in cohort.columns:
         centre = predictions["centre_id"].astype(str).to_numpy()[known]
         for name in sorted(set(centre)):
             sel = centre == name
@@ -324,7 +191,7 @@ def validate_external(
         model_name=model.name,
         model_sha256=model.content_sha256 or model.to_document()["content_sha256"],
         model_validated=model.validated,
-        model_warning=model_warning,
+        model_warning=model.warning_text,
         n_rows=len(cohort),
         n_scored=len(predictions),
         n_unknown_outcome=n_unknown,
@@ -341,11 +208,71 @@ def validate_external(
         calibration=calibration_curve(p, y),
         decision=decision_curve(p, y),
         refused=tuple(refused),
-        missing_counts=missing_counts,
-        extrapolation_counts=extrap_counts,
+        missing_counts=scored.missing_counts,
+        extrapolation_counts=scored.extrapolation_counts,
         notes=tuple(notes),
         predictions=predictions,
     )
+
+
+def _check_arguments(model: RiskModel, cohort: Any, n_bootstrap: int) -> None:
+    """InputError for a cohort or settings nothing can be validated on (before any scoring)."""
+    if not isinstance(cohort, pd.DataFrame):
+        raise InputError("cohort", "expected a pandas DataFrame (use read_cohort for files)")
+    if len(cohort) == 0:
+        raise InputError("cohort", "the cohort table is empty")
+    if n_bootstrap < 1:
+        raise InputError("n_bootstrap", f"must be at least 1, got {n_bootstrap}")
+    if model.horizon_days != 365:
+        raise InputError(
+            f"model {model.name}",
+            f"predicts a {model.horizon_days}-day outcome; the cohort's outcome_1y is at 365 days",
+        )
+    absent = [spec.name for spec in model.inputs if spec.name not in cohort.columns]
+    if absent:
+        raise InputError(
+            absent[0], f"column needed by the model is missing from the cohort (all: {absent})"
+        )
+
+
+def _check_known_outcomes(
+    n: int, events: int, n_rows: int, n_refused_rows: int, n_unknown: int
+) -> None:
+    """InputError when the scored patients with a known outcome cannot validate anything."""
+    why = (
+        f"{n_rows} rows, {n_refused_rows} refused by the model, {n_unknown} with an "
+        "unknown 1-year outcome (censored or dead before 365 days)"
+    )
+    if n < MIN_KNOWN_SCORED:
+        raise InputError(
+            OUTCOME,
+            f"only {n} scored patients with a known 1-year outcome ({why}); at least "
+            f"{MIN_KNOWN_SCORED} are needed to estimate discrimination and calibration",
+        )
+    if events == 0:
+        raise InputError(OUTCOME, f"no events among {n} scored patients: nothing to validate")
+    if events == n:
+        raise InputError(OUTCOME, f"all {n} scored patients have the event: nothing to validate")
+
+
+def _notes(n: int, events: int, n_unknown: int, extrap_counts: Mapping[str, int]) -> list[str]:
+    notes: list[str] = []
+    if n_unknown:
+        notes.append(
+            f"{n_unknown} scored patients censored or dead before 365 days without a re-fracture "
+            "have an unknown 1-year outcome and are left out of the metrics (not non-events)"
+        )
+    if min(events, n - events) < RECOMMENDED_EVENTS:
+        notes.append(
+            f"{events} events and {n - events} non-events: an external validation should have "
+            f"at least {RECOMMENDED_EVENTS} of each (Collins et al. 2016); the intervals are wide"
+        )
+    for name, count in extrap_counts.items():
+        if count:
+            notes.append(
+                f"{count} patient(s) with {name} outside the model's training range (extrapolation)"
+            )
+    return notes
 
 
 def _measures(lp: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -393,171 +320,3 @@ def _observed_expected(name: str, y: np.ndarray, p: np.ndarray) -> dict[str, Any
         "mean_predicted": float(p.mean()),
         "oe_ratio": float(y.sum() / expected) if expected > 0 else math.nan,
     }
-
-
-def _outcome(cohort: pd.DataFrame) -> np.ndarray:
-    """The 1-year outcome per row (1, 0 or NaN = unknown), as train_model takes it."""
-    if OUTCOME in cohort:
-        y = pd.to_numeric(cohort[OUTCOME], errors="coerce").to_numpy(dtype=float)
-        bad = cohort[OUTCOME].notna().to_numpy() & ~np.isin(y, (0.0, 1.0))
-    elif {"time_days", "event"} <= set(cohort.columns):
-        from RefractureRiskLib.model.dev.schema import outcome_1y
-
-        y = outcome_1y(cohort["time_days"].to_numpy(float), cohort["event"].to_numpy(float))[0]
-        bad = np.zeros(y.shape, dtype=bool)
-    else:
-        raise InputError(OUTCOME, "column missing (and no time_days/event to derive it from)")
-    if bad.any():
-        raise InputError(OUTCOME, f"must be 0, 1 or missing (row {int(np.argmax(bad))})")
-    return y
-
-
-def _status(cohort: pd.DataFrame, i: int, outcome: float) -> str:
-    if "outcome_1y_status" in cohort:
-        value = _cell(cohort["outcome_1y_status"].iat[i])
-        if value is not None:
-            return str(value)
-    return "unknown" if math.isnan(outcome) else ("event" if outcome == 1 else "no_event")
-
-
-def _cell(value: Any) -> Any:
-    """A table cell as score takes it: None for every kind of missing, numpy scalars kept."""
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):  # list-like cells are not missing
-        pass
-    return value
-
-
-# ----------------------------------------------------------------------------- report
-
-MEASURE_LABELS = {
-    "c_statistic": "C-statistic (AUC)",
-    "cal_intercept": "Calibration intercept (y ~ a + b lp)",
-    "cal_slope": "Calibration slope",
-    "citl": "Calibration in the large (> 0: risk under-predicted)",
-    "brier": "Brier score",
-    "emax": "Emax (from the calibration line)",
-    "oe_ratio": "Observed / expected events",
-}
-
-
-def write_external_report(
-    result: ExternalValidation,
-    out_dir: str | Path,
-    cohort_name: str,
-    provenance: Mapping[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write predictions.csv, validation.json, report.md, report.html and the two figures.
-
-    ``cohort_name``: the cohort file's name as the report shows it; ``provenance``: extra
-    fields for validation.json (cohort file SHA-256, software version, time). Returns the
-    written paths by name.
-    """
-    from RefractureRiskLib.model.dev.validation_report import (
-        notes_section,
-        report_table,
-        write_report_pages,
-    )
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"predictions.csv": out / "predictions.csv"}
-    result.predictions.to_csv(paths["predictions.csv"], index=False)
-    figures = _external_figures(result, out)
-    paths.update({name: out / name for name, _ in figures})
-
-    doc = {"cohort": {"file": cohort_name}, **dict(provenance or {}), **result.to_json()}
-    paths["validation.json"] = out / "validation.json"
-    paths["validation.json"].write_text(
-        json.dumps(plain_json(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
-
-    title = f"External validation of {result.model_name} on {cohort_name}"
-    warn = result.model_warning
-    sections: list[tuple[str, str, str]] = []
-    n_refused_rows = len({r.row for r in result.refused})
-    intro = (
-        f"External validation of {result.model_name} (content SHA-256 "
-        f"{result.model_sha256[:16]}…) on {cohort_name}: {result.n_rows} rows, "
-        f"{n_refused_rows} refused by the model and excluded, {result.n_unknown_outcome} with an "
-        f"unknown 1-year outcome (left out), {result.n} patients with {result.events} events "
-        f"in the metrics. Observed 1-year risk {100 * result.observed_risk:.1f}%, mean "
-        f"predicted {100 * result.mean_predicted_risk:.1f}%."
-    )
-    sections.append(("Summary", intro, f"<p>{html.escape(intro)}</p>"))
-    rows = [
-        [MEASURE_LABELS[r["measure"]], r["estimate"], r["lower_95"], r["upper_95"]]
-        for r in result.table()
-    ]
-    md, ht = report_table(["measure", "estimate", "lower 95%", "upper 95%"], rows)
-    note = (
-        f"95% intervals: percentile bootstrap, {result.n_bootstrap} replicates (patients "
-        f"resampled; {result.n_bootstrap_failed} without events or non-events left out), "
-        f"seed {result.seed}."
-    )
-    sections.append(("Performance", md + "\n\n" + note, ht + f"<p>{html.escape(note)}</p>"))
-    if result.by_centre:
-        keys = ["centre", "n", "events", "observed", "mean_predicted", "oe_ratio"]
-        md, ht = report_table(keys, [[r[k] for k in keys] for r in result.by_centre])
-        sections.append(("Observed vs predicted risk by centre", md, ht))
-    rows = [[r.row, r.patient_id, r.column, r.reason] for r in result.refused]
-    txt = f"{n_refused_rows} row(s) refused by the model and excluded from every number."
-    md, ht = report_table(["row", "patient_id", "column", "reason"], rows)
-    sections.append(
-        (
-            "Refused rows",
-            txt + ("\n\n" + md if rows else ""),
-            f"<p>{html.escape(txt)}</p>" + (ht if rows else ""),
-        )
-    )
-    rows = [
-        [name, result.missing_counts[name], result.extrapolation_counts[name]]
-        for name in result.missing_counts
-    ]
-    md, ht = report_table(["input", "missing (substituted)", "outside training range"], rows)
-    sections.append(("Inputs: substitutions and extrapolation", md, ht))
-    cal = result.calibration
-    txt = (
-        f"Lowess calibration: ICI {cal['ici']:.3f}, E90 {cal['e90']:.3f}, "
-        f"Emax {cal['emax_smooth']:.3f}."
-    )
-    sections.append(("Calibration", txt, f"<p>{html.escape(txt)}</p>"))
-    if result.notes:
-        sections.append(notes_section(result.notes))
-
-    paths["report.md"], paths["report.html"] = write_report_pages(
-        out, title, warn, sections, figures
-    )
-    return paths
-
-
-def estimate_text(value: Any, interval: Any, digits: int) -> str:
-    """``"0.712 (95% CI 0.650 to 0.770)"``; "not estimable" in place of any missing or
-    non-finite number (a cohort without events, a bootstrap without usable replicates)."""
-
-    def finite(v: Any) -> bool:
-        return isinstance(v, int | float) and math.isfinite(v)
-
-    if not finite(value):
-        return "not estimable"
-    lo, hi = interval if interval is not None else (None, None)
-    ci = f"{lo:.{digits}f} to {hi:.{digits}f}" if finite(lo) and finite(hi) else "not estimable"
-    return f"{value:.{digits}f} (95% CI {ci})"
-
-
-def _external_figures(result: ExternalValidation, out: Path) -> list[tuple[str, str]]:
-    from RefractureRiskLib.model.dev.validation_report import calibration_figure, decision_figure
-
-    slope = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
-    calibration_figure(
-        result.calibration, out / "calibration.png", f"External calibration: slope {slope}"
-    )
-    decision_figure(result.decision, out / "decision_curve.png", "Decision curve (external cohort)")
-    return [
-        ("calibration.png", "Calibration in the external cohort"),
-        ("decision_curve.png", "Net benefit against treat-all and treat-none"),
-    ]

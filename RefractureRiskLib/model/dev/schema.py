@@ -52,8 +52,11 @@ EXCLUSION_CODES: tuple[str, ...] = tuple(flag.value for flag in RoiFlag)
 HORIZON_DAYS = 365
 #: Event codes of the ``event`` column.
 EVENT_CENSORED, EVENT_REFRACTURE, EVENT_DEATH = 0, 1, 2
+#: The outcome every model is trained and validated on: new vertebral fracture within 365 days
+#: (1, 0, or missing = unknown: censored or dead before 365 days without a re-fracture).
+OUTCOME = "outcome_1y"
 #: Columns :func:`derive_columns` adds (accepted, and recomputed, when present in the input).
-DERIVED_COLUMNS: tuple[str, ...] = ("outcome_1y", "outcome_1y_status")
+DERIVED_COLUMNS: tuple[str, ...] = (OUTCOME, "outcome_1y_status")
 #: Cell text read as missing.
 MISSING_TOKENS: tuple[str, ...] = (
     "",
