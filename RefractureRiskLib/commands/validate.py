@@ -64,11 +64,8 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
     """Validate, print the figures and write the result files into ``staging``."""
     from RefractureRiskLib import __version__
     from RefractureRiskLib.core.hashing import file_sha256
-    from RefractureRiskLib.model.dev.external import (
-        estimate_text,
-        validate_external,
-        write_external_report,
-    )
+    from RefractureRiskLib.model.dev.external import validate_external
+    from RefractureRiskLib.model.dev.external_report import estimate_text, write_external_report
     from RefractureRiskLib.model.dev.schema import read_cohort
     from RefractureRiskLib.model.modelfile import load_model
 
