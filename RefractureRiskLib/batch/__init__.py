@@ -74,12 +74,12 @@ from RefractureRiskLib.batch.workers import (
     IN_FLIGHT_PER_WORKER,
     REPLACED_PREFIX,
     STAGING_PREFIX,
-    STORE_STATISTICS,
     BatchTask,
     TaskResult,
     analyze_patient,
     study_submission,
 )
+from RefractureRiskLib.store.submission import STORE_STATISTICS
 
 __all__ = [
     "COHORT_FILE",

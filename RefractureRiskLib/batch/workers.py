@@ -33,17 +33,14 @@ from RefractureRiskLib.core.atomic import OutputSet
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.hashing import file_sha256
 from RefractureRiskLib.pipeline import AnalysisOptions, AnalysisResult, analyze_study
-from RefractureRiskLib.stats import STATISTICS
-from RefractureRiskLib.stats.roi_statistics import FLAG_SEPARATOR
-from RefractureRiskLib.store.measurements import Measurement, StudySubmission
+from RefractureRiskLib.store import submission
+from RefractureRiskLib.store.measurements import StudySubmission
 
 #: Staging names of earlier versions (now: core.atomic's ``.<name>.staging-<txn>``).
 STAGING_PREFIX = ".partial-"
 REPLACED_PREFIX = ".replaced-"
 #: Studies queued per local worker: the next one waits while the parent records the last.
 IN_FLIGHT_PER_WORKER = 2
-#: Statistics kept per measurement in the store (the registry's, plus the body volume).
-STORE_STATISTICS: tuple[str, ...] = (*STATISTICS, "body_volume_ml")
 
 
 @dataclass(frozen=True)
@@ -93,35 +90,15 @@ def _failure_reason(err: BaseException) -> str:
 def study_submission(
     result: AnalysisResult, patient_id: str, labelmap_path: str | Path | None = None
 ) -> StudySubmission:
-    """One study's measurements as a store submission (one per level and map).
-
-    Statistics are those of :data:`STORE_STATISTICS`; flags are the level's RoiFlag values.
-    """
-    prov = result.study.provenance
-    measurements = []
-    for row in result.statistics.to_dict("records"):
-        series = prov.series.get(str(row["map"]))
-        flags = tuple(f for f in str(row.get("flags") or "").split(FLAG_SEPARATOR) if f)
-        stats = {k: float(row[k]) for k in STORE_STATISTICS if k in row and row[k] is not None}
-        measurements.append(
-            Measurement(
-                level=str(row["level"]),
-                map=str(row["map"]),
-                unit=str(row["unit"]),
-                statistics=stats,
-                flags=flags,
-                included=bool(row["included"]),
-                series_uid=None if series is None else series.series_uid,
-            )
-        )
-    return StudySubmission(
-        patient_id=patient_id,
-        study_uid=prov.study_uid or "unknown",
-        reader=result.rois.roiset.reader,
-        roi_method=result.rois.roiset.method.value,
-        measurements=tuple(measurements),
-        labelmap_path=None if labelmap_path is None else str(labelmap_path),
+    """One study's measurements as a store submission (store.submission's builder, which the
+    Slicer panel also uses), with the analysis' timings added to its provenance."""
+    return submission.study_submission(
+        result.study,
+        result.rois.roiset,
+        result.statistics,
+        patient_id,
         provenance=dict(result.provenance) | {"timings_s": dict(result.timings_s)},
+        labelmap_path=labelmap_path,
     )
 
 
