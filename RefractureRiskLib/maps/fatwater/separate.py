@@ -59,14 +59,13 @@ class FatWaterResult:
 
 
 def signal_mask(echoes: EchoSet, threshold: float = 0.05) -> npt.NDArray[np.bool_]:
-    """Voxels whose root-sum-of-squares echo signal exceeds ``threshold`` of its 99th percentile
-    (within the set's mask when it has one)."""
+    """Voxels to fit: the set's own mask when it has one (every voxel of it with any signal: the
+    file says what to process), else the voxels whose root-sum-of-squares echo signal exceeds
+    ``threshold`` of its 99th percentile."""
     rss = np.sqrt((np.abs(echoes.signal) ** 2).sum(axis=3))
-    base = echoes.mask if echoes.mask is not None else np.ones(rss.shape, bool)
-    values = rss[base]
-    if values.size == 0:
-        return base.copy()
-    return base & (rss > threshold * np.percentile(values, 99))
+    if echoes.mask is not None:
+        return np.asarray(echoes.mask, bool) & (rss > 0)
+    return rss > threshold * np.percentile(rss, 99)
 
 
 def water_fat_phase_offset(
