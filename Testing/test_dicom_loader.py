@@ -484,7 +484,7 @@ def test_scan_reads_headers_only(tmp_path, monkeypatch):
         calls.append(kwargs.get("stop_before_pixels", False))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("RefractureRiskLib.io.dicom_scan.pydicom.dcmread", spy)
+    monkeypatch.setattr(pydicom, "dcmread", spy)  # dicom_scan imports pydicom when it needs it
     monkeypatch.setattr(
         "RefractureRiskLib.io.dicom_volume.np.fromfile", lambda *a, **k: pixel_reads.append(a)
     )

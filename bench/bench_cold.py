@@ -1,6 +1,6 @@
 """Benchmark: what a user waits for, in new processes, against reference commands.
 
-Run:  python bench/bench_cold.py [--repeats N] [--vendor GE|Siemens|Philips]
+Run:  python bench/bench_cold.py [--repeats N] [--vendor GE|Siemens|Philips] [--baseline REV]
 
 Writes the demo's phantom study (6 DICOM series, GE style by default) and its clinical file into a
 temporary folder, then alternates, ``--repeats`` times each, in new processes as a user runs them:
@@ -9,7 +9,13 @@ temporary folder, then alternates, ``--repeats`` times each, in new processes as
   included) against ``dcm2niix -z n`` converting the same study (goal: ratio <= 5);
 - ``refracture-risk --help`` against ``python -c "import numpy"`` (goal: ratio <= 2).
 
-Prints the median wall time of each command and the ratios. ``refracture-risk`` is the console
+``--baseline REV`` also runs the library of git revision REV (``git archive`` of
+``RefractureRiskLib`` and ``Resources`` into the temporary folder, run as ``python -m
+RefractureRiskLib.cli`` with that folder first on ``PYTHONPATH``) in the same alternation, so a
+change's before/after ratios come from one run under the same machine load.
+
+Prints the median wall time and CPU time (user + system of the child) of each command and the
+ratios. ``refracture-risk`` is the console
 script beside this Python (else ``python -m RefractureRiskLib.cli``); dcm2niix is the PyPI build
 beside this Python, else the one on PATH.
 """
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,15 +38,19 @@ GOAL_ANALYZE = 5.0
 GOAL_HELP = 2.0
 
 
-def _wall(cmd: list[str]) -> float:
+def _wall(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``cmd`` in a new process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {proc.stderr[-800:]}"
         )
-    return elapsed
+    return elapsed, cpu
 
 
 def _tool(name: str) -> str | None:
@@ -60,29 +72,55 @@ def make_study(folder: Path, vendor: str) -> tuple[Path, Path]:
     return study, clinical
 
 
-def alternate(a: list[str], b: list[str], repeats: int, before=None) -> tuple[list, list]:
-    """Wall times of ``a`` and ``b``, run in turn (a, b, a, b, ...) after one untimed warm-up
-    of each, so that file-cache and machine-load changes hit both alike."""
-    ta, tb = [], []
+def alternate(commands: list, repeats: int, before=None) -> list[list[tuple[float, float]]]:
+    """(wall, CPU) times of each command, run in turn (a, b, c, a, b, c, ...) after one
+    untimed warm-up round, so that file-cache and machine-load changes hit all alike.
+
+    A command is a list of arguments, or (arguments, environment)."""
+    times: list[list[tuple[float, float]]] = [[] for _ in commands]
     for i in range(repeats + 1):
-        if before:
-            before(i)
-        x, y = _wall(a), _wall(b)
-        if i:  # the first round warms the file cache and Python's bytecode cache
-            ta.append(x)
-            tb.append(y)
-    return ta, tb
+        for n, command in enumerate(commands):
+            cmd, env = command if isinstance(command, tuple) else (command, None)
+            if before:
+                before(i)
+            measured = _wall(cmd, env)
+            if i:  # the first round warms the file cache and Python's bytecode cache
+                times[n].append(measured)
+    return times
 
 
-def _line(label: str, times: list[float]) -> str:
-    runs = ", ".join(f"{t:.2f}" for t in times)
-    return f"{label:<34} median {statistics.median(times):7.3f} s  (runs: {runs})"
+def _median(times: list[tuple[float, float]], which: int = 0) -> float:
+    return statistics.median(t[which] for t in times)
+
+
+def _line(label: str, times: list[tuple[float, float]]) -> str:
+    runs = ", ".join(f"{t[0]:.2f}" for t in times)
+    return (
+        f"{label:<38} median {_median(times):7.3f} s wall, {_median(times, 1):6.3f} s CPU"
+        f"  (wall runs: {runs})"
+    )
+
+
+def baseline_tree(rev: str, work: Path) -> Path:
+    """The library and resources of git revision ``rev``, extracted under ``work``."""
+    repo = Path(__file__).resolve().parents[1]
+    tree = work / f"baseline-{rev}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", rev, "RefractureRiskLib", "Resources"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--vendor", choices=("GE", "Siemens", "Philips"), default="GE")
+    ap.add_argument("--baseline", default=None, help="git revision to compare with (none)")
+    ap.add_argument("--skip-help", action="store_true", help="measure analyze only")
     args = ap.parse_args(argv)
 
     script = _tool("refracture-risk")
@@ -93,15 +131,27 @@ def main(argv: list[str] | None = None) -> int:
         study, clinical = make_study(work, args.vendor)
         n_files = sum(1 for p in study.rglob("*") if p.is_file())
         print(f"study: {n_files} DICOM files ({args.vendor} style); refracture-risk: {ours[0]}")
+        base_env = None
+        if args.baseline:
+            tree = baseline_tree(args.baseline, work)
+            base_env = dict(os.environ, PYTHONPATH=str(tree))
+            print(f"baseline: {args.baseline} from {tree}")
+        base_cmd = [sys.executable, "-m", "RefractureRiskLib.cli"]
 
-        help_ours, help_numpy = alternate(
-            [*ours, "--help"], [sys.executable, "-c", "import numpy"], args.repeats
-        )
-        print(_line("refracture-risk --help", help_ours))
-        print(_line('python -c "import numpy"', help_numpy))
-        help_ratio = statistics.median(help_ours) / statistics.median(help_numpy)
+        help_ratio = base_help_ratio = None
+        if not args.skip_help:
+            commands = [[*ours, "--help"], [sys.executable, "-c", "import numpy"]]
+            if base_env:
+                commands.append(([*base_cmd, "--help"], base_env))
+            times = alternate(commands, args.repeats)
+            print(_line("refracture-risk --help", times[0]))
+            print(_line('python -c "import numpy"', times[1]))
+            help_ratio = _median(times[0]) / _median(times[1])
+            if base_env:
+                print(_line(f"baseline {args.baseline} --help", times[2]))
+                base_help_ratio = _median(times[2]) / _median(times[1])
 
-        analyze_ratio = None
+        analyze_ratio = base_ratio = None
         if dcm2niix is None:
             print("dcm2niix not found (pip install dcm2niix): analyze ratio not measured")
         else:
@@ -112,18 +162,32 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(nifti, ignore_errors=True)
                 nifti.mkdir()
 
-            analyze = [*ours, "analyze", str(study), "--clinical", str(clinical)]
+            analyze = ["analyze", str(study), "--clinical", str(clinical)]
             analyze += ["--index-levels", "L1", "--out", str(out)]
-            t_ours, t_d2n = alternate(
-                analyze, [dcm2niix, "-z", "n", "-o", str(nifti), str(study)], args.repeats, clean
-            )
-            print(_line("refracture-risk analyze (report)", t_ours))
-            print(_line("dcm2niix -z n", t_d2n))
-            analyze_ratio = statistics.median(t_ours) / statistics.median(t_d2n)
+            commands = [[*ours, *analyze], [dcm2niix, "-z", "n", "-o", str(nifti), str(study)]]
+            if base_env:
+                commands.append(([*base_cmd, *analyze], base_env))
+            times = alternate(commands, args.repeats, clean)
+            print(_line("refracture-risk analyze (report)", times[0]))
+            print(_line("dcm2niix -z n", times[1]))
+            analyze_ratio = _median(times[0]) / _median(times[1])
+            cpu_ratio = _median(times[0], 1) / _median(times[1], 1)
+            if base_env:
+                print(_line(f"baseline {args.baseline} analyze (report)", times[2]))
+                base_ratio = _median(times[2]) / _median(times[1])
+                base_cpu_ratio = _median(times[2], 1) / _median(times[1], 1)
 
-    print(f"ratio --help / import numpy      = {help_ratio:.2f}  (goal <= {GOAL_HELP:g})")
+    if help_ratio is not None:
+        print(f"ratio --help / import numpy      = {help_ratio:.2f}  (goal <= {GOAL_HELP:g})")
+    if base_help_ratio is not None:
+        print(f"  baseline {args.baseline}: {base_help_ratio:.2f}")
     if analyze_ratio is not None:
-        print(f"ratio analyze / dcm2niix         = {analyze_ratio:.2f}  (goal <= {GOAL_ANALYZE:g})")
+        print(
+            f"ratio analyze / dcm2niix         = {analyze_ratio:.2f} wall, {cpu_ratio:.2f} CPU"
+            f"  (goal <= {GOAL_ANALYZE:g})"
+        )
+    if base_ratio is not None:
+        print(f"  baseline {args.baseline}: {base_ratio:.2f} wall, {base_cpu_ratio:.2f} CPU")
     return 0
 
 

@@ -20,14 +20,14 @@ from collections.abc import Iterable, Iterator
 from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from typing import TYPE_CHECKING
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import PatientInfo
 from RefractureRiskLib.io.dicom_fastheader import read_fast_header
+
+if TYPE_CHECKING:  # pydicom is imported only for files the fast header reader leaves to it
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,8 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
 
 
 def _scan_with_pydicom(path: Path, size: int) -> ScannedFile | SkippedFile:
+    from pydicom.errors import InvalidDicomError
+
     try:
         with open(path, "rb") as fp:
             ds = _read_header(fp)
@@ -247,6 +249,9 @@ def _first_line(err: BaseException) -> str:
 
 def _read_header(fp) -> Dataset | None:
     """Parse up to the pixel data; files without preamble are accepted if they start like DICOM."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         return pydicom.dcmread(fp, stop_before_pixels=True)
     except InvalidDicomError:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import install_hint
@@ -343,6 +342,8 @@ def _decoder_installed(transfer_syntax: str) -> bool:
 
 
 def _decode_file(f: FrameRef, series: str) -> np.ndarray:
+    import pydicom  # only for compressed or unusual pixel data: a plain study never needs it
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
