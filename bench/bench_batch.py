@@ -5,8 +5,8 @@ Run:  python bench/bench_batch.py [--n 200] [--distinct 8] [--no-report]
 
 Builds a batch root of ``--n`` phantom studies (``--distinct`` different phantoms, default size,
 GE DICOM with all six series, copied to fill ``--n`` patient folders) and a matching clinical
-table, then runs ``refracture-risk batch`` as a separate process once per worker count on the
-same root, each into a fresh output folder and store. Wall time includes starting the workers,
+table, then runs ``refracture-risk batch`` (the console script, as the README does) as a new
+process once per worker count on the same root, each into a fresh output folder and store. Wall time includes starting the workers,
 as a user sees it. Prints studies/min per worker count, the throughput ratio against 1 worker
 (goal >= 1.7x with 2 workers), the peak resident memory of each worker process (reported by the
 worker itself, ``ru_maxrss``; goal <= 1 GB) and of the largest process overall
@@ -57,8 +57,15 @@ def build_root(base: Path, n: int, distinct: int, small: bool) -> tuple[Path, Pa
     return root, clinical
 
 
+def _command() -> list[str]:
+    """``refracture-risk`` as the README runs it: the console script beside this Python (a new
+    process, cold), else ``python -m RefractureRiskLib.cli``."""
+    script = Path(sys.executable).with_name("refracture-risk")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "RefractureRiskLib.cli"]
+
+
 def run_batch(root: Path, clinical: Path, out: Path, workers: int, report: bool) -> dict:
-    cmd = [sys.executable, "-m", "RefractureRiskLib.cli", "batch", str(root)]
+    cmd = [*_command(), "batch", str(root)]
     cmd += ["--clinical", str(clinical), "--out", str(out), "--workers", str(workers)]
     if not report:
         cmd.append("--no-report")
