@@ -6,11 +6,12 @@ Run:  python bench/bench_batch.py [--n 200] [--distinct 8] [--no-report]
 Builds a batch root of ``--n`` phantom studies (``--distinct`` different phantoms, default size,
 GE DICOM with all six series, copied to fill ``--n`` patient folders) and a matching clinical
 table, then runs ``refracture-risk batch`` (the console script, as the README does) as a new
-process once per worker count on the same root, each into a fresh output folder and store. Wall time includes starting the workers,
-as a user sees it. Prints studies/min per worker count, the throughput ratio against 1 worker
-(goal >= 1.7x with 2 workers), the peak resident memory of each worker process (reported by the
-worker itself, ``ru_maxrss``; goal <= 1 GB) and of the largest process overall
-(``RUSAGE_CHILDREN``). The machine's load average is printed: on a shared machine other jobs take
+process once per worker count on the same root, each into a fresh output folder and store. Wall
+time includes starting the workers, as a user sees it. Prints studies/min per worker count, the
+throughput ratio against 1 worker (goal >= 1.7x with 2 workers), the peak resident memory of
+each worker process (reported by the worker itself, ``ru_maxrss``; goal <= 1 GB) and of the
+largest process overall (``RUSAGE_CHILDREN``). The machine's load average is printed: on a
+shared machine other jobs take
 cores from the workers. No assertions.
 """
 
