@@ -8,7 +8,8 @@ the application: no ``slicer.app``, ``slicer.modules``, Qt/ctk, or the Qt-based 
 ``vtkMRMLScene`` assigned to ``slicer.mrmlScene``, the segmentation converter rules registered,
 and the volumes, colours, segmentations and markups logics attached to the scene.
 
-:func:`load_module` imports ``RefractureRisk/RefractureRisk.py``. Because the module's top-level
+:func:`load_module` imports ``RefractureRisk/RefractureRisk.py`` (and, through it, its helper
+package ``RefractureRisk/RefractureRiskSlicer``). Because the module's top-level
 imports name the three Qt-based Slicer modules above, this file puts TEST-ONLY STAND-INS for them
 into ``sys.modules`` when (and only when) the real ones cannot be imported. The stand-ins provide
 base classes with the same names and the few behaviours the logic relies on
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODULE_FILE = REPO_ROOT / "RefractureRisk" / "RefractureRisk.py"
+MODULE_DIR = REPO_ROOT / "RefractureRisk"
+MODULE_FILE = MODULE_DIR / "RefractureRisk.py"
 MODULE_NAME = "RefractureRisk"
 
 #: The slicer-core release these tests were written against (DESIGN.md §7).
@@ -195,8 +197,194 @@ def load_module() -> types.ModuleType:
     if MODULE_NAME in sys.modules:
         return sys.modules[MODULE_NAME]
     install_gui_stand_ins()
+    # Slicer puts the module's folder on sys.path (its helper package RefractureRiskSlicer
+    # lives there, as DICOMLib does beside DICOM.py).
+    if str(MODULE_DIR) not in sys.path:
+        sys.path.insert(0, str(MODULE_DIR))
     spec = importlib.util.spec_from_file_location(MODULE_NAME, MODULE_FILE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[MODULE_NAME] = module
     spec.loader.exec_module(module)
     return module
+
+
+# -- TEST-ONLY stand-ins for the application, for the widget's handlers --------------------------
+# The widget's handlers are plain methods over ``self.ui`` (widgets), ``self._parameterNode`` and
+# ``slicer.app``. The stand-ins below let the slicer-core tests call those handlers on a real MRML
+# scene: every widget of the .ui is a recorder (attributes can be set; any method call is recorded),
+# the parameter node is a plain object with the wrapper class's parameters and defaults, and
+# ``slicer.app`` / ``qt`` provide the handful of calls the handlers make. What Qt itself would do
+# (dialogs, layouts, painting) is not exercised.
+
+
+class RecordingWidget:
+    """A widget stand-in: set attributes freely; every method call is recorded in ``calls``."""
+
+    def __init__(self, name: str) -> None:
+        self.__dict__["name"] = name
+        self.__dict__["calls"] = []
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+
+        def method(*args, **kwargs):
+            self.calls.append((attr, args))
+            return None
+
+        return method
+
+    def called(self, attr: str) -> list[tuple]:
+        return [args for name, args in self.calls if name == attr]
+
+
+class RecordingUi:
+    """``self.ui``: one :class:`RecordingWidget` per widget name, created on first use."""
+
+    def __getattr__(self, name: str) -> RecordingWidget:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        widget = RecordingWidget(name)
+        setattr(self, name, widget)
+        return widget
+
+
+class FakeApplication:
+    """``slicer.app`` stand-in: testing mode on (message boxes are only logged), no main window."""
+
+    majorVersion = 5  # noqa: N815 - Qt property names
+    minorVersion = 12  # noqa: N815
+
+    def __init__(self, application_logic) -> None:
+        self._application_logic = application_logic
+        self.testing = True
+        self.processed_events_at: list[float] = []
+
+    def testingEnabled(self) -> bool:
+        return self.testing
+
+    def setOverrideCursor(self, cursor) -> None:
+        pass
+
+    def restoreOverrideCursor(self) -> None:
+        pass
+
+    def processEvents(self, *flags) -> None:
+        import time
+
+        self.processed_events_at.append(time.perf_counter())
+
+    def applicationLogic(self):
+        return self._application_logic
+
+    def topLevelWidgets(self) -> list:
+        return []  # no main window
+
+    def connect(self, *args) -> None:
+        pass
+
+
+class FakeProgressDialog:
+    """``slicer.util.createProgressDialog`` result: records what it showed; ``cancel_after``:
+    the user presses Cancel once the handler has looked at the Cancel button that many times."""
+
+    def __init__(self, cancel_after: int | None = None, **kwargs) -> None:
+        self.kwargs = kwargs
+        self.labelText = kwargs.get("labelText", "")
+        self.value = kwargs.get("value", 0)
+        self.maximum = kwargs.get("maximum", 100)
+        self.cancel_after = cancel_after
+        self.polls = 0
+        self.closed = False
+
+    @property
+    def wasCanceled(self) -> bool:
+        self.polls += 1
+        return self.cancel_after is not None and self.polls >= self.cancel_after
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def install_fake_qt():
+    """TEST ONLY: a ``qt`` module with the names the handlers use (installed if Qt is absent)."""
+    try:
+        return importlib.import_module("qt")
+    except ImportError:
+        pass
+    qt = types.ModuleType("qt")
+    qt.__doc__ = "TEST-ONLY stand-in installed by Testing/slicer_core_bootstrap.py"
+    qt.Qt = types.SimpleNamespace(WaitCursor=3)
+    qt.QEventLoop = types.SimpleNamespace(ExcludeUserInputEvents=1, AllEvents=0)
+    qt.QDialog = types.SimpleNamespace(Accepted=1, Rejected=0)
+
+    class QInputDialog:
+        """Answers as the user told it to (``answer``: an item's index, or None for Cancel).
+
+        Like PythonQt's static ``getItem``, Cancel returns the current item's text, not "".
+        """
+
+        answer: int | None = None
+        UseListViewForComboBoxItems = 2
+
+        def __init__(self, parent=None) -> None:
+            self._items: list[str] = []
+            self._text = ""
+
+        @staticmethod
+        def getItem(parent, title, label, items, current=0, editable=True, *args):
+            chosen = QInputDialog.answer
+            return items[current if chosen is None else chosen]
+
+        def setComboBoxItems(self, items) -> None:
+            self._items = list(items)
+
+        def setTextValue(self, text) -> None:
+            self._text = text
+
+        def textValue(self) -> str:
+            return self._items[self.answer] if self.answer is not None else self._text
+
+        def exec_(self) -> int:
+            return 0 if self.answer is None else 1
+
+        exec = exec_
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    qt.QInputDialog = QInputDialog
+    sys.modules["qt"] = qt
+    return qt
+
+
+def parameter_node_for(module) -> types.SimpleNamespace:
+    """The parameter node wrapper's parameters with their defaults (nodes: None)."""
+    cls = module.RefractureRiskParameterNode
+    values = {name: getattr(cls, name, None) for name in cls.__annotations__}
+    return types.SimpleNamespace(**values)
+
+
+def make_widget(module, env: SlicerCoreEnvironment):
+    """The module's widget with recording widgets, a plain parameter node and the stand-in app.
+
+    ``setup()`` (which needs Qt to load the .ui) is not called; the observers it adds on the scene
+    and on the interaction node are added here the same way (:meth:`observeApplication`).
+    """
+    import slicer
+
+    install_fake_qt()
+    slicer.app = FakeApplication(env.application_logic)
+    widget = module.RefractureRiskWidget()
+    widget.ui = RecordingUi()
+    widget.logic = module.RefractureRiskLogic()
+    widget._parameterNode = parameter_node_for(module)
+    widget.observeApplication()
+    return widget
+
+
+def remove_fake_application() -> None:
+    import slicer
+
+    if isinstance(getattr(slicer, "app", None), FakeApplication):
+        del slicer.app

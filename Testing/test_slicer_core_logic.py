@@ -39,6 +39,22 @@ def logic(env, module):
     return module.RefractureRiskLogic()
 
 
+@pytest.fixture(scope="module")
+def mrml(module):
+    """The module's MRML conversions (RefractureRisk/RefractureRiskSlicer/mrml.py)."""
+    return module.mrml
+
+
+@pytest.fixture(scope="module")
+def display(module):
+    return module.display
+
+
+@pytest.fixture(scope="module")
+def workflow(module):
+    return module.workflow
+
+
 def _rotation(ax_deg: float, ay_deg: float, az_deg: float) -> np.ndarray:
     a, b, c = np.deg2rad([ax_deg, ay_deg, az_deg])
     rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
@@ -75,14 +91,14 @@ def _roiset(grid: Volume) -> RoiSet:
 
 
 # -- volumes ---------------------------------------------------------------------------------
-def test_volume_round_trip_oblique_geometry(logic, env):
+def test_volume_round_trip_oblique_geometry(logic, env, mrml):
     grid = _oblique_grid()
-    node = logic.updateVolumeNode(grid, name="pdff")
+    node = mrml.updateVolumeNode(grid, name="pdff")
     assert env.scene.GetNodeByID(node.GetID()) is node
     # MRML's own view of the geometry agrees (spacing and origin are stored separately there)
     assert np.allclose(node.GetSpacing(), grid.spacing_mm, atol=1e-9)
     assert np.allclose(node.GetOrigin(), grid.origin_ras, atol=1e-9)
-    back = logic.volumeFromNode(node)
+    back = mrml.volumeFromNode(node)
     assert back.array.dtype == grid.array.dtype
     assert np.array_equal(back.array, grid.array)
     assert np.allclose(back.ijk_to_ras, grid.ijk_to_ras, atol=1e-9)
@@ -96,79 +112,79 @@ def test_volume_round_trip_oblique_geometry(logic, env):
     assert np.allclose(ras_mrml, grid.ijk_to_ras_points([ijk])[0], atol=1e-9)
 
 
-def test_volume_integer_and_bool_arrays(logic):
+def test_volume_integer_and_bool_arrays(logic, mrml):
     grid = _oblique_grid()
     labels = grid.with_array(np.arange(np.prod(grid.shape)).reshape(grid.shape) % 10)  # int64
-    node = logic.updateVolumeNode(labels, name="labels", labelmap=True)
+    node = mrml.updateVolumeNode(labels, name="labels", labelmap=True)
     assert node.IsA("vtkMRMLLabelMapVolumeNode")
-    back = logic.volumeFromNode(node)
+    back = mrml.volumeFromNode(node)
     assert np.array_equal(back.array, labels.array)
-    mask = logic.volumeFromNode(logic.updateVolumeNode(grid.with_array(labels.array > 4), name="m"))
+    mask = mrml.volumeFromNode(mrml.updateVolumeNode(grid.with_array(labels.array > 4), name="m"))
     assert np.array_equal(mask.array, (labels.array > 4).astype(np.uint8))
 
 
-def test_sheared_grid_and_transformed_volume_are_refused(logic, env):
+def test_sheared_grid_and_transformed_volume_are_refused(logic, env, mrml):
     import slicer
 
     sheared = np.eye(4)
     sheared[0, 1] = 0.5
     with pytest.raises(InputError, match="not orthogonal"):
-        logic.updateVolumeNode(Volume(np.zeros((2, 3, 4), np.float32), sheared), name="shear")
-    node = logic.updateVolumeNode(_oblique_grid(), name="moved")
+        mrml.updateVolumeNode(Volume(np.zeros((2, 3, 4), np.float32), sheared), name="shear")
+    node = mrml.updateVolumeNode(_oblique_grid(), name="moved")
     transform = env.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
     node.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(InputError, match="harden"):
-        logic.volumeFromNode(node)
+        mrml.volumeFromNode(node)
     assert slicer.mrmlScene is env.scene
 
 
-def test_study_from_nodes_checks_grid_and_pdff(logic):
+def test_study_from_nodes_checks_grid_and_pdff(logic, mrml):
     grid = _oblique_grid()
-    pdff = logic.updateVolumeNode(grid, name="FatFrac: sag")
-    r2s = logic.updateVolumeNode(grid.with_array(grid.array * 0.5), name="R2* map")
+    pdff = mrml.updateVolumeNode(grid, name="FatFrac: sag")
+    r2s = mrml.updateVolumeNode(grid.with_array(grid.array * 0.5), name="R2* map")
     study = logic.studyFromNodes({"pdff": pdff, "r2s": r2s, "water": None}, fieldStrengthT=3.0)
     assert set(study.maps) == {"pdff", "r2s"}
     assert study.provenance.field_strength_t == 3.0
     assert np.array_equal(study.r2s.array, grid.array * 0.5)
-    other = logic.updateVolumeNode(_oblique_grid(shape=(12, 20, 17)), name="other grid")
+    other = mrml.updateVolumeNode(_oblique_grid(shape=(12, 20, 17)), name="other grid")
     with pytest.raises(InputError, match="grid"):
         logic.studyFromNodes({"pdff": pdff, "r2s": other})
     with pytest.raises(InputError, match="PDFF"):
         logic.studyFromNodes({"r2s": r2s})
-    guesses = logic.guessMapKinds([r2s, pdff])
+    guesses = mrml.guessMapKinds([r2s, pdff])
     assert guesses == {"r2s": r2s, "pdff": pdff}
 
 
-def test_pdff_display_uses_fat_fraction_colours(logic, module):
-    node = logic.updateVolumeNode(_oblique_grid(), name="pdff")
-    display = logic.showPdff(node)
-    assert display.GetColorNodeID() == logic.pdffColorNode().GetID()
-    assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == (0.0, 100.0)
-    table = logic.pdffColorNode()
+def test_pdff_display_uses_fat_fraction_colours(logic, module, mrml, display):
+    node = mrml.updateVolumeNode(_oblique_grid(), name="pdff")
+    shown = display.showPdff(node)
+    assert shown.GetColorNodeID() == display.pdffColorNode().GetID()
+    assert (shown.GetWindowLevelMin(), shown.GetWindowLevelMax()) == (0.0, 100.0)
+    table = display.pdffColorNode()
     rgba = [0.0] * 4
     table.GetColor(255, rgba)
-    assert np.allclose(rgba[:3], module.pdffColor(100.0), atol=1.0 / 255)  # stored as 8 bits
+    assert np.allclose(rgba[:3], display.pdffColor(100.0), atol=1.0 / 255)  # stored as 8 bits
 
 
 # -- RoiSet <-> segmentation -----------------------------------------------------------------
-def test_roiset_segmentation_round_trip(logic, env, module):
+def test_roiset_segmentation_round_trip(logic, env, module, mrml, display):
     grid = _oblique_grid()
-    reference = logic.updateVolumeNode(grid, name="pdff")
+    reference = mrml.updateVolumeNode(grid, name="pdff")
     roiset = _roiset(grid)
     means = {"T12": 38.0, "L1": 52.0, "L2": 61.0}
-    seg = logic.roiSetToSegmentation(roiset, reference, meanPdffByLevel=means)
+    seg = mrml.roiSetToSegmentation(roiset, reference, colors=display.levelColors(roiset, means))
     segmentation = seg.GetSegmentation()
     names = [
         segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())
     ]
     assert names == ["T12", "L1", "L2"]
     colours = {n: segmentation.GetNthSegment(i).GetColor() for i, n in enumerate(names)}
-    assert np.allclose(colours["T12"], module.pdffColor(38.0))  # included: coloured by its PDFF
-    assert np.allclose(colours["L1"], module.INDEX_LEVEL_COLOR)  # index level: distinct
-    assert np.allclose(colours["L2"], module.pdffColor(61.0))  # re-included by the user
+    assert np.allclose(colours["T12"], display.pdffColor(38.0))  # included: coloured by its PDFF
+    assert np.allclose(colours["L1"], display.INDEX_LEVEL_COLOR)  # index level: distinct
+    assert np.allclose(colours["L2"], display.pdffColor(61.0))  # re-included by the user
     assert len({tuple(np.round(c, 6)) for c in colours.values()}) == 3
 
-    back = logic.roiSetFromSegmentation(seg, reference, reader="tester")
+    back = mrml.roiSetFromSegmentation(seg, reference, reader="tester")
     assert back.level_names == roiset.level_names
     for lv in roiset.levels:
         assert int(back.mask(lv.level).sum()) == int(roiset.mask(lv.level).sum()) > 0
@@ -179,19 +195,19 @@ def test_roiset_segmentation_round_trip(logic, env, module):
     assert back.method == roiset.method and back.reader == roiset.reader  # from segment tags
 
     # writing the read-back RoiSet again gives the same names and colours
-    seg2 = logic.roiSetToSegmentation(back, reference, meanPdffByLevel=means)
+    seg2 = mrml.roiSetToSegmentation(back, reference, colors=display.levelColors(back, means))
     s2 = seg2.GetSegmentation()
     for i, name in enumerate(names):
         assert s2.GetNthSegment(i).GetName() == name
         assert np.allclose(s2.GetNthSegment(i).GetColor(), colours[name])
 
 
-def test_segmentation_from_other_software_is_read_by_segment_name(logic, env):
+def test_segmentation_from_other_software_is_read_by_segment_name(logic, env, mrml):
     import slicer
     import vtk
 
     grid = _oblique_grid()
-    reference = logic.updateVolumeNode(grid, name="pdff")
+    reference = mrml.updateVolumeNode(grid, name="pdff")
     seg = env.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     seg.SetReferenceImageGeometryParameterFromVolumeNode(reference)
     masks = {}
@@ -200,14 +216,14 @@ def test_segmentation_from_other_software_is_read_by_segment_name(logic, env):
         mask[box] = 1
         masks[name] = mask
         segment_id = seg.GetSegmentation().AddEmptySegment(name, name, (0.2, 0.4, 0.6))
-        label_node = logic.updateVolumeNode(grid.with_array(mask), name="tmp", labelmap=True)
+        label_node = mrml.updateVolumeNode(grid.with_array(mask), name="tmp", labelmap=True)
         ids = vtk.vtkStringArray()
         ids.InsertNextValue(segment_id)
         assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
             label_node, seg, ids
         )
         env.scene.RemoveNode(label_node)
-    roiset = logic.roiSetFromSegmentation(seg, reference)
+    roiset = mrml.roiSetFromSegmentation(seg, reference)
     assert roiset.level_names == ("L3", "L4")
     assert int(roiset.mask("L3").sum()) == int(masks["vertebrae_L3"].sum())
     assert int(roiset.mask("L4").sum()) == int(masks["L4 body"].sum())
@@ -215,11 +231,11 @@ def test_segmentation_from_other_software_is_read_by_segment_name(logic, env):
 
     seg.GetSegmentation().AddEmptySegment("tumour", "tumour", (1, 0, 0))
     with pytest.raises(InputError, match="tumour"):
-        logic.roiSetFromSegmentation(seg, reference)
+        mrml.roiSetFromSegmentation(seg, reference)
 
 
 # -- statistics -> table ---------------------------------------------------------------------
-def test_statistics_records_to_table(logic):
+def test_statistics_records_to_table(logic, mrml):
     records = [
         {
             "level": "L1",
@@ -246,7 +262,7 @@ def test_statistics_records_to_table(logic):
             "flags": "fractured",
         },
     ]
-    table = logic.updateTableNode(records, name="stats")
+    table = mrml.updateTableNode(records, name="stats")
     assert table.GetNumberOfRows() == 3
     assert table.GetNumberOfColumns() == 6
     vtable = table.GetTable()
@@ -256,14 +272,14 @@ def test_statistics_records_to_table(logic):
     assert vtable.GetColumnByName("flags").GetValue(2) == "fractured"
     assert vtable.GetColumnByName("n_voxels").GetValue(2) == 98
     assert table.GetColumnUnitLabel("volume_ml") == "mL"
-    back = logic.recordsFromTableNode(table)
+    back = mrml.recordsFromTableNode(table)
     assert back[0]["level"] == "L1" and back[0]["volume_ml"] == pytest.approx(0.84)
     # refilling replaces the content
-    logic.updateTableNode(records[:1], table)
+    mrml.updateTableNode(records[:1], table)
     assert table.GetNumberOfRows() == 1
 
 
-def test_library_statistics_dataframe_to_table(logic):
+def test_library_statistics_dataframe_to_table(logic, mrml):
     import importlib
 
     from RefractureRiskLib.core import Study
@@ -275,7 +291,7 @@ def test_library_statistics_dataframe_to_table(logic):
     roiset = _roiset(grid)
     study = Study({"pdff": grid, "r2s": grid.with_array(grid.array * 0.7)})
     stats = stats_module.roi_statistics(roiset, study)
-    table = logic.updateTableNode(stats, name="stats")
+    table = mrml.updateTableNode(stats, name="stats")
     assert table.GetNumberOfRows() == len(stats)
     assert table.GetNumberOfColumns() == len(stats.columns)
     vtable = table.GetTable()
@@ -284,13 +300,13 @@ def test_library_statistics_dataframe_to_table(logic):
             [vtable.GetColumnByName(column).GetValue(r) for r in range(len(stats))],
             stats[column].to_numpy(float),
         )
-    means = logic.meanPdffByLevel(stats)
+    means = mrml.meanPdffByLevel(stats)
     for level in ("T12", "L1", "L2"):
         assert means[level] == pytest.approx(float(grid.array[roiset.mask(level)].mean()), rel=1e-5)
 
 
 # -- markups -> manual ROI points ------------------------------------------------------------
-def test_markups_points_named_by_level(logic, env):
+def test_markups_points_named_by_level(logic, env, mrml):
     import slicer
     import vtk
 
@@ -298,9 +314,9 @@ def test_markups_points_named_by_level(logic, env):
     node.AddControlPoint(vtk.vtkVector3d(1.0, 2.0, 3.0), "L1")
     node.AddControlPoint(vtk.vtkVector3d(4.0, 5.0, -6.5), "l2")
     node.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 40.0), "T12 body")
-    points = logic.levelPointsFromMarkups(node)
+    points = mrml.levelPointsFromMarkups(node)
     assert points == {"L1": (1.0, 2.0, 3.0), "L2": (4.0, 5.0, -6.5), "T12": (0.0, 0.0, 40.0)}
-    assert logic.nextLevelToPlace(points) == "L3"
+    assert mrml.nextLevelToPlace(points) == "L3"
 
     # positions are world RAS: a parent transform moves them
     transform = env.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
@@ -308,44 +324,44 @@ def test_markups_points_named_by_level(logic, env):
     shift.SetElement(2, 3, 10.0)
     transform.SetMatrixTransformToParent(shift)
     node.SetAndObserveTransformNodeID(transform.GetID())
-    assert logic.levelPointsFromMarkups(node)["L1"] == (1.0, 2.0, 13.0)
+    assert mrml.levelPointsFromMarkups(node)["L1"] == (1.0, 2.0, 13.0)
 
     node.AddControlPoint(vtk.vtkVector3d(9.0, 9.0, 9.0), "F-4")
     with pytest.raises(InputError, match="F-4"):
-        logic.levelPointsFromMarkups(node)
-    assert set(logic.levelPointsFromMarkups(node, strict=False)) == {"L1", "L2", "T12"}
+        mrml.levelPointsFromMarkups(node)
+    assert set(mrml.levelPointsFromMarkups(node, strict=False)) == {"L1", "L2", "T12"}
     node.SetNthControlPointLabel(3, "L1")
     with pytest.raises(InputError, match="repeats level L1"):
-        logic.levelPointsFromMarkups(node)
+        mrml.levelPointsFromMarkups(node)
 
-    written = logic.updateMarkupsFromLevelPoints({"L3": (1.0, 1.0, 1.0), "T10": (0.0, 0.0, 90.0)})
+    written = mrml.updateMarkupsFromLevelPoints({"L3": (1.0, 1.0, 1.0), "T10": (0.0, 0.0, 90.0)})
     assert [written.GetNthControlPointLabel(i) for i in range(2)] == ["T10", "L3"]
     assert slicer.util.arrayFromMarkupsControlPoints(written).tolist() == [[0, 0, 90], [1, 1, 1]]
 
 
-def test_level_names_match_library(module):
+def test_level_names_match_library(module, mrml):
     assert module.LEVELS == VERTEBRAL_LEVELS
-    assert module.RefractureRiskLogic.parseLevels("L1, l2;T12") == ("L1", "L2", "T12")
+    assert mrml.parseLevels("L1, l2;T12") == ("L1", "L2", "T12")
     for bad in ("L1, X7", "L1-L2", "T8"):
         with pytest.raises(InputError):
-            module.RefractureRiskLogic.parseLevels(bad)
+            mrml.parseLevels(bad)
 
 
-def test_next_level_to_place(logic):
-    assert logic.nextLevelToPlace([]) == "L1"
-    assert logic.nextLevelToPlace(["L1", "L2"]) == "L3"
-    assert logic.nextLevelToPlace(["L4", "L5", "S1"]) == "L3"
-    assert logic.nextLevelToPlace(["T10", "S1"]) == "L5"
-    assert logic.nextLevelToPlace(list(VERTEBRAL_LEVELS)) is None
+def test_next_level_to_place(logic, mrml):
+    assert mrml.nextLevelToPlace([]) == "L1"
+    assert mrml.nextLevelToPlace(["L1", "L2"]) == "L3"
+    assert mrml.nextLevelToPlace(["L4", "L5", "S1"]) == "L3"
+    assert mrml.nextLevelToPlace(["T10", "S1"]) == "L5"
+    assert mrml.nextLevelToPlace(list(VERTEBRAL_LEVELS)) is None
 
 
-def test_risk_annotation_text(module, logic):
+def test_risk_annotation_text(module, logic, display, workflow):
     from RefractureRiskLib.model import modelfile, scoring
 
     model = modelfile.load_model(modelfile.bundled_model_path())
-    patient = {spec.name: module._typicalInputValue(spec) for spec in model.inputs}
+    patient = {spec.name: workflow.typicalInputValue(spec) for spec in model.inputs}
     risk = scoring.score(model, patient)
-    text = logic.riskAnnotationText(risk)
+    text = display.riskAnnotationText(risk)
     assert f"{100 * risk.probability:.1f}%" in text
     assert risk.model_warning is not None and not risk.validated
     assert risk.model_warning.upper() in text
@@ -353,15 +369,16 @@ def test_risk_annotation_text(module, logic):
 
 
 # -- the workflow the Slicer self-test runs --------------------------------------------------
-def test_workflow_on_phantom(logic, module):
+def test_workflow_on_phantom(logic, module, workflow):
     """Same steps as RefractureRiskTest.test_RefractureRiskWorkflow inside Slicer."""
     phantom = logic.generatePhantomStudy(seed=0)
     nodes = logic.addStudyToScene(phantom.study, baseName="phantom")
-    messages = module.runWorkflowChecks(logic, phantom, nodes)
-    assert messages[-1].startswith("risk")
+    messages = workflow.runWorkflowChecks(logic, phantom, nodes)
+    assert any(m.startswith("risk") for m in messages)
+    assert messages[-1].startswith("rejecting L3")
 
 
-def test_study_provenance_survives_the_scene(logic):
+def test_study_provenance_survives_the_scene(logic, mrml):
     from RefractureRiskLib.core import PatientInfo, SeriesProvenance, Study, StudyProvenance
 
     grid = _oblique_grid()
@@ -381,33 +398,33 @@ def test_study_provenance_survives_the_scene(logic):
     # swapping kinds, or mixing in a volume from elsewhere, drops the loaded study's provenance
     swapped = logic.studyFromNodes({"pdff": nodes["r2s"], "r2s": nodes["pdff"]})
     assert swapped.provenance.vendor == "unknown" and swapped.patient.age_years is None
-    other = logic.updateVolumeNode(grid, name="other")
+    other = mrml.updateVolumeNode(grid, name="other")
     mixed = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": other})
     assert mixed.provenance.study_uid is None
 
 
-def test_pdff_chart_by_level(logic, env):
+def test_pdff_chart_by_level(logic, env, mrml, display):
     records = [
         {"level": "L2", "map": "pdff", "mean": 55.0},
         {"level": "L2", "map": "r2s", "mean": 61.0},
         {"level": "T12", "map": "pdff", "mean": 41.5},
     ]
-    chart = logic.updatePdffChart(records)
+    chart = display.updatePdffChart(records)
     assert chart.GetNumberOfPlotSeriesNodes() == 2
     series = chart.GetNthPlotSeriesNode(0)
     table = series.GetTableNode()
-    rows = logic.recordsFromTableNode(table)
+    rows = mrml.recordsFromTableNode(table)
     assert [r["level"] for r in rows] == ["T12", "L2"]  # cranial to caudal
     assert [r["pdff_mean_pct"] for r in rows] == [41.5, 55.0]
     assert math.isnan(rows[0]["r2s_mean_per_s"]) and rows[1]["r2s_mean_per_s"] == 61.0
     assert series.GetYColumnName() == "pdff_mean_pct"
     # a second update reuses the nodes
-    assert logic.updatePdffChart(records[:1]) is chart
+    assert display.updatePdffChart(records[:1]) is chart
     assert env.scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
 
 
 @pytest.mark.slow
-def test_outputs_from_a_dicom_study(logic, module, tmp_path):
+def test_outputs_from_a_dicom_study(logic, module, tmp_path, mrml, workflow):
     """DICOM folder -> panel workflow -> saved files, DICOM SEG/SR and the measurement store.
 
     The risk the panel computed must equal the one the command-line pipeline writes for the same
@@ -423,7 +440,7 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     phantom = generate_phantom(PhantomSpec(seed=2))
     write_dicom_study(phantom.study, tmp_path / "dicom", vendor="GE", seed=2)
     study_loaded = logic.loadStudyFromFolder(tmp_path / "dicom")
-    assert len(logic.sourcePdffFiles) == study_loaded.grid.shape[0]  # one file per PDFF slice
+    assert len(logic.dicomSource[0]) == study_loaded.grid.shape[0]  # one file per PDFF slice
     nodes = logic.addStudyToScene(study_loaded, baseName="dicom")
     study = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": nodes["r2s"]}, fieldStrengthT=1.5)
     assert study.provenance.study_uid == study_loaded.provenance.study_uid is not None
@@ -435,7 +452,7 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     result = logic.roisFromPoints(study, points, reader="reader A", indexLevels=("L1",))
     model = logic.loadModel()
     clinical = {
-        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+        spec.name: workflow.typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
     }
     outcome = logic.computeRisk(study, result, model, clinical, indexLevels=("L1",))
 
@@ -460,7 +477,7 @@ def test_outputs_from_a_dicom_study(logic, module, tmp_path):
     assert saved["provenance"]["reader"] == "reader A"
 
     # a study built from other volumes cannot reference the loaded DICOM series
-    other = logic.updateVolumeNode(study.pdff, name="copy of pdff")
+    other = mrml.updateVolumeNode(study.pdff, name="copy of pdff")
     foreign = dict(outcome, study=logic.studyFromNodes({"pdff": other}))
     with pytest.raises(InputError, match="not the DICOM series"):
         logic.exportDicom(foreign, str(tmp_path / "export"))
@@ -494,7 +511,7 @@ def test_clinical_inputs_from_a_cohort_row(logic, tmp_path):
         logic.clinicalFromCohortRow(str(table), "P3")
 
 
-def test_imported_body_segmentation(logic):
+def test_imported_body_segmentation(logic, mrml):
     """Whole-body segments (as another tool would give) -> ROIs placed inside each body."""
     from RefractureRiskLib import phantom as phantom_module
     from RefractureRiskLib.core.levels import level_from_label
@@ -509,8 +526,8 @@ def test_imported_body_segmentation(logic):
     )
     labels = np.where(np.isin(bodies.array, [lv.label for lv in levels]), bodies.array, 0)
     drawn = RoiSet(bodies.with_array(labels.astype(np.int16)), levels, RoiMethod.IMPORTED_MASK)
-    seg = logic.roiSetToSegmentation(drawn, nodes["pdff"])
-    imported = logic.roiSetFromSegmentation(seg, nodes["pdff"])
+    seg = mrml.roiSetToSegmentation(drawn, nodes["pdff"])
+    imported = mrml.roiSetFromSegmentation(seg, nodes["pdff"])
     as_bodies = logic.roisFromImportedRoiSet(imported, study, segmentsAreBodies=True)
     as_rois = logic.roisFromImportedRoiSet(imported, study, segmentsAreBodies=False)
     for lv in ("L2", "L3"):
@@ -545,7 +562,7 @@ def test_importing_the_module_loads_no_library_or_heavy_package():
     )
 
 
-def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
+def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path, workflow):
     """Philips enhanced file holding water, fat and PDFF frames: the panel's SEG references
     only the PDFF frames (the frame numbers kept at loading reach the exporter)."""
     pydicom = pytest.importorskip("pydicom")
@@ -562,13 +579,13 @@ def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
         seed=4,
     )
     study = logic.loadStudyFromFolder(tmp_path / "dicom")
-    assert logic.sourcePdffFiles == [str(p) for p in ws.by_kind("pdff").files]
-    assert len(logic.sourcePdffFrames) == study.grid.shape[0]
+    assert logic.dicomSource[0] == [str(p) for p in ws.by_kind("pdff").files]
+    assert len(logic.dicomSource[1]) == study.grid.shape[0]
     points = {lv.level: lv.centre_ras for lv in phantom.truth.levels if lv.level in ("L2", "L3")}
     result = logic.roisFromPoints(study, points, reader="reader A")
     model = logic.loadModel()
     clinical = {
-        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+        spec.name: workflow.typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
     }
     # tl_junction follows from the index level (the panel no longer asks for it)
     outcome = logic.computeRisk(study, result, model, clinical, indexLevels=("L1",))
@@ -580,10 +597,10 @@ def test_dicom_export_from_an_enhanced_mixed_study(logic, module, tmp_path):
         for derivation in item.DerivationImageSequence
         for src in derivation.SourceImageSequence
     }
-    assert referenced and referenced <= set(logic.sourcePdffFrames)
+    assert referenced and referenced <= set(logic.dicomSource[1])
 
 
-def test_field_strength_is_taken_from_the_images_not_typed(logic, module):
+def test_field_strength_is_taken_from_the_images_not_typed(logic, module, workflow):
     """A model with ``mri_field_T`` (trained at one field strength): the panel does not ask
     for it, and the risk uses the study's field strength."""
     from dataclasses import replace
@@ -595,7 +612,7 @@ def test_field_strength_is_taken_from_the_images_not_typed(logic, module):
     model = replace(logic.loadModel(), inputs=(*logic.loadModel().inputs, field))
     assert "mri_field_T" not in {spec.name for spec in logic.clinicalInputSpecs(model)}
     clinical = {
-        spec.name: module._typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
+        spec.name: workflow.typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)
     }
     phantom = generate_phantom(PhantomSpec(seed=6, field_strength_t=3.0))
     points = {lv.level: lv.centre_ras for lv in phantom.truth.levels if lv.level in ("L2", "L3")}

@@ -23,6 +23,11 @@ from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "RefractureRisk"
 MODULE_FILE = MODULE_DIR / "RefractureRisk.py"
+#: The module's helper package (MRML conversions, display, review, background steps).
+PACKAGE_DIR = MODULE_DIR / "RefractureRiskSlicer"
+PACKAGE_FILES = sorted(PACKAGE_DIR.glob("*.py"))
+#: The template's classes stay one readable file (issue 16): helpers go to the package.
+MODULE_MAX_LINES = 700
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "RefractureRisk.ui"
 MODULE_ICON = MODULE_DIR / "Resources" / "Icons" / "RefractureRisk.png"
 EXTENSION_ICON = ROOT / "Resources" / "Icons" / "RefractureRisk.png"
@@ -30,7 +35,7 @@ REQUIREMENTS = MODULE_DIR / "Resources" / "requirements.txt"
 DESCRIPTION_JSON = ROOT / "RefractureRisk.json"
 
 #: Top-level imports the module may make (DESIGN.md §5): the standard library and these.
-ALLOWED_THIRD_PARTY = {"slicer", "qt", "ctk", "vtk", "numpy"}
+ALLOWED_THIRD_PARTY = {"slicer", "qt", "ctk", "vtk", "numpy", "RefractureRiskSlicer"}
 #: Decorators allowed on module-level classes (they only register the class).
 ALLOWED_DECORATORS = {"parameterNodeWrapper"}
 #: MRML widget classes that need the scene (connected to the top widget's mrmlSceneChanged).
@@ -40,6 +45,14 @@ MRML_WIDGETS = {"qMRMLNodeComboBox", "qSlicerMarkupsPlaceWidget", "qMRMLTableVie
 @pytest.fixture(scope="module")
 def tree() -> ast.Module:
     return ast.parse(MODULE_FILE.read_text(encoding="utf-8"), filename=str(MODULE_FILE))
+
+
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _all_sources() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in [MODULE_FILE, *PACKAGE_FILES])
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +169,7 @@ def test_every_slicer_parameter_name_is_a_parameter_of_a_matching_type(tree, ui)
 def test_parameter_choices_name_the_library_levels(tree):
     parameters = _parameters(tree)
     assert ast.unparse(parameters["anchorLevel"]).endswith("Choice(['none', *LEVELS])]")
-    levels = _module_constant(tree, "LEVELS")
+    levels = _module_constant(_parse(PACKAGE_DIR / "mrml.py"), "LEVELS")
     assert levels == VERTEBRAL_LEVELS
 
 
@@ -192,23 +205,29 @@ def test_buttons_are_connected_to_handlers(tree, ui):
 
 
 # -- import-time behaviour -------------------------------------------------------------------------
-def test_top_level_imports_are_light(tree):
+@pytest.mark.parametrize(
+    "path", [MODULE_FILE, *PACKAGE_FILES], ids=lambda p: p.relative_to(MODULE_DIR).as_posix()
+)
+def test_top_level_imports_are_light(path):
     allowed = set(sys.stdlib_module_names) | ALLOWED_THIRD_PARTY
-    for node in tree.body:
+    for node in _parse(path).body:
         if isinstance(node, ast.Import):
             roots = [alias.name.split(".")[0] for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative import in the module"
+            if node.level:  # within the package
+                assert path.parent == PACKAGE_DIR, f"{path.name}: relative import"
+                continue
             roots = [node.module.split(".")[0]]
         else:
             continue
         bad = [r for r in roots if r not in allowed]
         assert not bad, (
-            f"line {node.lineno}: top-level import of {bad}; import it inside a function"
+            f"{path.name} line {node.lineno}: top-level import of {bad}; import it inside a "
+            "function"
         )
-    text = MODULE_FILE.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
     assert not re.search(r"^\s*(import|from)\s+RefractureRiskLib", text, re.M), (
-        "RefractureRiskLib must be imported lazily through _lib()"
+        "RefractureRiskLib must be imported lazily through library.lib()"
     )
 
 
@@ -227,15 +246,18 @@ def _module_constant(tree: ast.Module, name: str):
     raise AssertionError(f"no module constant {name}")
 
 
-def test_no_work_at_import_time(tree):
+@pytest.mark.parametrize(
+    "path", [MODULE_FILE, *PACKAGE_FILES], ids=lambda p: p.relative_to(MODULE_DIR).as_posix()
+)
+def test_no_work_at_import_time(path):
     """Module level holds only imports, docstrings, literal constants, functions and classes."""
-    for node in tree.body:
+    for node in _parse(path).body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # docstring
         if isinstance(node, ast.Assign):
-            assert _is_literal(node.value), f"line {node.lineno}: non-literal module constant"
+            assert _is_literal(node.value), f"{path.name} line {node.lineno}: non-literal constant"
             continue
         if isinstance(node, ast.ClassDef):
             for deco in node.decorator_list:
@@ -256,9 +278,10 @@ def test_template_classes_present(tree):
     bases = {name: [ast.unparse(b) for b in c.bases] for name, c in classes.items()}
     assert bases["RefractureRisk"] == ["ScriptedLoadableModule"]
     assert "ScriptedLoadableModuleWidget" in bases["RefractureRiskWidget"]
-    assert bases["RefractureRiskLogic"] == ["ScriptedLoadableModuleLogic"]
+    # the library compositions of the steps are a mixin from the package (steps.py)
+    assert bases["RefractureRiskLogic"] == ["WorkflowSteps", "ScriptedLoadableModuleLogic"]
     assert bases["RefractureRiskTest"] == ["ScriptedLoadableModuleTest"]
-    source = MODULE_FILE.read_text(encoding="utf-8")
+    source = _all_sources()
     for api in (
         "slicer.util.loadUI",
         "connectGui",
@@ -278,13 +301,31 @@ def test_logic_has_no_gui_calls(tree):
     logic = next(
         n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RefractureRiskLogic"
     )
-    gui_only = {"setResultsLayout", "showPdff"}  # guarded / documented as needing the application
-    for method in (m for m in logic.body if isinstance(m, ast.FunctionDef)):
+    steps = next(
+        n
+        for n in _parse(PACKAGE_DIR / "steps.py").body
+        if isinstance(n, ast.ClassDef) and n.name == "WorkflowSteps"
+    )
+    methods = [m for cls in (logic, steps) for m in cls.body if isinstance(m, ast.FunctionDef)]
+    assert len(methods) > 20
+    for method in methods:
         text = ast.unparse(method)
-        if method.name in gui_only:
-            continue
         for token in ("qt.", "ctk.", "slicer.app", "errorDisplay", "self.ui", "slicer.modules"):
             assert token not in text, f"RefractureRiskLogic.{method.name} uses {token}"
+
+
+def test_module_file_keeps_to_the_template():
+    """The template's five classes in one readable file; helpers live in the package."""
+    lines = MODULE_FILE.read_text(encoding="utf-8").count("\n")
+    assert lines <= MODULE_MAX_LINES, f"RefractureRisk.py has {lines} lines"
+    classes = [n.name for n in _parse(MODULE_FILE).body if isinstance(n, ast.ClassDef)]
+    assert classes == [
+        "RefractureRisk",
+        "RefractureRiskParameterNode",
+        "RefractureRiskWidget",
+        "RefractureRiskLogic",
+        "RefractureRiskTest",
+    ]
 
 
 # -- packaging -------------------------------------------------------------------------------------
@@ -328,6 +369,8 @@ def test_module_cmakelists_lists_the_module_files():
         for entry in re.findall(r"^\s+(\S+\.(?:py|png|ui|txt))\s*$", text, re.M)
     }
     assert {"RefractureRisk.py", "Resources/UI/RefractureRisk.ui"} <= listed
+    package = {p.relative_to(MODULE_DIR).as_posix() for p in PACKAGE_FILES}
+    assert package and package <= listed, f"not in MODULE_PYTHON_SCRIPTS: {package - listed}"
     for entry in listed:
         assert (MODULE_DIR / entry).is_file(), f"CMake lists {entry}, which does not exist"
     for sub in re.findall(r"^\s*add_subdirectory\((\w+)\)", text, re.M):
@@ -427,3 +470,39 @@ def test_self_test_runs_the_slicer_core_workflow(tree):
     )
     assert "runWorkflowChecks" in calls(workflow)
     assert "generatePhantomStudy" in calls(test_class) and "generatePhantomStudy" in calls(workflow)
+
+
+# -- issue 16: rough edges, version, offline self-test -------------------------------------------
+def test_store_path_browse_can_name_a_new_file(ui):
+    """ctkPathLineEdit opens a save dialog (a new file name allowed) only with Writable."""
+    widget = _ui_widgets(ui)["storePathLineEdit"]
+    filters = next(
+        p.findtext("set") for p in widget.findall("property") if p.get("name") == "filters"
+    )
+    flags = {f.strip() for f in filters.split("|")}
+    assert {"ctkPathLineEdit::Files", "ctkPathLineEdit::Writable"} <= flags, flags
+
+
+def test_minimum_slicer_version_is_declared_and_checked(tree):
+    constant = _module_constant(tree, "MINIMUM_SLICER_VERSION")
+    assert constant == (5, 12)
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r'set\(REFRACTURERISK_MINIMUM_SLICER_VERSION "5\.12"\)', cmake)
+    assert "FATAL_ERROR" in cmake.split("REFRACTURERISK_MINIMUM_SLICER_VERSION", 1)[1]
+    module = next(
+        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RefractureRisk"
+    )
+    text = ast.unparse(module)
+    assert "slicerVersionProblem" in text and "slicer.app.majorVersion" in text
+
+
+def test_self_test_needs_no_network(tree):
+    """The self-test checks the packages and never installs (pip_ensure skips in testing mode
+    unless told otherwise; a test must not download)."""
+    assert "skip_in_testing=False" not in _all_sources()
+    test_class = next(
+        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RefractureRiskTest"
+    )
+    text = ast.unparse(test_class)
+    assert "requireLibraryDependencies" in text
+    assert "pip_ensure" not in text and "pip_install" not in text and "ensureLibrary" not in text

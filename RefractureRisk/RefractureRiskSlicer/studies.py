@@ -1,0 +1,98 @@
+"""Studies in the scene: each loaded study is remembered with its volume nodes, so a Study built
+from those nodes keeps its provenance (vendor, UIDs, scaling) and non-identifying patient facts;
+the last Study built from nodes is reused while the nodes are unchanged (a live point move does
+not copy the maps again, and the ROI engine's per-study caches keep hitting)."""
+
+import dataclasses
+import sys
+import uuid
+
+import slicer
+
+from . import mrml
+from .library import lib
+
+STUDY_KEY = "RefractureRisk.StudyKey"
+MAP_KIND = "RefractureRisk.MapKind"
+
+#: {key in the nodes' STUDY_KEY attribute: Study}, shared by every logic instance.
+_loaded = {}
+#: [(nodes' stamps, Study)]: the last Study built from nodes.
+_built = []
+
+
+def clear():
+    """Forget every study and cached array (the scene was closed)."""
+    _loaded.clear()
+    _built.clear()
+    # The ROI engine keeps the arrays of its last two studies (roi.body._CACHE; it offers no
+    # public way to clear it): dropped too, when the engine was loaded at all.
+    body = sys.modules.get("RefractureRiskLib.roi.body")
+    if isinstance(getattr(body, "_CACHE", None), list):
+        body._CACHE.clear()
+
+
+def addToScene(study, baseName="RefractureRisk"):
+    """One scalar volume node per map of ``study``; returns {kind: node}. Studies whose nodes
+    have all left the scene are forgotten."""
+    inScene = {
+        node.GetAttribute(STUDY_KEY)
+        for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+    }
+    for key in set(_loaded) - inScene:
+        del _loaded[key]
+    _built.clear()
+    key = uuid.uuid4().hex
+    _loaded[key] = study
+    nodes = {}
+    for kind, volume in study.maps.items():
+        node = mrml.updateVolumeNode(volume, name=f"{baseName} {kind}")
+        node.SetAttribute(MAP_KIND, kind)
+        node.SetAttribute(STUDY_KEY, key)
+        nodes[kind] = node
+    return nodes
+
+
+def fromNodes(nodesByKind, fieldStrengthT=None):
+    """A library ``Study`` from volume nodes chosen per kind (None entries are skipped).
+
+    ``fieldStrengthT`` (T) is the panel's value; it replaces the loaded study's. Nodes of one
+    loaded study in their own kinds keep its provenance; any other choice is described as
+    chosen in the panel. The same nodes, unchanged, give the same Study object.
+    """
+    core = lib("core")
+    chosen = {kind: node for kind, node in nodesByKind.items() if node is not None}
+    if "pdff" not in chosen:
+        raise core.InputError("PDFF volume", "choose the PDFF map (percent) first")
+    stamp = (tuple((k, mrml.nodeStamp(n)) for k, n in sorted(chosen.items())), fieldStrengthT)
+    if _built and _built[0][0] == stamp:
+        return _built[0][1]
+    maps = {kind: mrml.volumeFromNode(node) for kind, node in chosen.items()}
+    keys = {node.GetAttribute(STUDY_KEY) for node in chosen.values()}
+    loaded = _loaded.get(keys.pop()) if len(keys) == 1 else None
+    if loaded is not None and all(n.GetAttribute(MAP_KIND) == k for k, n in chosen.items()):
+        provenance = dataclasses.replace(
+            loaded.provenance,
+            field_strength_t=fieldStrengthT or loaded.provenance.field_strength_t,
+            series={k: v for k, v in loaded.provenance.series.items() if k in chosen},
+        )
+        patient = loaded.patient
+    else:
+        series = {
+            kind: core.SeriesProvenance(
+                kind=kind,
+                source=f"Slicer volume node {node.GetName()}",
+                classified_by="chosen in the Slicer panel",
+            )
+            for kind, node in chosen.items()
+        }
+        provenance = core.StudyProvenance(
+            vendor="unknown", field_strength_t=fieldStrengthT, series=series
+        )
+        patient = core.PatientInfo()
+    try:
+        study = core.Study(maps=maps, provenance=provenance, patient=patient)
+    except ValueError as err:
+        raise core.InputError("selected volumes", str(err)) from None
+    _built[:] = [(stamp, study)]
+    return study

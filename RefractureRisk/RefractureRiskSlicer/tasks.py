@@ -1,0 +1,96 @@
+"""Long steps off the GUI thread, with progress and cancel.
+
+A long step (reading DICOM, detecting vertebrae, computing) runs in a worker thread on library
+types only (never MRML or Qt, which belong to the GUI thread); the GUI thread waits in a loop
+that lets the worker run, and every ``intervalS`` (50 ms) calls ``poll``, which shows the
+progress, processes the application's events and says whether the user pressed Cancel.
+
+Progress: the work receives a :class:`Progress` and calls it between its steps (the library's
+own ``progress`` callbacks are passed the same object). Cancel: once requested, the worker
+raises :class:`Cancelled` at its next Python function call, also deep inside a library call that
+reports no progress (a trace function on the worker thread only, checking one flag per call; the
+cost is within the run-to-run noise of a detection). The GUI side does not wait for the worker:
+:func:`runInBackground` raises :class:`Cancelled` at once, and the worker, which holds no MRML
+node, stops on its own; a cancelled step never reaches the scene.
+"""
+
+import sys
+import threading
+
+#: How often the GUI thread processes events while a long step runs (seconds).
+POLL_INTERVAL_S = 0.05
+
+
+class Cancelled(BaseException):
+    """The user cancelled a long step; nothing of it reached the scene.
+
+    A BaseException (like KeyboardInterrupt), so a library's ``except Exception`` cannot
+    swallow it on its way out of the worker."""
+
+    def __init__(self, message="cancelled by the user"):
+        super().__init__(message)
+
+
+class Progress:
+    """What a long step reports: ``message`` and ``fraction`` (0-1), read by the GUI thread.
+
+    Call it as ``progress("reading DICOM", 0.2)`` (the message alone is the library's
+    ``Progress`` signature); it raises :class:`Cancelled` once :meth:`cancel` was called.
+    """
+
+    def __init__(self):
+        self.message = ""
+        self.fraction = 0.0
+        self.calls = 0
+        self._cancel = threading.Event()
+
+    def __call__(self, message=None, fraction=None):
+        if self._cancel.is_set():
+            raise Cancelled()
+        self.calls += 1
+        if message is not None:
+            self.message = str(message)
+        if fraction is not None:
+            self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+    def cancel(self):
+        self._cancel.set()
+
+    @property
+    def cancelled(self):
+        return self._cancel.is_set()
+
+
+def runInBackground(work, poll, intervalS=POLL_INTERVAL_S, worker=None):
+    """``work(progress)`` in a worker thread; ``poll(progress)`` on this thread every
+    ``intervalS`` until it finishes. ``poll`` returns True to cancel: :class:`Cancelled` is
+    raised here at once. The work's exception, if any, is raised here. ``worker``: a list that
+    receives the thread (tests check that a cancelled worker stops)."""
+    progress = Progress()
+    outcome = {}
+
+    def stopWhenCancelled(frame, event, arg):
+        if progress.cancelled:
+            raise Cancelled()  # propagates from the call being entered; tracing stops
+
+    def target():
+        sys.settrace(stopWhenCancelled)  # this thread only
+        try:
+            outcome["result"] = work(progress)
+        except BaseException as err:  # handed to the GUI thread
+            outcome["error"] = err
+        finally:
+            sys.settrace(None)
+
+    thread = threading.Thread(target=target, name="RefractureRisk step", daemon=True)
+    if worker is not None:
+        worker.append(thread)
+    thread.start()
+    while thread.is_alive():
+        thread.join(intervalS)  # releases the GIL: the worker runs while we wait
+        if thread.is_alive() and poll(progress):
+            progress.cancel()
+            raise Cancelled()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -1,0 +1,128 @@
+"""The workflow the Slicer self-test (RefractureRiskTest) and the slicer-core test both run."""
+
+import numpy as np
+
+from . import display, mrml, review, tasks
+
+
+def runWorkflowChecks(logic, phantom, nodes):
+    """Run the panel's workflow on the sample-data phantom; raises on failure.
+
+    Automatic detection with an anchor (and its cancel); points at the phantom's true body
+    centres -> ROIs -> segmentation round trip -> a moved point updates only its level ->
+    statistics table and chart -> summaries -> risk with the bundled demonstration model, shown
+    beside the spine -> relabel/reject a level and the risk follows. Returns progress messages.
+    """
+    messages = []
+    index = ("L1",)
+    study = logic.studyFromNodes(
+        {k: nodes.get(k) for k in ("pdff", "r2s", "water", "fat")}, fieldStrengthT=1.5
+    )
+    truth = {lv.level: lv for lv in phantom.truth.levels if lv.level != "S1"}
+
+    anchor = ("L3", tuple(truth["L3"].centre_ras))
+    try:
+        tasks.runInBackground(
+            lambda progress: logic.detectVertebrae(study, anchor, "selftest", index, progress),
+            poll=lambda progress: True,  # Cancel pressed at the first look
+        )
+    except tasks.Cancelled:
+        pass
+    else:
+        raise AssertionError("cancelling the detection did not stop it")
+    detected = logic.detectVertebrae(study, anchor=anchor, reader="selftest", indexLevels=index)
+    for level, centre in logic.levelCentres(detected).items():
+        if level in truth:
+            offset = np.linalg.norm(np.subtract(centre, truth[level].centre_ras))
+            assert offset < 5.0, (level, offset)
+    messages.append(f"detected {len(detected.levels)} levels at their true positions")
+
+    points = mrml.updateMarkupsFromLevelPoints({lv: t.centre_ras for lv, t in truth.items()})
+    placed = mrml.levelPointsFromMarkups(points)
+    assert set(placed) == set(truth), (sorted(placed), sorted(truth))
+    messages.append(f"{len(placed)} points placed")
+
+    result = logic.roisFromPoints(study, placed, reader="selftest", indexLevels=index)
+    segmentation = mrml.roiSetToSegmentation(result.roiset, nodes["pdff"])
+    back = mrml.roiSetFromSegmentation(segmentation, nodes["pdff"])
+    for lv in result.roiset.levels:
+        assert int(back.mask(lv.level).sum()) == int(result.roiset.mask(lv.level).sum()), lv.level
+        assert back.level(lv.level).flags == lv.flags, lv.level
+    messages.append("ROIs round-tripped through the segmentation")
+
+    moved = np.add(placed["L2"], (0.0, 2.5, 2.5))
+    points.SetNthControlPointPosition(points.GetControlPointIndexByLabel("L2"), *moved)
+    movedRas = mrml.levelPointsFromMarkups(points)["L2"]
+    updated = logic.updateLevel(result, study, "L2", movedRas, index)
+    assert np.allclose(updated.extras["points_ras"]["L2"], moved)
+    assert updated.roiset.mask("L2").sum() > 0
+    for lv in ("T12", "L1", "L3"):
+        assert np.array_equal(updated.roiset.mask(lv), result.roiset.mask(lv)), lv
+    outside = np.add(placed["L2"], (0.0, 80.0, 0.0))  # in front of the spine: no marrow there
+    try:
+        logic.updateLevel(result, study, "L2", tuple(outside), index)
+    except ValueError as err:  # the library's InputError names the level
+        assert "L2" in str(err), err
+    else:
+        raise AssertionError("a point outside the vertebral body was accepted")
+    messages.append("moving the L2 point updates only L2; a point off the spine is refused")
+
+    statistics = logic.computeStatistics(result.roiset, study)
+    table = mrml.updateTableNode(statistics, name="RefractureRisk statistics")
+    assert table.GetNumberOfRows() == len(statistics)
+    display.updatePdffChart(statistics)
+    means = mrml.meanPdffByLevel(statistics)
+    for level, true in truth.items():
+        if level in means and not true.fractured and not true.cemented and not true.lesion:
+            assert abs(means[level] - true.marrow_pdff_pct) < 5.0, (level, means[level])
+    messages.append("statistics match the phantom's true marrow PDFF")
+
+    model = logic.loadModel()
+    clinical = {spec.name: typicalInputValue(spec) for spec in logic.clinicalInputSpecs(model)}
+    outcome = logic.computeRisk(study, result, model, clinical, indexLevels=index)
+    summary, risk = outcome["summary"], outcome["risk"]
+    used = summary.levels_used["pdff_global_L1L4_pct"]
+    assert "L1" not in used and len(used) >= 2, used  # the index level is not in the summary
+    expected = float(np.mean([means[lv] for lv in used]))
+    assert abs(summary.pdff_global_L1L4_pct - expected) < 1e-6, (summary, expected)
+    assert 0.0 < risk.probability < 1.0
+    text = display.riskAnnotationText(risk)
+    assert (risk.model_warning is not None) == (not risk.validated)
+    assert risk.validated or risk.model_warning.upper() in text
+    html = display.resultsHtml(outcome)
+    assert f"{100 * risk.probability:.1f}%" in html and risk.model_name in html
+    assert "points" not in html
+    partial = {k: v for k, v in clinical.items() if k != "age_years"}
+    try:
+        logic.computeRisk(study, result, model, partial, indexLevels=index)
+    except ValueError as err:  # the library's InputError names the missing input
+        assert "age_years" in str(err), err
+    else:
+        if study.patient.age_years is None:
+            raise AssertionError("a missing age was not refused")
+    ranged = logic.computeRisk(study, result, model, partial, indexLevels=index, missing="range")
+    if ranged["risk"].is_range:
+        assert "range over missing inputs" in display.riskAnnotationText(ranged["risk"])
+    messages.append("a missing input is refused, or shown as a labelled range on request")
+    annotation = display.showRiskAnnotation(outcome)
+    assert annotation.GetNthControlPointLabel(0) == text
+    messages.append(f"risk {100 * risk.probability:.1f}% shown")
+
+    rejected = review.reject(result, "L3")
+    again = logic.computeRisk(study, rejected, model, clinical, indexLevels=index)
+    assert "L3" not in again["summary"].levels_used["pdff_global_L1L4_pct"]
+    assert again["risk"].probability != risk.probability
+    messages.append("rejecting L3 takes it out of the summaries and changes the risk")
+    return messages
+
+
+def typicalInputValue(spec):
+    """A plausible test value for a model input: its missing-value substitute, else mid-range."""
+    if spec.missing_value is not None:
+        return spec.missing_value
+    if spec.kind == "category":
+        return spec.levels[0]
+    if spec.kind == "binary":
+        return 0
+    lo, hi = spec.soft_range or spec.hard_range
+    return 0.5 * (lo + hi)

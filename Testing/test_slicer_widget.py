@@ -1,0 +1,298 @@
+"""The panel's handlers on a real MRML scene (slicer-core), with recording stand-ins for Qt.
+
+What is tested is the widget's own decisions (which study is loaded, which label a new point gets,
+which message the user sees, which table the view shows); the stand-ins are described in
+``slicer_core_bootstrap.py``. Skips, with the reason, when slicer-core is not importable.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from Testing import slicer_core_bootstrap as boot
+
+_REASON = boot.slicer_core_missing_reason()
+pytestmark = [
+    pytest.mark.slicer_core,
+    pytest.mark.skipif(bool(_REASON), reason=_REASON or "slicer-core present"),
+]
+
+
+@pytest.fixture()
+def env():
+    return boot.bootstrap()
+
+
+@pytest.fixture(scope="module")
+def module():
+    return boot.load_module()
+
+
+@pytest.fixture()
+def dialogs(monkeypatch):
+    """Progress dialogs the handlers open (stand-ins, see slicer_core_bootstrap); set
+    ``dialogs.cancel_after`` to press Cancel."""
+    import slicer
+
+    class Opened(list):
+        cancel_after = None
+
+    opened = Opened()
+
+    def create(**kwargs):
+        opened.append(boot.FakeProgressDialog(cancel_after=opened.cancel_after, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(slicer.util, "createProgressDialog", create)
+    return opened
+
+
+@pytest.fixture()
+def widget(env, module, dialogs):
+    w = boot.make_widget(module, env)
+    yield w
+    w.cleanup()
+    boot.remove_fake_application()
+
+
+class FakeDicomDatabase:
+    """Two studies of one patient; remembers which files were asked for."""
+
+    isOpen = True  # noqa: N815 - ctkDICOMDatabase property
+
+    def __init__(self) -> None:
+        self.files_asked: list[str] = []
+
+    def patients(self):
+        return ["P1"]
+
+    def studiesForPatient(self, patient):
+        return ["1.2.1", "1.2.2"]
+
+    def seriesForStudy(self, study):
+        return [study + ".1"]
+
+    def fieldForStudy(self, field, study):
+        return {"StudyDescription": "spine " + study[-1], "StudyDate": "20240101"}[field]
+
+    def filesForSeries(self, series):
+        self.files_asked.append(series)
+        return [f"/nonexistent/{series}.dcm"]
+
+
+# -- bug: Cancel in the study chooser loaded the first study ------------------------------------
+def test_cancel_in_the_study_chooser_loads_nothing(widget, monkeypatch):
+    import qt
+    import slicer
+
+    database = FakeDicomDatabase()
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    loaded = []
+    monkeypatch.setattr(
+        widget.logic, "loadStudyFromFiles", lambda files, **kw: loaded.append(files)
+    )
+    monkeypatch.setattr(widget, "_ensureDependencies", lambda *a, **k: None)
+    monkeypatch.setattr(qt.QInputDialog, "answer", None)  # the user presses Cancel
+    widget.onLoadFromDatabase()
+    assert loaded == [] and database.files_asked == []
+
+
+def test_the_chosen_study_is_the_one_loaded(widget, monkeypatch):
+    import qt
+    import slicer
+
+    database = FakeDicomDatabase()
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    monkeypatch.setattr(widget, "_ensureDependencies", lambda *a, **k: None)
+    monkeypatch.setattr(qt.QInputDialog, "answer", 1)  # the second study
+    loaded = []
+
+    def load(files, progress=None):
+        loaded.append(files)
+        raise RuntimeError("stop here")  # reading is tested elsewhere
+
+    monkeypatch.setattr(widget.logic, "loadStudyFromFiles", load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        widget.onLoadFromDatabase()
+    assert loaded == [["/nonexistent/1.2.2.1.dcm"]]
+
+
+# -- bug: no DICOM module -> AttributeError ---------------------------------------------------
+def test_without_the_dicom_module_the_message_says_so(widget, monkeypatch):
+    import slicer
+
+    monkeypatch.delattr(slicer, "dicomDatabase", raising=False)
+    with pytest.raises(ValueError, match="DICOM module"):
+        widget.onLoadFromDatabase()
+
+
+# -- bug: a stale pending level renamed the next point ---------------------------------------------
+def test_leaving_place_mode_forgets_the_pending_level(widget, env):
+    import slicer
+    import vtk
+
+    interaction = env.application_logic.GetInteractionNode()
+    widget.onPlaceNextLevel()
+    points = widget._parameterNode.roiPoints
+    assert points is not None and widget._levelPoints.pendingLevel == "L1"
+    interaction.SetCurrentInteractionMode(slicer.vtkMRMLInteractionNode.Place)
+    interaction.SetCurrentInteractionMode(slicer.vtkMRMLInteractionNode.ViewTransform)
+    assert widget._levelPoints.pendingLevel is None
+    index = points.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 0.0), "L3")
+    points.InvokeEvent(slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent)
+    assert points.GetNthControlPointLabel(index) == "L3"
+
+
+def test_points_written_by_the_panel_keep_their_levels(widget, env):
+    """Detection and relabelling rewrite the point list in code (which fires the same
+    "position defined" event): a pending request must not rename those points."""
+    import types
+
+    import slicer
+
+    widget.onPlaceNextLevel()
+    env.application_logic.GetInteractionNode().SetCurrentInteractionMode(
+        slicer.vtkMRMLInteractionNode.Place
+    )
+    placed = types.SimpleNamespace(
+        levels=[types.SimpleNamespace(level=lv, centre_ras=(0.0, 0.0, 30.0 * i))
+                for i, lv in enumerate(("L2", "L3"))]
+    )  # fmt: skip
+    widget._writeLevelPoints(placed)
+    points = widget._parameterNode.roiPoints
+    labels = [points.GetNthControlPointLabel(i) for i in range(points.GetNumberOfControlPoints())]
+    assert labels == ["L2", "L3"]
+
+
+def test_a_point_placed_in_place_mode_gets_the_pending_level(widget, env):
+    import slicer
+    import vtk
+
+    widget.onPlaceNextLevel()
+    points = widget._parameterNode.roiPoints
+    env.application_logic.GetInteractionNode().SetCurrentInteractionMode(
+        slicer.vtkMRMLInteractionNode.Place
+    )
+    index = points.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 0.0), "F-1")
+    points.InvokeEvent(slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent)
+    assert points.GetNthControlPointLabel(index) == "L1"
+    assert widget._levelPoints.pendingLevel is None
+
+
+# -- bug: the Sample Data loader failed silently ---------------------------------------------------
+def test_sample_data_loader_errors_reach_the_user(widget, module, monkeypatch):
+    import slicer
+
+    shown = []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kw: shown.append(text))
+    slicer.app.testing = False  # as in an interactive session
+
+    def declined(*args, **kwargs):
+        raise RuntimeError("the user declined installing pandas")
+
+    monkeypatch.setattr(module, "_ensureLibraryDependencies", declined)
+    with pytest.raises(RuntimeError):
+        module._loadPhantomSample()
+    assert len(shown) == 1 and "declined installing pandas" in shown[0]
+
+
+# -- rough edge: the statistics view showed the old table ------------------------------------------
+def test_picking_another_statistics_table_shows_it(widget, env):
+    other = env.scene.AddNewNodeByClass("vtkMRMLTableNode", "another table")
+    widget._parameterNode.statisticsTable = other
+    widget._updateGuiState()
+    assert widget.ui.statisticsTableView.called("setMRMLTableNode")[-1] == (other,)
+
+
+# -- responsive: long steps off the GUI thread, with cancel ----------------------------------------
+def test_cancel_stops_the_worker_inside_a_library_call(module):
+    """Cancel reaches work that reports no progress (a library call): the worker stops."""
+    import time
+
+    from RefractureRiskSlicer import tasks
+
+    def busy(n):  # stands for a library function: Python calls, no progress reports
+        return sum(i * i for i in range(n))
+
+    def work(progress):
+        progress("working", 0.1)
+        for _ in range(10_000):
+            busy(20_000)
+        return "finished"
+
+    polls, worker = [], []
+    started = time.perf_counter()
+    with pytest.raises(tasks.Cancelled):
+        tasks.runInBackground(
+            work, lambda progress: polls.append(1) or len(polls) >= 2, worker=worker
+        )
+    assert time.perf_counter() - started < 1.0  # the GUI got control back at once
+    worker[0].join(2.0)
+    assert not worker[0].is_alive()  # and the worker stopped (10 000 calls would take minutes)
+
+
+def test_the_gui_processes_events_every_100_ms_during_detection(widget, module, dialogs):
+    """Detection on the phantom: events are processed at least every ~100 ms (measured)."""
+    import slicer
+
+    logic = widget.logic
+    phantom = logic.generatePhantomStudy(seed=0)
+    logic.detectVertebrae(phantom.study)  # the first run also imports scipy & co. (not measured)
+    nodes = logic.addStudyToScene(phantom.study, baseName="p")
+    widget._parameterNode.pdffVolume = nodes["pdff"]
+    widget._parameterNode.r2sVolume = nodes["r2s"]
+    widget._ensureDependencies = lambda *a, **k: None
+    widget.onDetectVertebrae()
+    times = slicer.app.processed_events_at
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    assert len(times) > 10, "detection ran without processing events"
+    # every 50 ms plus the wait for the worker's current C call (GIL); a little slack for a
+    # loaded test machine
+    assert gaps[len(gaps) // 2] < 0.1 and gaps[-1] < 0.15, f"waits without events: {gaps[-5:]}"
+    assert widget._roiResult is not None and widget._parameterNode.segmentation is not None
+    assert dialogs and dialogs[-1].closed and dialogs[-1].value > 0
+
+
+def test_cancelled_detection_leaves_the_scene_as_it_was(widget, env, dialogs):
+    logic = widget.logic
+    nodes = logic.addStudyToScene(logic.generatePhantomStudy(seed=0).study, baseName="p")
+    widget._parameterNode.pdffVolume = nodes["pdff"]
+    widget._ensureDependencies = lambda *a, **k: None
+    before = env.scene.GetNumberOfNodes()
+    dialogs.cancel_after = 2  # Cancel pressed about 0.1 s into the detection
+    widget.onDetectVertebrae()  # a cancel is no error: nothing raised
+    assert env.scene.GetNumberOfNodes() == before
+    assert widget._roiResult is None and widget._parameterNode.segmentation is None
+    assert widget._parameterNode.roiPoints is None
+    assert dialogs[-1].closed
+
+
+def test_closing_the_scene_clears_the_caches(widget, env, module):
+    """Closing the scene forgets the loaded studies, the cached Study and the results."""
+    logic = widget.logic
+    nodes = logic.addStudyToScene(logic.generatePhantomStudy(seed=0).study, baseName="p")
+    study = logic.studyFromNodes({"pdff": nodes["pdff"]})
+    assert logic.studyFromNodes({"pdff": nodes["pdff"]}) is study  # cached while unchanged
+    widget._lastOutcome = {"risk": "stale"}
+    studies = module.studies
+    assert studies._loaded and studies._built
+    widget.setParameterNode = lambda node: None  # (the wrapper needs the application)
+    env.scene.Clear(0)
+    assert not studies._loaded and not studies._built
+    assert widget._lastOutcome is None and widget._roiResult is None
+
+
+def test_a_new_study_forgets_the_last_results_and_studies_no_longer_in_the_scene(
+    widget, env, module
+):
+    logic = widget.logic
+    first = logic.generatePhantomStudy(seed=0).study
+    nodes = logic.addStudyToScene(first, baseName="first")
+    widget._roiResult, widget._lastOutcome = "old ROIs", "old risk"
+    for node in nodes.values():
+        env.scene.RemoveNode(node)
+    widget._useStudy(first)
+    assert widget._roiResult is None and widget._lastOutcome is None
+    assert len(module.studies._loaded) == 1  # the removed nodes' study is forgotten
