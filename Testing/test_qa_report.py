@@ -10,7 +10,7 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import score
-from RefractureRiskLib.report import onepage
+from RefractureRiskLib.report import figure, onepage
 
 
 def _study_and_rois() -> tuple[Study, RoiSet]:
@@ -27,7 +27,7 @@ def _study_and_rois() -> tuple[Study, RoiSet]:
 
 def test_r2s_grey_scale_follows_the_marrow_not_the_air() -> None:
     study, rois = _study_and_rois()
-    top = onepage._r2s_window_max(study, rois)
+    top = figure._r2s_window_max(study, rois)
     marrow = study.r2s.array[rois.labelmap.array > 0]
     # Marrow must sit in the visible part of the scale, not at the bottom 7% of 0-1000.
     assert np.percentile(marrow, 95) < top < 1000.0
