@@ -354,6 +354,8 @@ def install_fake_qt():
             return lambda *args, **kwargs: None
 
     qt.QInputDialog = QInputDialog
+    # any other Qt class (widgets built in code): a recorder
+    qt.__getattr__ = lambda name: lambda *args, **kwargs: RecordingWidget(name)
     sys.modules["qt"] = qt
     return qt
 

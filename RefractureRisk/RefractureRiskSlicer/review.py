@@ -65,8 +65,9 @@ def reject(roiResult, level):
 def relabel(roiResult, level, newLevel, indexLevels=()):
     """``level`` named ``newLevel``. When ``newLevel`` is free only that level is renamed (one
     body misnamed); when another body has it, every label shifts by the same number of levels
-    (the count was off: the bodies' order is right, their names are not). QC flags are
-    re-derived (the index flag follows the names)."""
+    (the count was off: the bodies' order is right, their names are not), and a body shifted
+    beyond T10-S1 is dropped (it is not a level the product measures). QC flags are re-derived
+    (the index flag follows the names)."""
     core = lib("core")
     names = [p.level for p in roiResult.levels]
     if level not in names:
@@ -79,50 +80,53 @@ def relabel(roiResult, level, newLevel, indexLevels=()):
         mapping = {level: newLevel}
     else:
         shift = LEVELS.index(newLevel) - LEVELS.index(level)
-        outside = [n for n in names if not 0 <= LEVELS.index(n) + shift < len(LEVELS)]
-        if outside:
-            raise core.InputError(
-                f"relabel {level} as {newLevel}",
-                f"shifts every label by {shift:+d} level(s), which moves {', '.join(outside)} "
-                f"beyond {LEVELS[0]}-{LEVELS[-1]}",
-            )
-        mapping = {n: LEVELS[LEVELS.index(n) + shift] for n in names}
+        mapping = {
+            n: LEVELS[LEVELS.index(n) + shift]
+            if 0 <= LEVELS.index(n) + shift < len(LEVELS)
+            else None
+            for n in names
+        }
     result = renamed(roiResult, mapping)
     result = lib("roi.qc").apply_qc(result, None, tuple(indexLevels))
-    return _decided(result, {new: f"relabelled from {old}" for old, new in mapping.items()})
+    return _decided(
+        result, {new: f"relabelled from {old}" for old, new in mapping.items() if new is not None}
+    )
 
 
 def renamed(roiResult, mapping):
-    """``roiResult`` with levels renamed by ``mapping`` ({old: new}); label values, segment
-    order, body labels, placements, overrides and stored points follow."""
+    """``roiResult`` with levels renamed by ``mapping`` ({old: new}; new None: the level is
+    dropped); label values, segment order, body labels, placements, overrides and stored points
+    follow."""
     core = lib("core")
     label = core.level_label
     lut = np.arange(max(label(n) for n in LEVELS) + 1, dtype=np.int16)
     for old, new in mapping.items():
-        lut[label(old)] = label(new)
-    order = sorted(
-        roiResult.roiset.levels, key=lambda lv: LEVELS.index(mapping.get(lv.level, lv.level))
-    )
+        lut[label(old)] = 0 if new is None else label(new)
+
+    def name(level):
+        return mapping.get(level, level)
+
+    kept = [lv for lv in roiResult.roiset.levels if name(lv.level) is not None]
     levels = tuple(
-        core.LevelRoi(mapping.get(lv.level, lv.level), label(mapping.get(lv.level, lv.level)),
-                      lv.flags, lv.include_override)
-        for lv in order
-    )  # fmt: skip
+        core.LevelRoi(name(lv.level), label(name(lv.level)), lv.flags, lv.include_override)
+        for lv in sorted(kept, key=lambda lv: LEVELS.index(name(lv.level)))
+    )
     roiLabels = roiResult.roiset.labelmap
     roiset = dataclasses.replace(
         roiResult.roiset, labelmap=roiLabels.with_array(lut[roiLabels.array]), levels=levels
     )
     placements = sorted(
-        (dataclasses.replace(p, level=mapping.get(p.level, p.level),
-                             label=label(mapping.get(p.level, p.level)))
-         for p in roiResult.levels),
+        (
+            dataclasses.replace(p, level=name(p.level), label=label(name(p.level)))
+            for p in roiResult.levels
+            if name(p.level) is not None
+        ),
         key=lambda p: LEVELS.index(p.level),
-    )  # fmt: skip
+    )
     extras = dict(roiResult.extras)
-    if "points_ras" in extras:
-        extras["points_ras"] = {mapping.get(k, k): v for k, v in extras["points_ras"].items()}
-    review = {mapping.get(k, k): v for k, v in extras.get("review", {}).items()}
-    extras["review"] = review
+    for key in ("points_ras", "review"):
+        if key in extras:
+            extras[key] = {name(k): v for k, v in extras[key].items() if name(k) is not None}
     bodies = roiResult.body_labels
     return dataclasses.replace(
         roiResult,
