@@ -16,7 +16,6 @@ identifying type 3 attributes in the exported objects (the source files are not 
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,16 @@ from pydicom.uid import generate_uid
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.roiset import RoiMethod, RoiSet
-from RefractureRiskLib.core.volume import LPS_TO_RAS
+from RefractureRiskLib.export.source_frames import (
+    classic_slice_index,
+    enhanced_planes,
+    functional_item,
+    is_multiframe,
+    keep_only_source_frames,
+    referenced_frame_numbers,
+    source_frame_items,
+    with_shared_geometry,
+)
 
 MANUFACTURER = "RefractureRisk"
 VERTEBRA_CODES = {
@@ -100,7 +108,7 @@ def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
             datasets.append(pydicom.dcmread(str(f)))
         except Exception as err:  # pydicom raises several types for unreadable files
             raise InputError(f, f"cannot read source DICOM ({type(err).__name__})") from None
-    multi = [f for ds, f in zip(datasets, files, strict=True) if _is_multiframe(ds)]
+    multi = [f for ds, f in zip(datasets, files, strict=True) if is_multiframe(ds)]
     if multi and len(files) > 1:
         raise InputError(
             multi[0],
@@ -141,196 +149,6 @@ def _save(ds: pydicom.Dataset, out_path: str | Path, deidentify: bool) -> Path:
     return path
 
 
-def _is_multiframe(ds: pydicom.Dataset) -> bool:
-    return (
-        "PerFrameFunctionalGroupsSequence" in ds or int(getattr(ds, "NumberOfFrames", 1) or 1) > 1
-    )
-
-
-def _slice_index(roiset: RoiSet, ds: pydicom.Dataset) -> int:
-    ras = LPS_TO_RAS[:3, :3] @ np.asarray(ds.ImagePositionPatient, float)
-    ijk = roiset.labelmap.ras_to_ijk_points(ras)[0]
-    k = round(ijk[2])
-    if abs(ijk[2] - k) > 0.05 or not 0 <= k < roiset.labelmap.shape[0]:
-        raise InputError(
-            f"source SOP {ds.SOPInstanceUID}",
-            f"slice position is not on the ROI grid (k = {ijk[2]:.3f})",
-        )
-    if abs(ijk[0]) > 0.05 or abs(ijk[1]) > 0.05:
-        raise InputError(f"source SOP {ds.SOPInstanceUID}", "in-plane origin differs from ROI grid")
-    return k
-
-
-#: Largest distance (in voxels) between a source frame's pixel centres and the ROI grid's.
-GRID_TOL_VOXELS = 0.05
-
-
-def _where(ds: pydicom.Dataset, frame_number: int | None = None) -> str:
-    """The source file (or SOP instance) and frame, for messages."""
-    filename = getattr(ds, "filename", None)
-    name = str(filename) if isinstance(filename, str) else f"source SOP {ds.SOPInstanceUID}"
-    return name if frame_number is None else f"{name} frame {frame_number}"
-
-
-def _functional_item(ds: pydicom.Dataset, frame_number: int, keyword: str) -> pydicom.Dataset:
-    """The ``keyword`` functional group item of a frame (per-frame first, then shared)."""
-    per_frame = ds.PerFrameFunctionalGroupsSequence[frame_number - 1]
-    if keyword in per_frame:
-        return per_frame[keyword].value[0]
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared and keyword in shared[0]:
-        return shared[0][keyword].value[0]
-    raise InputError(_where(ds, frame_number), f"has no {keyword} (geometry)")
-
-
-def _frame_slice_index(roiset: RoiSet, ds: pydicom.Dataset, frame_number: int) -> int:
-    """Slice ``k`` of the ROI grid that frame ``frame_number`` (1-based) of ``ds`` lies on.
-
-    The frame's first and last pixel centres (from its PlanePositionSequence,
-    PlaneOrientationSequence and PixelMeasuresSequence, LPS mm) must fall on voxel centres
-    ``(i, j) = (0, 0)`` and ``(Columns - 1, Rows - 1)`` of one slice of the grid (within
-    ``GRID_TOL_VOXELS``): same origin, orientation, spacing and size, any frame order.
-    """
-    where = _where(ds, frame_number)
-    try:
-        position = np.asarray(
-            _functional_item(ds, frame_number, "PlanePositionSequence").ImagePositionPatient, float
-        )
-        cosines = np.asarray(
-            _functional_item(ds, frame_number, "PlaneOrientationSequence").ImageOrientationPatient,
-            float,
-        )
-        spacing = np.asarray(
-            _functional_item(ds, frame_number, "PixelMeasuresSequence").PixelSpacing, float
-        )
-    except (AttributeError, TypeError, ValueError):
-        raise InputError(where, "has incomplete plane position/orientation/spacing") from None
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    # PixelSpacing is (between rows, between columns); cosines are (row direction, column dir.).
-    last = position + (cols - 1) * spacing[1] * cosines[:3] + (rows - 1) * spacing[0] * cosines[3:]
-    corners = (LPS_TO_RAS[:3, :3] @ np.stack([position, last]).T).T
-    ijk = roiset.labelmap.ras_to_ijk_points(corners)
-    k = round(float(ijk[0, 2]))
-    expected = np.array([[0.0, 0.0, k], [cols - 1.0, rows - 1.0, k]])
-    if not 0 <= k < roiset.labelmap.shape[0] or np.abs(ijk - expected).max() > GRID_TOL_VOXELS:
-        raise InputError(
-            where,
-            "PDFF frame is not on a slice of the ROI grid (first/last pixel centre at ijk "
-            f"{np.round(ijk, 3).tolist()}; expected [[0, 0, k], [{cols - 1}, {rows - 1}, k]])",
-        )
-    return k
-
-
-def _source_frame_items(seg: pydicom.Dataset) -> list[list[pydicom.Dataset]]:
-    """Per SEG frame, the Source Image Sequence items of its Derivation Image Sequence."""
-    out = []
-    for item in seg.PerFrameFunctionalGroupsSequence:
-        derivations = item.get("DerivationImageSequence") or []
-        out.append([src for d in derivations for src in d.get("SourceImageSequence", [])])
-    return out
-
-
-def _frame_numbers(ref: pydicom.Dataset) -> list[int]:
-    value = ref.get("ReferencedFrameNumber")
-    if value is None:
-        return []
-    return [int(v) for v in (value if isinstance(value, pydicom.multival.MultiValue) else [value])]
-
-
-def _keep_only_source_frames(seg: pydicom.Dataset, frame_numbers: Sequence[int]) -> None:
-    """Make every SEG frame reference only its PDFF source frame.
-
-    highdicom matches SEG planes to source frames by position; in a mixed enhanced file the
-    water and fat frames share the PDFF frames' positions and would be referenced too.
-    """
-    wanted = set(frame_numbers)
-    for number, item in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1):
-        kept_total = 0
-        for derivation in item.get("DerivationImageSequence") or []:
-            kept = [
-                src
-                for src in derivation.SourceImageSequence
-                if set(_frame_numbers(src)) and set(_frame_numbers(src)) <= wanted
-            ]
-            derivation.SourceImageSequence = kept
-            kept_total += len(kept)
-        if kept_total != 1:
-            raise InputError(
-                f"SEG frame {number}",
-                f"matches {kept_total} PDFF source frames by position; expected exactly 1",
-            )
-
-
-#: Functional groups highdicom reads from the SHARED groups of a multi-frame source.
-SHARED_GEOMETRY = ("PlaneOrientationSequence", "PixelMeasuresSequence")
-
-
-def _with_shared_geometry(ds: pydicom.Dataset, frame_numbers: Sequence[int]) -> pydicom.Dataset:
-    """``ds`` itself, or a view of it whose shared functional groups hold the orientation and
-    pixel measures that the PDFF frames carry per frame (Philips writes them per frame;
-    highdicom reads them from the shared groups only). Differing values are refused.
-
-    The view shares every other data element (pixels included) with ``ds``; ``ds`` is not
-    changed, and the SEG references the same SOP instance and frames.
-    """
-    shared = ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()]
-    missing = [kw for kw in SHARED_GEOMETRY if kw not in shared[0]]
-    if not missing:
-        return ds
-    item = pydicom.Dataset()
-    for elem in shared[0]:
-        item.add(elem)
-    for keyword in missing:
-        values = [_functional_item(ds, f, keyword) for f in frame_numbers]
-        if keyword == "PlaneOrientationSequence":
-            vectors = np.array([v.ImageOrientationPatient for v in values], float)
-        else:
-            vectors = np.array([v.PixelSpacing for v in values], float)
-        if np.abs(vectors - vectors[0]).max() > 1e-4:
-            raise InputError(
-                _where(ds), f"PDFF frames differ in {keyword}; SEG export needs one value"
-            )
-        setattr(item, keyword, pydicom.Sequence([copy.deepcopy(values[0])]))
-    view = pydicom.Dataset()
-    for elem in ds:
-        if elem.keyword != "SharedFunctionalGroupsSequence":
-            view.add(elem)
-    view.SharedFunctionalGroupsSequence = pydicom.Sequence([item])
-    return view
-
-
-def _enhanced_planes(
-    roiset: RoiSet, ds: pydicom.Dataset, frame_numbers: Sequence[int] | None
-) -> list[tuple[int, int]]:
-    """(k, source frame number) of each PDFF frame, sorted by ``k``; checked for coverage."""
-    where = _where(ds)
-    n_frames = int(getattr(ds, "NumberOfFrames", 0) or 0)
-    if "PerFrameFunctionalGroupsSequence" not in ds or n_frames < 1:
-        raise InputError(where, "multi-frame image without per-frame functional groups")
-    numbers = list(range(1, n_frames + 1)) if frame_numbers is None else list(frame_numbers)
-    bad = [f for f in numbers if not 1 <= f <= n_frames]
-    if bad or not numbers or len(set(numbers)) != len(numbers):
-        raise InputError(
-            where, f"PDFF frame numbers {bad or numbers} are not distinct frames 1..{n_frames}"
-        )
-    planes = sorted((_frame_slice_index(roiset, ds, f), f) for f in numbers)
-    ks = [k for k, _ in planes]
-    if len(set(ks)) != len(ks):
-        k, *_ = (k for k in ks if ks.count(k) > 1)
-        same = [f for kk, f in planes if kk == k]
-        hint = "" if frame_numbers is not None else " (mixed file? give the PDFF frame numbers)"
-        raise InputError(
-            where,
-            f"frames {same} lie on the same slice k = {k}; a SEG frame must reference exactly "
-            f"one PDFF frame{hint}",
-        )
-    labelled = np.flatnonzero(roiset.labelmap.array.reshape(roiset.labelmap.shape[0], -1).any(1))
-    missing = sorted(set(labelled.tolist()) - set(ks))
-    if missing:
-        raise InputError(where, f"no PDFF frame on ROI slices k = {missing}")
-    return planes
-
-
 def _algorithm(roiset: RoiSet) -> tuple[str, hd.AlgorithmIdentificationSequence | None]:
     if roiset.method == RoiMethod.AUTOMATIC:
         algo = hd.AlgorithmIdentificationSequence(
@@ -357,43 +175,11 @@ def export_seg(
     ``source_frame_numbers`` (1-based) are its PDFF frames (default: every frame), matched to
     the ROI grid's slices by plane position, and each SEG frame references its PDFF frame.
     """
-    plane_positions = None
-    if len(source) == 1 and _is_multiframe(source[0]):
-        planes = _enhanced_planes(roiset, source[0], source_frame_numbers)
-        order = [_with_shared_geometry(source[0], [f for _, f in planes])]
-        frames = np.stack([roiset.labelmap.array[k] for k, _ in planes])
-        plane_positions = [
-            hd.PlanePositionSequence(
-                hd.CoordinateSystemNames.PATIENT,
-                _functional_item(source[0], f, "PlanePositionSequence").ImagePositionPatient,
-            )
-            for _, f in planes
-        ]
-    elif source_frame_numbers is not None:
-        raise InputError("source series", "frame numbers given but the source is not multi-frame")
-    else:
-        order = sorted(source, key=lambda ds: _slice_index(roiset, ds))
-        frames = np.stack([roiset.labelmap.array[_slice_index(roiset, ds)] for ds in order])
+    order, frames, planes = _source_planes(roiset, source, source_frame_numbers)
+    plane_positions = _plane_positions(source[0], planes) if planes is not None else None
     if frames.shape[1:] != (int(order[0].Rows), int(order[0].Columns)):
         raise InputError("source series", f"image size {frames.shape[1:]} differs from ROI grid")
-    algo_type, algo = _algorithm(roiset)
-    descriptions = []
-    pixel = np.zeros(frames.shape, np.uint16)
-    for number, lv in enumerate(roiset.levels, start=1):
-        pixel[frames == lv.label] = number
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=f"{lv.level} marrow ROI",
-                segmented_property_category=codes.SCT.Tissue,
-                segmented_property_type=codes.SCT.BoneMarrow,
-                algorithm_type=algo_type,
-                algorithm_identification=algo,
-                tracking_uid=generate_uid(),
-                tracking_id=f"{lv.level} vertebral marrow ROI",
-                anatomic_regions=[VERTEBRA_CODES[lv.level]],
-            )
-        )
+    pixel, descriptions = _segments(roiset, frames)
     if not descriptions:
         raise InputError("ROI set", "has no levels to export")
     seg = hd.seg.Segmentation(
@@ -412,8 +198,8 @@ def export_seg(
         series_description=f"Vertebral marrow ROIs ({roiset.method.value}, {roiset.reader})",
         plane_positions=plane_positions,
     )
-    if plane_positions is not None:
-        _keep_only_source_frames(seg, [f for _, f in planes])
+    if planes is not None:
+        keep_only_source_frames(seg, [f for _, f in planes])
     return _save(seg, out_path, deidentify), seg
 
 
@@ -421,11 +207,11 @@ def _segment_source_frames(seg: pydicom.Dataset, segment_number: int) -> list[in
     """Source frame numbers referenced by the SEG frames of one segment (sorted)."""
     frames: set[int] = set()
     for item, refs in zip(
-        seg.PerFrameFunctionalGroupsSequence, _source_frame_items(seg), strict=True
+        seg.PerFrameFunctionalGroupsSequence, source_frame_items(seg), strict=True
     ):
         if int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == segment_number:
             for ref in refs:
-                frames.update(_frame_numbers(ref))
+                frames.update(referenced_frame_numbers(ref))
     if not frames:
         raise InputError(f"SEG segment {segment_number}", "references no source frame")
     return sorted(frames)
@@ -446,52 +232,12 @@ def export_sr(
     Each measurement group references its SEG segment and the source: the PDFF series
     (classic) or, for an enhanced source, the PDFF frames the segment was drawn on.
     """
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(),
-            name="RefractureRisk",
-            manufacturer_name=MANUFACTURER,
-            model_name=f"RefractureRiskLib {__version__}",
-        ),
-    )
-    context = hd.sr.ObservationContext(observer_device_context=observer)
-    pdff_series = source[0].SeriesInstanceUID
-    enhanced = len(source) == 1 and _is_multiframe(source[0])
+    context = _observation_context()
+    enhanced = len(source) == 1 and is_multiframe(source[0])
     groups = []
     for number, lv in enumerate(roiset.levels, start=1):
-        rows = stats[stats["level"] == lv.level]
-        measurements = []
-        for _, row in rows.iterrows():
-            if row["map"] not in MAP_CODES or not np.isfinite(row["mean"]):
-                continue
-            name, unit = MAP_CODES[row["map"]]
-            for key, derivation in DERIVATIONS.items():
-                measurements.append(
-                    hd.sr.Measurement(
-                        name=name, value=float(row[key]), unit=unit, derivation=derivation
-                    )
-                )
-        if enhanced:
-            referenced = hd.sr.ReferencedSegment(
-                sop_class_uid=seg.SOPClassUID,
-                sop_instance_uid=seg.SOPInstanceUID,
-                segment_number=number,
-                source_images=[
-                    hd.sr.SourceImageForSegmentation(
-                        source[0].SOPClassUID,
-                        source[0].SOPInstanceUID,
-                        referenced_frame_numbers=_segment_source_frames(seg, number),
-                    )
-                ],
-            )
-        else:
-            referenced = hd.sr.ReferencedSegment(
-                sop_class_uid=seg.SOPClassUID,
-                sop_instance_uid=seg.SOPInstanceUID,
-                segment_number=number,
-                source_series=hd.sr.SourceSeriesForSegmentation(pdff_series),
-            )
+        measurements = _level_measurements(stats[stats["level"] == lv.level])
+        referenced = _referenced_segment(seg, number, source, enhanced)
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
@@ -523,3 +269,113 @@ def export_sr(
             is_complete=True,
         )
     return _save(sr, out_path, deidentify)
+
+
+def _level_measurements(rows: pd.DataFrame) -> list[hd.sr.Measurement]:
+    """One level's statistics rows as TID 300 measurements (mean, SD, ... of each map)."""
+    measurements = []
+    for _, row in rows.iterrows():
+        if row["map"] not in MAP_CODES or not np.isfinite(row["mean"]):
+            continue
+        name, unit = MAP_CODES[row["map"]]
+        for key, derivation in DERIVATIONS.items():
+            measurements.append(
+                hd.sr.Measurement(
+                    name=name, value=float(row[key]), unit=unit, derivation=derivation
+                )
+            )
+    return measurements
+
+
+def _referenced_segment(
+    seg: hd.seg.Segmentation, number: int, source: Sequence[pydicom.Dataset], enhanced: bool
+) -> hd.sr.ReferencedSegment:
+    """SEG segment ``number`` with its source: the PDFF frames of an enhanced file, or the
+    classic PDFF series."""
+    if enhanced:
+        return hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_images=[
+                hd.sr.SourceImageForSegmentation(
+                    source[0].SOPClassUID,
+                    source[0].SOPInstanceUID,
+                    referenced_frame_numbers=_segment_source_frames(seg, number),
+                )
+            ],
+        )
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=seg.SOPClassUID,
+        sop_instance_uid=seg.SOPInstanceUID,
+        segment_number=number,
+        source_series=hd.sr.SourceSeriesForSegmentation(source[0].SeriesInstanceUID),
+    )
+
+
+def _source_planes(
+    roiset: RoiSet, source: Sequence[pydicom.Dataset], source_frame_numbers: Sequence[int] | None
+) -> tuple[list[pydicom.Dataset], np.ndarray, list[tuple[int, int]] | None]:
+    """(source images in SEG order, label-map slices matching them, (slice, frame) pairs of an
+    enhanced source or None for classic images)."""
+    if len(source) == 1 and is_multiframe(source[0]):
+        planes = enhanced_planes(roiset, source[0], source_frame_numbers)
+        order = [with_shared_geometry(source[0], [f for _, f in planes])]
+        frames = np.stack([roiset.labelmap.array[k] for k, _ in planes])
+        return order, frames, planes
+    if source_frame_numbers is not None:
+        raise InputError("source series", "frame numbers given but the source is not multi-frame")
+    order = sorted(source, key=lambda ds: classic_slice_index(roiset, ds))
+    frames = np.stack([roiset.labelmap.array[classic_slice_index(roiset, ds)] for ds in order])
+    return order, frames, None
+
+
+def _plane_positions(
+    enhanced: pydicom.Dataset, planes: list[tuple[int, int]]
+) -> list[hd.PlanePositionSequence]:
+    return [
+        hd.PlanePositionSequence(
+            hd.CoordinateSystemNames.PATIENT,
+            functional_item(enhanced, f, "PlanePositionSequence").ImagePositionPatient,
+        )
+        for _, f in planes
+    ]
+
+
+def _segments(
+    roiset: RoiSet, frames: np.ndarray
+) -> tuple[np.ndarray, list[hd.seg.SegmentDescription]]:
+    """The SEG pixel array (segment number per voxel) and one description per level."""
+    algo_type, algo = _algorithm(roiset)
+    descriptions = []
+    pixel = np.zeros(frames.shape, np.uint16)
+    for number, lv in enumerate(roiset.levels, start=1):
+        pixel[frames == lv.label] = number
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=f"{lv.level} marrow ROI",
+                segmented_property_category=codes.SCT.Tissue,
+                segmented_property_type=codes.SCT.BoneMarrow,
+                algorithm_type=algo_type,
+                algorithm_identification=algo,
+                tracking_uid=generate_uid(),
+                tracking_id=f"{lv.level} vertebral marrow ROI",
+                anatomic_regions=[VERTEBRA_CODES[lv.level]],
+            )
+        )
+    return pixel, descriptions
+
+
+def _observation_context() -> hd.sr.ObservationContext:
+    """The SR's observer: this software, as a device."""
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(),
+            name="RefractureRisk",
+            manufacturer_name=MANUFACTURER,
+            model_name=f"RefractureRiskLib {__version__}",
+        ),
+    )
+    return hd.sr.ObservationContext(observer_device_context=observer)
