@@ -60,8 +60,11 @@ class FieldMapOptions:
 
 def wrap_hz(delta_hz: npt.ArrayLike, period_hz: float) -> npt.NDArray[np.float64]:
     """``delta_hz`` wrapped into ``[-period/2, period/2)``."""
-    d = np.asarray(delta_hz, float)
-    return (d + period_hz / 2) % period_hz - period_hz / 2
+    d = np.asarray(delta_hz)
+    if not np.issubdtype(d.dtype, np.floating):
+        d = d.astype(float)
+    half = d.dtype.type(period_hz / 2)
+    return (d + half) % d.dtype.type(period_hz) - half
 
 
 def echo_period_hz(te_s: npt.ArrayLike) -> float | None:
@@ -156,7 +159,10 @@ def _level_costs(
     costs = np.empty((features.shape[0], table.shape[1] // n_r), np.float32)
     for start in range(0, features.shape[0], chunk):
         part = features[start : start + chunk]
-        proj = (part @ table).reshape(part.shape[0], -1, n_r).max(axis=2)
+        cube = (part @ table).reshape(part.shape[0], -1, n_r)
+        proj = cube[:, :, 0].copy()
+        for b in range(1, n_r):
+            np.maximum(proj, cube[:, :, b], out=proj)
         e = np.maximum(energy[start : start + chunk, None], 1e-30)
         costs[start : start + chunk] = 1.0 - proj / e
     return costs, energy
@@ -213,23 +219,36 @@ def estimate_field_map(
         energy_all = flat[:, :n].sum(axis=1)
         active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
         costs, energy = _level_costs(flat[active], table, rates.size, opts.chunk)
+        # finer levels refine within the parent's basin: only the grid values within swap/2 of
+        # the parent's field are candidates (a window of 2h+1 grid steps around it)
+        step = float(grid[1] - grid[0])
+        h = max(1, int(swap / 2 / step))
+        offsets = np.arange(-h, h + 1)
+        parent_act = parent.reshape(-1)[active]
+        centre = np.rint(wrap_hz(parent_act - grid[0], circle) / step).astype(np.int64)
+        cols = centre[:, None] + offsets[None, :]
+        cols = cols % grid.size if period is not None else np.clip(cols, 0, grid.size - 1)
+        rows = np.arange(int(active.sum()))
+        local = np.take_along_axis(costs, cols, axis=1)
+        del costs
+        base_hz = grid[0] + centre * step  # the window's centre, unwrapped near the parent
+        values = (base_hz[:, None] + offsets[None, :] * step).astype(np.float32)
+        edge_cols = np.abs(offsets) > h / 2
         pred = parent.reshape(-1).copy()
         chosen = pred.copy()
         conf = np.zeros(flat.shape[0])
         w_energy = np.zeros(flat.shape[0])
         w_energy[active] = energy / energy.max()
-        rows = np.arange(int(active.sum()))
-        # finer levels refine within the parent's basin: never further than swap/2 from it
-        outside = np.abs(wrap_hz(grid[None, :] - parent.reshape(-1)[active, None], circle))
-        outside = np.where(outside < swap / 2, 0.0, np.inf)
+        scale = np.float32(np.sqrt(opts.mu) / swap)
         for _ in range(max(1, opts.sweeps)):
-            dist = wrap_hz(grid[None, :] - pred[active, None], circle)
-            idx = np.argmin(costs + opts.mu * (dist / swap) ** 2 + outside, axis=1)
-            chosen[active] = grid[idx]
-            # confidence: how much worse the best choice outside the chosen basin is
-            far = np.abs(wrap_hz(grid[None, :] - grid[idx][:, None], circle)) > swap / 2
-            second = np.where(far, costs, np.inf).min(axis=1)
-            conf[active] = np.clip(second - costs[rows, idx], 0.0, 1.0) + 1e-3
+            near = base_hz + wrap_hz(pred[active] - base_hz, circle)
+            dist = (values - near[:, None].astype(np.float32)) * scale
+            idx = np.argmin(local + dist * dist, axis=1)
+            best = local[rows, idx]
+            chosen[active] = wrap_hz(values[rows, idx].astype(float), circle)
+            # confidence: the cost rise from the best choice to the window's outer half
+            edge = np.where(edge_cols[None, :], local, np.inf).min(axis=1)
+            conf[active] = np.clip(edge - best, 0.0, 1.0) + 1e-3
             w = (w_energy * conf).reshape(shape)
             zc = _to_phasor(chosen.reshape(shape), circle)
             num = _gauss(w * zc, exclude_centre=True)

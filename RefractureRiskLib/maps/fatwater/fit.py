@@ -65,23 +65,32 @@ def _normal_equations(
     r2s: npt.NDArray,
     fat_offset_rad: npt.NDArray | None = None,
 ):
-    decay = np.exp(-r2s[:, None] * te_s[None, :])
-    fat_col = decay * fat_phasor[None, :]
+    """Columns (water ``a0``, fat ``a1``) of the basis per voxel, ``A^H A`` as ``(m00, m01,
+    m11)`` (``m00``, ``m11`` real) and ``A^H y`` as ``(b0, b1)``: 2x2 algebra written out,
+    much faster than batched ``linalg`` on millions of voxels."""
+    a0 = np.exp(-r2s[:, None] * te_s[None, :])
+    a1 = a0 * fat_phasor[None, :]
     if fat_offset_rad is not None:
-        fat_col = fat_col * np.exp(1j * fat_offset_rad)[:, None]
-    a = np.stack([decay, fat_col], axis=2)  # [V, N, 2]
-    ah = np.conj(a).transpose(0, 2, 1)
-    return a, ah @ a, (ah @ y[:, :, None])[:, :, 0]
+        a1 = a1 * np.exp(1j * fat_offset_rad)[:, None]
+    m00 = (a0 * a0).sum(axis=1)
+    m11 = (a1.real**2 + a1.imag**2).sum(axis=1)
+    m01 = (a0 * a1).sum(axis=1)
+    b0 = (a0 * y).sum(axis=1)
+    b1 = (np.conj(a1) * y).sum(axis=1)
+    return a0, a1, m00, m01, m11, b0, b1
 
 
 def _complex_fit(
     y: npt.NDArray[np.complex64], te_s: npt.NDArray, fat_phasor: npt.NDArray, r2s: npt.NDArray
 ):
     """Complex least squares of demodulated ``y[V, N]`` at ``r2s[V]``: (W, F), RMS residual."""
-    a, m, b = _normal_equations(y, te_s, fat_phasor, r2s)
-    x = np.linalg.solve(m, b[:, :, None])[:, :, 0]
-    resid = y - (a @ x[:, :, None])[:, :, 0]
-    return x, np.sqrt(np.mean(np.abs(resid) ** 2, axis=1))
+    a0, a1, m00, m01, m11, b0, b1 = _normal_equations(y, te_s, fat_phasor, r2s)
+    det = m00 * m11 - (m01.real**2 + m01.imag**2)
+    water = (m11 * b0 - m01 * b1) / det
+    fat = (m00 * b1 - np.conj(m01) * b0) / det
+    resid = y - a0 * water[:, None] - a1 * fat[:, None]
+    rms = np.sqrt(np.mean(resid.real**2 + resid.imag**2, axis=1))
+    return np.stack([water, fat], axis=1), rms
 
 
 def _constrained_fit(
@@ -91,15 +100,27 @@ def _constrained_fit(
     r2s: npt.NDArray,
     fat_offset_rad: npt.NDArray,
 ) -> npt.NDArray[np.float64]:
-    """Real ``(w, f)`` with ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}``, ``phi`` free."""
-    _, m, b = _normal_equations(y, te_s, fat_phasor, r2s, fat_offset_rad)
-    # maximise b(phi)^T Mr^-1 b(phi), b(phi) = Re(e^{-i phi} c): principal eigenvector
-    mr_inv = np.linalg.inv(m.real)
-    basis2 = np.stack([b.real, b.imag], axis=2)  # [V, 2 (w,f), 2 (cos, sin)]
-    k = basis2.transpose(0, 2, 1) @ mr_inv @ basis2  # [V, 2, 2]
-    theta = 0.5 * np.arctan2(2 * k[:, 0, 1], k[:, 0, 0] - k[:, 1, 1])
-    bphi = basis2[:, :, 0] * np.cos(theta)[:, None] + basis2[:, :, 1] * np.sin(theta)[:, None]
-    xr = (mr_inv @ bphi[:, :, None])[:, :, 0]
+    """Real ``(w, f)`` with ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}``, ``phi`` free.
+
+    For fixed ``phi`` the solution is ``Mr^-1 Re(e^{-i phi} c)`` (``Mr = Re(A^H A)``,
+    ``c = A^H y``); the best ``phi`` maximises ``b^T Mr^-1 b`` with ``b = cos(phi) Re c +
+    sin(phi) Im c``: the principal eigenvector of a 2x2 matrix, in closed form.
+    """
+    _, _, m00, m01, m11, b0, b1 = _normal_equations(y, te_s, fat_phasor, r2s, fat_offset_rad)
+    mr01 = m01.real
+    det = m00 * m11 - mr01 * mr01
+
+    def minv(p, q):  # Mr^-1 @ (p, q)
+        return (m11 * p - mr01 * q) / det, (m00 * q - mr01 * p) / det
+
+    u0, u1 = minv(b0.real, b1.real)
+    v0, v1 = minv(b0.imag, b1.imag)
+    k00 = b0.real * u0 + b1.real * u1
+    k01 = b0.real * v0 + b1.real * v1
+    k11 = b0.imag * v0 + b1.imag * v1
+    theta = 0.5 * np.arctan2(2 * k01, k00 - k11)
+    cos, sin = np.cos(theta), np.sin(theta)
+    xr = np.stack([u0 * cos + v0 * sin, u1 * cos + v1 * sin], axis=1)
     sign = np.where(xr.sum(axis=1) < 0, -1.0, 1.0)
     return xr * sign[:, None]
 
@@ -112,7 +133,7 @@ def fit_voxels(
     window_hz: float,
     step_hz: float,
     r2s_max_per_s: float,
-    r2s_step_per_s: float = 5.0,
+    r2s_step_per_s: float = 10.0,
     chunk: int = 32768,
 ) -> VoxelFit:
     """Fit ``signal[V, N]`` (complex, echoes last) around the predicted field (Hz)."""
@@ -121,9 +142,9 @@ def fit_voxels(
     pred = np.asarray(field_pred_hz, float)
     coarse_off = np.arange(-np.floor(window_hz / step_hz), np.floor(window_hz / step_hz) + 1)
     coarse_off = coarse_off * step_hz
-    coarse_r = np.array([0.0, 60.0, 200.0])
+    coarse_r = np.array([30.0, 150.0])
     t_coarse = projection_table(t, phasor, coarse_off, coarse_r)
-    fine_off = np.array([-1.0, -0.5, 0.0, 0.5, 1.0]) * step_hz
+    fine_off = np.array([-0.5, 0.0, 0.5]) * step_hz
     fine_r = np.arange(-20.0, r2s_max_per_s + r2s_step_per_s, r2s_step_per_s)
     t_fine = projection_table(t, phasor, fine_off, fine_r)
     v = signal.shape[0]
@@ -137,7 +158,7 @@ def fit_voxels(
         proj = (gram_features(demodulate(sig, t, pred[sl])) @ t_coarse).reshape(
             -1, coarse_off.size, coarse_r.size
         )
-        proj = proj.max(axis=2)
+        proj = np.maximum(proj[:, :, 0], proj[:, :, 1])
         ia, _, oa, _ = _argmax_refined(proj, coarse_off.size, 1)
         psi = pred[sl] + (coarse_off[ia] + oa * step_hz)
         # 2) field and R2* jointly on the fine grid

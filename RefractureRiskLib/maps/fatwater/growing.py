@@ -64,7 +64,6 @@ def grow(
     field = np.zeros(n_blocks)
     weight = np.zeros(n_blocks)
     assigned = np.zeros(n_blocks, bool)
-    queued = np.zeros(n_blocks, bool)
     nk, nj, ni = shape
     offsets = [
         (dk, dj, di)
@@ -74,14 +73,6 @@ def grow(
         if (dk, dj, di) != (0, 0, 0)
     ]
     two_pi_over_p = 2 * np.pi / period_hz
-
-    def neighbours(flat: int):
-        k, rem = divmod(flat, nj * ni)
-        j, i = divmod(rem, ni)
-        for dk, dj, di in offsets:
-            kk, jj, ii = k + dk, j + dj, i + di
-            if 0 <= kk < nk and 0 <= jj < nj and 0 <= ii < ni:
-                yield (kk * nj + jj) * ni + ii
 
     def choose(flat: int, pred_hz: float | None) -> None:
         row = slot[flat]
@@ -93,6 +84,7 @@ def grow(
         field[flat] = cand_hz[row, best]
         weight[flat] = certainty[row]
         assigned[flat] = True
+        open_p[pidx[flat]] = False
         pz[padded_index(flat)] = (certainty[row] + 1e-12) * np.exp(1j * two_pi_over_p * field[flat])
 
     # prediction window: offsets within 2 blocks, Gaussian distance weights (sigma 1 block)
@@ -111,20 +103,27 @@ def grow(
     near_flat = (near[:, 0] * padded_shape[1] + near[:, 1]) * padded_shape[2] + near[:, 2]
     pz = np.zeros(padded_shape, np.complex128).reshape(-1)  # weight * phasor of assigned blocks
 
+    kk, jj, ii = np.unravel_index(np.arange(n_blocks), shape)
+    pidx = ((kk + pad) * padded_shape[1] + jj + pad) * padded_shape[2] + ii + pad
+    unpad = np.full(pz.size, -1, np.int64)
+    unpad[pidx] = np.arange(n_blocks)
+    open_p = np.zeros(pz.size, bool)  # active, not assigned, not queued
+    open_p[pidx[np.flatnonzero(active)]] = True
+    touch = np.array([(dk * padded_shape[1] + dj) * padded_shape[2] + di for dk, dj, di in offsets])
+
     def padded_index(flat: int) -> int:
-        k, rem = divmod(flat, nj * ni)
-        j, i = divmod(rem, ni)
-        return ((k + pad) * padded_shape[1] + j + pad) * padded_shape[2] + i + pad
+        return int(pidx[flat])
 
     def predict(flat: int) -> float:
         z = (pz[padded_index(flat) + near_flat] * near_w).sum()
         return float(np.angle(z) / two_pi_over_p)
 
     def push_neighbours(flat: int, heap: list) -> None:
-        for nb in neighbours(flat):
-            if slot[nb] >= 0 and not assigned[nb] and not queued[nb]:
-                queued[nb] = True
-                heapq.heappush(heap, (-certainty[slot[nb]], nb))
+        idx = pidx[flat] + touch
+        new = idx[open_p[idx]]
+        open_p[new] = False
+        for nb, cert in zip(unpad[new].tolist(), certainty[slot[unpad[new]]].tolist(), strict=True):
+            heapq.heappush(heap, (-cert, nb))
 
     order = np.flatnonzero(active)[np.argsort(-certainty)]
     next_seed = 0

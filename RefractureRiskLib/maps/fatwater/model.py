@@ -79,10 +79,25 @@ def projection_table(
 def demodulate(
     signal: npt.NDArray[np.complexfloating], te_s: npt.ArrayLike, field_hz: npt.ArrayLike
 ) -> npt.NDArray[np.complex64]:
-    """``signal[V, N] * exp(-i 2 pi field_hz[V] t_n)``: removes each voxel's off-resonance."""
+    """``signal[V, N] * exp(-i 2 pi field_hz[V] t_n)``: removes each voxel's off-resonance.
+
+    With uniform echo spacing the phasors are powers of one per voxel (two complex exponentials
+    per voxel instead of N)."""
     t = np.asarray(te_s, float)
-    psi = np.asarray(field_hz, float)[:, None]
-    return (np.asarray(signal) * np.exp(-2j * np.pi * psi * t[None, :])).astype(np.complex64)
+    psi = np.asarray(field_hz, float)
+    dt = np.diff(t)
+    if t.size > 2 and np.allclose(dt, dt[0], rtol=1e-6):
+        first = np.exp(-2j * np.pi * psi * t[0]).astype(np.complex64)
+        stepper = np.exp(-2j * np.pi * psi * dt[0]).astype(np.complex64)
+        out = np.empty((psi.size, t.size), np.complex64)
+        out[:, 0] = first
+        for n in range(1, t.size):
+            out[:, n] = out[:, n - 1] * stepper
+        out *= signal
+        return out
+    return (np.asarray(signal) * np.exp(-2j * np.pi * psi[:, None] * t[None, :])).astype(
+        np.complex64
+    )
 
 
 def parabolic_offset(c_minus: npt.NDArray, c0: npt.NDArray, c_plus: npt.NDArray) -> npt.NDArray:

@@ -61,11 +61,16 @@ class FatWaterResult:
 def signal_mask(echoes: EchoSet, threshold: float = 0.05) -> npt.NDArray[np.bool_]:
     """Voxels to fit: the set's own mask when it has one (every voxel of it with any signal: the
     file says what to process), else the voxels whose root-sum-of-squares echo signal exceeds
-    ``threshold`` of its 99th percentile."""
+    both ``threshold`` of its 99th percentile and 3 times the noise floor (the median of the
+    voxels below the first limit: background, where there is any)."""
     rss = np.sqrt((np.abs(echoes.signal) ** 2).sum(axis=3))
     if echoes.mask is not None:
         return np.asarray(echoes.mask, bool) & (rss > 0)
-    return rss > threshold * np.percentile(rss, 99)
+    limit = threshold * float(np.percentile(rss, 99))
+    low = rss[rss <= limit]
+    if low.size > 0.05 * rss.size:  # a background to measure the noise on
+        limit = max(limit, 3.0 * float(np.median(low)))
+    return rss > limit
 
 
 def water_fat_phase_offset(
