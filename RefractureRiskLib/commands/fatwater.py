@@ -120,46 +120,66 @@ def write_outputs(result, echoes, out: Path, say) -> list[str]:
     return files
 
 
-def write_overview(result, echoes, path: Path, max_slices: int = 4) -> None:
-    """One row per slice (up to ``max_slices``, evenly spread): |echo 1|, water, fat, PDFF (%),
-    R2* (1/s), field map (Hz)."""
-    import matplotlib
+#: Colour anchors (RGB) of the overview's colour maps, spread evenly over the value range.
+_LUTS = {
+    "gray": [(0, 0, 0), (255, 255, 255)],
+    "magma": [(0, 0, 4), (80, 18, 123), (183, 55, 121), (252, 137, 97), (252, 253, 191)],
+    "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+    "cyclic": [(225, 216, 226), (94, 120, 180), (47, 20, 54), (180, 80, 60), (225, 216, 226)],
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _colour(values, lo: float, hi: float, lut: str):
+    """``values`` scaled to ``lo..hi`` and coloured through the anchors of ``lut``: uint8 RGB."""
     import numpy as np
+
+    anchors = np.asarray(_LUTS[lut], float)
+    x = np.clip((np.nan_to_num(values) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    pos = np.linspace(0.0, 1.0, len(anchors))
+    rgb = np.stack([np.interp(x, pos, anchors[:, c]) for c in range(3)], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def write_overview(result, echoes, path: Path, max_slices: int = 4) -> None:
+    """One row per slice (up to ``max_slices``, evenly spread): |echo 1|, water, fat (gray,
+    jointly scaled), PDFF (0-100%, magma), R2* (0 to its 99th percentile, viridis), field map
+    (one echo period or its range, cyclic). Written with Pillow (matplotlib is slow to load)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
 
     nk = echoes.shape[0]
     slices = sorted(set(np.linspace(0, nk - 1, min(nk, max_slices)).round().astype(int)))
+    inside = result.mask.array > 0
     mag = np.abs(echoes.signal[..., 0])
     top = float(np.percentile(mag, 99.5)) or 1.0
     wf_top = float(np.percentile(np.maximum(result.water.array, result.fat.array), 99.5)) or 1.0
-    r2_top = float(np.percentile(result.r2s.array[result.mask.array > 0], 99)) or 1.0
+    r2_top = float(np.percentile(result.r2s.array[inside], 99)) if inside.any() else 1.0
+    field = result.fieldmap.array
+    f_lo, f_hi = (
+        (float(field[inside].min()), float(field[inside].max())) if inside.any() else (0, 1)
+    )
     panels = [
-        ("|echo 1|", mag, dict(cmap="gray", vmin=0, vmax=top)),
-        ("water", result.water.array, dict(cmap="gray", vmin=0, vmax=wf_top)),
-        ("fat", result.fat.array, dict(cmap="gray", vmin=0, vmax=wf_top)),
-        ("PDFF (%)", result.pdff.array, dict(cmap="magma", vmin=0, vmax=100)),
-        ("R2* (1/s)", result.r2s.array, dict(cmap="viridis", vmin=0, vmax=r2_top)),
-        ("field (Hz)", result.fieldmap.array, dict(cmap="twilight")),
+        ("|echo 1|", mag, 0.0, top, "gray"),
+        ("water", result.water.array, 0.0, wf_top, "gray"),
+        ("fat", result.fat.array, 0.0, wf_top, "gray"),
+        ("PDFF 0-100 %", result.pdff.array, 0.0, 100.0, "magma"),
+        (f"R2* 0-{r2_top:.0f} 1/s", result.r2s.array, 0.0, r2_top, "viridis"),
+        (f"field {f_lo:.0f}..{f_hi:.0f} Hz", field, f_lo, f_hi, "cyclic"),
     ]
-    fig, axes = plt.subplots(
-        len(slices), len(panels), figsize=(2.6 * len(panels), 2.6 * len(slices)), squeeze=False
-    )
+    nj, ni = echoes.shape[1:]
+    zoom = max(1, round(160 / max(nj, ni)))
+    head, gap = 14, 4
+    width = len(panels) * (ni * zoom + gap) + gap
+    height = head + len(slices) * (nj * zoom + gap) + gap
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for col, (title, *_rest) in enumerate(panels):
+        draw.text((gap + col * (ni * zoom + gap), 2), title, fill=(0, 0, 0))
     for row, k in enumerate(slices):
-        for col, (title, arr, style) in enumerate(panels):
-            ax = axes[row, col]
-            im = ax.imshow(arr[k], **style)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-            if col == 0:
-                ax.set_ylabel(f"slice {k}", fontsize=8)
-    fig.suptitle(
-        f"{Path(str(echoes.source)).name}: {result.provenance['fat_spectrum']}", fontsize=9
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+        for col, (_title, arr, lo, hi, lut) in enumerate(panels):
+            rgb = _colour(arr[k], lo, hi, lut)
+            if col >= 3:
+                rgb[~inside[k]] = 0
+            tile = Image.fromarray(rgb).resize((ni * zoom, nj * zoom), Image.NEAREST)
+            canvas.paste(tile, (gap + col * (ni * zoom + gap), head + row * (nj * zoom + gap)))
+    canvas.save(path)
