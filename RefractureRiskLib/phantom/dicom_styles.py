@@ -1,8 +1,9 @@
 """Vendor styles for the synthetic DICOM writer: identifying tokens and stored-value encodings.
 
-Tokens follow DESIGN.md §3 (public rule sets; not all verified on real exports). Scalings are not
-documented publicly by any vendor; the encodings here are the variants a loader must recognise,
-each described exactly by a :class:`StoredEncoding` so tests can check what was written.
+Tokens follow docs/architecture.md, "Facts about the inputs" (public rule sets; not all verified on
+real exports). Scalings are not documented publicly by any vendor; the encodings here are the
+variants a loader must recognise, each described exactly by a :class:`StoredEncoding` so tests can
+check what was written.
 
 Value conventions: the library holds PDFF in percent (0-100) and R2* in 1/s. A stored integer
 ``s`` becomes the *rescaled* value ``s * rescale_slope + rescale_intercept`` (Modality LUT /
@@ -341,7 +342,8 @@ _PHILIPS = VendorStyle(
     ),
 )
 
-#: Philips enhanced multi-frame FrameType (0008,9007) per kind (DESIGN.md §3).
+#: Philips enhanced multi-frame FrameType (0008,9007) per kind (docs/architecture.md, "Facts about
+#: the inputs").
 PHILIPS_FRAME_TYPE: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "pdff": ("DERIVED", "PRIMARY", "DIXON", "FAT_FRACTION"),

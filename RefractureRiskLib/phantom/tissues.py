@@ -3,8 +3,8 @@
 Proton density ``pd`` is relative to marrow (marrow water + fat = 1); ``ff`` is the fat fraction
 (0-1); ``r2s_per_s`` is R2* in 1/s at 1.5 T and is scaled by ``field_strength_t / 1.5`` (R2* about
 doubles at 3 T). Values are typical literature figures rounded, chosen so every tissue lands in
-the ranges of DESIGN.md section 3 (discs and CSF ~0 % fat, subcutaneous fat > 90 %, muscle
-2-15 %, lumbar marrow 30-70 %, marrow R2* 40-80 1/s at 1.5 T).
+the typical values of docs/architecture.md, "Facts about the inputs" (discs and CSF ~0 % fat,
+subcutaneous fat > 90 %, muscle 2-15 %, lumbar marrow 30-70 %, marrow R2* 40-80 1/s at 1.5 T).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-patient summaries of the level statistics: global L1-L4 mean and adjacent-level mean.
 
-Definitions (DESIGN.md §4):
+Definitions (docs/architecture.md, "ROIs and summaries"):
 
 - A level is *eligible* for a map when it is included (not flagged, or re-included by the user;
   ``included`` column of the statistics table) and its ROI has at least one finite voxel of that
