@@ -435,10 +435,14 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if level not in placed:
                 return
             study = self._study()  # cached: the maps are not copied again
-            result = self.logic.updateLevel(
-                self._roiResult, study, level, placed[level], indexLevels=self._indexLevels()
-            )
-            stats = self.logic.updateStatistics(self._statistics, result, study, level)
+            before, stats, index = self._roiResult, self._statistics, self._indexLevels()
+
+            def work(progress):
+                result = self.logic.updateLevel(before, study, level, placed[level], index)
+                return result, self.logic.updateStatistics(stats, result, study, level)
+
+            label = _("Updating {level}...").format(level=level)
+            result, stats = panel.runLong(label, work, showAfterMs=500)
             self._showRoiResult(result, study, stats, changedLevels=(level,))
 
     def onRoisFromPoints(self) -> None:

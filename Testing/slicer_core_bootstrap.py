@@ -342,7 +342,8 @@ def install_fake_qt():
         def setTextValue(self, text) -> None:
             self._text = text
 
-        def textValue(self) -> str:
+        @property
+        def textValue(self) -> str:  # a Qt property: an attribute in PythonQt
             return self._items[self.answer] if self.answer is not None else self._text
 
         def exec_(self) -> int:

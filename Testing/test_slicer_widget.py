@@ -296,3 +296,41 @@ def test_a_new_study_forgets_the_last_results_and_studies_no_longer_in_the_scene
     widget._useStudy(first)
     assert widget._roiResult is None and widget._lastOutcome is None
     assert len(module.studies._loaded) == 1  # the removed nodes' study is forgotten
+
+
+def test_a_live_point_move_recomputes_only_its_level(widget, env, dialogs):
+    """Moving L2's point: L2's ROI, statistics rows and segment change; the rest is kept, and
+    the statistics equal a full recomputation."""
+    import numpy as np
+    import pandas as pd
+
+    logic = widget.logic
+    phantom = logic.generatePhantomStudy(seed=0)
+    nodes = logic.addStudyToScene(phantom.study, baseName="p")
+    p = widget._parameterNode
+    p.pdffVolume, p.r2sVolume = nodes["pdff"], nodes["r2s"]
+    truth = {t.level: t.centre_ras for t in phantom.truth.levels if t.level in ("L1", "L2", "L3")}
+    points = boot.load_module().mrml.updateMarkupsFromLevelPoints(truth)
+    p.roiPoints = points
+    study = widget._study()
+    widget._showRoiResult(logic.roisFromPoints(study, truth, "r", ()), study)
+    segmentation = p.segmentation.GetSegmentation()
+    kept = {lv: segmentation.GetSegment(f"Segment_{lv}") for lv in ("L1", "L2", "L3")}
+    before = widget._roiResult
+    index = points.GetControlPointIndexByLabel("L2")
+    x, y, z = truth["L2"]
+    points.SetNthControlPointPosition(index, x, y + 2.0, z + 2.0)
+    widget._onLevelPointChanged(points, "L2")
+    after = widget._roiResult
+    assert widget._study() is study  # the maps were not copied again
+    assert np.allclose(after.extras["points_ras"]["L2"], (x, y + 2.0, z + 2.0))
+    assert segmentation.GetSegment("Segment_L2") is not kept["L2"]  # rebuilt
+    for lv in ("L1", "L3"):
+        assert np.array_equal(after.roiset.mask(lv), before.roiset.mask(lv))
+        assert segmentation.GetSegment(f"Segment_{lv}") is kept[lv]  # not rebuilt
+    full = logic.computeStatistics(after, study)
+    pd.testing.assert_frame_equal(
+        widget._statistics.reset_index(drop=True), full.reset_index(drop=True), rtol=1e-12
+    )
+    segment = segmentation.GetSegment("Segment_L2")
+    assert segment is not None and segment.GetName() == "L2"

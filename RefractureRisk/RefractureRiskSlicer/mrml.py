@@ -170,9 +170,11 @@ def roiSetToSegmentation(
 def _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color):
     """One level's voxels as a segment, imported from their bounding box (not the whole grid)."""
     mask = labels == level.label
-    found = np.argwhere(mask)
-    lo = found.min(axis=0) if len(found) else np.zeros(3, int)
-    hi = found.max(axis=0) + 1 if len(found) else np.ones(3, int)
+    lo, hi = np.zeros(3, int), np.ones(3, int)
+    for axis in range(3):  # bounds from projections: cheaper than listing every voxel
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if len(present):
+            lo[axis], hi[axis] = present[0], present[-1] + 1
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     matrix = np.asarray(roiSet.labelmap.ijk_to_ras, float).copy()
     matrix[:3, 3] = roiSet.labelmap.ijk_to_ras_points([lo[::-1]])[0]  # box corner, i j k order

@@ -26,7 +26,7 @@ def chooseItem(title, label, items):
     dialog.setOption(qt.QInputDialog.UseListViewForComboBoxItems)
     if dialog.exec_() != qt.QDialog.Accepted:
         return None
-    text = dialog.textValue()
+    text = dialog.textValue  # a Qt property: PythonQt reads it as an attribute
     return items.index(text) if text in items else None
 
 
@@ -40,10 +40,13 @@ def step(errorMessage):
             slicer.util.showStatusMessage(_("Cancelled."), 3000)
 
 
-def runLong(label, work):
+def runLong(label, work, showAfterMs=0):
     """``work(progress)`` off the GUI thread behind a progress dialog whose Cancel stops it;
-    the application processes its events every 50 ms meanwhile. Raises tasks.Cancelled."""
-    dialog = slicer.util.createProgressDialog(labelText=label, maximum=100, value=0)
+    the application processes its events every 50 ms meanwhile. Raises tasks.Cancelled.
+    ``showAfterMs``: the dialog appears only if the work takes longer (a live point update)."""
+    dialog = slicer.util.createProgressDialog(
+        labelText=label, maximum=100, value=0, minimumDuration=showAfterMs
+    )
 
     def poll(progress):
         dialog.labelText = f"{label}\n{progress.message}" if progress.message else label
@@ -80,8 +83,12 @@ def fillLevelReview(table, rows, onAccept, onReject, onRelabel):
             button.connect("clicked()", lambda h=handler, lv=level: h(lv))
             box.addWidget(button)
         relabel = qt.QComboBox()
-        relabel.addItems([_("relabel as..."), *[lv for lv in LEVELS if lv != level]])
-        relabel.connect("activated(QString)", lambda new, lv=level: onRelabel(lv, new))
+        others = [lv for lv in LEVELS if lv != level]
+        relabel.addItems([_("relabel as..."), *others])
+        relabel.connect(
+            "activated(int)",
+            lambda i, lv=level, names=others: onRelabel(lv, names[i - 1]) if i > 0 else None,
+        )
         box.addWidget(relabel)
         table.setCellWidget(r, 3, cell)
 

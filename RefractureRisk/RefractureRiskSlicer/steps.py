@@ -121,15 +121,17 @@ class WorkflowSteps:
         row's flags and inclusion from ``roiResult`` (QC compares neighbours)."""
         import pandas as pd
 
+        if statistics is None:
+            return self.computeStatistics(roiResult, study)
         core = lib("core")
-        box = roiResult.placement(level).box.slices
+        box = roiResult.placement(level).box.slices  # the level's ROI lies inside its box
+
+        def cropped(volume):  # statistics need the voxel size only, not the box's position
+            return core.Volume(volume.array[box], volume.ijk_to_ras)
+
         roi = roiResult.roiset
-        crop = core.Study({k: v.with_array(v.array[box]) for k, v in study.maps.items()})
-        small = dataclasses.replace(
-            roi,
-            labelmap=roi.labelmap.with_array(roi.labelmap.array[box]),
-            levels=(roi.level(level),),
-        )
+        crop = core.Study({kind: cropped(volume) for kind, volume in study.maps.items()})
+        small = dataclasses.replace(roi, labelmap=cropped(roi.labelmap), levels=(roi.level(level),))
         rows = lib("stats.roi_statistics").roi_statistics(small, crop)
         rows["body_volume_ml"] = roiResult.placement(level).body_volume_ml
         kept = statistics[statistics["level"] != level]
