@@ -36,8 +36,7 @@ Needs numpy and the standard library only (3D Slicer's Python has no pandas or s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,42 @@ from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.modelcard import intended_use, limitations
 from RefractureRiskLib.model.modelcheck import check_model_values
 from RefractureRiskLib.model.modelfile import RiskModel
+from RefractureRiskLib.model.result import (
+    RANGE_INTERVAL_NOTE,
+    RANGE_LABEL,
+    Contribution,
+    RiskResult,
+    baseline_text,
+    clean_description,
+    direction_text,
+    factor_text,
+    format_log_odds,
+    format_value,
+)
 from RefractureRiskLib.model.terms import InputSpec, Term
+
+#: The scoring side's public names; the result types and their words live in :mod:`.result`.
+__all__ = [
+    "MISSING_MODES",
+    "NO_INTERVAL_NOTE",
+    "RANGE_INTERVAL_NOTE",
+    "RANGE_LABEL",
+    "Contribution",
+    "RiskResult",
+    "baseline_text",
+    "check_inputs",
+    "check_value",
+    "direction_text",
+    "factor_text",
+    "format_log_odds",
+    "format_value",
+    "is_missing",
+    "missing_inputs",
+    "model_baseline",
+    "plausible_values",
+    "refuse_missing",
+    "score",
+]
 
 Z_95 = 1.959963984540054
 NO_INTERVAL_NOTE = (
@@ -55,185 +89,6 @@ NO_INTERVAL_NOTE = (
 )
 #: How :func:`score` treats a missing input (see the module docstring).
 MISSING_MODES = ("refuse", "range", "model_value")
-#: The label every display of a range result carries.
-RANGE_LABEL = "range over missing inputs, not a point estimate"
-RANGE_INTERVAL_NOTE = (
-    "95% interval not shown: the risk is a range over the missing inputs' plausible values "
-    "(it does not include the model's statistical uncertainty)"
-)
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """One term's share of the linear predictor for one patient.
-
-    ``log_odds`` is relative to the term's reference value; for a missing input scored as a
-    range it is NaN and ``log_odds_range`` holds (lowest, highest) over the plausible values.
-    ``no_effect``: every coefficient of the term is 0 (the term cannot change the risk).
-    """
-
-    term: str
-    label: str
-    input: str
-    value: float | str | None
-    log_odds: float
-    input_description: str = ""
-    unit: str = ""
-    input_kind: str = "number"
-    no_effect: bool = False
-    log_odds_range: tuple[float, float] | None = None
-
-    @property
-    def missing(self) -> bool:
-        return self.value is None
-
-
-@dataclass(frozen=True)
-class RiskResult:
-    """The risk of one patient under one model.
-
-    A result with missing inputs scored as a range has ``probability`` NaN, no ``interval``,
-    ``probability_range`` (lowest, highest) and ``missing_inputs`` naming them.
-    """
-
-    model_name: str
-    validated: bool
-    outcome: str
-    horizon_days: int
-    probability: float
-    interval: tuple[float, float] | None  # 95%, probability scale
-    interval_note: str
-    linear_predictor: float
-    contributions: tuple[Contribution, ...]
-    warnings: tuple[str, ...]
-    #: The text every display of this result must carry when the model is not validated.
-    model_warning: str | None = None
-    probability_range: tuple[float, float] | None = None
-    missing_inputs: tuple[str, ...] = ()
-    #: Outcome rate of the training cohort (events / patients), None when the model has none.
-    baseline_risk: float | None = None
-    baseline_note: str = ""
-    #: What the model is for (the model file's description and outcome definition).
-    intended_use: str = ""
-    #: The model card's limitations, for every display that has room for them.
-    caveats: tuple[str, ...] = ()
-
-    @property
-    def is_range(self) -> bool:
-        return self.probability_range is not None
-
-    def risk_text(self) -> str:
-        """The risk for people: "29.5%" or "18.0% to 41.2% (range over missing inputs, ...)"."""
-        if self.probability_range is not None:
-            lo, hi = self.probability_range
-            return f"{100 * lo:.1f}% to {100 * hi:.1f}% ({RANGE_LABEL})"
-        return f"{100 * self.probability:.1f}%"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["interval"] = list(self.interval) if self.interval else None
-        out["probability_range"] = list(self.probability_range) if self.probability_range else None
-        out["kind"] = RANGE_LABEL if self.is_range else "point estimate"
-        out["risk_text"] = self.risk_text()
-        return out
-
-    def format_text(self) -> str:
-        lines = []
-        if self.model_warning:
-            lines.append(f"*** {self.model_warning.upper()} ***")
-        lines.append(f"Model: {self.model_name}")
-        lines.append(f"Outcome: {self.outcome} (horizon {self.horizon_days} days)")
-        if self.is_range:
-            lines.append(f"Risk: {self.risk_text()}")
-            lines.append(f"Missing inputs: {', '.join(self.missing_inputs)}")
-        else:
-            lines.append(f"Probability: {self.risk_text()}")
-        if self.interval is not None:
-            lo, hi = self.interval
-            lines.append(f"95% interval: {100 * lo:.1f}% to {100 * hi:.1f}%")
-        else:
-            note = self.interval_note.removeprefix("95% interval ")
-            lines.append(f"95% interval: {note}")
-        lines.append(f"Baseline: {baseline_text(self)}")
-        lines.append("")
-        lines.append(f"{'term':<46} {'value':>10} {'log-odds':>16}")
-        for c in self.contributions:
-            value = "missing" if c.missing else format_value(c.value)
-            lines.append(f"{c.label or c.term:<46} {value:>10} {format_log_odds(c):>16}")
-        lines.append("(log-odds relative to each term's reference value; > 0 raises the risk)")
-        if self.warnings:
-            lines.append("")
-            lines.extend(f"warning: {w}" for w in self.warnings)
-        return "\n".join(lines)
-
-
-def baseline_text(risk: RiskResult) -> str:
-    """The cohort's baseline risk over the horizon, or why the model has none."""
-    if risk.baseline_risk is None:
-        return risk.baseline_note or "not available for this model"
-    return f"{100 * risk.baseline_risk:.1f}% ({risk.baseline_note})"
-
-
-def format_log_odds(c: Contribution) -> str:
-    """A contribution's log-odds for people: "+0.172", "-0.53 to +0.38", "0 (no effect)"."""
-    if c.log_odds_range is not None:
-        lo, hi = c.log_odds_range
-        return f"{lo:+.2f} to {hi:+.2f}"
-    if c.no_effect:
-        return "0 (no effect)"
-    return f"{c.log_odds:+.3f}"
-
-
-#: Clinical words for category values the generic text would spell as codes.
-CATEGORY_WORDS: dict[str, dict[str, str]] = {"sex": {"F": "female sex", "M": "male sex"}}
-
-
-def factor_text(c: Contribution, detail: str = "") -> str:
-    """A term's input and value in clinical words, e.g. "no anti-osteoporosis treatment after
-    surgery", "age at surgery: 74 years", "female sex"; ``detail`` is added in brackets (e.g. the
-    levels a summary averages). Built from the input's description, never from variable names."""
-    what = _clean_description(c.input_description) or c.input.replace("_", " ")
-    if c.missing:
-        text = f"{what}: missing"
-    elif c.input_kind == "binary":
-        yes = float(c.value) == 1.0  # type: ignore[arg-type]
-        plain = _without_article(what)
-        text = what if yes else "no " + plain[:1].lower() + plain[1:]
-    elif c.input_kind == "category":
-        text = CATEGORY_WORDS.get(c.input, {}).get(str(c.value), f"{what}: {c.value}")
-    else:
-        unit = "" if c.unit in ("", "count") else (c.unit if c.unit == "%" else f" {c.unit}")
-        text = f"{what}: {format_value(c.value)}{unit}"  # type: ignore[arg-type]
-    return f"{text} ({detail})" if detail else text
-
-
-def direction_text(c: Contribution) -> str:
-    """What the term does to this patient's risk, relative to the model's reference value."""
-    if c.no_effect:
-        return "no effect in this model (coefficient 0)"
-    if c.log_odds_range is not None:
-        lo, hi = c.log_odds_range
-        return f"unknown: from {lo:+.2f} to {hi:+.2f} log-odds"
-    if c.log_odds > 0:
-        return "raises risk"
-    if c.log_odds < 0:
-        return "lowers risk"
-    return "at the reference value: no change"
-
-
-def _clean_description(text: str) -> str:
-    """The first clause of an input description, without "(1 = yes)"-style codes."""
-    first = text.split("; ")[0].split(". ")[0].strip().rstrip(".")
-    for code in (" (1 = yes)", " (1 = yes, 0 = no)", " (1) or not (0)"):
-        first = first.replace(code, "")
-    return first
-
-
-def _without_article(text: str) -> str:
-    for article in ("a ", "an ", "the "):
-        if text.lower().startswith(article):
-            return text[len(article) :]
-    return text
 
 
 def model_baseline(model: RiskModel) -> tuple[float | None, str]:
@@ -343,30 +198,7 @@ def score(
     warnings: list[str] = []
     if not model.validated:
         warnings.append(str(model.warning_text))
-    values: dict[str, float | str] = {}
-    for spec in model.inputs:
-        if spec.name in absent:
-            if missing == "model_value":
-                if spec.missing_value is None:
-                    raise InputError(
-                        f"{source}: {spec.name}", "is required by this model and missing"
-                    )
-                values[spec.name] = spec.coerce(spec.missing_value, source="model missing_value")
-                unit = f" {spec.unit}" if spec.unit else ""
-                warnings.append(
-                    f"{spec.name} missing: {format_value(values[spec.name])}{unit}"
-                    " used in its place; the result is less certain than shown"
-                )
-            continue
-        value = check_value(spec, patient[spec.name], source)
-        values[spec.name] = value
-        if spec.outside_soft_range(value):
-            lo, hi = spec.soft_range  # type: ignore[misc]
-            warnings.append(
-                f"{spec.name} = {value:g}{' ' + spec.unit if spec.unit else ''} is outside the "
-                f"model's intended input range [{lo:g}, {hi:g}]: extrapolation"
-                + (f" (check the unit: {spec.unit})" if spec.unit else "")
-            )
+    values = _checked_values(model, patient, absent, missing, source, warnings)
     if missing == "refuse":  # after the given values: a wrong value is named first
         refuse_missing(absent, source)
     unused = sorted(set(patient) - {spec.name for spec in model.inputs})
@@ -380,41 +212,12 @@ def score(
             + ": not a point estimate"
         )
 
-    design = [1.0]
-    contributions = []
-    lp = model.intercept
     lp_low = lp_high = 0.0  # the missing inputs' lowest and highest total log-odds
     for name in ranged:
         totals = [_input_log_odds(model, name, v) for v in plausible_values(model.input(name))]
         lp_low += min(totals)
         lp_high += max(totals)
-    for term in model.terms:
-        spec = model.input(term.input)
-        common = {
-            "term": term.name,
-            "label": term.label,
-            "input": term.input,
-            "input_description": spec.description,
-            "unit": spec.unit,
-            "input_kind": spec.kind,
-            "no_effect": all(b == 0.0 for b in term.coefficients),
-        }
-        if term.input in ranged:
-            span = [_term_log_odds(term, v) for v in plausible_values(spec)]
-            contributions.append(
-                Contribution(
-                    value=None,
-                    log_odds=math.nan,
-                    log_odds_range=(min(span), max(span)),
-                    **common,
-                )
-            )
-            continue
-        cols = term.transform.column_one(values[term.input])
-        design.extend(cols)
-        log_odds = math.fsum(b * c for b, c in zip(term.coefficients, cols, strict=True))
-        lp += log_odds
-        contributions.append(Contribution(value=values[term.input], log_odds=log_odds, **common))
+    design, contributions, lp = _contributions(model, values, ranged)
     baseline, baseline_note = model_baseline(model)
     common_result = {
         "model_name": model.name,
@@ -456,6 +259,81 @@ def score(
     )
 
 
+def _checked_values(
+    model: RiskModel,
+    patient: Mapping[str, Any],
+    absent: Sequence[str],
+    missing: str,
+    source: str,
+    warnings: list[str],
+) -> dict[str, float | str]:
+    """Every given input checked (InputError naming it) and, with ``missing="model_value"``, each
+    missing one replaced by the model's value; warnings for substitutions and extrapolation."""
+    values: dict[str, float | str] = {}
+    for spec in model.inputs:
+        if spec.name in absent:
+            if missing == "model_value":
+                if spec.missing_value is None:
+                    raise InputError(
+                        f"{source}: {spec.name}", "is required by this model and missing"
+                    )
+                values[spec.name] = spec.coerce(spec.missing_value, source="model missing_value")
+                unit = f" {spec.unit}" if spec.unit else ""
+                warnings.append(
+                    f"{spec.name} missing: {format_value(values[spec.name])}{unit}"
+                    " used in its place; the result is less certain than shown"
+                )
+            continue
+        value = check_value(spec, patient[spec.name], source)
+        values[spec.name] = value
+        if spec.outside_soft_range(value):
+            lo, hi = spec.soft_range  # type: ignore[misc]
+            warnings.append(
+                f"{spec.name} = {value:g}{' ' + spec.unit if spec.unit else ''} is outside the "
+                f"model's intended input range [{lo:g}, {hi:g}]: extrapolation"
+                + (f" (check the unit: {spec.unit})" if spec.unit else "")
+            )
+    return values
+
+
+def _contributions(
+    model: RiskModel, values: Mapping[str, float | str], ranged: Sequence[str]
+) -> tuple[list[float], list[Contribution], float]:
+    """(design row with the intercept's 1 first, each term's contribution, linear predictor
+    without the ranged inputs)."""
+    design = [1.0]
+    contributions = []
+    lp = model.intercept
+    for term in model.terms:
+        spec = model.input(term.input)
+        common = {
+            "term": term.name,
+            "label": term.label,
+            "input": term.input,
+            "input_description": spec.description,
+            "unit": spec.unit,
+            "input_kind": spec.kind,
+            "no_effect": all(b == 0.0 for b in term.coefficients),
+        }
+        if term.input in ranged:
+            span = [_term_log_odds(term, v) for v in plausible_values(spec)]
+            contributions.append(
+                Contribution(
+                    value=None,
+                    log_odds=math.nan,
+                    log_odds_range=(min(span), max(span)),
+                    **common,
+                )
+            )
+            continue
+        cols = term.transform.column_one(values[term.input])
+        design.extend(cols)
+        log_odds = math.fsum(b * c for b, c in zip(term.coefficients, cols, strict=True))
+        lp += log_odds
+        contributions.append(Contribution(value=values[term.input], log_odds=log_odds, **common))
+    return design, contributions, lp
+
+
 def _input_log_odds(model: RiskModel, name: str, value: float | str) -> float:
     """Total log-odds of every term reading input ``name`` at ``value``."""
     return math.fsum(_term_log_odds(term, value) for term in model.terms if term.input == name)
@@ -468,7 +346,7 @@ def _term_log_odds(term: Term, value: float | str) -> float:
 
 def _plausible_text(spec: InputSpec) -> str:
     """A missing input in clinical words with the values the range runs over."""
-    what = _clean_description(spec.description) or spec.name.replace("_", " ")
+    what = clean_description(spec.description) or spec.name.replace("_", " ")
     if spec.kind == "category":
         return f"{what} (any of {', '.join(spec.levels or ())})"
     if spec.kind == "binary":
@@ -476,14 +354,6 @@ def _plausible_text(spec: InputSpec) -> str:
     lo, hi = spec.soft_range or spec.hard_range or (math.nan, math.nan)
     unit = f" {spec.unit}" if spec.unit and spec.unit != "count" else ""
     return f"{what} ({lo:g} to {hi:g}{unit})"
-
-
-def format_value(value: float | str) -> str:
-    """An input value for people (terminal, report): 4 significant digits.
-
-    No float noise like 140.14999999999998, no false precision like a PDFF of 50.1943 %.
-    """
-    return value if isinstance(value, str) else f"{value:.4g}"
 
 
 def _expit(x: float) -> float:
