@@ -145,8 +145,12 @@ def fit_voxels(
     coarse_r = np.array([30.0, 150.0])
     t_coarse = projection_table(t, phasor, coarse_off, coarse_r)
     fine_off = np.array([-0.5, 0.0, 0.5]) * step_hz
-    fine_r = np.arange(-20.0, r2s_max_per_s + r2s_step_per_s, r2s_step_per_s)
-    t_fine = projection_table(t, phasor, fine_off, fine_r)
+    # R2* coarse-to-fine: a 4-step grid over the range, then +-4 steps around each voxel's
+    # best coarse value (voxels bucketed by it, so each bucket shares one table)
+    mid_r = np.arange(-20.0, r2s_max_per_s + 4 * r2s_step_per_s, 4 * r2s_step_per_s)
+    t_mid = projection_table(t, phasor, fine_off, mid_r)
+    local = np.arange(-4, 5) * r2s_step_per_s
+    t_local = [projection_table(t, phasor, fine_off, r + local) for r in mid_r]
     v = signal.shape[0]
     out = {k: np.zeros(v, np.float32) for k in ("field_hz", "r2s_per_s", "residual_rms")}
     water = np.zeros(v, np.complex64)
@@ -161,11 +165,20 @@ def fit_voxels(
         proj = np.maximum(proj[:, :, 0], proj[:, :, 1])
         ia, _, oa, _ = _argmax_refined(proj, coarse_off.size, 1)
         psi = pred[sl] + (coarse_off[ia] + oa * step_hz)
-        # 2) field and R2* jointly on the fine grid
-        proj = gram_features(demodulate(sig, t, psi)) @ t_fine
-        ia, ib, oa, ob = _argmax_refined(proj, fine_off.size, fine_r.size)
+        # 2) field and R2* jointly: R2* on the coarse grid, then finely around it
+        feats = gram_features(demodulate(sig, t, psi))
+        _, bucket, _, _ = _argmax_refined(feats @ t_mid, fine_off.size, mid_r.size)
+        ia = np.zeros(bucket.size, np.intp)
+        ib = np.zeros(bucket.size, np.intp)
+        oa = np.zeros(bucket.size)
+        ob = np.zeros(bucket.size)
+        for b in np.unique(bucket):
+            sel = np.flatnonzero(bucket == b)
+            ia[sel], ib[sel], oa[sel], ob[sel] = _argmax_refined(
+                feats[sel] @ t_local[b], fine_off.size, local.size
+            )
         psi = psi + fine_off[ia] + oa * (0.5 * step_hz)
-        r2s = fine_r[ib] + ob * r2s_step_per_s
+        r2s = mid_r[bucket] + local[ib] + ob * r2s_step_per_s
         x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
         out["field_hz"][sl] = psi
         out["r2s_per_s"][sl] = r2s
