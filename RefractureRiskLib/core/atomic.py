@@ -156,6 +156,36 @@ def _write_durable(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+@contextlib.contextmanager
+def _locked(folders: list[Path]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on each folder (in path order, so two sets sharing folders
+    cannot deadlock) while a set is published or a dead run's set is finished: two commands
+    writing the same outputs, or two recovering the same leftovers, take turns. Best effort:
+    where folders cannot be locked (Windows, some network file systems) nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fds: list[int] = []
+    try:
+        for folder in sorted(set(folders)):
+            try:
+                fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                os.close(fd)
+                continue
+            fds.append(fd)
+        yield
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)  # closing the last descriptor releases the lock
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
     try:
@@ -305,18 +335,23 @@ def recover(directory: str | Path) -> list[str]:
             if m["kind"] == "commit":
                 keep.add(m["txn"])  # not ours or damaged: leave the whole set for a person
             else:
-                p.unlink()  # a prepare file cut short: written before any commit
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()  # a prepare file cut short: written before any commit
             continue
-        notes.append(_finish(*journal))
-    for p, m in dead:
-        if m["kind"] in ("prepare", "commit") or m["txn"] in keep or not p.exists():
-            continue
-        target = folder / m["name"]
-        if m["kind"] == "old" and not target.exists():
-            os.rename(p, target)
-            notes.append(f"restored {target.name} that a killed run had moved aside")
-        else:
-            _rmtree(p)
+        entries, prepares, commit = journal
+        with _locked([e.target.parent for e in entries]):
+            if p.exists():  # not finished meanwhile by another command recovering it
+                notes.append(_finish(entries, prepares, commit))
+    with _locked([folder]):
+        for p, m in dead:
+            if m["kind"] in ("prepare", "commit") or m["txn"] in keep or not p.exists():
+                continue
+            target = folder / m["name"]
+            if m["kind"] == "old" and not target.exists():
+                os.rename(p, target)
+                notes.append(f"restored {target.name} that a killed run had moved aside")
+            else:
+                _rmtree(p)
     return notes
 
 
@@ -390,7 +425,10 @@ class OutputSet:
     def _declare(self, target: Path, folder: bool, overwrite: bool | None = None) -> Path:
         if any(e.target == target for e in self.entries):
             raise ValueError(f"{target} declared twice")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # named as the user gave it, not as our staging folder
+            raise InputError(target, f"cannot create its folder ({err.strerror})") from None
         name = target.name
         entry = _Entry(
             target,
@@ -399,7 +437,10 @@ class OutputSet:
             folder,
             self.overwrite if overwrite is None else overwrite,
         )
-        entry.staging.mkdir()
+        try:
+            entry.staging.mkdir()
+        except OSError as err:
+            raise InputError(target, f"cannot write beside it ({err.strerror})") from None
         self.entries.append(entry)
         return entry.staging
 
@@ -450,14 +491,19 @@ class OutputSet:
         the two-phase journal of the module doc)."""
         if self.published or not self.entries:
             return
+        for e in self.entries:  # the new files are on disk before any name points at them
+            _fsync_tree(e.staging)
+        checkpoint("synced the staged outputs")
+        # Two commands writing the same outputs publish one after the other, never interleaved.
+        with _locked([e.target.parent for e in self.entries]):
+            self._publish_locked()
+
+    def _publish_locked(self) -> None:
         for e in self.entries:  # another process may have written a target meanwhile
             if not e.overwrite:
                 taken = e.target.is_dir() and any(e.target.iterdir())
                 if taken or (e.target.exists() and not e.target.is_dir()):
                     raise InputError(e.target, "was written meanwhile; choose another --out")
-        for e in self.entries:  # the new files are on disk before any name points at them
-            _fsync_tree(e.staging)
-        checkpoint("synced the staged outputs")
         if len(self.entries) == 1 and self._publish_one(self.entries[0]):
             self.published = True
             return
