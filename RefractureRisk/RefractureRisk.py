@@ -245,7 +245,8 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._levelPoints.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        if self.logic is not None:  # None: Slicer too old, the panel shows why
+            self.initializeParameterNode()
 
     def exit(self) -> None:
         if self._parameterNode:

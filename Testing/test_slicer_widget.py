@@ -334,3 +334,24 @@ def test_a_live_point_move_recomputes_only_its_level(widget, env, dialogs):
     )
     segment = segmentation.GetSegment("Segment_L2")
     assert segment is not None and segment.GetName() == "L2"
+
+
+def test_a_live_move_into_another_segmentation_fills_every_level(widget, env, dialogs):
+    """The user picked another (empty) segmentation: a live move writes every level into it,
+    not only the moved one."""
+    logic = widget.logic
+    phantom = logic.generatePhantomStudy(seed=0)
+    nodes = logic.addStudyToScene(phantom.study, baseName="p")
+    p = widget._parameterNode
+    p.pdffVolume = nodes["pdff"]
+    truth = {t.level: t.centre_ras for t in phantom.truth.levels if t.level in ("L1", "L2", "L3")}
+    p.roiPoints = boot.load_module().mrml.updateMarkupsFromLevelPoints(truth)
+    study = widget._study()
+    widget._showRoiResult(logic.roisFromPoints(study, truth, "r", ()), study)
+    p.segmentation = env.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+    widget._onLevelPointChanged(p.roiPoints, "L2")
+    segmentation = p.segmentation.GetSegmentation()
+    names = [
+        segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())
+    ]
+    assert sorted(names) == ["L1", "L2", "L3"]

@@ -151,7 +151,7 @@ def roiSetToSegmentation(
         for level in roiSet.levels:
             segmentId = f"Segment_{level.level}"
             color = colors.get(level.level, (0.5, 0.5, 0.5))
-            if level.level in rebuild:
+            if level.level in rebuild or segmentation.GetSegment(segmentId) is None:
                 _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color)
             segment = segmentation.GetSegment(segmentId)
             segment.SetColor(*color)
