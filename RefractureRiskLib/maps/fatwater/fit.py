@@ -42,19 +42,22 @@ def _argmax_refined(
     proj: npt.NDArray, n_a: int, n_b: int
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
     """Best ``(a, b)`` grid indices of ``proj[V, n_a * n_b]`` and their parabolic offsets."""
-    v = proj.shape[0]
-    cube = proj.reshape(v, n_a, n_b)
     flat = np.argmax(proj, axis=1)
     ia, ib = np.divmod(flat, n_b)
-    rows = np.arange(v)
 
-    def offset(idx, n, pick):
-        lo, hi = np.clip(idx - 1, 0, n - 1), np.clip(idx + 1, 0, n - 1)
-        off = parabolic_offset(-pick(lo), -pick(idx), -pick(hi))
-        return np.where((idx > 0) & (idx < n - 1), off, 0.0)
+    def at(cols):
+        return np.take_along_axis(proj, cols[:, None], axis=1)[:, 0]
 
-    oa = offset(ia, n_a, lambda i: cube[rows, i, ib])
-    ob = offset(ib, n_b, lambda i: cube[rows, ia, i])
+    centre = at(flat)
+
+    def offset(idx, n, stride):
+        inner = (idx > 0) & (idx < n - 1)
+        lo = at(np.where(inner, flat - stride, flat))
+        hi = at(np.where(inner, flat + stride, flat))
+        return np.where(inner, parabolic_offset(-lo, -centre, -hi), 0.0)
+
+    oa = offset(ia, n_a, n_b) if n_a > 1 else np.zeros(flat.size)
+    ob = offset(ib, n_b, 1) if n_b > 1 else np.zeros(flat.size)
     return ia, ib, oa, ob
 
 

@@ -42,11 +42,13 @@ def gram_features(signal: npt.NDArray[np.complexfloating]) -> npt.NDArray[np.flo
     s = np.asarray(signal)
     n = s.shape[-1]
     m_idx, n_idx = _triu(n)
-    diag = (s.real**2 + s.imag**2).astype(np.float32)
+    pairs = m_idx.size
+    out = np.empty((s.shape[0], n + 2 * pairs), np.float32)
+    out[:, :n] = s.real**2 + s.imag**2
     outer = np.conj(s[:, m_idx]) * s[:, n_idx]
-    return np.concatenate(
-        [diag, outer.real.astype(np.float32), outer.imag.astype(np.float32)], axis=1
-    )
+    out[:, n : n + pairs] = outer.real
+    out[:, n + pairs :] = outer.imag
+    return out
 
 
 def projection_table(
