@@ -14,6 +14,7 @@ from scipy import stats
 from RefractureRiskLib.cli import main
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.dev.cox import fit_cox, harrell_c
+from RefractureRiskLib.model.dev.curves import decision_curve
 from RefractureRiskLib.model.dev.imputation import impute, pool_rubin
 from RefractureRiskLib.model.dev.logistic import Standardiser, expit, fit_batch
 from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
@@ -27,7 +28,6 @@ from RefractureRiskLib.model.dev.validation import (
     FitSpec,
     bootstrap_validate,
     c_statistic,
-    decision_curve,
     leave_one_centre_out,
     recalibration,
 )

@@ -130,6 +130,20 @@ def draw_map(
             bbox={"facecolor": "white", "edgecolor": colour, "linewidth": 1.5, "pad": 1.2},
         )
     ax.imshow(overlay, extent=plane.extent_mm, interpolation="nearest")
+    _orientation_and_scale(ax, plane)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    cbar = ax.figure.colorbar(img, ax=ax, orientation="horizontal", fraction=0.035, pad=0.02)
+    cbar.ax.tick_params(labelsize=6)
+    return plane
+
+
+def _orientation_and_scale(ax: Any, plane: SagittalPlane) -> None:
+    """Orientation letters on the four sides and a scale bar, readable on grey and white."""
+    left, right, bottom, top = plane.extent_mm
     letters = plane.orientation
     style = {"color": "white", "fontsize": 8, "fontweight": "bold", "path_effects": _halo()}
     mid_y, mid_x = (top + bottom) / 2, (left + right) / 2
@@ -143,14 +157,6 @@ def draw_map(
     x0 = left + 2 * pad
     ax.plot([x0, x0 + bar], [y_bar, y_bar], color="white", linewidth=2, path_effects=_halo(3.5))
     ax.text(x0, y_bar + 0.01 * (top - bottom), f"{bar} mm", ha="left", va="bottom", **style)
-    ax.set_xlim(left, right)
-    ax.set_ylim(bottom, top)
-    ax.set_title(title, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    cbar = ax.figure.colorbar(img, ax=ax, orientation="horizontal", fraction=0.035, pad=0.02)
-    cbar.ax.tick_params(labelsize=6)
-    return plane
 
 
 def _r2s_window_max(study: Study, roiset: RoiSet) -> float:

@@ -40,12 +40,11 @@ import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.dev.cohort_scoring import RefusedRow, score_cohort
+from RefractureRiskLib.model.dev.curves import calibration_curve, decision_curve
 from RefractureRiskLib.model.dev.logistic import expit
 from RefractureRiskLib.model.dev.schema import OUTCOME
 from RefractureRiskLib.model.dev.validation import (
     METRICS,
-    calibration_curve,
-    decision_curve,
     measures,
 )
 from RefractureRiskLib.model.modelfile import RiskModel, plain_json

@@ -14,6 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from RefractureRiskLib.model.dev.report_pages import (
+    calibration_figure,
+    decision_figure,
+    notes_section,
+    report_table,
+    write_report_pages,
+)
 from RefractureRiskLib.model.modelfile import plain_json
 
 if TYPE_CHECKING:
@@ -42,8 +49,6 @@ def write_external_report(
     fields for validation.json (cohort file SHA-256, software version, time). Returns the
     written paths by name.
     """
-    from RefractureRiskLib.model.dev.validation_report import write_report_pages
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"predictions.csv": out / "predictions.csv"}
@@ -68,8 +73,6 @@ def write_external_report(
 
 def _sections(result: ExternalValidation, cohort_name: str) -> list[tuple[str, str, str]]:
     """The report's sections: (title, Markdown, HTML)."""
-    from RefractureRiskLib.model.dev.validation_report import notes_section, report_table
-
     sections: list[tuple[str, str, str]] = []
     n_refused_rows = len({r.row for r in result.refused})
     intro = (
@@ -139,8 +142,6 @@ def estimate_text(value: Any, interval: Any, digits: int) -> str:
 
 
 def _external_figures(result: ExternalValidation, out: Path) -> list[tuple[str, str]]:
-    from RefractureRiskLib.model.dev.validation_report import calibration_figure, decision_figure
-
     slope = estimate_text(result.metrics["cal_slope"], result.ci["cal_slope"], 2)
     calibration_figure(
         result.calibration, out / "calibration.png", f"External calibration: slope {slope}"

@@ -27,13 +27,12 @@ predict_proba) for use on its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.dev.candidates import (
     DEFAULT_CANDIDATES,
@@ -46,22 +45,27 @@ from RefractureRiskLib.model.dev.candidates import (
     with_splines,
 )
 from RefractureRiskLib.model.dev.cox import pooled_cox
+from RefractureRiskLib.model.dev.curves import calibration_curve, decision_curve
 from RefractureRiskLib.model.dev.estimator import OUTCOME, PenalisedLogisticRegression, check_xy
 from RefractureRiskLib.model.dev.imputation import impute_one, pool_rubin
 from RefractureRiskLib.model.dev.logistic import expit
 from RefractureRiskLib.model.dev.parallel import map_parallel
+from RefractureRiskLib.model.dev.training_record import (
+    coefficient_table,
+    method_record,
+    trained_model,
+    training_summary,
+)
 from RefractureRiskLib.model.dev.validation import (
     METRICS,
     BootstrapValidation,
     FitSpec,
     bootstrap_validate,
-    calibration_curve,
-    decision_curve,
     leave_one_centre_out,
     penalty_alpha,
 )
 from RefractureRiskLib.model.modelfile import RiskModel
-from RefractureRiskLib.model.terms import Term, design_matrix
+from RefractureRiskLib.model.terms import InputSpec, Term, design_matrix
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -123,6 +127,95 @@ def train_model(
     """
     spec = spec or FitSpec()
     penalty_alpha(spec.penalty, spec.l1_ratio)
+    prep = _prepared(cohort, candidates, n_bootstrap, loco, log)
+    data, known, y, notes = prep.data, prep.known, prep.y, prep.notes
+    completed = _imputed(data, prep.inputs, prep.y_all, prep.n_missing, n_imputations, seed, log)
+    m = len(completed)
+    fits, designs, pooled = _fit_pooled(completed, prep.terms, prep.needed, known, y, spec, seed)
+    beta = pooled.estimate
+    log(
+        f"fitted {spec.penalty} logistic model on {prep.n} patients, {prep.events} events, "
+        f"{m} data set(s)"
+    )
+    vals, validation = _validated(designs, y, spec, n_bootstrap, seed, log)
+    loco_rows = _loco_averaged(data, known, designs, y, spec, seed) if loco else None
+
+    # Calibration and decision curves of the pooled model (predictions averaged over imputations).
+    p = np.mean([expit(beta[0] + X @ beta[1:]) for X in designs], axis=0)
+    calibration = calibration_curve(p, y)
+    decision = decision_curve(p, y)
+
+    names = [c for t in prep.terms for c in t.column_names]
+    cox_out = pooled_cox(completed, prep.terms, prep.needed, names, notes) if cox else None
+    summary = training_summary(data, known, prep.n, prep.events, prep.n_unknown, prep.n_missing, m)
+    lambdas = [f.lambda_ for f in fits]
+    model = trained_model(
+        prep.n,
+        prep.events,
+        prep.inputs + prep.checked_only,
+        prep.terms,
+        spec,
+        pooled,
+        m,
+        name=name,
+        validated=validated,
+        training={
+            **summary,
+            "method": method_record(spec, lambdas, m, seed),
+            "notes": list(notes),
+            "data_source": dict(data_source) if data_source else None,
+        },
+        validation={
+            "internal": {"n_bootstrap": n_bootstrap, **validation},
+            "leave_one_centre_out": loco_rows,
+            "calibration_ici": calibration["ici"],
+        },
+    )
+    return TrainingResult(
+        model=model,
+        sample_size_message=prep.size_message,
+        sample_size_ok=prep.size_ok,
+        validation=validation,
+        validations=tuple(vals),
+        loco=loco_rows,
+        calibration=calibration,
+        decision=decision,
+        cox=cox_out,
+        coefficients=coefficient_table(names, beta, pooled.covariance, lambdas),
+        summary=summary,
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The checked cohort and what the fits need: outcome, terms, inputs, notes so far."""
+
+    data: pd.DataFrame
+    known: np.ndarray  # rows with a known 1-year outcome
+    y_all: np.ndarray
+    y: np.ndarray  # the known outcomes
+    n: int
+    events: int
+    n_unknown: int
+    notes: list[str]  # appended to by later steps
+    terms: list[Term]  # knots set, coefficients not yet
+    needed: list[str]  # inputs the terms read
+    inputs: tuple[InputSpec, ...]  # their specifications
+    checked_only: tuple[InputSpec, ...]  # checked at scoring time, not fitted
+    n_missing: dict[str, int]
+    size_message: str
+    size_ok: bool
+
+
+def _prepared(
+    cohort: pd.DataFrame,
+    candidates: Sequence[CandidateTerm],
+    n_bootstrap: int,
+    loco: bool,
+    log: Callable[[str], None],
+) -> _Prepared:
+    """The cohort checked at the boundary, the terms built and the sample size judged."""
     data = checked_cohort(cohort, candidates)
     notes: list[str] = []
     if n_bootstrap < 200:
@@ -136,86 +229,27 @@ def train_model(
     if field_note:
         notes.append(field_note)
         log(f"note: {field_note}")
-    inputs_needed = list(dict.fromkeys(c.input for c in candidates))
+    needed = list(dict.fromkeys(c.input for c in candidates))
     y_all = data[OUTCOME].to_numpy(dtype=float)
     y = y_all[known]
     n, events, n_unknown = _check_outcomes(data, known, y, loco, notes)
-
     # Terms (spline knots from the observed values) and inputs.
-    terms0 = [
+    terms = [
         c.build(data.loc[known, c.input].dropna().to_numpy())
         if c.transform == "rcs"
         else c.build(np.empty(0))
         for c in candidates
     ]
-    n_params = sum(t.transform.n_columns for t in terms0)
-    size_msg, size_ok = sample_size_check(n, events, n_params, log)
-    inputs = tuple(input_spec(i, data.loc[known, i]) for i in inputs_needed)
+    n_params = sum(t.transform.n_columns for t in terms)
+    size_message, size_ok = sample_size_check(n, events, n_params, log)
+    inputs = tuple(input_spec(i, data.loc[known, i]) for i in needed)
     # An input checked at scoring time but not imputed or fitted (see field_strength_handling).
     checked_only = (input_spec(field_input, data.loc[known, field_input]),) if field_input else ()
-
-    n_missing = {i: int(data[i].isna().sum()) for i in inputs_needed if data[i].isna().any()}
-    completed = _imputed(data, inputs, y_all, n_missing, n_imputations, seed, log)
-    m = len(completed)
-    fits, designs, pooled = _fit_pooled(completed, terms0, inputs_needed, known, y, spec, seed)
-    beta = pooled.estimate
-    log(f"fitted {spec.penalty} logistic model on {n} patients, {events} events, {m} data set(s)")
-    vals, validation = _validated(designs, y, spec, n_bootstrap, seed, log)
-    loco_rows = _loco_averaged(data, known, designs, y, spec, seed) if loco else None
-
-    # Calibration and decision curves of the pooled model (predictions averaged over imputations).
-    p = np.mean([expit(beta[0] + X @ beta[1:]) for X in designs], axis=0)
-    calibration = calibration_curve(p, y)
-    decision = decision_curve(p, y)
-
-    names = [c for t in terms0 for c in t.column_names]
-    cox_out = pooled_cox(completed, terms0, inputs_needed, names, notes) if cox else None
-    summary = _summary(data, known, n, events, n_unknown, n_missing, m)
-    model = RiskModel(
-        name=name,
-        description=(
-            f"Penalised ({spec.penalty}) logistic model for a new vertebral fracture within 1 year "
-            f"after vertebroplasty/kyphoplasty, trained by RefractureRiskLib {__version__}."
-        ),
-        intercept=float(beta[0]),
-        intercept_provenance=_provenance(spec, n, events, m),
-        inputs=inputs + checked_only,
-        terms=_final_terms(terms0, beta, _provenance(spec, n, events, m)),
-        validated=validated,
-        outcome={
-            "name": "new vertebral fracture within 1 year",
-            "definition": "outcome_1y: new vertebral fracture within 365 days of the index surgery",
-            "horizon_days": 365,
-        },
-        covariance=pooled.covariance,
-        covariance_note=_covariance_note(spec),
-        training={
-            **summary,
-            "method": _method(spec, [f.lambda_ for f in fits], m, seed),
-            "notes": list(notes),
-            "data_source": dict(data_source) if data_source else None,
-        },
-        validation={
-            "internal": {"n_bootstrap": n_bootstrap, **validation},
-            "leave_one_centre_out": loco_rows,
-            "calibration_ici": calibration["ici"],
-        },
-        software={"name": "RefractureRiskLib", "version": __version__},
-    )
-    return TrainingResult(
-        model=model,
-        sample_size_message=size_msg,
-        sample_size_ok=size_ok,
-        validation=validation,
-        validations=tuple(vals),
-        loco=loco_rows,
-        calibration=calibration,
-        decision=decision,
-        cox=cox_out,
-        coefficients=_coef_table(names, beta, pooled.covariance, [f.lambda_ for f in fits]),
-        summary=summary,
-        notes=tuple(notes),
-    )
+    n_missing = {i: int(data[i].isna().sum()) for i in needed if data[i].isna().any()}
+    return _Prepared(
+        data, known, y_all, y, n, events, n_unknown, notes, terms, needed, inputs, checked_only,
+        n_missing, size_message, size_ok,
+    )  # fmt: skip
 
 
 def _check_outcomes(
@@ -311,85 +345,4 @@ def _loco_averaged(data, known, designs, y, spec: FitSpec, seed: int) -> list[di
             if isinstance(value, float):
                 avg[key] = float(np.mean([p[j][key] for p in per]))
         rows.append(avg)
-    return rows
-
-
-def _final_terms(terms0: Sequence[Term], beta: np.ndarray, provenance: str) -> tuple[Term, ...]:
-    """The terms with their pooled coefficients (``beta[0]`` is the intercept) and provenance."""
-    widths = [t.transform.n_columns for t in terms0]
-    offsets = np.cumsum([0, *widths[:-1]])
-    return tuple(
-        replace(
-            t,
-            coefficients=tuple(float(b) for b in beta[1 + off : 1 + off + t.transform.n_columns]),
-            provenance=provenance,
-        )
-        for t, off in zip(terms0, offsets, strict=True)
-    )
-
-
-def _covariance_note(spec: FitSpec) -> str:
-    return (
-        "Rubin's rules over imputations of the inverse penalised information matrix "
-        "(conditional on the chosen penalty"
-        + ("; terms set to zero have no variance" if spec.penalty in ("l1", "elasticnet") else "")
-        + ")"
-    )
-
-
-def _method(spec: FitSpec, lambdas: list[float], m: int, seed: int) -> dict[str, Any]:
-    return {
-        "penalty": spec.penalty,
-        "l1_ratio": spec.l1_ratio if spec.penalty == "elasticnet" else None,
-        "penalty_choice": (
-            f"{spec.n_folds}-fold cross-validated deviance over {spec.n_lambdas} values"
-        ),
-        "lambda_per_imputation": lambdas,
-        "imputations": m,
-        "seed": seed,
-    }
-
-
-def _provenance(spec: FitSpec, n: int, events: int, m: int) -> str:
-    return (
-        f"Estimated by {spec.penalty}-penalised logistic regression on the training cohort "
-        f"(n = {n}, events = {events}{f', pooled over {m} imputations' if m > 1 else ''})."
-    )
-
-
-def _summary(data, known, n, events, n_unknown, n_missing, m) -> dict[str, Any]:
-    period = None
-    if "surgery_date" in data:
-        dates = pd.to_datetime(data["surgery_date"], errors="coerce").dropna()
-        if len(dates):
-            period = [dates.min().date().isoformat(), dates.max().date().isoformat()]
-    centres = sorted(data["centre_id"].astype(str).unique())
-    return {
-        "n": n,
-        "events": events,
-        "event_rate": events / n,
-        "n_in_table": len(data),
-        "n_unknown_1y_outcome": n_unknown,
-        "centres": len(centres),
-        "centre_ids": centres,
-        "period": period,
-        "missing_values": n_missing,
-        "imputations": m,
-    }
-
-
-def _coef_table(names, beta, cov, lambdas) -> list[dict[str, Any]]:
-    se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    rows = []
-    for i, name in enumerate(["intercept", *names]):
-        rows.append(
-            {
-                "term": name,
-                "coef": float(beta[i]),
-                "se": float(se[i]),
-                "odds_ratio": float(np.exp(beta[i])) if i else None,
-                "lower": float(beta[i] - 1.96 * se[i]),
-                "upper": float(beta[i] + 1.96 * se[i]),
-            }
-        )
     return rows
