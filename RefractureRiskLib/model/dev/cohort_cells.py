@@ -223,14 +223,20 @@ def _typed_series(spec: ColumnSpec, values: list[object]) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
-def _table_rules(df: pd.DataFrame) -> list[Problem]:
-    """Rules across cells and columns (unit checks, uniqueness, consistency)."""
+def _unique_patient_ids(df: pd.DataFrame) -> list[Problem]:
+    """patient_id unique."""
     problems: list[Problem] = []
     if "patient_id" in df:
         ids = df["patient_id"]
         dup = ids.notna() & ids.duplicated(keep=False)
         for i in np.flatnonzero(dup.to_numpy()):
             problems.append(Problem(i + 1, "patient_id", ids.iloc[i], "patient_id is not unique"))
+    return problems
+
+
+def _plausible_units(df: pd.DataFrame) -> list[Problem]:
+    """Whole columns in the wrong unit: fat fractions as 0-1, R2* in 1/ms, follow-up not in days."""
+    problems: list[Problem] = []
     for name in PERCENT_FAT_COLUMNS:
         if name in df:
             x = df[name].dropna()
@@ -269,6 +275,12 @@ def _table_rules(df: pd.DataFrame) -> list[Problem]:
                     "days: values look like months or years; time_days must be days",
                 )
             )
+    return problems
+
+
+def _field_strength_with_r2s(df: pd.DataFrame) -> list[Problem]:
+    """The field strength wherever R2* is given (R2* depends on it)."""
+    problems: list[Problem] = []
     if any(c in df for c in R2S_COLUMNS):
         has_r2s = np.zeros(len(df), dtype=bool)
         for name in R2S_COLUMNS:
@@ -279,6 +291,12 @@ def _table_rules(df: pd.DataFrame) -> list[Problem]:
             problems.append(
                 Problem(i + 1, "mri_field_T", None, "field strength is required where R2* is given")
             )
+    return problems
+
+
+def _consistent_columns(df: pd.DataFrame) -> list[Problem]:
+    """Columns that must agree: refracture and event, index levels and their count, BMI."""
+    problems: list[Problem] = []
     if "refracture" in df and "event" in df:
         ev = pd.to_numeric(df["event"], errors="coerce")
         rf = df["refracture"]
@@ -311,3 +329,17 @@ def _table_rules(df: pd.DataFrame) -> list[Problem]:
                 )
             )
     return problems
+
+
+#: Rules across cells and columns, in the order their problems are listed.
+_TABLE_RULES = (
+    _unique_patient_ids,
+    _plausible_units,
+    _field_strength_with_r2s,
+    _consistent_columns,
+)
+
+
+def _table_rules(df: pd.DataFrame) -> list[Problem]:
+    """Rules across cells and columns (unit checks, uniqueness, consistency)."""
+    return [problem for rule in _TABLE_RULES for problem in rule(df)]
