@@ -68,6 +68,7 @@ from RefractureRiskLib.roi.detection import (
     profile_along,
     rescue_gaps,
     segment_profile,
+    split_at_dips,
 )
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
@@ -205,6 +206,7 @@ def automatic_rois(
         # long gaps may hide a body without marrow fat (fracture oedema): look there with R2*
         wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
         segs, gaps = rescue_gaps(segs, gaps, wet)
+    segs, gaps = split_at_dips(segs, gaps, prof)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
     segs, gaps, top_notes = drop_detached_top(segs, gaps)
     split_notes += top_notes
@@ -222,7 +224,9 @@ def automatic_rois(
         segs, gaps, labelling.sacrum_found, top_at_edge
     )
     if anchor is not None and anchored is not None:
-        labelling = _anchor_labels(line, segs, Anchor(anchor.level, tuple(anchored)), labelling)
+        labelling = _anchor_labels(
+            line, segs, gaps, Anchor(anchor.level, tuple(anchored)), labelling
+        )
         reasons = list(labelling.reasons)
     named = [n for n in labelling.names if n is not None]
     # room for a whole body (with its disc) between the top of the field of view and the first

@@ -38,6 +38,9 @@ SACRUM_SEGMENT_FACTOR = 1.15
 #: Below the rudimentary S1/S2 disc only a sacral remnant smaller than a body is expected: a
 #: body below a thin lowest disc at least this share of the bodies above is full-sized.
 FULL_BODY_BELOW_FRAC = 0.9
+#: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
+#: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
+MISSING_BODY_SPACING = 1.7
 
 
 # -- 5. labels --------------------------------------------------------------------------------
@@ -148,6 +151,27 @@ def split_sacral_dip(
     return [*segs[:-1], head, tail], [*gaps, (cut - 0.5, cut + 0.5, "fused")]
 
 
+def level_positions(segs: list[Segment], gaps: list[tuple[float, float, str]]) -> list[int]:
+    """Position of each segment along the column in vertebral levels (0 for the top one).
+
+    Neighbouring bodies are one level apart, unless their centres are
+    :data:`MISSING_BODY_SPACING` median spacings apart or more: then the bodies that fit between
+    them were missed and the count steps over them. The median is taken over the mobile spine
+    (the fused sacral junctions are shorter)."""
+    pos = [0]
+    if len(segs) < 2:
+        return pos[: len(segs)]
+    d = np.diff([sg.centre_mm for sg in segs])
+    mobile = [k for k, g in enumerate(gaps[: len(d)]) if g[2] != "fused"]
+    pitch = float(np.median(d[mobile])) if len(mobile) >= 2 else float(np.median(d))
+    for dk in d:
+        step = 1
+        if len(segs) >= 4 and pitch > 0 and dk >= MISSING_BODY_SPACING * pitch:
+            step = round(float(dk) / pitch)
+        pos.append(pos[-1] + step)
+    return pos
+
+
 def label_segments(
     segs: list[Segment], gaps: list[tuple[float, float, str]], bottom_in_fov: bool
 ) -> Labelling:
@@ -217,8 +241,9 @@ def label_segments(
         reasons += _transitional_reasons(segs, glen, med_gap, s1)
     names: list[str | None] = [None] * n
     base = level_index("S1")
+    pos = level_positions(segs, gaps)
     for i in range(n):
-        li = base - (s1 - i)
+        li = base - (pos[s1] - pos[i])
         if 0 <= li < len(VERTEBRAL_LEVELS):
             names[i] = VERTEBRAL_LEVELS[li]
     sacrum_found = not any(r.startswith("sacrum not found") for r in reasons)
@@ -300,7 +325,11 @@ def spacing_reasons(
 
 
 def _anchor_labels(
-    line: CentreLine, segs: list[Segment], anchor: Anchor, base: Labelling
+    line: CentreLine,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    anchor: Anchor,
+    base: Labelling,
 ) -> Labelling:
     level = anchor.level.strip().upper()
     try:
@@ -330,8 +359,9 @@ def _anchor_labels(
             "used the nearest body"
         )
     names: list[str | None] = []
+    pos = level_positions(segs, gaps)
     for i in range(len(segs)):
-        li = a_idx + (i - k)
+        li = a_idx + (pos[i] - pos[k])
         names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
     if base.names and base.sacrum_found and base.names[k] != level:
         reasons.append(
@@ -348,6 +378,7 @@ __all__ = [
     "Labelling",
     "drop_detached_top",
     "label_segments",
+    "level_positions",
     "spacing_reasons",
     "split_long_segments",
     "split_sacral_dip",

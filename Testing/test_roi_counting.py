@@ -1,0 +1,92 @@
+"""Counting levels along the column: discs blurred into their bodies, missed bodies.
+
+Synthetic tube profiles (marrow share along the centre line) built from known body and disc
+positions, so each rule is checked on its own, without a generator's anatomy.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.roi.detection import (
+    DIP_PROMINENCE,
+    PROFILE_STEP_MM,
+    Profile,
+    Segment,
+    segment_profile,
+    split_at_dips,
+)
+from RefractureRiskLib.roi.labelling import label_segments, level_positions
+
+
+def _profile(
+    centres_mm: list[float], body_mm: float, disc_floor: float, disc_water: float, end_mm: float
+) -> Profile:
+    """Marrow share 1 inside bodies, falling to ``disc_floor`` at each disc (a blurred disc
+    never reaches 0), with ``disc_water`` disc share there."""
+    t = np.arange(0.0, end_mm, PROFILE_STEP_MM) + PROFILE_STEP_MM / 2
+    marrow = np.full(t.shape, disc_floor)
+    for c in centres_mm:
+        # a smooth bump per body: 1 at its centre third, down to the floor at its end plates
+        x = np.abs(t - c) / (0.5 * body_mm)
+        bump = np.clip(1.0 - np.clip(x - 0.4, 0, None) / 0.6, 0, 1)
+        bump = 0.5 - 0.5 * np.cos(np.pi * bump)
+        marrow = np.maximum(marrow, disc_floor + (1 - disc_floor) * bump)
+    disc = np.where(marrow < 0.8, disc_water * (1 - marrow), 0.0)
+    return Profile(t, marrow, disc, np.zeros_like(t), np.ones(t.shape, bool))
+
+
+def test_blurred_discs_split_every_body() -> None:
+    """Discs that never drop the marrow share below the body threshold (thick slices) are still
+    found as dips: one segment per body, centred on it."""
+    centres = [20.0 + 32.0 * k for k in range(7)]
+    prof = _profile(centres, body_mm=30.0, disc_floor=0.5, disc_water=0.8, end_mm=240.0)
+    segs, gaps = segment_profile(prof)
+    assert len(segs) < len(centres)  # the threshold alone merges bodies
+    segs, gaps = split_at_dips(segs, gaps, prof)
+    assert len(segs) == len(centres)
+    # the end bodies run on to the profile's ends (the floor is above the threshold there)
+    found = np.array([s.centre_mm for s in segs])[1:-1]
+    assert np.max(np.abs(found - np.array(centres)[1:-1])) < 4.0
+    assert all(kind == "disc" for *_, kind in gaps)
+
+
+def test_shallow_texture_does_not_split() -> None:
+    """A dip shallower than the prominence threshold (texture, a small lesion) keeps the body
+    whole, and no part shorter than a body is cut off."""
+    t = np.arange(0.0, 60.0) + 0.5
+    marrow = np.ones_like(t)
+    marrow[25:30] = 1.0 - 0.6 * DIP_PROMINENCE  # shallow
+    marrow[3:5] = 0.3  # deep, but 4 mm from the end: no body fits above it
+    prof = Profile(t, marrow, np.zeros_like(t), np.zeros_like(t), np.ones(t.shape, bool))
+    segs, gaps = split_at_dips([Segment(0.0, 60.0)], [], prof)
+    assert len(segs) == 1 and not gaps
+
+
+def test_missed_body_is_stepped_over_in_the_count() -> None:
+    """A body the detector did not find (two spacings between neighbours) shifts no label."""
+    pitch = 33.0
+    centres = [20.0 + pitch * k for k in range(9)]
+    missing = 4
+    segs = [Segment(c - 13.0, c + 13.0) for i, c in enumerate(centres) if i != missing]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    pos = level_positions(segs, gaps)
+    assert pos == [0, 1, 2, 3, 5, 6, 7, 8]
+    # the lowest one is S1 (thin S1/S2 junction below it: a sacral remnant segment added)
+    sac = Segment(segs[-1].t1_mm + 2.0, segs[-1].t1_mm + 20.0)
+    segs2 = [*segs, sac]
+    gaps2 = [*gaps, (segs[-1].t1_mm, segs[-1].t1_mm + 2.0, "fused")]
+    lab = label_segments(segs2, gaps2, bottom_in_fov=True)
+    assert lab.names[: len(segs)] == ("T10", "T11", "T12", "L1", "L3", "L4", "L5", "S1")
+
+
+@pytest.mark.parametrize("ratio", [1.2, 1.5])
+def test_uneven_spacing_alone_is_no_missed_body(ratio: float) -> None:
+    """Spacing up to 1.5 times the median (a long body, a wide disc) is one level."""
+    centres = [20.0, 53.0, 86.0, 86.0 + 33.0 * ratio, 119.0 + 33.0 * ratio]
+    segs = [Segment(c - 12.0, c + 12.0) for c in centres]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    assert level_positions(segs, gaps) == [0, 1, 2, 3, 4]
