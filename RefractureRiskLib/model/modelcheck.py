@@ -74,68 +74,81 @@ def check_document_types(doc: Mapping[str, Any], source: str) -> None:
     _optional_text(intercept.get("provenance"), at("intercept.provenance"))
     inputs = _list(doc.get("inputs"), at("inputs"), non_empty=True)
     for i, item in enumerate(inputs):
-        p = f"inputs[{i}]"
-        spec = _object(item, at(p))
-        _text(spec.get("name"), at(f"{p}.name"))
-        _text(spec.get("kind"), at(f"{p}.kind"))
-        _optional_text(spec.get("unit"), at(f"{p}.unit"))
-        _optional_text(spec.get("description"), at(f"{p}.description"))
-        for key in ("soft_range", "hard_range"):
-            if spec.get(key) is not None:
-                pair = _list(spec[key], at(f"{p}.{key}"))
-                if len(pair) != 2:
-                    raise InputError(at(f"{p}.{key}"), f"must be [low, high], got {pair!r}")
-                for j, v in enumerate(pair):
-                    _number(v, at(f"{p}.{key}[{j}]"))
-        if spec.get("levels") is not None:
-            for j, v in enumerate(_list(spec["levels"], at(f"{p}.levels"))):
-                _level(v, at(f"{p}.levels[{j}]"))
-        missing = spec.get("missing_value")
-        if missing is not None and not isinstance(missing, str):
-            _number(missing, at(f"{p}.missing_value"))
+        _input_types(item, f"inputs[{i}]", at)
     terms = _list(doc.get("terms"), at("terms"), non_empty=True)
     for i, item in enumerate(terms):
-        p = f"terms[{i}]"
-        term = _object(item, at(p))
-        _text(term.get("name"), at(f"{p}.name"))
-        _text(term.get("input"), at(f"{p}.input"))
-        _optional_text(term.get("label"), at(f"{p}.label"))
-        _optional_text(term.get("provenance"), at(f"{p}.provenance"))
-        transform = _object(term.get("transform"), at(f"{p}.transform"))
-        _text(transform.get("type"), at(f"{p}.transform.type"))
-        for key in ("center", "scale", "above"):
-            if key in transform:
-                _number(transform[key], at(f"{p}.transform.{key}"))
-        if "knots" in transform:
-            for j, v in enumerate(_list(transform["knots"], at(f"{p}.transform.knots"))):
-                _number(v, at(f"{p}.transform.knots[{j}]"))
-        if "levels" in transform:
-            for j, v in enumerate(_list(transform["levels"], at(f"{p}.transform.levels"))):
-                _level(v, at(f"{p}.transform.levels[{j}]"))
-        coefficients = _list(term.get("coefficients"), at(f"{p}.coefficients"), non_empty=True)
-        for j, v in enumerate(coefficients):
-            _number(v, at(f"{p}.coefficients[{j}]"))
-        if "columns" in term:
-            for j, v in enumerate(_list(term["columns"], at(f"{p}.columns"))):
-                _text(v, at(f"{p}.columns[{j}]"))
+        _term_types(item, f"terms[{i}]", at)
     if doc.get("covariance") is not None:
-        cov = _object(doc["covariance"], at("covariance"))
-        for j, v in enumerate(_list(cov.get("columns"), at("covariance.columns"))):
-            _text(v, at(f"covariance.columns[{j}]"))
-        rows = _list(cov.get("matrix"), at("covariance.matrix"))
-        for r, row in enumerate(rows):
-            if len(_list(row, at(f"covariance.matrix[{r}]"))) != len(rows):
-                raise InputError(
-                    at(f"covariance.matrix[{r}]"),
-                    f"must have {len(rows)} values (a square matrix), got {len(row)}",
-                )
-            for c, v in enumerate(row):
-                _number(v, at(f"covariance.matrix[{r}][{c}]"))
+        _covariance_types(doc["covariance"], at)
     _optional_text(doc.get("covariance_note"), at("covariance_note"))
     for key in ("training", "validation"):
         if doc.get(key) is not None:
             _object(doc[key], at(key))
     _object(doc.get("software"), at("software"))
+
+
+def _input_types(item: Any, p: str, at: _Where) -> None:
+    """One entry of ``inputs`` (path ``p``)."""
+    spec = _object(item, at(p))
+    _text(spec.get("name"), at(f"{p}.name"))
+    _text(spec.get("kind"), at(f"{p}.kind"))
+    _optional_text(spec.get("unit"), at(f"{p}.unit"))
+    _optional_text(spec.get("description"), at(f"{p}.description"))
+    for key in ("soft_range", "hard_range"):
+        if spec.get(key) is not None:
+            pair = _list(spec[key], at(f"{p}.{key}"))
+            if len(pair) != 2:
+                raise InputError(at(f"{p}.{key}"), f"must be [low, high], got {pair!r}")
+            for j, v in enumerate(pair):
+                _number(v, at(f"{p}.{key}[{j}]"))
+    if spec.get("levels") is not None:
+        for j, v in enumerate(_list(spec["levels"], at(f"{p}.levels"))):
+            _level(v, at(f"{p}.levels[{j}]"))
+    missing = spec.get("missing_value")
+    if missing is not None and not isinstance(missing, str):
+        _number(missing, at(f"{p}.missing_value"))
+
+
+def _term_types(item: Any, p: str, at: _Where) -> None:
+    """One entry of ``terms`` (path ``p``)."""
+    term = _object(item, at(p))
+    _text(term.get("name"), at(f"{p}.name"))
+    _text(term.get("input"), at(f"{p}.input"))
+    _optional_text(term.get("label"), at(f"{p}.label"))
+    _optional_text(term.get("provenance"), at(f"{p}.provenance"))
+    transform = _object(term.get("transform"), at(f"{p}.transform"))
+    _text(transform.get("type"), at(f"{p}.transform.type"))
+    for key in ("center", "scale", "above"):
+        if key in transform:
+            _number(transform[key], at(f"{p}.transform.{key}"))
+    if "knots" in transform:
+        for j, v in enumerate(_list(transform["knots"], at(f"{p}.transform.knots"))):
+            _number(v, at(f"{p}.transform.knots[{j}]"))
+    if "levels" in transform:
+        for j, v in enumerate(_list(transform["levels"], at(f"{p}.transform.levels"))):
+            _level(v, at(f"{p}.transform.levels[{j}]"))
+    coefficients = _list(term.get("coefficients"), at(f"{p}.coefficients"), non_empty=True)
+    for j, v in enumerate(coefficients):
+        _number(v, at(f"{p}.coefficients[{j}]"))
+    if "columns" in term:
+        for j, v in enumerate(_list(term["columns"], at(f"{p}.columns"))):
+            _text(v, at(f"{p}.columns[{j}]"))
+
+
+def _covariance_types(value: Any, at: _Where) -> None:
+    """The covariance object: column names and a square matrix of numbers."""
+    cov = _object(value, at("covariance"))
+    for j, v in enumerate(_list(cov.get("columns"), at("covariance.columns"))):
+        _text(v, at(f"covariance.columns[{j}]"))
+    rows = _list(cov.get("matrix"), at("covariance.matrix"))
+    for r, row in enumerate(rows):
+        if len(_list(row, at(f"covariance.matrix[{r}]"))) != len(rows):
+            raise InputError(
+                at(f"covariance.matrix[{r}]"),
+                f"must have {len(rows)} values (a square matrix), got {len(row)}",
+            )
+        for c, v in enumerate(row):
+            _number(v, at(f"covariance.matrix[{r}][{c}]"))
 
 
 # -- step 2: values -----------------------------------------------------------------------------
