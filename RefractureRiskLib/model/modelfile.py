@@ -166,29 +166,7 @@ class RiskModel:
     @classmethod
     def from_document(cls, doc: Any, source: str = "model") -> RiskModel:
         """Check and build a model from a parsed JSON document (hash, schema, fields)."""
-        if not isinstance(doc, dict):
-            raise InputError(source, "a model file must hold a JSON object")
-        if doc.get("schema") != SCHEMA_NAME:
-            raise InputError(source, f"not a model file (schema must be {SCHEMA_NAME!r})")
-        if doc.get("schema_version") != SCHEMA_VERSION:
-            raise InputError(
-                source,
-                f"schema_version {doc.get('schema_version')!r} is not supported "
-                f"(this software reads version {SCHEMA_VERSION})",
-            )
-        stored = doc.get(HASH_FIELD)
-        if not isinstance(stored, str):
-            raise InputError(source, f"{HASH_FIELD} is missing: the file cannot be verified")
-        try:
-            actual = content_hash(doc)
-        except ValueError as err:
-            raise InputError(source, f"content is not canonical JSON ({err})") from None
-        if actual != stored:
-            raise InputError(
-                source,
-                "content hash does not match: the file was changed after it was written "
-                "(re-export it from the training pipeline)",
-            )
+        stored = _verified_hash(doc, source)
         missing = [k for k in REQUIRED_FIELDS if k not in doc]
         if missing:
             raise InputError(source, f"missing field(s): {', '.join(missing)}")
@@ -233,6 +211,35 @@ class RiskModel:
                 source, f"malformed model file ({type(err).__name__}: {err})"
             ) from None
         return model
+
+
+def _verified_hash(doc: Any, source: str) -> str:
+    """The document's stored content hash, once the document is a model file of this schema
+    version whose content still matches it (InputError otherwise)."""
+    if not isinstance(doc, dict):
+        raise InputError(source, "a model file must hold a JSON object")
+    if doc.get("schema") != SCHEMA_NAME:
+        raise InputError(source, f"not a model file (schema must be {SCHEMA_NAME!r})")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(
+            source,
+            f"schema_version {doc.get('schema_version')!r} is not supported "
+            f"(this software reads version {SCHEMA_VERSION})",
+        )
+    stored = doc.get(HASH_FIELD)
+    if not isinstance(stored, str):
+        raise InputError(source, f"{HASH_FIELD} is missing: the file cannot be verified")
+    try:
+        actual = content_hash(doc)
+    except ValueError as err:
+        raise InputError(source, f"content is not canonical JSON ({err})") from None
+    if actual != stored:
+        raise InputError(
+            source,
+            "content hash does not match: the file was changed after it was written "
+            "(re-export it from the training pipeline)",
+        )
+    return stored
 
 
 def plain_json(value: Any) -> Any:
