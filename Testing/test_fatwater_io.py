@@ -58,11 +58,8 @@ def test_mat_reader_refuses_one_echo_and_v73_without_h5py(tmp_path, phantom):
         read_echo_mat(_write_mat(tmp_path / "one.mat", phantom, n_echoes=1))
     fake = tmp_path / "v73.mat"
     fake.write_bytes(b"MATLAB 7.3 MAT-file".ljust(512, b" ") + b"\x89HDF\r\n\x1a\n" + bytes(64))
-    try:
-        import h5py  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(InputError, match=r"v7\.3"):
-            read_echo_mat(fake)
+    with pytest.raises(InputError, match=r"v7\.3"):  # h5py missing, or h5py cannot read it
+        read_echo_mat(fake)
     with pytest.raises(InputError, match="imDataParams"):
         sio.savemat(tmp_path / "other.mat", {"x": np.ones(3)})
         read_echo_mat(tmp_path / "other.mat")

@@ -32,6 +32,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "openjpeg": "jpeg",
     "rle": "jpeg",
     "jpeg_ls": "jpeg",
+    "h5py": "mat73",
 }
 
 

@@ -52,19 +52,23 @@ def _load_v73(path: Path) -> dict[str, object]:
         import h5py
     except ModuleNotFoundError:
         raise InputError(
-            path, "MATLAB v7.3 (HDF5) file; reading it needs h5py (pip install h5py)"
+            path,
+            "MATLAB v7.3 (HDF5) file; reading it needs h5py: pip install 'refracture-risk[mat73]'",
         ) from None
-    with h5py.File(path, "r") as fh:
-        if "imDataParams" not in fh:
-            raise InputError(path, "no imDataParams struct (not an ISMRM fat-water toolbox file)")
-        grp = fh["imDataParams"]
-        out: dict[str, object] = {}
-        for name in grp:
-            arr = grp[name][()]
-            if arr.dtype.names and {"real", "imag"} <= set(arr.dtype.names):
-                arr = arr["real"] + 1j * arr["imag"]
-            out[name] = np.asarray(arr).T  # HDF5 stores MATLAB arrays transposed
-        return out
+    try:
+        with h5py.File(path, "r") as fh:
+            if "imDataParams" not in fh:
+                raise InputError(path, "no imDataParams struct (not an ISMRM toolbox file)")
+            grp = fh["imDataParams"]
+            out: dict[str, object] = {}
+            for name in grp:
+                arr = grp[name][()]
+                if arr.dtype.names and {"real", "imag"} <= set(arr.dtype.names):
+                    arr = arr["real"] + 1j * arr["imag"]
+                out[name] = np.asarray(arr).T  # HDF5 stores MATLAB arrays transposed
+            return out
+    except OSError as err:
+        raise InputError(path, f"MATLAB v7.3 (HDF5) file that cannot be read ({err})") from None
 
 
 def read_echo_mat(path: str | Path) -> EchoSet:
