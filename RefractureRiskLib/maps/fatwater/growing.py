@@ -37,6 +37,95 @@ def local_minima(
     return idx, np.take_along_axis(masked, idx, axis=1)
 
 
+def _offsets(radius: int) -> npt.NDArray[np.int64]:
+    """``(dk, dj, di)`` of the neighbours within ``radius`` blocks (the block itself excluded)."""
+    r = range(-radius, radius + 1)
+    return np.array([(a, b, c) for a in r for b in r for c in r if (a, b, c) != (0, 0, 0)])
+
+
+class _Growth:
+    """State of one region growing run over the blocks of ``shape`` (see :func:`grow`).
+
+    Blocks are addressed by their flat index; neighbour look-ups use a copy of the grid padded
+    by two blocks, so offsets never leave the array.
+    """
+
+    PAD = 2
+
+    def __init__(self, costs, energy, active, shape, grid_hz, period_hz, swap_hz, mu) -> None:
+        self.shape, self.period, self.swap, self.mu = shape, period_hz, swap_hz, mu
+        n_blocks = int(np.prod(shape))
+        cand_idx, self.cand_cost = local_minima(costs)
+        self.cand_hz = grid_hz[cand_idx]
+        c = self.cand_cost
+        margin = np.where(np.isfinite(c[:, 1]), c[:, 1] - c[:, 0], 1.0)
+        share = energy / max(float(energy.max()), 1e-30)
+        self.certainty = np.clip(margin, 0.0, 1.0) * share + 1e-9 * share
+        self.slot = np.full(n_blocks, -1, np.int64)  # flat block -> row in costs
+        self.slot[np.flatnonzero(active)] = np.arange(costs.shape[0])
+        self.field = np.zeros(n_blocks)
+        self.weight = np.zeros(n_blocks)
+        self.assigned = np.zeros(n_blocks, bool)
+        self.k = 2 * np.pi / period_hz
+        pad = self.PAD
+        padded = tuple(n + 2 * pad for n in shape)
+
+        def flat_offsets(offs):
+            return (offs[:, 0] * padded[1] + offs[:, 1]) * padded[2] + offs[:, 2]
+
+        near = _offsets(2)  # prediction window: Gaussian distance weights, sigma 1 block
+        self.near_flat, self.near_w = flat_offsets(near), np.exp(-(near**2).sum(axis=1) / 2.0)
+        self.touch = flat_offsets(_offsets(1))  # the 26 neighbours the region grows into
+        kk, jj, ii = np.unravel_index(np.arange(n_blocks), shape)
+        self.pidx = ((kk + pad) * padded[1] + jj + pad) * padded[2] + ii + pad
+        size = int(np.prod(padded))
+        self.pz = np.zeros(size, np.complex128)  # certainty * phasor of assigned blocks
+        self.unpad = np.full(size, -1, np.int64)
+        self.unpad[self.pidx] = np.arange(n_blocks)
+        self.open = np.zeros(size, bool)  # active, not assigned, not queued
+        self.open[self.pidx[np.flatnonzero(active)]] = True
+        self.coords = np.stack([kk, jj, ii], axis=1).astype(float)
+
+    def choose(self, flat: int, pred_hz: float | None) -> None:
+        """Assign the candidate nearest (in cost + penalty) to the prediction."""
+        row = self.slot[flat]
+        best = 0
+        if pred_hz is not None:
+            d = (self.cand_hz[row] - pred_hz + self.period / 2) % self.period - self.period / 2
+            best = int(np.argmin(self.cand_cost[row] + self.mu * (d / self.swap) ** 2))
+        self.field[flat] = self.cand_hz[row, best]
+        self.weight[flat] = self.certainty[row]
+        self.assigned[flat] = True
+        self.open[self.pidx[flat]] = False
+        phasor = np.exp(1j * self.k * self.field[flat])
+        self.pz[self.pidx[flat]] = (self.certainty[row] + 1e-12) * phasor
+
+    def predict(self, flat: int) -> float:
+        """Circular mean (Hz) of the assigned blocks within two blocks."""
+        z = (self.pz[self.pidx[flat] + self.near_flat] * self.near_w).sum()
+        return float(np.angle(z) / self.k)
+
+    def predict_far(self, flat: int, sigma_blocks: float) -> float | None:
+        """Prediction for a new region's seed from every assigned block (Gaussian distance)."""
+        done = np.flatnonzero(self.assigned)
+        if not done.size:
+            return None
+        d2 = ((self.coords[done] - self.coords[flat]) ** 2).sum(axis=1)
+        w = self.weight[done] * (np.exp(-d2 / (2 * sigma_blocks**2)) + 1e-12)
+        z = (w * np.exp(1j * self.k * self.field[done])).sum()
+        return float(np.angle(z) / self.k)
+
+    def push_neighbours(self, flat: int, heap: list) -> None:
+        idx = self.pidx[flat] + self.touch
+        new = idx[self.open[idx]]
+        self.open[new] = False
+        blocks = self.unpad[new]
+        for nb, cert in zip(
+            blocks.tolist(), self.certainty[self.slot[blocks]].tolist(), strict=True
+        ):
+            heapq.heappush(heap, (-cert, nb))
+
+
 def grow(
     costs: npt.NDArray[np.float32],
     energy: npt.NDArray[np.float32],
@@ -53,99 +142,20 @@ def grow(
     ``costs[B, n]`` and ``energy[B]`` belong to the blocks where ``active`` (flat, C order) is
     true.
     """
-    n_blocks = int(np.prod(shape))
-    cand_idx, cand_cost = local_minima(costs)
-    cand_hz = grid_hz[cand_idx]
-    margin = np.where(np.isfinite(cand_cost[:, 1]), cand_cost[:, 1] - cand_cost[:, 0], 1.0)
-    share = energy / max(float(energy.max()), 1e-30)
-    certainty = np.clip(margin, 0.0, 1.0) * share + 1e-9 * share
-    slot = np.full(n_blocks, -1, np.int64)  # flat block -> row in costs
-    slot[np.flatnonzero(active)] = np.arange(costs.shape[0])
-    field = np.zeros(n_blocks)
-    weight = np.zeros(n_blocks)
-    assigned = np.zeros(n_blocks, bool)
-    nk, nj, ni = shape
-    offsets = [
-        (dk, dj, di)
-        for dk in (-1, 0, 1)
-        for dj in (-1, 0, 1)
-        for di in (-1, 0, 1)
-        if (dk, dj, di) != (0, 0, 0)
-    ]
-    two_pi_over_p = 2 * np.pi / period_hz
-
-    def choose(flat: int, pred_hz: float | None) -> None:
-        row = slot[flat]
-        if pred_hz is None:
-            best = 0
-        else:
-            d = (cand_hz[row] - pred_hz + period_hz / 2) % period_hz - period_hz / 2
-            best = int(np.argmin(cand_cost[row] + mu * (d / swap_hz) ** 2))
-        field[flat] = cand_hz[row, best]
-        weight[flat] = certainty[row]
-        assigned[flat] = True
-        open_p[pidx[flat]] = False
-        pz[padded_index(flat)] = (certainty[row] + 1e-12) * np.exp(1j * two_pi_over_p * field[flat])
-
-    # prediction window: offsets within 2 blocks, Gaussian distance weights (sigma 1 block)
-    near = np.array(
-        [
-            (dk, dj, di)
-            for dk in range(-2, 3)
-            for dj in range(-2, 3)
-            for di in range(-2, 3)
-            if (dk, dj, di) != (0, 0, 0)
-        ]
-    )
-    near_w = np.exp(-(near**2).sum(axis=1) / 2.0)
-    pad = 2
-    padded_shape = (nk + 2 * pad, nj + 2 * pad, ni + 2 * pad)
-    near_flat = (near[:, 0] * padded_shape[1] + near[:, 1]) * padded_shape[2] + near[:, 2]
-    pz = np.zeros(padded_shape, np.complex128).reshape(-1)  # weight * phasor of assigned blocks
-
-    kk, jj, ii = np.unravel_index(np.arange(n_blocks), shape)
-    pidx = ((kk + pad) * padded_shape[1] + jj + pad) * padded_shape[2] + ii + pad
-    unpad = np.full(pz.size, -1, np.int64)
-    unpad[pidx] = np.arange(n_blocks)
-    open_p = np.zeros(pz.size, bool)  # active, not assigned, not queued
-    open_p[pidx[np.flatnonzero(active)]] = True
-    touch = np.array([(dk * padded_shape[1] + dj) * padded_shape[2] + di for dk, dj, di in offsets])
-
-    def padded_index(flat: int) -> int:
-        return int(pidx[flat])
-
-    def predict(flat: int) -> float:
-        z = (pz[padded_index(flat) + near_flat] * near_w).sum()
-        return float(np.angle(z) / two_pi_over_p)
-
-    def push_neighbours(flat: int, heap: list) -> None:
-        idx = pidx[flat] + touch
-        new = idx[open_p[idx]]
-        open_p[new] = False
-        for nb, cert in zip(unpad[new].tolist(), certainty[slot[unpad[new]]].tolist(), strict=True):
-            heapq.heappush(heap, (-cert, nb))
-
-    order = np.flatnonzero(active)[np.argsort(-certainty)]
+    g = _Growth(costs, energy, active, shape, grid_hz, period_hz, swap_hz, mu)
+    order = np.flatnonzero(active)[np.argsort(-g.certainty)]
     next_seed = 0
-    coords = np.stack(np.unravel_index(np.arange(n_blocks), shape), axis=1).astype(float)
     while True:
-        while next_seed < order.size and assigned[order[next_seed]]:
+        while next_seed < order.size and g.assigned[order[next_seed]]:
             next_seed += 1
         if next_seed >= order.size:
             break
         seed = int(order[next_seed])
-        done = np.flatnonzero(assigned)
-        if done.size:
-            d2 = ((coords[done] - coords[seed]) ** 2).sum(axis=1)
-            w = weight[done] * np.exp(-d2 / (2 * seed_sigma_blocks**2)) + 1e-12 * weight[done]
-            z = (w * np.exp(1j * two_pi_over_p * field[done])).sum()
-            choose(seed, float(np.angle(z) / two_pi_over_p))
-        else:
-            choose(seed, None)
+        g.choose(seed, g.predict_far(seed, seed_sigma_blocks))
         heap: list = []
-        push_neighbours(seed, heap)
+        g.push_neighbours(seed, heap)
         while heap:
             _, flat = heapq.heappop(heap)
-            choose(flat, predict(flat))
-            push_neighbours(flat, heap)
-    return field.reshape(shape), weight.reshape(shape)
+            g.choose(flat, g.predict(flat))
+            g.push_neighbours(flat, heap)
+    return g.field.reshape(shape), g.weight.reshape(shape)
