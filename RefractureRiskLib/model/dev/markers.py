@@ -148,6 +148,25 @@ def partial_correlation(df: pd.DataFrame, x: str, y: str, covariates: list[str])
 # Odds ratios
 
 
+#: Columns of :func:`marker_odds_ratios`, in order.
+ODDS_RATIO_COLUMNS = (
+    "marker",
+    "unit",
+    "n",
+    "events",
+    "or_crude",
+    "ci_low_crude",
+    "ci_high_crude",
+    "p_crude",
+    "or_adjusted",
+    "ci_low_adjusted",
+    "ci_high_adjusted",
+    "p_adjusted",
+    "adjusted_for",
+    "note",
+)
+
+
 def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Each imaging marker against the 1-year outcome, crude and adjusted (module doc).
 
@@ -155,7 +174,6 @@ def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
     marker, unit, n, events, or_crude, ci_low_crude, ci_high_crude, p_crude, or_adjusted,
     ci_low_adjusted, ci_high_adjusted, p_adjusted, adjusted_for, note.
     """
-    import statsmodels.api as sm
 
     d = _with_female(df)
     rows = []
@@ -176,62 +194,51 @@ def marker_odds_ratios(df: pd.DataFrame) -> pd.DataFrame:
         }
         notes = []
         for label, cols in (("crude", [marker]), ("adjusted", [marker, *covars])):
-            x = data[cols].astype(float).copy()
-            x[marker] = x[marker] / step
-            x = x.loc[:, [c for c in x.columns if x[c].nunique() > 1 or c == marker]]
-            try:
-                if y.sum() < 2 or (len(y) - y.sum()) < 2:
-                    raise ValueError("fewer than 2 events or non-events")
-                separated = _separation(x, y)
-                if separated:
-                    raise ValueError(separated)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(
-                        disp=0, maxiter=100
-                    )
-                if any("separation" in str(w.message).lower() for w in caught):
-                    raise ValueError(f"perfect separation: {marker} or a covariate predicts "
-                                     "the outcome exactly")  # fmt: skip
-                if not fit.mle_retvals.get("converged", True):
-                    raise ValueError("the fit did not converge (quasi-separation?)")
-                b, se = float(fit.params[marker]), float(fit.bse[marker])
-                row |= {
-                    f"or_{label}": math.exp(b),
-                    f"ci_low_{label}": math.exp(b - 1.959963984540054 * se),
-                    f"ci_high_{label}": math.exp(b + 1.959963984540054 * se),
-                    f"p_{label}": float(fit.pvalues[marker]),
-                }
-            except Exception as err:  # separation, singular design, too few events
-                row |= {
-                    f"or_{label}": np.nan,
-                    f"ci_low_{label}": np.nan,
-                    f"ci_high_{label}": np.nan,
-                    f"p_{label}": np.nan,
-                }
-                notes.append(f"{label}: not estimable ({err})")
+            values, note = _odds_ratio(data, y, marker, cols, step)
+            row |= {f"{key}_{label}": value for key, value in values.items()}
+            if note:
+                notes.append(f"{label}: {note}")
         row["note"] = "; ".join(notes)
         rows.append(row)
-    cols = [
-        "marker",
-        "unit",
-        "n",
-        "events",
-        "or_crude",
-        "ci_low_crude",
-        "ci_high_crude",
-        "p_crude",
-        "or_adjusted",
-        "ci_low_adjusted",
-        "ci_high_adjusted",
-        "p_adjusted",
-        "adjusted_for",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=list(ODDS_RATIO_COLUMNS))
 
 
 #: How a binary covariate's levels are named in messages.
+def _odds_ratio(data: pd.DataFrame, y: np.ndarray, marker: str, cols: list[str], step: float):
+    """Odds ratio of ``marker`` per ``step`` from a logistic fit on ``cols``: ({or, ci_low,
+    ci_high, p}, None), or NaNs and why it is not estimable (separation, too few events, ...)."""
+    import statsmodels.api as sm
+
+    x = data[cols].astype(float).copy()
+    x[marker] = x[marker] / step
+    x = x.loc[:, [c for c in x.columns if x[c].nunique() > 1 or c == marker]]
+    try:
+        if y.sum() < 2 or (len(y) - y.sum()) < 2:
+            raise ValueError("fewer than 2 events or non-events")
+        separated = _separation(x, y)
+        if separated:
+            raise ValueError(separated)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=100)
+        if any("separation" in str(w.message).lower() for w in caught):
+            raise ValueError(f"perfect separation: {marker} or a covariate predicts "
+                             "the outcome exactly")  # fmt: skip
+        if not fit.mle_retvals.get("converged", True):
+            raise ValueError("the fit did not converge (quasi-separation?)")
+        b, se = float(fit.params[marker]), float(fit.bse[marker])
+        return {
+            "or": math.exp(b),
+            "ci_low": math.exp(b - 1.959963984540054 * se),
+            "ci_high": math.exp(b + 1.959963984540054 * se),
+            "p": float(fit.pvalues[marker]),
+        }, None
+    except Exception as err:  # separation, singular design, too few events
+        return {"or": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan}, (
+            f"not estimable ({err})"
+        )
+
+
 _LEVEL_NAMES = {"female": ("sex", {0.0: "men", 1.0: "women"})}
 
 
