@@ -168,6 +168,75 @@ def _level_costs(
     return costs, energy
 
 
+@dataclass(frozen=True)
+class _Search:
+    """The grid search shared by all levels: field grid (Hz) on its circle, swap distance,
+    projection table (R2* fastest) and options."""
+
+    grid: npt.NDArray[np.float64]
+    circle: float
+    period: float | None
+    swap: float
+    table: npt.NDArray[np.float32]
+    n_r: int
+    opts: FieldMapOptions
+
+    def costs(self, feats: npt.NDArray[np.float32]):
+        """``(active mask, costs, energy)`` of the blocks of one level with signal."""
+        flat = feats.reshape(-1, feats.shape[-1])
+        energy_all = flat[:, : math.isqrt(flat.shape[1])].sum(axis=1)
+        active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
+        costs, energy = _level_costs(flat[active], self.table, self.n_r, self.opts.chunk)
+        return active, costs, energy
+
+
+def _window(s: _Search, costs: npt.NDArray[np.float32], parent_hz: npt.NDArray[np.float64]):
+    """Each block's costs on the grid values within swap/2 of its parent's field: ``(local
+    costs [B, 2h+1], their fields in Hz unwrapped around the parent, window centres, mask of
+    the window's outer half)``."""
+    step = float(s.grid[1] - s.grid[0])
+    h = max(1, int(s.swap / 2 / step))
+    offsets = np.arange(-h, h + 1)
+    centre = np.rint(wrap_hz(parent_hz - s.grid[0], s.circle) / step).astype(np.int64)
+    cols = centre[:, None] + offsets[None, :]
+    cols = cols % s.grid.size if s.period is not None else np.clip(cols, 0, s.grid.size - 1)
+    local = np.take_along_axis(costs, cols, axis=1)
+    base_hz = s.grid[0] + centre * step
+    values = (base_hz[:, None] + offsets[None, :] * step).astype(np.float32)
+    return local, values, base_hz, np.abs(offsets) > h / 2
+
+
+def _refine_level(s: _Search, feats, field, weight):
+    """One finer level: ICM sweeps within the parent's basin (never further than swap/2 from
+    it), each block pulled towards its neighbours' and its parent's field."""
+    shape = feats.shape[:3]
+    parent = _expand(_smooth(field, weight, s.circle), shape)
+    active, costs, energy = s.costs(feats)
+    local, values, base_hz, edge_cols = _window(s, costs, parent.reshape(-1)[active])
+    del costs
+    rows = np.arange(int(active.sum()))
+    pred = parent.reshape(-1).copy()
+    chosen = pred.copy()
+    conf = np.zeros(pred.size)
+    w_energy = np.zeros(pred.size)
+    w_energy[active] = energy / energy.max()
+    scale = np.float32(np.sqrt(s.opts.mu) / s.swap)
+    parent_z = _to_phasor(parent, s.circle)
+    for _ in range(max(1, s.opts.sweeps)):
+        near = base_hz + wrap_hz(pred[active] - base_hz, s.circle)
+        dist = (values - near[:, None].astype(np.float32)) * scale
+        idx = np.argmin(local + dist * dist, axis=1)
+        chosen[active] = wrap_hz(values[rows, idx].astype(float), s.circle)
+        # confidence: the cost rise from the best choice to the window's outer half
+        edge = np.where(edge_cols[None, :], local, np.inf).min(axis=1)
+        conf[active] = np.clip(edge - local[rows, idx], 0.0, 1.0) + 1e-3
+        w = (w_energy * conf).reshape(shape)
+        num = _gauss(w * _to_phasor(chosen.reshape(shape), s.circle), exclude_centre=True)
+        own = 0.5 * w + 1e-12
+        pred = _to_field(num + own * parent_z, s.circle).reshape(-1)
+    return chosen.reshape(shape), (w_energy * conf).reshape(shape)
+
+
 def estimate_field_map(
     features: npt.NDArray[np.float32],
     te_s: npt.ArrayLike,
@@ -189,6 +258,7 @@ def estimate_field_map(
     rates = np.asarray(opts.r2s_grid_per_s, float)
     table = projection_table(te_s, fat_phasor, grid, rates)
     swap = effective_swap_hz(swap_hz, period)
+    s = _Search(grid, circle, period, swap, table, rates.size, opts)
     pyramid = [features]
     while max(pyramid[-1].shape[:3]) > 1:
         pyramid.append(_reduce(pyramid[-1]))
@@ -201,63 +271,13 @@ def estimate_field_map(
     # base level: region growing from the most certain blocks
     base = opts.base_level if opts.base_level is not None else (2 if swap >= 150 else 1)
     base = min(base, len(pyramid) - 1)
-    feats = pyramid[base]
-    flat = feats.reshape(-1, feats.shape[-1])
-    n = math.isqrt(flat.shape[1])
-    energy_all = flat[:, :n].sum(axis=1)
-    active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
-    costs, energy = _level_costs(flat[active], table, rates.size, opts.chunk)
-    field, weight = grow(costs, energy, active, feats.shape[:3], grid, circle, swap)
+    active, costs, energy = s.costs(pyramid[base])
+    field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
     if log:
         log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
     for level in range(base - 1, 0, -1):
-        feats = pyramid[level]
-        shape = feats.shape[:3]
-        parent = _expand(_smooth(field, weight, circle), shape)
-        flat = feats.reshape(-1, feats.shape[-1])
-        n = math.isqrt(flat.shape[1])
-        energy_all = flat[:, :n].sum(axis=1)
-        active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
-        costs, energy = _level_costs(flat[active], table, rates.size, opts.chunk)
-        # finer levels refine within the parent's basin: only the grid values within swap/2 of
-        # the parent's field are candidates (a window of 2h+1 grid steps around it)
-        step = float(grid[1] - grid[0])
-        h = max(1, int(swap / 2 / step))
-        offsets = np.arange(-h, h + 1)
-        parent_act = parent.reshape(-1)[active]
-        centre = np.rint(wrap_hz(parent_act - grid[0], circle) / step).astype(np.int64)
-        cols = centre[:, None] + offsets[None, :]
-        cols = cols % grid.size if period is not None else np.clip(cols, 0, grid.size - 1)
-        rows = np.arange(int(active.sum()))
-        local = np.take_along_axis(costs, cols, axis=1)
-        del costs
-        base_hz = grid[0] + centre * step  # the window's centre, unwrapped near the parent
-        values = (base_hz[:, None] + offsets[None, :] * step).astype(np.float32)
-        edge_cols = np.abs(offsets) > h / 2
-        pred = parent.reshape(-1).copy()
-        chosen = pred.copy()
-        conf = np.zeros(flat.shape[0])
-        w_energy = np.zeros(flat.shape[0])
-        w_energy[active] = energy / energy.max()
-        scale = np.float32(np.sqrt(opts.mu) / swap)
-        for _ in range(max(1, opts.sweeps)):
-            near = base_hz + wrap_hz(pred[active] - base_hz, circle)
-            dist = (values - near[:, None].astype(np.float32)) * scale
-            idx = np.argmin(local + dist * dist, axis=1)
-            best = local[rows, idx]
-            chosen[active] = wrap_hz(values[rows, idx].astype(float), circle)
-            # confidence: the cost rise from the best choice to the window's outer half
-            edge = np.where(edge_cols[None, :], local, np.inf).min(axis=1)
-            conf[active] = np.clip(edge - best, 0.0, 1.0) + 1e-3
-            w = (w_energy * conf).reshape(shape)
-            zc = _to_phasor(chosen.reshape(shape), circle)
-            num = _gauss(w * zc, exclude_centre=True)
-            own = 0.5 * w + 1e-12
-            z = num + own * _to_phasor(parent, circle)
-            pred = _to_field(z, circle).reshape(-1)
-        field = chosen.reshape(shape)
-        weight = (w_energy * conf).reshape(shape)
+        field, weight = _refine_level(s, pyramid[level], field, weight)
         if log:
-            log(f"field map: level {level} ({shape[2]}x{shape[1]}x{shape[0]} blocks) done")
+            log(f"field map: level {level} ({'x'.join(map(str, field.shape[::-1]))} blocks) done")
     smooth = _expand(_smooth(field, weight, circle), features.shape[:3])
     return smooth.astype(np.float32), period
