@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out.suffix.lower() == ".json":
         raise InputError(args.out, "a model card is Markdown (.md), not a .json model file")
+    if args.out.is_dir():  # --overwrite would not help: a card is a file
+        raise InputError(args.out, "is a folder; give the card's file name (.md)")
     if args.out.exists() and not args.overwrite:
         raise InputError(args.out, "already exists; choose another --out or add --overwrite")
     with atomic_file(args.out, overwrite=args.overwrite) as staged:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from RefractureRiskLib.core.errors import InputError
+
 NAME = "describe"
+#: Fewer patients give no spread, no test and no odds ratio: nothing to describe.
+MIN_PATIENTS = 2
 HELP = (
     "describe a cohort: Table 1 by 1-year outcome, PDFF/R2* correlations, marker odds ratios "
     "(descriptive only, not used to select model terms)"
@@ -37,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     with OutputSet(overwrite=args.overwrite) as outputs:
         staging = outputs.folder(args.out, marker="describe.html")
         cohort = read_cohort(args.cohort, allow_unknown_columns=args.allow_unknown_columns)
+        if len(cohort) < MIN_PATIENTS:  # one patient gave blank means and an empty test table
+            raise InputError(
+                args.cohort,
+                f"{len(cohort)} patient row(s): describing a cohort needs at least {MIN_PATIENTS}",
+            )
         result = describe_cohort(cohort, staging)
     y = cohort["outcome_1y"]
     print(

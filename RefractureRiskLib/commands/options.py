@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
-    """The analysis settings given by ``args``; raises InputError for a non-finite ``--anchor``."""
+    """The analysis settings given by ``args``; raises InputError for a non-finite ``--anchor``
+    or an unknown level in ``--index-levels``."""
     # Imported here: the command-line parser is built without loading the pipeline.
     from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
     from RefractureRiskLib.pipeline import AnalysisOptions, parse_anchor
 
     given = vars(args)
@@ -29,13 +31,22 @@ def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
     if anchor is not None and not all(math.isfinite(c) for c in anchor[1]):
         # float() reads "nan" and "inf": a non-finite point would silently relabel every level.
         raise InputError("--anchor", f"{args.anchor!r}: x, y and z must be finite numbers (RAS mm)")
-    index_levels = given.get("index_levels") or ""
+    index_levels = tuple(
+        v.strip().upper() for v in (given.get("index_levels") or "").split(",") if v.strip()
+    )
+    for level in index_levels:  # named here, before the images: a typo is not a traceback
+        if level not in VERTEBRAL_LEVELS:
+            raise InputError(
+                "--index-levels",
+                f"unknown vertebral level {level!r}; expected some of "
+                + ", ".join(VERTEBRAL_LEVELS),
+            )
     return AnalysisOptions(
         roi=given.get("roi", default.roi),
         study=given.get("which_study", default.study),
         pdff_series=given.get("pdff_series", default.pdff_series),
         anchor=anchor,
-        index_levels=tuple(v.strip().upper() for v in index_levels.split(",") if v.strip()),
+        index_levels=index_levels,
         reader=args.reader,
         model_path=args.model,
         pdff_unit=args.pdff_unit,

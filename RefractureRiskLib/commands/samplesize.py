@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(args.cohort, reason + ": need both events and non-events")
         if all(v is None for v in perf.values()):
             print("No anticipated performance given: assuming Nagelkerke R^2 = 0.15 (Riley 2020).")
-        sup = supported_parameters(n, events, **perf, shrinkage=args.shrinkage, mape=args.mape)
+        sup = _computed(
+            lambda: supported_parameters(
+                n, events, **perf, shrinkage=args.shrinkage, mape=args.mape
+            ),
+            events / n,
+            perf,
+        )
         print(sup.message())
         if prevalence is None:
             prevalence = events / n
@@ -67,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("samplesize", "give --parameters and --prevalence (or --cohort)")
     if all(v is None for v in perf.values()):
         raise InputError("samplesize", "give one of --c-statistic, --r2-cs or --nagelkerke-r2")
-    result = riley_sample_size(
-        args.parameters, prevalence, **perf, shrinkage=args.shrinkage, mape=args.mape
+    result = _computed(
+        lambda: riley_sample_size(
+            args.parameters, prevalence, **perf, shrinkage=args.shrinkage, mape=args.mape
+        ),
+        prevalence,
+        perf,
     )
     print(result.format_table())
     print(
@@ -76,3 +86,25 @@ def run(args: argparse.Namespace) -> int:
         f"{math.ceil(result.events)} events (outcome proportion {result.prevalence:g})."
     )
     return 0
+
+
+def _computed(compute, prevalence: float, perf: dict):
+    """``compute()``, with a numerical failure of the formulas as one line naming the inputs.
+
+    Values inside the allowed ranges can still be beyond what the formulas handle (prevalence
+    1e-5, C-statistic 0.501 gave ZeroDivisionError, LinAlgError or a math domain error).
+    """
+    import numpy as np
+
+    try:
+        return compute()
+    except InputError:
+        raise
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
+        given = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in perf.items() if v is not None)
+        raise InputError(
+            "samplesize",
+            f"no sample size can be computed for outcome proportion {prevalence:.10g}"
+            f"{' and ' + given if given else ''} ({type(err).__name__}: {err}): a performance this "
+            "close to chance, or an outcome this rare or this common, is beyond Riley's formulas",
+        ) from None

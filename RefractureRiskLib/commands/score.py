@@ -42,7 +42,7 @@ def read_patient(text: str) -> tuple[dict[str, Any], str]:
     from RefractureRiskLib.core.errors import InputError
     from RefractureRiskLib.core.jsonfile import parse_json_text, read_json_file
 
-    if text == "-" or text.lstrip().startswith("{"):
+    if text == "-" or text.lstrip().startswith(("{", "[")):
         source = "standard input" if text == "-" else "--patient"
         data = parse_json_text(sys.stdin.read() if text == "-" else text, source, "patient")
     else:

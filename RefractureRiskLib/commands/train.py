@@ -8,6 +8,9 @@ from pathlib import Path
 from RefractureRiskLib.core.errors import InputError
 
 NAME = "train"
+#: Bootstrap replicates and imputed data sets beyond these only cost time and memory.
+MAX_BOOTSTRAP = 20_000
+MAX_IMPUTATIONS = 100
 HELP = (
     "train a penalised logistic risk model on a cohort table, validate it and write the model file"
 )
@@ -71,6 +74,16 @@ def run(args: argparse.Namespace) -> int:
 
     require("sklearn", what="refracture-risk train")
 
+    if not 1 <= args.bootstrap <= MAX_BOOTSTRAP:  # before any work: 10^8 asked for 105 GB
+        raise InputError(
+            "--bootstrap", f"must be between 1 and {MAX_BOOTSTRAP}, got {args.bootstrap}"
+        )
+    if not 2 <= args.imputations <= MAX_IMPUTATIONS:  # was silently raised to 2
+        raise InputError(
+            "--imputations",
+            f"must be between 2 and {MAX_IMPUTATIONS} (multiple imputation needs at least 2 "
+            f"data sets), got {args.imputations}",
+        )
     if args.out.suffix.lower() != ".json":
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
     if args.out.exists() and not args.overwrite:

@@ -9,6 +9,9 @@ from pathlib import Path
 from RefractureRiskLib.core.errors import InputError
 
 NAME = "validate"
+#: Bootstrap replicates beyond this only cost time and memory (the replicate indices alone take
+#: 8 bytes x replicates x patients: 10^9 replicates asked for a terabyte).
+MAX_BOOTSTRAP = 20_000
 HELP = (
     "external validation of a model file on a new cohort (a clinic's own patients): "
     "discrimination, calibration and net benefit with 95% bootstrap intervals"
@@ -38,8 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.atomic import OutputSet, recover_before_reading
 
-    if args.bootstrap < 1:
-        raise InputError("--bootstrap", f"must be at least 1, got {args.bootstrap}")
+    if not 1 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise InputError(
+            "--bootstrap", f"must be between 1 and {MAX_BOOTSTRAP}, got {args.bootstrap}"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise InputError(args.out, "exists and is not a folder; choose another --out")
     if (args.out / "validation.json").exists() and not args.overwrite:

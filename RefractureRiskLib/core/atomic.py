@@ -388,6 +388,7 @@ class OutputSet:
         self.published = False
         self.notes: list[str] = []
         self._recovered: set[Path] = set()
+        self._created: list[Path] = []  # folders made for the targets, outermost first
 
     # -- declaring -------------------------------------------------------------------------
     def folder(self, target: str | Path, marker: str | None = None) -> Path:
@@ -425,8 +426,10 @@ class OutputSet:
     def _declare(self, target: Path, folder: bool, overwrite: bool | None = None) -> Path:
         if any(e.target == target for e in self.entries):
             raise ValueError(f"{target} declared twice")
+        missing = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            self._created += reversed(missing)  # removed again (if empty) when discarding
         except OSError as err:  # named as the user gave it, not as our staging folder
             raise InputError(target, f"cannot create its folder ({err.strerror})") from None
         name = target.name
@@ -481,10 +484,14 @@ class OutputSet:
             raise
 
     def discard(self) -> None:
-        """Delete the staging folders; the targets stay as they were."""
+        """Delete the staging folders and the folders made for them; the targets stay as they
+        were (a failed ``train --out new/m.json`` leaves no empty ``new/``)."""
         if not self.published:
             for e in self.entries:
                 _rmtree(e.staging)
+            for folder in reversed(self._created):
+                with contextlib.suppress(OSError):  # not empty: someone else wrote there
+                    folder.rmdir()
 
     def publish(self) -> None:
         """Move every staged output into place (atomically for one output; for several, by
