@@ -33,13 +33,16 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from RefractureRiskLib.core.levels import LUMBAR_GLOBAL_LEVELS
 from RefractureRiskLib.model.dev.schema import (
     COHORT_SCHEMA,
     HORIZON_DAYS,
-    INDEX_LEVEL_NAMES,
     MEASURED_LEVELS,
     TL_JUNCTION_LEVELS,
+)
+from RefractureRiskLib.model.dev.synthetic_levels import (
+    draw_index_levels,
+    draw_marrow,
+    marrow_summaries,
 )
 
 
@@ -236,23 +239,11 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
     field_t = np.array([_CENTRE_SCANNERS[c % len(_CENTRE_SCANNERS)][0] for c in centre])
     vendor = [_CENTRE_SCANNERS[c % len(_CENTRE_SCANNERS)][1] for c in centre]
 
-    index_lists = [_draw_index_levels(rng) for _ in range(n)]
+    index_lists = [draw_index_levels(rng) for _ in range(n)]
     n_index = np.array([len(v) for v in index_lists])
     tl = np.array([float(bool(set(v) & TL_JUNCTION_LEVELS)) for v in index_lists])
 
-    # Marrow: a patient-level PDFF (%) and 1.5 T R2* (1/s), then per-level values around them.
-    pdff_patient = 56.0 + 0.35 * (age - 72) - 3.5 * (tscore + 2.5) + rng.normal(0, 5.0, n)
-    r2s_15_patient = 75.0 + 7.0 * (tscore + 2.5) - 0.2 * (age - 72) + rng.normal(0, 6.0, n)
-    pdff, r2s, excl = _per_level_values(
-        rng, index_lists, n_prev, pdff_patient, r2s_15_patient * field_t / 1.5
-    )
-    eligible = excl == ""
-    lumbar = np.array([lv in LUMBAR_GLOBAL_LEVELS for lv in MEASURED_LEVELS])
-    global_pdff = _masked_mean(pdff, eligible & lumbar)
-    global_r2s = _masked_mean(r2s, eligible & lumbar)
-    adjacent = _adjacent_mask(index_lists) & eligible
-    adj_pdff = _masked_mean(pdff, adjacent)
-    adj_r2s = _masked_mean(r2s, adjacent)
+    pdff, r2s, excl = draw_marrow(rng, age, tscore, index_lists, n_prev, field_t)
     cols: dict[str, object] = {}
 
     start = _dt.date(2019, 1, 1).toordinal()
@@ -289,12 +280,9 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
         cols[f"pdff_pct_{lv}"] = pdff[:, j].round(2)
         cols[f"r2s_per_s_{lv}"] = r2s[:, j].round(1)
         cols[f"excl_{lv}"] = excl[:, j]
+    cols.update(marrow_summaries(pdff, r2s, excl, index_lists))
     cols.update(
         {
-            "pdff_global_L1L4": global_pdff.round(2),
-            "r2s_global_L1L4": global_r2s.round(1),
-            "pdff_adjacent": adj_pdff.round(2),
-            "r2s_adjacent": adj_r2s.round(1),
             "paraspinal_fat_pct_L3L4": np.clip(
                 15 + 0.4 * (age - 72) + 3 * female + rng.normal(0, 6, n), 2, 80
             ).round(1),
@@ -304,74 +292,6 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
         }
     )
     return pd.DataFrame(cols)
-
-
-def _draw_index_levels(rng: np.random.Generator) -> list[str]:
-    """1-3 contiguous treated levels centred near the thoracolumbar junction."""
-    count = int(rng.choice([1, 2, 3], p=[0.75, 0.2, 0.05]))
-    weights = np.array([0.4 if lv in ("T12", "L1") else 0.1 for lv in INDEX_LEVEL_NAMES[5:]])
-    weights[INDEX_LEVEL_NAMES[5:].index("L2")] = 0.25
-    weights[INDEX_LEVEL_NAMES[5:].index("T11")] = 0.2
-    names = INDEX_LEVEL_NAMES[5:]  # T6-L5
-    while True:
-        first = int(rng.choice(len(names), p=weights / weights.sum()))
-        levels = list(names[first : first + count])
-        lumbar = len(set(levels) & set(LUMBAR_GLOBAL_LEVELS))
-        if len(levels) == count and lumbar <= 2:
-            return levels
-
-
-def _per_level_values(
-    rng: np.random.Generator,
-    index_lists: list[list[str]],
-    n_prev: np.ndarray,
-    pdff_patient: np.ndarray,
-    r2s_patient: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-level PDFF (%), R2* (1/s) and exclusion codes, arrays of shape (patients, levels)."""
-    n, n_lv = len(index_lists), len(MEASURED_LEVELS)
-    is_index = np.array([[lv in set(v) for lv in MEASURED_LEVELS] for v in index_lists])
-    # up to two prevalent fractures at random non-index levels (random keys, smallest first)
-    keys = rng.random((n, n_lv))
-    keys[is_index] = np.inf
-    rank = keys.argsort(axis=1).argsort(axis=1)
-    fractured = (rank < np.minimum(n_prev, 2)[:, None]) & ~is_index
-    # keep at least two eligible L1-L4 levels, as the design requires for the global mean
-    lumbar = np.array([lv in LUMBAR_GLOBAL_LEVELS for lv in MEASURED_LEVELS])
-    for i in np.flatnonzero(((~is_index & ~fractured) & lumbar).sum(axis=1) < 2):
-        fractured[i] &= ~lumbar
-    depth = np.arange(n_lv) - MEASURED_LEVELS.index("L1")  # PDFF rises caudally
-    pdff = pdff_patient[:, None] + 1.2 * depth[None, :] + rng.normal(0, 2.5, (n, n_lv))
-    pdff -= fractured * rng.uniform(10, 25, (n, n_lv))  # oedema of a recent fracture
-    pdff = np.clip(pdff, 3.0, 95.0)
-    r2s = r2s_patient[:, None] * np.clip(1.0 + rng.normal(0, 0.06, (n, n_lv)), 0.7, 1.3)
-    pdff[is_index] = np.nan  # cement: no marrow signal
-    r2s[is_index] = np.nan
-    excl = np.full((n, n_lv), "", dtype=object)
-    excl[fractured] = "fractured"
-    excl[is_index] = "cemented;index"
-    return pdff, r2s, excl
-
-
-def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    count = mask.sum(axis=1)
-    total = np.where(mask, values, 0.0).sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _adjacent_mask(index_lists: list[list[str]]) -> np.ndarray:
-    """(patients, measured levels): the level is directly above or below an index level."""
-    order = INDEX_LEVEL_NAMES
-    out = np.zeros((len(index_lists), len(MEASURED_LEVELS)), dtype=bool)
-    for i, levels in enumerate(index_lists):
-        near = {
-            order[k + d]
-            for lv in levels
-            for d in (-1, 1)
-            if 0 <= (k := order.index(lv)) + d < len(order)
-        }
-        out[i] = [lv in near and lv not in levels for lv in MEASURED_LEVELS]
-    return out
 
 
 def _add_follow_up(
