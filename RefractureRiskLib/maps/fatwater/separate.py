@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 METHOD = "RefractureRisk multi-resolution VARPRO field map + phase-constrained fit"
 
+#: Within these many points of 0 or 100% the PDFF is (blending to) the phase-constrained one.
+EDGE_PCT = (10.0, 20.0)
+
 #: Output map names, in the order they are written.
 MAP_NAMES = ("pdff", "r2s", "water", "fat", "fieldmap", "residual")
 
@@ -117,7 +120,7 @@ def hybrid_pdff_pct(
     fat_mag: npt.NDArray,
     water_real: npt.NDArray,
     fat_real: npt.NDArray,
-    edge_pct: tuple[float, float] = (10.0, 20.0),
+    edge_pct: tuple[float, float] = EDGE_PCT,
     max_disagreement_pct: float = 40.0,
     selector_pct: npt.NDArray | None = None,
 ) -> npt.NDArray[np.float32]:
@@ -147,6 +150,46 @@ def hybrid_pdff_pct(
     return (alpha * pc + (1.0 - alpha) * pm).astype(np.float32)
 
 
+def _pdff(echoes, mask, te, phasor, fit, fat_phase_sigma_vox: float) -> npt.NDArray[np.float32]:
+    """Noise-bias-free PDFF (%) of the fitted voxels (:func:`hybrid_pdff_pct`)."""
+    if fat_phase_sigma_vox > 0:
+        offset = water_fat_phase_offset(mask, fit.water, fit.fat, fat_phase_sigma_vox)
+    else:
+        offset = np.zeros(fit.water.size)
+    w_real, f_real = constrained_fit(
+        echoes.signal[mask], te, phasor, fit.field_hz, fit.r2s_per_s, offset
+    )
+    water_mag, fat_mag = np.abs(fit.water), np.abs(fit.fat)
+    selector = _smoothed_pdff(mask, water_mag, fat_mag)
+    return hybrid_pdff_pct(water_mag, fat_mag, w_real, f_real, selector_pct=selector)
+
+
+def _provenance(echoes, spectrum, period, **facts) -> dict[str, object]:
+    lo, hi = EDGE_PCT
+    return {
+        "method": METHOD,
+        "fat_spectrum": spectrum.name,
+        "fat_spectrum_reference": spectrum.reference,
+        "fat_shifts_ppm": list(spectrum.shifts_ppm),
+        "fat_amplitudes": [round(a, 6) for a in spectrum.amplitudes],
+        "field_strength_t": echoes.field_strength_t,
+        "echo_times_ms": [round(t * 1e3, 4) for t in echoes.te_s],
+        "pdff": (
+            f"100 |F|/(|W|+|F|) in mid-range; phase-constrained 100 f/(w+f) within {lo:g}-{hi:g} "
+            "points of 0 and 100% (noise-bias free; unclipped)"
+        ),
+        "water_fat": "magnitudes of the complex least-squares fit",
+        "fieldmap": (
+            f"Hz, modulo the echo period {period:.1f} Hz (uniform echoes)"
+            if period
+            else "Hz (non-uniform echoes)"
+        ),
+        **facts,
+        "source": echoes.source,
+        **{f"input_{k}": v for k, v in echoes.provenance.items()},
+    }
+
+
 def separate(
     echoes: EchoSet,
     spectrum: FatSpectrum = DEFAULT_SPECTRUM,
@@ -161,8 +204,9 @@ def separate(
     ``r2s_max_per_s``: upper end of the R2* search (default ``max(500, 300 * B0 / T))`` 1/s).
     ``fat_phase_sigma_vox``: in-plane Gaussian width (voxels) of the smooth water-fat phase
     offset the phase-constrained PDFF allows (:func:`water_fat_phase_offset`); 0 forces the
-    strict constraint (water and fat in phase). ``progress`` receives one-line progress
-    messages (also logged at INFO).
+    strict constraint (water and fat in phase). ``window_divisor``: voxels search the field
+    within the swap distance divided by this. ``progress`` receives one-line progress messages
+    (also logged at INFO).
     """
     t0 = time.perf_counter()
 
@@ -172,69 +216,33 @@ def separate(
             progress(msg)
 
     opts = options or FieldMapOptions()
-    b0 = echoes.field_strength_t
     te = np.asarray(echoes.te_s)
-    phasor = spectrum.phasor(te, b0)
-    swap_hz = spectrum.main_peak_hz(b0)
-    step = opts.step_hz or abs(swap_hz) / 48.0
+    phasor = spectrum.phasor(te, echoes.field_strength_t)
+    swap_hz = spectrum.main_peak_hz(echoes.field_strength_t)
     mask = signal_mask(echoes)
     n_vox = int(mask.sum())
-    say(f"{n_vox} voxels with signal, {echoes.n_echoes} echoes, B0 {b0:g} T, {spectrum.name}")
+    say(f"{n_vox} voxels with signal, {echoes.n_echoes} echoes, {spectrum.name}")
     feats = np.zeros((*echoes.shape, echoes.n_echoes**2), np.float32)
     feats[mask] = gram_features(echoes.signal[mask])
     field_s, period = estimate_field_map(feats, te, phasor, swap_hz, opts, log=say)
     del feats
     window = effective_swap_hz(swap_hz, period) / window_divisor
-    r_max = r2s_max_per_s or max(500.0, 300.0 * b0)
+    r_max = r2s_max_per_s or max(500.0, 300.0 * echoes.field_strength_t)
+    step = opts.step_hz or abs(swap_hz) / 48.0
     say(f"voxel fit: window +-{window:.0f} Hz, R2* up to {r_max:.0f} 1/s")
     fit = fit_voxels(echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max)
-
-    def vol(values, dtype=np.float32, fill=0.0) -> Volume:
-        arr = np.full(echoes.shape, fill, dtype)
-        arr[mask] = values
-        return Volume(arr, echoes.ijk_to_ras)
-
-    if fat_phase_sigma_vox > 0:
-        offset = water_fat_phase_offset(mask, fit.water, fit.fat, fat_phase_sigma_vox)
-    else:
-        offset = np.zeros(n_vox)
     say("phase-constrained water and fat")
-    w_real, f_real = constrained_fit(
-        echoes.signal[mask], te, phasor, fit.field_hz, fit.r2s_per_s, offset
-    )
-    water_mag, fat_mag = np.abs(fit.water), np.abs(fit.fat)
-    pdff = hybrid_pdff_pct(
-        water_mag, fat_mag, w_real, f_real, selector_pct=_smoothed_pdff(mask, water_mag, fat_mag)
-    )
+    pdff = _pdff(echoes, mask, te, phasor, fit, fat_phase_sigma_vox)
     field_map = np.array(field_s, np.float32)
     field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
     seconds = time.perf_counter() - t0
     say(f"separation done in {seconds:.1f} s")
-    provenance = {
-        "method": METHOD,
-        "fat_spectrum": spectrum.name,
-        "fat_spectrum_reference": spectrum.reference,
-        "fat_shifts_ppm": list(spectrum.shifts_ppm),
-        "fat_amplitudes": [round(a, 6) for a in spectrum.amplitudes],
-        "field_strength_t": b0,
-        "echo_times_ms": [round(t * 1e3, 4) for t in echoes.te_s],
-        "pdff": (
-            "100 |F|/(|W|+|F|) in mid-range; phase-constrained 100 f/(w+f) within 5-15 points "
-            "of 0 and 100% (noise-bias free; unclipped)"
-        ),
-        "water_fat_phase_sigma_vox": fat_phase_sigma_vox,
-        "water_fat": "magnitudes of the complex least-squares fit",
-        "r2s_max_per_s": r_max,
-        "fieldmap": (
-            f"Hz, modulo the echo period {period:.1f} Hz (uniform echoes)"
-            if period
-            else "Hz (non-uniform echoes)"
-        ),
-        "voxels_fitted": n_vox,
-        "source": echoes.source,
-        "seconds": round(seconds, 2),
-        **{f"input_{k}": v for k, v in echoes.provenance.items()},
-    }
+
+    def vol(values) -> Volume:
+        arr = np.zeros(echoes.shape, np.float32)
+        arr[mask] = values
+        return Volume(arr, echoes.ijk_to_ras)
+
     return FatWaterResult(
         pdff=vol(pdff),
         r2s=vol(fit.r2s_per_s),
@@ -243,5 +251,13 @@ def separate(
         fieldmap=Volume(field_map, echoes.ijk_to_ras),
         residual=vol(fit.residual_rms),
         mask=Volume(mask.astype(np.uint8), echoes.ijk_to_ras),
-        provenance=provenance,
+        provenance=_provenance(
+            echoes,
+            spectrum,
+            period,
+            water_fat_phase_sigma_vox=fat_phase_sigma_vox,
+            r2s_max_per_s=r_max,
+            voxels_fitted=n_vox,
+            seconds=round(seconds, 2),
+        ),
     )
