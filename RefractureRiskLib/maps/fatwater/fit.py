@@ -128,6 +128,64 @@ def _constrained_fit(
     return xr * sign[:, None]
 
 
+@dataclass(frozen=True)
+class _Grids:
+    """Search grids and their projection tables (see :func:`fit_voxels`)."""
+
+    step_hz: float
+    coarse_off: npt.NDArray  # field offsets (Hz) of the window search
+    t_coarse: npt.NDArray
+    fine_off: npt.NDArray  # field offsets (Hz) of the joint search
+    mid_r: npt.NDArray  # R2* (1/s): coarse grid over the range
+    t_mid: npt.NDArray
+    local_r: npt.NDArray  # R2* offsets (1/s) around the coarse value
+    t_local: list
+    r_step: float
+
+
+def _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s) -> _Grids:
+    half = np.floor(window_hz / step_hz)
+    coarse_off = np.arange(-half, half + 1) * step_hz
+    fine_off = np.array([-0.5, 0.0, 0.5]) * step_hz
+    # R2* coarse-to-fine: a 4-step grid over the range, then +-4 steps around each voxel's
+    # best coarse value (voxels bucketed by it, so each bucket shares one table)
+    mid_r = np.arange(-20.0, r2s_max_per_s + 4 * r2s_step_per_s, 4 * r2s_step_per_s)
+    local = np.arange(-4, 5) * r2s_step_per_s
+    return _Grids(
+        step_hz,
+        coarse_off,
+        projection_table(t, phasor, coarse_off, [30.0, 150.0]),
+        fine_off,
+        mid_r,
+        projection_table(t, phasor, fine_off, mid_r),
+        local,
+        [projection_table(t, phasor, fine_off, r + local) for r in mid_r],
+        r2s_step_per_s,
+    )
+
+
+def _fit_chunk(sig, t, phasor, pred, g: _Grids):
+    """Field (Hz), R2* (1/s), complex (W, F) and RMS residual of one chunk of voxels."""
+    # 1) field within the window (R2* coarse)
+    proj = (gram_features(demodulate(sig, t, pred)) @ g.t_coarse).reshape(-1, g.coarse_off.size, 2)
+    ia, _, oa, _ = _argmax_refined(np.maximum(proj[:, :, 0], proj[:, :, 1]), g.coarse_off.size, 1)
+    psi = pred + (g.coarse_off[ia] + oa * g.step_hz)
+    # 2) field and R2* jointly: R2* on the coarse grid, then finely around it
+    feats = gram_features(demodulate(sig, t, psi))
+    _, bucket, _, _ = _argmax_refined(feats @ g.t_mid, g.fine_off.size, g.mid_r.size)
+    ia, ib = np.zeros(bucket.size, np.intp), np.zeros(bucket.size, np.intp)
+    oa, ob = np.zeros(bucket.size), np.zeros(bucket.size)
+    for b in np.unique(bucket):
+        sel = np.flatnonzero(bucket == b)
+        ia[sel], ib[sel], oa[sel], ob[sel] = _argmax_refined(
+            feats[sel] @ g.t_local[b], g.fine_off.size, g.local_r.size
+        )
+    psi = psi + g.fine_off[ia] + oa * (0.5 * g.step_hz)
+    r2s = g.mid_r[bucket] + g.local_r[ib] + ob * g.r_step
+    x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
+    return psi, r2s, x, rms
+
+
 def fit_voxels(
     signal: npt.NDArray[np.complexfloating],
     te_s: npt.ArrayLike,
@@ -139,50 +197,20 @@ def fit_voxels(
     r2s_step_per_s: float = 10.0,
     chunk: int = 32768,
 ) -> VoxelFit:
-    """Fit ``signal[V, N]`` (complex, echoes last) around the predicted field (Hz)."""
+    """Fit ``signal[V, N]`` (complex, echoes last) around the predicted field (Hz): the field
+    within +-``window_hz`` on a ``step_hz`` grid, then field and R2* (0 to ``r2s_max_per_s``)
+    jointly, each refined between grid points by a parabola."""
     t = np.asarray(te_s, float)
     phasor = np.asarray(fat_phasor)
     pred = np.asarray(field_pred_hz, float)
-    coarse_off = np.arange(-np.floor(window_hz / step_hz), np.floor(window_hz / step_hz) + 1)
-    coarse_off = coarse_off * step_hz
-    coarse_r = np.array([30.0, 150.0])
-    t_coarse = projection_table(t, phasor, coarse_off, coarse_r)
-    fine_off = np.array([-0.5, 0.0, 0.5]) * step_hz
-    # R2* coarse-to-fine: a 4-step grid over the range, then +-4 steps around each voxel's
-    # best coarse value (voxels bucketed by it, so each bucket shares one table)
-    mid_r = np.arange(-20.0, r2s_max_per_s + 4 * r2s_step_per_s, 4 * r2s_step_per_s)
-    t_mid = projection_table(t, phasor, fine_off, mid_r)
-    local = np.arange(-4, 5) * r2s_step_per_s
-    t_local = [projection_table(t, phasor, fine_off, r + local) for r in mid_r]
+    grids = _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s)
     v = signal.shape[0]
     out = {k: np.zeros(v, np.float32) for k in ("field_hz", "r2s_per_s", "residual_rms")}
     water = np.zeros(v, np.complex64)
     fat = np.zeros(v, np.complex64)
     for s0 in range(0, v, chunk):
         sl = slice(s0, min(v, s0 + chunk))
-        sig = np.asarray(signal[sl])
-        # 1) field within the window (R2* coarse)
-        proj = (gram_features(demodulate(sig, t, pred[sl])) @ t_coarse).reshape(
-            -1, coarse_off.size, coarse_r.size
-        )
-        proj = np.maximum(proj[:, :, 0], proj[:, :, 1])
-        ia, _, oa, _ = _argmax_refined(proj, coarse_off.size, 1)
-        psi = pred[sl] + (coarse_off[ia] + oa * step_hz)
-        # 2) field and R2* jointly: R2* on the coarse grid, then finely around it
-        feats = gram_features(demodulate(sig, t, psi))
-        _, bucket, _, _ = _argmax_refined(feats @ t_mid, fine_off.size, mid_r.size)
-        ia = np.zeros(bucket.size, np.intp)
-        ib = np.zeros(bucket.size, np.intp)
-        oa = np.zeros(bucket.size)
-        ob = np.zeros(bucket.size)
-        for b in np.unique(bucket):
-            sel = np.flatnonzero(bucket == b)
-            ia[sel], ib[sel], oa[sel], ob[sel] = _argmax_refined(
-                feats[sel] @ t_local[b], fine_off.size, local.size
-            )
-        psi = psi + fine_off[ia] + oa * (0.5 * step_hz)
-        r2s = mid_r[bucket] + local[ib] + ob * r2s_step_per_s
-        x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
+        psi, r2s, x, rms = _fit_chunk(np.asarray(signal[sl]), t, phasor, pred[sl], grids)
         out["field_hz"][sl] = psi
         out["r2s_per_s"][sl] = r2s
         out["residual_rms"][sl] = rms
