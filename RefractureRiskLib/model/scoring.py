@@ -212,14 +212,35 @@ def score(
             + ": not a point estimate"
         )
 
-    lp_low = lp_high = 0.0  # the missing inputs' lowest and highest total log-odds
-    for name in ranged:
-        totals = [_input_log_odds(model, name, v) for v in plausible_values(model.input(name))]
-        lp_low += min(totals)
-        lp_high += max(totals)
+    lp_low, lp_high = _range_bounds(model, ranged)
     design, contributions, lp = _contributions(model, values, ranged)
+    common_result = _result_fields(model, contributions, warnings)
+    if ranged:
+        return RiskResult(
+            probability=math.nan,
+            interval=None,
+            interval_note=RANGE_INTERVAL_NOTE,
+            linear_predictor=math.nan,
+            probability_range=(_expit(lp + lp_low), _expit(lp + lp_high)),
+            missing_inputs=tuple(ranged),
+            **common_result,
+        )
+    interval, note = _interval(model, design, lp)
+    return RiskResult(
+        probability=_expit(lp),
+        interval=interval,
+        interval_note=note,
+        linear_predictor=lp,
+        **common_result,
+    )
+
+
+def _result_fields(
+    model: RiskModel, contributions: list[Contribution], warnings: list[str]
+) -> dict[str, Any]:
+    """The fields every :class:`RiskResult` of ``model`` carries, point or range."""
     baseline, baseline_note = model_baseline(model)
-    common_result = {
+    return {
         "model_name": model.name,
         "validated": model.validated,
         "outcome": str(model.outcome.get("name", "outcome")),
@@ -232,31 +253,30 @@ def score(
         "intended_use": intended_use(model),
         "caveats": tuple(limitations(model)),
     }
-    if ranged:
-        return RiskResult(
-            probability=math.nan,
-            interval=None,
-            interval_note=RANGE_INTERVAL_NOTE,
-            linear_predictor=math.nan,
-            probability_range=(_expit(lp + lp_low), _expit(lp + lp_high)),
-            missing_inputs=tuple(ranged),
-            **common_result,
-        )
-    interval: tuple[float, float] | None = None
-    if model.covariance is not None:
-        g = np.asarray(design)
-        se = math.sqrt(max(float(g @ model.covariance @ g), 0.0))
-        interval = (_expit(lp - Z_95 * se), _expit(lp + Z_95 * se))
-        note = "delta method on the logit scale from the coefficient covariance matrix"
-    else:
-        note = model.covariance_note or NO_INTERVAL_NOTE
-    return RiskResult(
-        probability=_expit(lp),
-        interval=interval,
-        interval_note=note,
-        linear_predictor=lp,
-        **common_result,
-    )
+
+
+def _range_bounds(model: RiskModel, ranged: Sequence[str]) -> tuple[float, float]:
+    """The missing inputs' lowest and highest total log-odds over their plausible values (the
+    model is additive on the logit scale, so each input's extremes add up)."""
+    lp_low = lp_high = 0.0
+    for name in ranged:
+        totals = [_input_log_odds(model, name, v) for v in plausible_values(model.input(name))]
+        lp_low += min(totals)
+        lp_high += max(totals)
+    return lp_low, lp_high
+
+
+def _interval(
+    model: RiskModel, design: list[float], lp: float
+) -> tuple[tuple[float, float] | None, str]:
+    """95% interval of the risk by the delta method on the logit scale, and how it was made (or
+    why there is none: a model without a covariance matrix)."""
+    if model.covariance is None:
+        return None, model.covariance_note or NO_INTERVAL_NOTE
+    g = np.asarray(design)
+    se = math.sqrt(max(float(g @ model.covariance @ g), 0.0))
+    interval = (_expit(lp - Z_95 * se), _expit(lp + Z_95 * se))
+    return interval, "delta method on the logit scale from the coefficient covariance matrix"
 
 
 def _checked_values(
