@@ -84,14 +84,13 @@ def _echo_key(frame: FrameRef) -> tuple[int, float]:
     return (frame.echo_number or 0, round(te, 3))
 
 
-def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
-    """Read the raw multi-echo images under ``folder``; ``precession``: ``auto``, ``clockwise``
-    (phase as stored) or ``counterclockwise`` (conjugate). InputError names the reason."""
-    root = Path(folder)
-    scan = scan_files(root)
+def _collect(root: Path) -> tuple[dict, set[float], set[str]]:
+    """Raw echo frames under ``root`` by echo and component, field strengths and vendors.
+
+    Echoes are keyed by EchoNumbers when every frame has one, else by echo time."""
     frames: dict[tuple[tuple[int, float], str], list[FrameRef]] = defaultdict(list)
     b0_values, vendors = set(), set()
-    for f in scan.files:
+    for f in scan_files(root).files:
         for fr in f.frames:
             comp = frame_component(fr)
             if comp is None:
@@ -102,63 +101,69 @@ def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
             vendors.add(f.header.manufacturer)
     if not frames:
         raise InputError(root, "no raw echo images (magnitude/phase or real/imaginary) found")
-    # echoes keyed by number when every frame has one, else by echo time
     by_echo: dict[object, dict[str, list[FrameRef]]] = defaultdict(dict)
     use_numbers = all(k[0][0] > 0 for k in frames)
     for (key, comp), frs in frames.items():
-        ek = key[0] if use_numbers else key[1]
-        by_echo[ek].setdefault(comp, []).extend(frs)
+        by_echo[key[0] if use_numbers else key[1]].setdefault(comp, []).extend(frs)
+    return by_echo, b0_values, vendors
+
+
+def _read_echo(root: Path, name: str, comps: dict[str, list[FrameRef]], grid):
+    """One echo as complex voxels ``[k, j, i]``: (values, echo time ms, phase rule, grid)."""
+    tes = {fr.echo_time_ms for frs in comps.values() for fr in frs}
+    if None in tes or len({round(t, 2) for t in tes}) != 1:
+        raise InputError(root, f"{name}: missing or inconsistent EchoTime {sorted(map(str, tes))}")
+    if {"magnitude", "phase"} <= comps.keys():
+        pair = ("magnitude", "phase")
+    elif {"real", "imaginary"} <= comps.keys():
+        pair = ("real", "imaginary")
+    else:
+        raise InputError(
+            root,
+            f"{name} has only {', '.join(sorted(comps))}: magnitude + phase or "
+            "real + imaginary needed (phase missing)",
+        )
+    stacks = []
+    for comp in pair:
+        series = f"{name} {comp}"
+        geom = plan_stack(comps[comp], series)
+        if grid is None:
+            grid = geom
+        elif geom.shape != grid.shape or not np.allclose(
+            geom.ijk_to_ras, grid.ijk_to_ras, atol=1e-3
+        ):
+            raise InputError(
+                comps[comp][0].path,
+                f"{series} is on another grid ({geom.describe()}) than echo 1 "
+                f"({grid.describe()}): unequal geometry",
+            )
+        stacks.append(read_stack(geom, series))
+    if pair[0] == "real":
+        return stacks[0] + 1j * stacks[1], tes.pop(), None, grid
+    rad, rule = phase_to_radians(stacks[1], str(comps["phase"][0].path))
+    return stacks[0] * np.exp(1j * rad), tes.pop(), rule, grid
+
+
+def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
+    """Read the raw multi-echo images under ``folder``; ``precession``: ``auto``, ``clockwise``
+    (phase as stored) or ``counterclockwise`` (conjugate). InputError names the reason."""
+    root = Path(folder)
+    by_echo, b0_values, vendors = _collect(root)
     if len(by_echo) < 3:
         raise InputError(
             root, f"{len(by_echo)} echo(es) found; fat-water separation with R2* needs at least 3"
         )
     echoes, te_ms, grid, rules = [], [], None, set()
     for ek in sorted(by_echo):
-        comps = by_echo[ek]
-        name = f"echo {ek}"
-        tes = {fr.echo_time_ms for frs in comps.values() for fr in frs}
-        if None in tes or len({round(t, 2) for t in tes}) != 1:
-            raise InputError(
-                root, f"{name}: missing or inconsistent EchoTime {sorted(map(str, tes))}"
-            )
-        if {"magnitude", "phase"} <= comps.keys():
-            pair = ("magnitude", "phase")
-        elif {"real", "imaginary"} <= comps.keys():
-            pair = ("real", "imaginary")
-        else:
-            raise InputError(
-                root,
-                f"{name} has only {', '.join(sorted(comps))}: magnitude + phase or "
-                "real + imaginary needed (phase missing)",
-            )
-        stacks = []
-        for comp in pair:
-            series = f"{name} {comp}"
-            geom = plan_stack(comps[comp], series)
-            if grid is None:
-                grid = geom
-            elif geom.shape != grid.shape or not np.allclose(
-                geom.ijk_to_ras, grid.ijk_to_ras, atol=1e-3
-            ):
-                raise InputError(
-                    comps[comp][0].path,
-                    f"{series} is on another grid ({geom.describe()}) than echo 1 "
-                    f"({grid.describe()}): unequal geometry",
-                )
-            stacks.append(read_stack(geom, series))
-        if pair[0] == "magnitude":
-            rad, rule = phase_to_radians(stacks[1], str(comps["phase"][0].path))
+        values, te, rule, grid = _read_echo(root, f"echo {ek}", by_echo[ek], grid)
+        echoes.append(values)
+        te_ms.append(te)
+        if rule:
             rules.add(rule)
-            echoes.append(stacks[0] * np.exp(1j * rad))
-        else:
-            echoes.append(stacks[0] + 1j * stacks[1])
-        te_ms.append(tes.pop())
     if not b0_values:
         raise InputError(root, "MagneticFieldStrength (0018,0087) missing: field strength unknown")
     if len(b0_values) > 1:
         raise InputError(root, f"echoes disagree on field strength: {sorted(b0_values)} T")
-    signal = np.stack(echoes, axis=3).astype(np.complex64)
-    assert grid is not None
     provenance = {
         "format": "multi-echo DICOM",
         "folder": str(root),
@@ -167,7 +172,7 @@ def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
         "phase_scaling": "; ".join(sorted(rules)) or "n/a",
     }
     echo_set = EchoSet(
-        signal,
+        np.stack(echoes, axis=3).astype(np.complex64),
         tuple(t * 1e-3 for t in te_ms),
         float(b0_values.pop()),
         grid.ijk_to_ras,
