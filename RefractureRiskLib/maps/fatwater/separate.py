@@ -190,6 +190,15 @@ def _provenance(echoes, spectrum, period, **facts) -> dict[str, object]:
     }
 
 
+def _reporter(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    def say(msg: str) -> None:
+        logger.info(msg)
+        if progress:
+            progress(msg)
+
+    return say
+
+
 def separate(
     echoes: EchoSet,
     spectrum: FatSpectrum = DEFAULT_SPECTRUM,
@@ -209,11 +218,7 @@ def separate(
     (also logged at INFO).
     """
     t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        logger.info(msg)
-        if progress:
-            progress(msg)
+    say = _reporter(progress)
 
     opts = options or FieldMapOptions()
     te = np.asarray(echoes.te_s)
@@ -237,7 +242,18 @@ def separate(
     field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
     seconds = time.perf_counter() - t0
     say(f"separation done in {seconds:.1f} s")
+    facts = {
+        "water_fat_phase_sigma_vox": fat_phase_sigma_vox,
+        "r2s_max_per_s": r_max,
+        "voxels_fitted": n_vox,
+        "seconds": round(seconds, 2),
+    }
+    return _result(
+        echoes, mask, fit, pdff, field_map, _provenance(echoes, spectrum, period, **facts)
+    )
 
+
+def _result(echoes, mask, fit, pdff, field_map, provenance) -> FatWaterResult:
     def vol(values) -> Volume:
         arr = np.zeros(echoes.shape, np.float32)
         arr[mask] = values
@@ -251,13 +267,5 @@ def separate(
         fieldmap=Volume(field_map, echoes.ijk_to_ras),
         residual=vol(fit.residual_rms),
         mask=Volume(mask.astype(np.uint8), echoes.ijk_to_ras),
-        provenance=_provenance(
-            echoes,
-            spectrum,
-            period,
-            water_fat_phase_sigma_vox=fat_phase_sigma_vox,
-            r2s_max_per_s=r_max,
-            voxels_fitted=n_vox,
-            seconds=round(seconds, 2),
-        ),
+        provenance=provenance,
     )
