@@ -160,12 +160,7 @@ def validate_external(
     _check_arguments(model, cohort, n_bootstrap)
     scored = score_cohort(model, cohort)
     refused, predictions = scored.refused, scored.predictions
-    n_refused_rows = len({r.row for r in refused})
-    if refused:
-        log(
-            f"warning: {n_refused_rows} row(s) refused by the model and excluded "
-            f"(first: patient {refused[0].patient_id}, {refused[0].column}: {refused[0].reason})"
-        )
+    n_refused_rows = _log_refused(refused, log)
     known = predictions["outcome_1y"].notna().to_numpy()
     n_unknown = int((~known).sum())
     lp = predictions["linear_predictor"].to_numpy(dtype=float)[known]
@@ -180,12 +175,7 @@ def validate_external(
     metrics = {k: float(v[0]) for k, v in point.items()}
     ci, used, failed = _bootstrap_ci(lp, y, n_bootstrap, seed)
     p = expit(lp)
-    by_centre: list[dict[str, Any]] = []
-    if "centre_id" in cohort.columns:
-        centre = predictions["centre_id"].astype(str).to_numpy()[known]
-        for name in sorted(set(centre)):
-            sel = centre == name
-            by_centre.append(_observed_expected(str(name), y[sel], p[sel]))
+    by_centre = _by_centre(predictions, known, y, p) if "centre_id" in cohort.columns else []
     return ExternalValidation(
         model_name=model.name,
         model_sha256=model.content_sha256 or model.to_document()["content_sha256"],
@@ -212,6 +202,29 @@ def validate_external(
         notes=tuple(notes),
         predictions=predictions,
     )
+
+
+def _log_refused(refused: list[RefusedRow], log: Callable[[str], None]) -> int:
+    """How many rows the model refused; logged with the first refusal."""
+    n_rows = len({r.row for r in refused})
+    if refused:
+        first = refused[0]
+        log(
+            f"warning: {n_rows} row(s) refused by the model and excluded "
+            f"(first: patient {first.patient_id}, {first.column}: {first.reason})"
+        )
+    return n_rows
+
+
+def _by_centre(
+    predictions: pd.DataFrame, known: np.ndarray, y: np.ndarray, p: np.ndarray
+) -> list[dict[str, Any]]:
+    """Observed and mean predicted risk per centre (patients with a known outcome)."""
+    centre = predictions["centre_id"].astype(str).to_numpy()[known]
+    return [
+        _observed_expected(str(name), y[centre == name], p[centre == name])
+        for name in sorted(set(centre))
+    ]
 
 
 def _check_arguments(model: RiskModel, cohort: Any, n_bootstrap: int) -> None:
