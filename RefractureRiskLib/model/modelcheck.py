@@ -40,6 +40,7 @@ from RefractureRiskLib.core.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from RefractureRiskLib.model.modelfile import RiskModel
+    from RefractureRiskLib.model.terms import InputSpec, Term
 
 #: Largest |coefficient| (log-odds per unit of a design column) and |intercept|.
 MAX_ABS_COEFFICIENT = 50.0
@@ -173,55 +174,63 @@ def check_model_values(model: RiskModel, source: str = "model") -> None:
             f"must be a whole number of days from 1 to {MAX_HORIZON_DAYS}, got {horizon!r}",
         )
     for i, spec in enumerate(model.inputs):
-        p = f"inputs[{i}]"
-        for key in ("soft_range", "hard_range"):
-            bounds = getattr(spec, key)
-            if bounds is None:
-                continue
-            lo, hi = bounds
-            for j, v in enumerate(bounds):
-                _bounded(v, MAX_ABS_INPUT_VALUE, at(f"{p}.{key}[{j}]"))
-            if not lo <= hi:
-                raise InputError(
-                    at(f"{p}.{key}"),
-                    f"of input {spec.name!r} must be [low, high] with low <= high, "
-                    f"got [{lo:g}, {hi:g}]",
-                )
-        if spec.soft_range is not None and spec.hard_range is not None:
-            (slo, shi), (hlo, hhi) = spec.soft_range, spec.hard_range
-            if slo < hlo or shi > hhi:
-                raise InputError(
-                    at(f"{p}.soft_range"),
-                    f"of input {spec.name!r}, [{slo:g}, {shi:g}], must lie inside its "
-                    f"hard_range [{hlo:g}, {hhi:g}]",
-                )
-        if spec.missing_value is not None:
-            if not isinstance(spec.missing_value, str):
-                _bounded(spec.missing_value, MAX_ABS_INPUT_VALUE, at(f"{p}.missing_value"))
-            try:
-                spec.coerce(spec.missing_value)
-            except InputError as err:
-                raise InputError(at(f"{p}.missing_value"), err.reason) from None
+        _input_values(spec, f"inputs[{i}]", at)
     for i, term in enumerate(model.terms):
-        p = f"terms[{i}]"
-        tr = term.transform
-        if tr.type in ("linear", "rcs"):
-            _bounded(tr.center, MAX_ABS_INPUT_VALUE, at(f"{p}.transform.center"))
-            if not MIN_SCALE <= tr.scale <= MAX_SCALE:
-                raise InputError(
-                    at(f"{p}.transform.scale"),
-                    f"must be from {MIN_SCALE:g} to {MAX_SCALE:g}, got {tr.scale!r}",
-                )
-        if tr.type == "threshold":
-            _bounded(tr.above, MAX_ABS_INPUT_VALUE, at(f"{p}.transform.above"))
-        for j, knot in enumerate(tr.knots):
-            _bounded(knot, MAX_ABS_KNOT, at(f"{p}.transform.knots[{j}]"))
-        if not term.coefficients:
-            raise InputError(at(f"{p}.coefficients"), "are missing")
-        for j, b in enumerate(term.coefficients):
-            _coefficient(b, at(f"{p}.coefficients[{j}]"))
+        _term_values(term, f"terms[{i}]", at)
     if model.covariance is not None:
         _check_covariance(np.asarray(model.covariance, dtype=float), at("covariance.matrix"))
+
+
+def _input_values(spec: InputSpec, p: str, at: _Where) -> None:
+    """One input's ranges (finite, ordered, soft inside hard) and its substitute value."""
+    for key in ("soft_range", "hard_range"):
+        bounds = getattr(spec, key)
+        if bounds is None:
+            continue
+        lo, hi = bounds
+        for j, v in enumerate(bounds):
+            _bounded(v, MAX_ABS_INPUT_VALUE, at(f"{p}.{key}[{j}]"))
+        if not lo <= hi:
+            raise InputError(
+                at(f"{p}.{key}"),
+                f"of input {spec.name!r} must be [low, high] with low <= high, "
+                f"got [{lo:g}, {hi:g}]",
+            )
+    if spec.soft_range is not None and spec.hard_range is not None:
+        (slo, shi), (hlo, hhi) = spec.soft_range, spec.hard_range
+        if slo < hlo or shi > hhi:
+            raise InputError(
+                at(f"{p}.soft_range"),
+                f"of input {spec.name!r}, [{slo:g}, {shi:g}], must lie inside its "
+                f"hard_range [{hlo:g}, {hhi:g}]",
+            )
+    if spec.missing_value is not None:
+        if not isinstance(spec.missing_value, str):
+            _bounded(spec.missing_value, MAX_ABS_INPUT_VALUE, at(f"{p}.missing_value"))
+        try:
+            spec.coerce(spec.missing_value)
+        except InputError as err:
+            raise InputError(at(f"{p}.missing_value"), err.reason) from None
+
+
+def _term_values(term: Term, p: str, at: _Where) -> None:
+    """One term's centre, scale, threshold, knots and coefficients within their limits."""
+    tr = term.transform
+    if tr.type in ("linear", "rcs"):
+        _bounded(tr.center, MAX_ABS_INPUT_VALUE, at(f"{p}.transform.center"))
+        if not MIN_SCALE <= tr.scale <= MAX_SCALE:
+            raise InputError(
+                at(f"{p}.transform.scale"),
+                f"must be from {MIN_SCALE:g} to {MAX_SCALE:g}, got {tr.scale!r}",
+            )
+    if tr.type == "threshold":
+        _bounded(tr.above, MAX_ABS_INPUT_VALUE, at(f"{p}.transform.above"))
+    for j, knot in enumerate(tr.knots):
+        _bounded(knot, MAX_ABS_KNOT, at(f"{p}.transform.knots[{j}]"))
+    if not term.coefficients:
+        raise InputError(at(f"{p}.coefficients"), "are missing")
+    for j, b in enumerate(term.coefficients):
+        _coefficient(b, at(f"{p}.coefficients[{j}]"))
 
 
 def _check_covariance(cov: np.ndarray, where: str) -> None:
