@@ -136,10 +136,8 @@ class _Grids:
     coarse_off: npt.NDArray  # field offsets (Hz) of the window search
     t_coarse: npt.NDArray
     fine_off: npt.NDArray  # field offsets (Hz) of the joint search
-    mid_r: npt.NDArray  # R2* (1/s): coarse grid over the range
-    t_mid: npt.NDArray
-    local_r: npt.NDArray  # R2* offsets (1/s) around the coarse value
-    t_local: list
+    fine_r: npt.NDArray  # R2* grid (1/s) of the joint search
+    t_fine: npt.NDArray
     r_step: float
 
 
@@ -147,19 +145,16 @@ def _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s) -> _Gri
     half = np.floor(window_hz / step_hz)
     coarse_off = np.arange(-half, half + 1) * step_hz
     fine_off = np.array([-0.5, 0.0, 0.5]) * step_hz
-    # R2* coarse-to-fine: a 4-step grid over the range, then +-4 steps around each voxel's
-    # best coarse value (voxels bucketed by it, so each bucket shares one table)
-    mid_r = np.arange(-20.0, r2s_max_per_s + 4 * r2s_step_per_s, 4 * r2s_step_per_s)
-    local = np.arange(-4, 5) * r2s_step_per_s
+    # one table over the whole R2* range: measured faster than coarse-to-fine with per-voxel
+    # buckets (one large matrix product beats many small ones)
+    fine_r = np.arange(-20.0, r2s_max_per_s + r2s_step_per_s, r2s_step_per_s)
     return _Grids(
         step_hz,
         coarse_off,
         projection_table(t, phasor, coarse_off, [30.0, 150.0]),
         fine_off,
-        mid_r,
-        projection_table(t, phasor, fine_off, mid_r),
-        local,
-        [projection_table(t, phasor, fine_off, r + local) for r in mid_r],
+        fine_r,
+        projection_table(t, phasor, fine_off, fine_r),
         r2s_step_per_s,
     )
 
@@ -170,18 +165,11 @@ def _fit_chunk(sig, t, phasor, pred, g: _Grids):
     proj = (gram_features(demodulate(sig, t, pred)) @ g.t_coarse).reshape(-1, g.coarse_off.size, 2)
     ia, _, oa, _ = _argmax_refined(np.maximum(proj[:, :, 0], proj[:, :, 1]), g.coarse_off.size, 1)
     psi = pred + (g.coarse_off[ia] + oa * g.step_hz)
-    # 2) field and R2* jointly: R2* on the coarse grid, then finely around it
-    feats = gram_features(demodulate(sig, t, psi))
-    _, bucket, _, _ = _argmax_refined(feats @ g.t_mid, g.fine_off.size, g.mid_r.size)
-    ia, ib = np.zeros(bucket.size, np.intp), np.zeros(bucket.size, np.intp)
-    oa, ob = np.zeros(bucket.size), np.zeros(bucket.size)
-    for b in np.unique(bucket):
-        sel = np.flatnonzero(bucket == b)
-        ia[sel], ib[sel], oa[sel], ob[sel] = _argmax_refined(
-            feats[sel] @ g.t_local[b], g.fine_off.size, g.local_r.size
-        )
+    # 2) field and R2* jointly on the fine grid
+    proj = gram_features(demodulate(sig, t, psi)) @ g.t_fine
+    ia, ib, oa, ob = _argmax_refined(proj, g.fine_off.size, g.fine_r.size)
     psi = psi + g.fine_off[ia] + oa * (0.5 * g.step_hz)
-    r2s = g.mid_r[bucket] + g.local_r[ib] + ob * g.r_step
+    r2s = g.fine_r[ib] + ob * g.r_step
     x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
     return psi, r2s, x, rms
 
