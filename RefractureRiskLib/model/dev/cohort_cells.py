@@ -63,72 +63,100 @@ def _to_float(value: object) -> tuple[float | None, str | None]:
     return x, None
 
 
-def _convert(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+def _to_number(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """A float or integer cell, checked against the allowed values or the range."""
     dt = spec.dtype
-    if dt in ("float", "integer"):
-        x, err = _to_float(value)
-        if err:
-            return None, err
-        assert x is not None
-        if dt == "integer" and x != round(x):
-            return None, "expected a whole number"
-        if spec.allowed is not None:
-            if not any(abs(x - float(a)) < 1e-6 for a in spec.allowed):
-                return None, f"must be one of {', '.join(str(a) for a in spec.allowed)}" + (
-                    f" ({spec.unit})" if spec.unit else ""
-                )
-            return x, None
-        if (spec.min is not None and x < spec.min) or (spec.max is not None and x > spec.max):
-            return None, f"outside the allowed range {spec.min:g} to {spec.max:g}" + (
-                f" {spec.unit}" if spec.unit else ""
+    x, err = _to_float(value)
+    if err:
+        return None, err
+    assert x is not None
+    if dt == "integer" and x != round(x):
+        return None, "expected a whole number"
+    if spec.allowed is not None:
+        if not any(abs(x - float(a)) < 1e-6 for a in spec.allowed):
+            return None, f"must be one of {', '.join(str(a) for a in spec.allowed)}" + (
+                f" ({spec.unit})" if spec.unit else ""
             )
         return x, None
-    if dt == "boolean":
-        if isinstance(value, bool | np.bool_):
-            return float(value), None
-        text = str(value).strip().lower()
-        if isinstance(value, int | float | np.integer | np.floating):
-            text = f"{float(value):g}"
-        if text in _TRUE:
-            return 1.0, None
-        if text in _FALSE:
-            return 0.0, None
-        return None, "expected 0 or 1 (also true/false, yes/no)"
-    if dt == "string":
-        if isinstance(value, float | np.floating) and float(value).is_integer():
-            return str(int(value)), None  # Excel turns 12 into 12.0
-        return str(value).strip(), None
-    if dt == "category":
-        if not isinstance(value, str):
-            return None, f"expected one of {', '.join(map(str, spec.allowed or ()))}"
-        text = value.strip()
-        for a in spec.allowed or ():
-            if text.lower() == str(a).lower():
-                return a, None
+    if (spec.min is not None and x < spec.min) or (spec.max is not None and x > spec.max):
+        return None, f"outside the allowed range {spec.min:g} to {spec.max:g}" + (
+            f" {spec.unit}" if spec.unit else ""
+        )
+    return x, None
+
+
+def _to_boolean(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """0/1, true/false, yes/no (any case) as 1.0 or 0.0."""
+    if isinstance(value, bool | np.bool_):
+        return float(value), None
+    text = str(value).strip().lower()
+    if isinstance(value, int | float | np.integer | np.floating):
+        text = f"{float(value):g}"
+    if text in _TRUE:
+        return 1.0, None
+    if text in _FALSE:
+        return 0.0, None
+    return None, "expected 0 or 1 (also true/false, yes/no)"
+
+
+def _to_string(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """Text; a whole number Excel stored as a float loses its ".0"."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value)), None  # Excel turns 12 into 12.0
+    return str(value).strip(), None
+
+
+def _to_category(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """One of the allowed values, any case, in its canonical spelling."""
+    if not isinstance(value, str):
         return None, f"expected one of {', '.join(map(str, spec.allowed or ()))}"
-    if dt == "date":
-        return _to_date(value)
-    if dt in ("level_list", "code_list"):
-        if not isinstance(value, str):
-            return None, "expected text such as " + (
-                "'T12;L1'" if dt == "level_list" else "'index;cemented'"
-            )
-        tokens = [t for t in _SPLIT.split(value.strip()) if t]
-        canon = {str(a).lower(): str(a) for a in spec.allowed or ()}
-        out: list[str] = []
-        for tok in tokens:
-            name = canon.get(tok.lower())
-            if name is None:
-                return None, f"{tok!r} is not one of {', '.join(canon.values())}"
-            if name in out:
-                return None, f"{name} is listed twice"
-            out.append(name)
-        if dt == "level_list":
-            if not out:
-                return None, "expected at least one level"
-            out.sort(key=INDEX_LEVEL_NAMES.index)
-        return ";".join(out), None
-    raise AssertionError(dt)  # pragma: no cover
+    text = value.strip()
+    for a in spec.allowed or ():
+        if text.lower() == str(a).lower():
+            return a, None
+    return None, f"expected one of {', '.join(map(str, spec.allowed or ()))}"
+
+
+def _to_list(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """Levels or exclusion codes separated by ";", "," "+" or spaces; canonical, no repeats."""
+    dt = spec.dtype
+    if not isinstance(value, str):
+        return None, "expected text such as " + (
+            "'T12;L1'" if dt == "level_list" else "'index;cemented'"
+        )
+    tokens = [t for t in _SPLIT.split(value.strip()) if t]
+    canon = {str(a).lower(): str(a) for a in spec.allowed or ()}
+    out: list[str] = []
+    for tok in tokens:
+        name = canon.get(tok.lower())
+        if name is None:
+            return None, f"{tok!r} is not one of {', '.join(canon.values())}"
+        if name in out:
+            return None, f"{name} is listed twice"
+        out.append(name)
+    if dt == "level_list":
+        if not out:
+            return None, "expected at least one level"
+        out.sort(key=INDEX_LEVEL_NAMES.index)
+    return ";".join(out), None
+
+
+#: The conversion of a non-missing cell per column type.
+_CONVERTERS = {
+    "float": _to_number,
+    "integer": _to_number,
+    "boolean": _to_boolean,
+    "string": _to_string,
+    "category": _to_category,
+    "date": lambda spec, value: _to_date(value),
+    "level_list": _to_list,
+    "code_list": _to_list,
+}
+
+
+def _convert(spec: ColumnSpec, value: object) -> tuple[object, str | None]:
+    """(value, None) or (None, rule) for one non-missing cell of ``spec``'s column."""
+    return _CONVERTERS[spec.dtype](spec, value)
 
 
 def _to_date(value: object) -> tuple[object, str | None]:
