@@ -126,6 +126,16 @@ CASES: dict[str, Case] = {
         ),
         ("c.json", "age_years"),
     ),
+    # was: analysed and scored with a T-score of +1
+    "analyze: clinical T-score given as JSON true": Case(
+        lambda e, t: _analyze(
+            e,
+            t,
+            "--clinical",
+            _write(t / "c.json", json.dumps(DEMO_CLINICAL | {"dxa_l1l4_tscore": True})),
+        ),
+        ("c.json: dxa_l1l4_tscore", "expected a number"),
+    ),
     "analyze: clinical file is a folder": Case(
         lambda e, t: _analyze(e, t, "--clinical", str((t / "folder.json").mkdir() or t)),
         ("clinical file",),
@@ -188,6 +198,12 @@ CASES: dict[str, Case] = {
     "score: an input given as a list": Case(
         lambda e, t: ["score", "--patient", json.dumps(DEMO_CLINICAL | {"age_years": [74]})],
         ("age_years", "expected a number"),
+        absent=(),
+    ),
+    # was: scored as a T-score of +1 (JSON true taken for 1), exit 0
+    "score: a T-score given as JSON true": Case(
+        lambda e, t: ["score", "--patient", json.dumps(DEMO_CLINICAL | {"dxa_l1l4_tscore": True})],
+        ("dxa_l1l4_tscore", "expected a number", "True"),
         absent=(),
     ),
     # -- card ---------------------------------------------------------------------------------

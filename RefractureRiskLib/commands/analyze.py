@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     options = analysis_options(args)
     clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
+    if clinical is not None:
+        from RefractureRiskLib.commands.score import refuse_booleans_for_numbers
+        from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+
+        model = load_model(options.model_path or bundled_model_path())
+        refuse_booleans_for_numbers(model, clinical, str(args.clinical))
     # The whole result set is written beside --out and moved into place at the end: a failure
     # leaves nothing new, and --overwrite replaces the old set only by a complete new one.
     with OutputSet(overwrite=args.overwrite) as outputs:

@@ -53,6 +53,19 @@ def read_patient(text: str) -> tuple[dict[str, Any], str]:
     return data, source
 
 
+def refuse_booleans_for_numbers(model, patient: dict[str, Any], source: str) -> None:
+    """A JSON true/false given for a numeric input (a T-score, a count) is refused: Python takes
+    it for 1/0, so ``"dxa_l1l4_tscore": true`` was scored as a T-score of +1 without a word.
+    Yes/no inputs (kind ``binary``) keep accepting true and false."""
+    from RefractureRiskLib.core.errors import InputError
+
+    for spec in model.inputs:
+        value = patient.get(spec.name)
+        if isinstance(value, bool) and spec.kind != "binary":
+            unit = f" ({spec.unit})" if getattr(spec, "unit", None) else ""
+            raise InputError(f"{source}: {spec.name}", f"expected a number{unit}, got {value!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.atomic import recover_before_reading
     from RefractureRiskLib.model.modelfile import bundled_model_path, load_model, plain_json
@@ -64,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
     model = load_model(path)
     patient, source = read_patient(args.patient)
+    refuse_booleans_for_numbers(model, patient, source)
     result = score(model, patient, source=source, missing=args.missing)
     if args.json:
         # Strict JSON: a non-finite number would be written as null, never as NaN/Infinity.
