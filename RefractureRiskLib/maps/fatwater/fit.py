@@ -75,11 +75,11 @@ def _normal_equations(
     a1 = a0 * fat_phasor[None, :]
     if fat_offset_rad is not None:
         a1 = a1 * np.exp(1j * fat_offset_rad)[:, None]
-    m00 = (a0 * a0).sum(axis=1)
-    m11 = (a1.real**2 + a1.imag**2).sum(axis=1)
-    m01 = (a0 * a1).sum(axis=1)
-    b0 = (a0 * y).sum(axis=1)
-    b1 = (np.conj(a1) * y).sum(axis=1)
+    m00 = np.einsum("vn,vn->v", a0, a0)
+    m11 = np.einsum("vn,vn->v", a1.real, a1.real) + np.einsum("vn,vn->v", a1.imag, a1.imag)
+    m01 = np.einsum("vn,vn->v", a0, a1)
+    b0 = np.einsum("vn,vn->v", a0, y)
+    b1 = np.einsum("vn,vn->v", np.conj(a1), y)
     return a0, a1, m00, m01, m11, b0, b1
 
 

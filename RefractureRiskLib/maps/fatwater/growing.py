@@ -102,7 +102,7 @@ class _Growth:
 
     def predict(self, flat: int) -> float:
         """Circular mean (Hz) of the assigned blocks within two blocks."""
-        z = (self.pz[self.pidx[flat] + self.near_flat] * self.near_w).sum()
+        z = np.dot(self.pz[self.pidx[flat] + self.near_flat], self.near_w)
         return float(np.angle(z) / self.k)
 
     def predict_far(self, flat: int, sigma_blocks: float) -> float | None:
