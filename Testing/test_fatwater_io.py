@@ -198,3 +198,17 @@ def test_real_two_echo_fieldmap_dicom_is_refused(shared_data):
         pytest.skip(f"{folder} not found")
     with pytest.raises(InputError, match="2 echo"):
         read_echo_dicom(folder)
+
+
+def test_precession_auto_detects_conjugated_phase(phantom):
+    from dataclasses import replace
+
+    from RefractureRiskLib.io.echo_dicom import choose_precession
+
+    flipped = replace(phantom.echoes, signal=np.conj(phantom.echoes.signal))
+    fixed = choose_precession(flipped, "auto")
+    assert fixed.provenance["conjugated"] is True
+    np.testing.assert_allclose(fixed.signal, phantom.echoes.signal)
+    kept = choose_precession(phantom.echoes, "auto")
+    assert kept.provenance["conjugated"] is False
+    assert choose_precession(phantom.echoes, "counterclockwise").provenance["conjugated"] is True
