@@ -1,17 +1,18 @@
-"""Swap-free field map: coarse-to-fine choice on a block pyramid of variable-projection costs.
+"""Swap-free field map: region growing on blocks, then refinement down a block pyramid.
 
 Why this works. A voxel's cost over the off-resonance ``psi`` has (at least) two deep minima:
 the true field and a "swapped" one about one fat frequency away (water read as fat or the other
 way round). The swap moves in *opposite* directions for water and for fat, so a block holding
 both tissues has a single deep minimum: its summed cost (features add up, :mod:`.model`)
-separates water from fat where single voxels cannot. The pyramid starts from one block (the whole
-masked volume) and halves the block size at each level; each block picks the grid ``psi`` that
-minimises its normalised cost plus a penalty ``mu * ((psi - predicted) / swap distance)^2``,
-where the prediction is the energy- and confidence-weighted mean of the neighbouring blocks'
-choices and of the parent block's (iterated conditional modes, a few sweeps per level). A pure-fat
-block, ambiguous on its own, so follows its mixed neighbours. The result is a smooth field map at
-the finest block level (2x2x2 voxels), from which each voxel then searches only a window narrower
-than the swap distance (:mod:`.fit`).
+separates water from fat where single voxels cannot. The pyramid sums 2x2x2 blocks level by
+level. At the base level (4-voxel blocks, or 2-voxel ones when the swap distance is small) the
+field is set by region growing from the most certain blocks (:mod:`.growing`). Each finer level
+then refines it: a block chooses within half a swap distance of its parent's (smoothed) field,
+minimising its normalised cost plus ``mu * ((psi - predicted) / swap distance)^2``, the
+prediction being the certainty-weighted circular mean of its neighbours' choices and its parent's
+(iterated conditional modes, a few sweeps). The result is a smooth field map at the finest block
+level (2x2x2 voxels), from which each voxel then searches only a window narrower than the swap
+distance (:mod:`.fit`).
 
 Uniform echo spacing ``dTE`` makes the cost exactly periodic in ``psi`` with period ``1/dTE``
 (a field offset of one period adds the same phase to every echo up to a constant). Fields are

@@ -1,15 +1,16 @@
-"""Voxel-wise fit around a smooth field map: field, R2*, water, fat, noise-bias-free PDFF.
+"""Voxel-wise fit around a smooth field map: field, R2*, complex water and fat, and the
+phase-constrained real water and fat.
 
 Each voxel searches the field only within a window narrower than the water-fat swap distance
 around the smooth map of :mod:`.fieldmap` (so it cannot swap), then R2* and the field jointly on a
 fine grid with parabolic sub-grid refinement; water and fat follow by linear least squares.
 
 Noise bias. ``|F| / (|W| + |F|)`` from a complex fit is biased near 0% and 100%: the magnitude of
-a noisy near-zero component is positive on average. The PDFF here comes from the phase-constrained
-fit (water and fat share one phase at the echo origin, Bydder/Hernando): ``W = w e^{i phi}``,
-``F = f e^{i phi}`` with real ``w``, ``f``, solved in closed form per voxel, and
-``PDFF = f / (w + f)``. Its noise is symmetric around the truth, so the mean over a region is
-unbiased; single voxels near 0% or 100% may fall slightly outside 0-100.
+a noisy near-zero component is positive on average. :func:`constrained_fit` gives the
+phase-constrained solution (water and fat share one phase at the echo origin, up to a given
+offset; Bydder/Hernando): ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}`` with real ``w``,
+``f``, in closed form per voxel. ``f / (w + f)`` has noise symmetric around the truth, so its mean
+over a region is unbiased; :func:`.separate.hybrid_pdff_pct` uses it near 0% and 100%.
 """
 
 from __future__ import annotations
