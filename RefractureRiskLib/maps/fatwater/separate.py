@@ -1,7 +1,8 @@
 """Fat-water separation of an :class:`EchoSet`: field map, R2*, water, fat, PDFF, residual.
 
 Pipeline: Gram features of every voxel (:mod:`.model`) -> swap-free smooth field map on a block
-pyramid (:mod:`.fieldmap`) -> voxel-wise fit in a window around it (:mod:`.fit`). numpy/scipy only.
+pyramid (:mod:`.fieldmap`) -> voxel-wise fit in a window around it (:mod:`.fit`) -> PDFF free of
+noise bias (:func:`hybrid_pdff_pct`). numpy/scipy only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectr
 
 logger = logging.getLogger(__name__)
 
-METHOD = "RefractureRisk multi-resolution VARPRO field map + phase-constrained fit"
+METHOD = (
+    "RefractureRisk fat-water separation: VARPRO costs, region-grown multi-resolution field map, "
+    "voxel-wise field/R2* fit, hybrid magnitude/phase-constrained PDFF"
+)
 
 #: Within these many points of 0 or 100% the PDFF is (blending to) the phase-constrained one.
 EDGE_PCT = (10.0, 20.0)
