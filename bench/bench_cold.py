@@ -9,7 +9,7 @@ temporary folder, then alternates, ``--repeats`` times each, in new processes as
   included) against ``dcm2niix -z n`` converting the same study (goal: ratio <= 5);
 - ``refracture-risk --help`` against ``python -c "import numpy"`` (goal: ratio <= 2).
 
-``--baseline REV`` also runs the library of git revision REV (``git archive`` of
+``--baseline REV`` (repeatable) also runs the library of git revision REV (``git archive`` of
 ``RefractureRiskLib`` and ``Resources`` into the temporary folder, run as ``python -m
 RefractureRiskLib.cli`` with that folder first on ``PYTHONPATH``) in the same alternation, so a
 change's before/after ratios come from one run under the same machine load.
@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--vendor", choices=("GE", "Siemens", "Philips"), default="GE")
-    ap.add_argument("--baseline", default=None, help="git revision to compare with (none)")
+    ap.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="git revision to compare with (repeatable; none by default)",
+    )
     ap.add_argument("--skip-help", action="store_true", help="measure analyze only")
     args = ap.parse_args(argv)
 
@@ -131,27 +136,26 @@ def main(argv: list[str] | None = None) -> int:
         study, clinical = make_study(work, args.vendor)
         n_files = sum(1 for p in study.rglob("*") if p.is_file())
         print(f"study: {n_files} DICOM files ({args.vendor} style); refracture-risk: {ours[0]}")
-        base_env = None
-        if args.baseline:
-            tree = baseline_tree(args.baseline, work)
-            base_env = dict(os.environ, PYTHONPATH=str(tree))
-            print(f"baseline: {args.baseline} from {tree}")
+        base_envs = {}
+        for rev in args.baseline:
+            tree = baseline_tree(rev, work)
+            base_envs[rev] = dict(os.environ, PYTHONPATH=str(tree))
+            print(f"baseline: {rev} from {tree}")
         base_cmd = [sys.executable, "-m", "RefractureRiskLib.cli"]
 
-        help_ratio = base_help_ratio = None
+        help_ratio, base_help = None, {}
         if not args.skip_help:
             commands = [[*ours, "--help"], [sys.executable, "-c", "import numpy"]]
-            if base_env:
-                commands.append(([*base_cmd, "--help"], base_env))
+            commands += [([*base_cmd, "--help"], env) for env in base_envs.values()]
             times = alternate(commands, args.repeats)
             print(_line("refracture-risk --help", times[0]))
             print(_line('python -c "import numpy"', times[1]))
             help_ratio = _median(times[0]) / _median(times[1])
-            if base_env:
-                print(_line(f"baseline {args.baseline} --help", times[2]))
-                base_help_ratio = _median(times[2]) / _median(times[1])
+            for rev, t in zip(base_envs, times[2:], strict=True):
+                print(_line(f"baseline {rev} --help", t))
+                base_help[rev] = _median(t) / _median(times[1])
 
-        analyze_ratio = base_ratio = None
+        analyze_ratio, base_analyze = None, {}
         if dcm2niix is None:
             print("dcm2niix not found (pip install dcm2niix): analyze ratio not measured")
         else:
@@ -165,29 +169,30 @@ def main(argv: list[str] | None = None) -> int:
             analyze = ["analyze", str(study), "--clinical", str(clinical)]
             analyze += ["--index-levels", "L1", "--out", str(out)]
             commands = [[*ours, *analyze], [dcm2niix, "-z", "n", "-o", str(nifti), str(study)]]
-            if base_env:
-                commands.append(([*base_cmd, *analyze], base_env))
+            commands += [([*base_cmd, *analyze], env) for env in base_envs.values()]
             times = alternate(commands, args.repeats, clean)
             print(_line("refracture-risk analyze (report)", times[0]))
             print(_line("dcm2niix -z n", times[1]))
             analyze_ratio = _median(times[0]) / _median(times[1])
             cpu_ratio = _median(times[0], 1) / _median(times[1], 1)
-            if base_env:
-                print(_line(f"baseline {args.baseline} analyze (report)", times[2]))
-                base_ratio = _median(times[2]) / _median(times[1])
-                base_cpu_ratio = _median(times[2], 1) / _median(times[1], 1)
+            for rev, t in zip(base_envs, times[2:], strict=True):
+                print(_line(f"baseline {rev} analyze (report)", t))
+                base_analyze[rev] = (
+                    _median(t) / _median(times[1]),
+                    _median(t, 1) / _median(times[1], 1),
+                )
 
     if help_ratio is not None:
         print(f"ratio --help / import numpy      = {help_ratio:.2f}  (goal <= {GOAL_HELP:g})")
-    if base_help_ratio is not None:
-        print(f"  baseline {args.baseline}: {base_help_ratio:.2f}")
+    for rev, ratio in base_help.items():
+        print(f"  baseline {rev}: {ratio:.2f}")
     if analyze_ratio is not None:
         print(
             f"ratio analyze / dcm2niix         = {analyze_ratio:.2f} wall, {cpu_ratio:.2f} CPU"
             f"  (goal <= {GOAL_ANALYZE:g})"
         )
-    if base_ratio is not None:
-        print(f"  baseline {args.baseline}: {base_ratio:.2f} wall, {base_cpu_ratio:.2f} CPU")
+    for rev, (wall, cpu) in base_analyze.items():
+        print(f"  baseline {rev}: {wall:.2f} wall, {cpu:.2f} CPU")
     return 0
 
 
