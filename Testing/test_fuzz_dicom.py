@@ -42,3 +42,11 @@ def test_the_mutations_change_the_files(tmp_path):
     original = seeds[0].original[0]
     changed = [fuzz.mutate(original, rng) != original for _ in range(50)]
     assert sum(changed) >= 45
+
+
+def test_a_run_stopped_by_its_deadline_counts_only_the_mutations_made(tmp_path):
+    """A long run that cannot finish in time reports the number it made, not the number asked."""
+    fuzz = _fuzzer()
+    report = fuzz.run(1000, seed=3, real=False, work=tmp_path, deadline=time.time() + 2.0)
+    assert 0 < report.n < 1000
+    assert report.loaded + report.input_errors + report.other == report.n
