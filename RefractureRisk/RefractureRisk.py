@@ -482,7 +482,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._statistics = statistics
         colors = display.levelColors(result.roiset, mrml.meanPdffByLevel(statistics))
         p.segmentation = mrml.roiSetToSegmentation(
-            result.roiset, p.pdffVolume, p.segmentation, colors, only=changedLevels
+            result.roiset, p.pdffVolume, p.segmentation, colors, changedLevels, panel.processEvents
         )
         p.statisticsTable = mrml.updateTableNode(
             statistics, p.statisticsTable, name="RefractureRisk statistics"

@@ -119,7 +119,7 @@ def nodeStamp(node):
 
 # -- ROIs <-> segmentation -------------------------------------------------------------------
 def roiSetToSegmentation(
-    roiSet, referenceVolumeNode, segmentationNode=None, colors=None, only=None
+    roiSet, referenceVolumeNode, segmentationNode=None, colors=None, only=None, afterEach=None
 ):
     """Show a ``RoiSet`` as a segmentation: one segment per level, named by the level.
 
@@ -153,6 +153,8 @@ def roiSetToSegmentation(
             color = colors.get(level.level, (0.5, 0.5, 0.5))
             if level.level in rebuild or segmentation.GetSegment(segmentId) is None:
                 _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color)
+                if afterEach is not None:
+                    afterEach()
             segment = segmentation.GetSegment(segmentId)
             segment.SetColor(*color)
             override = level.include_override

@@ -40,6 +40,13 @@ def step(errorMessage):
             slicer.util.showStatusMessage(_("Cancelled."), 3000)
 
 
+def processEvents():
+    """Between pieces of GUI-thread work: repaint, but take no user input meanwhile."""
+    import qt
+
+    slicer.app.processEvents(qt.QEventLoop.ExcludeUserInputEvents)
+
+
 def runLong(label, work, showAfterMs=0):
     """``work(progress)`` off the GUI thread behind a progress dialog whose Cancel stops it;
     the application processes its events every 50 ms meanwhile. Raises tasks.Cancelled.
