@@ -14,8 +14,13 @@ imports name the three Qt-based Slicer modules above, this file puts TEST-ONLY S
 into ``sys.modules`` when (and only when) the real ones cannot be imported. The stand-ins provide
 base classes with the same names and the few behaviours the logic relies on
 (``ScriptedLoadableModuleLogic.__init__``; ``tr`` returning its text; ``parameterNodeWrapper``
-returning the class unchanged; ``Choice`` accepting its arguments). The widget, the parameter node
-wrapper and the GUI are therefore NOT exercised by these tests; the logic is exercised unchanged.
+returning the class unchanged; ``Choice`` accepting its arguments). The parameter node wrapper
+and the GUI are therefore NOT exercised by these tests; the logic is exercised unchanged.
+
+:func:`make_widget` builds the module's widget for tests of its handlers (the decisions they
+make on a real scene): every .ui widget is a recorder, the parameter node a plain object, and
+``slicer.app`` / ``qt`` minimal TEST-ONLY stand-ins (:class:`FakeApplication`,
+:func:`install_fake_qt`). What Qt itself does (dialogs, layouts, painting) is not exercised.
 Inside Slicer none of this is used.
 """
 

@@ -1,9 +1,12 @@
 """Static checks of the Slicer module and the extension packaging (no Slicer, no slicer-core).
 
-The module file is parsed, never imported: widget names used in the code must exist in the .ui,
-every ``SlicerParameterName`` must be a parameter of the ``@parameterNodeWrapper`` class and of a
-type the widget can show, the module must do no work and import nothing heavy at import time,
-CMake must list the module's files, and the icon and extension description must be valid.
+The module file and its helper package (RefractureRisk/RefractureRiskSlicer) are parsed, never
+imported: widget names used in the code must exist in the .ui, every ``SlicerParameterName`` must
+be a parameter of the ``@parameterNodeWrapper`` class and of a type the widget can show, the
+module and the package must do no work and import nothing heavy at import time, the module file
+keeps the template's five classes within 700 lines, CMake must list every file, the minimum
+Slicer version is declared and checked, the self-test never installs packages, and the icon and
+extension description must be valid.
 """
 
 from __future__ import annotations
