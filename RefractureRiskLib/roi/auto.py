@@ -88,6 +88,7 @@ from RefractureRiskLib.roi.labelling import (
     split_long_segments,
     split_sacral_dip,
 )
+from RefractureRiskLib.roi.landmarks import check_count_with_alae
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
@@ -217,6 +218,7 @@ def automatic_rois(
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
+    labelling = check_count_with_alae(labelling, grid, line, segs, gaps)  # 2nd landmark
     # A split of an over-long segment is reported, but is no doubt about the labels by itself
     # (thick slices often merge two bodies across a thin disc): the spacing checks below judge
     # the result, and an irregular one is a reason.

@@ -41,6 +41,9 @@ FULL_BODY_BELOW_FRAC = 0.9
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
+#: The reason :func:`label_segments` gives for a lowest run split with no disc seen; the
+#: sacral alae (:mod:`RefractureRiskLib.roi.landmarks`) settle it when they agree.
+FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
 
 
 # -- 5. labels --------------------------------------------------------------------------------
@@ -225,9 +228,9 @@ def label_segments(
         # of view below it), was cut in two with no disc seen between them: S1 above the fused
         # sacrum, or L5 and S1 across a missed L5/S1 disc (which shifts every label).
         reasons.append(
-            f"the lowest {lengths[-1] + lengths[s1]:.0f} mm hold two bodies with no disc seen "
-            "between them: taken as S1 over the fused sacrum; if an L5/S1 disc was missed, "
-            "every label is one level too high"
+            f"the lowest {lengths[-1] + lengths[s1]:.0f} mm {FUSED_LOWEST_REASON}: taken as S1 "
+            "over the fused sacrum; if an L5/S1 disc was missed, every label is one level too "
+            "high"
         )
     if s1 is None:
         if bottom_in_fov:

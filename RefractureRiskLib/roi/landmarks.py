@@ -1,0 +1,184 @@
+"""Automatic vertebral ROIs, a second counting landmark: the sacral alae.
+
+S1 is the only body in the lumbosacral column with bone at its sides: the sacral alae spread
+laterally from the S1 body, in line with it (not behind it, where the transverse processes and
+ribs are), to the sacroiliac joints. Beside a lumbar body, at the same depth, lies the psoas
+(muscle, not marrow). So the share of marrow in two boxes lateral to a body, one each side,
+tells S1 from L5 without counting discs, and is checked against the count from the sacral
+junction (:mod:`RefractureRiskLib.roi.labelling`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
+from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
+from RefractureRiskLib.roi.labelling import FUSED_LOWEST_REASON, Labelling, level_positions
+
+#: The boxes beside a body, in the body's frame (mm from the centre line): lateral, beyond the
+#: widest lumbar body's half-width (about 25 mm) and short of the iliac wings; and within the
+#: body's depth, so the transverse processes and ribs behind the body do not count.
+ALA_LATERAL_MM = (30.0, 50.0)
+ALA_DEPTH_MM = (0.0, 12.0)
+#: A box counts only when at least this share of it lies inside the field of view.
+MIN_COVERED = 0.6
+#: Marrow share (of the smaller side) above which a body has alae, and the least ratio to the
+#: share beside the body above it. Beside a lumbar body lies the psoas (share near 0), but on
+#: real anatomy L5's transverse processes and the iliac crests reach into the boxes (shares
+#: up to about 0.4 seen), so only a clear jump decides; otherwise the alae say nothing.
+ALA_MIN_SHARE = 0.45
+ALA_MIN_RATIO = 1.5
+#: Below this share on both sides a body has no alae: it is not S1 (lumbar bodies only).
+NO_ALA_MAX_SHARE = 0.1
+
+
+def _frame(tang: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray]:
+    """(right, anterior) unit vectors perpendicular to the caudal tangent ``tang``."""
+    sup = -tang / np.linalg.norm(tang)
+    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
+    right /= np.linalg.norm(right)
+    return right, np.cross(sup, right)
+
+
+def lateral_marrow_share(
+    grid: DetectionGrid, line: CentreLine, seg: Segment
+) -> tuple[float, float] | None:
+    """Marrow share (0-1) of the left and right boxes beside ``seg``; None when either box is
+    mostly outside the field of view (a narrow sagittal slab)."""
+    inv = np.linalg.inv(grid.mat)
+    shape = np.array(grid.marrow.shape)
+    ts = np.arange(seg.t0_mm + 2.0, seg.t1_mm - 1.0, 2.0)
+    if ts.size == 0:
+        ts = np.array([seg.centre_mm])
+    us = np.arange(ALA_LATERAL_MM[0], ALA_LATERAL_MM[1] + 0.1, 2.0)
+    vs = np.arange(ALA_DEPTH_MM[0], ALA_DEPTH_MM[1] + 0.1, 2.5)
+    shares = []
+    for side in (-1.0, 1.0):
+        hits = total = inside = 0
+        for t in ts:
+            p, tang = line.at(float(t))
+            right, ant = _frame(tang)
+            uu, vv = np.meshgrid(side * us, vs, indexing="ij")
+            pts = p + uu.reshape(-1, 1) * right + vv.reshape(-1, 1) * ant
+            ijk = np.rint((np.c_[pts, np.ones(len(pts))] @ inv.T)[:, :3]).astype(int)
+            kji = ijk[:, ::-1]
+            ok = np.all((kji >= 0) & (kji < shape), axis=1)
+            total += len(pts)
+            inside += int(ok.sum())
+            if ok.any():
+                k, j, i = kji[ok].T
+                hits += int(grid.marrow[k, j, i].sum())
+        if total == 0 or inside < MIN_COVERED * total:
+            return None
+        shares.append(hits / inside)
+    return shares[0], shares[1]
+
+
+def s1_from_alae(shares: list[tuple[float, float] | None]) -> int | None:
+    """Index of the segment taken for S1 by its alae: the highest segment with alae (the
+    smaller side's share at least :data:`ALA_MIN_SHARE` and :data:`ALA_MIN_RATIO` times the
+    share beside the body above it). None when no segment decides (alae not in view, or no
+    clear jump)."""
+    side = [None if s is None else min(s) for s in shares]
+    for i in range(1, len(side)):
+        cur, above = side[i], side[i - 1]
+        if cur is None or above is None:
+            continue
+        if cur >= ALA_MIN_SHARE and cur >= ALA_MIN_RATIO * above:
+            return i
+    return None
+
+
+def check_count_with_alae(
+    lab: Labelling,
+    grid: DetectionGrid,
+    line: CentreLine,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+) -> Labelling:
+    """The labels counted from the sacral junction, checked against the alae beside the lowest
+    six bodies (:func:`with_alae`)."""
+    low = max(0, len(segs) - 6)
+    shares = [None] * low + [lateral_marrow_share(grid, line, s) for s in segs[low:]]
+    if not shares:
+        return lab
+    return with_alae(lab, segs, gaps, s1_from_alae(shares), has_no_alae(shares[-1]))
+
+
+def has_no_alae(share: tuple[float, float] | None) -> bool:
+    """Whether a body clearly has no alae (both boxes seen, both nearly free of marrow)."""
+    return share is not None and max(share) < NO_ALA_MAX_SHARE
+
+
+def with_alae(
+    lab: Labelling,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    ala_s1: int | None,
+    lowest_without_alae: bool = False,
+) -> Labelling:
+    """The count checked against the second landmark, the sacral alae (``ala_s1``: index of
+    the segment with alae, or None when they say nothing; ``lowest_without_alae``: the lowest
+    body clearly has none).
+
+    - Sacrum not found from the junction: levels counted up from the alae instead; with no
+      alae anywhere and none beside the lowest body, that body is taken for L5, not S1 (the
+      field of view ends above the sacrum), still with the warning.
+    - Both found and agreeing: the doubt about a lowest run split without a disc is settled.
+    - Both found and disagreeing: the labels stay as counted from the junction, and both
+      landmarks are named in a reason.
+    """
+    if not segs:
+        return lab
+    if ala_s1 is None:
+        if lab.sacrum_found or not lowest_without_alae:
+            return lab
+        names = _counted_up(segs, gaps, len(segs) - 1, "L5")
+        reasons = tuple(
+            f"{r}; the lowest body has no sacral alae beside it: taken for L5"
+            if r.startswith("sacrum not found")
+            else r
+            for r in lab.reasons
+        )
+        return Labelling(names, lab.confidence, reasons, False)
+    s1 = lab.names.index("S1") if "S1" in lab.names else None
+    if not lab.sacrum_found or s1 is None:
+        names = _counted_up(segs, gaps, ala_s1, "S1")
+        reasons = tuple(r for r in lab.reasons if not r.startswith("sacrum not found"))
+        return Labelling(names, tuple(0.9 for _ in segs), reasons, True)
+    if s1 == ala_s1:
+        reasons = tuple(r for r in lab.reasons if FUSED_LOWEST_REASON not in r)
+        return Labelling(lab.names, lab.confidence, reasons, lab.sacrum_found)
+    pos = level_positions(segs, gaps)
+    shift = pos[ala_s1] - pos[s1]
+    reasons = (
+        *lab.reasons,
+        f"the two counting landmarks disagree: the sacral alae put S1 {abs(shift)} level"
+        f"{'s' if abs(shift) != 1 else ''} {'lower' if shift > 0 else 'higher'} than the "
+        "sacral junction does (labels follow the junction)",
+    )
+    return Labelling(lab.names, tuple(min(c, 0.5) for c in lab.confidence), reasons, True)
+
+
+def _counted_up(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], ref: int, ref_level: str
+) -> tuple[str | None, ...]:
+    """Level names with segment ``ref`` named ``ref_level``, the others counted from it."""
+    pos = level_positions(segs, gaps)
+    base = level_index(ref_level)
+    names: list[str | None] = []
+    for i in range(len(segs)):
+        li = base - (pos[ref] - pos[i])
+        names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
+    return tuple(names)
+
+
+__all__ = [
+    "check_count_with_alae",
+    "has_no_alae",
+    "lateral_marrow_share",
+    "s1_from_alae",
+    "with_alae",
+]

@@ -1,0 +1,101 @@
+"""The second counting landmark: the sacral alae beside S1.
+
+A synthetic detection grid (2 mm voxels, RAS = ijk * 2 mm) holds a straight column of marrow
+blocks; the lowest-but-one body has marrow beside it (alae), the ones above have none. The
+rules are checked on their own, without a generator's anatomy.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from RefractureRiskLib.roi.detection import DetectionGrid, Segment, fit_centre_line
+from RefractureRiskLib.roi.labelling import Labelling, label_segments
+from RefractureRiskLib.roi.landmarks import (
+    has_no_alae,
+    lateral_marrow_share,
+    s1_from_alae,
+    with_alae,
+)
+
+SP = 2.0  # mm per voxel
+
+
+def _grid(n_lateral_voxels: int = 64, alae_at: int | None = 4) -> tuple[DetectionGrid, list]:
+    """Six bodies 24 mm tall, 8 mm apart, top to bottom; ``alae_at``: which has alae."""
+    nk, nj, ni = 110, 40, n_lateral_voxels
+    marrow = np.zeros((nk, nj, ni), bool)
+    ci, cj = ni // 2, nj // 2
+    segs = []
+    top_mm = (nk - 5) * SP
+    for b in range(6):
+        z1 = top_mm - b * 32.0
+        z0 = z1 - 24.0
+        k0, k1 = int(z0 / SP), int(z1 / SP)
+        marrow[k0:k1, cj - 8 : cj + 8, max(ci - 11, 0) : ci + 11] = True
+        if b == alae_at:
+            marrow[k0:k1, cj - 6 : cj + 6, :] = True  # bone right across: the alae
+        segs.append((z0, z1))
+    mat = np.diag([SP, SP, SP, 1.0])
+    z_range = (0.0, (nk - 1) * SP)
+    cents = np.array([[ci * SP, cj * SP, 0.5 * (a + b)] for a, b in segs])
+    line = fit_centre_line(cents, z_range)
+    # arc length runs from the top: segment t ranges
+    segments = [Segment(z_range[1] - b, z_range[1] - a) for a, b in segs]
+    grid = DetectionGrid(
+        marrow, np.zeros_like(marrow), np.zeros_like(marrow), mat, np.zeros_like(marrow), None
+    )
+    return grid, [line, segments]
+
+
+def test_alae_mark_s1_and_lumbar_bodies_have_none() -> None:
+    grid, (line, segs) = _grid()
+    shares = [lateral_marrow_share(grid, line, s) for s in segs]
+    assert all(s is not None for s in shares)
+    assert s1_from_alae(shares) == 4
+    assert has_no_alae(shares[3]) and not has_no_alae(shares[4])
+
+
+def test_narrow_slab_says_nothing() -> None:
+    """A sagittal slab too narrow to hold the boxes beside the body: no decision either way."""
+    grid, (line, segs) = _grid(n_lateral_voxels=26)
+    shares = [lateral_marrow_share(grid, line, s) for s in segs]
+    assert all(s is None for s in shares)
+    assert s1_from_alae(shares) is None and not has_no_alae(shares[-1])
+
+
+def _gaps(segs: list[Segment]) -> list[tuple[float, float, str]]:
+    return [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+
+
+def test_alae_name_the_levels_when_the_junction_is_not_found() -> None:
+    _, (_, segs) = _grid()
+    gaps = _gaps(segs)
+    lab = label_segments(segs, gaps, bottom_in_fov=True)
+    assert not lab.sacrum_found and lab.names[-1] == "S1"  # the junction rule guessed
+    fixed = with_alae(lab, segs, gaps, ala_s1=4)
+    assert fixed.sacrum_found
+    assert fixed.names == ("L2", "L3", "L4", "L5", "S1", None)
+    assert not any(r.startswith("sacrum not found") for r in fixed.reasons)
+
+
+def test_no_alae_at_the_bottom_makes_the_lowest_body_l5_still_warned() -> None:
+    _, (_, segs) = _grid()
+    gaps = _gaps(segs)
+    lab = label_segments(segs, gaps, bottom_in_fov=False)
+    fixed = with_alae(lab, segs, gaps, ala_s1=None, lowest_without_alae=True)
+    assert fixed.names[-1] == "L5" and fixed.names[0] == "T12"
+    assert any("taken for L5" in r for r in fixed.reasons)
+    assert not fixed.sacrum_found
+
+
+def test_landmarks_that_disagree_are_reported() -> None:
+    segs = [Segment(10.0 + 32 * k, 34.0 + 32 * k) for k in range(6)]
+    gaps = _gaps(segs)
+    lab = Labelling(("L1", "L2", "L3", "L4", "L5", "S1"), (1.0,) * 6, (), True)
+    out = with_alae(lab, segs, gaps, ala_s1=4)
+    assert out.names == lab.names  # labels follow the junction
+    assert any("disagree" in r and "1 level higher" in r for r in out.reasons)
+    assert max(out.confidence) <= 0.5
