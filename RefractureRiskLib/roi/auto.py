@@ -41,8 +41,8 @@ from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.roi.anchor import anchored_body
 from RefractureRiskLib.roi.body import (
-    BONE_RADIUS_MM,
     BodyPlacement,
     StudyArrays,
     _nearest_in,
@@ -51,10 +51,8 @@ from RefractureRiskLib.roi.body import (
     clip_posterior_elements,
     cut_by_field_of_view,
     focal_lesion_ml,
-    in_vertebral_bone,
     level_placement,
     local_marrow,
-    place_at_seed,
     refine_body,
     study_arrays,
     void_fraction,
@@ -98,6 +96,10 @@ LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
 MAX_HALF_DEPTH_MM = 25.0
+#: A body this much wider than the column's median, or centred this far (mm) off the column's
+#: line, has run into neighbouring bone: it is segmented again inside the column's cross-section.
+LEAK_WIDTH_FACTOR = 1.3
+LEAK_OFF_LINE_MM = 10.0
 
 
 # -- 6. placement -----------------------------------------------------------------------------
@@ -161,6 +163,21 @@ def place_segment(
     r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
     cement = void_fraction(body, void, r2, box.ijk_to_ras)
     return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
+
+
+def _leaked(pl: BodyPlacement, line: CentreLine, halves: npt.NDArray) -> bool:
+    """A body segmentation that ran into neighbouring bone (rib heads, pedicles, the sacral
+    alae): wider or deeper than any lumbar body, much wider than the column's other bodies
+    (``halves``: their LR, AP half-sizes), or centred well off the column's line."""
+    assert pl.frame is not None
+    lr, ap, _ = pl.frame.half_extent_mm
+    off = float(np.min(np.linalg.norm(line.points_ras - np.asarray(pl.frame.centre_ras), axis=1)))
+    return (
+        lr > MAX_HALF_WIDTH_MM
+        or ap > MAX_HALF_DEPTH_MM
+        or lr > LEAK_WIDTH_FACTOR * float(np.median(halves[:, 0]))
+        or off > LEAK_OFF_LINE_MM
+    )
 
 
 def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,10 +291,7 @@ def automatic_rois(
         for i in named:
             pl = placed[i]
             small = pl.frame is None or pl.frame.volume_ml < 0.5 * ml_per_mm * segs[i].length_mm
-            leaked = pl.frame is not None and (
-                pl.frame.half_extent_mm[0] > MAX_HALF_WIDTH_MM
-                or pl.frame.half_extent_mm[1] > MAX_HALF_DEPTH_MM
-            )
+            leaked = pl.frame is not None and _leaked(pl, line, halves)
             if not (small or leaked):
                 continue
             near = np.argsort([abs(g - i) for g in good])[:2]
@@ -286,7 +300,8 @@ def automatic_rois(
             if fb.frame is not None and (
                 pl.frame is None or leaked or fb.frame.volume_ml > pl.frame.volume_ml
             ):
-                placed[i] = replace(fb, message="no marrow fat (oedema?): body from R2*, shape")
+                why = "leaked into neighbouring bone" if leaked else "no marrow fat (oedema?)"
+                placed[i] = replace(fb, message=f"{why}: body from R2*, shape")
     for i in named:
         name = labelling.names[i]
         pl = placed[i]
@@ -351,41 +366,6 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
-
-
-def anchored_body(
-    arrays: StudyArrays, anchor: Anchor, params: CoreRoiParams, criteria: MarrowCriteria
-) -> npt.NDArray[np.float64]:
-    """Centre (RAS mm) of the vertebral body around the user's anchor click.
-
-    The body is segmented around the click itself (as for a manual point), not snapped to a
-    body found earlier, so a body the detector missed can still be named. A click in an
-    oedematous or cemented body (no marrow fat to segment) is accepted at the click when the
-    tissue around it is bone; a click outside bone is refused.
-    """
-    level = anchor.level.strip().upper()
-    try:
-        level_index(level)
-    except ValueError as err:
-        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
-    p = np.asarray(anchor.point_ras, float)
-    where = f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm"
-    if p.shape != (3,) or not np.all(np.isfinite(p)):
-        raise InputError(where, "x, y and z must be finite numbers (RAS mm)")
-    ijk = (np.r_[p, 1.0] @ np.linalg.inv(arrays.ijk_to_ras).T)[:3]
-    if np.any(ijk < -0.5) or np.any(ijk > np.asarray(arrays.shape[::-1]) - 0.5):
-        raise InputError(where, "lies outside the image (RAS, not LPS?)")
-    placed = place_at_seed(arrays, p, params, criteria)
-    if placed.frame is not None:
-        return np.asarray(placed.frame.centre_ras, float)
-    inside, pdff_here = in_vertebral_bone(arrays, p, criteria)
-    if inside:
-        return p
-    raise InputError(
-        where,
-        f"is not inside bone (no vertebral marrow within {BONE_RADIUS_MM:g} mm; PDFF "
-        f"there {pdff_here:.0f}%): click inside the {level} vertebral body",
-    )
 
 
 def _fov_z_range(shape: tuple[int, int, int], mat: npt.NDArray) -> tuple[float, float]:

@@ -175,6 +175,19 @@ def level_positions(segs: list[Segment], gaps: list[tuple[float, float, str]]) -
     return pos
 
 
+def counted_names(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], ref: int, ref_level: str
+) -> tuple[str | None, ...]:
+    """Level names with segment ``ref`` named ``ref_level``, the others counted from it."""
+    pos = level_positions(segs, gaps)
+    base = level_index(ref_level)
+    names: list[str | None] = []
+    for i in range(len(segs)):
+        li = base - (pos[ref] - pos[i])
+        names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
+    return tuple(names)
+
+
 def label_segments(
     segs: list[Segment], gaps: list[tuple[float, float, str]], bottom_in_fov: bool
 ) -> Labelling:
@@ -220,13 +233,14 @@ def label_segments(
         s1 is not None
         and s1 == len(gaps) - 1
         and gaps[-1][2] == "fused"
-        and bottom_in_fov
+        and (bottom_in_fov or gaps[-1][1] - gaps[-1][0] <= 1.01)
         and s1 >= 2
         and lengths[-1] >= FULL_BODY_BELOW_FRAC * float(np.median(lengths[max(s1 - 3, 0) : s1]))
     ):
         # The lowest segment, ending inside the field of view (the sacrum does not go on out
-        # of view below it), was cut in two with no disc seen between them: S1 above the fused
-        # sacrum, or L5 and S1 across a missed L5/S1 disc (which shifts every label).
+        # of view below it) or cut in equal parts (no dip seen at all), was cut in two with no
+        # disc seen between them: S1 above the fused sacrum, or L5 and S1 across a missed
+        # L5/S1 disc (which shifts every label).
         reasons.append(
             f"the lowest {lengths[-1] + lengths[s1]:.0f} mm {FUSED_LOWEST_REASON}: taken as S1 "
             "over the fused sacrum; if an L5/S1 disc was missed, every label is one level too "
@@ -242,16 +256,10 @@ def label_segments(
         s1 = n - 1  # best guess: the lowest body is S1
     else:
         reasons += _transitional_reasons(segs, glen, med_gap, s1)
-    names: list[str | None] = [None] * n
-    base = level_index("S1")
-    pos = level_positions(segs, gaps)
-    for i in range(n):
-        li = base - (pos[s1] - pos[i])
-        if 0 <= li < len(VERTEBRAL_LEVELS):
-            names[i] = VERTEBRAL_LEVELS[li]
+    names = counted_names(segs, gaps, s1, "S1")
     sacrum_found = not any(r.startswith("sacrum not found") for r in reasons)
     conf = [1.0 if sacrum_found else 0.3] * n
-    return Labelling(tuple(names), tuple(conf), tuple(reasons), sacrum_found)
+    return Labelling(names, tuple(conf), tuple(reasons), sacrum_found)
 
 
 def _transitional_reasons(
@@ -321,8 +329,10 @@ def spacing_reasons(
         glen = np.array([gaps[i][1] - gaps[i][0] for i in mobile])
         if len(glen):
             mg = float(np.median(glen))
-            for gl in glen:
-                if gl > max(2.0 * mg, mg + 10.0):
+            # a wide gap between bodies at the usual spacing is short bodies (end plate
+            # changes), not a missed one
+            for i, gl in zip(mobile, glen, strict=True):
+                if gl > max(2.0 * mg, mg + 10.0) and d[i] > 1.3 * med:
                     reasons.append(f"gap of {gl:.0f} mm between bodies: a body may be missed")
     return reasons
 
@@ -379,6 +389,7 @@ __all__ = [
     "ANCHOR_MAX_DISTANCE_MM",
     "Anchor",
     "Labelling",
+    "counted_names",
     "drop_detached_top",
     "label_segments",
     "level_positions",

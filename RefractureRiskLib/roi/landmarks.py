@@ -13,9 +13,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
-from RefractureRiskLib.roi.labelling import FUSED_LOWEST_REASON, Labelling, level_positions
+from RefractureRiskLib.roi.labelling import (
+    FUSED_LOWEST_REASON,
+    Labelling,
+    counted_names,
+    level_positions,
+)
 
 #: The boxes beside a body, in the body's frame (mm from the centre line): lateral, beyond the
 #: widest lumbar body's half-width (about 25 mm) and short of the iliac wings; and within the
@@ -135,7 +139,7 @@ def with_alae(
     if ala_s1 is None:
         if lab.sacrum_found or not lowest_without_alae:
             return lab
-        names = _counted_up(segs, gaps, len(segs) - 1, "L5")
+        names = counted_names(segs, gaps, len(segs) - 1, "L5")
         reasons = tuple(
             f"{r}; the lowest body has no sacral alae beside it: taken for L5"
             if r.startswith("sacrum not found")
@@ -145,7 +149,7 @@ def with_alae(
         return Labelling(names, lab.confidence, reasons, False)
     s1 = lab.names.index("S1") if "S1" in lab.names else None
     if not lab.sacrum_found or s1 is None:
-        names = _counted_up(segs, gaps, ala_s1, "S1")
+        names = counted_names(segs, gaps, ala_s1, "S1")
         reasons = tuple(r for r in lab.reasons if not r.startswith("sacrum not found"))
         return Labelling(names, tuple(0.9 for _ in segs), reasons, True)
     if s1 == ala_s1:
@@ -160,19 +164,6 @@ def with_alae(
         "sacral junction does (labels follow the junction)",
     )
     return Labelling(lab.names, tuple(min(c, 0.5) for c in lab.confidence), reasons, True)
-
-
-def _counted_up(
-    segs: list[Segment], gaps: list[tuple[float, float, str]], ref: int, ref_level: str
-) -> tuple[str | None, ...]:
-    """Level names with segment ``ref`` named ``ref_level``, the others counted from it."""
-    pos = level_positions(segs, gaps)
-    base = level_index(ref_level)
-    names: list[str | None] = []
-    for i in range(len(segs)):
-        li = base - (pos[ref] - pos[i])
-        names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
-    return tuple(names)
 
 
 __all__ = [

@@ -1,0 +1,60 @@
+"""Automatic vertebral ROIs, the anchor: the body around the user's click, found on its own.
+
+Step 5's override (:mod:`RefractureRiskLib.roi.auto`): the click is segmented like a manual
+point, so a body the detector missed can still be named; a click outside bone is refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.core.levels import level_index
+from RefractureRiskLib.roi.body import (
+    BONE_RADIUS_MM,
+    StudyArrays,
+    in_vertebral_bone,
+    place_at_seed,
+)
+from RefractureRiskLib.roi.geometry import CoreRoiParams
+from RefractureRiskLib.roi.labelling import Anchor
+from RefractureRiskLib.roi.marrow import MarrowCriteria
+
+
+def anchored_body(
+    arrays: StudyArrays, anchor: Anchor, params: CoreRoiParams, criteria: MarrowCriteria
+) -> npt.NDArray[np.float64]:
+    """Centre (RAS mm) of the vertebral body around the user's anchor click.
+
+    The body is segmented around the click itself (as for a manual point), not snapped to a
+    body found earlier, so a body the detector missed can still be named. A click in an
+    oedematous or cemented body (no marrow fat to segment) is accepted at the click when the
+    tissue around it is bone; a click outside bone is refused.
+    """
+    level = anchor.level.strip().upper()
+    try:
+        level_index(level)
+    except ValueError as err:
+        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    p = np.asarray(anchor.point_ras, float)
+    where = f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm"
+    if p.shape != (3,) or not np.all(np.isfinite(p)):
+        raise InputError(where, "x, y and z must be finite numbers (RAS mm)")
+    ijk = (np.r_[p, 1.0] @ np.linalg.inv(arrays.ijk_to_ras).T)[:3]
+    if np.any(ijk < -0.5) or np.any(ijk > np.asarray(arrays.shape[::-1]) - 0.5):
+        raise InputError(where, "lies outside the image (RAS, not LPS?)")
+    placed = place_at_seed(arrays, p, params, criteria)
+    if placed.frame is not None:
+        return np.asarray(placed.frame.centre_ras, float)
+    inside, pdff_here = in_vertebral_bone(arrays, p, criteria)
+    if inside:
+        return p
+    raise InputError(
+        where,
+        f"is not inside bone (no vertebral marrow within {BONE_RADIUS_MM:g} mm; PDFF "
+        f"there {pdff_here:.0f}%): click inside the {level} vertebral body",
+    )
+
+
+__all__ = ["anchored_body"]
