@@ -25,11 +25,11 @@ def clear():
     """Forget every study and cached array (the scene was closed)."""
     _loaded.clear()
     _built.clear()
-    # The ROI engine keeps the arrays of its last two studies (roi.body._CACHE; it offers no
-    # public way to clear it): dropped too, when the engine was loaded at all.
-    body = sys.modules.get("RefractureRiskLib.roi.body")
-    if isinstance(getattr(body, "_CACHE", None), list):
-        body._CACHE.clear()
+    # The ROI engine keeps the arrays of its last two studies: dropped too, when the engine
+    # was loaded at all (not imported here just to clear it).
+    cache = sys.modules.get("RefractureRiskLib.roi.cache")
+    if cache is not None:
+        cache.clear_study_cache()
 
 
 def addToScene(study, baseName="RefractureRisk"):

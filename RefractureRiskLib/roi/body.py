@@ -431,21 +431,6 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
 MARROW_R2S_FACTOR = 1.2
 
 
-_CACHE: list[tuple[Study, MarrowCriteria, StudyArrays]] = []
-
-
-def study_arrays_cached(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> StudyArrays:
-    """:func:`study_arrays`, remembered for the last two studies (a point drag in a viewer
-    recomputes one level many times: the whole-image signal sum and noise estimate once)."""
-    for st, crit, arrays in _CACHE:
-        if st is study and crit == criteria:
-            return arrays
-    arrays = study_arrays(study, criteria)
-    _CACHE.insert(0, (study, criteria, arrays))
-    del _CACHE[2:]
-    return arrays
-
-
 #: R2* (1/s at 1.5 T; doubles at 3 T) separating oedematous marrow (trabecular bone keeps R2*
 #: high, >= ~35) from discs and CSF (~15 and ~4) when PDFF alone cannot (acute fracture oedema
 #: can lower marrow PDFF below 12%). Used only inside the spinal column's tube and slab, where
@@ -512,7 +497,6 @@ __all__ = [
     "place_at_seed",
     "refine_body",
     "study_arrays",
-    "study_arrays_cached",
     "void_fraction",
 ]
 

@@ -27,9 +27,9 @@ from RefractureRiskLib.roi.body import (
     level_placement,
     local_marrow,
     place_at_seed,
-    study_arrays_cached,
     void_fraction,
 )
+from RefractureRiskLib.roi.cache import study_arrays_cached
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     BodyFrame,
