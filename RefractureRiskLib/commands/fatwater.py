@@ -50,8 +50,9 @@ def load_echoes(path: Path, precession: str = "auto"):
         return read_echo_mat(path)
     if path.is_dir():
         from RefractureRiskLib.io.echo_dicom import read_echo_dicom
+        from RefractureRiskLib.maps.fatwater.precession import choose_precession
 
-        return read_echo_dicom(path, precession)
+        return choose_precession(read_echo_dicom(path), precession)
     if not path.exists():
         raise InputError(path, "not found")
     raise InputError(path, "expected an imDataParams .mat file or a folder of DICOM echoes")

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.io.dicom_scan import FrameRef, scan_files
 from RefractureRiskLib.io.dicom_volume import plan_stack, read_stack
-from RefractureRiskLib.maps.fatwater.data import EchoSet
 
 _TOKENS = {
     "M": "magnitude",
@@ -144,9 +144,10 @@ def _read_echo(root: Path, name: str, comps: dict[str, list[FrameRef]], grid):
     return stacks[0] * np.exp(1j * rad), tes.pop(), rule, grid
 
 
-def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
-    """Read the raw multi-echo images under ``folder``; ``precession``: ``auto``, ``clockwise``
-    (phase as stored) or ``counterclockwise`` (conjugate). InputError names the reason."""
+def read_echo_dicom(folder: str | Path) -> EchoSet:
+    """Read the raw multi-echo images under ``folder``, phase as stored (the precession sense
+    is chosen by :func:`RefractureRiskLib.maps.fatwater.precession.choose_precession`, which
+    needs the signal model). InputError names the reason."""
     root = Path(folder)
     by_echo, b0_values, vendors = _collect(root)
     if len(by_echo) < 3:
@@ -180,53 +181,4 @@ def read_echo_dicom(folder: str | Path, precession: str = "auto") -> EchoSet:
         str(root),
         provenance,
     )
-    return choose_precession(echo_set, precession)
-
-
-def choose_precession(echoes: EchoSet, precession: str = "auto") -> EchoSet:
-    """Conjugate ``echoes`` when asked, or when ``auto`` finds the model fits the conjugate
-    better (mean normalised residual of the best field per voxel, brightest 4000 voxels
-    above 10% of the 99th percentile: the
-    mixed voxels decide, single-species voxels fit either way)."""
-    from dataclasses import replace
-
-    if precession not in ("auto", "clockwise", "counterclockwise"):
-        raise ValueError(f"precession must be auto, clockwise or counterclockwise: {precession}")
-    if precession == "clockwise":
-        return replace(echoes, provenance={**echoes.provenance, "conjugated": False})
-    if precession == "counterclockwise":
-        return replace(
-            echoes,
-            signal=np.conj(echoes.signal),
-            provenance={**echoes.provenance, "conjugated": True},
-        )
-    res_as_is, res_conj = _precession_residuals(echoes)
-    conj = res_conj < res_as_is
-    note = f"auto: mean residual {res_as_is:.4f} as stored, {res_conj:.4f} conjugated"
-    return replace(
-        echoes,
-        signal=np.conj(echoes.signal) if conj else echoes.signal,
-        provenance={**echoes.provenance, "conjugated": bool(conj), "precession": note},
-    )
-
-
-def _precession_residuals(echoes: EchoSet) -> tuple[float, float]:
-    from RefractureRiskLib.maps.fatwater.fieldmap import echo_period_hz
-    from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
-    from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM
-
-    flat = echoes.signal.reshape(-1, echoes.n_echoes)
-    energy = (np.abs(flat) ** 2).sum(axis=1)
-    strong = np.flatnonzero(energy > 0.1 * np.percentile(energy, 99))
-    pick = strong[np.argsort(energy[strong])[-4000:]]
-    te = np.asarray(echoes.te_s)
-    phasor = DEFAULT_SPECTRUM.phasor(te, echoes.field_strength_t)
-    period = echo_period_hz(te) or 1000.0
-    grid = np.linspace(-period / 2, period / 2, 96, endpoint=False)
-    table = projection_table(te, phasor, grid, [0.0, 50.0, 150.0, 400.0])
-    out = []
-    for sig in (flat[pick], np.conj(flat[pick])):
-        g = gram_features(sig)
-        best = (g @ table).max(axis=1)
-        out.append(float(np.mean(1.0 - best / np.maximum(energy[pick], 1e-30))))
-    return out[0], out[1]
+    return echo_set

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.maps.fatwater.data import EchoSet
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 

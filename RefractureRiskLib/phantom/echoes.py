@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from RefractureRiskLib.maps.fatwater.data import EchoSet
+from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectrum
 from RefractureRiskLib.phantom.signal import echo_times_ms
 

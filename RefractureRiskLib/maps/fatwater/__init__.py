@@ -11,7 +11,7 @@ Modules: ``spectrum`` (published fat spectra), ``data`` (the ``EchoSet`` input),
 pyramid), ``fit`` (voxel-wise fit, noise-bias-free PDFF), ``separate`` (the whole chain).
 """
 
-from RefractureRiskLib.maps.fatwater.data import EchoSet
+from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.maps.fatwater.fieldmap import FieldMapOptions
 from RefractureRiskLib.maps.fatwater.separate import MAP_NAMES, FatWaterResult, separate
 from RefractureRiskLib.maps.fatwater.spectrum import (

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.volume import Volume
-from RefractureRiskLib.maps.fatwater.data import EchoSet
 from RefractureRiskLib.maps.fatwater.fieldmap import (
     FieldMapOptions,
     effective_swap_hz,
