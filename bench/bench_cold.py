@@ -11,8 +11,8 @@ temporary folder, then alternates, ``--repeats`` times each, in new processes as
 
 ``--baseline REV`` (repeatable) also runs the library of git revision REV (``git archive`` of
 ``RefractureRiskLib`` and ``Resources`` into the temporary folder, run as ``python -m
-RefractureRiskLib.cli`` with that folder first on ``PYTHONPATH``) in the same alternation, so a
-change's before/after ratios come from one run under the same machine load.
+RefractureRiskLib.cli`` from that folder, also first on ``PYTHONPATH``) in the same
+alternation, so a change's before/after ratios come from one run under the same machine load.
 
 Prints the median wall time and CPU time (user + system of the child) of each command and the
 ratios. ``refracture-risk`` is the console
@@ -38,11 +38,13 @@ GOAL_ANALYZE = 5.0
 GOAL_HELP = 2.0
 
 
-def _wall(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+def _wall(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of ``cmd`` in a new process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -76,14 +78,14 @@ def alternate(commands: list, repeats: int, before=None) -> list[list[tuple[floa
     """(wall, CPU) times of each command, run in turn (a, b, c, a, b, c, ...) after one
     untimed warm-up round, so that file-cache and machine-load changes hit all alike.
 
-    A command is a list of arguments, or (arguments, environment)."""
+    A command is a list of arguments, or (arguments, environment, working folder)."""
     times: list[list[tuple[float, float]]] = [[] for _ in commands]
     for i in range(repeats + 1):
         for n, command in enumerate(commands):
-            cmd, env = command if isinstance(command, tuple) else (command, None)
+            cmd, env, cwd = command if isinstance(command, tuple) else (command, None, None)
             if before:
                 before(i)
-            measured = _wall(cmd, env)
+            measured = _wall(cmd, env, cwd)
             if i:  # the first round warms the file cache and Python's bytecode cache
                 times[n].append(measured)
     return times
@@ -139,14 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         base_envs = {}
         for rev in args.baseline:
             tree = baseline_tree(rev, work)
-            base_envs[rev] = dict(os.environ, PYTHONPATH=str(tree))
+            # run from the tree: ``python -m`` puts the working folder first on sys.path
+            base_envs[rev] = (dict(os.environ, PYTHONPATH=str(tree)), str(tree))
             print(f"baseline: {rev} from {tree}")
         base_cmd = [sys.executable, "-m", "RefractureRiskLib.cli"]
 
         help_ratio, base_help = None, {}
         if not args.skip_help:
             commands = [[*ours, "--help"], [sys.executable, "-c", "import numpy"]]
-            commands += [([*base_cmd, "--help"], env) for env in base_envs.values()]
+            commands += [([*base_cmd, "--help"], env, cwd) for env, cwd in base_envs.values()]
             times = alternate(commands, args.repeats)
             print(_line("refracture-risk --help", times[0]))
             print(_line('python -c "import numpy"', times[1]))
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             analyze = ["analyze", str(study), "--clinical", str(clinical)]
             analyze += ["--index-levels", "L1", "--out", str(out)]
             commands = [[*ours, *analyze], [dcm2niix, "-z", "n", "-o", str(nifti), str(study)]]
-            commands += [([*base_cmd, *analyze], env) for env in base_envs.values()]
+            commands += [([*base_cmd, *analyze], env, cwd) for env, cwd in base_envs.values()]
             times = alternate(commands, args.repeats, clean)
             print(_line("refracture-risk analyze (report)", times[0]))
             print(_line("dcm2niix -z n", times[1]))
