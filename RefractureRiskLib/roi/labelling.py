@@ -44,6 +44,8 @@ MISSING_BODY_SPACING = 1.7
 #: The reason :func:`label_segments` gives for a lowest run split with no disc seen; the
 #: sacral alae (:mod:`RefractureRiskLib.roi.landmarks`) settle it when they agree.
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
+#: ... and for a long lowest segment cut by the field of view taken for S1 and the sacrum.
+CUT_S1_REASON = "runs out of the field of view: taken for S1 with the sacrum, no junction seen"
 
 
 # -- 5. labels --------------------------------------------------------------------------------
@@ -218,6 +220,7 @@ def label_segments(
         and lengths[-1] >= SACRUM_SEGMENT_FACTOR * float(np.median(lengths[:-1]))
     ):
         s1 = n - 1
+        reasons.append(f"the lowest segment ({lengths[-1]:.0f} mm) {CUT_S1_REASON}")
     if s1 is not None and s1 == len(gaps) - 1 and gaps[-1][2] in ("disc", "gap"):
         # A thin lowest disc with a full-sized body below it: a thin (degenerated or
         # transitional) L5/S1 disc looks like the rudimentary S1/S2 one, but the sacral

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
 from RefractureRiskLib.roi.labelling import (
+    CUT_S1_REASON,
     FUSED_LOWEST_REASON,
     Labelling,
     counted_names,
@@ -153,7 +154,9 @@ def with_alae(
         reasons = tuple(r for r in lab.reasons if not r.startswith("sacrum not found"))
         return Labelling(names, tuple(0.9 for _ in segs), reasons, True)
     if s1 == ala_s1:
-        reasons = tuple(r for r in lab.reasons if FUSED_LOWEST_REASON not in r)
+        reasons = tuple(
+            r for r in lab.reasons if FUSED_LOWEST_REASON not in r and CUT_S1_REASON not in r
+        )
         return Labelling(lab.names, lab.confidence, reasons, lab.sacrum_found)
     pos = level_positions(segs, gaps)
     shift = pos[ala_s1] - pos[s1]
