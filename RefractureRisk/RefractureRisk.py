@@ -1,7 +1,7 @@
 """RefractureRisk: re-fracture risk after vertebroplasty from clinical factors and marrow qMRI.
 
-A thin 3D Slicer panel over the pure-Python library ``RefractureRiskLib`` (DESIGN.md §5): the
-template's five classes live here; MRML conversions, display, level review and the background
+A thin 3D Slicer panel over the pure-Python library ``RefractureRiskLib`` (docs/architecture.md):
+the template's five classes live here; MRML conversions, display, level review and the background
 runner live in the ``RefractureRiskSlicer`` package beside this file (as DICOMLib does for the
 DICOM module). Importing this file does no work and imports nothing beyond the standard library,
 Slicer, VTK, numpy and that package: the library and Qt are imported on first use.

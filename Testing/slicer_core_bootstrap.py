@@ -4,7 +4,8 @@ slicer-core ships Slicer's MRML, logic and segmentation libraries and ``slicer.u
 the application: no ``slicer.app``, ``slicer.modules``, Qt/ctk, or the Qt-based Python modules
 ``slicer.ScriptedLoadableModule``, ``slicer.parameterNodeWrapper`` and ``slicer.i18n``.
 
-:func:`bootstrap` makes a scene usable the way the application would (DESIGN.md §7): a fresh
+:func:`bootstrap` makes a scene usable the way the application would (docs/architecture.md,
+Testing): a fresh
 ``vtkMRMLScene`` assigned to ``slicer.mrmlScene``, the segmentation converter rules registered,
 and the volumes, colours, segmentations and markups logics attached to the scene.
 
@@ -38,7 +39,7 @@ MODULE_DIR = REPO_ROOT / "RefractureRisk"
 MODULE_FILE = MODULE_DIR / "RefractureRisk.py"
 MODULE_NAME = "RefractureRisk"
 
-#: The slicer-core release these tests were written against (DESIGN.md §7).
+#: The slicer-core release these tests were written against (docs/architecture.md, Testing).
 SLICER_CORE_PIN = "slicer-core==5.12.4.0"
 
 

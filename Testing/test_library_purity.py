@@ -124,9 +124,12 @@ def test_scoring_side_does_not_import_the_development_side():
                 for alias in node.names:
                     if alias.name.split(".")[0] in ("pandas", "scipy", "sklearn", "matplotlib"):
                         problems.append(f"{path.name}: import {alias.name}")
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.split(".")[0] in ("pandas", "scipy", "sklearn", "matplotlib"):
-                    problems.append(f"{path.name}: from {node.module}")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[0] in ("pandas", "scipy", "sklearn", "matplotlib")
+            ):
+                problems.append(f"{path.name}: from {node.module}")
     assert not problems, "\n".join(problems)
 
 

@@ -37,7 +37,8 @@ EXTENSION_ICON = ROOT / "Resources" / "Icons" / "RefractureRisk.png"
 REQUIREMENTS = MODULE_DIR / "Resources" / "requirements.txt"
 DESCRIPTION_JSON = ROOT / "RefractureRisk.json"
 
-#: Top-level imports the module may make (DESIGN.md §5): the standard library and these.
+#: Top-level imports the module may make (docs/architecture.md, Layers): the standard library
+#: and these.
 ALLOWED_THIRD_PARTY = {"slicer", "qt", "ctk", "vtk", "numpy", "RefractureRiskSlicer"}
 #: Decorators allowed on module-level classes (they only register the class).
 ALLOWED_DECORATORS = {"parameterNodeWrapper"}

@@ -1,4 +1,4 @@
-"""Which map a DICOM image holds, and why (DESIGN.md §3).
+"""Which map a DICOM image holds, and why (docs/architecture.md, Facts about the inputs).
 
 Evidence is used in a fixed order: ImageType / FrameType tokens first, then vendor private tags,
 then the SeriesDescription; never file names. Every decision carries a human-readable reason that

@@ -1,6 +1,6 @@
 """Automatic vertebral ROIs: find the column, the bodies and discs, label levels, place ROIs.
 
-No deep learning (DESIGN.md §4). Steps:
+No deep learning (docs/architecture.md, ROIs and summaries). Steps:
 
 1. Detection grid: the PDFF and signal maps block-averaged to about 2 mm voxels (fast, keeps the
    acquisition's axes, so sagittal, axial and oblique grids are handled alike in RAS mm).

@@ -161,7 +161,8 @@ def rois_from_points(
     """ROIs from one point per level (RAS mm, inside the vertebral body).
 
     Each level's whole body is segmented around its point and its safe-core ROI placed
-    (DESIGN.md §4). A point with no marrow nearby raises :class:`InputError` naming the level.
+    (docs/architecture.md, ROIs and summaries). A point with no marrow nearby raises
+    :class:`InputError` naming the level.
     """
     pts = _normalise_points(points)
     arrays = study_arrays_cached(study, criteria)

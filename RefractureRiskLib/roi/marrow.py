@@ -21,8 +21,8 @@ from RefractureRiskLib.core.study import Study
 class MarrowCriteria:
     """Thresholds that define marrow (documented defaults; units in the names).
 
-    - ``pdff_min_pct`` / ``pdff_max_pct``: marrow PDFF window (DESIGN.md §4: ~12-85%; the upper
-      bound is 80% because retroperitoneal fat (85-92%) touches the bodies anteriorly).
+    - ``pdff_min_pct`` / ``pdff_max_pct``: marrow PDFF window (docs/architecture.md: ~12-85%;
+      the upper bound is 80% because retroperitoneal fat (85-92%) touches the bodies anteriorly).
     - ``signal_min_frac``: minimum signal (water + fat) as a fraction of the study's signal
       reference (the 99th percentile of signal); below it a voxel is background, cortex or cement.
     - ``smooth_mm``: Gaussian sigma applied to PDFF before thresholding, against noise.

@@ -165,7 +165,7 @@ def _lesion(lv: LevelPlacement, ctx: QcContext) -> str | None:
     if lv.lesion_ml >= QC_THRESHOLDS["lesion_focal_ml"]:
         return f"focal region of {lv.lesion_ml:.2f} mL with non-marrow PDFF inside the body"
     if _fractured(lv, ctx) is not None or ctx.known(lv.level, RoiFlag.FRACTURED):
-        # Acute fracture oedema lowers PDFF across the whole body (DESIGN.md: 10-30 points):
+        # Acute fracture oedema lowers PDFF across the whole body (by 10-30 points):
         # a PDFF difference against the neighbours is expected there, not a sign of a lesion.
         return None
     nbs = [nb.roi_pdff_median_pct for nb in ctx.neighbours(lv.level)]

@@ -68,7 +68,8 @@ HAMILTON_LIVER_9PEAK = FatSpectrum(
     (0.088, 0.642, 0.058, 0.062, 0.058, 0.006, 0.039, 0.010, 0.037),
     "Hamilton et al. NMR Biomed 2011;24:784",
 )
-#: Ren et al., J Lipid Res 2008;49:2055 (bone marrow / subcutaneous fat, 9 peaks; DESIGN.md §3).
+#: Ren et al., J Lipid Res 2008;49:2055 (bone marrow / subcutaneous fat, 9 peaks;
+#: docs/architecture.md, Facts about the inputs).
 REN_MARROW_9PEAK = FatSpectrum(
     "ren-marrow-9peak",
     (-3.80, -3.40, -3.10, -2.68, -2.46, -1.95, -0.50, 0.49, 0.59),
