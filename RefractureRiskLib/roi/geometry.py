@@ -4,11 +4,10 @@ Everything here works on a *local box* (a sub-array of the study grid around one
 single level is recomputed in milliseconds. A box is described by :class:`Box` (array slices plus
 the local IJK-to-RAS matrix). Coordinates: arrays ``[k, j, i]``; points RAS in millimetres.
 
-The safe core (docs/architecture.md, ROIs and summaries): inside the body, at least
-``margin_mm`` from cortex, endplates and
-signal voids (PDFF drops 4-8 points within 2 mm of cortex), away from the basivertebral vein
-(posterior, mid-height), within an ellipsoid shifted anteriorly (default) or a mid-sagittal 2D
-ellipse (clinical alternative).
+The safe core (docs/architecture.md, ROIs and summaries): inside the body, at least ``margin_mm``
+from cortex, endplates and signal voids (PDFF drops 4-8 points within 2 mm of cortex), away from
+the basivertebral vein (posterior, mid-height), within an ellipsoid shifted anteriorly (default)
+or a mid-sagittal 2D ellipse (clinical alternative).
 """
 
 from __future__ import annotations
