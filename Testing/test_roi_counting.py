@@ -11,14 +11,8 @@ import itertools
 import numpy as np
 import pytest
 
-from RefractureRiskLib.roi.detection import (
-    DIP_PROMINENCE,
-    PROFILE_STEP_MM,
-    Profile,
-    Segment,
-    segment_profile,
-    split_at_dips,
-)
+from RefractureRiskLib.roi.detection import PROFILE_STEP_MM, Profile, Segment, segment_profile
+from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
 from RefractureRiskLib.roi.labelling import label_segments, level_positions
 
 
@@ -90,3 +84,23 @@ def test_uneven_spacing_alone_is_no_missed_body(ratio: float) -> None:
     segs = [Segment(c - 12.0, c + 12.0) for c in centres]
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
     assert level_positions(segs, gaps) == [0, 1, 2, 3, 4]
+
+
+def test_dips_match_scipy_find_peaks() -> None:
+    """The written-out dip finder gives scipy.signal.find_peaks' minima and prominences."""
+    from scipy.signal import find_peaks
+
+    from RefractureRiskLib.roi.dips import _dips
+
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n = int(rng.integers(3, 120))
+        m = rng.random(n)
+        if trial % 3 == 0:
+            m = np.round(m * 4) / 4  # plateaus
+        if trial % 5 == 0:
+            m = np.convolve(m, np.ones(5) / 5, mode="same")
+        ref, props = find_peaks(-m, prominence=0.1)
+        got, prom = _dips(m, 0.1)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_allclose(prom, props["prominences"], atol=1e-12)

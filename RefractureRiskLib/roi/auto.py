@@ -66,8 +66,8 @@ from RefractureRiskLib.roi.detection import (
     profile_along,
     rescue_gaps,
     segment_profile,
-    split_at_dips,
 )
+from RefractureRiskLib.roi.dips import split_at_dips
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     CoreRoiParams,

@@ -36,13 +36,6 @@ FATTY_MARROW_MAX_PCT = 95.0
 FATTY_MARROW_R2S_FACTOR = 1.6
 BODY_MARROW_FRAC = 0.45
 MIN_BODY_MM = 8.0
-#: A disc that thick slices or a tilted column blur into its bodies still shows as a dip of the
-#: marrow share: a local minimum at least this far below the peaks on both sides splits a
-#: segment, so two bodies never hide in one run of marrow above :data:`BODY_MARROW_FRAC`.
-DIP_PROMINENCE = 0.22
-#: Each part of a segment split at a dip is at least this long (mm): the smallest lumbar and
-#: low thoracic bodies are about 18 mm tall, so a dip closer to an end is texture or a lesion.
-MIN_SPLIT_PART_MM = 13.0
 
 
 @dataclass(frozen=True)
@@ -253,73 +246,6 @@ def segment_profile(prof: Profile) -> tuple[list[Segment], list[tuple[float, flo
     return keep, gaps
 
 
-def split_at_dips(
-    segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
-) -> tuple[list[Segment], list[tuple[float, float, str]]]:
-    """Split segments at dips of the marrow share (discs blurred into their bodies).
-
-    A dip is a local minimum with a prominence of at least :data:`DIP_PROMINENCE` over the
-    peaks on both sides, leaving parts of at least :data:`MIN_SPLIT_PART_MM`. The new gap is
-    the dip's half-depth width; it is a "disc" when it holds disc-like water, else a "gap" (a
-    dry, degenerated disc), or "fused" for the lowest dry dip of the lowest segment (the sacral
-    S1/S2 junction blurred by thick slices). Deepest dips first.
-    """
-    from scipy.signal import find_peaks
-
-    out_s: list[Segment] = []
-    out_g: list[tuple[float, float, str]] = []
-    for i, seg in enumerate(segs):
-        if i > 0:
-            out_g.append(gaps[i - 1])
-        pieces = [seg]
-        new_gaps: list[tuple[float, float, str]] = []
-        inside = (prof.t_mm >= seg.t0_mm) & (prof.t_mm <= seg.t1_mm)
-        idx = np.flatnonzero(inside)
-        if idx.size >= 5 and seg.length_mm >= 2 * MIN_SPLIT_PART_MM:
-            m = prof.marrow[idx]
-            dips, props = find_peaks(-m, prominence=DIP_PROMINENCE)
-            order = np.argsort(-props["prominences"]) if dips.size else []
-            cuts: list[tuple[float, float]] = []
-            for o in order:
-                k = idx[dips[o]]
-                depth = float(props["prominences"][o])
-                level = prof.marrow[k] + 0.5 * depth
-                a = k
-                while a > idx[0] and prof.marrow[a - 1] < level:
-                    a -= 1
-                b = k
-                while b < idx[-1] and prof.marrow[b + 1] < level:
-                    b += 1
-                g0 = float(prof.t_mm[a]) - PROFILE_STEP_MM / 2
-                g1 = float(prof.t_mm[b]) + PROFILE_STEP_MM / 2
-                bounds = sorted([seg.t0_mm, seg.t1_mm, *(c for cut in cuts for c in cut)])
-                lo = max(x for x in bounds if x <= prof.t_mm[k])
-                hi = min(x for x in bounds if x >= prof.t_mm[k])
-                if g0 - lo < MIN_SPLIT_PART_MM or hi - g1 < MIN_SPLIT_PART_MM:
-                    continue
-                cuts.append((g0, g1))
-            if cuts:
-                cuts.sort()
-                pieces = []
-                start = seg.t0_mm
-                last_seg = i == len(segs) - 1
-                for n_cut, (g0, g1) in enumerate(cuts):
-                    pieces.append(Segment(start, g0, seg.void_frac))
-                    kind = _gap_kind(prof, g0, g1)
-                    if kind == "gap" and last_seg and n_cut == len(cuts) - 1:
-                        # a dry dip in the lowest segment: the fused sacral junction (a dry,
-                        # degenerated L5/S1 disc also holds no water: labelling weighs both)
-                        kind = "fused"
-                    new_gaps.append((g0, g1, kind))
-                    start = g1
-                pieces.append(Segment(start, seg.t1_mm, seg.void_frac))
-        for j, piece in enumerate(pieces):
-            if j > 0:
-                out_g.append(new_gaps[j - 1])
-            out_s.append(piece)
-    return out_s, out_g
-
-
 def rescue_gaps(
     segs: list[Segment], gaps: list[tuple[float, float, str]], wet: Profile
 ) -> tuple[list[Segment], list[tuple[float, float, str]]]:
@@ -395,5 +321,4 @@ __all__ = [
     "profile_along",
     "rescue_gaps",
     "segment_profile",
-    "split_at_dips",
 ]
