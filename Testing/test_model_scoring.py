@@ -313,3 +313,20 @@ def test_score_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     tampered = _tamper(tmp_path, lambda d: d.update(validated=True))
     assert main(["score", "--model", str(tampered), "--patient", str(patient)]) == 2
     assert "hash does not match" in capsys.readouterr().err
+
+
+def test_library_refuses_true_false_for_a_numeric_input() -> None:
+    """score() itself (batch, the Slicer panel, notebooks), not only the commands: JSON true is
+    1 to Python, so a T-score of true would be scored as +1. Yes/no inputs keep true/false."""
+    from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
+    from RefractureRiskLib.model.scoring import score
+
+    model = load_model(bundled_model_path())
+    numeric = next(s for s in model.inputs if s.kind == "number")
+    binary = next(s for s in model.inputs if s.kind == "binary")
+    with pytest.raises(InputError, match=numeric.name):
+        numeric.coerce(True, "patient")
+    assert binary.coerce(True, "patient") == 1.0
+    with pytest.raises(InputError, match="dxa_l1l4_tscore"):
+        score(model, {"dxa_l1l4_tscore": True, "age_years": 70}, source="patient")

@@ -54,16 +54,12 @@ def read_patient(text: str) -> tuple[dict[str, Any], str]:
 
 
 def refuse_booleans_for_numbers(model, patient: dict[str, Any], source: str) -> None:
-    """A JSON true/false given for a numeric input (a T-score, a count) is refused: Python takes
-    it for 1/0, so ``"dxa_l1l4_tscore": true`` was scored as a T-score of +1 without a word.
-    Yes/no inputs (kind ``binary``) keep accepting true and false."""
-    from RefractureRiskLib.core.errors import InputError
-
+    """Refuse, before any work, a JSON true/false given for a numeric input (a T-score, a
+    count): the rule is the input's own (:meth:`InputSpec.coerce`), checked early here."""
     for spec in model.inputs:
         value = patient.get(spec.name)
-        if isinstance(value, bool) and spec.kind != "binary":
-            unit = f" ({spec.unit})" if getattr(spec, "unit", None) else ""
-            raise InputError(f"{source}: {spec.name}", f"expected a number{unit}, got {value!r}")
+        if isinstance(value, bool):
+            spec.coerce(value, source)
 
 
 def run(args: argparse.Namespace) -> int:

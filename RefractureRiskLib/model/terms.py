@@ -76,6 +76,9 @@ class InputSpec:
             if text not in (self.levels or ()):
                 raise InputError(where, f"{value!r} is not one of {list(self.levels or ())}")
             return text
+        if isinstance(value, bool | np.bool_) and self.kind != "binary":
+            # JSON true/false is 1/0 to Python: a T-score of "true" would be scored as +1
+            raise InputError(where, f"expected a number{self._unit_hint()}, got {value!r}")
         if isinstance(value, bool | int | float | np.integer | np.floating):
             number = float(value)
         else:
