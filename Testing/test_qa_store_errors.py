@@ -31,3 +31,17 @@ def test_agreement_on_a_non_database_file_exits_2(tmp_path, capsys) -> None:
     assert main(["agreement", "--store", str(junk)]) == 2
     err = capsys.readouterr().err
     assert "m.sqlite" in err and "Traceback" not in err
+
+
+def test_a_sqlite_store_error_names_the_file_not_the_url(tmp_path) -> None:
+    """A file that is not SQLite is refused naming the file as the user gave it."""
+    from RefractureRiskLib.core.errors import InputError
+    from RefractureRiskLib.store.measurements import MeasurementStore
+
+    bad = tmp_path / "store.sqlite"
+    bad.write_bytes(b"not a database at all, just text" * 10)
+    with pytest.raises(InputError) as info:
+        MeasurementStore(bad)
+    text = str(info.value)
+    assert "sqlite:///" not in text
+    assert str(bad.resolve()) in text or str(bad) in text

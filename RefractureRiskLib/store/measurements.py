@@ -225,8 +225,12 @@ def is_store(tables: set[str], info: Mapping[str, str]) -> bool:
 
 
 def _safe_url(url: str) -> str:
-    """``url`` with any password masked, for messages."""
+    """``url`` for messages: a SQLite store as its file (what the user named), any other with
+    its password masked."""
     try:
+        path = _sqlite_path(url)
+        if path is not None:
+            return str(path)
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "measurement store URL"
