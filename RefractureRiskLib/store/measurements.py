@@ -225,13 +225,10 @@ def is_store(tables: set[str], info: Mapping[str, str]) -> bool:
 
 
 def _safe_url(url: str) -> str:
-    """``url`` for messages: a SQLite store as its file (what the user named), any other with
-    its password masked."""
+    """``url`` for messages: a SQLite store's file, any other with its password masked."""
     try:
         path = _sqlite_path(url)
-        if path is not None:
-            return str(path)
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        return str(path) if path else sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "measurement store URL"
 
@@ -261,8 +258,7 @@ class MeasurementStore:
                 self.engine.dispose()
             raise
         except (sa.exc.SQLAlchemyError, sqlite3.Error, ImportError) as err:
-            # A file that is not SQLite, an unreachable server, a missing driver: one line that
-            # names the store (password hidden), never a traceback.
+            # Not SQLite, no server, no driver: one line naming the store, never a traceback.
             with contextlib.suppress(AttributeError):
                 self.engine.dispose()
             cause = getattr(err, "orig", None) or err
