@@ -61,6 +61,7 @@ from RefractureRiskLib.roi.column import Candidate, candidates, find_column
 from RefractureRiskLib.roi.detection import (
     CentreLine,
     Segment,
+    axes_from_tangent,
     detection_grid,
     fit_centre_line,
     profile_along,
@@ -136,7 +137,7 @@ def place_segment(
     slab = below_upper & above_lower
     seed_ijk = (np.r_[centre, 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
     if cross_section_mm is not None:
-        right, ant, _ = _axes_from_tangent(tang)
+        right, ant, _ = axes_from_tangent(tang)
         dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
         u = dx * right[0] + dy * right[1] + dz * right[2]
         v = dx * ant[0] + dy * ant[1] + dz * ant[2]
@@ -171,21 +172,13 @@ def _leaked(pl: BodyPlacement, line: CentreLine, halves: npt.NDArray) -> bool:
     (``halves``: their LR, AP half-sizes), or centred well off the column's line."""
     assert pl.frame is not None
     lr, ap, _ = pl.frame.half_extent_mm
-    off = float(np.min(np.linalg.norm(line.points_ras - np.asarray(pl.frame.centre_ras), axis=1)))
+    _, off = line.nearest(pl.frame.centre_ras)
     return (
         lr > MAX_HALF_WIDTH_MM
         or ap > MAX_HALF_DEPTH_MM
         or lr > LEAK_WIDTH_FACTOR * float(np.median(halves[:, 0]))
         or off > LEAK_OFF_LINE_MM
     )
-
-
-def _axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(right, anterior, superior) unit vectors of a body whose caudal tangent is ``tang``."""
-    sup = -np.asarray(tang, float) / np.linalg.norm(tang)
-    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
-    right /= np.linalg.norm(right)
-    return right, np.cross(sup, right), sup
 
 
 def automatic_rois(
@@ -308,12 +301,7 @@ def automatic_rois(
         if pl.frame is None:
             reasons.append(f"{name}: body not segmented ({pl.message})")
             continue
-        off = float(
-            np.min(np.linalg.norm(line.points_ras - np.asarray(pl.frame.centre_ras), axis=1))
-        )
-        t_body = float(
-            line.t_mm[np.argmin(np.linalg.norm(line.points_ras - pl.frame.centre_ras, axis=1))]
-        )
+        t_body, off = line.nearest(pl.frame.centre_ras)
         lr_half, ap_half, _ = pl.frame.half_extent_mm
         misplaced = abs(t_body - segs[i].centre_mm) > max(6.0, 0.4 * segs[i].length_mm)
         # Not judged: S1 (tilted and joined to the sacrum, its centre lies off the column's

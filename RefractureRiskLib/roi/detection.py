@@ -69,6 +69,21 @@ class CentreLine:
         d = np.array([np.interp(t, self.t_mm, self.tangents[:, c]) for c in range(3)])
         return p, d / np.linalg.norm(d)
 
+    def nearest(self, point_ras: npt.ArrayLike) -> tuple[float, float]:
+        """(arc length, distance) in mm of the line's sample nearest to ``point_ras``."""
+        dist = np.linalg.norm(self.points_ras - np.asarray(point_ras, float), axis=1)
+        j = int(np.argmin(dist))
+        return float(self.t_mm[j]), float(dist[j])
+
+
+def axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, anterior, superior) unit vectors (RAS) of a body whose caudal tangent is
+    ``tang``: superior against the tangent, right as close to +R as is perpendicular to it."""
+    sup = -np.asarray(tang, float) / np.linalg.norm(tang)
+    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
+    right /= np.linalg.norm(right)
+    return right, np.cross(sup, right), sup
+
 
 # -- 1. detection grid ---------------------------------------------------------------------------
 def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.float32]:
@@ -316,6 +331,7 @@ __all__ = [
     "DetectionGrid",
     "Profile",
     "Segment",
+    "axes_from_tangent",
     "detection_grid",
     "fit_centre_line",
     "profile_along",

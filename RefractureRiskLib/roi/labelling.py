@@ -349,43 +349,37 @@ def _anchor_labels(
 ) -> Labelling:
     level = anchor.level.strip().upper()
     try:
-        a_idx = level_index(level)
+        level_index(level)
     except ValueError as err:
         raise InputError(f"anchor {anchor.level!r}", str(err)) from None
     p = np.asarray(anchor.point_ras, float)
-    d = np.linalg.norm(line.points_ras - p, axis=1)
-    j = int(np.argmin(d))
-    t = line.t_mm[j]
+    t, off = line.nearest(p)
     reasons = list(r for r in base.reasons if not r.startswith("sacrum not found"))
     dists = [
         0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
     ]
     k = int(np.argmin(dists))
-    if d[j] > ANCHOR_MAX_DISTANCE_MM:
+    if off > ANCHOR_MAX_DISTANCE_MM:
         # Far from the spine (a typo or another coordinate system): relabelling the nearest
         # body would silently rename every level.
         raise InputError(
             f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm",
-            f"is {d[j]:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
+            f"is {off:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
             f"mm accepted); place it inside the {level} vertebral body (RAS, not LPS)",
         )
-    if dists[k] > 0 or d[j] > 25.0:
+    if dists[k] > 0 or off > 25.0:
         reasons.append(
-            f"anchor {level} is not inside a detected body ({d[j]:.0f} mm from the centre line); "
+            f"anchor {level} is not inside a detected body ({off:.0f} mm from the centre line); "
             "used the nearest body"
         )
-    names: list[str | None] = []
-    pos = level_positions(segs, gaps)
-    for i in range(len(segs)):
-        li = a_idx + (pos[i] - pos[k])
-        names.append(VERTEBRAL_LEVELS[li] if 0 <= li < len(VERTEBRAL_LEVELS) else None)
+    names = counted_names(segs, gaps, k, level)
     if base.names and base.sacrum_found and base.names[k] != level:
         reasons.append(
             f"anchor {level} disagrees with the count from the sacrum "
             f"({base.names[k] or 'unlabelled'}): labels follow the anchor"
         )
     conf = tuple(0.95 if reasons else 1.0 for _ in segs)
-    return Labelling(tuple(names), conf, tuple(reasons), base.sacrum_found)
+    return Labelling(names, conf, tuple(reasons), base.sacrum_found)
 
 
 __all__ = [

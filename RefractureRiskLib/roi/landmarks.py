@@ -11,9 +11,8 @@ junction (:mod:`RefractureRiskLib.roi.labelling`).
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
-from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
+from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment, axes_from_tangent
 from RefractureRiskLib.roi.labelling import (
     CUT_S1_REASON,
     FUSED_LOWEST_REASON,
@@ -39,14 +38,6 @@ ALA_MIN_RATIO = 1.5
 NO_ALA_MAX_SHARE = 0.1
 
 
-def _frame(tang: npt.NDArray[np.float64]) -> tuple[np.ndarray, np.ndarray]:
-    """(right, anterior) unit vectors perpendicular to the caudal tangent ``tang``."""
-    sup = -tang / np.linalg.norm(tang)
-    right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
-    right /= np.linalg.norm(right)
-    return right, np.cross(sup, right)
-
-
 def lateral_marrow_share(
     grid: DetectionGrid, line: CentreLine, seg: Segment
 ) -> tuple[float, float] | None:
@@ -59,14 +50,14 @@ def lateral_marrow_share(
         ts = np.array([seg.centre_mm])
     us = np.arange(ALA_LATERAL_MM[0], ALA_LATERAL_MM[1] + 0.1, 2.0)
     vs = np.arange(ALA_DEPTH_MM[0], ALA_DEPTH_MM[1] + 0.1, 2.5)
+    uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
     shares = []
     for side in (-1.0, 1.0):
         hits = total = inside = 0
         for t in ts:
             p, tang = line.at(float(t))
-            right, ant = _frame(tang)
-            uu, vv = np.meshgrid(side * us, vs, indexing="ij")
-            pts = p + uu.reshape(-1, 1) * right + vv.reshape(-1, 1) * ant
+            right, ant, _ = axes_from_tangent(tang)
+            pts = p + side * uu * right + vv * ant
             ijk = np.rint((np.c_[pts, np.ones(len(pts))] @ inv.T)[:, :3]).astype(int)
             kji = ijk[:, ::-1]
             ok = np.all((kji >= 0) & (kji < shape), axis=1)
