@@ -28,11 +28,12 @@ import pandas as pd
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.extras import require, require_table_reader
+from RefractureRiskLib.core.extras import require
 from RefractureRiskLib.core.jsonfile import read_json_file
 from RefractureRiskLib.core.levels import TL_JUNCTION_LEVELS, level_index
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study, nominal_field_t
+from RefractureRiskLib.io.clinical_table import read_patient
 from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import (
@@ -127,56 +128,12 @@ def parse_anchor(text: str) -> tuple[str, tuple[float, float, float]]:
 
 
 def load_clinical(path: str | Path, patient_id: str | None = None) -> dict[str, Any]:
-    """Clinical inputs of one patient from a JSON object or a CSV/Excel/Parquet table row."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "clinical file not found")
-    if p.suffix.lower() == ".json":
-        try:
-            data = read_json_file(p, "clinical file")
-        except json.JSONDecodeError as err:
-            raise InputError(p, f"not valid JSON (line {err.lineno}: {err.msg})") from None
-        if not isinstance(data, dict):
-            raise InputError(p, "expected a JSON object of input name -> value")
-        return data
-    table = _read_table(p)
-    if "patient_id" not in table.columns:
-        raise InputError(p, "the clinical table needs a 'patient_id' column")
-    if patient_id is None:
-        if len(table) != 1:
-            raise InputError(p, f"{len(table)} rows; name the patient (patient_id) to use")
-        row = table.iloc[0]
-    else:
-        rows = table[table["patient_id"].astype(str) == str(patient_id)]
-        if rows.empty:
-            raise InputError(p, f"patient_id {patient_id!r} not in the clinical table")
-        if len(rows) > 1:
-            raise InputError(p, f"patient_id {patient_id!r} appears {len(rows)} times")
-        row = rows.iloc[0]
-    return {k: (None if _missing(v) else _plain(v)) for k, v in row.items()}
+    """Clinical inputs of one patient: a JSON object, or a row of a clinical table.
 
-
-def _read_table(p: Path) -> pd.DataFrame:
-    suffix = p.suffix.lower()
-    require_table_reader(suffix)
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(p, dtype={"patient_id": str})
-        if suffix in (".xlsx", ".xls"):
-            return pd.read_excel(p, dtype={"patient_id": str})
-        if suffix == ".parquet":
-            return pd.read_parquet(p)
-    except Exception as err:  # pandas raises many types; the user needs file + reason
-        raise InputError(p, f"cannot read table ({type(err).__name__}: {err})") from None
-    raise InputError(p, "unsupported clinical file; use .json, .csv, .xlsx or .parquet")
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
+    Read by the one clinical-table reader (``io/clinical_table.py`` ``read_patient``: file
+    types, missing cells, numbers), the same reader as ``batch`` and the cohort table's.
+    """
+    return read_patient(path, patient_id)
 
 
 def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:

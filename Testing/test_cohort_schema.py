@@ -184,10 +184,14 @@ def test_empty_file_and_header_only(tmp_path: Path) -> None:
     _minimal().to_csv(semicolon, sep=";", index=False)
     with pytest.raises(InputError, match="separated by ';'"):
         read_cohort(semicolon)
-    odd = tmp_path / "cohort.json"
-    odd.write_text("{}")
+    odd = tmp_path / "cohort.yaml"
+    odd.write_text("patient_id: P1\n")
     with pytest.raises(InputError, match="file type"):
         read_cohort(odd)
+    no_rows = tmp_path / "cohort.json"
+    no_rows.write_text("{}")
+    with pytest.raises(CohortValidationError, match="required column"):
+        read_cohort(no_rows)
 
 
 def test_future_and_ancient_dates() -> None:

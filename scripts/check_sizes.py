@@ -60,7 +60,7 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/io/dicom_scan.py": 615,
     "RefractureRiskLib/io/dicom_scan.py::_enhanced_frames": 71,
     "RefractureRiskLib/io/dicom_volume.py::plan_stack": 108,
-    "RefractureRiskLib/pipeline.py": 675,
+    "RefractureRiskLib/pipeline.py": 632,
     "RefractureRiskLib/pipeline.py::analyze_study": 87,
     "RefractureRiskLib/roi/auto.py": 408,
     "RefractureRiskLib/roi/auto.py::automatic_rois": 183,

@@ -1,5 +1,6 @@
 """A batch's inputs: the patients' study folders (a folder of folders or a manifest CSV) and the
-clinical table read as text, with the checks on patient ids and treated levels."""
+clinical table read as text (by ``io/clinical_table.py``), with the checks on patient ids and
+treated levels."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index
-from RefractureRiskLib.model.schema import MISSING_TOKENS
+from RefractureRiskLib.io.clinical_table import read_table_text
 
 
 @dataclass(frozen=True)
@@ -83,39 +84,13 @@ def _read_manifest(path: Path) -> list[PatientStudy]:
 
 
 def read_clinical_text(path: str | Path) -> pd.DataFrame:
-    """The clinical table with every cell as text (missing = NaN), ``patient_id`` stripped.
+    """The clinical table with every cell as text (missing = None), ``patient_id`` stripped.
 
-    Read as text so the cohort table carries the clinical cells exactly as the user wrote them.
+    Read as text so the cohort table carries the clinical cells as the user wrote them; the
+    reader (file types, missing cells) is the one of every clinical table,
+    ``io/clinical_table.py`` ``read_table_text``.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "clinical table not found")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            table = pd.read_csv(
-                p,
-                sep="\t" if suffix == ".tsv" else ",",
-                dtype=str,
-                keep_default_na=False,
-                na_values=list(MISSING_TOKENS),
-                encoding="utf-8-sig",
-            )
-        elif suffix in (".xlsx", ".xls"):
-            table = pd.read_excel(p, dtype=str)
-        elif suffix == ".parquet":
-            table = pd.read_parquet(p).astype("string").astype(object)
-        else:
-            raise InputError(p, "unsupported clinical table; use .csv, .tsv, .xlsx or .parquet")
-    except InputError:
-        raise
-    except Exception as err:  # pandas raises many types; the user needs file + reason
-        raise InputError(p, f"cannot read table ({type(err).__name__}: {err})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    if "patient_id" not in table.columns:
-        raise InputError(p, "the clinical table needs a 'patient_id' column")
-    table["patient_id"] = table["patient_id"].astype(str).str.strip()
-    return table
+    return read_table_text(path, "clinical table")
 
 
 def _index_levels(clinical: Mapping[str, Any] | None, base: tuple[str, ...]) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from RefractureRiskLib.io.clinical_table import MISSING_TOKENS
 from RefractureRiskLib.model.dev.cohort_table import (
     COHORT_SCHEMA,
     COLUMNS_BY_NAME,
@@ -23,7 +24,6 @@ from RefractureRiskLib.model.dev.cohort_table import (
     EARLIEST_SURGERY_DATE,
     EVENT_REFRACTURE,
     INDEX_LEVEL_NAMES,
-    MISSING_TOKENS,
     PERCENT_FAT_COLUMNS,
     R2S_COLUMNS,
     ColumnSpec,

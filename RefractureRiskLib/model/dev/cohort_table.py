@@ -34,19 +34,6 @@ EVENT_CENSORED, EVENT_REFRACTURE, EVENT_DEATH = 0, 1, 2
 OUTCOME = "outcome_1y"
 #: Columns :func:`derive_columns` adds (accepted, and recomputed, when present in the input).
 DERIVED_COLUMNS: tuple[str, ...] = (OUTCOME, "outcome_1y_status")
-#: Cell text read as missing.
-MISSING_TOKENS: tuple[str, ...] = (
-    "",
-    "NA",
-    "N/A",
-    "n/a",
-    "na",
-    "NaN",
-    "nan",
-    "null",
-    "NULL",
-    "None",
-)
 #: Earliest plausible surgery date (percutaneous vertebral augmentation in routine use).
 EARLIEST_SURGERY_DATE = _dt.date(1990, 1, 1)
 

@@ -14,8 +14,9 @@ Conventions
       or have empty cells (missing predictors are imputed by the training pipeline).
     * Hard limits (``min``/``max``/``allowed``) are refused, never clipped.
 
-:func:`read_cohort` reads CSV, Excel (.xlsx) and Parquet, checks every cell and raises one
-:class:`CohortValidationError` listing every problem (row, column, value, rule) at once.
+:func:`read_cohort` reads CSV/TSV, Excel, Parquet and JSON (by ``io/clinical_table.py``, the one
+reader of clinical tables), checks every cell and raises one :class:`CohortValidationError`
+listing every problem (row, column, value, rule) at once.
 :func:`derive_columns` adds BMI (from height and weight), the thoracolumbar-junction flag (from
 the index levels) and the 1-year outcome, where a patient censored or dead before 365 days
 without a re-fracture is *unknown* (NaN), not a non-event.
@@ -35,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.extras import require_table_reader
 from RefractureRiskLib.core.levels import TL_JUNCTION_LEVELS
+from RefractureRiskLib.io.clinical_table import MISSING_TOKENS, read_table_text
 from RefractureRiskLib.model.dev.cohort_cells import coerce_and_check
 from RefractureRiskLib.model.dev.cohort_table import (
     COHORT_SCHEMA,
@@ -51,7 +52,6 @@ from RefractureRiskLib.model.dev.cohort_table import (
     HORIZON_DAYS,
     INDEX_LEVEL_NAMES,
     MEASURED_LEVELS,
-    MISSING_TOKENS,
     OUTCOME,
     PERCENT_FAT_COLUMNS,
     R2S_COLUMNS,
@@ -109,10 +109,10 @@ def read_cohort(
 ) -> pd.DataFrame:
     """Read, type-convert and validate a cohort table; optionally add the derived columns.
 
-    ``path_or_df``: a ``.csv``/``.tsv`` (UTF-8), ``.xlsx``/``.xlsm`` (first sheet, via openpyxl) or
-    ``.parquet`` file, or a DataFrame. ``allow_unknown_columns``: False (unknown columns are
-    errors), True (kept unchanged) or the names of columns to keep. ``derive``: add the columns of
-    :func:`derive_columns`.
+    ``path_or_df``: a table file of any type ``io/clinical_table.py`` reads (``.csv``/``.tsv``
+    UTF-8, ``.xlsx``/``.xls`` first sheet, ``.parquet``, ``.json``), or a DataFrame.
+    ``allow_unknown_columns``: False (unknown columns are errors), True (kept unchanged) or the
+    names of columns to keep. ``derive``: add the columns of :func:`derive_columns`.
 
     Returns one row per patient with typed columns: float columns float64 (NaN = missing);
     optional integer/boolean columns float64 (0/1, NaN = missing); required integer columns int64;
@@ -137,48 +137,20 @@ def validate_cohort(
 
 
 def _load_table(path: str | Path) -> pd.DataFrame:
+    """The cohort file's cells as text, by the one clinical-table reader (``io/clinical_table.py``).
+
+    An empty file is a cohort problem like any other (reported in a CohortValidationError); a
+    table without ``patient_id`` is left to the column checks, which name every missing column.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "cohort file not found")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise CohortValidationError(path, [Problem(None, None, None, "the file is empty")])
-    suffix = path.suffix.lower()
-    require_table_reader(suffix)
     try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            df = pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                dtype=str,
-                keep_default_na=False,
-                na_values=list(MISSING_TOKENS),
-                encoding="utf-8-sig",
-                skipinitialspace=True,
-            )
-        elif suffix in (".xlsx", ".xlsm"):
-            df = pd.read_excel(path, sheet_name=0, engine="openpyxl", dtype=object)
-        elif suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        else:
-            raise InputError(
-                path, f"unknown cohort file type {suffix!r}; expected .csv, .tsv, .xlsx or .parquet"
-            )
-    except InputError:
+        return read_table_text(path, "cohort table", need_patient_id=False)
+    except InputError as err:
+        if err.reason == "the file is empty":
+            raise CohortValidationError(path, [Problem(None, None, None, err.reason)]) from None
         raise
-    except pd.errors.EmptyDataError as err:
-        raise CohortValidationError(path, [Problem(None, None, None, "the file is empty")]) from err
-    except Exception as err:  # parser errors of csv/openpyxl/pyarrow: say which file
-        raise InputError(
-            path, f"cannot read the cohort table ({type(err).__name__}: {err})"
-        ) from err
-    df.columns = [str(c).strip() for c in df.columns]
-    if suffix == ".csv" and len(df.columns) == 1 and ";" in df.columns[0]:
-        raise InputError(
-            path,
-            "the file is separated by ';', expected ',' (save it as CSV with "
-            "commas and '.' as the decimal point)",
-        )
-    return df
 
 
 # --------------------------------------------------------------------------------------------
