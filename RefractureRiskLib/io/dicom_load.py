@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import SeriesProvenance, Study, StudyProvenance
 from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.io.dicom_choose import alternatives_note, check_one_patient, choose_series
 from RefractureRiskLib.io.dicom_classify import kind_text
 from RefractureRiskLib.io.dicom_series import ScanReport, SeriesInfo, StudyInfo, scan_dicom
 from RefractureRiskLib.io.dicom_units import (
@@ -37,9 +38,6 @@ from RefractureRiskLib.io.dicom_volume import read_stack, value_mapping
 from RefractureRiskLib.io.images import sitk_to_volume, volume_to_sitk
 
 log = logging.getLogger(__name__)
-
-#: Order in which maps are put into the Study (PDFF first: it defines the grid).
-LOAD_ORDER = ("pdff", "r2s", "t2s", "water", "fat", "in_phase", "out_phase")
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,9 +124,43 @@ def _load_study_with_report(
         raise InputError("r2s_unit", f"{r2s_unit!r}; expected one of {R2S_UNITS}")
     report = report if report is not None else scan_dicom(path)
     info = report.select(study)
-    _check_one_patient(info)
+    check_one_patient(info)
+    chosen = _choose(report, info, pdff_series)
+    maps: dict[str, Volume] = {}
+    series_prov: dict[str, SeriesProvenance] = {}
+    for kind, s in chosen.items():
+        volume, steps = _read_map(kind, s, pdff_unit, r2s_unit)
+        resampled = False
+        if maps and not volume.same_grid(maps["pdff"]):
+            volume = _onto_pdff_grid(volume, maps["pdff"], s, chosen["pdff"], steps)
+            resampled = True
+        out_kind = "r2s" if kind == "t2s" else kind
+        maps[out_kind] = volume
+        series_prov[out_kind] = SeriesProvenance(
+            kind=out_kind,
+            series_uid=s.series_uid,
+            series_description=s.header.series_description,
+            source=f"{s.label} ({s.n_files} file(s) in {s.first_file.parent})",
+            classified_by=s.reason + alternatives_note(info, s),
+            scaling=tuple(steps),
+            resampled=resampled,
+        )
+    provenance = _study_provenance(info, chosen["pdff"], series_prov)
+    log.info(
+        "loaded study with maps %s (vendor %s, %s T)",
+        ", ".join(maps),
+        provenance.vendor,
+        provenance.field_strength_t,
+    )
+    return LoadResult(Study(maps, provenance, info.patient), report, chosen)
+
+
+def _choose(
+    report: ScanReport, info: StudyInfo, pdff_series: str | int | None
+) -> dict[str, SeriesInfo]:
+    """:func:`choose_series`; a refusal mentions the files the scan skipped, which may be why."""
     try:
-        chosen = choose_series(info, pdff_series=pdff_series)
+        return choose_series(info, pdff_series=pdff_series)
     except InputError as err:
         if not report.skipped:
             raise
@@ -138,71 +170,60 @@ def _load_study_with_report(
             f"{err.reason}; note: {len(report.skipped)} file(s) in the folder were skipped, "
             f"e.g. {first.path.name}: {first.reason}",
         ) from None
-    pdff_info = chosen["pdff"]
-    maps: dict[str, Volume] = {}
-    series_prov: dict[str, SeriesProvenance] = {}
-    ref: Volume | None = None
-    for kind, s in chosen.items():
-        assert s.geometry is not None  # choose_series only returns stacks
-        values = read_stack(s.geometry, s.label)
-        steps = [_mapping_text(s)]
-        out_kind = "r2s" if kind == "t2s" else kind
-        if kind == "pdff":
-            values, text = _convert_pdff(values, s, pdff_unit)
-            steps.extend(text)
-        elif kind in ("r2s", "t2s"):
-            values, text = _convert_r2s(values, s, kind, r2s_unit)
-            steps.extend(text)
-        try:
-            volume = Volume(values, s.geometry.ijk_to_ras)
-        except ValueError as err:  # e.g. a singular IJK-to-RAS from degenerate geometry tags
-            raise InputError(
-                f"{s.label} ({s.first_file})",
-                f"cannot place the images ({err}); check PixelSpacing, ImageOrientationPatient "
-                "and ImagePositionPatient",
-            ) from None
-        resampled = False
-        if ref is None:
-            ref = volume
-        elif not volume.same_grid(ref):
-            steps.append(
-                f"resampled (linear, NaN outside) from {volume.describe_geometry()} onto the "
-                f"PDFF grid"
-            )
-            if s.header.frame_of_reference_uid != pdff_info.header.frame_of_reference_uid:
-                steps.append("warning: FrameOfReferenceUID differs from the PDFF series")
-            volume = resample_onto(volume, ref)
-            resampled = True
-        maps[out_kind] = volume
-        series_prov[out_kind] = SeriesProvenance(
-            kind=out_kind,
-            series_uid=s.series_uid,
-            series_description=s.header.series_description,
-            source=f"{s.label} ({s.n_files} file(s) in {s.first_file.parent})",
-            classified_by=s.reason + _alternatives_note(info, s),
-            scaling=tuple(steps),
-            resampled=resampled,
-        )
+
+
+def _read_map(
+    kind: str, s: SeriesInfo, pdff_unit: str | None, r2s_unit: str | None
+) -> tuple[Volume, list[str]]:
+    """One chosen series as a Volume in the library's units, with the scaling steps applied."""
+    assert s.geometry is not None  # choose_series only returns stacks
+    values = read_stack(s.geometry, s.label)
+    steps = [_mapping_text(s)]
+    if kind == "pdff":
+        values, text = _convert_pdff(values, s, pdff_unit)
+        steps.extend(text)
+    elif kind in ("r2s", "t2s"):
+        values, text = _convert_r2s(values, s, kind, r2s_unit)
+        steps.extend(text)
+    try:
+        return Volume(values, s.geometry.ijk_to_ras), steps
+    except ValueError as err:  # e.g. a singular IJK-to-RAS from degenerate geometry tags
+        raise InputError(
+            f"{s.label} ({s.first_file})",
+            f"cannot place the images ({err}); check PixelSpacing, ImageOrientationPatient "
+            "and ImagePositionPatient",
+        ) from None
+
+
+def _onto_pdff_grid(
+    volume: Volume, pdff: Volume, s: SeriesInfo, pdff_info: SeriesInfo, steps: list[str]
+) -> Volume:
+    """``volume`` resampled onto the PDFF grid, the step (and a differing frame of reference)
+    added to ``steps``."""
+    steps.append(
+        f"resampled (linear, NaN outside) from {volume.describe_geometry()} onto the PDFF grid"
+    )
+    if s.header.frame_of_reference_uid != pdff_info.header.frame_of_reference_uid:
+        steps.append("warning: FrameOfReferenceUID differs from the PDFF series")
+    return resample_onto(volume, pdff)
+
+
+def _study_provenance(
+    info: StudyInfo, pdff_info: SeriesInfo, series: dict[str, SeriesProvenance]
+) -> StudyProvenance:
     header = pdff_info.header
     echo_times = sorted(
         {te for s in info.series if s.classification.is_fat_water_map for te in s.echo_times_ms}
     )
-    provenance = StudyProvenance(
+    return StudyProvenance(
         vendor=vendor_name(header.manufacturer),
         manufacturer_model=header.model or None,
         field_strength_t=header.field_strength_t,
         echo_times_ms=tuple(echo_times),
         study_uid=info.study_uid,
         frame_of_reference_uid=header.frame_of_reference_uid,
-        series=series_prov,
+        series=series,
     )
-    log.info(
-        "loaded study with maps %s (vendor %s, %s T)",
-        ", ".join(maps),
-        provenance.vendor,
-        provenance.field_strength_t,
-    )
-    return LoadResult(Study(maps, provenance, info.patient), report, chosen)
 
 
 def vendor_name(manufacturer: str) -> str:
@@ -215,98 +236,6 @@ def vendor_name(manufacturer: str) -> str:
     if "PHILIPS" in m:
         return "Philips"
     return manufacturer or "unknown"
-
-
-# -- choosing series ------------------------------------------------------------------------------
-
-
-def _check_one_patient(info: StudyInfo) -> None:
-    if info.n_patients <= 1:
-        return
-    by_key: dict[str, SeriesInfo] = {}
-    for s in info.series:
-        by_key.setdefault(s.header.patient_key, s)
-    examples = list(by_key.values())[:3]
-    listed = "; ".join(f"{s.label} (file {s.first_file.name})" for s in examples)
-    raise InputError(
-        f"study {info.study_uid}",
-        f"mixed patients: images of {info.n_patients} different patients (PatientID/Name/"
-        f"BirthDate differ) share this StudyInstanceUID, e.g. {listed}; separate the files",
-    )
-
-
-def _alternatives_note(info: StudyInfo, chosen: SeriesInfo) -> str:
-    others = [s for s in info.series if s.kind == chosen.kind and s is not chosen]
-    if not others:
-        return ""
-    listed = ", ".join(s.label for s in others)
-    return (
-        f"; chosen over {len(others)} other {chosen.kind} volume(s) ({listed}): same frame of "
-        f"reference and grid as the PDFF preferred, then the highest series number"
-    )
-
-
-def _series_list(series: tuple[SeriesInfo, ...]) -> str:
-    return "; ".join(f"{s.label}: {s.kind} ({s.reason})" for s in series)
-
-
-def choose_series(
-    info: StudyInfo, *, pdff_series: str | int | None = None
-) -> dict[str, SeriesInfo]:
-    """One series volume per map kind (PDFF first), or an InputError saying why not."""
-    source = f"study {info.study_uid}"
-    pdffs = [s for s in info.series if s.kind == "pdff"]
-    if pdff_series is not None:
-        key = str(pdff_series)
-        pdffs = [s for s in pdffs if s.series_uid == key or str(s.header.series_number) == key]
-        if not pdffs:
-            raise InputError(source, f"no PDFF series matches {key!r}")
-    if not pdffs:
-        if info.series and all(s.kind == "localizer" for s in info.series):
-            raise InputError(
-                source,
-                f"only localizer images found ({_series_list(info.series)}); export the "
-                f"IDEAL-IQ / q-Dixon / mDIXON-Quant maps",
-            )
-        raise InputError(
-            source,
-            f"no PDFF (fat fraction) series among {len(info.series)} series volume(s): "
-            f"{_series_list(info.series)}",
-        )
-    if len(pdffs) > 1:
-        raise InputError(
-            source,
-            f"{len(pdffs)} PDFF series; choose one with pdff_series=<SeriesInstanceUID or "
-            f"SeriesNumber>: " + "; ".join(f"{s.label} UID {s.series_uid}" for s in pdffs),
-        )
-    pdff = pdffs[0]
-    if pdff.geometry is None:
-        problem = str(pdff.geometry_problem)
-        names_file = any(str(f.path) in problem for f in pdff.frames)
-        source = pdff.label if names_file else f"{pdff.label} (e.g. {pdff.first_file})"
-        raise InputError(source, problem)
-    chosen = {"pdff": pdff}
-    for kind in LOAD_ORDER[1:]:
-        if kind == "t2s" and "r2s" in chosen:
-            continue
-        candidates = [s for s in info.series if s.kind == kind]
-        usable = [s for s in candidates if s.geometry is not None]
-        for s in candidates:
-            if s.geometry is None:
-                log.warning("%s not loaded: %s", s.label, s.geometry_problem)
-        if not usable:
-            continue
-        # Prefer the same frame of reference and grid as the PDFF, then the latest series.
-        usable.sort(
-            key=lambda s: (
-                s.header.frame_of_reference_uid == pdff.header.frame_of_reference_uid,
-                s.geometry.shape == pdff.geometry.shape,  # type: ignore[union-attr]
-                s.header.series_number or 0,
-                s.part,
-            )
-        )
-        chosen[kind] = usable[-1]
-    return chosen
 
 
 # -- values ---------------------------------------------------------------------------------------

@@ -78,24 +78,58 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
     if not frames:
         raise InputError(series, "no images")
     for f in frames:
-        if f.position_lps is None or f.orientation is None or f.pixel_spacing_mm is None:
-            missing = [
-                n
-                for n, v in (
-                    ("ImagePositionPatient", f.position_lps),
-                    ("ImageOrientationPatient", f.orientation),
-                    ("PixelSpacing", f.pixel_spacing_mm),
-                )
-                if v is None
-            ]
-            raise InputError(series, f"{_name(f)} has no {', '.join(missing)}: cannot place it")
-        if f.pixel_problem is not None:
-            raise InputError(series, f.pixel_problem)
-        if f.samples_per_pixel != 1:
-            raise InputError(
-                series, f"{_name(f)} has {f.samples_per_pixel} samples per pixel (colour)"
+        _check_frame(f, series)
+    _check_alike(frames, series)
+    first = frames[0]
+    ref_ori = np.asarray(first.orientation, float)
+    row_dir, col_dir = ref_ori[:3], ref_ori[3:]
+    if abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3:
+        raise InputError(series, f"ImageOrientationPatient {_fmt(ref_ori)} is not unit length")
+    normal = np.cross(row_dir, col_dir)
+    pos = np.array([f.position_lps for f in frames], float)
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    dist, pos = dist[order], pos[order]
+    ordered = tuple(frames[int(i)] for i in order)
+    notes: list[str] = []
+    if len(ordered) == 1:
+        spacing = first.spacing_between_slices_mm or first.slice_thickness_mm or 1.0
+        notes.append(f"single slice: thickness {spacing:g} mm taken from the header")
+    else:
+        spacing = _regular_spacing(ordered, dist, series)
+        _check_not_tilted(ordered, pos, dist, normal, first.gantry_tilt_deg, series)
+    ref_ps = np.asarray(first.pixel_spacing_mm, float)
+    col_sp, row_sp = float(ref_ps[1]), float(ref_ps[0])
+    lps = np.eye(4)
+    lps[:3, 0] = row_dir * col_sp  # i runs along a row (columns)
+    lps[:3, 1] = col_dir * row_sp  # j runs down a column (rows)
+    lps[:3, 2] = normal * spacing
+    lps[:3, 3] = pos[0]
+    return StackGeometry(ordered, LPS_TO_RAS @ lps, float(spacing), tuple(notes))
+
+
+def _check_frame(f: FrameRef, series: str) -> None:
+    """One frame can be placed: position, orientation and spacing given, one sample per pixel."""
+    if f.position_lps is None or f.orientation is None or f.pixel_spacing_mm is None:
+        missing = [
+            n
+            for n, v in (
+                ("ImagePositionPatient", f.position_lps),
+                ("ImageOrientationPatient", f.orientation),
+                ("PixelSpacing", f.pixel_spacing_mm),
             )
-        check_frame_geometry(f, series)
+            if v is None
+        ]
+        raise InputError(series, f"{_name(f)} has no {', '.join(missing)}: cannot place it")
+    if f.pixel_problem is not None:
+        raise InputError(series, f.pixel_problem)
+    if f.samples_per_pixel != 1:
+        raise InputError(series, f"{_name(f)} has {f.samples_per_pixel} samples per pixel (colour)")
+    check_frame_geometry(f, series)
+
+
+def _check_alike(frames: Sequence[FrameRef], series: str) -> None:
+    """Every frame has the first one's image size, orientation and pixel spacing."""
     _check_same(frames, series, "image size", lambda f: (f.rows, f.cols), "{1}x{0}")
     first = frames[0]
     ref_ori = np.asarray(first.orientation, float)
@@ -114,68 +148,64 @@ def plan_stack(frames: Sequence[FrameRef], series: str) -> StackGeometry:
                 f"mixed pixel spacings: {_name(f)} has {_fmt(f.pixel_spacing_mm)} mm but "
                 f"{_name(first)} has {_fmt(first.pixel_spacing_mm)} mm",
             )
-    row_dir, col_dir = ref_ori[:3], ref_ori[3:]
-    if abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3:
-        raise InputError(series, f"ImageOrientationPatient {_fmt(ref_ori)} is not unit length")
-    normal = np.cross(row_dir, col_dir)
-    pos = np.array([f.position_lps for f in frames], float)
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    dist, pos = dist[order], pos[order]
-    ordered = tuple(frames[int(i)] for i in order)
-    notes: list[str] = []
-    if len(ordered) == 1:
-        spacing = first.spacing_between_slices_mm or first.slice_thickness_mm or 1.0
-        notes.append(f"single slice: thickness {spacing:g} mm taken from the header")
-    else:
-        gaps = np.diff(dist)
-        dup = np.flatnonzero(gaps < DUPLICATE_TOL_MM)
-        if dup.size:
-            a, b = ordered[dup[0]], ordered[dup[0] + 1]
+
+
+def _regular_spacing(ordered: Sequence[FrameRef], dist: np.ndarray, series: str) -> float:
+    """The slice spacing (mm) of frames at ``dist`` along the normal (sorted): refused when two
+    share a position, a slice is missing or the spacing is not uniform."""
+    gaps = np.diff(dist)
+    dup = np.flatnonzero(gaps < DUPLICATE_TOL_MM)
+    if dup.size:
+        a, b = ordered[dup[0]], ordered[dup[0] + 1]
+        raise InputError(
+            series,
+            f"duplicate slice position {dist[dup[0]]:.3f} mm along the normal: {_name(a)} "
+            f"and {_name(b)} ({dup.size} duplicate(s) in {len(ordered)} images)",
+        )
+    spacing = _typical_gap(gaps)
+    tol = max(SPACING_ABS_TOL_MM, SPACING_REL_TOL * spacing)
+    bad = np.flatnonzero(np.abs(gaps - spacing) > tol)
+    if bad.size:
+        i = int(bad[0])
+        ratio = gaps[i] / spacing
+        a, b = _name(ordered[i]), _name(ordered[i + 1])
+        if abs(ratio - round(ratio)) * spacing <= tol and round(ratio) >= 2:
+            n_missing = round(ratio) - 1
             raise InputError(
                 series,
-                f"duplicate slice position {dist[dup[0]]:.3f} mm along the normal: {_name(a)} "
-                f"and {_name(b)} ({dup.size} duplicate(s) in {len(ordered)} images)",
+                f"missing slice(s): gap of {gaps[i]:.3f} mm between {a} and {b} where the "
+                f"spacing is {spacing:.3f} mm ({n_missing} slice(s) missing)",
             )
-        spacing = _typical_gap(gaps)
-        tol = max(SPACING_ABS_TOL_MM, SPACING_REL_TOL * spacing)
-        bad = np.flatnonzero(np.abs(gaps - spacing) > tol)
-        if bad.size:
-            i = int(bad[0])
-            ratio = gaps[i] / spacing
-            a, b = _name(ordered[i]), _name(ordered[i + 1])
-            if abs(ratio - round(ratio)) * spacing <= tol and round(ratio) >= 2:
-                n_missing = round(ratio) - 1
-                raise InputError(
-                    series,
-                    f"missing slice(s): gap of {gaps[i]:.3f} mm between {a} and {b} where the "
-                    f"spacing is {spacing:.3f} mm ({n_missing} slice(s) missing)",
-                )
-            raise InputError(
-                series,
-                f"inconsistent slice spacing: {gaps[i]:.3f} mm between {a} and {b}, "
-                f"{spacing:.3f} mm elsewhere (spacings {_fmt(np.unique(np.round(gaps, 3)))})",
-            )
-        drift = (pos[-1] - pos[0]) - (dist[-1] - dist[0]) * normal
-        drift_mm = float(np.linalg.norm(drift))
-        extent = float(dist[-1] - dist[0])
-        if drift_mm > max(0.05, 2e-3 * extent):
-            angle = float(np.degrees(np.arctan2(drift_mm, extent)))
-            tilt = first.gantry_tilt_deg
-            extra = f", GantryDetectorTilt {tilt:g} deg" if tilt else ""
-            raise InputError(
-                series,
-                f"gantry tilt / sheared stack: slice positions shift {drift_mm:.2f} mm in-plane "
-                f"from {_name(ordered[0])} to {_name(ordered[-1])} ({angle:.1f} deg from the "
-                f"slice normal{extra}); tilted stacks are not supported",
-            )
-    col_sp, row_sp = float(ref_ps[1]), float(ref_ps[0])
-    lps = np.eye(4)
-    lps[:3, 0] = row_dir * col_sp  # i runs along a row (columns)
-    lps[:3, 1] = col_dir * row_sp  # j runs down a column (rows)
-    lps[:3, 2] = normal * spacing
-    lps[:3, 3] = pos[0]
-    return StackGeometry(ordered, LPS_TO_RAS @ lps, float(spacing), tuple(notes))
+        raise InputError(
+            series,
+            f"inconsistent slice spacing: {gaps[i]:.3f} mm between {a} and {b}, "
+            f"{spacing:.3f} mm elsewhere (spacings {_fmt(np.unique(np.round(gaps, 3)))})",
+        )
+    return spacing
+
+
+def _check_not_tilted(
+    ordered: Sequence[FrameRef],
+    pos: np.ndarray,
+    dist: np.ndarray,
+    normal: np.ndarray,
+    tilt: float | None,
+    series: str,
+) -> None:
+    """Refuse a stack whose slice positions drift in-plane (gantry tilt, shear); ``tilt`` is the
+    header's GantryDetectorTilt (deg), named in the message."""
+    drift = (pos[-1] - pos[0]) - (dist[-1] - dist[0]) * normal
+    drift_mm = float(np.linalg.norm(drift))
+    extent = float(dist[-1] - dist[0])
+    if drift_mm > max(0.05, 2e-3 * extent):
+        angle = float(np.degrees(np.arctan2(drift_mm, extent)))
+        extra = f", GantryDetectorTilt {tilt:g} deg" if tilt else ""
+        raise InputError(
+            series,
+            f"gantry tilt / sheared stack: slice positions shift {drift_mm:.2f} mm in-plane "
+            f"from {_name(ordered[0])} to {_name(ordered[-1])} ({angle:.1f} deg from the "
+            f"slice normal{extra}); tilted stacks are not supported",
+        )
 
 
 def check_frame_geometry(f: FrameRef, series: str) -> None:
