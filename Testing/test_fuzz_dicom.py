@@ -51,3 +51,40 @@ def test_a_run_stopped_by_its_deadline_counts_only_the_mutations_made(tmp_path):
     report = fuzz.run(asked, seed=3, real=False, work=tmp_path, deadline=time.time() + 10.0)
     assert 0 < report.n < asked
     assert report.loaded + report.input_errors + report.other == report.n
+
+
+def test_a_copy_of_a_parsed_seed_writes_what_reading_and_writing_the_file_writes(tmp_path):
+    """The harness reads each seed file once and mutates copies (for speed): an unmutated copy
+    must write byte for byte what ``dcmread`` + ``save_as`` write, for every seed file."""
+    import io
+
+    import pydicom
+
+    fuzz = _fuzzer()
+    seeds, _ = fuzz.build_corpus(tmp_path)
+    checked = 0
+    for seed in seeds:
+        for data in seed.original:
+            plain, copied = io.BytesIO(), io.BytesIO()
+            pydicom.dcmread(io.BytesIO(data), force=True).save_as(plain, enforce_file_format=False)
+            fuzz._fresh_copy(fuzz._template(data)).save_as(copied, enforce_file_format=False)
+            assert copied.getvalue() == plain.getvalue(), seed.name
+            checked += 1
+    assert checked >= 10
+
+
+def test_mutating_a_copy_leaves_the_parsed_seed_as_it_was(tmp_path):
+    """The same random stream gives the same mutated files twice: no mutation reached back into
+    the shared parsed seed (its elements are raw and immutable; converted ones live in the copy)."""
+    import numpy as np
+
+    fuzz = _fuzzer()
+    seeds, _ = fuzz.build_corpus(tmp_path)
+    for seed in seeds:
+        data = seed.original[0]
+        first = [fuzz.mutate(data, np.random.default_rng(5)) for _ in range(1)]
+        rng = np.random.default_rng(9)
+        for _ in range(40):
+            fuzz.mutate(data, rng)
+        again = [fuzz.mutate(data, np.random.default_rng(5)) for _ in range(1)]
+        assert first == again, seed.name

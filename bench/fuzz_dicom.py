@@ -14,7 +14,9 @@ Seeds (each a small study folder, copied once to a temporary folder in RAM where
   reach the geometry, pixel and unit checks.
 
 Each iteration changes 1-3 things in one or two files of one seed, in memory with pydicom or
-on the raw bytes, writes the file over its copy, calls ``load_study`` and restores the copy:
+on the raw bytes, writes the file over its copy, calls ``load_study`` and restores the copy
+(each seed file is parsed once; a mutation works on a copy that converts and re-encodes only
+what it touches, and writes the same bytes reading and writing the file would):
 
 - header: delete a random element; give a random or a geometry/pixel element a value of the
   wrong type or an absurd one (huge, negative, NaN, inf, empty, too many or too few values,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import logging
 import math
@@ -48,7 +51,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import FileDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_sequence
 from pydicom.tag import Tag
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,7 +265,9 @@ def build_corpus(work: Path, real: bool = True) -> tuple[list[Seed], list[str]]:
 
 
 def _random_tag(ds: pydicom.Dataset, rng: np.random.Generator):
-    tags = [e.tag for e in ds if e.tag != 0x7FE00010]
+    # The tags in the order iterating the dataset gives, without converting every raw element
+    # (iterating a Dataset converts each one, which made this the harness's slowest step).
+    tags = [t for t in sorted(ds.keys()) if t != 0x7FE00010]
     if rng.random() < 0.6:
         names = [k for k in TARGETS if k in ds]
         if names:
@@ -267,14 +275,29 @@ def _random_tag(ds: pydicom.Dataset, rng: np.random.Generator):
     return tags[int(rng.integers(len(tags)))] if tags else None
 
 
+def _sequence_tags(ds: pydicom.Dataset) -> list:
+    """The tags of ``ds``'s non-empty sequences, in tag order: what iterating ``ds`` would find,
+    without converting the elements that cannot be one (an explicit VR other than SQ or UN) nor
+    the template's raw sequences (their item counts are known; see :func:`_template`)."""
+    found = []
+    for tag in sorted(ds.keys()):
+        raw = ds.get_item(tag)
+        if raw.is_raw and raw in _RAW_SQ_ITEMS:
+            if _RAW_SQ_ITEMS[raw]:
+                found.append(tag)
+        elif raw.VR in (None, "SQ", "UN") and ds[tag].VR == "SQ" and len(ds[tag].value):
+            found.append(tag)
+    return found
+
+
 def _nested(ds: pydicom.Dataset, rng: np.random.Generator) -> pydicom.Dataset:
     """A dataset to mutate: the top level, or an item of a (functional group) sequence."""
     target = ds
     for _ in range(3):
-        seqs = [e for e in target if e.VR == "SQ" and len(e.value)]
+        seqs = _sequence_tags(target)
         if not seqs or rng.random() < 0.5:
             break
-        seq = seqs[int(rng.integers(len(seqs)))]
+        seq = target[seqs[int(rng.integers(len(seqs)))]]
         target = seq.value[int(rng.integers(len(seq.value)))]
     return target
 
@@ -353,6 +376,52 @@ def _byte_mutation(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(buf)
 
 
+#: A seed file's bytes -> its dataset as read, elements left raw and every top-level sequence
+#: held as one raw element of its encoded items (see :func:`_template`).
+_TEMPLATES: dict[bytes, FileDataset] = {}
+#: A template's raw sequence element -> its number of items.
+_RAW_SQ_ITEMS: dict[RawDataElement, int] = {}
+
+
+def _template(data: bytes) -> FileDataset:
+    """``data`` read once: a mutation then starts from a copy of this and never parses nor
+    re-encodes what it leaves alone (parsing and writing every file's nested sequences again at
+    each mutation was most of the harness's time); the bytes written for an unmutated copy are
+    the bytes ``dcmread`` + ``save_as`` write (``Testing/test_fuzz_dicom.py`` checks it)."""
+    if data in _TEMPLATES:
+        return _TEMPLATES[data]
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    parsed = pydicom.dcmread(io.BytesIO(data), force=True)  # converted, to find the sequences
+    implicit, little = ds.original_encoding
+    charset = parsed.get("SpecificCharacterSet", "ISO_IR 6")
+    for tag in sorted(parsed.keys()):
+        if ds.get_item(tag).VR not in (None, "SQ", "UN") or parsed[tag].VR != "SQ":
+            continue
+        buf = DicomBytesIO()
+        buf.is_implicit_VR, buf.is_little_endian = implicit, little
+        write_sequence(buf, parsed[tag], charset)
+        value = buf.getvalue()
+        length = 0xFFFFFFFF if parsed[tag].is_undefined_length else len(value)
+        raw = RawDataElement(tag, "SQ", length, value, 0, implicit, little, True, False)
+        ds._dict[tag] = raw
+        _RAW_SQ_ITEMS[raw] = len(parsed[tag].value)
+    _TEMPLATES[data] = ds
+    return ds
+
+
+def _fresh_copy(template: FileDataset) -> FileDataset:
+    """A dataset to mutate: its own element dict over the template's raw (immutable) elements;
+    an element is converted in the copy only, when a mutation reads or changes it."""
+    ds = FileDataset(
+        None,
+        dict(template._dict),
+        preamble=template.preamble,
+        file_meta=copy.deepcopy(template.file_meta),
+    )
+    ds.set_original_encoding(*template.original_encoding, template.original_character_set)
+    return ds
+
+
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     """1-3 mutations of one file's bytes (see the module doc)."""
     if rng.random() < 0.25:
@@ -360,7 +429,7 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            ds = _fresh_copy(_template(data))
         except Exception:
             return _byte_mutation(data, rng)
         for _ in range(int(rng.integers(1, 4))):
