@@ -109,7 +109,8 @@ def write_outputs(result, echoes, out: Path, say) -> list[str]:
         image.SetMetaData("RefractureRisk_map", name)
         image.SetMetaData("RefractureRisk_unit", units[name])
         image.SetMetaData("RefractureRisk_provenance", prov)
-        sitk.WriteImage(image, str(out / f"{name}.nrrd"), True)
+        # gzip level 1: lossless, ~2.5x faster to write than the default, files ~1.5x larger
+        sitk.WriteImage(image, str(out / f"{name}.nrrd"), True, 1)
         files.append(f"{name}.nrrd")
     say("writing overview.png")
     write_overview(result, echoes, out / "overview.png")

@@ -31,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from RefractureRiskLib.maps.fatwater.chunks import run_chunks
 from RefractureRiskLib.maps.fatwater.growing import grow
-from RefractureRiskLib.maps.fatwater.model import projection_table
+from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,31 @@ def _reduce(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
+def block_features(
+    signal: npt.NDArray[np.complexfloating],
+    mask: npt.NDArray[np.bool_],
+    workers: int | None = None,
+) -> npt.NDArray[np.float32]:
+    """Gram features (:func:`.model.gram_features`) of ``signal[k, j, i, N]`` inside ``mask``,
+    summed over 2x2x2 voxel blocks: the pyramid's level 1 ``[ceil(k/2), ceil(j/2), ceil(i/2),
+    N^2]`` (an axis of length 1 stays 1). Computed two slices at a time on threads, so the
+    voxel-level features (N^2 floats per voxel) never exist whole."""
+    nk, nj, ni, n = signal.shape
+    step = 2 if nk > 1 else 1
+    half = [1 if m == 1 else (m + 1) // 2 for m in (nk, nj, ni)]
+    out = np.zeros((*half, n * n), np.float32)
+
+    def work(sl: slice) -> None:
+        for slab in range(sl.start, sl.stop):
+            sig = signal[slab * step : (slab + 1) * step]
+            inside = mask[slab * step : (slab + 1) * step].reshape(-1, 1)
+            feats = gram_features(sig.reshape(-1, n)) * inside
+            out[slab] = _reduce(feats.reshape(*sig.shape[:3], n * n))[0]
+
+    run_chunks(work, out.shape[0], 1, workers=workers)
+    return out
+
+
 def _expand(values: npt.NDArray, shape: tuple[int, ...]) -> npt.NDArray:
     """Parent-block values onto the child grid ``shape`` (each parent covers 2 per axis)."""
     out = values
@@ -154,18 +180,20 @@ def _level_costs(
     features: npt.NDArray[np.float32], table: npt.NDArray[np.float32], n_r: int, chunk: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Normalised cost ``[B, n_psi]`` (residual / energy, minimised over R2*) and energy ``[B]``
-    of the blocks with signal."""
+    of the blocks with signal (chunks on threads, :mod:`.chunks`)."""
     n = math.isqrt(features.shape[-1])
     energy = features[:, :n].sum(axis=1)
     costs = np.empty((features.shape[0], table.shape[1] // n_r), np.float32)
-    for start in range(0, features.shape[0], chunk):
-        part = features[start : start + chunk]
+
+    def work(sl: slice) -> None:
+        part = features[sl]
         cube = (part @ table).reshape(part.shape[0], -1, n_r)
         proj = cube[:, :, 0].copy()
         for b in range(1, n_r):
             np.maximum(proj, cube[:, :, b], out=proj)
-        e = np.maximum(energy[start : start + chunk, None], 1e-30)
-        costs[start : start + chunk] = 1.0 - proj / e
+        costs[sl] = 1.0 - proj / np.maximum(energy[sl, None], 1e-30)
+
+    run_chunks(work, features.shape[0], chunk)
     return costs, energy
 
 
@@ -240,16 +268,16 @@ def _refine_level(s: _Search, feats, field, weight):
 
 def estimate_field_map(
     features: npt.NDArray[np.float32],
+    shape: tuple[int, int, int],
     te_s: npt.ArrayLike,
     fat_phasor: npt.ArrayLike,
     swap_hz: float,
     options: FieldMapOptions | None = None,
     log=None,
 ) -> tuple[npt.NDArray[np.float32], float | None]:
-    """Smooth field map (Hz) on the voxel grid from ``features[k, j, i, N^2]``, and the echo
-    period (Hz) it is wrapped to (None for non-uniform echoes).
-
-    ``features`` are :func:`.model.gram_features`, zero outside the mask. ``swap_hz`` is the
+    """Smooth field map (Hz) on the voxel grid ``shape`` from the 2x2x2 block features
+    (:func:`block_features`, level 1 of the pyramid), and the echo period (Hz) it is wrapped to
+    (None for non-uniform echoes). ``swap_hz`` is the
     fat main-peak frequency. The map is the finest block level's choice, smoothed and expanded;
     voxels refine it within a window (:mod:`.fit`).
     """
@@ -260,7 +288,7 @@ def estimate_field_map(
     table = projection_table(te_s, fat_phasor, grid, rates)
     swap = effective_swap_hz(swap_hz, period)
     s = _Search(grid, circle, period, swap, table, rates.size, opts)
-    pyramid = [features]
+    pyramid = [None, features]  # level 0 (voxels) is not needed: voxels refine in .fit
     while max(pyramid[-1].shape[:3]) > 1:
         pyramid.append(_reduce(pyramid[-1]))
     if log:
@@ -271,7 +299,7 @@ def estimate_field_map(
         )
     # base level: region growing from the most certain blocks
     base = opts.base_level if opts.base_level is not None else (2 if swap >= 150 else 1)
-    base = min(base, len(pyramid) - 1)
+    base = max(1, min(base, len(pyramid) - 1))
     active, costs, energy = s.costs(pyramid[base])
     field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
     if log:
@@ -280,5 +308,5 @@ def estimate_field_map(
         field, weight = _refine_level(s, pyramid[level], field, weight)
         if log:
             log(f"field map: level {level} ({'x'.join(map(str, field.shape[::-1]))} blocks) done")
-    smooth = _expand(_smooth(field, weight, circle), features.shape[:3])
+    smooth = _expand(_smooth(field, weight, circle), shape)
     return smooth.astype(np.float32), period

@@ -20,12 +20,12 @@ from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.maps.fatwater.fieldmap import (
     FieldMapOptions,
+    block_features,
     effective_swap_hz,
     estimate_field_map,
     wrap_hz,
 )
 from RefractureRiskLib.maps.fatwater.fit import constrained_fit, fit_voxels
-from RefractureRiskLib.maps.fatwater.model import gram_features
 from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectrum
 
 logger = logging.getLogger(__name__)
@@ -231,15 +231,16 @@ def separate(
     mask = signal_mask(echoes)
     n_vox = int(mask.sum())
     say(f"{n_vox} voxels with signal, {echoes.n_echoes} echoes, {spectrum.name}")
-    feats = np.zeros((*echoes.shape, echoes.n_echoes**2), np.float32)
-    feats[mask] = gram_features(echoes.signal[mask])
-    field_s, period = estimate_field_map(feats, te, phasor, swap_hz, opts, log=say)
+    feats = block_features(echoes.signal, mask)
+    field_s, period = estimate_field_map(feats, echoes.shape, te, phasor, swap_hz, opts, log=say)
     del feats
     window = effective_swap_hz(swap_hz, period) / window_divisor
     r_max = r2s_max_per_s or max(500.0, 300.0 * echoes.field_strength_t)
     step = opts.step_hz or abs(swap_hz) / 48.0
     say(f"voxel fit: window +-{window:.0f} Hz, R2* up to {r_max:.0f} 1/s")
-    fit = fit_voxels(echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max)
+    fit = fit_voxels(
+        echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max, progress=say
+    )
     say("phase-constrained water and fat")
     pdff = _pdff(echoes, mask, te, phasor, fit, fat_phase_sigma_vox)
     field_map = np.array(field_s, np.float32)

@@ -1,0 +1,79 @@
+"""The fat-water separation's speed-ups give the same numbers: block features computed slab by
+slab, voxel chunks on threads; and a progress callback that raises stops the run."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.maps.fatwater.chunks import run_chunks
+from RefractureRiskLib.maps.fatwater.fieldmap import _reduce, block_features
+from RefractureRiskLib.maps.fatwater.fit import fit_voxels
+from RefractureRiskLib.maps.fatwater.model import gram_features
+from RefractureRiskLib.maps.fatwater.spectrum import ISMRM_6PEAK
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 9, 6), (1, 8, 8, 6), (4, 1, 6, 4)])
+def test_block_features_are_summed_voxel_features(shape):
+    rng = np.random.default_rng(1)
+    signal = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+    mask = rng.random(shape[:3]) > 0.3
+    voxel = np.zeros((*shape[:3], shape[3] ** 2), np.float32)
+    voxel[mask] = gram_features(signal[mask])
+    np.testing.assert_allclose(block_features(signal, mask, workers=2), _reduce(voxel), atol=1e-5)
+
+
+def test_gram_features_match_the_outer_products():
+    rng = np.random.default_rng(2)
+    s = (rng.normal(size=(7, 5)) + 1j * rng.normal(size=(7, 5))).astype(np.complex64)
+    feats = gram_features(s)
+    m, n = np.triu_indices(5, k=1)
+    outer = np.conj(s[:, m]) * s[:, n]
+    np.testing.assert_allclose(feats[:, :5], np.abs(s) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(feats[:, 5:15], outer.real, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(feats[:, 15:], outer.imag, rtol=1e-5, atol=1e-6)
+
+
+def test_voxel_fit_on_threads_equals_serial():
+    rng = np.random.default_rng(3)
+    te = 1.2e-3 + 2.0e-3 * np.arange(6)
+    sig = (rng.normal(size=(5000, 6)) + 1j * rng.normal(size=(5000, 6))).astype(np.complex64)
+    pred = rng.uniform(-50, 50, 5000)
+    phasor = ISMRM_6PEAK.phasor(te, 1.5)
+    args = (sig, te, phasor, pred, 80.0, 4.5, 500.0)
+    serial = fit_voxels(*args, chunk=700, workers=1)
+    threaded = fit_voxels(*args, chunk=700, workers=3)
+    for name in ("field_hz", "r2s_per_s", "water", "fat", "residual_rms"):
+        np.testing.assert_array_equal(getattr(serial, name), getattr(threaded, name))
+
+
+class _StopError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_that_raises_stops_the_chunks(workers):
+    done: list[int] = []
+    messages: list[str] = []
+
+    def progress(msg: str) -> None:
+        messages.append(msg)
+        raise _StopError
+
+    def work(sl: slice) -> None:
+        time.sleep(0.005)
+        done.append(sl.start)
+
+    with pytest.raises(_StopError):
+        run_chunks(work, 1000, 10, progress, "x", workers)
+    assert messages and messages[0].startswith("x ")
+    assert len(done) < 100  # the chunks not yet started were dropped
+
+
+def test_progress_reports_percentages_to_100():
+    messages: list[str] = []
+    run_chunks(lambda sl: None, 95, 10, messages.append, "fit", workers=2)
+    assert messages[-1] == "fit 100%"
+    assert len(messages) <= 11
