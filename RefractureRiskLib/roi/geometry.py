@@ -257,29 +257,29 @@ def boundary_distance_mm(
     between the two voxels, so half the voxel's extent along the direction to the nearest outside
     voxel is subtracted (exact for axis-aligned directions, conservative otherwise). The box border
     counts as outside. ``in_plane_of`` (an array axis 0-2): distances within planes normal to
-    that axis only (a 2D distance transform per plane).
+    that axis only. Computed in the padded bounding box of ``inside`` (same result, faster).
     """
-    sp = spacing_kji(ijk_to_ras)
-    if in_plane_of is not None:
-        # per-plane 2D transform: a huge spacing makes the normal axis never the nearest way
-        # out; half the coarser in-plane voxel is subtracted (no nearest-voxel directions needed)
-        sp = sp.copy()
-        sp[in_plane_of] = 1.0e4
-        padded = np.pad(inside, 1, constant_values=False)
-        dist = ndimage.distance_transform_edt(padded, sampling=sp)[1:-1, 1:-1, 1:-1]
-        out = dist - 0.5 * float(np.delete(sp, in_plane_of).max())
-        out[~inside] = 0.0
+    out = np.zeros(inside.shape)
+    if not inside.any():
         return out
+    box, sp, core = _bbox(inside, ijk_to_ras)[0], spacing_kji(ijk_to_ras), (slice(1, -1),) * 3
+    inside = inside[box]
     padded = np.pad(inside, 1, constant_values=False)
-    dist, idx = ndimage.distance_transform_edt(padded, sampling=sp, return_indices=True)
-    core = (slice(1, -1),) * 3
-    dist = dist[core]
-    grid = np.indices(inside.shape) + 1
-    disp = (idx[(slice(None), *core)] - grid).astype(np.float32) * sp[:, None, None, None]
-    norm = np.maximum(np.sqrt((disp**2).sum(axis=0)), 1e-6)
-    half_extent = 0.5 * (np.abs(disp) * sp[:, None, None, None]).sum(axis=0) / norm
-    out = dist - half_extent
-    out[~inside] = 0.0
+    if in_plane_of is not None:
+        # a huge spacing makes the normal axis never the nearest way out (a 2D transform per
+        # plane); half the coarser in-plane voxel is subtracted (no directions needed)
+        sp[in_plane_of] = 1.0e4
+        dist = ndimage.distance_transform_edt(padded, sampling=sp)[core]
+        local = dist - 0.5 * float(np.delete(sp, in_plane_of).max())
+    else:
+        dist, idx = ndimage.distance_transform_edt(padded, sampling=sp, return_indices=True)
+        dist = dist[core]
+        grid = np.indices(inside.shape) + 1
+        disp = (idx[(slice(None), *core)] - grid).astype(np.float32) * sp[:, None, None, None]
+        norm = np.maximum(np.sqrt((disp**2).sum(axis=0)), 1e-6)
+        local = dist - 0.5 * (np.abs(disp) * sp[:, None, None, None]).sum(axis=0) / norm
+    local[~inside] = 0.0
+    out[box] = local
     return out
 
 

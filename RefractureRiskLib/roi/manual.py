@@ -2,20 +2,21 @@
 label map the user drew plus a level table.
 
 Each level is computed in a box around its point (see :mod:`RefractureRiskLib.roi.body`), so
-moving one point recomputes only that level (:func:`update_level`), and the result equals a full
-recomputation with the moved point.
+moving one point recomputes only that level (:func:`update_level`, in
+:mod:`RefractureRiskLib.roi.level_update`), and the result equals a full recomputation with the
+moved point. Each level's box-local masks are kept in ``extras["level_masks"]`` for that.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import level_index, level_label
+from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
@@ -80,11 +81,21 @@ def _assemble(
     signal_min: float,
     method: RoiMethod,
     points: Mapping[str, np.ndarray],
+    masks: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    measure: Collection[str] | None = None,
 ) -> RoiResult:
+    """The result of placed levels; ``measure``: the levels whose heights along the spine are
+    measured (None: all; the others' entries already hold them), ``masks``: each level's
+    box-local (ROI, body) masks, kept for a one-level update."""
     grid = study.grid
     levels = tuple(sorted(entries.values(), key=lambda e: level_index(e.level)))
     if method == RoiMethod.MANUAL_POINTS:
-        levels = tuple(_heights_along_spine(e, body_arr, points) for e in levels)
+        levels = tuple(
+            _heights_along_spine(e, body_arr, points)
+            if measure is None or e.level in measure
+            else e
+            for e in levels
+        )
     roiset = RoiSet(
         labelmap=Volume(roi_arr, grid.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in levels),
@@ -99,7 +110,11 @@ def _assemble(
         uncertain=False,
         reasons=tuple(notes),
         signal_min=signal_min,
-        extras={"points_ras": dict(points), "index_levels": tuple(index_levels)},
+        extras={
+            "points_ras": dict(points),
+            "index_levels": tuple(index_levels),
+            "level_masks": dict(masks or {}),
+        },
     )
     return apply_qc(result, study, index_levels=index_levels)
 
@@ -170,14 +185,15 @@ def rois_from_points(
     roi_arr = np.zeros(shape, np.int16)
     body_arr = np.zeros(shape, np.int16)
     entries: dict[str, LevelPlacement] = {}
+    masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for level in sorted(pts, key=level_index):
         entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
         _write(body_arr, entry.box.slices, body, entry.label)
         _write(roi_arr, entry.box.slices, roi, entry.label)
-        entries[level] = entry
+        entries[level], masks[level] = entry, (roi, body)
     return _assemble(
         study, roi_arr, body_arr, entries, reader, index_levels, _order_notes(pts),
-        arrays.signal_min, RoiMethod.MANUAL_POINTS, pts,
+        arrays.signal_min, RoiMethod.MANUAL_POINTS, pts, masks,
     )  # fmt: skip
 
 
@@ -228,43 +244,6 @@ def _sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
     )
     msg = f"body not segmented ({why}): a {POINT_ROI_RADIUS_MM:g} mm sphere at the point"
     return BodyPlacement(box, roi, roi, frame, msg, 0.0, 0.0)
-
-
-def update_level(
-    result: RoiResult,
-    study: Study,
-    level: str,
-    point_ras: Sequence[float],
-    *,
-    params: CoreRoiParams = DEFAULT_CORE,
-    criteria: MarrowCriteria = DEFAULT_CRITERIA,
-) -> RoiResult:
-    """``result`` with level ``level`` recomputed from a moved (or new) point; other levels kept.
-
-    Only the level's old box and new box are touched; QC flags are re-derived for all levels
-    (they compare neighbours) from the stored per-level measurements.
-    """
-    pts = dict(result.extras.get("points_ras", {}))
-    pts.update(_normalise_points({level: point_ras}))
-    level = level.strip().upper()
-    arrays = study_arrays_cached(study, criteria)
-    roi_arr = np.array(result.roiset.labelmap.array, copy=True)
-    body_arr = np.array(result.body_labels.array, copy=True)
-    label = level_label(level)
-    entries = {e.level: e for e in result.levels}
-    if level in entries:
-        old = entries[level].box.slices
-        roi_arr[old][roi_arr[old] == label] = 0
-        body_arr[old][body_arr[old] == label] = 0
-    entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
-    _write(body_arr, entry.box.slices, body, label)
-    _write(roi_arr, entry.box.slices, roi, label)
-    entries[level] = entry
-    return _assemble(
-        study, roi_arr, body_arr, entries, result.roiset.reader,
-        result.extras.get("index_levels", ()), _order_notes(pts), result.signal_min,
-        RoiMethod.MANUAL_POINTS, pts,
-    )  # fmt: skip
 
 
 def rois_from_labelmap(
@@ -350,4 +329,13 @@ def rois_from_labelmap(
     )  # fmt: skip
 
 
-__all__ = ["rois_from_labelmap", "rois_from_points", "update_level"]
+def __getattr__(name: str):
+    # update_level lives in roi/level_update.py (it imports this module); still importable here
+    if name == "update_level":
+        from RefractureRiskLib.roi.level_update import update_level
+
+        return update_level
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["rois_from_labelmap", "rois_from_points"]
