@@ -15,11 +15,11 @@ from RefractureRiskLib.roi.body import (
     BONE_RADIUS_MM,
     StudyArrays,
     in_vertebral_bone,
-    place_at_seed,
 )
 from RefractureRiskLib.roi.geometry import CoreRoiParams
 from RefractureRiskLib.roi.labelling import Anchor
 from RefractureRiskLib.roi.marrow import MarrowCriteria
+from RefractureRiskLib.roi.seeded import place_at_seed
 
 
 def anchored_body(

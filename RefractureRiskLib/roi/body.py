@@ -17,17 +17,13 @@ from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.roi.column import soft_tissue_r2s
 from RefractureRiskLib.roi.geometry import (
-    DEFAULT_CORE,
     BodyFrame,
     Box,
-    CoreRoiParams,
     axis_along,
-    body_frame,
     boundary_distance_mm,
     box_around,
     fill_holes,
     grid_ras,
-    safe_core_roi,
     voxel_ras,
 )
 from RefractureRiskLib.roi.marrow import (
@@ -353,42 +349,6 @@ def body_from_marrow(
     return (lab2 == keep) if keep else body, ""
 
 
-def place_at_seed(
-    arrays: StudyArrays,
-    seed_ras: npt.ArrayLike,
-    params: CoreRoiParams = DEFAULT_CORE,
-    criteria: MarrowCriteria = DEFAULT_CRITERIA,
-    si_hint: npt.ArrayLike | None = None,
-    box_half_mm: tuple[float, float, float] = BOX_HALF_MM,
-) -> BodyPlacement:
-    """Segment the body around ``seed_ras`` and place its safe-core ROI, all inside one box."""
-    box = box_around(arrays.shape, arrays.ijk_to_ras, seed_ras, box_half_mm)
-    empty = np.zeros(box.shape, bool)
-    if min(box.shape) == 0:
-        return BodyPlacement(box, empty, empty, None, "point outside the image")
-    marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
-    seed_ijk = (np.r_[np.asarray(seed_ras, float), 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
-    si = (0.0, 0.0, 1.0) if si_hint is None else si_hint
-    # signal voids (cement) count as body for its shape; the ROI keeps away from them
-    body, why = body_from_marrow(marrow | void, box.ijk_to_ras, seed_ijk, si)
-    if not body.any():
-        return BodyPlacement(box, empty, empty, None, why)
-    body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
-    # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
-    axes = body_frame(body, box.ijk_to_ras, si_hint).axes_ras
-    body = clip_posterior_elements(body, box.ijk_to_ras, axes, _nearest_in(body, seed_ijk))
-    frame = body_frame(body, box.ijk_to_ras, si_hint)
-    if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
-        size = " x ".join(f"{2 * h:.0f}" for h in frame.half_extent_mm)
-        return BodyPlacement(box, empty, empty, None, f"no vertebral body ({size} mm)")
-    roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
-    msg = "" if roi.any() else "body too small for a safe-core ROI"
-    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
-    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
-    cement = void_fraction(body, void, r2, box.ijk_to_ras)
-    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
-
-
 def _nearest_in(mask: npt.NDArray[np.bool_], seed_ijk: npt.ArrayLike) -> tuple[int, int, int]:
     """Index (k, j, i) of the voxel of ``mask`` nearest (in index units) to a seed (i, j, k)."""
     k, j, i = np.nonzero(mask)
@@ -494,7 +454,6 @@ __all__ = [
     "clip_posterior_elements",
     "focal_lesion_ml",
     "local_marrow",
-    "place_at_seed",
     "refine_body",
     "study_arrays",
     "void_fraction",

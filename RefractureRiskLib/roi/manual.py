@@ -27,7 +27,6 @@ from RefractureRiskLib.roi.body import (
     in_vertebral_bone,
     level_placement,
     local_marrow,
-    place_at_seed,
     void_fraction,
 )
 from RefractureRiskLib.roi.cache import study_arrays_cached
@@ -44,6 +43,7 @@ from RefractureRiskLib.roi.geometry import (
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+from RefractureRiskLib.roi.seeded import place_at_seed
 
 
 def _normalise_points(points: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:

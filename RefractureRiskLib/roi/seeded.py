@@ -1,0 +1,144 @@
+"""One vertebral body around a seed point (a manual point, an anchor click): body, frame, ROI.
+
+The body is segmented from the marrow around the seed (:mod:`RefractureRiskLib.roi.body`). At
+T10-T12 the marrow can run on into neighbouring tissue that passes the marrow criteria (a fatty
+liver, rib heads): the "body" found is then wider or deeper than any vertebral body, or centred
+well away from the point the user put inside it. Such a body is segmented again inside the
+largest vertebral cross-section about the point, and once more about the centre that gives (a
+point need not be at the body's centre).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from RefractureRiskLib.roi.body import (
+    BOX_HALF_MM,
+    MIN_HALF_EXTENT_MM,
+    BodyPlacement,
+    StudyArrays,
+    _nearest_in,
+    body_from_marrow,
+    clip_posterior_elements,
+    focal_lesion_ml,
+    local_marrow,
+    refine_body,
+    void_fraction,
+)
+from RefractureRiskLib.roi.detection import axes_from_tangent
+from RefractureRiskLib.roi.geometry import (
+    DEFAULT_CORE,
+    BodyFrame,
+    Box,
+    CoreRoiParams,
+    body_frame,
+    box_around,
+    grid_ras,
+    safe_core_roi,
+)
+from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
+
+#: Half sizes (mm: left-right, front-back) of the largest vertebral body cross-section, T10 to
+#: S1: L5 is up to about 54 mm wide and 40 mm deep. A leaked body is searched again in it.
+LARGEST_BODY_HALF_MM = (27.0, 21.0)
+#: A body found wider or deeper than this (the largest body plus a few mm of partial volume and
+#: osteophytes) ran into neighbouring tissue.
+LEAK_HALF_MM = (30.0, 24.0)
+#: A point inside a body lies at most about this far (mm, across the spine axis) from the body's
+#: centre (half the depth of the smallest body, T10, plus a margin): a body centred farther away
+#: is mostly something else.
+SEED_OFF_CENTRE_MM = 12.0
+
+
+def place_at_seed(
+    arrays: StudyArrays,
+    seed_ras: npt.ArrayLike,
+    params: CoreRoiParams = DEFAULT_CORE,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+    si_hint: npt.ArrayLike | None = None,
+    box_half_mm: tuple[float, float, float] = BOX_HALF_MM,
+) -> BodyPlacement:
+    """Segment the body around ``seed_ras`` and place its safe-core ROI, all inside one box."""
+    box = box_around(arrays.shape, arrays.ijk_to_ras, seed_ras, box_half_mm)
+    empty = np.zeros(box.shape, bool)
+    if min(box.shape) == 0:
+        return BodyPlacement(box, empty, empty, None, "point outside the image")
+    marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
+    seed = np.asarray(seed_ras, float)
+    seed_ijk = (np.r_[seed, 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
+    si = (0.0, 0.0, 1.0) if si_hint is None else si_hint
+    inside = np.ones(box.shape, bool)
+    body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, si_hint, inside)
+    centre = seed
+    for _ in range(2):  # about the point, then about the centre that gives
+        if frame is None or not _leaked(frame, seed):
+            break
+        sup = frame.axes_ras[:, 2]
+        inside = _cross_section(box, centre, sup, LARGEST_BODY_HALF_MM)
+        body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, sup, inside)
+        if frame is not None:
+            centre = np.asarray(frame.centre_ras, float)
+    if frame is None:
+        return BodyPlacement(box, empty, empty, None, why)
+    roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
+    if not roi.any():  # no placement: a manual point then gets a small ROI at the point
+        return BodyPlacement(box, body, roi, None, "body too small for a safe-core ROI")
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
+    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
+    cement = void_fraction(body, void, r2, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, "", cement, lesion)
+
+
+def _segment(
+    box: Box,
+    marrow: npt.NDArray[np.bool_],
+    void: npt.NDArray[np.bool_],
+    pdff: npt.NDArray,
+    signal: npt.NDArray,
+    seed_ijk: npt.NDArray,
+    si: npt.ArrayLike,
+    si_hint: npt.ArrayLike | None,
+    inside: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.bool_], BodyFrame | None, str]:
+    """The body (marrow and voids within ``inside``) around the seed, its frame, or the reason
+    there is none."""
+    # signal voids (cement) count as body for its shape; the ROI keeps away from them
+    body, why = body_from_marrow((marrow | void) & inside, box.ijk_to_ras, seed_ijk, si)
+    if not body.any():
+        return body, None, why
+    body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
+    # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
+    axes = body_frame(body, box.ijk_to_ras, si_hint).axes_ras
+    body = clip_posterior_elements(body, box.ijk_to_ras, axes, _nearest_in(body, seed_ijk))
+    frame = body_frame(body, box.ijk_to_ras, si_hint)
+    if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
+        size = " x ".join(f"{2 * h:.0f}" for h in frame.half_extent_mm)
+        return body, None, f"no vertebral body ({size} mm)"
+    return body, frame, ""
+
+
+def _leaked(frame: BodyFrame, seed_ras: npt.NDArray) -> bool:
+    """Wider or deeper than any vertebral body, or centred well away from the seed (across the
+    spine axis)."""
+    lr, ap, _ = frame.half_extent_mm
+    d = np.asarray(frame.centre_ras, float) - seed_ras
+    sup = frame.axes_ras[:, 2]
+    across = float(np.linalg.norm(d - (d @ sup) * sup))
+    big_lr, big_ap = LEAK_HALF_MM
+    return lr > big_lr or ap > big_ap or across > SEED_OFF_CENTRE_MM
+
+
+def _cross_section(
+    box: Box, centre: npt.NDArray, sup: npt.NDArray, halves: tuple[float, float]
+) -> npt.NDArray[np.bool_]:
+    """Voxels of the box inside the elliptic cylinder about ``centre`` along ``sup`` (RAS)."""
+    right, ant, _ = axes_from_tangent(-np.asarray(sup, float))
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+    u = dx * right[0] + dy * right[1] + dz * right[2]
+    v = dx * ant[0] + dy * ant[1] + dz * ant[2]
+    return (u / halves[0]) ** 2 + (v / halves[1]) ** 2 <= 1.0
+
+
+__all__ = ["LARGEST_BODY_HALF_MM", "LEAK_HALF_MM", "SEED_OFF_CENTRE_MM", "place_at_seed"]
