@@ -10,7 +10,7 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import score
-from RefractureRiskLib.report import figure, onepage
+from RefractureRiskLib.report import onepage, panels
 
 
 def _study_and_rois() -> tuple[Study, RoiSet]:
@@ -27,7 +27,7 @@ def _study_and_rois() -> tuple[Study, RoiSet]:
 
 def test_r2s_grey_scale_follows_the_marrow_not_the_air() -> None:
     study, rois = _study_and_rois()
-    top = figure._r2s_window_max(study, rois)
+    top = panels.r2s_window_max(study, rois)
     marrow = study.r2s.array[rois.labelmap.array > 0]
     # Marrow must sit in the visible part of the scale, not at the bottom 7% of 0-1000.
     assert np.percentile(marrow, 95) < top < 1000.0
@@ -166,9 +166,9 @@ def test_factors_are_in_clinical_words_with_their_direction() -> None:
     fig = onepage.build_figure(study, rois, stats, summary, risk, {}, "anonymous")
     factor_axes = fig.axes[0]  # the factor names and directions
     rows = [" ".join(t.get_text().split()) for t in factor_axes.texts]
-    assert "no anti-osteoporosis treatment after surgery" in rows
-    assert rows[rows.index("no anti-osteoporosis treatment after surgery") + 1] == "raises risk"
-    assert "age at surgery: 74 years" in rows
+    assert "No anti-osteoporosis treatment after surgery" in rows
+    assert rows[rows.index("No anti-osteoporosis treatment after surgery") + 1] == "raises risk"
+    assert "Age at surgery: 74 years" in rows
     assert "PDFF global L1-L4: 50.2% (mean of L2-L4; L1 excluded: fractured)" in rows
     assert "no effect in this model (coefficient 0)" in rows  # the R2* term
     assert not any("antiop_post" in r or "_" in r or "…" in r for r in rows)

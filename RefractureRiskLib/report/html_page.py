@@ -63,7 +63,8 @@ def report_html(
         "table.levels{border-collapse:collapse}table.levels td,table.levels th"
         "{border:1px solid #ccc;padding:2px 6px}.risk{font-size:2.5em;font-weight:bold}"
         ".raises{color:#c62828}.lowers{color:#1565c0}.neutral{color:#555}"
-        "img{max-width:100%}pre{white-space:pre-wrap;overflow-wrap:anywhere}</style>",
+        "img{max-width:100%}pre{white-space:pre-wrap;overflow-wrap:anywhere}"
+        "table.levels th{text-align:left !important;vertical-align:bottom}</style>",
         "</head><body>",
         f"<h1>RefractureRisk report: patient {esc(patient_label)}</h1>",
         "<h2>Risk</h2>",
@@ -165,7 +166,9 @@ def _caveats_html(risk: RiskResult | None) -> list[str]:
     parts: list[str] = []
     if risk is not None:
         use = "".join(f"<p>{esc(p)}</p>" for p in risk.intended_use.split("\n\n") if p)
+        parts.append("<h3>Intended use</h3>")
         parts.append(use or "<p>(no intended use given in the model file)</p>")
+        parts.append("<h3>Caveats</h3>")
         parts.append("<ul>" + "".join(f"<li>{esc(c)}</li>" for c in risk.caveats) + "</ul>")
     else:
         parts.append("<p>Measurements only; no risk model was applied.</p>")

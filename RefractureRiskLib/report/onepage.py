@@ -14,17 +14,18 @@ One A4 page, read from the top:
 4. the per-level table (flags, label confidence) and the summaries naming the levels averaged;
 5. caveats, the model's intended use and the provenance.
 
-Every text is wrapped to fit, never cut: ``Testing/test_report_page.py`` checks each text's
-extent against the page with the renderer.
+Every text is wrapped to fit, never cut: ``Testing/test_report_layout.py`` checks each text's
+extent with the renderer (inside the page, its panel and its table cell; overlapping no other
+text) and that every section is there.
 
 The page is laid out and rasterised once (Agg, :data:`REPORT_DPI`) and encoded once as PNG; the
 HTML embeds that PNG and the PDF page carries its compressed data unchanged, so the three always
 show the same pixels and a report costs one drawing pass and one encoding, not one per format.
 The PDF is therefore an image of the page (text not selectable); the HTML carries the text.
 
-Where each part lives: the words in :mod:`.text`, the page in :mod:`.figure`, the raster, PNG and
-PDF in :mod:`.encode`, the HTML in :mod:`.html_page`; this module writes the three files and is
-the package's public face.
+Where each part lives: the words in :mod:`.text`, the page in :mod:`.figure` (its sagittal panels
+and their legend in :mod:`.panels`), the raster, PNG and PDF in :mod:`.encode`, the HTML in
+:mod:`.html_page`; this module writes the three files and is the package's public face.
 """
 
 from __future__ import annotations

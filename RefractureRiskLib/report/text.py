@@ -131,7 +131,8 @@ def summary_levels_text(summary: PatientSummary, field: str) -> str:
         left_out = [(lv, why) for lv, why in summary.excluded if lv in candidates]
         if left_out:
             text += "; " + "; ".join(
-                f"{lv} excluded: {why.removeprefix('flagged: ')}" for lv, why in left_out
+                f"{lv} excluded: {why.removeprefix('flagged: ').replace('_', ' ')}"
+                for lv, why in left_out
             )
     return text
 
