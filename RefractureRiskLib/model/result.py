@@ -140,13 +140,19 @@ def format_log_odds(c: Contribution) -> str:
 
 #: Clinical words for category values the generic text would spell as codes.
 CATEGORY_WORDS: dict[str, dict[str, str]] = {"sex": {"F": "female sex", "M": "male sex"}}
+#: Clinical words for inputs whose description's first clause is not a name (the cohort schema's
+#: "MRI field strength, 1.5 or 3.0 T; ..." would read "MRI field strength, 1.5 or 3.0 T: 3 T").
+INPUT_WORDS: dict[str, str] = {"mri_field_T": "MRI field strength"}
 
 
 def factor_text(c: Contribution, detail: str = "") -> str:
-    """A term's input and value in clinical words, e.g. "no anti-osteoporosis treatment after
-    surgery", "age at surgery: 74 years", "female sex"; ``detail`` is added in brackets (e.g. the
-    levels a summary averages). Built from the input's description, never from variable names."""
-    what = clean_description(c.input_description) or c.input.replace("_", " ")
+    """A term's input and value in clinical words, in sentence case, e.g. "No anti-osteoporosis
+    treatment after surgery", "Age at surgery: 74 years", "Female sex"; ``detail`` is added in
+    brackets (e.g. the levels a summary averages). Built from the input's description, never from
+    variable names; sentence case whatever the case of the description (a demonstration model's
+    "age at surgery" and a trained model's "Age at the index surgery" read alike)."""
+    what = INPUT_WORDS.get(c.input) or clean_description(c.input_description)
+    what = what or c.input.replace("_", " ")
     if c.missing:
         text = f"{what}: missing"
     elif c.input_kind == "binary":
@@ -158,7 +164,18 @@ def factor_text(c: Contribution, detail: str = "") -> str:
     else:
         unit = "" if c.unit in ("", "count") else (c.unit if c.unit == "%" else f" {c.unit}")
         text = f"{what}: {format_value(c.value)}{unit}"  # type: ignore[arg-type]
+    text = sentence_case(text)
     return f"{text} ({detail})" if detail else text
+
+
+def sentence_case(text: str) -> str:
+    """The first letter upper case, the rest as written ("DXA", "PDFF", "T11-L2" unchanged)."""
+    return text[:1].upper() + text[1:]
+
+
+#: Below this |log-odds| (odds changed by under about 5%) a term "raises risk slightly": a bar
+#: too short to see beside plain "raises risk" would read as a mistake.
+SLIGHT_LOG_ODDS = 0.05
 
 
 def direction_text(c: Contribution) -> str:
@@ -168,10 +185,11 @@ def direction_text(c: Contribution) -> str:
     if c.log_odds_range is not None:
         lo, hi = c.log_odds_range
         return f"unknown: from {lo:+.2f} to {hi:+.2f} log-odds"
+    slightly = " slightly" if abs(c.log_odds) < SLIGHT_LOG_ODDS else ""
     if c.log_odds > 0:
-        return "raises risk"
+        return "raises risk" + slightly
     if c.log_odds < 0:
-        return "lowers risk"
+        return "lowers risk" + slightly
     return "at the reference value: no change"
 
 

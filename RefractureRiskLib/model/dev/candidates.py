@@ -52,52 +52,56 @@ class CandidateTerm:
         return Term(self.name, self.input, tr, label=self.label)
 
 
-#: The candidate terms of the study (the demonstration model's terms, issue 5 item 6).
+#: The candidate terms of the study (the demonstration model's terms, issue 5 item 6). Labels are
+#: clinical words in sentence case, a slope's unit and reference after a comma ("Age, per year
+#: (reference 70)"); the model card, ``score`` and the validation report show them as written.
 DEFAULT_CANDIDATES: tuple[CandidateTerm, ...] = (
-    CandidateTerm("age_per_year", "age_years", "linear", 70.0, 1.0, label="(age - 70) per year"),
-    CandidateTerm("female", "sex", "indicator", levels=("F",), label="female sex"),
+    CandidateTerm(
+        "age_per_year", "age_years", "linear", 70.0, 1.0, label="Age, per year (reference 70)"
+    ),
+    CandidateTerm("female", "sex", "indicator", levels=("F",), label="Female sex"),
     CandidateTerm(
         "tscore_per_sd",
         "dxa_l1l4_tscore",
         "linear",
         -2.5,
         1.0,
-        label="(L1-L4 T-score + 2.5) per SD",
+        label="DXA L1-L4 T-score, per SD (reference -2.5)",
     ),
     CandidateTerm(
         "cement_leak_disc",
         "cement_leak_disc",
         "indicator",
         levels=("1",),
-        label="cement leakage into the disc",
+        label="Cement leakage into an adjacent disc",
     ),
     CandidateTerm(
         "no_antiop_post",
         "antiop_post",
         "indicator",
         levels=("0",),
-        label="no anti-osteoporosis treatment after surgery",
+        label="No anti-osteoporosis treatment after surgery",
     ),
     CandidateTerm(
         "tl_junction",
         "tl_junction",
         "indicator",
         levels=("1",),
-        label="thoracolumbar-junction index level",
+        label="Index level at the thoracolumbar junction (T11-L2)",
     ),
     CandidateTerm(
         "glucocorticoid_use",
         "glucocorticoid_use",
         "indicator",
         levels=("1",),
-        label="glucocorticoid use",
+        label="Systemic glucocorticoid use",
     ),
     CandidateTerm(
         "prior_vertebral_fracture",
         "n_prevalent_vertebral_fractures",
         "threshold",
         above=0.0,
-        label="prior vertebral fracture (n prevalent > 0)",
+        label="Prior vertebral fracture (one or more prevalent)",
     ),
     CandidateTerm(
         "pdff_per_10",
@@ -105,7 +109,7 @@ DEFAULT_CANDIDATES: tuple[CandidateTerm, ...] = (
         "linear",
         60.0,
         10.0,
-        label="(PDFF global L1-L4 - 60) per 10 points",
+        label="PDFF global L1-L4, per 10 points (reference 60%)",
     ),
     CandidateTerm(
         "r2s_per_10",
@@ -113,7 +117,7 @@ DEFAULT_CANDIDATES: tuple[CandidateTerm, ...] = (
         "linear",
         100.0,
         10.0,
-        label="(R2* global L1-L4 - 100) per 10 1/s",
+        label="R2* global L1-L4, per 10 1/s (reference 100 1/s)",
     ),
 )
 
@@ -170,6 +174,11 @@ def field_strength_handling(
     return tuple(candidates), None, None
 
 
+def _what(c: CandidateTerm) -> str:
+    """The input in clinical words: the label before its slope ("Age" of "Age, per year ...")."""
+    return c.label.split(", per ")[0] if c.label else c.input
+
+
 def with_splines(
     candidates: Sequence[CandidateTerm], names: Sequence[str], n_knots: int = 4
 ) -> tuple[CandidateTerm, ...]:
@@ -189,7 +198,7 @@ def with_splines(
                 transform="rcs",
                 n_knots=n_knots,
                 name=f"{c.input}_rcs",
-                label=f"{c.input} (restricted cubic spline, {n_knots} knots)",
+                label=f"{_what(c)} (restricted cubic spline, {n_knots} knots)",
             )
         out.append(c)
     return tuple(out)

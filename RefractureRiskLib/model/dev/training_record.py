@@ -48,7 +48,7 @@ def trained_model(
         validated=validated,
         outcome={
             "name": "new vertebral fracture within 1 year",
-            "definition": "outcome_1y: new vertebral fracture within 365 days of the index surgery",
+            "definition": "new vertebral fracture within 365 days of the index surgery",
             "horizon_days": 365,
         },
         covariance=pooled.covariance,
