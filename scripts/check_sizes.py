@@ -55,8 +55,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/batch/runner.py": 442,
     "RefractureRiskLib/batch/runner.py::_run_locked": 98,
     "RefractureRiskLib/core/atomic.py": 571,
-    "RefractureRiskLib/io/dicom_scan.py": 615,
-    "RefractureRiskLib/io/dicom_scan.py::_enhanced_frames": 71,
     "RefractureRiskLib/pipeline.py": 632,
     "RefractureRiskLib/pipeline.py::analyze_study": 87,
     "RefractureRiskLib/roi/auto.py": 408,

@@ -16,8 +16,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
-from collections.abc import Sequence as AbcSequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +24,14 @@ from typing import TYPE_CHECKING
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import PatientInfo
 from RefractureRiskLib.io.dicom_fastheader import read_fast_header
+from RefractureRiskLib.io.dicom_frames import (
+    FrameRef,
+    SkipFileError,
+    classic_frame,
+    enhanced_frames,
+    to_float,
+    to_int,
+)
 
 if TYPE_CHECKING:  # pydicom is imported only for files the fast header reader leaves to it
     from pydicom.dataset import Dataset
@@ -36,56 +43,6 @@ NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-
-# Tags used by classification (vendor private tags are read by number, not by name).
-GE_PULSE_SEQUENCE = (0x0019, 0x109C)
-GE_INTERNAL_SEQUENCE = (0x0019, 0x109E)
-GE_IMAGE_TYPE = (0x0043, 0x102F)
-PHILIPS_IMAGE_TYPE_MR = (0x2005, 0x1011)
-PHILIPS_PRIVATE_FRAME_ITEMS = (0x2005, 0x140F)
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """One 2D image: a single-frame file or one frame of a multi-frame (enhanced) file.
-
-    Geometry is LPS (DICOM patient coordinates, mm). ``pixel_offset`` is the byte offset of the
-    Pixel Data element's tag when the transfer syntax is native little-endian (so the pixels can
-    be read without parsing the file again), otherwise None. ``slope``/``intercept`` are the
-    modality rescale of this frame (per-frame in enhanced files); ``rwv`` is the real-world value
-    mapping ``(slope, intercept, units code, units meaning)`` when present.
-    """
-
-    path: Path
-    frame_index: int | None
-    n_frames_in_file: int
-    sop_instance_uid: str
-    instance_number: int | None
-    transfer_syntax: str
-    pixel_offset: int | None
-    rows: int
-    cols: int
-    bits_allocated: int
-    bits_stored: int
-    pixel_representation: int
-    samples_per_pixel: int
-    position_lps: tuple[float, float, float] | None
-    orientation: tuple[float, float, float, float, float, float] | None
-    pixel_spacing_mm: tuple[float, float] | None  # (between rows, between columns)
-    slice_thickness_mm: float | None
-    spacing_between_slices_mm: float | None
-    gantry_tilt_deg: float | None
-    slope: float
-    intercept: float
-    rescale_type: str | None
-    rwv: tuple[float, float, str, str] | None
-    image_type: tuple[str, ...]
-    echo_number: int | None
-    echo_time_ms: float | None
-    private_hints: tuple[tuple[str, str], ...]  # (tag name, value) for classification
-    #: Why the file's pixel description does not fit its pixel data (the file and the tag
-    #: named), or None. Such a frame is listed, and refused when a stack is built from it.
-    pixel_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +141,7 @@ def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
         ds_fast, pixel_offset, pixel_head = fast
         try:
             return _describe_file(path, ds_fast, size, pixel_offset, pixel_head)
-        except _SkipFileError as skip:
+        except SkipFileError as skip:
             return SkippedFile(path, str(skip))
         except Exception:  # any oddity: let pydicom read it and say what is wrong
             pass
@@ -209,7 +166,7 @@ def _scan_with_pydicom(path: Path, size: int) -> ScannedFile | SkippedFile:
         return SkippedFile(path, f"corrupt or truncated DICOM header ({_first_line(err)})")
     try:
         return _describe_pydicom(path, ds, size, pixel_offset, pixel_head)
-    except _SkipFileError as skip:
+    except SkipFileError as skip:
         return SkippedFile(path, str(skip))
     except Exception as err:  # damaged values of any kind (pydicom converts lazily)
         return SkippedFile(path, f"unreadable DICOM attributes ({_first_line(err)})")
@@ -236,10 +193,6 @@ def _describe_pydicom(
             )
         return SkippedFile(path, _no_pixel_reason(ds))
     return _describe_file(path, ds, size, pixel_offset, pixel_head)
-
-
-class _SkipFileError(Exception):
-    """Internal: the file is DICOM but not an image this loader uses."""
 
 
 def _first_line(err: BaseException) -> str:
@@ -297,7 +250,7 @@ def _describe_file(
         ts = "1.2.840.10008.1.2"  # no meta: pydicom reads it as implicit VR little endian
     rows, cols = ds.get("Rows"), ds.get("Columns")
     if rows is None or cols is None:
-        raise _SkipFileError(_no_pixel_reason(ds) + "; no Rows/Columns")
+        raise SkipFileError(_no_pixel_reason(ds) + "; no Rows/Columns")
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     bits_alloc = int(ds.get("BitsAllocated", 16))
     spp = int(ds.get("SamplesPerPixel", 1))
@@ -306,12 +259,12 @@ def _describe_file(
     offset: int | None = None
     lengths = _pixel_value_length(ts, head)
     if lengths is None:
-        raise _SkipFileError("corrupt or truncated file: no Pixel Data element after the header")
+        raise SkipFileError("corrupt or truncated file: no Pixel Data element after the header")
     header_len, value_len = lengths
     if value_len != 0xFFFFFFFF:
         available = size - pixel_offset - header_len
         if problem is None and (available < expected or value_len < expected):
-            raise _SkipFileError(
+            raise SkipFileError(
                 f"truncated or corrupt pixel data: {min(available, value_len)} bytes present, "
                 f"{expected} expected for {rows}x{cols}x{n_frames} frame(s) of {bits_alloc} bits"
             )
@@ -327,14 +280,14 @@ def _describe_file(
         if ts in NATIVE_LITTLE_ENDIAN:
             offset = pixel_offset + header_len
     elif size - pixel_offset < 16:
-        raise _SkipFileError("truncated file: compressed pixel data is missing")
+        raise SkipFileError("truncated file: compressed pixel data is missing")
     header = _series_header(ds)
     if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
-        frames = tuple(_enhanced_frames(path, ds, ts, offset, n_frames))
+        frames = tuple(enhanced_frames(path, ds, ts, offset, n_frames))
     else:
-        frames = (_classic_frame(path, ds, ts, offset),)
+        frames = (classic_frame(path, ds, ts, offset),)
     if not frames:  # e.g. NumberOfFrames 0 or negative: nothing to place
-        raise _SkipFileError(f"(0028,0008) NumberOfFrames is {n_frames}; expected at least 1")
+        raise SkipFileError(f"(0028,0008) NumberOfFrames is {n_frames}; expected at least 1")
     if problem is not None:
         frames = tuple(replace(f, pixel_problem=problem) for f in frames)
     return ScannedFile(path, header, frames)
@@ -371,52 +324,6 @@ def _pixel_description_problem(path: Path, ds: Dataset, n_frames: int) -> str | 
     return None
 
 
-def _float(value, default: float | None = None) -> float | None:
-    try:
-        return float(value) if value is not None and value != "" else default
-    except (TypeError, ValueError):
-        return default
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _tokens(value) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    parts = value.split("\\") if isinstance(value, str) else list(value)
-    return tuple(str(p).strip().upper() for p in parts if str(p).strip())
-
-
-def _vector(value, n: int) -> tuple[float, ...] | None:
-    try:
-        vals = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return vals if len(vals) == n else None
-
-
-def _private_hints(ds: Dataset) -> tuple[tuple[str, str], ...]:
-    hints = []
-    for name, tag in (
-        ("GE (0019,109C) pulse sequence", GE_PULSE_SEQUENCE),
-        ("GE (0019,109E) internal sequence", GE_INTERNAL_SEQUENCE),
-        ("GE (0043,102F) image type", GE_IMAGE_TYPE),
-        ("Philips (2005,1011) image type", PHILIPS_IMAGE_TYPE_MR),
-    ):
-        elem = ds.get(tag)
-        value = getattr(elem, "value", elem)  # pydicom gives an element, the fast reader a value
-        if value not in (None, b"", ""):
-            if isinstance(value, bytes):
-                value = value.decode("latin-1", "replace").strip("\x00 ")
-            hints.append((name, str(value).strip()))
-    return tuple(hints)
-
-
 _AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
 _AGE_FACTOR = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
 
@@ -445,171 +352,15 @@ def _series_header(ds: Dataset) -> SeriesHeader:
     return SeriesHeader(
         study_uid=str(ds.get("StudyInstanceUID", "") or "unknown-study"),
         series_uid=str(ds.get("SeriesInstanceUID", "") or "unknown-series"),
-        series_number=_int(ds.get("SeriesNumber")),
+        series_number=to_int(ds.get("SeriesNumber")),
         series_description=str(ds.get("SeriesDescription", "") or "").strip(),
         study_description=str(ds.get("StudyDescription", "") or "").strip(),
         modality=str(ds.get("Modality", "") or "").strip().upper(),
         sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
         manufacturer=str(ds.get("Manufacturer", "") or "").strip(),
         model=str(ds.get("ManufacturerModelName", "") or "").strip(),
-        field_strength_t=_float(ds.get("MagneticFieldStrength")),
+        field_strength_t=to_float(ds.get("MagneticFieldStrength")),
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or "") or None,
         patient_key=hashlib.sha256(ident).hexdigest()[:12],
         patient=_patient_info(ds),
     )
-
-
-def _rwv(item: Dataset | None) -> tuple[float, float, str, str] | None:
-    seq = item.get("RealWorldValueMappingSequence") if item is not None else None
-    if not seq:
-        return None
-    rw = seq[0]
-    slope = _float(rw.get("RealWorldValueSlope"))
-    if slope is None:
-        return None
-    code, meaning = "", ""
-    units = rw.get("MeasurementUnitsCodeSequence")
-    if units:
-        code = str(units[0].get("CodeValue", "") or "")
-        meaning = str(units[0].get("CodeMeaning", "") or "")
-    return slope, _float(rw.get("RealWorldValueIntercept"), 0.0) or 0.0, code, meaning
-
-
-def _common_frame_fields(path: Path, ds: Dataset, ts: str, offset: int | None) -> dict:
-    return {
-        "path": path,
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or path.name),
-        "instance_number": _int(ds.get("InstanceNumber")),
-        "transfer_syntax": ts,
-        "pixel_offset": offset,
-        "rows": int(ds.get("Rows")),
-        "cols": int(ds.get("Columns")),
-        "bits_allocated": int(ds.get("BitsAllocated", 16)),
-        "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 16))),
-        "pixel_representation": int(ds.get("PixelRepresentation", 0)),
-        "samples_per_pixel": int(ds.get("SamplesPerPixel", 1)),
-        "gantry_tilt_deg": _float(ds.get("GantryDetectorTilt")),
-    }
-
-
-def _classic_frame(path: Path, ds: Dataset, ts: str, offset: int | None) -> FrameRef:
-    spacing = _vector(ds.get("PixelSpacing"), 2)
-    return FrameRef(
-        frame_index=None,
-        n_frames_in_file=1,
-        position_lps=_vector(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-        orientation=_vector(ds.get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
-        pixel_spacing_mm=spacing,  # type: ignore[arg-type]
-        slice_thickness_mm=_float(ds.get("SliceThickness")),
-        spacing_between_slices_mm=_float(ds.get("SpacingBetweenSlices")),
-        slope=_float(ds.get("RescaleSlope"), 1.0) or 1.0,
-        intercept=_float(ds.get("RescaleIntercept"), 0.0) or 0.0,
-        rescale_type=str(ds.get("RescaleType", "") or "") or None,
-        rwv=_rwv(ds),
-        image_type=_tokens(ds.get("ImageType")),
-        echo_number=_int(_first(ds.get("EchoNumbers"))),
-        echo_time_ms=_float(ds.get("EchoTime")),
-        private_hints=_private_hints(ds),
-        **_common_frame_fields(path, ds, ts, offset),
-    )
-
-
-def _first(value):
-    if value is None or isinstance(value, str | int | float):
-        return value
-    try:
-        return next(iter(value))
-    except (TypeError, StopIteration):
-        return value
-
-
-def _group(ds: Dataset, per_frame: Dataset | None, seq: str) -> Dataset | None:
-    """Item of functional group ``seq`` for one frame: per-frame first, then shared."""
-    for container in (per_frame, _shared(ds)):
-        if container is not None and seq in container:
-            items = container.get(seq)
-            if items:
-                return items[0]
-    return None
-
-
-def _shared(ds: Dataset) -> Dataset | None:
-    seq = ds.get("SharedFunctionalGroupsSequence")
-    return seq[0] if seq else None
-
-
-#: More frames than any MR volume holds (a corrupt count is not walked frame by frame).
-MAX_FRAMES = 100_000
-
-
-def _enhanced_frames(
-    path: Path, ds: Dataset, ts: str, offset: int | None, n_frames: int
-) -> Iterable[FrameRef]:
-    per_frame_seq = ds.get("PerFrameFunctionalGroupsSequence") or []
-    if per_frame_seq and len(per_frame_seq) != n_frames:
-        raise _SkipFileError(
-            f"corrupt enhanced file: {len(per_frame_seq)} per-frame items for "
-            f"NumberOfFrames {n_frames}"
-        )
-    if not per_frame_seq and n_frames > 1:
-        # frames without their own position cannot be stacked, and a corrupt count (up to
-        # 2^31) must not be walked frame by frame
-        raise _SkipFileError(
-            f"corrupt enhanced file: NumberOfFrames {n_frames} without per-frame functional "
-            "groups (frame positions unknown)"
-        )
-    if n_frames > MAX_FRAMES:
-        raise _SkipFileError(f"NumberOfFrames {n_frames} (at most {MAX_FRAMES} accepted)")
-    common = _common_frame_fields(path, ds, ts, offset)
-    frame_bytes = common["rows"] * common["cols"] * common["samples_per_pixel"]
-    frame_bytes *= common["bits_allocated"] // 8
-    file_type = _tokens(ds.get("ImageType"))
-    file_hints = _private_hints(ds)
-    for i in range(n_frames):
-        pf = per_frame_seq[i] if per_frame_seq else None
-        pos = _group(ds, pf, "PlanePositionSequence")
-        ori = _group(ds, pf, "PlaneOrientationSequence")
-        meas = _group(ds, pf, "PixelMeasuresSequence")
-        pvt = _group(ds, pf, "PixelValueTransformationSequence")
-        ftype = _group(ds, pf, "MRImageFrameTypeSequence")
-        echo = _group(ds, pf, "MREchoSequence")
-        rwv_item = pf if pf is not None and "RealWorldValueMappingSequence" in pf else _shared(ds)
-        hints = file_hints
-        priv = pf.get(PHILIPS_PRIVATE_FRAME_ITEMS) if pf is not None else None
-        priv_items = getattr(priv, "value", priv)  # pydicom: element; fast reader: items
-        if isinstance(priv_items, AbcSequence) and priv_items and hasattr(priv_items[0], "get"):
-            frame_hints = _private_hints(priv_items[0])
-            if frame_hints:
-                hints = frame_hints
-        frame_type = _tokens(ftype.get("FrameType")) if ftype is not None else ()
-        yield FrameRef(
-            frame_index=i,
-            n_frames_in_file=n_frames,
-            position_lps=_vector(pos.get("ImagePositionPatient"), 3) if pos else None,  # type: ignore[arg-type]
-            orientation=_vector(ori.get("ImageOrientationPatient"), 6) if ori else None,  # type: ignore[arg-type]
-            pixel_spacing_mm=_vector(meas.get("PixelSpacing"), 2) if meas else None,  # type: ignore[arg-type]
-            slice_thickness_mm=_float(meas.get("SliceThickness")) if meas else None,
-            spacing_between_slices_mm=_float(
-                (meas.get("SpacingBetweenSlices") if meas else None)
-                or ds.get("SpacingBetweenSlices")
-            ),
-            slope=(
-                _float(pvt.get("RescaleSlope"), 1.0) if pvt else _float(ds.get("RescaleSlope"), 1.0)
-            )
-            or 1.0,
-            intercept=(
-                _float(pvt.get("RescaleIntercept"), 0.0)
-                if pvt
-                else _float(ds.get("RescaleIntercept"), 0.0)
-            )
-            or 0.0,
-            rescale_type=str((pvt or ds).get("RescaleType", "") or "") or None,
-            rwv=_rwv(rwv_item),
-            image_type=frame_type or file_type,
-            echo_number=None,
-            echo_time_ms=_float(echo.get("EffectiveEchoTime"))
-            if echo
-            else _float(ds.get("EchoTime")),
-            private_hints=hints,
-            **{**common, "pixel_offset": None if offset is None else offset + i * frame_bytes},
-        )
