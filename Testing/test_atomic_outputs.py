@@ -197,7 +197,7 @@ def _risk_pair(folder: Path) -> tuple[float, str]:
 def test_analyze_failing_mid_way_leaves_no_folder_and_keeps_old_results(
     demo, tmp_path, monkeypatch, capsys
 ):
-    from RefractureRiskLib import pipeline
+    from RefractureRiskLib import pipeline_files as pipeline  # the result folder's writer
 
     dicom, clinical, older = demo
     real_write = pipeline.write_statistics

@@ -55,8 +55,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/batch/runner.py": 442,
     "RefractureRiskLib/batch/runner.py::_run_locked": 98,
     "RefractureRiskLib/core/atomic.py": 571,
-    "RefractureRiskLib/pipeline.py": 632,
-    "RefractureRiskLib/pipeline.py::analyze_study": 87,
     "RefractureRiskLib/roi/auto.py": 408,
     "RefractureRiskLib/roi/auto.py::automatic_rois": 183,
     "RefractureRiskLib/roi/body.py": 564,
