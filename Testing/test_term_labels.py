@@ -87,3 +87,15 @@ def test_a_trained_model_card_uses_the_labels_and_no_outcome_variable() -> None:
     for term in result.model.terms:
         assert _is_sentence_case(term.label) and not VARIABLE_NAME.search(term.label)
         assert f"| {term.label} |" in card
+
+
+def test_the_demonstration_model_uses_the_candidate_labels_and_the_terminal_table_aligns() -> None:
+    """The bundled model has the study's terms: the same words as a model trained on them."""
+    model = load_model(bundled_model_path())
+    by_name = {c.name: c.label for c in DEFAULT_CANDIDATES}
+    assert {t.name: t.label for t in model.terms} == {t.name: by_name[t.name] for t in model.terms}
+    patient = {**DEMO_CLINICAL, "pdff_global_L1L4": 50.2, "r2s_global_L1L4": 64.2}
+    lines = score(model, patient).format_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("term "))
+    rows = lines[start : start + 1 + len(model.terms)]
+    assert len({len(r) for r in rows}) == 1, rows  # every column right-aligned at one place

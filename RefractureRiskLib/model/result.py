@@ -110,10 +110,11 @@ class RiskResult:
             lines.append(f"95% interval: {note}")
         lines.append(f"Baseline: {baseline_text(self)}")
         lines.append("")
-        lines.append(f"{'term':<46} {'value':>10} {'log-odds':>16}")
+        width = max([46, *(len(c.label or c.term) for c in self.contributions)])
+        lines.append(f"{'term':<{width}} {'value':>10} {'log-odds':>16}")
         for c in self.contributions:
             value = "missing" if c.missing else format_value(c.value)
-            lines.append(f"{c.label or c.term:<46} {value:>10} {format_log_odds(c):>16}")
+            lines.append(f"{c.label or c.term:<{width}} {value:>10} {format_log_odds(c):>16}")
         lines.append("(log-odds relative to each term's reference value; > 0 raises the risk)")
         if self.warnings:
             lines.append("")
