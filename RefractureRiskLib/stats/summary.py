@@ -92,94 +92,26 @@ def summarize_statistics(stats: pd.DataFrame, index_levels: Iterable[str] = ()) 
     ``index_levels`` adds treated levels to those flagged ``index`` in the table (e.g. a cemented
     level that has no ROI row).
     """
-    required = ["level", "map", "mean", "n_voxels", "flags", "included"]
-    missing = [c for c in required if c not in stats.columns]
-    if missing:
-        raise InputError("statistics table", f"missing column(s) {missing}; expected {required}")
-    for lv in stats["level"].unique():
-        try:
-            level_index(str(lv))
-        except ValueError as err:
-            raise InputError("statistics table: column 'level'", str(err)) from None
-
-    repeated = stats[stats.duplicated(subset=["level", "map"], keep=False)]
-    if not repeated.empty:
-        first = repeated.iloc[0]
-        raise InputError(
-            "statistics table",
-            f"several rows for level {first['level']}, map {first['map']}: one patient's "
-            "table has one row per (level, map)",
-        )
+    _check_table(stats)
     level_rows = stats.drop_duplicates(subset=["level"]).set_index("level")
     flags = {str(lv): parse_flags(row["flags"]) for lv, row in level_rows.iterrows()}
     included = {str(lv): _as_bool(row["included"], str(lv)) for lv, row in level_rows.iterrows()}
-
-    extra_index = set()
-    for lv in index_levels:
-        try:
-            extra_index.add(VERTEBRAL_LEVELS[level_index(lv)])
-        except ValueError as err:
-            raise InputError("index_levels", str(err)) from None
-    index = sorted(
-        {lv for lv, f in flags.items() if RoiFlag.INDEX.value in f} | extra_index,
-        key=_level_sort_key,
-    )
-
-    notes: list[str] = []
-    excluded: list[tuple[str, str]] = []
-    for lv in sorted(flags, key=_level_sort_key):
-        f = sorted(flags[lv])
-        if not included[lv]:
-            excluded.append((lv, f"flagged: {', '.join(f)}" if f else "excluded by the user"))
-        elif f:
-            notes.append(f"{lv} re-included by the user despite flags: {', '.join(f)}")
-
+    index = _treated_levels(flags, index_levels)
+    excluded, notes = _exclusions(flags, included)
     values: dict[str, float] = {}
     used: dict[str, tuple[str, ...]] = {}
     for name, (kind, which) in _SUMMARY_FIELDS.items():
         rows = stats[stats["map"] == kind].set_index("level")
         label = f"{_MAP_NAMES[kind]} {which}"
         if rows.empty:
-            values[name], used[name] = float("nan"), ()
-            notes.append(f"{label}: no {kind} statistics")
-            continue
-        if which == "global":
-            candidates = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv in rows.index]
-            absent = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in rows.index]
-            eligible = [lv for lv in candidates if _eligible(rows, lv, included)]
-            if len(eligible) >= MIN_GLOBAL_LEVELS:
-                values[name] = float(np.mean([rows.at[lv, "mean"] for lv in eligible]))
-                used[name] = tuple(eligible)
-            else:
-                values[name], used[name] = float("nan"), ()
-                why = _why_not(rows, LUMBAR_GLOBAL_LEVELS, included, absent)
-                notes.append(
-                    f"{label} L1-L4: {len(eligible)} eligible level(s)"
-                    f"{' (' + ', '.join(eligible) + ')' if eligible else ''}, at least "
-                    f"{MIN_GLOBAL_LEVELS} needed{'; ' + why if why else ''}"
-                )
+            value, levels, note = float("nan"), (), f"{label}: no {kind} statistics"
+        elif which == "global":
+            value, levels, note = _global_mean(rows, included, label)
         else:
-            if not index:
-                values[name], used[name] = float("nan"), ()
-                notes.append(f"{label}: no index level given")
-                continue
-            neighbours = sorted(
-                {a for lv in index for a in adjacent_levels(lv)} - set(index),
-                key=_level_sort_key,
-            )
-            eligible = [lv for lv in neighbours if _eligible(rows, lv, included)]
-            if eligible:
-                values[name] = float(np.mean([rows.at[lv, "mean"] for lv in eligible]))
-                used[name] = tuple(eligible)
-            else:
-                values[name], used[name] = float("nan"), ()
-                absent = [lv for lv in neighbours if lv not in rows.index]
-                why = _why_not(rows, neighbours, included, absent)
-                notes.append(
-                    f"{label}: no eligible level adjacent to {', '.join(index)}"
-                    f"{'; ' + why if why else ''}"
-                )
-
+            value, levels, note = _adjacent_mean(rows, index, included, label)
+        values[name], used[name] = value, levels
+        if note is not None:
+            notes.append(note)
     return PatientSummary(
         pdff_global_L1L4_pct=values["pdff_global_L1L4_pct"],
         r2s_global_L1L4_per_s=values["r2s_global_L1L4_per_s"],
@@ -190,6 +122,95 @@ def summarize_statistics(stats: pd.DataFrame, index_levels: Iterable[str] = ()) 
         excluded=tuple(excluded),
         notes=tuple(notes),
     )
+
+
+def _check_table(stats: pd.DataFrame) -> None:
+    """Refuse a table without the needed columns, with unknown levels or repeated rows."""
+    required = ["level", "map", "mean", "n_voxels", "flags", "included"]
+    missing = [c for c in required if c not in stats.columns]
+    if missing:
+        raise InputError("statistics table", f"missing column(s) {missing}; expected {required}")
+    for lv in stats["level"].unique():
+        try:
+            level_index(str(lv))
+        except ValueError as err:
+            raise InputError("statistics table: column 'level'", str(err)) from None
+    repeated = stats[stats.duplicated(subset=["level", "map"], keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        raise InputError(
+            "statistics table",
+            f"several rows for level {first['level']}, map {first['map']}: one patient's "
+            "table has one row per (level, map)",
+        )
+
+
+def _treated_levels(flags: dict[str, frozenset[str]], index_levels: Iterable[str]) -> list[str]:
+    """The index (treated) levels: flagged ``index`` in the table, or given, in level order."""
+    extra_index = set()
+    for lv in index_levels:
+        try:
+            extra_index.add(VERTEBRAL_LEVELS[level_index(lv)])
+        except ValueError as err:
+            raise InputError("index_levels", str(err)) from None
+    return sorted(
+        {lv for lv, f in flags.items() if RoiFlag.INDEX.value in f} | extra_index,
+        key=_level_sort_key,
+    )
+
+
+def _exclusions(
+    flags: dict[str, frozenset[str]], included: dict[str, bool]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(level, why) of every excluded level, and a note for each flagged level re-included."""
+    notes: list[str] = []
+    excluded: list[tuple[str, str]] = []
+    for lv in sorted(flags, key=_level_sort_key):
+        f = sorted(flags[lv])
+        if not included[lv]:
+            excluded.append((lv, f"flagged: {', '.join(f)}" if f else "excluded by the user"))
+        elif f:
+            notes.append(f"{lv} re-included by the user despite flags: {', '.join(f)}")
+    return excluded, notes
+
+
+def _global_mean(
+    rows: pd.DataFrame, included: dict[str, bool], label: str
+) -> tuple[float, tuple[str, ...], str | None]:
+    """Mean over the eligible L1-L4 levels (at least :data:`MIN_GLOBAL_LEVELS`), the levels
+    used, and a note saying why when there are too few."""
+    candidates = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv in rows.index]
+    absent = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in rows.index]
+    eligible = [lv for lv in candidates if _eligible(rows, lv, included)]
+    if len(eligible) >= MIN_GLOBAL_LEVELS:
+        return float(np.mean([rows.at[lv, "mean"] for lv in eligible])), tuple(eligible), None
+    why = _why_not(rows, LUMBAR_GLOBAL_LEVELS, included, absent)
+    note = (
+        f"{label} L1-L4: {len(eligible)} eligible level(s)"
+        f"{' (' + ', '.join(eligible) + ')' if eligible else ''}, at least "
+        f"{MIN_GLOBAL_LEVELS} needed{'; ' + why if why else ''}"
+    )
+    return float("nan"), (), note
+
+
+def _adjacent_mean(
+    rows: pd.DataFrame, index: list[str], included: dict[str, bool], label: str
+) -> tuple[float, tuple[str, ...], str | None]:
+    """Mean over the eligible levels next to the index levels, the levels used, and a note
+    saying why when there are none."""
+    if not index:
+        return float("nan"), (), f"{label}: no index level given"
+    neighbours = sorted(
+        {a for lv in index for a in adjacent_levels(lv)} - set(index),
+        key=_level_sort_key,
+    )
+    eligible = [lv for lv in neighbours if _eligible(rows, lv, included)]
+    if eligible:
+        return float(np.mean([rows.at[lv, "mean"] for lv in eligible])), tuple(eligible), None
+    absent = [lv for lv in neighbours if lv not in rows.index]
+    why = _why_not(rows, neighbours, included, absent)
+    note = f"{label}: no eligible level adjacent to {', '.join(index)}{'; ' + why if why else ''}"
+    return float("nan"), (), note
 
 
 def summarize_patient(
