@@ -1,4 +1,11 @@
-"""``refracture-risk analyze``: one study -> ROIs, statistics, risk, report and files."""
+"""``refracture-risk analyze``: one study -> ROIs, statistics, risk, report and files.
+
+The study is a folder of quantitative maps (PDFF, R2*, ... as the scanner exported them), or raw
+multi-echo data: an imDataParams ``.mat`` file, or a DICOM folder with ``--echoes``. Echoes are
+separated first (``maps/fatwater/study.py``); the maps used, their overview and provenance are
+written to ``fatwater/`` beside the results, and the results' provenance says, for every map,
+that it was computed from the echoes (method, fat spectrum, echo times, field strength).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,12 @@ HELP = "analyse one study: ROIs, PDFF/R2* statistics, risk, one-page report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", type=Path, help="folder with the study's DICOM files")
+    parser.add_argument(
+        "study",
+        type=Path,
+        help="folder with the study's DICOM files, or an imDataParams .mat file of echoes",
+    )
+    _add_echo_arguments(parser)
     parser.add_argument(
         "--clinical", type=Path, help="patient.json, or a CSV/Excel/Parquet table (see --patient)"
     )
@@ -64,6 +76,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_echo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Raw echoes as the study: maps computed first (``maps/fatwater/study.py``)."""
+    parser.add_argument(
+        "--echoes",
+        action="store_true",
+        help="the folder holds raw multi-echo images: compute PDFF/R2* from them first "
+        "(implied for a .mat file)",
+    )
+    parser.add_argument(
+        "--spectrum",
+        default="ismrm-6peak",
+        help="fat spectrum of the separation (with --echoes): ismrm-6peak (default), "
+        "hamilton-liver-9peak, ren-marrow-9peak, single-peak",
+    )
+    parser.add_argument(
+        "--precession",
+        choices=("auto", "clockwise", "counterclockwise"),
+        default="auto",
+        help="DICOM phase sense of the echoes (with --echoes)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.commands.options import analysis_options
     from RefractureRiskLib.core.atomic import OutputSet
@@ -77,24 +111,67 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(options.model_path or bundled_model_path())
         refuse_booleans_for_numbers(model, clinical, str(args.clinical))
+
+    def say(msg: str) -> None:
+        print(f"... {msg}", file=sys.stderr)
+
+    separated = _separate_echoes(args, say) if is_echo_input(args) else None
     # The whole result set is written beside --out and moved into place at the end: a failure
     # leaves nothing new, and --overwrite replaces the old set only by a complete new one.
     with OutputSet(overwrite=args.overwrite) as outputs:
         staging = outputs.folder(args.out, marker="results.json")
         result = analyze_study(
-            args.study,
+            args.study if separated is None else separated[0],
             clinical,
             staging,
             options,
-            progress=lambda msg: print(f"... {msg}", file=sys.stderr),
+            progress=say,
             patient_label=args.patient or "anonymous",
             clinical_source=str(args.clinical) if args.clinical else "clinical inputs",
         )
+        if separated is not None:
+            result = _with_separation_files(result, separated, staging, say)
     result = replace(result, files={k: outputs.final(p) for k, p in result.files.items()})
     print_result(result)
     for note in outputs.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def is_echo_input(args: argparse.Namespace) -> bool:
+    """True when the study is raw echoes: ``--echoes``, or a .mat file."""
+    return bool(args.echoes) or (args.study.is_file() and args.study.suffix.lower() == ".mat")
+
+
+def _separate_echoes(args: argparse.Namespace, say):
+    """``(Study, FatWaterResult, EchoSet)`` of the echo input (refused early if it is none)."""
+    from RefractureRiskLib.maps.fatwater.compute import load_echoes
+    from RefractureRiskLib.maps.fatwater.study import echo_study
+
+    if args.export_dicom:
+        from RefractureRiskLib.core.errors import InputError
+
+        raise InputError(
+            "--export-dicom",
+            "DICOM SEG/SR refer to the scanner's PDFF images; maps computed from echoes have "
+            "none (write them as DICOM with 'refracture-risk fatwater --dicom' first)",
+        )
+    say(f"reading echoes from {args.study}")
+    echoes = load_echoes(args.study, args.precession)
+    study, result = echo_study(echoes, args.spectrum, progress=say)
+    return study, result, echoes
+
+
+def _with_separation_files(result, separated, staging: Path, say):
+    """The separation's maps, overview and provenance in ``fatwater/``, added to the files."""
+    from RefractureRiskLib.commands.fatwater import write_outputs
+
+    _study, fw_result, echoes = separated
+    folder = staging / "fatwater"
+    folder.mkdir()
+    names = write_outputs(fw_result, echoes, folder, say)
+    files = dict(result.files) | {f"fatwater_{Path(n).stem}": folder / n for n in names}
+    return replace(result, files=files)
 
 
 def print_result(result) -> None:

@@ -42,25 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_echoes(path: Path, precession: str = "auto"):
-    """The :class:`EchoSet` of a .mat file or a DICOM folder."""
-    if path.is_file() and path.suffix.lower() == ".mat":
-        from RefractureRiskLib.io.echo_mat import read_echo_mat
-
-        return read_echo_mat(path)
-    if path.is_dir():
-        from RefractureRiskLib.io.echo_dicom import read_echo_dicom
-        from RefractureRiskLib.maps.fatwater.precession import choose_precession
-
-        return choose_precession(read_echo_dicom(path), precession)
-    if not path.exists():
-        raise InputError(path, "not found")
-    raise InputError(path, "expected an imDataParams .mat file or a folder of DICOM echoes")
-
-
 def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.maps.fatwater import get_spectrum, separate
+    from RefractureRiskLib.maps.fatwater.compute import load_echoes
 
     t0 = time.perf_counter()
 

@@ -15,9 +15,10 @@ from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM
 
 def choose_precession(echoes: EchoSet, precession: str = "auto") -> EchoSet:
     """Conjugate ``echoes`` when asked, or when ``auto`` finds the model fits the conjugate
-    better (mean normalised residual of the best field per voxel, brightest 4000 voxels
-    above 10% of the 99th percentile: the
-    mixed voxels decide, single-species voxels fit either way)."""
+    better (mean normalised residual of the best field per voxel, over up to 20000 voxels
+    spread evenly over those above 10% of the 99th percentile of the energy: the mixed voxels
+    decide, single-species voxels fit either way, so the sample must not be only the brightest,
+    which are often pure fat or fluid)."""
 
     if precession not in ("auto", "clockwise", "counterclockwise"):
         raise ValueError(f"precession must be auto, clockwise or counterclockwise: {precession}")
@@ -43,7 +44,7 @@ def _precession_residuals(echoes: EchoSet) -> tuple[float, float]:
     flat = echoes.signal.reshape(-1, echoes.n_echoes)
     energy = (np.abs(flat) ** 2).sum(axis=1)
     strong = np.flatnonzero(energy > 0.1 * np.percentile(energy, 99))
-    pick = strong[np.argsort(energy[strong])[-4000:]]
+    pick = strong[:: max(1, strong.size // 20000)]
     te = np.asarray(echoes.te_s)
     phasor = DEFAULT_SPECTRUM.phasor(te, echoes.field_strength_t)
     period = echo_period_hz(te) or 1000.0
