@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             f"must be between 2 and {MAX_IMPUTATIONS} (multiple imputation needs at least 2 "
             f"data sets), got {args.imputations}",
         )
+    if args.seed < 0:  # numpy refuses it only after the fit, with a traceback
+        raise InputError("--seed", f"must be 0 or more, got {args.seed}")
     if args.out.suffix.lower() != ".json":
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
     if args.out.exists() and not args.overwrite:

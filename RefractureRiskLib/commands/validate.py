@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             "--bootstrap", f"must be between 1 and {MAX_BOOTSTRAP}, got {args.bootstrap}"
         )
+    if args.seed < 0:  # numpy refuses it only after the scoring, with a traceback
+        raise InputError("--seed", f"must be 0 or more, got {args.seed}")
     if args.out.exists() and not args.out.is_dir():
         raise InputError(args.out, "exists and is not a folder; choose another --out")
     if (args.out / "validation.json").exists() and not args.overwrite:

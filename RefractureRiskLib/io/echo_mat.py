@@ -36,8 +36,9 @@ def _load_v5(path: Path) -> dict[str, object]:
 
     try:
         doc = sio.loadmat(str(path), squeeze_me=False, struct_as_record=True)
-    except (ValueError, TypeError, OSError, NotImplementedError) as err:
-        raise InputError(path, f"not a readable MATLAB file ({err})") from None
+    except Exception as err:  # scipy raises many types for a damaged file (MatReadError, ...)
+        reason = f"not a readable MATLAB file ({type(err).__name__}: {err})"
+        raise InputError(path, reason) from None
     if "imDataParams" not in doc:
         raise InputError(path, "no imDataParams struct (not an ISMRM fat-water toolbox file)")
     st = doc["imDataParams"]
