@@ -17,8 +17,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from RefractureRiskLib.batch.cohort import CohortBuild, cohort_table
-from RefractureRiskLib.batch.inputs import _index_levels, discover_studies, read_clinical_text
+from RefractureRiskLib.batch.inputs import (
+    PatientStudy,
+    _index_levels,
+    discover_studies,
+    read_clinical_text,
+)
 from RefractureRiskLib.batch.lock import batch_lock
+from RefractureRiskLib.batch.progress import Progress
 from RefractureRiskLib.batch.workers import (
     REPLACED_PREFIX,
     STAGING_PREFIX,
@@ -34,57 +40,13 @@ from RefractureRiskLib.core.atomic import OutputSet, recover
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.schema import problems_frame
 from RefractureRiskLib.pipeline import AnalysisOptions, load_clinical
-from RefractureRiskLib.store.measurements import MeasurementStore
+from RefractureRiskLib.store.measurements import MeasurementStore, _sqlite_path, store_url
 
 PATIENTS_DIR = "patients"
 STORE_FILE = "measurements.sqlite"
 COHORT_FILE = "cohort.csv"
 COHORT_PROBLEMS_FILE = "cohort_problems.csv"
 STATUS_FILE = "batch_status.csv"
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress
-
-
-class _Progress:
-    """A tqdm bar with ETA on a terminal; one plain line per study otherwise (logs, CI)."""
-
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total, self.stream, self.count = total, stream, 0
-        self.t0 = time.perf_counter()
-        self.bar: Any = None
-        if stream is not None and total and stream.isatty():
-            with contextlib.suppress(ImportError):
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, unit="study", file=stream, dynamic_ncols=True)
-
-    def update(self, patient_id: str, status: str, seconds: float) -> None:
-        self.count += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{patient_id} {status}", refresh=False)
-            self.bar.update(1)
-            return
-        if self.stream is None:
-            return
-        elapsed = time.perf_counter() - self.t0
-        left = (self.total - self.count) * elapsed / self.count
-        print(
-            f"[{self.count}/{self.total}] {patient_id}: {status} ({seconds:.1f} s); "
-            f"elapsed {_hms(elapsed)}, ETA {_hms(left)}",
-            file=self.stream,
-            flush=True,
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _hms(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +217,7 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder; choose another --out")
     studies = discover_studies(config.root, exclude=[out])
+    _check_places(config, studies)
     clinical_table = read_clinical_text(config.clinical)
     created = [p for p in (out, out / PATIENTS_DIR) if not p.exists()]
     run_notes: list[str] = []
@@ -275,6 +238,33 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
                 with contextlib.suppress(OSError):  # not empty: another batch's by now
                     p.rmdir()
         raise
+
+
+def _check_places(config: BatchConfig, studies: Sequence[PatientStudy]) -> None:
+    """Refuse a batch that would write into its own input: ``out`` may not be the root folder
+    (its ``patients`` folder would be read as a study next time) nor lie in a study folder, and
+    a SQLite store may lie neither in a study folder nor in the root folder outside ``out``
+    (a study folder's files are what is analysed and its analysis key)."""
+    out = config.out.resolve()
+    root = config.root.resolve() if config.root.is_dir() else None
+    folders = [s.study_path.resolve() for s in studies]
+    if out == root or any(out.is_relative_to(f) for f in folders):
+        raise InputError(
+            config.out, "is the batch's input folder or inside a study; choose another --out"
+        )
+    store = _sqlite_path(store_url(config.store_location, create=False))
+    if store is None:
+        return
+    store = store.resolve()
+    inside = [f for f in folders if store.is_relative_to(f)]
+    if root is not None and store.is_relative_to(root) and not store.is_relative_to(out):
+        inside.append(root)
+    if inside:
+        raise InputError(
+            store,
+            f"the measurement store would be written into the batch's input ({inside[0]}); "
+            "give --store a place outside it (default: in --out)",
+        )
 
 
 def _run_locked(
@@ -339,7 +329,7 @@ def _run_locked(
             print(f"note: {note}", file=stream, flush=True)
     sources = {t.patient_id: t.study_path for t in tasks}
     keys = {t.patient_id: t.analysis_key for t in tasks}
-    progress = _Progress(len(tasks), stream)
+    progress = Progress(len(tasks), stream)
     try:
         for result in _run_tasks(config, tasks):
             outcome = _record(

@@ -36,7 +36,8 @@ EPILOG = (
     "inputs, settings and software version (--reanalyze: analyse them again) and retries the "
     "rest; a failing study is recorded with its reason and never stops the batch. One batch "
     "at a time per OUT (lock file OUT/.batch.lock); batches with different OUT may share one "
-    "--store and record each study once. "
+    "--store and record each study once. OUT and a SQLite --store lie outside the input "
+    "(ROOT itself and every study folder; OUT may be a folder inside ROOT). "
     "Exit status 0: all measured and the cohort passes the schema; 1: finished with per-patient "
     "problems or schema problems (listed); 2: bad input."
 )

@@ -1,0 +1,559 @@
+"""More bad inputs, as a hostile user would give them (issue 11, second audit): each ends with
+exit code 2 and one error line naming the file, field or option; never a traceback, never an
+output left behind, and an existing result or input file stays byte for byte as it was.
+
+The first corpus is ``Testing/test_faults_cli_corpus.py``; these cases are new (other values,
+other commands, refusals to overwrite, a batch writing into its own input). Cases marked
+"was:" failed when this file was written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from RefractureRiskLib.cli import main
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
+
+
+@dataclass(frozen=True)
+class Env:
+    """Shared good inputs; each case damages a copy in its own folder."""
+
+    dicom: Path
+    clinical: Path
+    cohort: Path
+    model: Path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Env:
+    from RefractureRiskLib.core import PatientInfo, Study, StudyProvenance, Volume
+    from RefractureRiskLib.model.dev.synthetic_cohort import generate_cohort
+    from RefractureRiskLib.model.modelfile import bundled_model_path
+    from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+
+    base = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(1)
+    shape = (5, 12, 16)
+    affine = np.array([[0, 0, 3.0, 0], [-1.5, 0, 0, 10], [0, -1.5, 0, 30], [0, 0, 0, 1]], float)
+    pdff = rng.uniform(0, 95, shape)
+    pdff.flat[0] = 95.0
+    study = Study(
+        {"pdff": Volume(pdff, affine), "r2s": Volume(rng.uniform(20, 150, shape), affine)},
+        StudyProvenance(field_strength_t=1.5),
+        PatientInfo(age_years=70, sex="F"),
+    )
+    write_dicom_study(study, base / "dicom", vendor="GE", kinds=["pdff", "r2s"])
+    clinical = base / "patient.json"
+    clinical.write_text(json.dumps(DEMO_CLINICAL))
+    cohort = base / "cohort.csv"
+    generate_cohort(n=150, seed=3).data.to_csv(cohort, index=False)
+    return Env(base / "dicom", clinical, cohort, bundled_model_path())
+
+
+@dataclass(frozen=True)
+class Case:
+    """``make(env, tmp)`` prepares files under ``tmp`` and returns the command line.
+
+    ``expect``: fragments of the error line; ``absent``: paths (relative to ``tmp``) that must
+    not exist afterwards; ``kept``: paths (relative to ``tmp``) whose every file must be byte
+    for byte what it was before the command ran.
+    """
+
+    make: Callable[[Env, Path], list[str]]
+    expect: tuple[str, ...]
+    absent: tuple[str, ...] = ("out",)
+    kept: tuple[str, ...] = ()
+
+
+def _write(path: Path, content: str | bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def _analyze(env: Env, tmp: Path, *extra: str) -> list[str]:
+    return ["analyze", str(env.dicom), "--out", str(tmp / "out"), *extra]
+
+
+def _clinical(tmp: Path, text: str | bytes, name: str = "c.json") -> str:
+    return _write(tmp / name, text)
+
+
+def _cohort(env: Env, tmp: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> str:
+    path = tmp / "c.csv"
+    change(pd.read_csv(env.cohort)).to_csv(path, index=False)
+    return str(path)
+
+
+def _result(tmp: Path, name: str, files: dict[str, str]) -> Path:
+    """A finished result of an earlier run (files the command must not touch)."""
+    folder = tmp / name
+    for rel, text in files.items():
+        _write(folder / rel, text)
+    return folder
+
+
+def _root(env: Env, tmp: Path) -> Path:
+    """A batch root of two (copied) study folders."""
+    import shutil
+
+    root = tmp / "root"
+    for pid in ("P1", "P2"):
+        shutil.copytree(env.dicom, root / pid)
+    return root
+
+
+def _batch(env: Env, tmp: Path, root: Path | str, *extra: str, out: Path | None = None):
+    out = out if out is not None else tmp / "out"
+    clinical = _write(tmp / "clin.csv", "patient_id,age_years\nP1,70\nP2,71\n")
+    return ["batch", str(root), "--clinical", clinical, "--out", str(out), "--workers", "0",
+            "--no-report", *extra]  # fmt: skip
+
+
+def _manifest(env: Env, tmp: Path) -> str:
+    root = _root(env, tmp)
+    return _write(tmp / "m.csv", f"patient_id,study_path\nP1,{root / 'P1'}\nP2,{root / 'P2'}\n")
+
+
+def _store_with_foreign_table(tmp: Path) -> str:
+    path = tmp / "other.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER, text TEXT)")
+        conn.execute("INSERT INTO notes VALUES (1, 'keep me')")
+    conn.close()
+    return str(path)
+
+
+NESTED = "[" * 5000 + "]" * 5000
+LATIN1 = json.dumps(DEMO_CLINICAL | {"name": "M\u00fcller"}, ensure_ascii=False).encode("latin-1")
+
+
+CASES: dict[str, Case] = {
+    # -- analyze ------------------------------------------------------------------------------
+    "analyze: --anchor with an infinite coordinate": Case(
+        lambda e, t: _analyze(e, t, "--anchor", "L3:1e400,0,0"), ("--anchor",)
+    ),
+    "analyze: --anchor naming an unknown level": Case(
+        lambda e, t: _analyze(e, t, "--anchor", "Q3:0,0,0"), ("--anchor", "Q3")
+    ),
+    "analyze: --anchor without coordinates": Case(
+        lambda e, t: _analyze(e, t, "--anchor", "L3"), ("--anchor",)
+    ),
+    "analyze: --anchor with four coordinates": Case(
+        lambda e, t: _analyze(e, t, "--anchor", "L3:0,0,0,0"), ("--anchor",)
+    ),
+    "analyze: clinical file with a key given twice": Case(
+        lambda e, t: _analyze(
+            e, t, "--clinical", _clinical(t, '{"age_years": 70, "age_years": 50}')
+        ),
+        ("c.json", "age_years"),
+    ),
+    "analyze: clinical file in Latin-1": Case(
+        lambda e, t: _analyze(e, t, "--clinical", _clinical(t, LATIN1)), ("c.json", "UTF-8")
+    ),
+    "analyze: points file nested 5000 deep": Case(
+        lambda e, t: _analyze(e, t, "--roi", _clinical(t, NESTED, "p.json")), ("p.json",)
+    ),
+    "analyze: points file with a NaN coordinate": Case(
+        lambda e, t: _analyze(e, t, "--roi", _clinical(t, '{"L1": [0, NaN, 0]}', "p.json")),
+        ("p.json",),
+    ),
+    "analyze: the study is a text file": Case(
+        lambda e, t: ["analyze", _write(t / "s.txt", "hello"), "--out", str(t / "out")],
+        ("s.txt",),
+    ),
+    "analyze: the study is an empty folder": Case(
+        lambda e, t: [
+            "analyze",
+            str((t / "empty").mkdir() or t / "empty"),
+            "--out",
+            str(t / "out"),
+        ],
+        ("empty",),
+    ),
+    "analyze: --out holds an earlier result, no --overwrite": Case(
+        lambda e, t: (
+            _result(t, "out", {"results.json": '{"risk": 0.1}', "report.html": "<p>old</p>"})
+            and _analyze(e, t)
+        ),
+        ("out", "--overwrite"),
+        absent=(),
+        kept=("out",),
+    ),
+    # was: AttributeError / KeyError / ValueError tracebacks from pipeline.load_points
+    "analyze: Slicer markups whose markups are not objects": Case(
+        lambda e, t: _analyze(e, t, "--roi", _clinical(t, '{"markups": [1]}', "p.mrk.json")),
+        ("p.mrk.json",),
+    ),
+    "analyze: Slicer markups point without a position": Case(
+        lambda e, t: _analyze(
+            e,
+            t,
+            "--roi",
+            _clinical(t, '{"markups": [{"controlPoints": [{"label": "L1"}]}]}', "p.mrk.json"),
+        ),
+        ("p.mrk.json", "position"),
+    ),
+    "analyze: Slicer markups point with two coordinates": Case(
+        lambda e, t: _analyze(
+            e,
+            t,
+            "--roi",
+            _clinical(
+                t,
+                '{"markups": [{"controlPoints": [{"label": "L1", "position": [1, 2]}]}]}',
+                "p.mrk.json",
+            ),
+        ),
+        ("p.mrk.json", "L1"),
+    ),
+    # -- score --------------------------------------------------------------------------------
+    "score: --patient with a key given twice": Case(
+        lambda e, t: ["score", "--patient", '{"age_years": 70, "age_years": 90}'],
+        ("--patient", "age_years"),
+        absent=(),
+    ),
+    "score: an age of 1e400": Case(
+        lambda e, t: ["score", "--patient", json.dumps(DEMO_CLINICAL)[:-1] + ', "x": 1e400}'],
+        ("--patient",),
+        absent=(),
+    ),
+    "score: an age written as words": Case(
+        lambda e, t: ["score", "--patient", json.dumps(DEMO_CLINICAL | {"age_years": "seventy"})],
+        ("age_years",),
+        absent=(),
+    ),
+    "score: --patient names a folder": Case(
+        lambda e, t: ["score", "--patient", str((t / "p.json").mkdir() or t / "p.json")],
+        ("p.json",),
+        absent=(),
+    ),
+    # -- card ---------------------------------------------------------------------------------
+    "card: model file nested 5000 deep": Case(
+        lambda e, t: ["card", _write(t / "m.json", NESTED)], ("m.json",), absent=()
+    ),
+    "card: model file in Latin-1": Case(
+        lambda e, t: ["card", _write(t / "m.json", b'{"name": "M\xfcller"}')],
+        ("m.json", "UTF-8"),
+        absent=(),
+    ),
+    "card: --out holds an earlier card, no --overwrite": Case(
+        lambda e, t: ["card", "--out", _write(t / "card.md", "# old card\n")],
+        ("card.md", "--overwrite"),
+        absent=(),
+        kept=("card.md",),
+    ),
+    # -- train --------------------------------------------------------------------------------
+    "train: --imputations -3": Case(
+        lambda e, t: [
+            "train",
+            str(e.cohort),
+            "--out",
+            str(t / "out" / "m.json"),
+            "--imputations",
+            "-3",
+        ],
+        ("--imputations", "-3"),
+    ),
+    "train: a cohort with the header only": Case(
+        lambda e, t: [
+            "train",
+            _cohort(e, t, lambda d: d.head(0)),
+            "--out",
+            str(t / "out" / "m.json"),
+        ],
+        ("c.csv",),
+    ),
+    "train: a patient_id listed twice": Case(
+        lambda e, t: [
+            "train",
+            _cohort(e, t, lambda d: pd.concat([d, d.head(1)])),
+            "--out",
+            str(t / "out" / "m.json"),
+        ],
+        ("c.csv", "patient_id"),
+    ),
+    "train: a cohort CSV in Latin-1 bytes": Case(
+        lambda e, t: [
+            "train",
+            _write(t / "c.csv", e.cohort.read_bytes() + b"\xff\xfe\xe9\n"),
+            "--out",
+            str(t / "out" / "m.json"),
+        ],
+        ("c.csv",),
+    ),
+    "train: --out holds an earlier model, no --overwrite": Case(
+        lambda e, t: (
+            _result(t, "out", {"m.json": '{"old": 1}', "m.md": "old"})
+            and ["train", str(e.cohort), "--out", str(t / "out" / "m.json")]
+        ),
+        ("m.json", "--overwrite"),
+        absent=(),
+        kept=("out",),
+    ),
+    # was: ValueError traceback from numpy after the whole fit
+    "train: --seed -1": Case(
+        lambda e, t: [
+            "train",
+            str(e.cohort),
+            "--out",
+            str(t / "out" / "m.json"),
+            "--seed",
+            "-1",
+            "--bootstrap",
+            "5",
+        ],
+        ("--seed", "-1"),
+    ),
+    # -- validate -----------------------------------------------------------------------------
+    "validate: --out holds an earlier report, no --overwrite": Case(
+        lambda e, t: (
+            _result(t, "out", {"validation.json": "{}", "report.md": "old"})
+            and ["validate", str(e.model), str(e.cohort), "--out", str(t / "out")]
+        ),
+        ("out", "--overwrite"),
+        absent=(),
+        kept=("out",),
+    ),
+    "validate: model file nested 5000 deep": Case(
+        lambda e, t: [
+            "validate",
+            _write(t / "m.json", NESTED),
+            str(e.cohort),
+            "--out",
+            str(t / "out"),
+        ],
+        ("m.json",),
+    ),
+    "validate: a cohort without the outcome column": Case(
+        lambda e, t: [
+            "validate",
+            str(e.model),
+            _cohort(e, t, lambda d: d.drop(columns=["refracture", "time_days", "event"])),
+            "--out",
+            str(t / "out"),
+        ],
+        ("c.csv", "refracture"),
+    ),
+    "validate: --seed -1": Case(
+        lambda e, t: [
+            "validate",
+            str(e.model),
+            str(e.cohort),
+            "--out",
+            str(t / "out"),
+            "--seed",
+            "-1",
+            "--bootstrap",
+            "5",
+        ],
+        ("--seed", "-1"),
+    ),
+    # -- describe -----------------------------------------------------------------------------
+    "describe: the cohort file does not exist": Case(
+        lambda e, t: ["describe", str(t / "nope.csv"), "--out", str(t / "out")],
+        ("nope.csv",),
+    ),
+    "describe: --out holds an earlier description, no --overwrite": Case(
+        lambda e, t: (
+            _result(t, "out", {"table1.csv": "old"})
+            and ["describe", str(e.cohort), "--out", str(t / "out")]
+        ),
+        ("out", "--overwrite"),
+        absent=(),
+        kept=("out",),
+    ),
+    # -- agreement ----------------------------------------------------------------------------
+    "agreement: --store is a folder without a store": Case(
+        lambda e, t: [
+            "agreement",
+            "--store",
+            str((t / "d").mkdir() or t / "d"),
+            "--out",
+            str(t / "out"),
+        ],
+        ("measurements.sqlite", "not found"),
+        absent=("out", "d/measurements.sqlite"),
+    ),
+    "agreement: --store is a SQLite file of another program": Case(
+        lambda e, t: [
+            "agreement",
+            "--store",
+            _store_with_foreign_table(t),
+            "--out",
+            str(t / "out"),
+        ],
+        ("other.sqlite", "not a RefractureRisk measurement store"),
+        kept=("other.sqlite",),
+    ),
+    # -- batch --------------------------------------------------------------------------------
+    # was: measurements.sqlite written into the input folder
+    "batch: --store is the batch's input folder": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--store", str(t / "root")),
+        ("root/measurements.sqlite", "input"),
+        absent=("out", "root/measurements.sqlite"),
+        kept=("root",),
+    ),
+    # was: a SQLite file written into a patient's DICOM folder
+    "batch: --store inside a study folder": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--store", str(t / "root" / "P1" / "s.sqlite")),
+        ("P1/s.sqlite", "input"),
+        absent=("out", "root/P1/s.sqlite"),
+        kept=("root",),
+    ),
+    "batch: --store inside a study folder of a manifest": Case(
+        lambda e, t: _batch(e, t, _manifest(e, t), "--store", str(t / "root" / "P2" / "x.db")),
+        ("P2/x.db", "input"),
+        absent=("out", "root/P2/x.db"),
+        kept=("root",),
+    ),
+    # was: OUT/patients/ made inside the root, read as a patient's study by the next run
+    "batch: --out is the batch's root folder": Case(
+        lambda e, t: _batch(e, t, _root(e, t), out=t / "root"),
+        ("root", "--out"),
+        absent=("root/patients", "root/.batch.lock", "root/measurements.sqlite"),
+        kept=("root",),
+    ),
+    "batch: --out inside a study folder of a manifest": Case(
+        lambda e, t: _batch(e, t, _manifest(e, t), out=t / "root" / "P1" / "out"),
+        ("P1/out", "--out"),
+        absent=("root/P1/out",),
+        kept=("root",),
+    ),
+    "batch: --store is the clinical table": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--store", str(t / "clin.csv")),
+        ("clin.csv",),
+        kept=("clin.csv",),
+    ),
+    "batch: --store is a SQLite file of another program": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--store", _store_with_foreign_table(t)),
+        ("other.sqlite", "not a RefractureRisk measurement store"),
+        kept=("other.sqlite",),
+    ),
+    "batch: a clinical table in UTF-16": Case(
+        lambda e, t: _batch_with_clinical(e, t, "patient_id,age_years\nP1,70\n".encode("utf-16")),
+        ("u16.csv",),
+    ),
+    "batch: --dask-local with --workers 0": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--dask-local"), ("--workers",)
+    ),
+    # -- inspect, samplesize, fatwater, demo --------------------------------------------------
+    "inspect: a folder that does not exist": Case(
+        lambda e, t: ["inspect", str(t / "nowhere")], ("nowhere",), absent=()
+    ),
+    "samplesize: --parameters 0": Case(
+        lambda e, t: [
+            "samplesize",
+            "--parameters",
+            "0",
+            "--prevalence",
+            "0.1",
+            "--c-statistic",
+            "0.7",
+        ],
+        ("parameters", "got 0"),
+        absent=(),
+    ),
+    "fatwater: the input is a text file named .mat": Case(
+        lambda e, t: ["fatwater", _write(t / "echo.mat", "not matlab"), "--out", str(t / "out")],
+        ("echo.mat",),
+    ),
+    "demo: --out is an existing file": Case(
+        lambda e, t: ["demo", "--out", _write(t / "f", "x")], ("f",), absent=(), kept=("f",)
+    ),
+}
+
+
+def _batch_with_clinical(env: Env, tmp: Path, content: bytes) -> list[str]:
+    argv = _batch(env, tmp, _root(env, tmp))
+    argv[argv.index("--clinical") + 1] = _write(tmp / "u16.csv", content)
+    return argv
+
+
+def _snapshot(paths: list[Path]) -> dict[Path, bytes]:
+    files: dict[Path, bytes] = {}
+    for p in paths:
+        for f in [p] if p.is_file() else sorted(p.rglob("*")):
+            if f.is_file():
+                files[f] = f.read_bytes()
+    return files
+
+
+def test_the_audit_adds_at_least_25_cases_across_the_commands():
+    assert len(CASES) >= 25
+    commands = {name.split(":")[0] for name in CASES}
+    assert commands >= {"analyze", "score", "card", "train", "validate", "describe"}
+    assert commands >= {"agreement", "batch", "inspect", "samplesize", "fatwater", "demo"}
+
+
+#: Still failing, in code this audit may not change (pipeline.py has another owner): kept here
+#: as strict expected failures so they show up as fixed the day they are.
+NOT_YET = {
+    name: "pipeline.load_points reads Slicer markups without checking their structure"
+    for name in CASES
+    if name.startswith("analyze: Slicer markups")
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=True))
+        if n in NOT_YET
+        else n
+        for n in CASES
+    ],
+)
+def test_hostile_input_ends_in_one_error_and_changes_nothing(name, env, tmp_path, capsys,
+                                                             monkeypatch):  # fmt: skip
+    case = CASES[name]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    argv = case.make(env, work)
+    kept = _snapshot([work / rel for rel in case.kept])
+    assert not case.kept or kept, "nothing to keep: the case is not built as meant"
+    listing = {p for p in work.rglob("*")}
+    code = main(argv)  # any exception other than the handled ones fails the test
+    captured = capsys.readouterr()
+    assert code == 2, (code, captured.err[-800:])
+    assert "Traceback" not in captured.err and "Warning" not in captured.err, captured.err
+    errors = [ln for ln in captured.err.splitlines() if ln.startswith("refracture-risk ")]
+    assert len(errors) == 1, captured.err  # besides progress lines and a table's problems
+    for fragment in case.expect:
+        assert fragment in captured.err, (fragment, captured.err)
+    for rel in case.absent:
+        assert not (work / rel).exists(), f"{rel} left behind"
+    assert _snapshot([work / rel for rel in case.kept]) == kept, "an existing file was changed"
+    new = {p for p in work.rglob("*")} - listing
+    assert not new, f"left behind: {sorted(str(p.relative_to(work)) for p in new)}"
+
+
+def test_a_batch_store_inside_its_output_folder_within_the_root_is_accepted(env, tmp_path):
+    """The refusal is about the input: a store in ``--out``, itself a folder inside the root
+    (left out of the studies), is where the default store goes and stays allowed."""
+    from RefractureRiskLib.batch import BatchConfig, run_batch
+    from RefractureRiskLib.pipeline import AnalysisOptions
+
+    root = _root(env, tmp_path)
+    clinical = Path(_write(tmp_path / "clin.csv", "patient_id,age_years\nP1,70\nP2,71\n"))
+    out = root / "results"
+    config = BatchConfig(root, clinical, out, workers=0, store=str(out / "m.sqlite"),
+                         options=AnalysisOptions(reader="pytest", report=False))  # fmt: skip
+    summary = run_batch(config, stream=None)
+    assert (out / "m.sqlite").is_file()
+    assert {o.patient_id for o in summary.outcomes} == {"P1", "P2"}  # "results" is no study
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
