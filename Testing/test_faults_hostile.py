@@ -468,10 +468,46 @@ CASES: dict[str, Case] = {
         lambda e, t: ["fatwater", _write(t / "echo.mat", "not matlab"), "--out", str(t / "out")],
         ("echo.mat",),
     ),
+    # was: ValueError tracebacks from the fit (NaN/inf images) and the reader (TE as text)
+    "fatwater: echo images holding NaN": Case(
+        lambda e, t: [
+            "fatwater",
+            _mat(t, images=np.full((4, 4, 1, 1, 3), np.nan + 0j)),
+            "--out",
+            str(t / "out"),
+        ],
+        ("echo.mat", "NaN or infinite"),
+    ),
+    "fatwater: echo times given as text": Case(
+        lambda e, t: ["fatwater", _mat(t, TE="abc"), "--out", str(t / "out")],
+        ("echo.mat", "imDataParams.TE"),
+    ),
+    # was: IndexError traceback
+    "fatwater: an empty image array": Case(
+        lambda e, t: [
+            "fatwater",
+            _mat(t, images=np.ones((0, 4, 1, 1, 3)) * 1j),
+            "--out",
+            str(t / "out"),
+        ],
+        ("echo.mat", "shape (0, 4, 1, 1, 3)"),
+    ),
     "demo: --out is an existing file": Case(
         lambda e, t: ["demo", "--out", _write(t / "f", "x")], ("f",), absent=(), kept=("f",)
     ),
 }
+
+
+def _mat(tmp: Path, **fields) -> str:
+    """An ISMRM ``imDataParams`` .mat file of 3 echoes with ``fields`` replaced."""
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 4, 1, 1, 3)) + 1j * rng.normal(size=(4, 4, 1, 1, 3))
+    doc = {"images": images, "TE": [1.2e-3, 2.4e-3, 3.6e-3], "FieldStrength": 1.5} | fields
+    path = tmp / "echo.mat"
+    scipy.io.savemat(path, {"imDataParams": doc})
+    return str(path)
 
 
 def _batch_with_clinical(env: Env, tmp: Path, content: bytes) -> list[str]:

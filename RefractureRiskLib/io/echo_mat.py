@@ -86,16 +86,19 @@ def read_echo_mat(path: str | Path) -> EchoSet:
         raise InputError(p, "imDataParams.images is not complex (phase missing)")
     if images.ndim == 4:  # [nx, ny, nz, nTE] without the coil axis
         images = images[:, :, :, None, :]
-    if images.ndim != 5:
+    if images.ndim != 5 or images.size == 0:
         raise InputError(p, f"imDataParams.images has shape {images.shape}, expected 5D")
-    te = np.asarray(fields["TE"], float).reshape(-1)
+    if not np.isfinite(images).all():  # NaN/inf would reach the fit as a traceback
+        raise InputError(p, "imDataParams.images holds NaN or infinite values")
+    te = _numbers(p, fields, "TE")
     if te.size != images.shape[4]:
         raise InputError(p, f"{te.size} echo times for {images.shape[4]} echoes")
     if images.shape[4] < 2:
         raise InputError(p, "only one echo; fat-water separation needs several")
-    b0 = float(np.asarray(fields["FieldStrength"], float).reshape(-1)[0])
-    clockwise_raw = fields.get("PrecessionIsClockwise", np.array([1]))
-    clockwise = int(np.asarray(clockwise_raw).reshape(-1)[0]) == 1
+    b0 = float(_numbers(p, fields, "FieldStrength")[0])
+    clockwise = bool(
+        _numbers(p, {"PrecessionIsClockwise": 1} | fields, "PrecessionIsClockwise")[0] == 1
+    )
     n_coils = images.shape[3]
     images = _combine_coils(images) if n_coils > 1 else images[:, :, :, 0, :]
     if not clockwise:
@@ -116,6 +119,17 @@ def read_echo_mat(path: str | Path) -> EchoSet:
         "axes": "i = x, j = y, k = slice (file order); 1 mm voxels (no geometry in file)",
     }
     return EchoSet(signal, tuple(te), b0, np.eye(4), mask, str(p), provenance)
+
+
+def _numbers(path: Path, fields: dict[str, object], name: str) -> np.ndarray:
+    """Field ``name`` as a flat float array of at least one value, or InputError naming it."""
+    try:
+        values = np.asarray(fields[name], float).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(path, f"imDataParams.{name}: expected numbers") from None
+    if values.size == 0:
+        raise InputError(path, f"imDataParams.{name} is empty")
+    return values
 
 
 def _combine_coils(images: np.ndarray) -> np.ndarray:
