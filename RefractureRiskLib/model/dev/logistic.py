@@ -124,8 +124,6 @@ def fit_batch(
     l1 = lam * alpha
     converged = np.zeros(nb, dtype=bool)
     eta = beta @ A.T
-    eye = np.eye(p)
-    eye[0, 0] = 0.0
     idx = np.arange(nb)
     for _ in range(max_iter):
         if idx.size == 0:
@@ -135,42 +133,8 @@ def fit_batch(
         w = W if every else W[idx]
         e = eta if every else eta[idx]
         ws = Wsum[idx]
-        mu = expit(e)
-        g = ((w * (mu - y)) @ A) / ws[:, None]
-        g[:, 1:] += ridge[idx, None] * b[:, 1:]
-        s = w * mu * (1.0 - mu) / ws[:, None]
-        H = (s @ AA).reshape(-1, p, p) + ridge[idx, None, None] * eye
-        H[:, np.arange(p), np.arange(p)] += 1e-12
-        if alpha == 0.0:
-            step = -np.linalg.solve(H, g[:, :, None])[:, :, 0]
-        else:
-            step = _lasso_step(b, g, H, l1[idx])
-        # Step halving where a step is large (far from the optimum, or separation): accept the
-        # largest step 2^-k that does not increase the objective. Small steps are taken whole:
-        # there the quadratic model is accurate and evaluating the objective would dominate.
-        t = np.ones(idx.size)
-        new_beta = b + step
-        new_eta = new_beta @ A.T
-        big = np.flatnonzero(np.abs(step).max(axis=1) > LINE_SEARCH_STEP)
-        if big.size:
-            lam_b, w_b, ws_b = lam[idx][big], w[big], ws[big]
-            old = _objective(b[big], e[big], y, w_b, ws_b, lam_b, alpha)
-            nb_beta, nb_eta = new_beta[big], new_eta[big]
-            new = _objective(nb_beta, nb_eta, y, w_b, ws_b, lam_b, alpha)
-            tb = t[big]
-            for _half in range(30):
-                bad = new > old + 1e-13 * np.abs(old)
-                if not bad.any():
-                    break
-                tb[bad] *= 0.5
-                nb_beta[bad] = b[big][bad] + tb[bad, None] * step[big][bad]
-                nb_eta[bad] = nb_beta[bad] @ A.T
-                new[bad] = _objective(
-                    nb_beta[bad], nb_eta[bad], y, w_b[bad], ws_b[bad], lam_b[bad], alpha
-                )
-            t[big] = tb
-            new_beta[big] = nb_beta
-            new_eta[big] = nb_eta
+        step = _newton_step(b, w, e, ws, y, A, AA, ridge[idx], l1[idx], alpha)
+        t, new_beta, new_eta = _halve_large_steps(b, e, step, A, y, w, ws, lam[idx], alpha)
         beta[idx] = new_beta
         eta[idx] = new_eta
         change = np.max(np.abs(t[:, None] * step), axis=1)
@@ -178,6 +142,77 @@ def fit_batch(
         converged[idx[done]] = True
         idx = idx[~done]
     return beta, converged
+
+
+def _newton_step(
+    b: np.ndarray,
+    w: np.ndarray,
+    e: np.ndarray,
+    ws: np.ndarray,
+    y: np.ndarray,
+    A: np.ndarray,
+    AA: np.ndarray,
+    ridge: np.ndarray,
+    l1: np.ndarray,
+    alpha: float,
+) -> np.ndarray:
+    """The Newton step of each fit (rows of ``b``) from the weighted penalised gradient and
+    Hessian at linear predictors ``e``; with an L1 part, a coordinate-descent step."""
+    p = A.shape[1]
+    eye = np.eye(p)
+    eye[0, 0] = 0.0
+    mu = expit(e)
+    g = ((w * (mu - y)) @ A) / ws[:, None]
+    g[:, 1:] += ridge[:, None] * b[:, 1:]
+    s = w * mu * (1.0 - mu) / ws[:, None]
+    H = (s @ AA).reshape(-1, p, p) + ridge[:, None, None] * eye
+    H[:, np.arange(p), np.arange(p)] += 1e-12
+    if alpha == 0.0:
+        return -np.linalg.solve(H, g[:, :, None])[:, :, 0]
+    return _lasso_step(b, g, H, l1)
+
+
+def _halve_large_steps(
+    b: np.ndarray,
+    e: np.ndarray,
+    step: np.ndarray,
+    A: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    ws: np.ndarray,
+    lam: np.ndarray,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(step fraction, new coefficients, new linear predictors) of each fit.
+
+    Step halving where a step is large (far from the optimum, or separation): accept the
+    largest step 2^-k that does not increase the objective. Small steps are taken whole: there
+    the quadratic model is accurate and evaluating the objective would dominate.
+    """
+    t = np.ones(b.shape[0])
+    new_beta = b + step
+    new_eta = new_beta @ A.T
+    big = np.flatnonzero(np.abs(step).max(axis=1) > LINE_SEARCH_STEP)
+    if big.size:
+        lam_b, w_b, ws_b = lam[big], w[big], ws[big]
+        old = _objective(b[big], e[big], y, w_b, ws_b, lam_b, alpha)
+        nb_beta, nb_eta = new_beta[big], new_eta[big]
+        new = _objective(nb_beta, nb_eta, y, w_b, ws_b, lam_b, alpha)
+        tb = t[big]
+        for _half in range(30):
+            bad = new > old + 1e-13 * np.abs(old)
+            if not bad.any():
+                break
+            tb[bad] *= 0.5
+            nb_beta[bad] = b[big][bad] + tb[bad, None] * step[big][bad]
+            nb_eta[bad] = nb_beta[bad] @ A.T
+            new[bad] = _objective(
+                nb_beta[bad], nb_eta[bad], y, w_b[bad], ws_b[bad], lam_b[bad], alpha
+            )
+        t[big] = tb
+        new_beta[big] = nb_beta
+        new_eta[big] = nb_eta
+    return t, new_beta, new_eta
 
 
 def _lasso_step(
