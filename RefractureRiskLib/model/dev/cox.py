@@ -84,42 +84,27 @@ def fit_cox(
     max_iter: int = 50,
     tol: float = 1e-9,
 ) -> CoxFit:
-    """Fit the cause-specific Cox model; ``event`` codes: 1 re-fracture, 2 death, 0 censored."""
+    """Fit the cause-specific Cox model; ``event`` codes: 1 re-fracture, 2 death, 0 censored.
+
+    Newton-Raphson on the partial likelihood (Breslow ties), step halving when a step lowers it.
+    """
     X = np.asarray(X, dtype=float)
     time = np.asarray(time_days, dtype=float)
     code = np.asarray(event)
     n, q = X.shape
-    if n == 0:
-        raise InputError("cohort", "no patients to fit the Cox model")
     d = (code == event_code).astype(float)
-    if d.sum() == 0:
-        raise InputError(
-            "event", "no re-fracture events (event == 1): the Cox model cannot be fitted"
-        )
-    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(time)):
-        raise InputError("cohort", "the Cox model needs complete predictors and follow-up times")
-    centre = X.mean(axis=0)
-    Xc = X - centre
-
-    def loglik(beta: np.ndarray) -> float:
-        s0, _, _ = _sums(Xc, time, beta)
-        return float((d * (Xc @ beta - np.log(s0))).sum())
-
+    _check_cox_inputs(X, time, d)
+    Xc = X - X.mean(axis=0)
     beta = np.zeros(q)
-    ll = loglik(beta)
+    ll = _loglik(Xc, time, d, beta)
     ll0 = ll
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
-        s0, s1, s2 = _sums(Xc, time, beta)
-        mean = s1 / s0[:, None]
-        grad = (d[:, None] * (Xc - mean)).sum(0)
-        info = (
-            d[:, None, None] * (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :])
-        ).sum(0)
+        grad, info = _score_information(Xc, time, d, beta)
         step = np.linalg.solve(info, grad)
         t = 1.0
         for _ in range(30):
-            new_ll = loglik(beta + t * step)
+            new_ll = _loglik(Xc, time, d, beta + t * step)
             if new_ll >= ll - 1e-12:
                 break
             t *= 0.5
@@ -128,12 +113,7 @@ def fit_cox(
         ll = new_ll
         if np.max(np.abs(t * step)) < tol or change < 1e-12:
             break
-    s0, s1, s2 = _sums(Xc, time, beta)
-    mean = s1 / s0[:, None]
-    info = (d[:, None, None] * (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :])).sum(
-        0
-    )
-    cov = np.linalg.inv(info)
+    cov = np.linalg.inv(_score_information(Xc, time, d, beta)[1])
     names = columns if columns is not None else tuple(f"x{i}" for i in range(q))
     return CoxFit(
         columns=tuple(names),
@@ -147,6 +127,37 @@ def fit_cox(
         competing_events=int((code == competing_code).sum()),
         iterations=iterations,
     )
+
+
+def _check_cox_inputs(X: np.ndarray, time: np.ndarray, d: np.ndarray) -> None:
+    """Refuse a cohort without patients, without events or with missing values."""
+    if X.shape[0] == 0:
+        raise InputError("cohort", "no patients to fit the Cox model")
+    if d.sum() == 0:
+        raise InputError(
+            "event", "no re-fracture events (event == 1): the Cox model cannot be fitted"
+        )
+    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(time)):
+        raise InputError("cohort", "the Cox model needs complete predictors and follow-up times")
+
+
+def _loglik(Xc: np.ndarray, time: np.ndarray, d: np.ndarray, beta: np.ndarray) -> float:
+    """Partial log-likelihood of ``beta`` (centred predictors ``Xc``, event indicator ``d``)."""
+    s0, _, _ = _sums(Xc, time, beta)
+    return float((d * (Xc @ beta - np.log(s0))).sum())
+
+
+def _score_information(
+    Xc: np.ndarray, time: np.ndarray, d: np.ndarray, beta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient (score) and observed information of the partial log-likelihood at ``beta``."""
+    s0, s1, s2 = _sums(Xc, time, beta)
+    mean = s1 / s0[:, None]
+    grad = (d[:, None] * (Xc - mean)).sum(0)
+    info = (d[:, None, None] * (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :])).sum(
+        0
+    )
+    return grad, info
 
 
 def harrell_c(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
