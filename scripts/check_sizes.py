@@ -33,7 +33,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/commands/batch.py::add_arguments": 81,
     "RefractureRiskLib/io/segmentation.py::read_roiset": 85,
     "RefractureRiskLib/io/study_files.py::load_map_files": 66,
-    "RefractureRiskLib/model/dev/samplesize.py::riley_sample_size": 68,
     "RefractureRiskLib/model/dev/synthetic_cohort.py::_draw_patients": 67,
     "RefractureRiskLib/model/dev/training.py::train_model": 84,
     "RefractureRiskLib/model/dev/validation_report.py::tripod_rows": 66,

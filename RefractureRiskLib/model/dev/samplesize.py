@@ -211,38 +211,13 @@ def riley_sample_size(
     mean absolute prediction error (criterion 4); ``r2_difference`` / ``intercept_margin``: the
     0.05 tolerances of criteria 2 and 3.
     """
-    if isinstance(n_parameters, bool) or int(n_parameters) != n_parameters or n_parameters < 1:
-        raise InputError("n_parameters", f"must be a positive whole number, got {n_parameters!r}")
-    p = int(n_parameters)
-    _check_open_unit("prevalence", prevalence)
-    _check_open_unit("shrinkage", shrinkage)
-    _check_open_unit("mape", mape)
+    p = _checked_parameters(n_parameters, prevalence, shrinkage, mape)
     r2, c_used = _anticipated_r2(prevalence, c_statistic, r2_cs, nagelkerke_r2, seed)
     r2_max = max_r2_cs(prevalence)
-    if r2 >= r2_max:
-        raise InputError(
-            "r2_cs",
-            f"Cox-Snell R^2 {r2:g} is not below its maximum {r2_max:.4f} for prevalence "
-            f"{prevalence:g} (Riley 2019, eq. 23)",
-        )
-    if shrinkage <= r2:
-        raise InputError("shrinkage", f"{shrinkage:g} must exceed the Cox-Snell R^2 {r2:g}")
-
-    def crit(number: int, name: str, n: int, s: float | None) -> Criterion:
-        events = n * prevalence
-        return Criterion(number, name, n, s, events, events / p)
-
-    n1 = math.ceil(p / ((shrinkage - 1) * math.log(1 - r2 / shrinkage)))
+    _check_r2(r2, r2_max, prevalence, shrinkage)
     s2 = r2 / (r2 + r2_difference * r2_max)
-    n2 = math.ceil(p / ((s2 - 1) * math.log(1 - r2 / s2)))
-    n3 = math.ceil((1.96 / intercept_margin) ** 2 * prevalence * (1 - prevalence))
-    n4 = math.ceil(_mape_n(p, prevalence, mape))
-    criteria = (
-        crit(1, f"expected shrinkage >= {shrinkage:g}", n1, shrinkage),
-        crit(2, f"optimism in Nagelkerke R^2 <= {r2_difference:g}", n2, s2),
-        crit(3, f"overall risk within +/-{intercept_margin:g}", n3, max(s2, shrinkage)),
-        crit(4, f"mean absolute prediction error <= {mape:g}", n4, None),
-    )
+    criteria = _criteria(p, prevalence, r2, s2, shrinkage, mape, r2_difference, intercept_margin)
+    n1, n2, n3, n4 = (c.n for c in criteria)
     return SampleSizeResult(
         parameters=p,
         prevalence=float(prevalence),
@@ -256,6 +231,57 @@ def riley_sample_size(
         minimum_n=max(n1, n2, n3, n4),
         minimum_n_pmsampsize=max(n1, n2, n3),
         final_shrinkage=max(s2, shrinkage),
+    )
+
+
+def _checked_parameters(n_parameters: int, prevalence: float, shrinkage: float, mape: float) -> int:
+    """The number of parameters as an int; refuses it or a proportion out of range."""
+    if isinstance(n_parameters, bool) or int(n_parameters) != n_parameters or n_parameters < 1:
+        raise InputError("n_parameters", f"must be a positive whole number, got {n_parameters!r}")
+    _check_open_unit("prevalence", prevalence)
+    _check_open_unit("shrinkage", shrinkage)
+    _check_open_unit("mape", mape)
+    return int(n_parameters)
+
+
+def _check_r2(r2: float, r2_max: float, prevalence: float, shrinkage: float) -> None:
+    """Refuse an R^2 at or above its maximum for the prevalence, or not below the shrinkage."""
+    if r2 >= r2_max:
+        raise InputError(
+            "r2_cs",
+            f"Cox-Snell R^2 {r2:g} is not below its maximum {r2_max:.4f} for prevalence "
+            f"{prevalence:g} (Riley 2019, eq. 23)",
+        )
+    if shrinkage <= r2:
+        raise InputError("shrinkage", f"{shrinkage:g} must exceed the Cox-Snell R^2 {r2:g}")
+
+
+def _criteria(
+    p: int,
+    prevalence: float,
+    r2: float,
+    s2: float,
+    shrinkage: float,
+    mape: float,
+    r2_difference: float,
+    intercept_margin: float,
+) -> tuple[Criterion, ...]:
+    """The four criteria: (1) shrinkage, (2) optimism in R^2 (shrinkage ``s2``), (3) the overall
+    risk, (4) the mean absolute prediction error; each with its sample size."""
+
+    def crit(number: int, name: str, n: int, s: float | None) -> Criterion:
+        events = n * prevalence
+        return Criterion(number, name, n, s, events, events / p)
+
+    n1 = math.ceil(p / ((shrinkage - 1) * math.log(1 - r2 / shrinkage)))
+    n2 = math.ceil(p / ((s2 - 1) * math.log(1 - r2 / s2)))
+    n3 = math.ceil((1.96 / intercept_margin) ** 2 * prevalence * (1 - prevalence))
+    n4 = math.ceil(_mape_n(p, prevalence, mape))
+    return (
+        crit(1, f"expected shrinkage >= {shrinkage:g}", n1, shrinkage),
+        crit(2, f"optimism in Nagelkerke R^2 <= {r2_difference:g}", n2, s2),
+        crit(3, f"overall risk within +/-{intercept_margin:g}", n3, max(s2, shrinkage)),
+        crit(4, f"mean absolute prediction error <= {mape:g}", n4, None),
     )
 
 
