@@ -24,24 +24,37 @@ million linear predictors (Riley et al., Diagn Progn Res 2021;5:1, with the pack
 reported beside them and included in :attr:`SampleSizeResult.minimum_n`.
 
 Numpy only (no statsmodels): the calibration model of the C-statistic conversion is fitted by
-Newton-Raphson.
+Newton-Raphson (the anticipated R^2 is :mod:`.anticipated_r2`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.model.dev.anticipated_r2 import (
+    PMSAMPSIZE_SEED,
+    anticipated_r2,
+    check_open_unit,
+    max_r2_cs,
+    r2_cs_from_c_statistic,
+)
 
-#: Seed and simulated size the pmsampsize packages use to turn a C-statistic into R^2.
-PMSAMPSIZE_SEED = 123456
-PMSAMPSIZE_SIM_N = 1_000_000
+__all__ = [
+    "DEFAULT_NAGELKERKE_R2",
+    "PMSAMPSIZE_SEED",
+    "Criterion",
+    "SampleSizeResult",
+    "SupportedParameters",
+    "max_r2_cs",
+    "r2_cs_from_c_statistic",
+    "riley_sample_size",
+    "supported_parameters",
+]
+
 #: Nagelkerke R^2 to assume when nothing better is known (Riley et al. 2020, conservative).
 DEFAULT_NAGELKERKE_R2 = 0.15
 
@@ -129,66 +142,6 @@ class SampleSizeResult:
         return "\n".join(lines)
 
 
-def max_r2_cs(prevalence: float) -> float:
-    """Largest Cox-Snell R^2 possible for an outcome proportion (Riley 2019, eq. 23)."""
-    ln_null = prevalence * math.log(prevalence) + (1 - prevalence) * math.log(1 - prevalence)
-    return 1.0 - math.exp(2.0 * ln_null)
-
-
-def r2_cs_from_c_statistic(
-    c_statistic: float,
-    prevalence: float,
-    *,
-    seed: int = PMSAMPSIZE_SEED,
-    n_sim: int = PMSAMPSIZE_SIM_N,
-) -> float:
-    """Cox-Snell R^2 implied by a C-statistic and outcome proportion (Riley et al. 2021).
-
-    Linear predictors of non-events ~ N(0, 1) and events ~ N(sqrt(2) * Phi^-1(C), 1); a logistic
-    calibration model of the outcome on them gives the likelihood-ratio R^2. Uses the same random
-    stream as pmsampsize (numpy's legacy generator seeded with ``seed``) so the results agree.
-    """
-    _check_open_unit("c_statistic", c_statistic)
-    _check_open_unit("prevalence", prevalence)
-    return _r2_from_c_cached(float(c_statistic), float(prevalence), int(seed), int(n_sim))
-
-
-@functools.lru_cache(maxsize=64)
-def _r2_from_c_cached(c: float, prevalence: float, seed: int, n_sim: int) -> float:
-    mu = math.sqrt(2.0) * norm.ppf(c)
-    # pmsampsize draws the first block at N(0,1) for prevalence*n and labels it 0: the labels
-    # are swapped relative to the description, which leaves R^2 unchanged; kept for agreement.
-    n0 = int(prevalence * n_sim)
-    n1 = int((1 - prevalence) * n_sim)
-    rs = np.random.RandomState(seed)
-    lp = np.concatenate([rs.normal(0.0, 1.0, n0), rs.normal(mu, 1.0, n1)])
-    y = np.concatenate([np.zeros(n0), np.ones(n1)])
-    n = n0 + n1
-    ll_model = _logistic_loglik_max(lp, y)
-    k = y.sum()
-    ll_null = k * math.log(k / n) + (n - k) * math.log(1 - k / n)
-    return 1.0 - math.exp(-2.0 * (ll_model - ll_null) / n)
-
-
-def _logistic_loglik_max(x: np.ndarray, y: np.ndarray) -> float:
-    """Maximised log-likelihood of y ~ logit(a + b x) (Newton-Raphson, 2 parameters)."""
-    beta = np.zeros(2)
-    for _ in range(100):
-        eta = beta[0] + beta[1] * x
-        p = 1.0 / (1.0 + np.exp(-eta))
-        w = p * (1.0 - p)
-        r = y - p
-        grad = np.array([r.sum(), (r * x).sum()])
-        hess = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
-        step = np.linalg.solve(hess, grad)
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-12:
-            break
-    eta = beta[0] + beta[1] * x
-    # log(p) = -log(1+exp(-eta)), log(1-p) = -log(1+exp(eta))
-    return float(-(y * np.logaddexp(0, -eta) + (1 - y) * np.logaddexp(0, eta)).sum())
-
-
 def riley_sample_size(
     n_parameters: int,
     prevalence: float,
@@ -212,7 +165,7 @@ def riley_sample_size(
     0.05 tolerances of criteria 2 and 3.
     """
     p = _checked_parameters(n_parameters, prevalence, shrinkage, mape)
-    r2, c_used = _anticipated_r2(prevalence, c_statistic, r2_cs, nagelkerke_r2, seed)
+    r2, c_used = anticipated_r2(prevalence, c_statistic, r2_cs, nagelkerke_r2, seed)
     r2_max = max_r2_cs(prevalence)
     _check_r2(r2, r2_max, prevalence, shrinkage)
     s2 = r2 / (r2 + r2_difference * r2_max)
@@ -238,9 +191,9 @@ def _checked_parameters(n_parameters: int, prevalence: float, shrinkage: float, 
     """The number of parameters as an int; refuses it or a proportion out of range."""
     if isinstance(n_parameters, bool) or int(n_parameters) != n_parameters or n_parameters < 1:
         raise InputError("n_parameters", f"must be a positive whole number, got {n_parameters!r}")
-    _check_open_unit("prevalence", prevalence)
-    _check_open_unit("shrinkage", shrinkage)
-    _check_open_unit("mape", mape)
+    check_open_unit("prevalence", prevalence)
+    check_open_unit("shrinkage", shrinkage)
+    check_open_unit("mape", mape)
     return int(n_parameters)
 
 
@@ -343,7 +296,7 @@ def supported_parameters(
     prevalence = events / n
     if c_statistic is None and r2_cs is None and nagelkerke_r2 is None:
         nagelkerke_r2 = DEFAULT_NAGELKERKE_R2
-    r2, _ = _anticipated_r2(prevalence, c_statistic, r2_cs, nagelkerke_r2, seed)
+    r2, _ = anticipated_r2(prevalence, c_statistic, r2_cs, nagelkerke_r2, seed)
     r2_max = max_r2_cs(prevalence)
     s2 = r2 / (r2 + r2_difference * r2_max)
     by = {
@@ -386,31 +339,3 @@ def _max_p_mape(n: int, prevalence: float, mape: float) -> int:
     while p >= 1 and math.ceil(_mape_n(p, prevalence, mape)) > n:
         p -= 1
     return max(p, 0)
-
-
-def _anticipated_r2(
-    prevalence: float,
-    c_statistic: float | None,
-    r2_cs: float | None,
-    nagelkerke_r2: float | None,
-    seed: int,
-) -> tuple[float, float | None]:
-    given = [x is not None for x in (c_statistic, r2_cs, nagelkerke_r2)]
-    if sum(given) != 1:
-        raise InputError(None, "give exactly one of c_statistic, r2_cs or nagelkerke_r2")
-    if c_statistic is not None:
-        if not 0.5 < c_statistic < 1:
-            raise InputError("c_statistic", f"must be in (0.5, 1), got {c_statistic}")
-        r2 = round(r2_cs_from_c_statistic(c_statistic, prevalence, seed=seed), 4)
-        return r2, float(c_statistic)
-    if r2_cs is not None:
-        _check_open_unit("r2_cs", r2_cs)
-        return float(r2_cs), None
-    assert nagelkerke_r2 is not None
-    _check_open_unit("nagelkerke_r2", nagelkerke_r2)
-    return round(nagelkerke_r2 * max_r2_cs(prevalence), 3), None
-
-
-def _check_open_unit(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
-        raise InputError(name, f"must be a number between 0 and 1 (exclusive), got {value!r}")
