@@ -1,10 +1,11 @@
 """Write the five example reports of docs/examples/ (synthetic data only; deterministic).
 
-normal: no fracture, no treated level in the summaries' way (index level L4, healthy marrow);
+normal: no fracture or cement in the images (the treated level L4 is left out of the summaries);
 fractured-index: a fractured, treated L1; cement: a cemented L1; missing-range: one clinical input
 missing, shown as a range; trained-interval: a small model trained on a synthetic cohort, whose
-risk has a 95% interval. Each gets report.png and report.html (PDF left out to keep the folder
-small). Run: .venv/bin/python scripts/make_example_reports.py [OUT]
+risk has a 95% interval. Each gets report.png and report.html (the PDF, an image of the same page,
+is left out to keep the folder small; ``--pdf`` writes it too, for checking it with pdftoppm).
+Run: .venv/bin/python scripts/make_example_reports.py [OUT] [--pdf]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _palette_png(png: bytes) -> bytes:
     return buf.getvalue()
 
 
-def main(out: Path) -> None:
+def main(out: Path, pdf: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="refracture-examples-"))
     clinical = dict(DEMO_CLINICAL)
     del clinical["tl_junction"]  # derived from the index level
@@ -102,11 +103,15 @@ def main(out: Path) -> None:
         page = result.files["report_html"].read_text()
         old = base64.b64encode(result.files["report_png"].read_bytes()).decode()
         (target / "report.html").write_text(page.replace(old, base64.b64encode(small).decode()))
+        if pdf:
+            shutil.copyfile(result.files["report_pdf"], target / "report.pdf")
         print(f"{name}: {result.risk.risk_text() if result.risk else 'no risk'}")
     shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--pdf"]
     main(
-        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[1] / "docs" / "examples"
+        Path(args[0]) if args else Path(__file__).parents[1] / "docs" / "examples",
+        pdf="--pdf" in sys.argv[1:],
     )
