@@ -178,60 +178,12 @@ def read_roiset(
     ``reader`` overrides the reader stored in the file.
     """
     p = Path(path)
-    _check_suffix(p)
-    if not p.is_file():
-        raise InputError(p, "file not found")
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-        raise InputError(p, f"cannot be read as NRRD ({first})") from None
-    header = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
-    if image.GetDimension() != 3:
-        raise InputError(p, f"expected a 3D segmentation, got {image.GetDimension()}D")
-    n_layers = image.GetNumberOfComponentsPerPixel()
-    if n_layers > 1:
-        layers = sitk.GetArrayFromImage(image)  # [k, j, i, layer]
-        grid = sitk_to_volume(sitk.VectorIndexSelectionCast(image, 0))
-    else:
-        grid = sitk_to_volume(image)
-        layers = grid.array[..., np.newaxis]
-    if not np.issubdtype(layers.dtype, np.integer):
-        raise InputError(p, f"segmentation voxels must be integers, got {layers.dtype}")
-
-    notes: list[str] = []
+    grid, layers, header = _read_layers(p)
     if "Segment0_ID" in header:
-        labelmap, levels = _segments_to_labelmap(p, header, layers, notes)
-        tags = _parse_tags(header.get("Segment0_Tags", ""))
-        method_text = header.get(_KEY_METHOD, tags.get(_TAG_METHOD, RoiMethod.IMPORTED_MASK.value))
-        try:
-            method = RoiMethod(method_text)
-        except ValueError:
-            raise InputError(p, f"unknown ROI method {method_text!r}") from None
-        stored_reader = header.get(_KEY_READER, tags.get(_TAG_READER, "unknown"))
-        if _KEY_NOTES in header:
-            try:
-                notes = [*json.loads(header[_KEY_NOTES]), *notes]
-            except json.JSONDecodeError:
-                raise InputError(p, f"{_KEY_NOTES} is not a JSON list") from None
+        labelmap, levels, method, stored_reader, notes = _from_segments(p, header, layers)
     else:
-        if level_table is None:
-            raise InputError(
-                p,
-                "has no segment fields (Segment0_ID ...): it is a plain label map; "
-                "give level_table (label value -> level) to import it",
-            )
-        if n_layers > 1:
-            raise InputError(p, f"a plain label map must have one component, got {n_layers}")
-        labelmap = layers[..., 0]
-        levels = []
-        for label, level in sorted(level_table.items()):
-            try:
-                levels.append(LevelRoi(VERTEBRAL_LEVELS[level_index(level)], int(label)))
-            except ValueError as err:
-                raise InputError("level_table", str(err)) from None
-        method = RoiMethod.IMPORTED_MASK
-        stored_reader = "unknown"
+        labelmap, levels = _from_plain_labelmap(p, layers, level_table)
+        method, stored_reader, notes = RoiMethod.IMPORTED_MASK, "unknown", []
 
     volume = Volume(labelmap.astype(np.int16), grid.ijk_to_ras)
     if reference is not None:
@@ -243,6 +195,74 @@ def read_roiset(
         reader=reader if reader is not None else stored_reader,
         notes=tuple(notes),
     )
+
+
+def _read_layers(p: Path) -> tuple[Volume, np.ndarray, dict[str, str]]:
+    """The file's grid (a Volume of its first layer), its integer layers [k, j, i, layer] and
+    its header fields; refuses a missing, unreadable, non-3D or non-integer file."""
+    _check_suffix(p)
+    if not p.is_file():
+        raise InputError(p, "file not found")
+    try:
+        image = sitk.ReadImage(str(p))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise InputError(p, f"cannot be read as NRRD ({first})") from None
+    header = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
+    if image.GetDimension() != 3:
+        raise InputError(p, f"expected a 3D segmentation, got {image.GetDimension()}D")
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        layers = sitk.GetArrayFromImage(image)  # [k, j, i, layer]
+        grid = sitk_to_volume(sitk.VectorIndexSelectionCast(image, 0))
+    else:
+        grid = sitk_to_volume(image)
+        layers = grid.array[..., np.newaxis]
+    if not np.issubdtype(layers.dtype, np.integer):
+        raise InputError(p, f"segmentation voxels must be integers, got {layers.dtype}")
+    return grid, layers, header
+
+
+def _from_segments(
+    p: Path, header: Mapping[str, str], layers: np.ndarray
+) -> tuple[np.ndarray, list[LevelRoi], RoiMethod, str, list[str]]:
+    """Label map, levels, method, reader and notes of a file with segment fields (written by
+    :func:`write_roiset` or saved by Slicer)."""
+    notes: list[str] = []
+    labelmap, levels = _segments_to_labelmap(p, header, layers, notes)
+    tags = _parse_tags(header.get("Segment0_Tags", ""))
+    method_text = header.get(_KEY_METHOD, tags.get(_TAG_METHOD, RoiMethod.IMPORTED_MASK.value))
+    try:
+        method = RoiMethod(method_text)
+    except ValueError:
+        raise InputError(p, f"unknown ROI method {method_text!r}") from None
+    stored_reader = header.get(_KEY_READER, tags.get(_TAG_READER, "unknown"))
+    if _KEY_NOTES in header:
+        try:
+            notes = [*json.loads(header[_KEY_NOTES]), *notes]
+        except json.JSONDecodeError:
+            raise InputError(p, f"{_KEY_NOTES} is not a JSON list") from None
+    return labelmap, levels, method, stored_reader, notes
+
+
+def _from_plain_labelmap(
+    p: Path, layers: np.ndarray, level_table: Mapping[int, str] | None
+) -> tuple[np.ndarray, list[LevelRoi]]:
+    """Label map and levels of a plain label map, named by ``level_table``."""
+    if level_table is None:
+        raise InputError(
+            p,
+            "has no segment fields (Segment0_ID ...): it is a plain label map; "
+            "give level_table (label value -> level) to import it",
+        )
+    if layers.shape[-1] > 1:
+        raise InputError(p, f"a plain label map must have one component, got {layers.shape[-1]}")
+    levels = []
+    for label, level in sorted(level_table.items()):
+        try:
+            levels.append(LevelRoi(VERTEBRAL_LEVELS[level_index(level)], int(label)))
+        except ValueError as err:
+            raise InputError("level_table", str(err)) from None
+    return layers[..., 0], levels
 
 
 def _segments_to_labelmap(
