@@ -3,7 +3,8 @@
 INPUT is an ISMRM fat-water toolbox ``imDataParams`` .mat file or a folder of multi-echo DICOM
 (magnitude + phase or real + imaginary per echo). DIR receives ``pdff.nrrd`` (%), ``r2s.nrrd``
 (1/s), ``water.nrrd``, ``fat.nrrd`` (signal units), ``fieldmap.nrrd`` (Hz), ``residual.nrrd``,
-``overview.png`` and ``provenance.json``; all of them appear together or not at all. For .mat
+``overview.png`` and ``provenance.json``; with ``--dicom`` (DICOM input) also ``dicom/<map>.dcm``,
+one DICOM Parametric Map series per map. All of them appear together or not at all. For .mat
 input the NRRD axes are the file's (i = x, j = y, k = slice, 1 mm voxels); for DICOM the real
 geometry.
 """
@@ -38,6 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DICOM phase sense (.mat files say it themselves)",
     )
     parser.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write the maps as DICOM Parametric Map series (dicom/*.dcm) referencing the "
+        "source echoes, for PACS (DICOM input only; needs the 'export' extra)",
+    )
+    parser.add_argument(
+        "--deidentify", action="store_true", help="de-identify the DICOM maps (with --dicom)"
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier fatwater output in --out"
     )
 
@@ -56,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         spectrum = get_spectrum(args.spectrum)
     except ValueError as err:
         raise InputError("--spectrum", str(err)) from None
+    if args.dicom:
+        _check_dicom_request(args.input)
     say(f"reading {args.input}")
     echoes = load_echoes(args.input, args.precession)
     say(
@@ -66,11 +78,38 @@ def run(args: argparse.Namespace) -> int:
     with OutputSet(overwrite=args.overwrite) as outputs:
         out = outputs.folder(args.out, marker="provenance.json")
         files = write_outputs(result, echoes, out, say)
+        if args.dicom:
+            files += write_dicom_maps(result, args.input, out, args.deidentify, say)
     total = time.perf_counter() - t0
     for name in files:
         print(f"{name:>15}: {outputs.final(out / name)}")
     print(f"fatwater: {args.input} done in {total:.1f} s")
     return 0
+
+
+def _check_dicom_request(source: Path) -> None:
+    """Refuse ``--dicom`` before any work when it cannot be honoured."""
+    from RefractureRiskLib.core.extras import require
+
+    if not source.is_dir():
+        raise InputError(
+            "--dicom",
+            f"{source} is not a DICOM folder: DICOM maps reference their source echo images, "
+            "which a .mat file does not have",
+        )
+    require("highdicom", what="DICOM map export (--dicom)")
+
+
+def write_dicom_maps(result, source: Path, out: Path, deidentify: bool, say) -> list[str]:
+    """The maps as DICOM Parametric Maps in ``out/dicom`` (:mod:`..export.parametric_maps`)."""
+    from RefractureRiskLib.export.parametric_maps import export_parametric_maps
+    from RefractureRiskLib.io.echo_dicom import echo_source_files
+
+    say("writing DICOM parametric maps")
+    written = export_parametric_maps(
+        result.maps(), echo_source_files(source), out / "dicom", deidentify
+    )
+    return [f"dicom/{p.name}" for p in written.values()]
 
 
 def write_outputs(result, echoes, out: Path, say) -> list[str]:

@@ -182,3 +182,14 @@ def read_echo_dicom(folder: str | Path) -> EchoSet:
         provenance,
     )
     return echo_set
+
+
+def echo_source_files(folder: str | Path) -> list[Path]:
+    """The files of the first echo's first component (magnitude, or real): the source images
+    derived maps reference (one per slice for classic files; enhanced: the file(s) holding
+    those frames)."""
+    root = Path(folder)
+    by_echo, _b0, _vendors = _collect(root)
+    first = by_echo[min(by_echo)]
+    comp = "magnitude" if "magnitude" in first else "real" if "real" in first else min(first)
+    return sorted({fr.path for fr in first[comp]})

@@ -42,7 +42,10 @@ def _dataset(uids: DeterministicUids, series: str, k: int, geometry, echoes: Ech
     ds.FrameOfReferenceUID = uids("frame")
     ds.Modality, ds.Manufacturer = "MR", "SIEMENS"
     ds.PatientName, ds.PatientID = "Phantom^Echoes", "PHANTOM-ECHOES"
+    ds.PatientBirthDate, ds.PatientSex = "19500101", "F"
     ds.StudyDate = ds.SeriesDate = dt.date(2024, 1, 1).strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = "120000"
+    ds.AccessionNumber, ds.StudyID, ds.ReferringPhysicianName = "", "1", ""
     ds.MagneticFieldStrength = decimal_string(echoes.field_strength_t)
     ds.ImageOrientationPatient = [decimal_string(x) for x in geometry.image_orientation_patient]
     ds.ImagePositionPatient = [decimal_string(x) for x in geometry.positions_lps[k]]
