@@ -63,25 +63,7 @@ def load_map_files(
     ref: Volume | None = None
     for kind in order:
         path = Path(files[kind])
-        unit = units.get(kind, "signal_au" if kind not in ("pdff", "r2s") else None)
-        if unit is None:
-            raise InputError(
-                path, f"the unit of the {kind} map must be given: one of {allowed_units(kind)}"
-            )
-        if unit not in allowed_units(kind):
-            raise InputError(
-                path, f"unit {unit!r} is not valid for {kind}; expected {allowed_units(kind)}"
-            )
-        volume = read_image(path)
-        values = np.array(volume.array, dtype=np.float32)
-        steps = [f"read {path.name} as {kind} in {unit} (unit given by the user)"]
-        if kind == "pdff":
-            values, text = pdff_to_percent(values, unit, source=str(path))
-            steps.append(text)
-        elif kind == "r2s":
-            values, text = to_r2s_per_s(values, unit, source=str(path))
-            steps.append(text)
-        volume = Volume(values, volume.ijk_to_ras)
+        volume, steps = _read_map(kind, path, units)
         resampled = False
         if ref is None:
             ref = volume
@@ -104,3 +86,27 @@ def load_map_files(
         series=prov,
     )
     return Study(maps, provenance, patient or PatientInfo())
+
+
+def _read_map(kind: str, path: Path, units: Mapping[str, str]) -> tuple[Volume, list[str]]:
+    """One map file in the library's units (PDFF percent, R2* 1/s), with the steps taken;
+    refuses a missing or invalid unit."""
+    unit = units.get(kind, "signal_au" if kind not in ("pdff", "r2s") else None)
+    if unit is None:
+        raise InputError(
+            path, f"the unit of the {kind} map must be given: one of {allowed_units(kind)}"
+        )
+    if unit not in allowed_units(kind):
+        raise InputError(
+            path, f"unit {unit!r} is not valid for {kind}; expected {allowed_units(kind)}"
+        )
+    volume = read_image(path)
+    values = np.array(volume.array, dtype=np.float32)
+    steps = [f"read {path.name} as {kind} in {unit} (unit given by the user)"]
+    if kind == "pdff":
+        values, text = pdff_to_percent(values, unit, source=str(path))
+        steps.append(text)
+    elif kind == "r2s":
+        values, text = to_r2s_per_s(values, unit, source=str(path))
+        steps.append(text)
+    return Volume(values, volume.ijk_to_ras), steps
