@@ -33,7 +33,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/commands/batch.py::add_arguments": 81,
     "RefractureRiskLib/model/dev/synthetic_cohort.py::_draw_patients": 67,
     "RefractureRiskLib/model/dev/training.py::train_model": 84,
-    "RefractureRiskLib/model/dev/validation_report.py::tripod_rows": 66,
     "RefractureRiskLib/phantom/dicom_writer.py::write_dicom_study": 65,
     "RefractureRiskLib/phantom/raster.py": 505,
     "RefractureRiskLib/phantom/realct.py": 709,

@@ -90,9 +90,18 @@ def _figures(result: TrainingResult, out: Path) -> list[tuple[str, str]]:
 
 def tripod_rows(result: TrainingResult) -> list[list[str]]:
     """TRIPOD+AI topics for development with internal validation, and where this report answers."""
+    return _tripod_methods(result) + _tripod_results(result)
+
+
+#: What the report leaves to the study team.
+_BY_THE_STUDY = "to be reported by the study team"
+
+
+def _tripod_methods(result: TrainingResult) -> list[list[str]]:
+    """TRIPOD+AI topics of the methods: intended use to performance measures."""
     s = result.summary
     m = result.model
-    study = "to be reported by the study team"
+    study = _BY_THE_STUDY
     return [
         [
             "Intended use and target population",
@@ -136,6 +145,14 @@ def tripod_rows(result: TrainingResult) -> list[list[str]]:
             "C-statistic, calibration intercept/slope/in-the-large, Brier score, Emax, "
             "calibration curve, decision curve",
         ],
+    ]
+
+
+def _tripod_results(result: TrainingResult) -> list[list[str]]:
+    """TRIPOD+AI topics of the results and the discussion: participants to limitations."""
+    s = result.summary
+    study = _BY_THE_STUDY
+    return [
         [
             "Participants: numbers and flow",
             f"{s['n_in_table']} in the table, {s['n_unknown_1y_outcome']} with unknown 1-year "
