@@ -444,7 +444,8 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
             label = _("Updating {level}...").format(level=level)
             result, stats = panel.runLong(label, work, showAfterMs=500)
-            self._showRoiResult(result, study, stats, changedLevels=(level,))
+            changed = result.extras.get("updated_levels", (level,))
+            self._showRoiResult(result, study, stats, changedLevels=changed)
 
     def onRoisFromPoints(self) -> None:
         with panel.step(_("Could not make ROIs from the points.")):

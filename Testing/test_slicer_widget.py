@@ -338,6 +338,52 @@ def test_a_live_point_move_recomputes_only_its_level(widget, env, dialogs):
     assert segment is not None and segment.GetName() == "L2"
 
 
+def test_a_dragged_point_runs_the_one_level_update(widget, env, dialogs, monkeypatch):
+    """The end of a drag (Slicer's PointEndInteractionEvent, the point's index in
+    "Markups.MovingMarkupIndex") reaches the library's one-level update: one level placed, the
+    others kept as they were, the label map as a full recomputation with the moved point."""
+    import numpy as np
+    import slicer
+
+    from RefractureRiskLib.roi import level_update
+    from RefractureRiskLib.roi.manual import rois_from_points
+
+    placed = []
+    place_one = level_update._place_one
+    monkeypatch.setattr(
+        level_update,
+        "_place_one",
+        lambda arrays, level, *args: placed.append(level) or place_one(arrays, level, *args),
+    )
+    logic = widget.logic
+    phantom = logic.generatePhantomStudy(seed=0)
+    nodes = logic.addStudyToScene(phantom.study, baseName="p")
+    p = widget._parameterNode
+    p.pdffVolume, p.r2sVolume = nodes["pdff"], nodes["r2s"]
+    levels = ("L1", "L2", "L3", "L4")
+    truth = {t.level: t.centre_ras for t in phantom.truth.levels if t.level in levels}
+    points = boot.load_module().mrml.updateMarkupsFromLevelPoints(truth)
+    p.roiPoints = points
+    study = widget._study()
+    widget._showRoiResult(logic.roisFromPoints(study, truth, "r", ()), study)
+    before = {e.level: e for e in widget._roiResult.levels}
+    widget._levelPoints.observe(points)
+    index = points.GetControlPointIndexByLabel("L2")
+    moved = dict(truth, L2=tuple(np.asarray(truth["L2"]) + np.array([0.0, 2.0, 0.0])))
+    points.SetNthControlPointPosition(index, *moved["L2"])
+    points.SetAttribute("Markups.MovingMarkupIndex", str(index))
+    points.InvokeEvent(slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent)
+    points.RemoveAttribute("Markups.MovingMarkupIndex")
+    after = widget._roiResult
+    assert placed == ["L2"]  # one level placed, not four
+    assert after.extras["updated_levels"] == ("L2",)
+    assert {e.level: e for e in after.levels}["L4"] is before["L4"]
+    full = rois_from_points(study, moved, reader="r")
+    assert np.array_equal(after.roiset.labelmap.array, full.roiset.labelmap.array)
+    assert np.array_equal(after.body_labels.array, full.body_labels.array)
+    assert [d for d in dialogs if d.kwargs.get("minimumDuration") == 500]  # shown only if slow
+
+
 def test_a_live_move_into_another_segmentation_fills_every_level(widget, env, dialogs):
     """The user picked another (empty) segmentation: a live move writes every level into it,
     not only the moved one."""

@@ -64,8 +64,10 @@ class WorkflowSteps:
         return lib("roi.qc").apply_qc(result, study, indexLevels)
 
     def updateLevel(self, roiResult, study, level, pointRas, indexLevels=()):
-        """``roiResult`` with one level recomputed from its moved point, QC re-applied."""
-        result = lib("roi.manual").update_level(roiResult, study, level, pointRas)
+        """``roiResult`` with one level recomputed from its moved point, QC re-applied: the
+        library's one-level update (its other levels kept, equal to a full recomputation);
+        ``extras["updated_levels"]`` names the levels whose ROI voxels changed."""
+        result = lib("roi.level_update").update_level(roiResult, study, level, pointRas)
         result = lib("roi.qc").apply_qc(result, study, indexLevels)
         # the reader's review decisions and include choices survive the move
         roiset = result.roiset
@@ -117,14 +119,29 @@ class WorkflowSteps:
         return lib("pipeline").measure(study, roiResult)[0]
 
     def updateStatistics(self, statistics, roiResult, study, level):
-        """``statistics`` with ``level``'s rows measured again on its box only, and every
+        """``statistics`` with the rows of the levels whose ROI changed (``level`` and those in
+        ``roiResult.extras["updated_levels"]``) measured again, each on its box only, and every
         row's flags and inclusion from ``roiResult`` (QC compares neighbours)."""
         import pandas as pd
 
         if statistics is None:
             return self.computeStatistics(roiResult, study)
+        changed = [level, *roiResult.extras.get("updated_levels", ())]
+        changed = [lv for lv in LEVELS if lv in changed and lv in roiResult.roiset.level_names]
+        rows = [self._levelStatistics(roiResult, study, lv)[statistics.columns] for lv in changed]
+        kept = statistics[~statistics["level"].isin(changed)]
+        table = pd.concat([kept, *rows], ignore_index=True)
+        table = table.sort_values("level", key=lambda s: s.map(LEVELS.index), kind="stable")
+        flags = {lv.level: lv for lv in roiResult.roiset.levels}
+        format_flags = lib("stats.roi_statistics").format_flags
+        table["flags"] = [format_flags(flags[lv].flags) for lv in table["level"]]
+        table["included"] = [bool(flags[lv].included) for lv in table["level"]]
+        return table.reset_index(drop=True)
+
+    def _levelStatistics(self, roiResult, study, level):
+        """One level's statistics rows, measured on its box only (its ROI lies inside)."""
         core = lib("core")
-        box = roiResult.placement(level).box.slices  # the level's ROI lies inside its box
+        box = roiResult.placement(level).box.slices
 
         def cropped(volume):  # statistics need the voxel size only, not the box's position
             return core.Volume(volume.array[box], volume.ijk_to_ras)
@@ -134,14 +151,7 @@ class WorkflowSteps:
         small = dataclasses.replace(roi, labelmap=cropped(roi.labelmap), levels=(roi.level(level),))
         rows = lib("stats.roi_statistics").roi_statistics(small, crop)
         rows["body_volume_ml"] = roiResult.placement(level).body_volume_ml
-        kept = statistics[statistics["level"] != level]
-        table = pd.concat([kept, rows[statistics.columns]], ignore_index=True)
-        table = table.sort_values("level", key=lambda s: s.map(LEVELS.index), kind="stable")
-        flags = {lv.level: lv for lv in roi.levels}
-        format_flags = lib("stats.roi_statistics").format_flags
-        table["flags"] = [format_flags(flags[lv].flags) for lv in table["level"]]
-        table["included"] = [bool(flags[lv].included) for lv in table["level"]]
-        return table.reset_index(drop=True)
+        return rows
 
     def loadModel(self, path=None):
         """A risk model file; None = the bundled demonstration model."""
