@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import warnings
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from RefractureRiskLib.core.errors import InputError
 
@@ -124,24 +128,73 @@ def _train(args: argparse.Namespace, model_path: Path, card_path: Path, report_d
     names = [s.strip() for s in args.splines.split(",") if s.strip()]
     if names:
         candidates = with_splines(candidates, names, args.knots)
-    result = train_model(
-        cohort,
-        candidates,
-        FitSpec(args.penalty, args.l1_ratio),
-        n_imputations=args.imputations,
-        n_bootstrap=args.bootstrap,
-        seed=args.seed,
-        loco=not args.no_loco,
-        name=args.name,
-        validated=args.mark_validated,
-        data_source={
-            "file": args.cohort.name,
-            "sha256": file_sha256(args.cohort),
-            "rows": len(cohort),
-        },
-    )
+    for line in separation_warnings(cohort, candidates):
+        print(f"warning: {line}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # each one counted once, printed as one line below
+        result = train_model(
+            cohort,
+            candidates,
+            FitSpec(args.penalty, args.l1_ratio),
+            n_imputations=args.imputations,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            loco=not args.no_loco,
+            name=args.name,
+            validated=args.mark_validated,
+            data_source={
+                "file": args.cohort.name,
+                "sha256": file_sha256(args.cohort),
+                "rows": len(cohort),
+            },
+        )
+    for line in warning_lines(caught):
+        print(f"warning: {line}")
     result.model.save(model_path)
     write_model_card(result.model, card_path, file_name=model_path.name)
     if report_dir is not None:
         write_report(result, report_dir)
     return result
+
+
+def separation_warnings(cohort: Any, candidates: Sequence[Any]) -> list[str]:
+    """Yes/no terms (sex, treatment, leakage, ...) that separate the 1-year outcome perfectly,
+    named with their counts ("perfect separation by sex: 0 events in men (n = 180)"): the
+    penalty keeps such a coefficient finite, but the data do not determine its size."""
+    import numpy as np
+    import pandas as pd
+
+    from RefractureRiskLib.model.dev.markers import separation_text
+    from RefractureRiskLib.model.terms import design_matrix
+
+    out = []
+    known = cohort[cohort["outcome_1y"].notna()]
+    for c in candidates:
+        if c.transform not in ("indicator", "threshold") or c.input not in known:
+            continue
+        rows = known[known[c.input].notna()]
+        if rows.empty:
+            continue
+        x = design_matrix([c.build(np.empty(0))], {c.input: rows[c.input]})[:, 0]
+        text = separation_text(pd.DataFrame({c.name: x}), rows["outcome_1y"].to_numpy(float))
+        if text:
+            out.append(
+                f"{text}: the penalty keeps the coefficient of {c.name} ({c.label}) finite, but "
+                "these data do not determine its size; calibration in a centre and its Cox "
+                "hazard ratio may not be estimable"
+            )
+    return out
+
+
+def warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    """Warnings of numpy, scikit-learn, statsmodels, ... as one line each, counted, in the
+    project's words instead of their source lines: "numerical problem in validation (invalid
+    value encountered in divide; 3 times): ..."."""
+    counts = Counter(
+        (Path(w.filename).stem, w.category.__name__, str(w.message).splitlines()[0]) for w in caught
+    )
+    return [
+        f"numerical problem in {where} ({category}: {message}; {n} time{'s' * (n > 1)}): the "
+        "estimates it affects may be not available (NaN) or infinite"
+        for (where, category, message), n in counts.items()
+    ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import warnings
 from pathlib import Path
 
+from RefractureRiskLib.commands.train import warning_lines
 from RefractureRiskLib.core.errors import InputError
 
 NAME = "validate"
@@ -81,7 +83,9 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
     if len(cohort) == 0:
         raise InputError(args.cohort, "the cohort table is empty")
     try:
-        result = validate_external(model, cohort, n_bootstrap=args.bootstrap, seed=args.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # printed as one line each below
+            result = validate_external(model, cohort, n_bootstrap=args.bootstrap, seed=args.seed)
     except InputError as err:  # name the cohort file with the column at fault
         source = err.source or ""
         if not source.startswith("model"):
@@ -109,6 +113,8 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
     )
     print(f"C-statistic {c}")
     print(f"calibration slope {s}")
+    for line in warning_lines(caught):
+        print(f"warning: {line}")
     if result.model_warning:
         print(f"note: {result.model_warning}")
     return paths

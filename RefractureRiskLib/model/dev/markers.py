@@ -215,7 +215,7 @@ def _odds_ratio(data: pd.DataFrame, y: np.ndarray, marker: str, cols: list[str],
     try:
         if y.sum() < 2 or (len(y) - y.sum()) < 2:
             raise ValueError("fewer than 2 events or non-events")
-        separated = _separation(x, y)
+        separated = separation_text(x, y)
         if separated:
             raise ValueError(separated)
         with warnings.catch_warnings(record=True) as caught:
@@ -242,7 +242,7 @@ def _odds_ratio(data: pd.DataFrame, y: np.ndarray, marker: str, cols: list[str],
 _LEVEL_NAMES = {"female": ("sex", {0.0: "men", 1.0: "women"})}
 
 
-def _separation(x: pd.DataFrame, y: np.ndarray) -> str:
+def separation_text(x: pd.DataFrame, y: np.ndarray) -> str:
     """A binary column whose one level has no events or no non-events separates the outcome
     perfectly (its odds ratio is infinite): named with its counts, e.g. "perfect separation by
     sex: 0 events in men (n = 45)"; "" when there is none."""
