@@ -84,6 +84,10 @@ def test_relabel_one_body_or_shift_the_count(module, detected):
     assert renamed.extras["review"] == {"L1": "relabelled from L2"}
     assert "index" in {str(f) for f in renamed.roiset.level("L1").flags}  # follows the name
     assert set(renamed.extras["points_ras"]) == {"L1", "L3", "L4"}
+    masks = result.extras["level_masks"]
+    kept = renamed.extras["level_masks"]
+    assert set(kept) == {"L1", "L3", "L4"}  # the masks follow the names
+    assert kept["L1"] is masks["L2"] and kept["L3"] is masks["L3"]
     # a taken name: the count was off, every label shifts by the same number of levels
     shifted = review.relabel(result, "L3", "L4", INDEX)
     assert [p.level for p in shifted.levels] == ["L3", "L4", "L5"]
@@ -94,6 +98,11 @@ def test_relabel_one_body_or_shift_the_count(module, detected):
     # a body shifted beyond T10-S1 is dropped (L5 would become "S2")
     twice = review.relabel(shifted, "L3", "L5", INDEX)
     assert [p.level for p in twice.levels] == ["L5", "S1"]
+    kept = twice.extras["level_masks"]
+    assert set(kept) == {"L5", "S1"} and kept["L5"] is masks["L2"] and kept["S1"] is masks["L3"]
+    # a point moved after the relabelling paints with the renamed levels' own masks
+    moved = module.RefractureRiskLogic().updateLevel(twice, phantom.study, "L5", points["L2"])
+    assert np.array_equal(moved.roiset.labelmap.array, twice.roiset.labelmap.array)
     assert set(np.unique(twice.roiset.labelmap.array)) == {
         0,
         core.level_label("L5"),

@@ -95,8 +95,8 @@ def relabel(roiResult, level, newLevel, indexLevels=()):
 
 def renamed(roiResult, mapping):
     """``roiResult`` with levels renamed by ``mapping`` ({old: new}; new None: the level is
-    dropped); label values, segment order, body labels, placements, overrides and stored points
-    follow."""
+    dropped); label values, segment order, body labels, placements, overrides, stored points and
+    the levels' box-local masks (roi.level_update paints with them) follow."""
     core = lib("core")
     label = core.level_label
     lut = np.arange(max(label(n) for n in LEVELS) + 1, dtype=np.int16)
@@ -124,7 +124,7 @@ def renamed(roiResult, mapping):
         key=lambda p: LEVELS.index(p.level),
     )
     extras = dict(roiResult.extras)
-    for key in ("points_ras", "review"):
+    for key in ("points_ras", "review", "level_masks"):  # the masks: a later point move
         if key in extras:
             extras[key] = {name(k): v for k, v in extras[key].items() if name(k) is not None}
     bodies = roiResult.body_labels
