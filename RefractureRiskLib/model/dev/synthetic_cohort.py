@@ -226,6 +226,11 @@ def generate_cohort(
 
 
 def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataFrame:
+    """``n`` patients' clinical, imaging and per-level columns (the outcome is added later).
+
+    The draws are made in one fixed order (the helpers are called in it), so a seed gives the
+    same cohort as before.
+    """
     centre = rng.integers(0, n_centres, n)
     female = rng.random(n) < 0.78
     age = np.clip(rng.normal(72.0, 8.0, n), 50.0, 98.0).round(1)
@@ -237,45 +242,17 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
     )
     n_prev = np.minimum(rng.poisson(np.exp(-0.6 - 0.35 * (tscore + 2.5))), 6)
     field_t = np.array([_CENTRE_SCANNERS[c % len(_CENTRE_SCANNERS)][0] for c in centre])
-    vendor = [_CENTRE_SCANNERS[c % len(_CENTRE_SCANNERS)][1] for c in centre]
-
     index_lists = [draw_index_levels(rng) for _ in range(n)]
-    n_index = np.array([len(v) for v in index_lists])
-    tl = np.array([float(bool(set(v) & TL_JUNCTION_LEVELS)) for v in index_lists])
-
     pdff, r2s, excl = draw_marrow(rng, age, tscore, index_lists, n_prev, field_t)
-    cols: dict[str, object] = {}
-
-    start = _dt.date(2019, 1, 1).toordinal()
-    days = rng.integers(0, 5 * 365, n)
-    cols.update(
-        {
-            "patient_id": [f"SYN{k + 1:05d}" for k in range(n)],
-            "centre_id": [f"C{c + 1}" for c in centre],
-            "surgery_date": pd.to_datetime([_dt.date.fromordinal(start + d) for d in days]),
-            "age_years": age,
-            "sex": np.where(female, "F", "M").astype(object),
-            "bmi_kg_m2": bmi.round(1),
-            "smoking": (rng.random(n) < 0.12).astype(float),
-            "glucocorticoid_use": (rng.random(n) < 0.10).astype(float),
-            "diabetes": (rng.random(n) < 0.18).astype(float),
-            "n_prevalent_vertebral_fractures": n_prev.astype(float),
-            "dxa_l1l4_tscore": tscore.round(2),
-            "ct_hu_l1": np.clip(120 + 25 * (tscore + 2.5) + rng.normal(0, 15, n), 10, 400).round(0),
-            "n_index_levels": n_index,
-            "index_levels": [";".join(v) for v in index_lists],
-            "tl_junction": tl,
-            "procedure": np.where(rng.random(n) < 0.55 + 0.1 * (centre % 2), "PVP", "PKP").astype(
-                object
-            ),
-            "cement_volume_ml": np.clip(n_index * rng.normal(4.5, 1.2, n), 1.0, 30.0).round(1),
-            "cement_leak_disc": (rng.random(n) < 0.20).astype(float),
-            "antiop_post": (rng.random(n) < 0.60).astype(float),
-            "mri_field_T": field_t,
-            "mri_vendor": vendor,
-            "reader_id": np.where(rng.random(n) < 0.5, "R1", "R2").astype(object),
-        }
-    )
+    cols: dict[str, object] = {
+        "patient_id": [f"SYN{k + 1:05d}" for k in range(n)],
+        "centre_id": [f"C{c + 1}" for c in centre],
+        "surgery_date": _surgery_dates(rng, n),
+        "age_years": age,
+        "sex": np.where(female, "F", "M").astype(object),
+        "bmi_kg_m2": bmi.round(1),
+    }
+    cols.update(_treatment_columns(rng, centre, tscore, n_prev, index_lists, field_t))
     for j, lv in enumerate(MEASURED_LEVELS):
         cols[f"pdff_pct_{lv}"] = pdff[:, j].round(2)
         cols[f"r2s_per_s_{lv}"] = r2s[:, j].round(1)
@@ -292,6 +269,46 @@ def _draw_patients(rng: np.random.Generator, n: int, n_centres: int) -> pd.DataF
         }
     )
     return pd.DataFrame(cols)
+
+
+def _surgery_dates(rng: np.random.Generator, n: int) -> pd.DatetimeIndex:
+    """Index surgery dates, uniform over five years from 2019."""
+    start = _dt.date(2019, 1, 1).toordinal()
+    days = rng.integers(0, 5 * 365, n)
+    return pd.to_datetime([_dt.date.fromordinal(start + d) for d in days])
+
+
+def _treatment_columns(
+    rng: np.random.Generator,
+    centre: np.ndarray,
+    tscore: np.ndarray,
+    n_prev: np.ndarray,
+    index_lists: list[list[str]],
+    field_t: np.ndarray,
+) -> dict[str, object]:
+    """Risk factors, the index surgery (levels, procedure, cement) and the scanner."""
+    n = len(centre)
+    n_index = np.array([len(v) for v in index_lists])
+    return {
+        "smoking": (rng.random(n) < 0.12).astype(float),
+        "glucocorticoid_use": (rng.random(n) < 0.10).astype(float),
+        "diabetes": (rng.random(n) < 0.18).astype(float),
+        "n_prevalent_vertebral_fractures": n_prev.astype(float),
+        "dxa_l1l4_tscore": tscore.round(2),
+        "ct_hu_l1": np.clip(120 + 25 * (tscore + 2.5) + rng.normal(0, 15, n), 10, 400).round(0),
+        "n_index_levels": n_index,
+        "index_levels": [";".join(v) for v in index_lists],
+        "tl_junction": np.array([float(bool(set(v) & TL_JUNCTION_LEVELS)) for v in index_lists]),
+        "procedure": np.where(rng.random(n) < 0.55 + 0.1 * (centre % 2), "PVP", "PKP").astype(
+            object
+        ),
+        "cement_volume_ml": np.clip(n_index * rng.normal(4.5, 1.2, n), 1.0, 30.0).round(1),
+        "cement_leak_disc": (rng.random(n) < 0.20).astype(float),
+        "antiop_post": (rng.random(n) < 0.60).astype(float),
+        "mri_field_T": field_t,
+        "mri_vendor": [_CENTRE_SCANNERS[c % len(_CENTRE_SCANNERS)][1] for c in centre],
+        "reader_id": np.where(rng.random(n) < 0.5, "R1", "R2").astype(object),
+    }
 
 
 def _add_follow_up(
