@@ -208,4 +208,4 @@ def write_overview(result, echoes, path: Path, max_slices: int = 4) -> None:
                 rgb[~inside[k]] = 0
             tile = Image.fromarray(rgb).resize((ni * zoom, nj * zoom), Image.NEAREST)
             canvas.paste(tile, (gap + col * (ni * zoom + gap), head + row * (nj * zoom + gap)))
-    canvas.save(path)
+    canvas.save(path, compress_level=1)  # zlib level 1: several times faster, PNG ~20% larger

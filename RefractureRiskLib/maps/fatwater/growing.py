@@ -17,7 +17,9 @@ Yu et al. (MRM 2005;54:1032) and Berglund et al. (MRM 2010;63:1659) grow regions
 
 from __future__ import annotations
 
+import cmath
 import heapq
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -85,25 +87,39 @@ class _Growth:
         self.open = np.zeros(size, bool)  # active, not assigned, not queued
         self.open[self.pidx[np.flatnonzero(active)]] = True
         self.coords = np.stack([kk, jj, ii], axis=1).astype(float)
+        self.cand_hz_rows = self.cand_hz.tolist()
+        self.cand_cost_rows = self.cand_cost.astype(float).tolist()
+        self.certainty_rows = self.certainty.astype(float).tolist()
 
     def choose(self, flat: int, pred_hz: float | None) -> None:
-        """Assign the candidate nearest (in cost + penalty) to the prediction."""
-        row = self.slot[flat]
+        """Assign the candidate nearest (in cost + penalty) to the prediction.
+
+        Scalar Python on the block's few candidates: tens of thousands of blocks, each a few
+        numbers, where numpy's per-call overhead would dominate."""
+        row = int(self.slot[flat])
+        hz, cost = self.cand_hz_rows[row], self.cand_cost_rows[row]
         best = 0
         if pred_hz is not None:
-            d = (self.cand_hz[row] - pred_hz + self.period / 2) % self.period - self.period / 2
-            best = int(np.argmin(self.cand_cost[row] + self.mu * (d / self.swap) ** 2))
-        self.field[flat] = self.cand_hz[row, best]
-        self.weight[flat] = self.certainty[row]
+            period, half, swap, mu = self.period, self.period / 2, self.swap, self.mu
+            best_score = math.inf
+            for c, (f, c_cost) in enumerate(zip(hz, cost, strict=True)):
+                d = (f - pred_hz + half) % period - half
+                score = c_cost + mu * (d / swap) ** 2
+                if score < best_score:
+                    best, best_score = c, score
+        field = hz[best]
+        cert = self.certainty_rows[row]
+        self.field[flat] = field
+        self.weight[flat] = cert
         self.assigned[flat] = True
-        self.open[self.pidx[flat]] = False
-        phasor = np.exp(1j * self.k * self.field[flat])
-        self.pz[self.pidx[flat]] = (self.certainty[row] + 1e-12) * phasor
+        p = int(self.pidx[flat])
+        self.open[p] = False
+        self.pz[p] = (cert + 1e-12) * cmath.exp(1j * self.k * field)
 
     def predict(self, flat: int) -> float:
         """Circular mean (Hz) of the assigned blocks within two blocks."""
-        z = np.dot(self.pz[self.pidx[flat] + self.near_flat], self.near_w)
-        return float(np.angle(z) / self.k)
+        z = complex(np.dot(self.pz[self.pidx[flat] + self.near_flat], self.near_w))
+        return cmath.phase(z) / self.k
 
     def predict_far(self, flat: int, sigma_blocks: float) -> float | None:
         """Prediction for a new region's seed from every assigned block (Gaussian distance)."""
