@@ -9,9 +9,12 @@ def runWorkflowChecks(logic, phantom, nodes):
     """Run the panel's workflow on the sample-data phantom; raises on failure.
 
     Automatic detection with an anchor (and its cancel); points at the phantom's true body
-    centres -> ROIs -> segmentation round trip -> a moved point updates only its level ->
-    statistics table and chart -> summaries -> risk with the bundled demonstration model, shown
-    beside the spine -> relabel/reject a level and the risk follows. Returns progress messages.
+    centres -> ROIs -> segmentation round trip -> a moved point updates only its level (as a
+    full recomputation gives) -> statistics table and chart -> summaries -> risk with the
+    bundled demonstration model, shown beside the spine -> save the results (a temporary
+    folder) and record them in a new measurement store (when its driver, SQLAlchemy, is
+    installed) -> relabel/reject a level and the risk follows. Offline. Returns progress
+    messages.
     """
     messages = []
     index = ("L1",)
@@ -58,6 +61,9 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert updated.roiset.mask("L2").sum() > 0
     for lv in ("T12", "L1", "L3"):
         assert np.array_equal(updated.roiset.mask(lv), result.roiset.mask(lv)), lv
+    assert updated.extras["updated_levels"] == ("L2",), updated.extras["updated_levels"]
+    full = logic.roisFromPoints(study, {**placed, "L2": movedRas}, "selftest", index)
+    assert np.array_equal(updated.roiset.labelmap.array, full.roiset.labelmap.array)
     outside = np.add(placed["L2"], (0.0, 80.0, 0.0))  # in front of the spine: no marrow there
     try:
         logic.updateLevel(result, study, "L2", tuple(outside), index)
@@ -108,12 +114,45 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert annotation.GetNthControlPointLabel(0) == text
     messages.append(f"risk {100 * risk.probability:.1f}% shown")
 
+    messages.extend(saveAndStore(logic, outcome))
+
+    shifted = review.relabel(result, "L2", "L3", index)  # the count was off by one
+    assert np.array_equal(shifted.roiset.mask("L3"), result.roiset.mask("L2"))
+    relabelled = logic.computeRisk(study, shifted, model, clinical, indexLevels=index)
+    used = relabelled["summary"].levels_used["pdff_global_L1L4_pct"]
+    assert set(used) <= {"L2", "L3", "L4"}, used  # L1 is the index level; T12 is now L1
+    messages.append("relabelling shifts every level; the summaries follow the new names")
+
     rejected = review.reject(result, "L3")
     again = logic.computeRisk(study, rejected, model, clinical, indexLevels=index)
     assert "L3" not in again["summary"].levels_used["pdff_global_L1L4_pct"]
     assert again["risk"].probability != risk.probability
     messages.append("rejecting L3 takes it out of the summaries and changes the risk")
     return messages
+
+
+def saveAndStore(logic, outcome):
+    """Save the results into a temporary folder and record them in a new SQLite measurement
+    store (skipped, and said so, when SQLAlchemy is not installed); returns messages."""
+    import importlib.util
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="RefractureRisk_selftest_")
+    try:
+        written = logic.saveResults(outcome, os.path.join(folder, "results"))
+        names = {os.path.basename(path) for path in written}
+        assert {"results.json", "rois.seg.nrrd"} <= names, sorted(names)
+        messages = [f"{len(written)} result files saved"]
+        if importlib.util.find_spec("sqlalchemy") is None:
+            return [*messages, "measurement store not checked: SQLAlchemy is not installed"]
+        store = os.path.join(folder, "store.sqlite")
+        logic.writeToStore(outcome, store, "selftest", "P001")
+        assert os.path.getsize(store) > 0
+        return [*messages, "measurements recorded in a new store"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def typicalInputValue(spec):
