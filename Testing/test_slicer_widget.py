@@ -233,6 +233,45 @@ def test_cancel_stops_the_worker_inside_a_library_call(module):
     assert not worker[0].is_alive()  # and the worker stopped (10 000 calls would take minutes)
 
 
+@pytest.fixture(scope="module")
+def dicom_folder(tmp_path_factory):
+    """A small IDEAL-IQ-style DICOM study of the phantom (PDFF and R2* series)."""
+    from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+    from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
+
+    folder = tmp_path_factory.mktemp("dicom")
+    spec = PhantomSpec(seed=4, in_plane_spacing_mm=2.5, slice_thickness_mm=4.0)
+    write_dicom_study(generate_phantom(spec).study, folder, seed=4, kinds=("pdff", "r2s"))
+    return folder
+
+
+def test_loading_a_dicom_folder_through_the_panel(widget, env, dialogs, dicom_folder):
+    """Loading a DICOM folder: read off the GUI thread behind a progress dialog, then the maps are
+    volume nodes of the scene and the parameter node points at them; the PDFF source is kept
+    for SEG/SR export."""
+    widget._ensureDependencies = lambda *a, **k: None
+    widget.ui.dicomFolderPathLineEdit.currentPath = str(dicom_folder)
+    widget.onLoadDicomFolder()
+    p = widget._parameterNode
+    assert p.pdffVolume is not None and p.r2sVolume is not None
+    assert env.scene.GetNodeByID(p.pdffVolume.GetID()) is p.pdffVolume
+    study = widget._study()
+    assert study.pdff.array.max() <= 100.0 and study.provenance.study_uid
+    assert widget.logic.dicomSource and len(widget.logic.dicomSource[0]) == study.grid.shape[0]
+    assert dialogs and dialogs[-1].closed and "DICOM" in dialogs[-1].labelText
+
+
+def test_cancelled_loading_adds_nothing(widget, env, dialogs, dicom_folder):
+    widget._ensureDependencies = lambda *a, **k: None
+    widget.ui.dicomFolderPathLineEdit.currentPath = str(dicom_folder)
+    before = env.scene.GetNumberOfNodes()
+    dialogs.cancel_after = 1  # Cancel pressed at the first look
+    widget.onLoadDicomFolder()  # a cancel is no error
+    assert env.scene.GetNumberOfNodes() == before
+    assert widget._parameterNode.pdffVolume is None and widget.logic.dicomSource is None
+    assert dialogs[-1].closed
+
+
 def test_the_gui_processes_events_every_100_ms_during_detection(widget, module, dialogs):
     """Detection on the phantom: events are processed at least every ~100 ms (measured)."""
     import slicer
