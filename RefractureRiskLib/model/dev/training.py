@@ -128,63 +128,92 @@ def train_model(
     spec = spec or FitSpec()
     penalty_alpha(spec.penalty, spec.l1_ratio)
     prep = _prepared(cohort, candidates, n_bootstrap, loco, log)
-    data, known, y, notes = prep.data, prep.known, prep.y, prep.notes
-    completed = _imputed(data, prep.inputs, prep.y_all, prep.n_missing, n_imputations, seed, log)
-    m = len(completed)
-    fits, designs, pooled = _fit_pooled(completed, prep.terms, prep.needed, known, y, spec, seed)
-    beta = pooled.estimate
-    log(
-        f"fitted {spec.penalty} logistic model on {prep.n} patients, {prep.events} events, "
-        f"{m} data set(s)"
+    completed = _imputed(
+        prep.data, prep.inputs, prep.y_all, prep.n_missing, n_imputations, seed, log
     )
-    vals, validation = _validated(designs, y, spec, n_bootstrap, seed, log)
-    loco_rows = _loco_averaged(data, known, designs, y, spec, seed) if loco else None
-
-    # Calibration and decision curves of the pooled model (predictions averaged over imputations).
-    p = np.mean([expit(beta[0] + X @ beta[1:]) for X in designs], axis=0)
-    calibration = calibration_curve(p, y)
-    decision = decision_curve(p, y)
-
+    fitted = _fit_and_validate(prep, completed, spec, n_bootstrap, seed, loco, log)
+    m, beta, pooled = len(completed), fitted.pooled.estimate, fitted.pooled
     names = [c for t in prep.terms for c in t.column_names]
+    notes = prep.notes
     cox_out = pooled_cox(completed, prep.terms, prep.needed, names, notes) if cox else None
-    summary = training_summary(data, known, prep.n, prep.events, prep.n_unknown, prep.n_missing, m)
-    lambdas = [f.lambda_ for f in fits]
-    model = trained_model(
-        prep.n,
-        prep.events,
-        prep.inputs + prep.checked_only,
-        prep.terms,
-        spec,
-        pooled,
-        m,
-        name=name,
-        validated=validated,
-        training={
-            **summary,
-            "method": method_record(spec, lambdas, m, seed),
-            "notes": list(notes),
-            "data_source": dict(data_source) if data_source else None,
-        },
-        validation={
-            "internal": {"n_bootstrap": n_bootstrap, **validation},
-            "leave_one_centre_out": loco_rows,
-            "calibration_ici": calibration["ici"],
-        },
+    summary = training_summary(
+        prep.data, prep.known, prep.n, prep.events, prep.n_unknown, prep.n_missing, m
     )
+    lambdas = [f.lambda_ for f in fitted.fits]
+    training = {
+        **summary,
+        "method": method_record(spec, lambdas, m, seed),
+        "notes": list(notes),
+        "data_source": dict(data_source) if data_source else None,
+    }
+    validation = {
+        "internal": {"n_bootstrap": n_bootstrap, **fitted.validation},
+        "leave_one_centre_out": fitted.loco,
+        "calibration_ici": fitted.calibration["ici"],
+    }
+    inputs = prep.inputs + prep.checked_only
+    model = trained_model(
+        prep.n, prep.events, inputs, prep.terms, spec, pooled, m,
+        name=name, validated=validated, training=training, validation=validation,
+    )  # fmt: skip
     return TrainingResult(
         model=model,
         sample_size_message=prep.size_message,
         sample_size_ok=prep.size_ok,
-        validation=validation,
-        validations=tuple(vals),
-        loco=loco_rows,
-        calibration=calibration,
-        decision=decision,
+        validation=fitted.validation,
+        validations=fitted.validations,
+        loco=fitted.loco,
+        calibration=fitted.calibration,
+        decision=fitted.decision,
         cox=cox_out,
         coefficients=coefficient_table(names, beta, pooled.covariance, lambdas),
         summary=summary,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The pooled fit and its validation: per-imputation fits, designs, pooled estimate, the
+    bootstrap validations and their average, leave-one-centre-out rows, and the calibration and
+    decision curves of the pooled model."""
+
+    fits: list[Any]
+    designs: list[np.ndarray]
+    pooled: Any
+    validations: tuple[BootstrapValidation, ...]
+    validation: dict[str, Any]
+    loco: list[dict[str, Any]] | None
+    calibration: dict[str, Any]
+    decision: dict[str, list[float]]
+
+
+def _fit_and_validate(
+    prep: _Prepared,
+    completed: list[pd.DataFrame],
+    spec: FitSpec,
+    n_bootstrap: int,
+    seed: int,
+    loco: bool,
+    log: Callable[[str], None],
+) -> _Fitted:
+    """Fit on every completed data set, pool, validate (bootstrap, leave-one-centre-out) and
+    draw the pooled model's calibration and decision curves."""
+    known, y = prep.known, prep.y
+    fits, designs, pooled = _fit_pooled(completed, prep.terms, prep.needed, known, y, spec, seed)
+    beta = pooled.estimate
+    log(
+        f"fitted {spec.penalty} logistic model on {prep.n} patients, {prep.events} events, "
+        f"{len(completed)} data set(s)"
+    )
+    vals, validation = _validated(designs, y, spec, n_bootstrap, seed, log)
+    loco_rows = _loco_averaged(prep.data, known, designs, y, spec, seed) if loco else None
+    # Calibration and decision curves of the pooled model (predictions averaged over imputations).
+    p = np.mean([expit(beta[0] + X @ beta[1:]) for X in designs], axis=0)
+    return _Fitted(
+        fits, designs, pooled, tuple(vals), validation, loco_rows,
+        calibration_curve(p, y), decision_curve(p, y),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
