@@ -17,6 +17,7 @@ from RefractureRiskLib.report.text import (
     LOWERS,
     RAISES,
     SUMMARY_NAMES,
+    UNCERTAIN_CONFIDENCE,
     LevelNotes,
     direction_colour,
     factor_rows,
@@ -75,7 +76,9 @@ def report_html(
     parts += [
         "<h2>Images</h2>",
         "<p>The printable page (PDF/PNG) with the sagittal PDFF and R2* images; A anterior, "
-        "P posterior, S superior, I inferior.</p>",
+        "P posterior, S superior, I inferior; 'excl.' after a level: left out of the summaries "
+        f"(flags in the table); '?': label uncertain (confidence &lt; {UNCERTAIN_CONFIDENCE:.2f})."
+        "</p>",
         f"<img alt='one-page report with sagittal PDFF and R2* images' src='data:image/png;"
         f"base64,{base64.b64encode(png).decode()}'>",
         "<h2>Vertebral levels</h2>",

@@ -21,7 +21,7 @@ from RefractureRiskLib.core.levels import LEVEL_COLORS
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.report.reformat import SagittalPlane, sagittal_plane
-from RefractureRiskLib.report.text import LevelNotes
+from RefractureRiskLib.report.text import UNCERTAIN_CONFIDENCE, LevelNotes
 
 
 def _level_colour(level: str) -> tuple[float, float, float]:
@@ -220,6 +220,11 @@ def legend_handles() -> list[Any]:
             linestyle="dashed",
             label="ROI left out: faint, dashed ('excl.'; flags in the table)",
         ),
-        Line2D([], [], color="none", label="'?' after a level: label uncertain"),
+        Line2D(
+            [],
+            [],
+            color="none",
+            label=f"'?' after a level: label uncertain (confidence < {UNCERTAIN_CONFIDENCE:.2f})",
+        ),
         Line2D([], [], color="none", label="A anterior, P posterior, S superior, I inferior"),
     ]

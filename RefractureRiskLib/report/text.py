@@ -184,7 +184,7 @@ def level_table(stats: pd.DataFrame, notes: LevelNotes | None = None) -> pd.Data
                 "Level": level,
                 "PDFF %\nmean ± SD": fmt("pdff"),
                 "R2* 1/s\nmean ± SD": fmt("r2s"),
-                "ROI\nmL": f"{first['volume_ml']:.1f}",
+                "ROI\nvol. mL": f"{first['volume_ml']:.1f}",
                 "Flags": str(first["flags"]).replace(";", ", ").replace("_", " ") or "-",
                 "Label\nconfidence": label,
                 "In\nsummaries": "yes" if bool(first["included"]) else "no",
