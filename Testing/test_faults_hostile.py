@@ -593,3 +593,38 @@ def test_a_batch_store_inside_its_output_folder_within_the_root_is_accepted(env,
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_full_disk_under_the_batch_store_is_one_line_naming_the_store(
+    env,
+    tmp_path,
+    capsys,
+    monkeypatch,
+):
+    """SQLite's "database or disk is full" (or a server gone) while recording: the batch stops
+    with one line naming the store file; was: an OperationalError traceback."""
+    import sqlalchemy as sa
+
+    from RefractureRiskLib.store.measurements import MeasurementStore
+
+    def full(*args, **kwargs):
+        cause = sqlite3.OperationalError("database or disk is full")
+        raise sa.exc.OperationalError("INSERT INTO failures", {}, cause)
+
+    monkeypatch.setattr(MeasurementStore, "record_failure", full)
+    monkeypatch.setattr(MeasurementStore, "record_study", full)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "root"
+    for pid in ("P1", "P2"):  # not DICOM: each study fails, and its failure is recorded
+        _write(root / pid / "x.dcm", b"not dicom " * 20)
+    argv = _batch(env, tmp_path, root)
+    argv[argv.index("--clinical") + 1] = _write(tmp_path / "c.csv", "patient_id\nnobody\n")
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("refracture-risk ")]
+    assert len(errors) == 1, err
+    assert "measurements.sqlite" in errors[0] and "database or disk is full" in errors[0]
+    assert "sqlite:///" not in errors[0]
+    assert not (tmp_path / "out" / "cohort.csv").exists()  # no table from a partial record

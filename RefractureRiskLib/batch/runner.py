@@ -17,13 +17,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from RefractureRiskLib.batch.cohort import CohortBuild, cohort_table
-from RefractureRiskLib.batch.inputs import (
-    PatientStudy,
-    _index_levels,
-    discover_studies,
-    read_clinical_text,
-)
+from RefractureRiskLib.batch.inputs import _index_levels, discover_studies, read_clinical_text
 from RefractureRiskLib.batch.lock import batch_lock
+from RefractureRiskLib.batch.places import check_places
 from RefractureRiskLib.batch.progress import Progress
 from RefractureRiskLib.batch.workers import (
     REPLACED_PREFIX,
@@ -40,7 +36,7 @@ from RefractureRiskLib.core.atomic import OutputSet, recover
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.schema import problems_frame
 from RefractureRiskLib.pipeline import AnalysisOptions, load_clinical
-from RefractureRiskLib.store.measurements import MeasurementStore, _sqlite_path, store_url
+from RefractureRiskLib.store.measurements import MeasurementStore, _safe_url
 
 PATIENTS_DIR = "patients"
 STORE_FILE = "measurements.sqlite"
@@ -217,7 +213,7 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder; choose another --out")
     studies = discover_studies(config.root, exclude=[out])
-    _check_places(config, studies)
+    check_places(config.root, config.out, config.store_location, studies)
     clinical_table = read_clinical_text(config.clinical)
     created = [p for p in (out, out / PATIENTS_DIR) if not p.exists()]
     run_notes: list[str] = []
@@ -230,6 +226,10 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
             try:
                 started = True
                 return _run_locked(config, studies, clinical_table, store, stream, t0, run_notes)
+            except sa.exc.OperationalError as err:  # disk full, server gone: whole studies kept
+                cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+                reason = f"cannot write to the measurement store ({cause}); the batch stopped"
+                raise InputError(_safe_url(store.url), reason) from None
             finally:
                 store.close()
     except BaseException:
@@ -238,33 +238,6 @@ def run_batch(config: BatchConfig, stream: TextIO | None = sys.stderr) -> BatchS
                 with contextlib.suppress(OSError):  # not empty: another batch's by now
                     p.rmdir()
         raise
-
-
-def _check_places(config: BatchConfig, studies: Sequence[PatientStudy]) -> None:
-    """Refuse a batch that would write into its own input: ``out`` may not be the root folder
-    (its ``patients`` folder would be read as a study next time) nor lie in a study folder, and
-    a SQLite store may lie neither in a study folder nor in the root folder outside ``out``
-    (a study folder's files are what is analysed and its analysis key)."""
-    out = config.out.resolve()
-    root = config.root.resolve() if config.root.is_dir() else None
-    folders = [s.study_path.resolve() for s in studies]
-    if out == root or any(out.is_relative_to(f) for f in folders):
-        raise InputError(
-            config.out, "is the batch's input folder or inside a study; choose another --out"
-        )
-    store = _sqlite_path(store_url(config.store_location, create=False))
-    if store is None:
-        return
-    store = store.resolve()
-    inside = [f for f in folders if store.is_relative_to(f)]
-    if root is not None and store.is_relative_to(root) and not store.is_relative_to(out):
-        inside.append(root)
-    if inside:
-        raise InputError(
-            store,
-            f"the measurement store would be written into the batch's input ({inside[0]}); "
-            "give --store a place outside it (default: in --out)",
-        )
 
 
 def _run_locked(
@@ -386,11 +359,6 @@ def _write_tables(
         with contextlib.suppress(FileNotFoundError):
             problems_path.unlink()
     return files
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without a password."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _record(

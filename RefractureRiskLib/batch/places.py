@@ -1,0 +1,40 @@
+"""Where a batch may write: never into its own input (the root folder or a study folder)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from RefractureRiskLib.batch.inputs import PatientStudy
+from RefractureRiskLib.core.errors import InputError
+from RefractureRiskLib.store.measurements import _sqlite_path, store_url
+
+
+def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStudy]) -> None:
+    """Refuse a batch that would write into its own input, before anything is created.
+
+    ``out`` may not be the root folder (its ``patients`` folder would be read as a study next
+    time) nor lie in a study folder; a SQLite ``store`` (a URL or a path, as the batch gives
+    it) may lie neither in a study folder nor in the root folder outside ``out``. A study
+    folder's files are what is analysed and its analysis key; ``out`` may be a folder inside
+    the root, which the study discovery leaves out.
+    """
+    out_path = out.resolve()
+    root_path = root.resolve() if root.is_dir() else None
+    folders = [s.study_path.resolve() for s in studies]
+    if out_path == root_path or any(out_path.is_relative_to(f) for f in folders):
+        raise InputError(out, "is the batch's input folder or inside a study; choose another --out")
+    store_path = _sqlite_path(store_url(store, create=False))
+    if store_path is None:  # another database, or in memory
+        return
+    store_path = store_path.resolve()
+    inside = [f for f in folders if store_path.is_relative_to(f)]
+    in_root = root_path is not None and store_path.is_relative_to(root_path)
+    if in_root and not store_path.is_relative_to(out_path):
+        inside.append(root_path)
+    if inside:
+        raise InputError(
+            store_path,
+            f"the measurement store would be written into the batch's input ({inside[0]}); "
+            "give --store a place outside it (default: in --out)",
+        )
