@@ -9,6 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 from RefractureRiskLib.commands.train import separation_warnings, warning_lines
 from RefractureRiskLib.model.dev.candidates import DEFAULT_CANDIDATES
 from RefractureRiskLib.model.dev.schema import read_cohort
@@ -57,3 +59,28 @@ def test_train_on_a_separated_cohort_prints_no_raw_warning(tmp_path: Path) -> No
     assert "warning: perfect separation by sex: 0 events in men (n = " in done.stdout
     both = done.stdout + done.stderr
     assert ".py:" not in both and "step /= det" not in both  # no raw "file.py:142: ..." lines
+
+
+def test_validate_says_which_rows_were_scored_with_a_substitute(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing input of a cohort row is replaced by the model's value for the cohort figures:
+    the command says so with the counts, and predictions.csv marks each such row."""
+    import pandas as pd
+
+    from RefractureRiskLib.cli import main
+    from RefractureRiskLib.model.modelfile import bundled_model_path
+
+    data = generate_cohort(200, 2, 0.0, seed=8).data
+    data.loc[data.index[:7], "dxa_l1l4_tscore"] = float("nan")
+    cohort = tmp_path / "clinic.csv"
+    data.to_csv(cohort, index=False)
+    out = tmp_path / "ext"
+    argv = ["validate", str(bundled_model_path()), str(cohort), "--out", str(out)]
+    assert main([*argv, "--bootstrap", "20"]) == 0
+    printed = capsys.readouterr().out
+    predictions = pd.read_csv(out / "predictions.csv")
+    marked = int(predictions["missing_inputs"].fillna("").str.contains("dxa_l1l4_tscore").sum())
+    assert marked == 7
+    assert f"note: {marked} row(s) scored with the model's substitute" in printed
+    assert "dxa_l1l4_tscore 7" in printed

@@ -111,6 +111,15 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
         f"n = {result.n} with known 1-year outcome, {result.events} events "
         f"({n_refused} rows refused, {result.n_unknown_outcome} outcome unknown)"
     )
+    substituted = {k: n for k, n in result.missing_counts.items() if n}
+    if substituted:
+        rows = int((result.predictions["missing_inputs"].fillna("") != "").sum())
+        per_input = ", ".join(f"{k} {n}" for k, n in substituted.items())
+        print(
+            f"note: {rows} row(s) scored with the model's substitute for a missing input "
+            f"({per_input}): their risks in predictions.csv are marked (missing_inputs) and "
+            "serve the cohort figures, not as any patient's risk"
+        )
     print(f"C-statistic {c}")
     print(f"calibration slope {s}")
     for line in warning_lines(caught):
