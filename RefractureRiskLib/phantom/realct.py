@@ -19,19 +19,32 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage as ndi
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import level_from_label, level_label
+from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.volume import Volume
-from RefractureRiskLib.io.images import read_image
 from RefractureRiskLib.phantom.grid import rotation_matrix, subsample_points
+from RefractureRiskLib.phantom.realct_case import (
+    BodyGeometry,
+    CaseFields,
+    RealCtCase,
+    body_geometry,
+    load_realspine_case,
+    load_tptbox_case,
+)
+from RefractureRiskLib.phantom.realct_paint import (
+    VOID_R2S,
+    Blob,
+    TissueValues,
+    draw_values,
+    paint,
+    place_blob,
+    skin_y,
+)
 from RefractureRiskLib.phantom.signal import bias_field, echo_times_ms, synthesise_maps
 from RefractureRiskLib.phantom.truth import (
     LabelledStudy,
@@ -41,129 +54,25 @@ from RefractureRiskLib.phantom.truth import (
     synthetic_study,
 )
 
-WHOLE_IDS: Mapping[int, str] = MappingProxyType(
-    {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12", 33: "T11"}
-)
-BODY_IDS: Mapping[int, str] = MappingProxyType(
-    {19: "T12", 20: "L1", 21: "L2", 22: "L3", 23: "L4", 24: "L5"}
-)
-TS_DIR = "totalsegmentator"
-CORE_DEPTH_MM = 3.0  # core marrow: at least this deep inside the body surface
-CORTEX_MM = 1.0  # cortical shell: no signal
+#: The real-CT studies' public names: the case (:mod:`.realct_case`), its specs and studies.
+__all__ = [
+    "COVERAGES",
+    "PATHOLOGIES",
+    "PATHOLOGY_LEVELS",
+    "TEST_SEEDS",
+    "RealCtCase",
+    "RealCtSpec",
+    "load_realspine_case",
+    "load_tptbox_case",
+    "random_realct_spec",
+    "realct_set",
+    "study_from_ct",
+]
+
 PATHOLOGIES = ("none", "oedema", "cement", "haemangioma")
 COVERAGES = ("full", "lower", "upper")
 PATHOLOGY_LEVELS = ("L1", "L2", "L3", "L4")
 TEST_SEEDS: tuple[int, ...] = tuple(range(2_000_000, 2_000_030))  # frozen: never tune on these
-AIR_HU = -1000.0
-VOID_R2S = 800.0  # true R2* of signal voids (gas, cortex, cement) at 1.5 T, 1/s
-# Soft tissue by HU (outside the spine masks): proton density (marrow = 1), fat fraction, R2* at
-# 1.5 T. "F" is the patient's fat PDFF, "M" muscle/organ, "P" pelvic/femoral marrow (per seed).
-_HU_KNOTS = np.array([-1000, -500, -190, -60, -5, 20, 35, 120, 180, 400, 800], np.float32)
-_PD_KNOTS = np.array([0, 0, 1, 1, 1, 1, 0.75, 0.75, 0.85, 0.5, 0], np.float32)
-_R2_KNOTS = np.array([800, 800, 25, 25, 8, 8, 30, 30, 90, 120, 300], np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class RealCtCase:
-    """A real CT with its masks, on the CT grid (arrays [k, j, i], RAS mm).
-
-    ``ct_hu``: Hounsfield units. ``bodies``: int16 vertebral bodies with product labels
-    (:func:`level_label`); ``vertebrae``: int16 whole vertebrae (body + posterior elements), same
-    labels; ``discs``: uint8, 1 = disc. ``whole_ids``/``body_ids``: level name of each id in the
-    source masks. ``edge_levels``: bodies touching the CT edge (always truncated). ``fields``:
-    what generation samples (HU without the table, signed distances, nearest body).
-    """
-
-    name: str
-    source: str
-    ct_hu: Volume
-    bodies: Volume
-    vertebrae: Volume
-    discs: Volume
-    whole_ids: Mapping[int, str]
-    body_ids: Mapping[int, str]
-    edge_levels: tuple[str, ...]
-    fields: _Fields = field(repr=False)
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        """Levels that have a body in the CT, cranial first."""
-        return tuple(level_from_label(int(v)) for v in np.unique(self.bodies.array) if v > 0)
-
-
-def load_realspine_case(root: str | Path) -> RealCtCase:
-    """Read the TotalSegmentator example CT and its masks from ``root`` (``realspine`` folder or
-    its ``totalsegmentator`` subfolder); InputError names a missing file."""
-    folder = Path(root)
-    folder = folder / TS_DIR if (folder / TS_DIR).is_dir() else folder
-    ct = read_image(folder / "example_ct.nii.gz")
-    whole = read_image(folder / "example_ct_vertebrae_T11-S1_pred.nii.gz").array
-    body = read_image(folder / "example_ct_vertebral_bodies_T12-L5_pred.nii.gz").array
-    bvd = read_image(folder / "example_ct_vertebrae_body_vs_disc_pred.nii.gz").array
-    for arr, what in ((whole, "vertebrae"), (body, "bodies"), (bvd, "body_vs_disc")):
-        if arr.shape != ct.shape:
-            raise InputError(folder, f"{what} mask shape {arr.shape} != CT shape {ct.shape}")
-    vert = np.zeros(ct.shape, np.int16)
-    bodies = np.zeros(ct.shape, np.int16)
-    for mid, name in WHOLE_IDS.items():
-        vert[whole == mid] = level_label(name)
-    for mid, name in BODY_IDS.items():
-        bodies[body == mid] = level_label(name)
-    for name in set(WHOLE_IDS.values()) - set(BODY_IDS.values()):  # S1 (and T11: empty)
-        bodies[(vert == level_label(name)) & (bvd == 1) & (bodies == 0)] = level_label(name)
-    return _make_case("ts-example-ct", ct, vert, bodies, bvd == 2, WHOLE_IDS, BODY_IDS, folder)
-
-
-def load_tptbox_case(root: str | Path) -> RealCtCase:
-    """Read the TPTBox CT crop around L3 (1.5 mm, P-I-R; VerSe ids 21=L2 22=L3 23=L4, L2 and L4
-    cut by the crop) from ``root`` (``realspine`` or its ``tptbox`` subfolder). Bodies are the
-    sub-region classes 49 (corpus border) and 50 (corpus). The crop has no disc mask: a disc is
-    soft tissue (20-150 HU) outside the vertebrae within 8 mm of two neighbouring bodies."""
-    folder = Path(root)
-    folder = folder / "tptbox" if (folder / "tptbox").is_dir() else folder
-    ct = read_image(folder / "sub-ct_label-22_ct.nii.gz")
-    verse = read_image(folder / "sub-ct_seg-vert_label-22_msk.nii.gz").array
-    subreg = read_image(folder / "sub-ct_seg-subreg_label-22_msk.nii.gz").array
-    ids = {19 + n: f"L{n}" for n in range(1, 6)}  # VerSe ids: 19 = T12, 20 = L1 .. 24 = L5
-    vert = np.zeros(ct.shape, np.int16)
-    for mid, name in ids.items():
-        vert[verse == mid] = level_label(name)
-    bodies = np.where(np.isin(subreg, (49, 50)), vert, 0).astype(np.int16)
-    sp = ct.spacing_mm[::-1]
-    near = [ndi.distance_transform_edt(bodies != v, sampling=sp) for v in np.unique(bodies) if v]
-    close = [d < 8.0 for d in near]
-    between = np.any([a & b for a, b in itertools.pairwise(close)], axis=0)
-    discs = between & (vert == 0) & (ct.array > 20) & (ct.array < 150)
-    body_ids = {mid: n for mid, n in ids.items() if np.any(bodies == level_label(n))}
-    return _make_case("tptbox-ct-L3", ct, vert, bodies, discs, ids, body_ids, folder)
-
-
-def _make_case(
-    name: str,
-    ct: Volume,
-    vert: npt.NDArray,
-    bodies: npt.NDArray,
-    discs: npt.NDArray,
-    whole_ids: Mapping[int, str],
-    body_ids: Mapping[int, str],
-    folder: Path,
-) -> RealCtCase:
-    border = np.ones(ct.shape, bool)
-    border[1:-1, 1:-1, 1:-1] = False
-    edge = tuple(level_from_label(int(v)) for v in np.unique(bodies[border]) if v > 0)
-    mat, vert = ct.ijk_to_ras, np.maximum(vert, bodies)
-    return RealCtCase(
-        name=name,
-        source=f"{folder} ({name}: public test CT, Apache-2.0; not a patient)",
-        ct_hu=Volume(ct.array.astype(np.float32), mat),
-        bodies=Volume(bodies, mat),
-        vertebrae=Volume(vert, mat),
-        discs=Volume(discs.astype(np.uint8), mat),
-        whole_ids=MappingProxyType(dict(whole_ids)),
-        body_ids=MappingProxyType(dict(body_ids)),
-        edge_levels=edge,
-        fields=_case_fields(ct, bodies, discs, vert),
-    )
 
 
 @dataclass(frozen=True)
@@ -273,263 +182,8 @@ def realct_set(name: str, n: int | None = None) -> list[RealCtSpec]:
     return [random_realct_spec(np.random.default_rng(s), s) for s in seeds]
 
 
-@dataclass(frozen=True, eq=False)
-class _Fields:
-    """Per-case fields on the CT grid padded by one voxel of "outside": ``stack`` [k, j, i, 4]
-    holds lightly smoothed HU and the signed distances (mm, > 0 inside) to the body, disc and
-    whole-vertebra surfaces; ``nearest_body`` the label of the nearest body voxel."""
-
-    stack: npt.NDArray[np.float32]
-    nearest_body: npt.NDArray[np.int16]
-    ras_to_kji: npt.NDArray[np.float64]  # 4x4: RAS (x, y, z, 1) -> padded (k, j, i, 1)
-
-    def sample(self, kji: npt.NDArray, extra: npt.NDArray | None = None) -> tuple[npt.NDArray, ...]:
-        """Trilinear HU, sdf_body, sdf_disc, sdf_vert, nearest body label and ``extra`` (a padded
-        CT-grid array; zeros without it) at padded CT indices ``kji`` (3, n); far outside the CT
-        gives air and "outside"."""
-        hi = np.array(self.stack.shape[:3], np.float32)[:, None] - 1.001
-        c = np.clip(kji, 0, hi)
-        base = c.astype(np.intp)
-        w = (c - base).astype(np.float32)
-        nj, ni = self.stack.shape[1:3]
-        flat = (base[0] * nj + base[1]) * ni + base[2]
-        table = self.stack.reshape(-1, 4)
-        out = np.zeros((flat.size, 5), np.float32)
-        for dk, dj, di in itertools.product((0, 1), repeat=3):
-            wt = (
-                (w[0] if dk else 1 - w[0]) * (w[1] if dj else 1 - w[1]) * (w[2] if di else 1 - w[2])
-            )
-            idx = flat + (dk * nj + dj) * ni + di
-            out[:, :4] += table[idx] * wt[:, None]
-            if extra is not None:
-                out[:, 4] += extra.ravel()[idx] * wt
-        near = np.rint(c).astype(np.intp)
-        label = self.nearest_body[near[0], near[1], near[2]]
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3], label, out[:, 4]
-
-
-def _signed_distance_mm(mask: npt.NDArray[np.bool_], spacing_kji: npt.NDArray) -> npt.NDArray:
-    # zero half-way between voxel centres in and out; smoothed so the surface is not blocky
-    half = float(np.mean(spacing_kji)) / 2
-    inside = ndi.distance_transform_edt(mask, sampling=spacing_kji) - half
-    outside = ndi.distance_transform_edt(~mask, sampling=spacing_kji) - half
-    return ndi.gaussian_filter(np.where(mask, inside, -outside), 0.7).astype(np.float32)
-
-
-def _case_fields(ct: Volume, bodies: npt.NDArray, discs: npt.NDArray, vert: npt.NDArray) -> _Fields:
-    sp = ct.spacing_mm[::-1]
-    _, idx = ndi.distance_transform_edt(bodies == 0, return_indices=True)
-    hu = ct.array.astype(np.float32)
-    parts, _ = ndi.label(hu > -400)  # the patient is the largest part; the table is not
-    sizes = np.bincount(parts.ravel())
-    sizes[0] = 0
-    hu[(parts > 0) & (parts != sizes.argmax())] = AIR_HU
-    layers = [ndi.gaussian_filter(hu, 0.6)] + [
-        _signed_distance_mm(m > 0, sp) for m in (bodies, discs, vert)
-    ]
-    cvals = (AIR_HU, -99.0, -99.0, -99.0)
-    padded = [np.pad(a, 1, constant_values=v) for a, v in zip(layers, cvals, strict=True)]
-    to_kji = np.eye(4)[[2, 1, 0, 3]] @ ct.ras_to_ijk
-    to_kji[:3, 3] += 1.0  # padding
-    near = np.pad(bodies[tuple(idx)].astype(np.int16), 1)
-    return _Fields(np.stack(padded, axis=-1).astype(np.float32), near, to_kji)
-
-
-def _to_kji(f: _Fields, xyz: tuple) -> npt.NDArray:
-    m = f.ras_to_kji.astype(np.float32)
-    x, y, z = (np.ravel(c).astype(np.float32) for c in xyz)
-    return np.stack([m[r, 0] * x + m[r, 1] * y + m[r, 2] * z + m[r, 3] for r in range(3)])
-
-
-@dataclass(frozen=True)
-class _Values:
-    """Tissue values drawn from the seed (PDFF as fractions here, R2* in 1/s at 1.5 T)."""
-
-    level_ff: Mapping[int, float]  # core marrow per body label (after oedema)
-    level_r2: Mapping[int, float]
-    oedema_pct: float
-    rim_drop: float
-    fat_ff: float
-    muscle_ff: float
-    disc_ff: float
-    pelvis_ff: float
-    lesion_ff: float
-    texture: npt.NDArray | None  # marrow PDFF offsets (fraction) on the padded CT grid
-
-
-def _draw_values(
-    case: RealCtCase, spec: RealCtSpec, rng: np.random.Generator, tex_rng: np.random.Generator
-) -> _Values:
-    mean = spec.marrow_pdff_pct if spec.marrow_pdff_pct is not None else rng.uniform(30, 70)
-    r2 = rng.uniform(60.0, 120.0)
-    ff, r2s = {}, {}
-    oedema = rng.uniform(10.0, 30.0)  # always drawn: pathology never changes the other values
-    oedema = oedema if spec.pathology == "oedema" else 0.0
-    for name in case.levels:
-        lab = level_label(name)
-        pct = mean + 1.0 * (lab - level_label("L3")) + rng.normal(0.0, 2.0)  # fattier caudally
-        pct = float(np.clip(pct, 8.0, 90.0))
-        if name == spec.pathology_level and oedema:
-            oedema = min(oedema, pct - 5.0)
-            pct -= oedema
-        ff[lab], r2s[lab] = pct / 100.0, float(r2 * (1.0 + rng.normal(0.0, 0.08)))
-    return _Values(
-        level_ff=ff,
-        level_r2=r2s,
-        oedema_pct=float(oedema),
-        rim_drop=rng.uniform(4.0, 8.0) / 100.0,
-        fat_ff=rng.uniform(0.85, 0.95),
-        muscle_ff=rng.uniform(0.02, 0.10),
-        disc_ff=rng.uniform(0.0, 0.05),
-        pelvis_ff=float(np.clip(mean / 100 + rng.uniform(0.05, 0.2), 0.5, 0.9)),
-        lesion_ff=rng.uniform(0.75, 0.92),
-        texture=_texture(case, spec.marrow_texture_pct, tex_rng),
-    )
-
-
-def _texture(case: RealCtCase, sd_pct: float, rng: np.random.Generator) -> npt.NDArray | None:
-    """Smooth marrow PDFF variation (fraction; padded CT grid): SD ``sd_pct`` points over the
-    body cores, zero mean over each body's core so the level values hold on average."""
-    if sd_pct <= 0:
-        return None
-    noise = ndi.gaussian_filter(rng.standard_normal(case.ct_hu.shape).astype(np.float32), 1.5)
-    core = case.fields.stack[1:-1, 1:-1, 1:-1, 1] >= CORE_DEPTH_MM
-    for v in np.unique(case.bodies.array[core]):
-        part = core & (case.bodies.array == v)
-        noise[case.bodies.array == v] -= noise[part].mean()
-    noise *= sd_pct / 100.0 / max(float(noise[core].std()), 1e-6)
-    return np.pad(noise, 1)
-
-
-@dataclass(frozen=True)
-class _Blob:
-    """Cement or haemangioma: a sphere (RAS mm) inside one body."""
-
-    label: int
-    centre: npt.NDArray[np.float64]
-    radius_mm: float
-
-
-def _place_blob(case: RealCtCase, f: _Fields, spec: RealCtSpec, rng: np.random.Generator):
-    if spec.pathology not in ("cement", "haemangioma") or spec.pathology_level is None:
-        return None
-    lab = level_label(spec.pathology_level)
-    depth = np.where(case.bodies.array == lab, f.stack[1:-1, 1:-1, 1:-1, 1], -1.0)
-    deepest = float(depth.max())
-    radius = rng.uniform(7.0, 10.0) if spec.pathology == "cement" else rng.uniform(4.0, 7.0)
-    radius = min(radius, deepest - 2.0)
-    cement = spec.pathology == "cement"
-    ijk = np.argwhere(depth >= (deepest - 3.0 if cement else min(radius + 3.0, deepest - 1.0)))
-    ras = case.ct_hu.ijk_to_ras_points(ijk[:, ::-1])
-    centre = ras.mean(axis=0) if cement else ras[rng.integers(len(ras))]
-    return _Blob(lab, centre + rng.uniform(-2, 2, 3), float(radius))
-
-
-def _paint(
-    case: RealCtCase, f: _Fields, v: _Values, blob: _Blob | None, spec: RealCtSpec, xyz: tuple
-) -> tuple[npt.NDArray, ...]:
-    """Proton density (marrow = 1), fat fraction, R2* (1/s at 1.5 T), tissue and body label at
-    RAS points ``xyz`` (arrays of one shape)."""
-    shape = xyz[0].shape
-    hu, sb, sd, sv, near, texture = f.sample(_to_kji(f, xyz), v.texture)
-    pd = np.interp(hu, _HU_KNOTS, _PD_KNOTS).astype(np.float32)
-    ff_knots = [v.fat_ff] * 4 + [0.01, 0.01] + [v.muscle_ff] * 2 + [v.pelvis_ff] * 3
-    ff = np.interp(hu, _HU_KNOTS, np.array(ff_knots, np.float32)).astype(np.float32)
-    r2 = np.interp(hu, _HU_KNOTS, _R2_KNOTS).astype(np.float32)
-    tissue = np.select(
-        [hu < -500, hu < -30, hu < 20, hu < 150, hu < 400],
-        [
-            Tissue.AIR,
-            Tissue.SUBCUTANEOUS_FAT,
-            Tissue.CSF,
-            Tissue.SOFT_TISSUE,
-            Tissue.OTHER_VERTEBRA,
-        ],
-        Tissue.CORTEX,
-    ).astype(np.uint8)
-
-    def put(mask: npt.NDArray, t: int, p: float, fat: object, rr: object) -> None:
-        sel = [a[mask] if isinstance(a, np.ndarray) else a for a in (fat, rr)]
-        tissue[mask], pd[mask], ff[mask], r2[mask] = t, p, sel[0], sel[1]
-
-    # bone next to the spine surface and the shell of the posterior elements: cortex, no signal
-    put((sv > -2.0) & (sv <= 0) & (hu > 150), Tissue.CORTEX, 0, 0, VOID_R2S)
-    post = sv > 0
-    mean_ff = float(np.mean(list(v.level_ff.values())))
-    mean_r2 = float(np.mean(list(v.level_r2.values())))
-    put(post, Tissue.POSTERIOR_ELEMENT, 0.8, min(mean_ff + 0.05, 0.95), 1.2 * mean_r2)
-    put(post & ((sv < CORTEX_MM) | (hu > 450)), Tissue.CORTEX, 0, 0, VOID_R2S)
-    put((sd > 0) & (sb <= 0), Tissue.DISC, 0.9, v.disc_ff, 15.0)
-    body = (sb > 0) & (near > 0)
-    lab = np.where(body, near, 0).astype(np.int16)
-    core_ff = np.zeros_like(ff)
-    core_r2 = np.zeros_like(r2)
-    for label, value in v.level_ff.items():
-        core_ff[lab == label], core_r2[lab == label] = value, v.level_r2[label]
-    core_ff += np.where(lab > 0, texture, 0)
-    closeness = np.clip((CORE_DEPTH_MM - sb) / (CORE_DEPTH_MM - CORTEX_MM), 0.0, 1.0)
-    rim = body & (sb < CORE_DEPTH_MM)
-    put(body, Tissue.MARROW_CORE, 1.0, core_ff, core_r2)
-    put(rim, Tissue.MARROW_RIM, 1.0, np.clip(core_ff - v.rim_drop * closeness, 0, 1),
-        core_r2 * (1 + 0.3 * closeness))  # fmt: skip
-    put(body & (sb < CORTEX_MM), Tissue.CORTEX, 0, 0, VOID_R2S)
-    if blob is not None:
-        d2 = sum((np.ravel(c) - c0) ** 2 for c, c0 in zip(xyz, blob.centre, strict=True))
-        inside = (lab == blob.label) & (d2 < blob.radius_mm**2)
-        if spec.pathology == "cement":
-            put(inside, Tissue.CEMENT, 0, 0, VOID_R2S)
-        else:
-            put(inside, Tissue.LESION, 1.0, v.lesion_ff, 0.6 * v.level_r2[blob.label])
-    return tuple(a.reshape(shape) for a in (pd, ff, r2, tissue, lab))
-
-
-def _skin_y(case: RealCtCase, f: _Fields, x_mid: float, zs: npt.NDArray) -> tuple[float, float]:
-    """(posterior, anterior) skin y (RAS mm) on the line through the spine at heights ``zs``."""
-    lo, hi = np.sort(case.ct_hu.ijk_to_ras_points([[0, 0, 0], np.array(case.ct_hu.shape[::-1])]), 0)
-    ys = np.arange(lo[1], hi[1], 2.0)
-    yy, zz = np.meshgrid(ys, zs)
-    hu = f.sample(_to_kji(f, (np.full(yy.shape, x_mid), yy, zz)))[0].reshape(yy.shape)
-    inside = hu > -300
-    back = [ys[r.argmax()] for r in inside if r.any()]
-    front = [ys[len(r) - 1 - r[::-1].argmax()] for r in inside if r.any()]
-    return float(np.median(back)), float(np.median(front))
-
-
-@dataclass(frozen=True)
-class _BodyGeometry:
-    points: npt.NDArray[np.float64]  # RAS of the CT mask voxel centres
-    centre: npt.NDArray[np.float64]
-    superior: npt.NDArray[np.float64]
-    anterior: npt.NDArray[np.float64]
-    size_mm: tuple[float, float, float]  # width, depth, height
-
-
-def _body_geometry(case: RealCtCase) -> dict[str, _BodyGeometry]:
-    """Per level: centre, superior axis along the spine line, anterior axis (PCA: the shorter
-    in-plane axis, pointing +A), extents (mm) of the CT body mask along the three axes."""
-    vol = case.bodies
-    pts = {n: vol.ijk_to_ras_points(np.argwhere(vol.array == level_label(n))[:, ::-1])
-           for n in case.levels}  # fmt: skip
-    cen = [pts[n].mean(axis=0) for n in case.levels]
-    out = {}
-    voxel = float(np.mean(vol.spacing_mm))
-    for i, name in enumerate(case.levels):
-        up = cen[max(i - 1, 0)] - cen[min(i + 1, len(cen) - 1)]
-        up /= np.linalg.norm(up)
-        rel = pts[name] - cen[i]
-        flat = rel - np.outer(rel @ up, up)
-        _, evecs = np.linalg.eigh(np.cov(flat.T))
-        ant = evecs[:, 1] if abs(evecs[:, 1] @ up) < 0.5 else evecs[:, 0]
-        ant = ant - (ant @ up) * up
-        ant = ant / np.linalg.norm(ant) * (1 if ant[1] >= 0 else -1)
-        right = np.cross(ant, up)
-        size = tuple(float(np.ptp(rel @ a) + voxel) for a in (right, ant, up))
-        out[name] = _BodyGeometry(pts[name], cen[i], up, ant, size)  # type: ignore[arg-type]
-    return out
-
-
 def _grid(
-    case: RealCtCase, f: _Fields, spec: RealCtSpec, geo: Mapping[str, _BodyGeometry]
+    case: RealCtCase, f: CaseFields, spec: RealCtSpec, geo: Mapping[str, BodyGeometry]
 ) -> tuple[npt.NDArray[np.float64], tuple[int, int, int], float]:
     """IJK-to-RAS matrix, shape (nk, nj, ni) and posterior skin y (mm) of the MRI grid."""
     z_lo = {n: float(g.points[:, 2].min()) - 1.5 for n, g in geo.items()}
@@ -542,7 +196,7 @@ def _grid(
     }[spec.coverage]
     x_mid = float(np.mean([g.centre[0] for g in geo.values()]))
     lumbar = [g.centre[2] for n, g in geo.items() if n.startswith("L")]
-    y_back, y_front = _skin_y(case, f, x_mid, np.linspace(min(lumbar), max(lumbar), 5))
+    y_back, y_front = skin_y(case, f, x_mid, np.linspace(min(lumbar), max(lumbar), 5))
     sag, fov = spec.orientation == "sagittal", spec.fov_mm
     sp, thk = spec.in_plane_spacing_mm, spec.slice_thickness_mm
     y0 = y_back - 15.0 if sag else (y_back + y_front - fov) / 2  # sagittal: from behind the back
@@ -599,29 +253,14 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
         )
     f = case.fields
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(5)]
-    values = _draw_values(case, spec, streams[0], streams[4])
-    blob = _place_blob(case, f, spec, streams[1])
-    geo = _body_geometry(case)
+    values = draw_values(case, spec, streams[0], streams[4])
+    blob = place_blob(case, f, spec, streams[1])
+    geo = body_geometry(case)
     mat, shape, y_back = _grid(case, f, spec, geo)
-    nk, nj, ni = shape
-    n_sub = math.ceil(spec.slice_thickness_mm / 1.5)
-    n_sub += 1 - n_sub % 2
-    water, fat, r2 = (np.zeros(shape, np.float32) for _ in range(3))
-    tissue, core = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
-    labels = np.zeros(shape, np.int16)
-    for k in range(nk):
-        xyz = subsample_points(mat, n_sub, (k * n_sub, (k + 1) * n_sub), (0, nj), (0, ni))
-        pd, ff, rr, tis, lab = _paint(case, f, values, blob, spec, xyz)
-        fat_pd = pd * ff
-        water[k], fat[k] = (pd - fat_pd).mean(axis=0), fat_pd.mean(axis=0)
-        pd_sum = pd.sum(axis=0)
-        r2[k] = np.where(pd_sum > 0, (pd * rr).sum(axis=0) / np.maximum(pd_sum, 1e-6), VOID_R2S)
-        tissue[k] = tis[n_sub // 2]
-        for label in values.level_ff:
-            labels[k][2 * (lab == label).sum(axis=0) >= n_sub] = label
-        core[k] = ((tis == Tissue.MARROW_CORE) & (lab == labels[k])).all(axis=0) & (labels[k] > 0)
+    water, fat, r2, tissue, core, labels = _render(case, values, blob, spec, mat, shape)
     if spec.field_strength_t == 3.0:
         r2 *= 2.0
+    nk, nj, ni = shape
     x, y, z = subsample_points(mat, 1, (0, nk), (0, nj), (0, ni))
     shading = bias_field(x, y, z, spec.bias_amplitude, streams[2])
     shading *= 1.0 - spec.bias_amplitude * np.clip((y - y_back) / 250.0, 0.0, 1.0)  # spine coil
@@ -641,8 +280,44 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
     label_vol = Volume(labels, mat)
     levels = _truth_levels(case, spec, values, blob, geo, label_vol)
     truth = PhantomTruth(label_vol, levels, Volume(tissue, mat), Volume(core, mat))
-    named = [lv.level for lv in levels]
-    conditions = {
+    conditions = _conditions(spec, [lv.level for lv in levels])
+    return LabelledStudy(f"realct-{case.name}-{spec.seed}", study, truth, conditions)
+
+
+def _render(
+    case: RealCtCase,
+    values: TissueValues,
+    blob: Blob | None,
+    spec: RealCtSpec,
+    mat: npt.NDArray,
+    shape: tuple[int, int, int],
+) -> tuple[npt.NDArray, ...]:
+    """Water, fat (proton density), R2* (1/s at 1.5 T), tissue, core and body labels on the grid
+    ``mat``/``shape``, each voxel the mean over its slice sub-samples (slice partial volume)."""
+    f = case.fields
+    nk, nj, ni = shape
+    n_sub = math.ceil(spec.slice_thickness_mm / 1.5)
+    n_sub += 1 - n_sub % 2
+    water, fat, r2 = (np.zeros(shape, np.float32) for _ in range(3))
+    tissue, core = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    labels = np.zeros(shape, np.int16)
+    for k in range(nk):
+        xyz = subsample_points(mat, n_sub, (k * n_sub, (k + 1) * n_sub), (0, nj), (0, ni))
+        pd, ff, rr, tis, lab = paint(case, f, values, blob, spec, xyz)
+        fat_pd = pd * ff
+        water[k], fat[k] = (pd - fat_pd).mean(axis=0), fat_pd.mean(axis=0)
+        pd_sum = pd.sum(axis=0)
+        r2[k] = np.where(pd_sum > 0, (pd * rr).sum(axis=0) / np.maximum(pd_sum, 1e-6), VOID_R2S)
+        tissue[k] = tis[n_sub // 2]
+        for label in values.level_ff:
+            labels[k][2 * (lab == label).sum(axis=0) >= n_sub] = label
+        core[k] = ((tis == Tissue.MARROW_CORE) & (lab == labels[k])).all(axis=0) & (labels[k] > 0)
+    return water, fat, r2, tissue, core, labels
+
+
+def _conditions(spec: RealCtSpec, named: list[str]) -> dict[str, str]:
+    """The conditions a study was made under (the evaluation table is broken down by them)."""
+    return {
         "orientation": spec.orientation,
         "field": "3T" if spec.field_strength_t == 3.0 else "1.5T",
         "snr": _bin(spec.snr, (5.0, 10.0, 20.0, 50.0)),
@@ -652,7 +327,6 @@ def study_from_ct(case: RealCtCase, spec: RealCtSpec) -> LabelledStudy:
         "pathology": spec.pathology,
         "anatomy": "realct",
     }
-    return LabelledStudy(f"realct-{case.name}-{spec.seed}", study, truth, conditions)
 
 
 def _vec(values: npt.ArrayLike) -> tuple[float, float, float]:
@@ -663,9 +337,9 @@ def _vec(values: npt.ArrayLike) -> tuple[float, float, float]:
 def _truth_levels(
     case: RealCtCase,
     spec: RealCtSpec,
-    values: _Values,
-    blob: _Blob | None,
-    geo: Mapping[str, _BodyGeometry],
+    values: TissueValues,
+    blob: Blob | None,
+    geo: Mapping[str, BodyGeometry],
     labels: Volume,
 ) -> tuple[PhantomLevel, ...]:
     out = []
