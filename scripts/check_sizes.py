@@ -35,7 +35,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/phantom/dicom_writer.py::write_dicom_study": 65,
     "RefractureRiskLib/phantom/raster.py": 505,
     "RefractureRiskLib/phantom/signal.py::synthesise_maps": 61,
-    "RefractureRiskLib/phantom/spec.py::PhantomSpec.__post_init__": 93,
     "RefractureRiskLib/phantom/world/chain.py::build_chain": 81,
     "RefractureRiskLib/phantom/world/spec.py::random_world_spec": 96,
     "RefractureRiskLib/phantom/world/tissues.py::make_palette": 66,

@@ -96,7 +96,14 @@ class PhantomSpec:
     transitional: str | None = None
 
     def __post_init__(self) -> None:
-        src = "PhantomSpec"
+        self._normalise()
+        self._check_kinds()
+        self._check_grid()
+        self._check_levels()
+        self._check_ranges()
+
+    def _normalise(self) -> None:
+        """Canonical spellings and read-only mappings (the spec is frozen: set once here)."""
         object.__setattr__(self, "orientation", str(self.orientation).strip().lower())
         object.__setattr__(self, "marrow_pdff_pct", _frozen_map(self.marrow_pdff_pct))
         object.__setattr__(self, "marrow_r2s_per_s", _frozen_map(self.marrow_r2s_per_s))
@@ -104,8 +111,11 @@ class PhantomSpec:
         object.__setattr__(self, "cemented", tuple(str(c).strip().upper() for c in self.cemented))
         if self.lesion_level is not None:
             object.__setattr__(self, "lesion_level", str(self.lesion_level).strip().upper())
-
         object.__setattr__(self, "fracture_shape", str(self.fracture_shape).strip().lower())
+
+    def _check_kinds(self) -> None:
+        """Fracture shape, transitional anatomy, seed, orientation and field strength."""
+        src = "PhantomSpec"
         if self.fracture_shape not in FRACTURE_SHAPES:
             raise InputError(
                 f"{src}.fracture_shape",
@@ -134,6 +144,10 @@ class PhantomSpec:
                 f"{src}.field_strength_t",
                 f"got {self.field_strength_t}; expected one of {FIELD_STRENGTHS_T} T",
             )
+
+    def _check_grid(self) -> None:
+        """Slice thickness, pixel spacing, matrix size and slice count."""
+        src = "PhantomSpec"
         if not 1.0 <= self.slice_thickness_mm <= 4.0:
             raise InputError(
                 f"{src}.slice_thickness_mm", f"got {self.slice_thickness_mm}; expected 1-4 mm"
@@ -151,6 +165,10 @@ class PhantomSpec:
             object.__setattr__(self, "matrix_size", ms)
         if self.n_slices is not None and not 1 <= int(self.n_slices) <= 1024:
             raise InputError(f"{src}.n_slices", f"got {self.n_slices}; expected 1-1024")
+
+    def _check_levels(self) -> None:
+        """Per-level values and the levels named as cemented or lesioned."""
+        src = "PhantomSpec"
         for name, values, lo, hi in (
             ("marrow_pdff_pct", self.marrow_pdff_pct, 0.0, 100.0),
             ("marrow_r2s_per_s", self.marrow_r2s_per_s, 0.0, 1000.0),
@@ -169,6 +187,10 @@ class PhantomSpec:
                     f"{src}.cemented/lesion_level",
                     f"unknown level {level!r}; expected {VERTEBRAL_LEVELS}",
                 )
+
+    def _check_ranges(self) -> None:
+        """Noise, shading, heterogeneity, spine shape, obliquity and slice supersampling."""
+        src = "PhantomSpec"
         if self.snr is not None and not self.snr > 0:
             raise InputError(f"{src}.snr", f"got {self.snr}; expected > 0 or None (noiseless)")
         if not 0.0 <= self.bias_field < 0.9:
