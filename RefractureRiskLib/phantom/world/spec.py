@@ -10,6 +10,7 @@ renames a level).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -210,33 +211,20 @@ def _validate(s: WorldSpec) -> None:
 
 def random_world_spec(rng: np.random.Generator, seed: int) -> WorldSpec:
     """Draw a varied, realistic spec (distribution documented inline); ``seed`` is stored in
-    the spec and seeds the generator's own noise and anatomy details."""
+    the spec and seeds the generator's own noise and anatomy details.
+
+    The draws are made in one fixed order (the helpers below are called in it): the frozen
+    evaluation sets are generated from their seeds, so reordering them changes every study.
+    """
     u = rng.uniform
     sagittal = u() < 0.8
     field = 3.0 if u() < 0.4 else 1.5
     snr_bin = rng.choice(4, p=[0.2, 0.35, 0.35, 0.1])
     snr = None if snr_bin == 3 else float(u(*[(5, 10), (10, 20), (20, 50)][snr_bin]))
     maps = "pdff+r2s" if u() < 0.25 else "all"
-    levels = list(PATHOLOGY_LEVELS)
-    fractures = []
-    for lv in rng.choice(levels, size=rng.choice(4, p=[0.45, 0.3, 0.17, 0.08]), replace=False):
-        acute = bool(u() < 0.6)
-        fractures.append(
-            FractureSpec(
-                level=str(lv),
-                shape=str(rng.choice(FRACTURE_SHAPES)),
-                height_loss_frac=float(u(0.2, 0.6)),
-                acute=acute,
-                oedema_pct=float(u(10, 30)) if acute else 0.0,
-            )
-        )
+    fractures = _draw_fractures(rng)
     n_cement = int(rng.choice(4, p=[0.7, 0.15, 0.1, 0.05]))
-    cement = tuple(str(v) for v in rng.choice(levels, size=n_cement, replace=False))
-
-    def pick(p: float, k: int = 2) -> tuple[str, ...]:
-        n = int(rng.integers(1, k + 1)) if u() < p else 0
-        return tuple(str(v) for v in rng.choice(levels, size=n, replace=False))
-
+    cement = tuple(str(v) for v in rng.choice(list(PATHOLOGY_LEVELS), size=n_cement, replace=False))
     discs = []
     for lv in rng.choice(CHAIN_LEVELS[3:10], size=int(rng.integers(0, 4)), replace=False):
         modic = str(rng.choice(MODIC, p=[0.7, 0.1, 0.2]))
@@ -248,62 +236,117 @@ def random_world_spec(rng: np.random.Generator, seed: int) -> WorldSpec:
     sacral_slope = float(u(30, 50))
     fat = float(u(8, 50))  # subcutaneous fat (mm): the habitus sets the trunk size too
     lordosis = float(np.clip(sacral_slope + u(-5, 20), 20, 60))
+    acquisition = _draw_acquisition(rng, sagittal, thick, maps)
+    spine = _draw_spine(rng)
+    tissues = _draw_tissues(rng, fat)
     return WorldSpec(
         seed=int(seed),
         orientation="sagittal" if sagittal else "axial",
         field_strength_t=field,
         snr=snr,
-        fov_mm=float(u(280, 360) if sagittal else u(340, 440)),
-        pixel_mm=float(u(0.7, 2.0) if sagittal else u(1.2, 2.0)),
         slice_thickness_mm=thick,
-        slice_gap_mm=float(u(0, 0.3 * thick)) if sagittal else 0.0,
-        n_slices=int(rng.integers(10, 31)),
-        top_level=str(rng.choice(CHAIN_LEVELS[:5], p=[0.1, 0.15, 0.25, 0.3, 0.2])),
-        bottom_level=str(rng.choice(CHAIN_LEVELS[9:12], p=[0.2, 0.4, 0.4])),
-        top_margin_mm=float(u(-15, 15)),
-        bottom_margin_mm=float(u(-15, 15)),
-        fov_shift_mm=(float(u(-12, 12)), float(u(-20, 20)), float(u(-20, 20))),
-        oblique_deg=float(rng.normal(0, 3)),
-        coil_shading_frac=float(u(0.0, 0.6)),
         maps=maps,
-        vendor_mask=bool(maps == "pdff+r2s" and u() < 0.4),
-        body_scale=float(u(0.85, 1.15)),
         lordosis_deg=lordosis,
         sacral_slope_deg=sacral_slope,
-        thoracic_kyphosis_deg=float(u(5, 30)),
-        junction_kyphosis_deg=float(u(5, 20)) if u() < 0.2 else 0.0,
-        scoliosis_cobb_deg=float(u(-20, 20)) if u() < 0.35 else float(u(-4, 4)),
-        scoliosis_apex=str(rng.choice(("T12", "L1", "L2", "L3"))),
-        spine_offset_mm=(float(u(-15, 15)), float(u(-10, 10))),
-        spine_rotation_deg=(
+        transitional=transitional,
+        fractures=fractures,
+        cement_levels=cement,
+        discs=tuple(discs),
+        subcut_fat_mm=fat,
+        **acquisition,
+        **spine,
+        **tissues,
+    )
+
+
+def _draw_fractures(rng: np.random.Generator) -> tuple[FractureSpec, ...]:
+    """0-3 fractured levels among :data:`PATHOLOGY_LEVELS`, acute ones with oedema."""
+    u = rng.uniform
+    fractures = []
+    size = rng.choice(4, p=[0.45, 0.3, 0.17, 0.08])
+    for lv in rng.choice(list(PATHOLOGY_LEVELS), size=size, replace=False):
+        acute = bool(u() < 0.6)
+        fractures.append(
+            FractureSpec(
+                level=str(lv),
+                shape=str(rng.choice(FRACTURE_SHAPES)),
+                height_loss_frac=float(u(0.2, 0.6)),
+                acute=acute,
+                oedema_pct=float(u(10, 30)) if acute else 0.0,
+            )
+        )
+    return tuple(fractures)
+
+
+def _draw_acquisition(
+    rng: np.random.Generator, sagittal: bool, thick: float, maps: str
+) -> dict[str, Any]:
+    """Field of view, pixel size, slice gap and count, coverage, obliquity, coil shading and
+    whether the vendor masked the maps."""
+    u = rng.uniform
+    return {
+        "fov_mm": float(u(280, 360) if sagittal else u(340, 440)),
+        "pixel_mm": float(u(0.7, 2.0) if sagittal else u(1.2, 2.0)),
+        "slice_gap_mm": float(u(0, 0.3 * thick)) if sagittal else 0.0,
+        "n_slices": int(rng.integers(10, 31)),
+        "top_level": str(rng.choice(CHAIN_LEVELS[:5], p=[0.1, 0.15, 0.25, 0.3, 0.2])),
+        "bottom_level": str(rng.choice(CHAIN_LEVELS[9:12], p=[0.2, 0.4, 0.4])),
+        "top_margin_mm": float(u(-15, 15)),
+        "bottom_margin_mm": float(u(-15, 15)),
+        "fov_shift_mm": (float(u(-12, 12)), float(u(-20, 20)), float(u(-20, 20))),
+        "oblique_deg": float(rng.normal(0, 3)),
+        "coil_shading_frac": float(u(0.0, 0.6)),
+        "vendor_mask": bool(maps == "pdff+r2s" and u() < 0.4),
+    }
+
+
+def _draw_spine(rng: np.random.Generator) -> dict[str, Any]:
+    """Body size, curvature (kyphosis, scoliosis), the spine's offset and rotation, last rib."""
+    u = rng.uniform
+    return {
+        "body_scale": float(u(0.85, 1.15)),
+        "thoracic_kyphosis_deg": float(u(5, 30)),
+        "junction_kyphosis_deg": float(u(5, 20)) if u() < 0.2 else 0.0,
+        "scoliosis_cobb_deg": float(u(-20, 20)) if u() < 0.35 else float(u(-4, 4)),
+        "scoliosis_apex": str(rng.choice(("T12", "L1", "L2", "L3"))),
+        "spine_offset_mm": (float(u(-15, 15)), float(u(-10, 10))),
+        "spine_rotation_deg": (
             float(rng.normal(0, 2)),
             float(rng.normal(0, 2)),
             float(rng.normal(0, 3)),
         ),
-        transitional=transitional,
-        last_rib_level=str(rng.choice(("T11", "T12", "L1"), p=[0.06, 0.9, 0.04])),
-        marrow_pdff_pct=float(u(25, 70)),
-        level_pdff_sd_pct=float(u(1, 4)),
-        marrow_r2s_per_s=float(u(40, 120)),
-        texture_sd_pct=float(u(1, 3)),
-        rim_drop_pct=float(u(4, 8)),
-        fractures=tuple(fractures),
-        cement_levels=cement,
-        haemangioma_levels=pick(0.3),
-        schmorl_levels=pick(0.2),
-        osteophyte_levels=pick(0.3, 3),
-        discs=tuple(discs),
-        trunk_ap_mm=min(170 + 2.2 * fat + float(u(0, 50)), 380.0),
-        trunk_lr_mm=float(u(280, 330)) + fat,
-        subcut_fat_mm=fat,
-        paraspinal_pdff_pct=float(u(3, 15)),
-        liver_pdff_pct=float(u(2, 20)),
-        liver_r2s_per_s=float(u(30, 60)),
-        mesentery_pdff_pct=float(u(80, 95)),
-        n_bowel_loops=int(rng.integers(2, 12)),
-        bowel_gas_frac=float(u(0.1, 0.8)),
-        n_fat_blobs=int(rng.integers(0, 4)),
-    )
+        "last_rib_level": str(rng.choice(("T11", "T12", "L1"), p=[0.06, 0.9, 0.04])),
+    }
+
+
+def _draw_tissues(rng: np.random.Generator, fat: float) -> dict[str, Any]:
+    """Marrow values, focal findings (haemangiomas, Schmorl nodes, osteophytes), the trunk and
+    the abdomen; ``fat`` (mm of subcutaneous fat) sets the trunk size."""
+    u = rng.uniform
+
+    def pick(p: float, k: int = 2) -> tuple[str, ...]:
+        n = int(rng.integers(1, k + 1)) if u() < p else 0
+        return tuple(str(v) for v in rng.choice(list(PATHOLOGY_LEVELS), size=n, replace=False))
+
+    return {
+        "marrow_pdff_pct": float(u(25, 70)),
+        "level_pdff_sd_pct": float(u(1, 4)),
+        "marrow_r2s_per_s": float(u(40, 120)),
+        "texture_sd_pct": float(u(1, 3)),
+        "rim_drop_pct": float(u(4, 8)),
+        "haemangioma_levels": pick(0.3),
+        "schmorl_levels": pick(0.2),
+        "osteophyte_levels": pick(0.3, 3),
+        "trunk_ap_mm": min(170 + 2.2 * fat + float(u(0, 50)), 380.0),
+        "trunk_lr_mm": float(u(280, 330)) + fat,
+        "paraspinal_pdff_pct": float(u(3, 15)),
+        "liver_pdff_pct": float(u(2, 20)),
+        "liver_r2s_per_s": float(u(30, 60)),
+        "mesentery_pdff_pct": float(u(80, 95)),
+        "n_bowel_loops": int(rng.integers(2, 12)),
+        "bowel_gas_frac": float(u(0.1, 0.8)),
+        "n_fat_blobs": int(rng.integers(0, 4)),
+    }
 
 
 def world_set(name: str, n: int | None = None) -> list[WorldSpec]:
