@@ -87,61 +87,12 @@ def build_chain(
     takes in the stack (its mid-line height over nominal), so neighbours sit on the collapse;
     ``Vertebra.height_mm`` stays nominal."""
     names = CHAIN_LEVELS
-    n = len(names)
-    scale = spec.body_scale
-    size = {
-        nm: tuple(v * scale * rng.uniform(0.95, 1.05) for v in _NOMINAL[nm][:3]) for nm in names
-    }
-    disc = {nm: _NOMINAL[nm][3] * scale * rng.uniform(0.85, 1.15) for nm in names}
-    for d in spec.discs:
-        disc[d.upper_level] *= d.height_frac
-    if spec.transitional == "sacralised_L5":
-        disc["L5"] = 2.5 * scale
-    elif spec.transitional == "lumbarised_S1":
-        disc["S1"] = 8.0 * scale
-        size["S1"] = (size["S1"][0], size["L5"][1] * 0.95, size["L5"][2] * 0.95)
-    # Tilt of each body's superior axis (deg, anterior-positive), bottom-up from S1.
-    alpha = dict.fromkeys(names, 0.0)
-    alpha["S1"] = spec.sacral_slope_deg
-    alpha["S2"] = spec.sacral_slope_deg + 8.0
-    alpha["S3"] = spec.sacral_slope_deg + 14.0
-    lumbar_w = {"L5": 0.32, "L4": 0.26, "L3": 0.2, "L2": 0.13, "L1": 0.09}
-    thor = ("T12", "T11", "T10", "T9", "T8")
-    prev = alpha["S1"]
-    for nm in ("L5", "L4", "L3", "L2", "L1", *thor):
-        if nm in lumbar_w:
-            step = -spec.lordosis_deg * lumbar_w[nm]
-        else:
-            step = spec.thoracic_kyphosis_deg / 5.0
-        if nm in ("T12", "L1"):
-            step += spec.junction_kyphosis_deg / 2.0
-        prev = prev + step + rng.normal(0, 1.0)
-        alpha[nm] = prev
-    # Scoliosis: beta changes linearly from +cobb/2 to -cobb/2 over 5 levels around the apex.
-    apex = names.index(spec.scoliosis_apex)
-    beta = {}
-    for idx, nm in enumerate(names):
-        t = np.clip((idx - apex) / 5.0, -0.5, 0.5)
-        beta[nm] = -spec.scoliosis_cobb_deg * t if not nm.startswith("S") else beta.get("L5", 0.0)
+    size, disc = _sizes(spec, rng)
+    alpha = _sagittal_tilts(spec, rng)
+    beta = _coronal_tilts(spec)
     frames = {nm: _frame(alpha[nm], beta[nm]) for nm in names}
-    # Stack bottom-up from the S1 superior end plate at the origin.
     height = {nm: stack_factor.get(nm, 1.0) * size[nm][0] for nm in names}
-    centres: dict[str, npt.NDArray[np.float64]] = {}
-    s1 = frames["S1"][:, 2]
-    centres["S1"] = -s1 * height["S1"] / 2
-    for idx in range(names.index("S1") - 1, -1, -1):
-        nm, below = names[idx], names[idx + 1]
-        top_below = centres[below] + frames[below][:, 2] * height[below] / 2
-        u_mid = frames[below][:, 2] + frames[nm][:, 2]
-        u_mid /= np.linalg.norm(u_mid)
-        centres[nm] = top_below + u_mid * disc[nm] + frames[nm][:, 2] * height[nm] / 2
-    for idx in range(names.index("S1") + 1, n):
-        nm, above = names[idx], names[idx - 1]
-        bottom_above = centres[above] - frames[above][:, 2] * height[above] / 2
-        u_mid = frames[above][:, 2] + frames[nm][:, 2]
-        u_mid /= np.linalg.norm(u_mid)
-        # the sacral segments step posteriorly as well (sacral kyphosis)
-        centres[nm] = bottom_above - u_mid * disc[above] - frames[nm][:, 2] * height[nm] / 2
+    centres = _stack(frames, height, disc)
     rot = _rotation(spec.spine_rotation_deg)
     shift = np.array([spec.spine_offset_mm[0], spec.spine_offset_mm[1], 0.0]) - rot @ centres["L3"]
     chain = []
@@ -161,3 +112,84 @@ def build_chain(
             )
         )
     return chain
+
+
+def _sizes(
+    spec: WorldSpec, rng: np.random.Generator
+) -> tuple[dict[str, tuple[float, ...]], dict[str, float]]:
+    """Body (height, width, depth) and the disc below each level (mm): nominal x body scale x a
+    few percent, degenerated discs lower, transitional anatomy at L5/S1."""
+    names = CHAIN_LEVELS
+    scale = spec.body_scale
+    size = {
+        nm: tuple(v * scale * rng.uniform(0.95, 1.05) for v in _NOMINAL[nm][:3]) for nm in names
+    }
+    disc = {nm: _NOMINAL[nm][3] * scale * rng.uniform(0.85, 1.15) for nm in names}
+    for d in spec.discs:
+        disc[d.upper_level] *= d.height_frac
+    if spec.transitional == "sacralised_L5":
+        disc["L5"] = 2.5 * scale
+    elif spec.transitional == "lumbarised_S1":
+        disc["S1"] = 8.0 * scale
+        size["S1"] = (size["S1"][0], size["L5"][1] * 0.95, size["L5"][2] * 0.95)
+    return size, disc
+
+
+def _sagittal_tilts(spec: WorldSpec, rng: np.random.Generator) -> dict[str, float]:
+    """Tilt of each body's superior axis (deg, anterior-positive), bottom-up from S1: sacral
+    slope, lordosis spread over the lumbar levels, thoracic and junctional kyphosis."""
+    alpha = dict.fromkeys(CHAIN_LEVELS, 0.0)
+    alpha["S1"] = spec.sacral_slope_deg
+    alpha["S2"] = spec.sacral_slope_deg + 8.0
+    alpha["S3"] = spec.sacral_slope_deg + 14.0
+    lumbar_w = {"L5": 0.32, "L4": 0.26, "L3": 0.2, "L2": 0.13, "L1": 0.09}
+    thor = ("T12", "T11", "T10", "T9", "T8")
+    prev = alpha["S1"]
+    for nm in ("L5", "L4", "L3", "L2", "L1", *thor):
+        if nm in lumbar_w:
+            step = -spec.lordosis_deg * lumbar_w[nm]
+        else:
+            step = spec.thoracic_kyphosis_deg / 5.0
+        if nm in ("T12", "L1"):
+            step += spec.junction_kyphosis_deg / 2.0
+        prev = prev + step + rng.normal(0, 1.0)
+        alpha[nm] = prev
+    return alpha
+
+
+def _coronal_tilts(spec: WorldSpec) -> dict[str, float]:
+    """Scoliosis: the coronal tilt (deg) changes linearly from +cobb/2 to -cobb/2 over 5 levels
+    around the apex; the sacrum follows L5."""
+    apex = CHAIN_LEVELS.index(spec.scoliosis_apex)
+    beta: dict[str, float] = {}
+    for idx, nm in enumerate(CHAIN_LEVELS):
+        t = np.clip((idx - apex) / 5.0, -0.5, 0.5)
+        beta[nm] = -spec.scoliosis_cobb_deg * t if not nm.startswith("S") else beta.get("L5", 0.0)
+    return beta
+
+
+def _stack(
+    frames: dict[str, npt.NDArray[np.float64]],
+    height: dict[str, float],
+    disc: dict[str, float],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Body centres, stacked bottom-up and top-down from the S1 superior end plate at the
+    origin, each disc along the mean of its neighbours' superior axes."""
+    names = CHAIN_LEVELS
+    centres: dict[str, npt.NDArray[np.float64]] = {}
+    s1 = frames["S1"][:, 2]
+    centres["S1"] = -s1 * height["S1"] / 2
+    for idx in range(names.index("S1") - 1, -1, -1):
+        nm, below = names[idx], names[idx + 1]
+        top_below = centres[below] + frames[below][:, 2] * height[below] / 2
+        u_mid = frames[below][:, 2] + frames[nm][:, 2]
+        u_mid /= np.linalg.norm(u_mid)
+        centres[nm] = top_below + u_mid * disc[nm] + frames[nm][:, 2] * height[nm] / 2
+    for idx in range(names.index("S1") + 1, len(names)):
+        nm, above = names[idx], names[idx - 1]
+        bottom_above = centres[above] - frames[above][:, 2] * height[above] / 2
+        u_mid = frames[above][:, 2] + frames[nm][:, 2]
+        u_mid /= np.linalg.norm(u_mid)
+        # the sacral segments step posteriorly as well (sacral kyphosis)
+        centres[nm] = bottom_above - u_mid * disc[above] - frames[nm][:, 2] * height[nm] / 2
+    return centres
