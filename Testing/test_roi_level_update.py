@@ -138,8 +138,8 @@ def test_overlapping_bodies_are_painted_as_a_full_recompute(phantom):
 
 
 def _boundary_distance_whole_box(inside, ijk_to_ras, in_plane_of=None):
-    """The distance computed on the whole box (the function before it worked on the bounding
-    box of ``inside``), as the reference."""
+    """The distance as computed before, the reference: on the whole box, and in-plane as one
+    3D transform with a huge spacing along the normal axis (now one 2D transform per plane)."""
     sp = spacing_kji(ijk_to_ras).copy()
     padded = np.pad(inside, 1, constant_values=False)
     core = (slice(1, -1),) * 3
@@ -158,8 +158,9 @@ def _boundary_distance_whole_box(inside, ijk_to_ras, in_plane_of=None):
 
 
 def test_boundary_distance_in_the_bounding_box_equals_the_whole_box():
-    # anisotropic voxels make ties between nearest outside voxels common; the bounding box
-    # must pick the same ones (the half extent depends on the direction), bit for bit
+    # anisotropic voxels make ties between nearest outside voxels common; the bounding box (and
+    # the 2D transforms) must pick the same ones (the half extent depends on the direction) and
+    # give the same distances, bit for bit
     rng = np.random.default_rng(7)
     for trial in range(120):
         shape = tuple(int(n) for n in rng.integers(6, 30, 3))

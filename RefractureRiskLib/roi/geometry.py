@@ -266,11 +266,11 @@ def boundary_distance_mm(
     inside = inside[box]
     padded = np.pad(inside, 1, constant_values=False)
     if in_plane_of is not None:
-        # a huge spacing makes the normal axis never the nearest way out (a 2D transform per
-        # plane); half the coarser in-plane voxel is subtracted (no directions needed)
-        sp[in_plane_of] = 1.0e4
-        dist = ndimage.distance_transform_edt(padded, sampling=sp)[core]
-        local = dist - 0.5 * float(np.delete(sp, in_plane_of).max())
+        # a 2D transform per plane; half the coarser in-plane voxel is subtracted (no directions)
+        plane_sp, planes = np.delete(sp, in_plane_of), np.moveaxis(padded, in_plane_of, 0)
+        dist = np.stack([ndimage.distance_transform_edt(p, sampling=plane_sp) for p in planes])
+        dist = np.moveaxis(dist, 0, in_plane_of)[core]
+        local = dist - 0.5 * float(plane_sp.max())
     else:
         dist, idx = ndimage.distance_transform_edt(padded, sampling=sp, return_indices=True)
         dist = dist[core]
