@@ -440,6 +440,11 @@ CASES: dict[str, Case] = {
         ("other.sqlite", "not a RefractureRisk measurement store"),
         kept=("other.sqlite",),
     ),
+    # was: analysed and recorded into a database gone at exit (nothing to skip next time)
+    "batch: --store is an in-memory SQLite database": Case(
+        lambda e, t: _batch(e, t, _root(e, t), "--store", "sqlite://"),
+        ("sqlite://", "in-memory"),
+    ),
     "batch: a clinical table in UTF-16": Case(
         lambda e, t: _batch_with_clinical(e, t, "patient_id,age_years\nP1,70\n".encode("utf-16")),
         ("u16.csv",),

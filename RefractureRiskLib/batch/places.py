@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from RefractureRiskLib.batch.inputs import PatientStudy
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.store.measurements import _sqlite_path, store_url
@@ -24,8 +26,13 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
     folders = [s.study_path.resolve() for s in studies]
     if out_path == root_path or any(out_path.is_relative_to(f) for f in folders):
         raise InputError(out, "is the batch's input folder or inside a study; choose another --out")
-    store_path = _sqlite_path(store_url(store, create=False))
-    if store_path is None:  # another database, or in memory
+    url = store_url(store, create=False)
+    if _in_memory(url):
+        raise InputError(
+            store, "an in-memory database keeps nothing after the batch; give a file or a server"
+        )
+    store_path = _sqlite_path(url)
+    if store_path is None:  # another database
         return
     store_path = store_path.resolve()
     inside = [f for f in folders if store_path.is_relative_to(f)]
@@ -38,3 +45,11 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
             f"the measurement store would be written into the batch's input ({inside[0]}); "
             "give --store a place outside it (default: in --out)",
         )
+
+
+def _in_memory(url: str) -> bool:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:  # the store itself refuses it, naming it
+        return False
+    return parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:")
