@@ -112,6 +112,21 @@ def _reduce(features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
+def _block_sum(feats_t: npt.NDArray[np.float32], shape: tuple[int, ...]) -> npt.NDArray:
+    """``feats_t[F, kk * nj * ni]`` (features first) summed over 2 x 2 (x 2) blocks of the slab
+    ``shape`` (an axis of length 1 stays 1, an odd one is padded): ``[nj', ni', F]``."""
+    f = feats_t.reshape(feats_t.shape[0], *shape)
+    pad = [(0, 0), (0, 0)] + [(0, m % 2 if m > 1 else 0) for m in shape[1:]]
+    if any(p[1] for p in pad):
+        f = np.pad(f, pad)
+    f = f[:, 0] + f[:, 1] if f.shape[1] > 1 else f[:, 0]  # pairwise adds: much faster than
+    if f.shape[1] > 1:  # a reshaped sum over strided axes
+        f = f[:, 0::2] + f[:, 1::2]
+    if f.shape[2] > 1:
+        f = f[:, :, 0::2] + f[:, :, 1::2]
+    return np.moveaxis(f, 0, -1)
+
+
 def block_features(
     signal: npt.NDArray[np.complexfloating],
     mask: npt.NDArray[np.bool_],
@@ -128,10 +143,9 @@ def block_features(
 
     def work(sl: slice) -> None:
         for slab in range(sl.start, sl.stop):
-            sig = signal[slab * step : (slab + 1) * step]
-            inside = mask[slab * step : (slab + 1) * step].reshape(-1, 1)
-            feats = gram_features(sig.reshape(-1, n)) * inside
-            out[slab] = _reduce(feats.reshape(*sig.shape[:3], n * n))[0]
+            ks = slice(slab * step, (slab + 1) * step)
+            sig = np.where(mask[ks][..., None], signal[ks], 0).astype(np.complex64, copy=False)
+            out[slab] = _block_sum(gram_features(sig.reshape(-1, n)).T, sig.shape[:3])
 
     run_chunks(work, out.shape[0], 1, workers=workers)
     return out
@@ -251,13 +265,13 @@ def _refine_level(s: _Search, feats, field, weight):
     w_energy[active] = energy / energy.max()
     scale = np.float32(np.sqrt(s.opts.mu) / s.swap)
     parent_z = _to_phasor(parent, s.circle)
+    # confidence: the cost rise from the best choice to the window's outer half
+    edge = local[:, edge_cols].min(axis=1)
     for _ in range(max(1, s.opts.sweeps)):
         near = base_hz + wrap_hz(pred[active] - base_hz, s.circle)
         dist = (values - near[:, None].astype(np.float32)) * scale
         idx = np.argmin(local + dist * dist, axis=1)
         chosen[active] = wrap_hz(values[rows, idx].astype(float), s.circle)
-        # confidence: the cost rise from the best choice to the window's outer half
-        edge = np.where(edge_cols[None, :], local, np.inf).min(axis=1)
         conf[active] = np.clip(edge - local[rows, idx], 0.0, 1.0) + 1e-3
         w = (w_energy * conf).reshape(shape)
         num = _gauss(w * _to_phasor(chosen.reshape(shape), s.circle), exclude_centre=True)

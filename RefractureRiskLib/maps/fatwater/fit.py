@@ -16,7 +16,7 @@ over a region is unbiased; :func:`.separate.hybrid_pdff_pct` uses it near 0% and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,9 @@ class VoxelFit:
     water: npt.NDArray[np.complex64]  # complex fit, signal units
     fat: npt.NDArray[np.complex64]
     residual_rms: npt.NDArray[np.float32]  # RMS complex-fit residual per echo, signal units
+    # the 2x2 normal equations at the fitted field and R2* (water column a0, fat column a1):
+    # m00 = a0^H a0, m01 = a0^H a1, m11 = a1^H a1, b0 = a0^H y, b1 = a1^H y (y demodulated)
+    normal: dict[str, npt.NDArray] = field(default_factory=dict)
 
 
 def _argmax_refined(
@@ -96,24 +99,24 @@ def _complex_fit(
     fat = (m00 * b1 - np.conj(m01) * b0) / det
     resid = y - a0 * water[:, None] - a1 * fat[:, None]
     rms = np.sqrt(np.mean(resid.real**2 + resid.imag**2, axis=1))
-    return np.stack([water, fat], axis=1), rms
+    normal = {"m00": m00, "m01": m01, "m11": m11, "b0": b0, "b1": b1}
+    return np.stack([water, fat], axis=1), rms, normal
 
 
-def _constrained_fit(
-    y: npt.NDArray[np.complex64],
-    te_s: npt.NDArray,
-    fat_phasor: npt.NDArray,
-    r2s: npt.NDArray,
-    fat_offset_rad: npt.NDArray,
-) -> npt.NDArray[np.float64]:
-    """Real ``(w, f)`` with ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}``, ``phi`` free.
+def _constrained_fit(normal: dict[str, npt.NDArray], fat_offset_rad: npt.NDArray) -> npt.NDArray:
+    """Real ``(w, f)`` with ``W = w e^{i phi}``, ``F = f e^{i (phi + offset)}``, ``phi`` free,
+    from the normal equations of the complex fit (:class:`VoxelFit` ``normal``).
 
-    For fixed ``phi`` the solution is ``Mr^-1 Re(e^{-i phi} c)`` (``Mr = Re(A^H A)``,
-    ``c = A^H y``); the best ``phi`` maximises ``b^T Mr^-1 b`` with ``b = cos(phi) Re c +
-    sin(phi) Im c``: the principal eigenvector of a 2x2 matrix, in closed form.
+    Rotating the fat column by ``offset`` turns ``m01`` into ``m01 e^{i offset}`` and ``b1``
+    into ``b1 e^{-i offset}`` (``m00``, ``m11``, ``b0`` unchanged), so the signal is not
+    demodulated again. For fixed ``phi`` the solution is ``Mr^-1 Re(e^{-i phi} c)`` (``Mr =
+    Re(A^H A)``, ``c = A^H y``); the best ``phi`` maximises ``b^T Mr^-1 b`` with ``b = cos(phi)
+    Re c + sin(phi) Im c``: the principal eigenvector of a 2x2 matrix, in closed form.
     """
-    _, _, m00, m01, m11, b0, b1 = _normal_equations(y, te_s, fat_phasor, r2s, fat_offset_rad)
-    mr01 = m01.real
+    rot = np.exp(1j * np.asarray(fat_offset_rad, np.float32)).astype(np.complex64)
+    m00, m11, b0 = normal["m00"], normal["m11"], normal["b0"]
+    mr01 = (normal["m01"] * rot).real
+    b1 = normal["b1"] * np.conj(rot)
     det = m00 * m11 - mr01 * mr01
 
     def minv(p, q):  # Mr^-1 @ (p, q)
@@ -178,8 +181,8 @@ def _fit_chunk(sig, t, phasor, pred, g: _Grids):
     ia, ib, oa, ob = _argmax_refined(proj, g.fine_off.size, g.fine_r.size)
     psi = psi + (g.fine_off[ia] + oa * g.fine_step_hz).astype(np.float32)
     r2s = (g.fine_r[ib] + ob * g.r_step).astype(np.float32)
-    x, rms = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
-    return psi, r2s, x, rms
+    x, rms, normal = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
+    return psi, r2s, x, rms, normal
 
 
 def fit_voxels(
@@ -207,42 +210,27 @@ def fit_voxels(
     out = {k: np.zeros(v, np.float32) for k in ("field_hz", "r2s_per_s", "residual_rms")}
     water = np.zeros(v, np.complex64)
     fat = np.zeros(v, np.complex64)
+    normal = {k: np.zeros(v, np.float32) for k in ("m00", "m11")}
+    normal |= {k: np.zeros(v, np.complex64) for k in ("m01", "b0", "b1")}
 
     def work(sl: slice) -> None:
-        psi, r2s, x, rms = _fit_chunk(np.asarray(signal[sl]), t, phasor, pred[sl], grids)
+        psi, r2s, x, rms, terms = _fit_chunk(np.asarray(signal[sl]), t, phasor, pred[sl], grids)
         out["field_hz"][sl] = psi
         out["r2s_per_s"][sl] = r2s
         out["residual_rms"][sl] = rms
         water[sl] = x[:, 0]
         fat[sl] = x[:, 1]
+        for key, values in terms.items():
+            normal[key][sl] = values
 
     run_chunks(work, v, chunk, progress, "voxel fit", workers)
-    return VoxelFit(water=water, fat=fat, **out)
+    return VoxelFit(water=water, fat=fat, normal=normal, **out)
 
 
 def constrained_fit(
-    signal: npt.NDArray[np.complexfloating],
-    te_s: npt.ArrayLike,
-    fat_phasor: npt.ArrayLike,
-    field_hz: npt.ArrayLike,
-    r2s_per_s: npt.ArrayLike,
-    fat_offset_rad: npt.ArrayLike,
-    chunk: int = 32768,
-    workers: int | None = None,
+    fit: VoxelFit, fat_offset_rad: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Phase-constrained real water and fat ``(w, f)`` (signal units) of ``signal[V, N]`` at the
-    fitted field (Hz) and R2* (1/s), fat rotated by ``fat_offset_rad`` relative to water."""
-    t = np.asarray(te_s, float)
-    phasor = np.asarray(fat_phasor)
-    psi, r2s = np.asarray(field_hz, np.float32), np.asarray(r2s_per_s, np.float32)
-    off = np.asarray(fat_offset_rad, np.float32)
-    v = signal.shape[0]
-    w, f = np.zeros(v, np.float32), np.zeros(v, np.float32)
-
-    def work(sl: slice) -> None:
-        y = demodulate(np.asarray(signal[sl]), t, psi[sl])
-        xr = _constrained_fit(y, t, phasor, r2s[sl], off[sl])
-        w[sl], f[sl] = xr[:, 0], xr[:, 1]
-
-    run_chunks(work, v, chunk, workers=workers)
-    return w, f
+    """Phase-constrained real water and fat ``(w, f)`` (signal units) of the voxels of ``fit``
+    at its field and R2*, fat rotated by ``fat_offset_rad`` relative to water."""
+    xr = _constrained_fit(fit.normal, np.asarray(fat_offset_rad, np.float32))
+    return xr[:, 0].astype(np.float32), xr[:, 1].astype(np.float32)

@@ -154,15 +154,13 @@ def hybrid_pdff_pct(
     return (alpha * pc + (1.0 - alpha) * pm).astype(np.float32)
 
 
-def _pdff(echoes, mask, te, phasor, fit, fat_phase_sigma_vox: float) -> npt.NDArray[np.float32]:
+def _pdff(mask, fit, fat_phase_sigma_vox: float) -> npt.NDArray[np.float32]:
     """Noise-bias-free PDFF (%) of the fitted voxels (:func:`hybrid_pdff_pct`)."""
     if fat_phase_sigma_vox > 0:
         offset = water_fat_phase_offset(mask, fit.water, fit.fat, fat_phase_sigma_vox)
     else:
         offset = np.zeros(fit.water.size)
-    w_real, f_real = constrained_fit(
-        echoes.signal[mask], te, phasor, fit.field_hz, fit.r2s_per_s, offset
-    )
+    w_real, f_real = constrained_fit(fit, offset)
     water_mag, fat_mag = np.abs(fit.water), np.abs(fit.fat)
     selector = _smoothed_pdff(mask, water_mag, fat_mag)
     return hybrid_pdff_pct(water_mag, fat_mag, w_real, f_real, selector_pct=selector)
@@ -242,7 +240,7 @@ def separate(
         echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max, progress=say
     )
     say("phase-constrained water and fat")
-    pdff = _pdff(echoes, mask, te, phasor, fit, fat_phase_sigma_vox)
+    pdff = _pdff(mask, fit, fat_phase_sigma_vox)
     field_map = np.array(field_s, np.float32)
     field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
     seconds = time.perf_counter() - t0
