@@ -315,6 +315,13 @@ CASES: dict[str, Case] = {
         ],
         ("--seed", "-1"),
     ),
+    # was: the cohort table replaced by the model file
+    "train: --out is the (JSON) cohort table itself, with --overwrite": Case(
+        lambda e, t: ["train", _cohort_json(e, t), "--out", str(t / "c.json"), "--overwrite"],
+        ("c.json", "cohort table itself"),
+        absent=("c.md",),
+        kept=("c.json",),
+    ),
     # -- validate -----------------------------------------------------------------------------
     "validate: --out holds an earlier report, no --overwrite": Case(
         lambda e, t: (
@@ -395,6 +402,20 @@ CASES: dict[str, Case] = {
         ],
         ("other.sqlite", "not a RefractureRisk measurement store"),
         kept=("other.sqlite",),
+    ),
+    # was: the measurement store replaced by the agreement table (CSV), every measurement lost
+    "agreement: --out is the store itself, with --overwrite": Case(
+        lambda e, t: [
+            "agreement",
+            "--store",
+            _store(t),
+            "--out",
+            str(t / "s.sqlite"),
+            "--overwrite",
+        ],
+        ("s.sqlite", "measurement store itself"),
+        absent=(),
+        kept=("s.sqlite",),
     ),
     # -- batch --------------------------------------------------------------------------------
     # was: measurements.sqlite written into the input folder
@@ -501,6 +522,32 @@ CASES: dict[str, Case] = {
         lambda e, t: ["demo", "--out", _write(t / "f", "x")], ("f",), absent=(), kept=("f",)
     ),
 }
+
+
+def _store(tmp: Path) -> str:
+    """A measurement store holding two readers' measurements of two patients."""
+    from RefractureRiskLib.store.measurements import (
+        Measurement,
+        MeasurementStore,
+        StudySubmission,
+    )
+
+    path = tmp / "s.sqlite"
+    with MeasurementStore(path) as store:
+        for k, reader in enumerate(("A", "B")):
+            for pid in ("P1", "P2"):
+                ms = tuple(
+                    Measurement(level, "pdff", "%", {"mean": 30.0 + k + i, "n_voxels": 100})
+                    for i, level in enumerate(("L1", "L2"))
+                )
+                store.record_study(StudySubmission(pid, f"1.2.{pid}", reader, "manual", ms))
+    return str(path)
+
+
+def _cohort_json(env: Env, tmp: Path) -> str:
+    path = tmp / "c.json"
+    pd.read_csv(env.cohort).to_json(path, orient="records")
+    return str(path)
 
 
 def _mat(tmp: Path, **fields) -> str:

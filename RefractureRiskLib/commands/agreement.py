@@ -36,13 +36,17 @@ def run(args: argparse.Namespace) -> int:
     require_store(str(args.store))
     from RefractureRiskLib.core.atomic import atomic_file
     from RefractureRiskLib.store.agreement import inter_reader_agreement, intra_reader_agreement
-    from RefractureRiskLib.store.measurements import MeasurementStore
+    from RefractureRiskLib.store.measurements import MeasurementStore, _sqlite_path, store_url
 
     location = str(args.store)
     if "://" not in location and not Path(location).exists():
         raise InputError(location, "measurement store not found")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    db = _sqlite_path(store_url(location, create=False))
+    files = {Path(f"{db.resolve()}{end}") for end in ("", "-wal", "-shm")} if db else set()
+    if args.out is not None and args.out.resolve() in files:  # --overwrite replaced the store
+        raise InputError(args.out, "is the measurement store itself; choose another --out")
     with MeasurementStore(location, read_only=True) as store:
         rows = store.current_measurements(maps=[args.map])
     try:

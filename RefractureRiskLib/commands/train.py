@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
     if args.out.exists() and not args.overwrite:
         raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    if Path(args.cohort).resolve() == args.out.resolve():  # a .json cohort, then the model
+        raise InputError(args.out, "is the cohort table itself; choose another --out")
     card_path = args.out.with_suffix(".md")  # the card goes with its model file
     if args.report is not None and args.report.exists() and not args.report.is_dir():
         raise InputError(args.report, "--report names a folder, but this is an existing file")
