@@ -140,21 +140,11 @@ def train_model(
         prep.data, prep.known, prep.n, prep.events, prep.n_unknown, prep.n_missing, m
     )
     lambdas = [f.lambda_ for f in fitted.fits]
-    training = {
-        **summary,
-        "method": method_record(spec, lambdas, m, seed),
-        "notes": list(notes),
-        "data_source": dict(data_source) if data_source else None,
-    }
-    validation = {
-        "internal": {"n_bootstrap": n_bootstrap, **fitted.validation},
-        "leave_one_centre_out": fitted.loco,
-        "calibration_ici": fitted.calibration["ici"],
-    }
-    inputs = prep.inputs + prep.checked_only
+    training = _training_record(summary, method_record(spec, lambdas, m, seed), notes, data_source)
     model = trained_model(
-        prep.n, prep.events, inputs, prep.terms, spec, pooled, m,
-        name=name, validated=validated, training=training, validation=validation,
+        prep.n, prep.events, prep.inputs + prep.checked_only, prep.terms, spec, pooled, m,
+        name=name, validated=validated, training=training,
+        validation=fitted.record(n_bootstrap),
     )  # fmt: skip
     return TrainingResult(
         model=model,
@@ -172,6 +162,21 @@ def train_model(
     )
 
 
+def _training_record(
+    summary: dict[str, Any],
+    method: dict[str, Any],
+    notes: list[str],
+    data_source: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The model file's training section: the cohort summary, method, notes and data source."""
+    return {
+        **summary,
+        "method": method,
+        "notes": list(notes),
+        "data_source": dict(data_source) if data_source else None,
+    }
+
+
 @dataclass(frozen=True)
 class _Fitted:
     """The pooled fit and its validation: per-imputation fits, designs, pooled estimate, the
@@ -186,6 +191,14 @@ class _Fitted:
     loco: list[dict[str, Any]] | None
     calibration: dict[str, Any]
     decision: dict[str, list[float]]
+
+    def record(self, n_bootstrap: int) -> dict[str, Any]:
+        """The model file's validation section."""
+        return {
+            "internal": {"n_bootstrap": n_bootstrap, **self.validation},
+            "leave_one_centre_out": self.loco,
+            "calibration_ici": self.calibration["ici"],
+        }
 
 
 def _fit_and_validate(
