@@ -211,12 +211,20 @@ def r2s_window_max(study: Study, roiset: RoiSet) -> float:
 
 
 def legend_handles() -> list[Any]:
-    """What the outlines and marks on the panels mean (grey and white stand in for any colour)."""
+    """What the outlines and marks on the panels mean, drawn as on the panels (one level's
+    colour stands in for any): a white dashed rim on the R2* map is bone, not an ROI."""
+    colour = _level_colour("L2")
     return [
-        Patch(facecolor="#999999", edgecolor="black", label="ROI used in the summaries"),
         Patch(
-            facecolor="#e0e0e0",
-            edgecolor="black",
+            facecolor=(*colour, 0.55),
+            edgecolor=colour,
+            linewidth=0.8,
+            label="ROI used in the summaries (colour: its level)",
+        ),
+        Patch(
+            facecolor=(*colour, 0.15),
+            edgecolor=colour,
+            linewidth=1.2,
             linestyle="dashed",
             label="ROI left out: faint, dashed ('excl.'; flags in the table)",
         ),
