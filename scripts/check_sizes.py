@@ -40,7 +40,6 @@ ALLOWED: dict[str, int] = {
     # pipeline.py, batch/, store/, maps/fatwater/, core/atomic.py, commands/fatwater.py)
     "RefractureRiskLib/batch/runner.py": 442,
     "RefractureRiskLib/batch/runner.py::_run_locked": 98,
-    "RefractureRiskLib/core/atomic.py": 571,
     "RefractureRiskLib/roi/auto.py": 408,
     "RefractureRiskLib/roi/auto.py::automatic_rois": 183,
     "RefractureRiskLib/roi/body.py": 564,

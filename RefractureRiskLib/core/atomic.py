@@ -41,64 +41,36 @@ Windows folders cannot be fsync'ed and only files are).
 
 On any exception (disk full, KeyboardInterrupt, a failing writer) the staging folders are
 deleted and the targets are untouched.
+
+The file-system steps (fsync, locks, the exchange, the journal's format) are in
+:mod:`.atomic_fs`; every step a kill is tested at is here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import hashlib
 import json
 import os
-import re
-import shutil
-import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from RefractureRiskLib.core.errors import InputError
-
-_ARTEFACT = re.compile(
-    r"^\.(?P<name>.+)\.(?P<kind>staging|old|prepare|commit)-"
-    r"(?P<txn>(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8})(?:\.json)?$"
+from RefractureRiskLib.core.atomic_fs import (
+    ARTEFACT,
+    Entry,
+    dead_txn,
+    fsync_dir,
+    fsync_tree,
+    host_tag,
+    journal_paths,
+    locked,
+    pid_alive,  # noqa: F401 - public here too (batch/lock.py): liveness of a lock's owner
+    read_journal,
+    rmtree,
+    write_durable,
 )
-
-
-def host_tag() -> str:
-    """A short, file-name-safe tag of this host (names the owner of staging folders)."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host still runs (a zombie, dead but not yet reaped by
-    its parent, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    return True
-
-
-def _dead_txn(host: str, pid: str) -> bool:
-    return host == host_tag() and not pid_alive(int(pid))
-
-
-def _rmtree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+from RefractureRiskLib.core.atomic_fs import exchange as _exchange  # tests replace this name
+from RefractureRiskLib.core.errors import InputError
 
 
 def _checkpoint_none(step: str) -> None:
@@ -109,124 +81,7 @@ def _checkpoint_none(step: str) -> None:
 checkpoint: Callable[[str], None] = _checkpoint_none
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make ``path``'s entries (names created, renamed, deleted) durable."""
-    if os.name == "nt":  # folders cannot be opened for fsync on Windows
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as err:  # some file systems cannot sync a folder; a real I/O error can
-        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file under ``root`` (or ``root`` itself), then the folders, deepest first."""
-    if not root.is_dir() or root.is_symlink():
-        if root.is_file():
-            _fsync_file(root)
-        return
-    for here, _dirs, files in os.walk(root, topdown=False):
-        for name in files:
-            path = Path(here) / name
-            if path.is_file() and not path.is_symlink():
-                _fsync_file(path)
-        _fsync_dir(Path(here))
-
-
-def _write_durable(path: Path, text: str) -> None:
-    """Write ``path`` and fsync it (a journal must be whole before it is renamed or trusted)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-@contextlib.contextmanager
-def _locked(folders: list[Path]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on each folder (in path order, so two sets sharing folders
-    cannot deadlock) while a set is published or a dead run's set is finished: two commands
-    writing the same outputs, or two recovering the same leftovers, take turns. Best effort:
-    where folders cannot be locked (Windows, some network file systems) nothing is held."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    fds: list[int] = []
-    try:
-        for folder in sorted(set(folders)):
-            try:
-                fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:
-                os.close(fd)
-                continue
-            fds.append(fd)
-        yield
-    finally:
-        for fd in reversed(fds):
-            os.close(fd)  # closing the last descriptor releases the lock
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One output: ``target`` is published from ``staging`` (a folder, or a folder holding the
-    file under the target's name); ``old`` is where an old folder waits during the journal."""
-
-    target: Path
-    staging: Path
-    old: Path
-    folder: bool
-    overwrite: bool = False
-
-    @property
-    def staged(self) -> Path:
-        return self.staging if self.folder else self.staging / self.target.name
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "target": str(self.target),
-            "staging": str(self.staging),
-            "old": str(self.old),
-            "folder": self.folder,
-        }
-
-
-def _roll_forward(entries: list[_Entry]) -> None:
+def _roll_forward(entries: list[Entry]) -> None:
     """Make every move of a committed set; safe to repeat after a kill at any point."""
     parents: dict[Path, None] = {}
     for e in entries:
@@ -235,7 +90,7 @@ def _roll_forward(entries: list[_Entry]) -> None:
             if e.staging.is_dir():
                 if e.target.exists():
                     if e.old.exists():  # cannot happen by this protocol; keep the new set
-                        _rmtree(e.old)
+                        rmtree(e.old)
                     os.rename(e.target, e.old)
                     checkpoint(f"moved aside {e.target.name}")
                 os.rename(e.staging, e.target)
@@ -244,63 +99,29 @@ def _roll_forward(entries: list[_Entry]) -> None:
             if e.staged.exists():
                 os.replace(e.staged, e.target)
                 checkpoint(f"moved in {e.target.name}")
-            _rmtree(e.staging)
+            rmtree(e.staging)
     for folder in parents:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     checkpoint("synced the targets' folders")
     for e in entries:
         if e.old.exists():
-            _rmtree(e.old)
+            rmtree(e.old)
             checkpoint(f"deleted the old {e.target.name}")
 
 
-def _journal_paths(entries: list[_Entry], txn: str) -> tuple[list[Path], Path]:
-    """The prepare files of a set (one per folder, the primary first) and its commit file."""
-    seen: dict[Path, Path] = {}
-    for e in entries:
-        seen.setdefault(e.target.parent, e.target.parent / f".{e.target.name}.prepare-{txn}.json")
-    prepares = list(seen.values())
-    commit = prepares[0].with_name(prepares[0].name.replace(".prepare-", ".commit-", 1))
-    return prepares, commit
-
-
-def _read_journal(path: Path, txn: str) -> tuple[list[_Entry], list[Path], Path] | None:
-    """The entries, prepare files and commit file a journal names; None if it is not whole or
-    not one of ours (every path it names must be an artefact of its own transaction)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        entries = [
-            _Entry(Path(e["target"]), Path(e["staging"]), Path(e["old"]), bool(e["folder"]))
-            for e in doc["entries"]
-        ]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not entries:
-        return None
-    for e in entries:
-        if e.staging != e.target.parent / f".{e.target.name}.staging-{txn}":
-            return None
-        if e.old != e.target.parent / f".{e.target.name}.old-{txn}":
-            return None
-    prepares, commit = _journal_paths(entries, txn)
-    if path not in (*prepares, commit):
-        return None
-    return entries, prepares, commit
-
-
-def _finish(entries: list[_Entry], prepares: list[Path], commit: Path) -> str:
+def _finish(entries: list[Entry], prepares: list[Path], commit: Path) -> str:
     """Finish a dead run's set: forward if it was committed, back otherwise; returns a note."""
     if commit.exists():
         _roll_forward(entries)
         for path in prepares[1:]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         commit.unlink()
-        _fsync_dir(commit.parent)
+        fsync_dir(commit.parent)
         return f"completed the output set a killed run had committed ({commit.name})"
     for e in entries:  # not committed: no target was touched; only staging to delete
-        _rmtree(e.staging)
+        rmtree(e.staging)
         if e.old.exists() and not e.target.exists():  # cannot happen before the commit
             os.rename(e.old, e.target)
     for path in prepares:
@@ -323,14 +144,14 @@ def recover(directory: str | Path) -> list[str]:
     if not folder.is_dir():
         return []
     notes: list[str] = []
-    found = [(p, m) for p in folder.iterdir() if (m := _ARTEFACT.match(p.name))]
-    dead = [(p, m) for p, m in found if _dead_txn(m["host"], m["pid"])]
+    found = [(p, m) for p in folder.iterdir() if (m := ARTEFACT.match(p.name))]
+    dead = [(p, m) for p, m in found if dead_txn(m["host"], m["pid"])]
     keep: set[str] = set()
     # commit files first: a prepare file here may belong to a set committed elsewhere
     for p, m in sorted(dead, key=lambda pm: pm[1]["kind"] != "commit"):
         if m["kind"] not in ("prepare", "commit") or not p.exists():
             continue
-        journal = _read_journal(p, m["txn"])
+        journal = read_journal(p, m["txn"])
         if journal is None:
             if m["kind"] == "commit":
                 keep.add(m["txn"])  # not ours or damaged: leave the whole set for a person
@@ -339,10 +160,10 @@ def recover(directory: str | Path) -> list[str]:
                     p.unlink()  # a prepare file cut short: written before any commit
             continue
         entries, prepares, commit = journal
-        with _locked([e.target.parent for e in entries]):
+        with locked([e.target.parent for e in entries]):
             if p.exists():  # not finished meanwhile by another command recovering it
                 notes.append(_finish(entries, prepares, commit))
-    with _locked([folder]):
+    with locked([folder]):
         for p, m in dead:
             if m["kind"] in ("prepare", "commit") or m["txn"] in keep or not p.exists():
                 continue
@@ -351,7 +172,7 @@ def recover(directory: str | Path) -> list[str]:
                 os.rename(p, target)
                 notes.append(f"restored {target.name} that a killed run had moved aside")
             else:
-                _rmtree(p)
+                rmtree(p)
     return notes
 
 
@@ -384,7 +205,7 @@ class OutputSet:
         self.overwrite = overwrite
         self.recover = recover
         self.txn = f"{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.entries: list[_Entry] = []
+        self.entries: list[Entry] = []
         self.published = False
         self.notes: list[str] = []
         self._recovered: set[Path] = set()
@@ -433,7 +254,7 @@ class OutputSet:
         except OSError as err:  # named as the user gave it, not as our staging folder
             raise InputError(target, f"cannot create its folder ({err.strerror})") from None
         name = target.name
-        entry = _Entry(
+        entry = Entry(
             target,
             target.parent / f".{name}.staging-{self.txn}",
             target.parent / f".{name}.old-{self.txn}",
@@ -488,7 +309,7 @@ class OutputSet:
         were (a failed ``train --out new/m.json`` leaves no empty ``new/``)."""
         if not self.published:
             for e in self.entries:
-                _rmtree(e.staging)
+                rmtree(e.staging)
             for folder in reversed(self._created):
                 with contextlib.suppress(OSError):  # not empty: someone else wrote there
                     folder.rmdir()
@@ -499,10 +320,10 @@ class OutputSet:
         if self.published or not self.entries:
             return
         for e in self.entries:  # the new files are on disk before any name points at them
-            _fsync_tree(e.staging)
+            fsync_tree(e.staging)
         checkpoint("synced the staged outputs")
         # Two commands writing the same outputs publish one after the other, never interleaved.
-        with _locked([e.target.parent for e in self.entries]):
+        with locked([e.target.parent for e in self.entries]):
             self._publish_locked()
 
     def _publish_locked(self) -> None:
@@ -514,43 +335,43 @@ class OutputSet:
         if len(self.entries) == 1 and self._publish_one(self.entries[0]):
             self.published = True
             return
-        prepares, commit = _journal_paths(self.entries, self.txn)
+        prepares, commit = journal_paths(self.entries, self.txn)
         text = json.dumps({"entries": [e.as_json() for e in self.entries]}, indent=1)
         for path in prepares:
-            _write_durable(path, text)
-            _fsync_dir(path.parent)
+            write_durable(path, text)
+            fsync_dir(path.parent)
             checkpoint(f"prepared {path.name}")
         os.rename(prepares[0], commit)
-        _fsync_dir(commit.parent)
+        fsync_dir(commit.parent)
         self.published = True  # committed: from here on a failure is finished by the next run
         checkpoint("committed")
         _roll_forward(self.entries)
         for path in prepares[1:]:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             checkpoint(f"deleted {path.name}")
         commit.unlink()
-        _fsync_dir(commit.parent)
+        fsync_dir(commit.parent)
         checkpoint("deleted the commit journal")
 
     @staticmethod
-    def _publish_one(e: _Entry) -> bool:
+    def _publish_one(e: Entry) -> bool:
         """Publish one output in one atomic step; False when that needs the journal."""
         if not e.folder:
             os.replace(e.staged, e.target)
-            _fsync_dir(e.target.parent)
+            fsync_dir(e.target.parent)
             checkpoint(f"moved in {e.target.name}")
             os.rmdir(e.staging)
             return True
         if not e.target.exists() or (e.target.is_dir() and not any(e.target.iterdir())):
             os.rename(e.staging, e.target)  # an empty folder at the target is replaced
-            _fsync_dir(e.target.parent)
+            fsync_dir(e.target.parent)
             checkpoint(f"moved in {e.target.name}")
             return True
         if _exchange(e.staging, e.target):
-            _fsync_dir(e.target.parent)
+            fsync_dir(e.target.parent)
             checkpoint(f"exchanged {e.target.name}")
-            _rmtree(e.staging)  # now the old folder
+            rmtree(e.staging)  # now the old folder
             return True
         return False
 

@@ -1,0 +1,214 @@
+"""The file-system steps of atomic output sets (:mod:`.atomic`): who owns a leftover (host tag,
+process liveness), deleting, fsync of files, trees and folders, folder locks, the one-step swap
+of two folders, and the journal of a set (its entries, prepare and commit files).
+
+Nothing here calls :data:`.atomic.checkpoint` (the fault-injection hook): every step a test
+kills the process at is in :mod:`.atomic`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The name of a staging folder, an old folder moved aside, or a journal file:
+#: ``.<name>.<kind>-<host>-<pid>-<random>[.json]``.
+ARTEFACT = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>staging|old|prepare|commit)-"
+    r"(?P<txn>(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8})(?:\.json)?$"
+)
+
+
+def host_tag() -> str:
+    """A short, file-name-safe tag of this host (names the owner of staging folders)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie, dead but not yet reaped by
+    its parent, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    return True
+
+
+def dead_txn(host: str, pid: str) -> bool:
+    return host == host_tag() and not pid_alive(int(pid))
+
+
+def rmtree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make ``path``'s entries (names created, renamed, deleted) durable."""
+    if os.name == "nt":  # folders cannot be opened for fsync on Windows
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:  # some file systems cannot sync a folder; a real I/O error can
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` (or ``root`` itself), then the folders, deepest first."""
+    if not root.is_dir() or root.is_symlink():
+        if root.is_file():
+            fsync_file(root)
+        return
+    for here, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            path = Path(here) / name
+            if path.is_file() and not path.is_symlink():
+                fsync_file(path)
+        fsync_dir(Path(here))
+
+
+def write_durable(path: Path, text: str) -> None:
+    """Write ``path`` and fsync it (a journal must be whole before it is renamed or trusted)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def locked(folders: list[Path]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on each folder (in path order, so two sets sharing folders
+    cannot deadlock) while a set is published or a dead run's set is finished: two commands
+    writing the same outputs, or two recovering the same leftovers, take turns. Best effort:
+    where folders cannot be locked (Windows, some network file systems) nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fds: list[int] = []
+    try:
+        for folder in sorted(set(folders)):
+            try:
+                fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                os.close(fd)
+                continue
+            fds.append(fd)
+        yield
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)  # closing the last descriptor releases the lock
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One output: ``target`` is published from ``staging`` (a folder, or a folder holding the
+    file under the target's name); ``old`` is where an old folder waits during the journal."""
+
+    target: Path
+    staging: Path
+    old: Path
+    folder: bool
+    overwrite: bool = False
+
+    @property
+    def staged(self) -> Path:
+        return self.staging if self.folder else self.staging / self.target.name
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "target": str(self.target),
+            "staging": str(self.staging),
+            "old": str(self.old),
+            "folder": self.folder,
+        }
+
+
+def journal_paths(entries: list[Entry], txn: str) -> tuple[list[Path], Path]:
+    """The prepare files of a set (one per folder, the primary first) and its commit file."""
+    seen: dict[Path, Path] = {}
+    for e in entries:
+        seen.setdefault(e.target.parent, e.target.parent / f".{e.target.name}.prepare-{txn}.json")
+    prepares = list(seen.values())
+    commit = prepares[0].with_name(prepares[0].name.replace(".prepare-", ".commit-", 1))
+    return prepares, commit
+
+
+def read_journal(path: Path, txn: str) -> tuple[list[Entry], list[Path], Path] | None:
+    """The entries, prepare files and commit file a journal names; None if it is not whole or
+    not one of ours (every path it names must be an artefact of its own transaction)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        entries = [
+            Entry(Path(e["target"]), Path(e["staging"]), Path(e["old"]), bool(e["folder"]))
+            for e in doc["entries"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not entries:
+        return None
+    for e in entries:
+        if e.staging != e.target.parent / f".{e.target.name}.staging-{txn}":
+            return None
+        if e.old != e.target.parent / f".{e.target.name}.old-{txn}":
+            return None
+    prepares, commit = journal_paths(entries, txn)
+    if path not in (*prepares, commit):
+        return None
+    return entries, prepares, commit
