@@ -65,40 +65,38 @@ def _argmax_refined(
     return ia, ib, oa, ob
 
 
-def _normal_equations(
-    y: npt.NDArray[np.complex64],
-    te_s: npt.NDArray,
-    fat_phasor: npt.NDArray,
-    r2s: npt.NDArray,
-    fat_offset_rad: npt.NDArray | None = None,
-):
-    """Columns (water ``a0``, fat ``a1``) of the basis per voxel, ``A^H A`` as ``(m00, m01,
-    m11)`` (``m00``, ``m11`` real) and ``A^H y`` as ``(b0, b1)``: 2x2 algebra written out,
-    much faster than batched ``linalg`` on millions of voxels. Single precision: the 2x2
-    systems are well conditioned (water and fat columns differ at every echo)."""
-    t32 = np.asarray(te_s, np.float32)
-    a0 = np.exp(-np.asarray(r2s, np.float32)[:, None] * t32[None, :])
-    a1 = a0 * np.asarray(fat_phasor, np.complex64)[None, :]
-    if fat_offset_rad is not None:
-        a1 = a1 * np.exp(1j * np.asarray(fat_offset_rad, np.float32))[:, None]
-    m00 = np.einsum("vn,vn->v", a0, a0)
-    m11 = np.einsum("vn,vn->v", a1.real, a1.real) + np.einsum("vn,vn->v", a1.imag, a1.imag)
-    m01 = np.einsum("vn,vn->v", a0, a1)
-    b0 = np.einsum("vn,vn->v", a0, y)
-    b1 = np.einsum("vn,vn->v", np.conj(a1), y)
-    return a0, a1, m00, m01, m11, b0, b1
-
-
 def _complex_fit(
     y: npt.NDArray[np.complex64], te_s: npt.NDArray, fat_phasor: npt.NDArray, r2s: npt.NDArray
 ):
-    """Complex least squares of demodulated ``y[V, N]`` at ``r2s[V]``: (W, F), RMS residual."""
-    a0, a1, m00, m01, m11, b0, b1 = _normal_equations(y, te_s, fat_phasor, r2s)
+    """Complex least squares of demodulated ``y[V, N]`` at ``r2s[V]``: (W, F), RMS residual and
+    the normal equations (``m00``, ``m01``, ``m11``, ``b0``, ``b1``; see :class:`VoxelFit`).
+
+    The basis is ``a0 = exp(-R2* t)`` (water) and ``a1 = a0 c`` (fat), so every term is a sum
+    over echoes of ``a0^2`` or ``a0 y`` weighted by a fixed vector (1, ``c``, ``|c|^2``): small
+    matrix products instead of batched ``linalg``. The residual norm is ``||y||^2 - Re(b^H x)``
+    (no residual vectors formed). Single precision: the 2x2 systems are well conditioned (water
+    and fat columns differ at every echo)."""
+    c = np.asarray(fat_phasor, np.complex64)
+    n = c.size
+    a0 = np.exp(-np.asarray(r2s, np.float32)[:, None] * np.asarray(te_s, np.float32)[None, :])
+    m = (a0 * a0) @ np.stack([np.ones(n), np.abs(c) ** 2, c.real, c.imag], axis=1).astype(
+        np.float32
+    )
+    m00, m11, m01 = m[:, 0], m[:, 1], (m[:, 2] + 1j * m[:, 3]).astype(np.complex64)
+    # b0 = sum a0 y, b1 = sum a0 conj(c) y: one real product on (re, im) interleaved
+    weights = np.zeros((2 * n, 4), np.float32)
+    weights[0::2, 0] = weights[1::2, 1] = 1.0
+    weights[0::2, 2], weights[1::2, 2] = c.real, c.imag
+    weights[1::2, 3], weights[0::2, 3] = c.real, -c.imag
+    b = np.ascontiguousarray(y * a0, np.complex64).view(np.float32) @ weights
+    b0 = (b[:, 0] + 1j * b[:, 1]).astype(np.complex64)
+    b1 = (b[:, 2] + 1j * b[:, 3]).astype(np.complex64)
     det = m00 * m11 - (m01.real**2 + m01.imag**2)
     water = (m11 * b0 - m01 * b1) / det
     fat = (m00 * b1 - np.conj(m01) * b0) / det
-    resid = y - a0 * water[:, None] - a1 * fat[:, None]
-    rms = np.sqrt(np.mean(resid.real**2 + resid.imag**2, axis=1))
+    explained = (np.conj(b0) * water + np.conj(b1) * fat).real
+    energy = (y.real * y.real + y.imag * y.imag).sum(axis=1)
+    rms = np.sqrt(np.maximum(energy - explained, 0.0) / y.shape[1])
     normal = {"m00": m00, "m01": m01, "m11": m11, "b0": b0, "b1": b1}
     return np.stack([water, fat], axis=1), rms, normal
 
