@@ -481,14 +481,15 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if statistics is None:
             statistics = self.logic.computeStatistics(result, study)
         self._statistics = statistics
-        colors = display.levelColors(result.roiset, mrml.meanPdffByLevel(statistics))
+        records = mrml.records_(statistics)  # the table as dicts once, not once per view
+        colors = display.levelColors(result.roiset, mrml.meanPdffByLevel(records))
         p.segmentation = mrml.roiSetToSegmentation(
             result.roiset, p.pdffVolume, p.segmentation, colors, changedLevels, panel.processEvents
         )
         p.statisticsTable = mrml.updateTableNode(
-            statistics, p.statisticsTable, name="RefractureRisk statistics"
+            records, p.statisticsTable, name="RefractureRisk statistics"
         )
-        self._chart = display.updatePdffChart(statistics)
+        self._chart = display.updatePdffChart(records)
         rows = review.reviewRows(result)
         pending = ", ".join(row["level"] for row in rows if not row["decision"]) or _("none")
         self.ui.levelReviewLabel.text = _("Levels to check: {levels}").format(levels=pending)
