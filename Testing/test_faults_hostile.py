@@ -217,6 +217,16 @@ CASES: dict[str, Case] = {
         ),
         ("p.mrk.json", "L1"),
     ),
+    # was: --overwrite replaced --out whole, deleting the clinical file kept in it
+    "analyze: --clinical inside the --out it replaces": Case(
+        lambda e, t: (
+            _result(t, "out", {"results.json": "{}", "patient.json": json.dumps(DEMO_CLINICAL)})
+            and _analyze(e, t, "--clinical", str(t / "out" / "patient.json"), "--overwrite")
+        ),
+        ("patient.json", "--clinical lies in the output folder"),
+        absent=(),
+        kept=("out",),
+    ),
     # -- score --------------------------------------------------------------------------------
     "score: --patient with a key given twice": Case(
         lambda e, t: ["score", "--patient", '{"age_years": 70, "age_years": 90}'],
@@ -322,6 +332,22 @@ CASES: dict[str, Case] = {
         absent=("c.md",),
         kept=("c.json",),
     ),
+    "train: --report folder holding the cohort, with --overwrite": Case(
+        lambda e, t: (
+            _result(t, "rep", {"validation.json": "{}", "c.csv": e.cohort.read_text()})
+            and [
+                "train",
+                str(t / "rep" / "c.csv"),
+                "--out",
+                str(t / "out" / "m.json"),
+                "--report",
+                str(t / "rep"),
+                "--overwrite",
+            ]
+        ),
+        ("c.csv", "the cohort table lies in the output folder"),
+        kept=("rep",),
+    ),
     # -- validate -----------------------------------------------------------------------------
     "validate: --out holds an earlier report, no --overwrite": Case(
         lambda e, t: (
@@ -366,6 +392,22 @@ CASES: dict[str, Case] = {
         ],
         ("--seed", "-1"),
     ),
+    "validate: the model file inside the --out it replaces": Case(
+        lambda e, t: (
+            _result(t, "out", {"validation.json": "{}", "m.json": e.model.read_text()})
+            and [
+                "validate",
+                str(t / "out" / "m.json"),
+                str(e.cohort),
+                "--out",
+                str(t / "out"),
+                "--overwrite",
+            ]
+        ),
+        ("m.json", "the model file lies in the output folder"),
+        absent=(),
+        kept=("out",),
+    ),
     # -- describe -----------------------------------------------------------------------------
     "describe: the cohort file does not exist": Case(
         lambda e, t: ["describe", str(t / "nope.csv"), "--out", str(t / "out")],
@@ -377,6 +419,16 @@ CASES: dict[str, Case] = {
             and ["describe", str(e.cohort), "--out", str(t / "out")]
         ),
         ("out", "--overwrite"),
+        absent=(),
+        kept=("out",),
+    ),
+    # was: the cohort table deleted with the old description
+    "describe: the cohort table inside the --out it replaces": Case(
+        lambda e, t: (
+            _result(t, "out", {"describe.html": "old", "c.csv": e.cohort.read_text()})
+            and ["describe", str(t / "out" / "c.csv"), "--out", str(t / "out"), "--overwrite"]
+        ),
+        ("c.csv", "the cohort table lies in the output folder"),
         absent=(),
         kept=("out",),
     ),
@@ -517,6 +569,15 @@ CASES: dict[str, Case] = {
             str(t / "out"),
         ],
         ("echo.mat", "shape (0, 4, 1, 1, 3)"),
+    ),
+    "fatwater: the echo file inside the --out it replaces": Case(
+        lambda e, t: (
+            _result(t, "out", {"provenance.json": "{}"})
+            and ["fatwater", _mat(t / "out"), "--out", str(t / "out"), "--overwrite"]
+        ),
+        ("echo.mat", "the echo input lies in the output folder"),
+        absent=(),
+        kept=("out",),
     ),
     "demo: --out is an existing file": Case(
         lambda e, t: ["demo", "--out", _write(t / "f", "x")], ("f",), absent=(), kept=("f",)

@@ -99,11 +99,13 @@ def _add_echo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from RefractureRiskLib.commands.options import analysis_options
+    from RefractureRiskLib.commands.options import analysis_options, refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.pipeline import analyze_study, load_clinical
 
     options = analysis_options(args)
+    inputs = {"the study": args.study, "--clinical": args.clinical, "--roi": args.roi}
+    refuse_inputs_inside(args.out, inputs | {"--model": args.model})
     clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
     if clinical is not None:
         from RefractureRiskLib.commands.score import refuse_booleans_for_numbers

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.options import refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.core.extras import require
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from RefractureRiskLib.model.dev.describe import DESCRIPTIVE_NOTE, describe_cohort
     from RefractureRiskLib.model.dev.schema import read_cohort
 
+    refuse_inputs_inside(args.out, {"the cohort table": args.cohort})
     # Written beside --out and moved into place at the end (see core.atomic).
     with OutputSet(overwrite=args.overwrite) as outputs:
         staging = outputs.folder(args.out, marker="describe.html")

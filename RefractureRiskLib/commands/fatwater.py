@@ -53,10 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.options import refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.maps.fatwater import get_spectrum, separate
     from RefractureRiskLib.maps.fatwater.compute import load_echoes
 
+    refuse_inputs_inside(args.out, {"the echo input": args.input})
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:

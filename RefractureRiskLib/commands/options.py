@@ -5,12 +5,17 @@ their arguments here, once, so ``--model``, ``--pdff-unit``, ``--r2s-unit``, ``-
 ``--reader`` and ``--export-dicom`` mean the same in both. An argument a command does not define
 keeps the option's default (``batch`` has no ``--roi``, ``--anchor``, ``--index-levels``,
 ``--study``, ``--pdff-series`` or ``--deidentify``; ``analyze`` has no ``--no-report``).
+
+:func:`refuse_inputs_inside` is the commands' one check that an input does not lie in an output
+folder a new result replaces whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -56,3 +61,25 @@ def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
         deidentify=given.get("deidentify", default.deidentify),
         report=not given.get("no_report", False),
     )
+
+
+def refuse_inputs_inside(out: Path | None, inputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse, before any work, an input (``inputs``: what the user calls it -> its path) that
+    lies in the output folder ``out``: a new result replaces the folder whole (``--overwrite``),
+    and the input would be deleted with the old result."""
+    from RefractureRiskLib.core.errors import InputError
+
+    if out is None:
+        return
+    folder = Path(out).resolve()
+    for name, path in inputs.items():
+        if (
+            path is not None
+            and "://" not in str(path)
+            and Path(path).resolve().is_relative_to(folder)
+        ):
+            raise InputError(
+                path,
+                f"{name} lies in the output folder {out}, which a new result replaces whole; "
+                "move it out of that folder first",
+            )

@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.options import refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.core.extras import require
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--out", f"the model file must end in .json, got {args.out.name!r}")
     if args.out.exists() and not args.overwrite:
         raise InputError(args.out, "already exists; choose another --out or add --overwrite")
+    refuse_inputs_inside(args.report, {"the cohort table": args.cohort})
     if Path(args.cohort).resolve() == args.out.resolve():  # a .json cohort, then the model
         raise InputError(args.out, "is the cohort table itself; choose another --out")
     card_path = args.out.with_suffix(".md")  # the card goes with its model file

@@ -41,12 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.options import refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet, recover_before_reading
 
     if not 1 <= args.bootstrap <= MAX_BOOTSTRAP:
         raise InputError(
             "--bootstrap", f"must be between 1 and {MAX_BOOTSTRAP}, got {args.bootstrap}"
         )
+    refuse_inputs_inside(args.out, {"the model file": args.model, "the cohort table": args.cohort})
     if args.seed < 0:  # numpy refuses it only after the scoring, with a traceback
         raise InputError("--seed", f"must be 0 or more, got {args.seed}")
     if args.out.exists() and not args.out.is_dir():
