@@ -149,7 +149,8 @@ def lumbar_echoes(
     """The spine phantom (``spec``: a :class:`PhantomSpec`, e.g. ``matrix_size=(256, 256),
     n_slices=40``) as six complex echoes at its IDEAL-IQ echo times, field strength and grid."""
     from RefractureRiskLib.phantom.grid import acquisition_grid, n_subsamples
-    from RefractureRiskLib.phantom.raster import build_model, rasterise
+    from RefractureRiskLib.phantom.phantom_model import build_model
+    from RefractureRiskLib.phantom.raster import rasterise
     from RefractureRiskLib.phantom.spec import PhantomSpec
 
     spec = PhantomSpec() if spec is None else spec

@@ -17,7 +17,8 @@ from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.phantom import anatomy as an
 from RefractureRiskLib.phantom.grid import acquisition_grid, n_subsamples
-from RefractureRiskLib.phantom.raster import PhantomModel, build_model, rasterise
+from RefractureRiskLib.phantom.phantom_model import PhantomModel, build_model
+from RefractureRiskLib.phantom.raster import rasterise
 from RefractureRiskLib.phantom.signal import (
     bias_field,
     echo_times_ms,
