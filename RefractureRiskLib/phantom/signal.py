@@ -119,18 +119,7 @@ def synthesise_maps(
     s_in = (w + f * np.complex64(c_in)) * np.exp(r2 * np.float32(-te_in * 1e-3))
     s_out = (w + f * np.complex64(c_out)) * np.exp(r2 * np.float32(-te_out * 1e-3))
     if snr is None:
-        total = w + f
-        floor = np.float32(1e-3 * SIGNAL_SCALE)
-        has_signal = total > floor
-        pdff = np.where(has_signal, np.float32(100.0) * f / np.maximum(total, floor), 0)
-        return {
-            "water": w,
-            "fat": f,
-            "in_phase": np.abs(s_in),
-            "out_phase": np.abs(s_out),
-            "pdff": pdff.astype(np.float32),
-            "r2s": np.where(has_signal, r2, 0).astype(np.float32),
-        }
+        return _noiseless_maps(w, f, r2, s_in, s_out)
     sigma = np.float32(SIGNAL_SCALE / float(snr))
     shape = w.shape
 
@@ -157,6 +146,24 @@ def synthesise_maps(
         "out_phase": np.abs(s_out + cnoise()),
         "pdff": pdff.astype(np.float32),
         "r2s": r2s.astype(np.float32),
+    }
+
+
+def _noiseless_maps(
+    w: npt.NDArray, f: npt.NDArray, r2: npt.NDArray, s_in: npt.NDArray, s_out: npt.NDArray
+) -> dict[str, npt.NDArray]:
+    """The maps without noise: PDFF and R2* where there is signal (0 elsewhere)."""
+    total = w + f
+    floor = np.float32(1e-3 * SIGNAL_SCALE)
+    has_signal = total > floor
+    pdff = np.where(has_signal, np.float32(100.0) * f / np.maximum(total, floor), 0)
+    return {
+        "water": w,
+        "fat": f,
+        "in_phase": np.abs(s_in),
+        "out_phase": np.abs(s_out),
+        "pdff": pdff.astype(np.float32),
+        "r2s": np.where(has_signal, r2, 0).astype(np.float32),
     }
 
 
