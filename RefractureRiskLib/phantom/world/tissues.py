@@ -52,9 +52,18 @@ class Palette:
 
 
 def make_palette(spec: WorldSpec, rng: np.random.Generator) -> Palette:
-    """All materials of one study (draws small per-tissue variations from ``rng``)."""
+    """All materials of one study (draws small per-tissue variations from ``rng``, in the
+    order of the helpers below: the frozen sets are generated from their seeds)."""
     fs = 2.0 if spec.field_strength_t == 3.0 else 1.0
     p = Palette(Materials.with_air(), r2s_factor=fs)
+    _add_soft_tissues(p, spec, rng)
+    _add_bone(p, spec, rng)
+    _add_level_marrow(p, spec, rng, fs)
+    return p
+
+
+def _add_soft_tissues(p: Palette, spec: WorldSpec, rng: np.random.Generator) -> None:
+    """Skin, fat, muscle, organs, vessels, bowel, the canal's contents, discs and cement."""
     u = rng.uniform
     p.add("skin", W.SKIN, 0.6, u(10, 25), 35)
     p.add("subcut_fat", T.SUBCUTANEOUS_FAT, 1.0, u(90, 95), 25)
@@ -82,6 +91,11 @@ def make_palette(spec: WorldSpec, rng: np.random.Generator) -> Palette:
     p.add("disc_degen", T.DISC, 0.55, u(1, 4), 35)
     p.add("disc_remnant", T.DISC, 0.5, u(2, 8), 40)
     p.add("cement", T.CEMENT, 0.0, 0.0, u(200, 600))
+
+
+def _add_bone(p: Palette, spec: WorldSpec, rng: np.random.Generator) -> None:
+    """Posterior elements, pelvis, ribs, osteophytes and focal marrow findings."""
+    u = rng.uniform
     pe_pdff = spec.marrow_pdff_pct + u(0, 10)
     p.add("pe_cortex", T.POSTERIOR_ELEMENT, 0.08, pe_pdff, 250)
     p.add("pe_marrow", T.POSTERIOR_ELEMENT, 0.85, pe_pdff, spec.marrow_r2s_per_s * 1.1)
@@ -94,6 +108,12 @@ def make_palette(spec: WorldSpec, rng: np.random.Generator) -> Palette:
     p.add("modic1", T.MARROW_RIM, 1.0, u(10, 20), spec.marrow_r2s_per_s * 0.7)
     p.add("modic2", T.MARROW_RIM, 0.95, u(70, 85), spec.marrow_r2s_per_s * 0.8)
     p.add("bowel_fatmix", W.BOWEL_FAT_MIXED, 0.9, u(20, 60), u(30, 80))
+
+
+def _add_level_marrow(p: Palette, spec: WorldSpec, rng: np.random.Generator, fs: float) -> None:
+    """Each level's core and rim marrow, cortex and vein (oedema lowers an acute fracture's
+    PDFF); ``fs`` scales R2* to the field strength."""
+    u = rng.uniform
     fractured = {f.level: f for f in spec.fractures}
     for nm in CHAIN_LEVELS:
         base = spec.marrow_pdff_pct + rng.normal(0, spec.level_pdff_sd_pct)
@@ -116,4 +136,3 @@ def make_palette(spec: WorldSpec, rng: np.random.Generator) -> Palette:
             r2s_per_s=r2s * fs,
             oedema_pct=oedema,
         )
-    return p
