@@ -227,17 +227,8 @@ def write_dicom_study(
     field_t, echo_times = ctx.field_strength_t, ctx.echo_times_ms
     parts = _parts(study, style, kinds, pdff_storage, r2s_as_t2star, field_t, echo_times)
 
-    groups: list[list[SeriesPart]]
-    if philips_mixed_series:
-        mixed = [p for p in parts if p.kind in PHILIPS_MIXED_KINDS]
-        groups = ([mixed] if mixed else []) + [[p] for p in parts if p not in mixed]
-    else:
-        groups = [[p] for p in parts]
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        # Stale files from an earlier study would be read as part of this one.
-        raise InputError(out_dir, "output folder exists and is not empty; give a new folder")
+    groups = _series_groups(parts, philips_mixed_series)
+    out_dir = _new_folder(Path(out_dir))
     written: list[WrittenSeries] = []
     for index, group in enumerate(groups):
         number = (index + 1) * 100 + 1 if style.name == "Philips" else index + 3
@@ -250,6 +241,22 @@ def write_dicom_study(
         patient_id=f"SYN-{seed}",
         series=tuple(written),
     )
+
+
+def _series_groups(parts: list[SeriesPart], philips_mixed_series: bool) -> list[list[SeriesPart]]:
+    """The maps of each series: one map per series, or Philips' water, fat and PDFF together."""
+    if not philips_mixed_series:
+        return [[p] for p in parts]
+    mixed = [p for p in parts if p.kind in PHILIPS_MIXED_KINDS]
+    return ([mixed] if mixed else []) + [[p] for p in parts if p not in mixed]
+
+
+def _new_folder(out_dir: Path) -> Path:
+    """``out_dir``, refused when it exists and is not an empty folder."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        # Stale files from an earlier study would be read as part of this one.
+        raise InputError(out_dir, "output folder exists and is not empty; give a new folder")
+    return out_dir
 
 
 def _context(study: Study, style: VendorStyle, seed: int, options: tuple) -> WriteContext:
