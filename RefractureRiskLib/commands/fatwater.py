@@ -177,21 +177,23 @@ def write_overview(result, echoes, path: Path, max_slices: int = 4) -> None:
 
     nk = echoes.shape[0]
     slices = sorted(set(np.linspace(0, nk - 1, min(nk, max_slices)).round().astype(int)))
-    inside = result.mask.array > 0
-    mag = np.abs(echoes.signal[..., 0])
+    # scales from the slices shown (percentiles over the whole volume cost more than the picture)
+    inside = result.mask.array[slices] > 0
+    mag = np.abs(echoes.signal[slices, ..., 0])
+    water, fat = result.water.array[slices], result.fat.array[slices]
+    r2s, field = result.r2s.array[slices], result.fieldmap.array[slices]
     top = float(np.percentile(mag, 99.5)) or 1.0
-    wf_top = float(np.percentile(np.maximum(result.water.array, result.fat.array), 99.5)) or 1.0
-    r2_top = float(np.percentile(result.r2s.array[inside], 99)) if inside.any() else 1.0
-    field = result.fieldmap.array
+    wf_top = float(np.percentile(np.maximum(water, fat), 99.5)) or 1.0
+    r2_top = float(np.percentile(r2s[inside], 99)) if inside.any() else 1.0
     f_lo, f_hi = (
         (float(field[inside].min()), float(field[inside].max())) if inside.any() else (0, 1)
     )
     panels = [
         ("|echo 1|", mag, 0.0, top, "gray"),
-        ("water", result.water.array, 0.0, wf_top, "gray"),
-        ("fat", result.fat.array, 0.0, wf_top, "gray"),
-        ("PDFF 0-100 %", result.pdff.array, 0.0, 100.0, "magma"),
-        (f"R2* 0-{r2_top:.0f} 1/s", result.r2s.array, 0.0, r2_top, "viridis"),
+        ("water", water, 0.0, wf_top, "gray"),
+        ("fat", fat, 0.0, wf_top, "gray"),
+        ("PDFF 0-100 %", result.pdff.array[slices], 0.0, 100.0, "magma"),
+        (f"R2* 0-{r2_top:.0f} 1/s", r2s, 0.0, r2_top, "viridis"),
         (f"field {f_lo:.0f}..{f_hi:.0f} Hz", field, f_lo, f_hi, "cyclic"),
     ]
     nj, ni = echoes.shape[1:]
@@ -203,11 +205,11 @@ def write_overview(result, echoes, path: Path, max_slices: int = 4) -> None:
     draw = ImageDraw.Draw(canvas)
     for col, (title, *_rest) in enumerate(panels):
         draw.text((gap + col * (ni * zoom + gap), 2), title, fill=(0, 0, 0))
-    for row, k in enumerate(slices):
+    for row in range(len(slices)):
         for col, (_title, arr, lo, hi, lut) in enumerate(panels):
-            rgb = _colour(arr[k], lo, hi, lut)
+            rgb = _colour(arr[row], lo, hi, lut)
             if col >= 3:
-                rgb[~inside[k]] = 0
+                rgb[~inside[row]] = 0
             tile = Image.fromarray(rgb).resize((ni * zoom, nj * zoom), Image.NEAREST)
             canvas.paste(tile, (gap + col * (ni * zoom + gap), head + row * (nj * zoom + gap)))
     canvas.save(path, compress_level=1)  # zlib level 1: several times faster, PNG ~20% larger
