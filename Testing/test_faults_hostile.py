@@ -503,6 +503,17 @@ CASES: dict[str, Case] = {
         absent=("root/P1/out",),
         kept=("root",),
     ),
+    # was: the same images measured and recorded for two patients
+    "batch: a manifest giving two patients one study folder": Case(
+        lambda e, t: _batch(
+            e, t, _write(t / "m.csv", f"patient_id,study_path\nP1,{e.dicom}\nP2,{e.dicom}/\n")
+        ),
+        ("patient P2", "the same as", "patient P1"),
+    ),
+    "batch: a manifest with one study folder inside another's": Case(
+        lambda e, t: _batch(e, t, _nested_manifest(e, t)),
+        ("outer/inner", "inside", "patient P1"),
+    ),
     "batch: --store is the clinical table": Case(
         lambda e, t: _batch(e, t, _root(e, t), "--store", str(t / "clin.csv")),
         ("clin.csv",),
@@ -583,6 +594,16 @@ CASES: dict[str, Case] = {
         lambda e, t: ["demo", "--out", _write(t / "f", "x")], ("f",), absent=(), kept=("f",)
     ),
 }
+
+
+def _nested_manifest(env: Env, tmp: Path) -> str:
+    """A manifest whose patient P2's study folder lies inside patient P1's."""
+    import shutil
+
+    shutil.copytree(env.dicom, tmp / "outer")
+    shutil.copytree(env.dicom, tmp / "outer" / "inner")
+    text = f"patient_id,study_path\nP1,{tmp / 'outer'}\nP2,{tmp / 'outer' / 'inner'}\n"
+    return _write(tmp / "m.csv", text)
 
 
 def _store(tmp: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
     out_path = out.resolve()
     root_path = root.resolve() if root.is_dir() else None
     folders = [s.study_path.resolve() for s in studies]
+    _check_studies_apart(studies, folders)
     if out_path == root_path or any(out_path.is_relative_to(f) for f in folders):
         raise InputError(out, "is the batch's input folder or inside a study; choose another --out")
     url = store_url(store, create=False)
@@ -53,3 +55,17 @@ def _in_memory(url: str) -> bool:
     except sa.exc.ArgumentError:  # the store itself refuses it, naming it
         return False
     return parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:")
+
+
+def _check_studies_apart(studies: Sequence[PatientStudy], folders: Sequence[Path]) -> None:
+    """One study folder per patient: a folder listed for two patients (the same images taken
+    for both) or inside another patient's folder (its images read as part of that study too)
+    is a manifest error, refused naming both patients."""
+    by_folder = sorted(zip(folders, (s.patient_id for s in studies), strict=True))
+    for (a, pid_a), (b, pid_b) in itertools.pairwise(by_folder):
+        if b == a or b.is_relative_to(a):
+            raise InputError(
+                b,
+                f"study folder of patient {pid_b} is {'the same as' if b == a else 'inside'} "
+                f"the study folder of patient {pid_a} ({a}); give each patient their own folder",
+            )
