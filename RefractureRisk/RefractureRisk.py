@@ -483,9 +483,10 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._statistics = statistics
         records = mrml.records_(statistics)  # the table as dicts once, not once per view
         colors = display.levelColors(result.roiset, mrml.meanPdffByLevel(records))
-        p.segmentation = mrml.roiSetToSegmentation(
-            result.roiset, p.pdffVolume, p.segmentation, colors, changedLevels, panel.processEvents
-        )
+        p.segmentation = mrml.roiSetToSegmentation(  # each level's voxels are in its box
+            result.roiset, p.pdffVolume, p.segmentation, colors, changedLevels,
+            panel.processEvents, {lv.level: lv.box.slices for lv in result.levels},
+        )  # fmt: skip
         p.statisticsTable = mrml.updateTableNode(
             records, p.statisticsTable, name="RefractureRisk statistics"
         )

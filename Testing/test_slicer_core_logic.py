@@ -201,6 +201,16 @@ def test_roiset_segmentation_round_trip(logic, env, module, mrml, display):
         assert s2.GetNthSegment(i).GetName() == name
         assert np.allclose(s2.GetNthSegment(i).GetColor(), colours[name])
 
+    # each level searched for only in a box holding its voxels (a RoiResult's placement boxes,
+    # as the panel passes them): the same segments, at the same place on the oblique grid
+    boxes = {}
+    for lv in roiset.levels:
+        where = np.nonzero(roiset.labelmap.array == lv.label)
+        boxes[lv.level] = tuple(slice(max(int(a.min()) - 2, 0), int(a.max()) + 3) for a in where)
+    seg3 = mrml.roiSetToSegmentation(roiset, reference, boxes=boxes)
+    back3 = mrml.roiSetFromSegmentation(seg3, reference)
+    assert np.array_equal(back3.labelmap.array, roiset.labelmap.array)
+
 
 def test_segmentation_from_other_software_is_read_by_segment_name(logic, env, mrml):
     import slicer
@@ -620,3 +630,15 @@ def test_field_strength_is_taken_from_the_images_not_typed(logic, module, workfl
     risk = logic.computeRisk(phantom.study, result, model, clinical, indexLevels=("L1",))["risk"]
     assert any("mri_field_T = 3" in w and "extrapolation" in w for w in risk.warnings)
     assert not any("mri_field_T missing" in w for w in risk.warnings)
+
+
+def test_a_moved_point_takes_the_index_levels_given_now(logic):
+    """The one-level update re-derives the QC flags with the index levels the panel gives
+    (they may have changed since the ROIs were placed), and only then."""
+    phantom = logic.generatePhantomStudy(seed=0)
+    truth = {t.level: t.centre_ras for t in phantom.truth.levels if t.level in ("L1", "L2", "L3")}
+    result = logic.roisFromPoints(phantom.study, truth, "r", ())
+    moved = logic.updateLevel(result, phantom.study, "L2", truth["L2"], ("L1",))
+    assert "index" in {str(f) for f in moved.roiset.level("L1").flags}
+    again = logic.updateLevel(moved, phantom.study, "L2", truth["L2"], ())
+    assert "index" not in {str(f) for f in again.roiset.level("L1").flags}

@@ -119,15 +119,18 @@ def nodeStamp(node):
 
 # -- ROIs <-> segmentation -------------------------------------------------------------------
 def roiSetToSegmentation(
-    roiSet, referenceVolumeNode, segmentationNode=None, colors=None, only=None, afterEach=None
-):
+    roiSet, referenceVolumeNode, segmentationNode=None, colors=None, only=None, afterEach=None,
+    boxes=None,
+):  # fmt: skip
     """Show a ``RoiSet`` as a segmentation: one segment per level, named by the level.
 
     ``colors``: {level: RGB 0-1} (see display.levelColors). Flags, the user's include choice,
     method and reader travel as segment tags, the tags RefractureRiskLib writes into .seg.nrrd
     files. ``only``: the levels whose voxels changed (a live point move): only their segments
     are rebuilt; every segment's colour and tags are refreshed, and segments of levels no longer
-    in the RoiSet are removed. Each segment is imported from the level's bounding box only.
+    in the RoiSet are removed. Each segment is imported from the level's bounding box only,
+    found within ``boxes`` ({level: slices of the grid holding all its voxels}, e.g. the
+    placement boxes of a ``RoiResult``; default: the whole grid).
     """
     if segmentationNode is None:
         segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
@@ -152,7 +155,10 @@ def roiSetToSegmentation(
             segmentId = f"Segment_{level.level}"
             color = colors.get(level.level, (0.5, 0.5, 0.5))
             if level.level in rebuild or segmentation.GetSegment(segmentId) is None:
-                _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color)
+                region = (boxes or {}).get(level.level)
+                _importLevel(
+                    roiSet, labels, level, segmentationNode, temp, segmentId, color, region
+                )
                 if afterEach is not None:
                     afterEach()
             segment = segmentation.GetSegment(segmentId)
@@ -169,17 +175,20 @@ def roiSetToSegmentation(
     return segmentationNode
 
 
-def _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color):
-    """One level's voxels as a segment, imported from their bounding box (not the whole grid)."""
-    mask = labels == level.label
+def _importLevel(roiSet, labels, level, segmentationNode, temp, segmentId, color, region=None):
+    """One level's voxels as a segment, imported from their bounding box (not the whole grid),
+    searched for in ``region`` (slices of the grid holding all of them; None: the grid)."""
+    region = region or (slice(None),) * 3
+    mask = labels[region] == level.label
     lo, hi = np.zeros(3, int), np.ones(3, int)
     for axis in range(3):  # bounds from projections: cheaper than listing every voxel
         present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
         if len(present):
             lo[axis], hi[axis] = present[0], present[-1] + 1
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    corner = lo + [s.start or 0 for s in region]  # in the grid, k j i
     matrix = np.asarray(roiSet.labelmap.ijk_to_ras, float).copy()
-    matrix[:3, 3] = roiSet.labelmap.ijk_to_ras_points([lo[::-1]])[0]  # box corner, i j k order
+    matrix[:3, 3] = roiSet.labelmap.ijk_to_ras_points([corner[::-1]])[0]  # i j k order
     cropped = lib("core").Volume(mask[box].astype(np.uint8), matrix)
     updateVolumeNode(cropped, temp, name=level.level)
     segmentationNode.GetSegmentation().AddEmptySegment(segmentId, level.level, color)

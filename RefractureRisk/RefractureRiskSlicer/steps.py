@@ -68,7 +68,8 @@ class WorkflowSteps:
         library's one-level update (its other levels kept, equal to a full recomputation);
         ``extras["updated_levels"]`` names the levels whose ROI voxels changed."""
         result = lib("roi.level_update").update_level(roiResult, study, level, pointRas)
-        result = lib("roi.qc").apply_qc(result, study, indexLevels)
+        if tuple(indexLevels) != tuple(result.extras.get("index_levels", ())):  # changed since
+            result = lib("roi.qc").apply_qc(result, study, indexLevels)
         # the reader's review decisions and include choices survive the move
         roiset = result.roiset
         for lv in roiResult.roiset.levels:
