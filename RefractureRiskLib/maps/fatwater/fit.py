@@ -226,9 +226,17 @@ def fit_voxels(
 
 
 def constrained_fit(
-    fit: VoxelFit, fat_offset_rad: npt.ArrayLike
+    fit: VoxelFit, fat_offset_rad: npt.ArrayLike, chunk: int = 65536, workers: int | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Phase-constrained real water and fat ``(w, f)`` (signal units) of the voxels of ``fit``
     at its field and R2*, fat rotated by ``fat_offset_rad`` relative to water."""
-    xr = _constrained_fit(fit.normal, np.asarray(fat_offset_rad, np.float32))
-    return xr[:, 0].astype(np.float32), xr[:, 1].astype(np.float32)
+    offset = np.asarray(fat_offset_rad, np.float32)
+    v = offset.size
+    w, f = np.zeros(v, np.float32), np.zeros(v, np.float32)
+
+    def work(sl: slice) -> None:
+        xr = _constrained_fit({k: a[sl] for k, a in fit.normal.items()}, offset[sl])
+        w[sl], f[sl] = xr[:, 0], xr[:, 1]
+
+    run_chunks(work, v, chunk, workers=workers)
+    return w, f

@@ -94,7 +94,7 @@ def water_fat_phase_offset(
     ``|W||F|``, so mixed voxels dominate) smoothed in-plane, *the voxel itself excluded*: its own
     noise then does not steer the projection of its minor component, which stays unbiased.
     """
-    z = np.zeros(mask.shape, np.complex128)
+    z = np.zeros(mask.shape, np.complex64)  # single precision: a smoothed angle
     z[mask] = fat * np.conj(water)
     sigma = (0.0, sigma_vox, sigma_vox)
     smooth = ndimage.gaussian_filter(z.real, sigma) + 1j * ndimage.gaussian_filter(z.imag, sigma)
@@ -112,7 +112,7 @@ def _smoothed_pdff(
     sigma = (0.0, 1.5, 1.5)
     grids = []
     for values in (water_mag, fat_mag):
-        g = np.zeros(mask.shape)
+        g = np.zeros(mask.shape, np.float32)
         g[mask] = values
         grids.append(ndimage.gaussian_filter(g, sigma)[mask])
     with np.errstate(divide="ignore", invalid="ignore"):
