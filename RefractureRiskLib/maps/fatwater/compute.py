@@ -6,7 +6,9 @@ library's convention (``progress(message: str)``, as in ``pipeline.analyze_study
 called often: at every step and about every tenth of the voxel fit. Cancel, either way:
 
 - ``progress`` raises (the Slicer panel's ``Progress`` raises ``Cancelled`` once the user pressed
-  Cancel): the exception propagates out unchanged;
+  Cancel), or any exception reaches the calling thread (the panel also raises it there
+  asynchronously): it propagates out unchanged; voxel chunks not yet started on the worker
+  threads are dropped and the running ones finish first (a fraction of a second each);
 - ``cancelled()`` returns True: :class:`SeparationCancelledError` is raised at the next
   progress point.
 
