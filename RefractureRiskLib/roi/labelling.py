@@ -41,6 +41,12 @@ FULL_BODY_BELOW_FRAC = 0.9
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
+#: A disc missed inside a long segment adds this share of a disc's length to it (thin).
+MISSED_DISC_FRAC = 0.3
+#: A long segment split in n (bodies plus missed discs) that is longer than n + this many
+#: bodies may hold n + 1: the split is then a doubt about the labels, not only a note.
+SPLIT_DOUBT_EXCESS = 0.3
+SPLIT_DOUBT_REASON = "may hold one body more"
 #: The reason :func:`label_segments` gives for a lowest run split with no disc seen; the
 #: sacral alae (:mod:`RefractureRiskLib.roi.landmarks`) settle it when they agree.
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
@@ -81,8 +87,13 @@ def split_long_segments(
     for i, s in enumerate(segs):
         if i > 0:
             out_g.append(gaps[i - 1])
-        n = round((s.length_mm + med_gap) / (med + med_gap))
         is_last = i == len(segs) - 1
+        # A disc the profile missed inside the column is a thin one (degenerated, or blurred
+        # by thick slices): it adds little length. At the bottom, S1 and the sacral remnant
+        # meet at the rudimentary disc (about a disc's length, blurred).
+        g = med_gap if is_last else MISSED_DISC_FRAC * med_gap
+        x = (s.length_mm + g) / (med + g)
+        n = round(x)
         if s.length_mm > LONG_SEGMENT_FACTOR * med and n >= 2:
             step = s.length_mm / n
             for p in range(n):
@@ -91,9 +102,10 @@ def split_long_segments(
                     c = s.t0_mm + (p + 1) * step
                     out_g.append((c - 0.5, c + 0.5, "fused" if is_last else "missed"))
             if not is_last:
+                doubt = f"; it {SPLIT_DOUBT_REASON}" if x - n > SPLIT_DOUBT_EXCESS else ""
                 notes.append(
                     f"a body {s.length_mm:.0f} mm long (median {med:.0f} mm) was split in {n}: "
-                    "a disc may have been missed"
+                    f"a disc may have been missed{doubt}"
                 )
         else:
             out_s.append(s)

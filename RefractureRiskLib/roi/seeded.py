@@ -82,12 +82,11 @@ def place_at_seed(
     if frame is None:
         return BodyPlacement(box, empty, empty, None, why)
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
-    if not roi.any():  # no placement: a manual point then gets a small ROI at the point
-        return BodyPlacement(box, body, roi, None, "body too small for a safe-core ROI")
+    msg = "" if roi.any() else "body too small for a safe-core ROI"
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
     cement = void_fraction(body, void, r2, box.ijk_to_ras)
-    return BodyPlacement(box, body, roi, frame, "", cement, lesion)
+    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
 
 
 def _segment(
