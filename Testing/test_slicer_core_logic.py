@@ -642,3 +642,24 @@ def test_a_moved_point_takes_the_index_levels_given_now(logic):
     assert "index" in {str(f) for f in moved.roiset.level("L1").flags}
     again = logic.updateLevel(moved, phantom.study, "L2", truth["L2"], ())
     assert "index" not in {str(f) for f in again.roiset.level("L1").flags}
+
+
+def test_results_panel_names_summaries_in_words(module, logic, display, workflow):
+    """The panel's summaries read as in the report (clinical names, units, levels averaged),
+    never as table column names."""
+    from RefractureRiskLib.model import modelfile, scoring
+    from RefractureRiskLib.stats.summary import PatientSummary
+
+    model = modelfile.load_model(modelfile.bundled_model_path())
+    risk = scoring.score(model, {s.name: workflow.typicalInputValue(s) for s in model.inputs})
+    summary = PatientSummary(
+        51.3, 88.0, float("nan"), 90.5, index_levels=("L1",),
+        levels_used={"pdff_global_L1L4_pct": ("L2", "L3", "L4"), "r2s_adjacent_per_s": ("T12",)},
+        excluded=(("L1", "index"),), notes=("PDFF adjacent: no adjacent level measured",),
+    )  # fmt: skip
+    page = display.resultsHtml({"risk": risk, "summary": summary})
+    summaries = page.split("<b>Summaries</b>", 1)[1]
+    assert "PDFF global L1-L4: 51.3% (mean of L2-L4; L1 excluded: index)" in summaries
+    assert "PDFF adjacent: not available" in summaries
+    assert "Left out: L1 (index)" in summaries
+    assert "_pct" not in summaries and "_per_s" not in summaries

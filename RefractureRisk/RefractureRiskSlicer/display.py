@@ -3,7 +3,6 @@ text, the PDFF/R2* chart and the results layout. Only the layout needs the appli
 
 import html
 import itertools
-import math
 
 import numpy as np
 import slicer
@@ -154,8 +153,7 @@ def resultsHtml(outcome):
             f"<td>{html.escape(scoring.format_log_odds(c))}</td></tr>"
         )
     parts.append("</table><p><b>Summaries</b><br>")
-    for key, value in outcome["summary"].as_record().items():
-        parts.append(f"{html.escape(str(key))}: {html.escape(formatValue(value))}<br>")
+    parts.extend(f"{html.escape(line)}<br>" for line in summaryLines(outcome["summary"]))
     parts.append("</p>")
     if risk.warnings:
         parts.append(
@@ -164,10 +162,14 @@ def resultsHtml(outcome):
     return "".join(parts)
 
 
-def formatValue(value):
-    if isinstance(value, float):
-        return "missing" if math.isnan(value) else f"{value:.3g}"
-    return str(value)
+def summaryLines(summary):
+    """The patient summaries in the report's words, each naming the levels it averages."""
+    text = lib("report.text")
+    lines = [text.summary_line(summary, field) for field in text.SUMMARY_NAMES]
+    if summary.index_levels:
+        lines.append("Index levels: " + ", ".join(summary.index_levels))
+    lines += [f"Left out: {level} ({why})" for level, why in summary.excluded]
+    return lines + list(summary.notes)
 
 
 def setResultsLayout(tableNode=None, chartNode=None):
