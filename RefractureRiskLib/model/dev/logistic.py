@@ -18,20 +18,9 @@ coordinate-descent inner solver. Both use step halving so the objective never in
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def single_threaded_blas() -> contextlib.AbstractContextManager:
-    """Limit BLAS to one thread: these matrices are small, and threads only add contention."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
 
 #: Newton steps larger than this (standardised scale) are checked with step halving.
 LINE_SEARCH_STEP = 0.5

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from RefractureRiskLib.core.blas import single_threaded_blas
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.model.dev.logistic import (
     Standardiser,
@@ -32,7 +33,6 @@ from RefractureRiskLib.model.dev.logistic import (
     expit,
     fit_batch,
     lambda_grid,
-    single_threaded_blas,
 )
 
 PENALTY_ALPHA = {"none": None, "l2": 0.0, "l1": 1.0}
