@@ -478,13 +478,14 @@ def test_scan_reads_headers_only(tmp_path, monkeypatch):
     # An implicit-VR file goes through pydicom rather than the fast reader.
     shutil.copy(get_testdata_file("MR_small_implicit.dcm"), tmp_path / "implicit")
     calls, pixel_reads = [], []
-    real = pydicom.dcmread
+    real = pydicom.filereader.read_partial
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("stop_before_pixels", False))
-        return real(*args, **kwargs)
+    def spy(fp, stop_when=None, **kwargs):
+        calls.append(stop_when is not None and stop_when(0x7FE00010, "OW", 0))
+        return real(fp, stop_when, **kwargs)
 
-    monkeypatch.setattr(pydicom, "dcmread", spy)  # dicom_scan imports pydicom when it needs it
+    # dicom_scan imports read_partial when it needs it (a stop before the pixel data)
+    monkeypatch.setattr(pydicom.filereader, "read_partial", spy)
     monkeypatch.setattr(
         "RefractureRiskLib.io.dicom_volume.np.fromfile", lambda *a, **k: pixel_reads.append(a)
     )

@@ -202,19 +202,46 @@ def _first_line(err: BaseException) -> str:
 
 def _read_header(fp) -> Dataset | None:
     """Parse up to the pixel data; files without preamble are accepted if they start like DICOM."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
 
+    if _starts_with_group_0000(fp):
+        raise InvalidDicomError("zero bytes where the data set should begin")
     try:
-        return pydicom.dcmread(fp, stop_before_pixels=True)
+        return read_partial(fp, header_end)
     except InvalidDicomError:
         fp.seek(0)
         head = fp.read(8)
         fp.seek(0)
         # A raw data set without preamble starts with a group 0x0002 or 0x0008 element.
         if len(head) == 8 and head[1:2] == b"\x00" and head[0] in (0x02, 0x08):
-            return pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            return read_partial(fp, header_end, force=True)
         return None
+
+
+def _starts_with_group_0000(fp) -> bool:
+    """A data set (after the DICM prefix and the file meta group) that begins with group 0x0000:
+    zeros where the data set should be. pydicom would read them as command elements, 8 bytes at
+    a time to the end of the file, before any stop condition is asked."""
+    head = fp.read(144)
+    fp.seek(0)
+    if head[128:132] != b"DICM":
+        return False  # pydicom refuses it at once (or reads a group 0x0002/0x0008 data set)
+    start = 132
+    if head[132:134] == b"\x02\x00" and head[136:138] == b"UL":
+        start = 144 + int.from_bytes(head[140:144], "little")
+    fp.seek(start)
+    tag = fp.read(4)
+    fp.seek(0)
+    return len(tag) == 4 and tag[:2] == b"\x00\x00"
+
+
+def header_end(tag: int, _vr: object, _length: int) -> bool:
+    """Where pydicom's header read stops (``read_partial``'s ``stop_when``): the pixel data
+    (as ``dcmread(stop_before_pixels=True)``), or an element of group 0x0000, which no file's
+    data set holds and which a zero-filled tail reads as, 8 bytes at a time (minutes for a few
+    hundred MB); the file is then described as ending there."""
+    return tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) or tag >> 16 == 0
 
 
 def _no_pixel_reason(ds: Dataset) -> str:
