@@ -186,3 +186,23 @@ def test_totalsegmentator_status_names_what_is_missing(tmp_path, monkeypatch):
     assert not ok and str(results) in why  # an empty folder holds no weights
     (results / "Dataset291_TotalSegmentator_part1_organs_1559subj").mkdir()
     assert totalsegmentator_status() == (True, f"TotalSegmentator weights found under {results}")
+
+
+def test_progress_names_each_step_and_can_cancel(sagittal, sagittal_result):
+    """Each step is announced as it starts; a progress callback that raises stops the run
+    (how the Slicer panel cancels), and the result is unchanged by reporting."""
+    steps: list[str] = []
+    res = automatic_rois(sagittal.study, progress=steps.append)
+    assert len(steps) == 5 and len(set(steps)) == 5, steps
+    assert steps[0].startswith("finding the vertebral column")
+    assert [lv.level for lv in res.levels] == [lv.level for lv in sagittal_result.levels]
+
+    class StopError(Exception):
+        pass
+
+    def stop_at_segmenting(msg: str) -> None:
+        if msg.startswith("segmenting"):
+            raise StopError
+
+    with pytest.raises(StopError):
+        automatic_rois(sagittal.study, progress=stop_at_segmenting)
