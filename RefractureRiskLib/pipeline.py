@@ -166,12 +166,17 @@ def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:
         raise InputError(p, "each level needs [x, y, z] numbers in RAS mm") from None
 
 
-def place_rois(study: Study, options: AnalysisOptions) -> RoiResult:
-    """ROIs by the method in ``options.roi``, with QC flags and index levels applied."""
+def place_rois(
+    study: Study, options: AnalysisOptions, progress: Progress | None = None
+) -> RoiResult:
+    """ROIs by the method in ``options.roi``, with QC flags and index levels applied
+    (``progress``: the automatic method's steps)."""
     index = options.index_levels
     if options.roi == "auto":
         anchor = Anchor(options.anchor[0], options.anchor[1]) if options.anchor else None
-        result = automatic_rois(study, anchor=anchor, reader=options.reader, index_levels=index)
+        result = automatic_rois(
+            study, anchor=anchor, reader=options.reader, index_levels=index, progress=progress
+        )
     else:
         path = Path(options.roi)
         if not path.is_file():
@@ -257,7 +262,7 @@ def analyze_study(
         study, pdff_files, pdff_frame_numbers = _load(study_source, options, say)
     say("placing vertebral ROIs")
     with _timed(timings, "rois_s"):
-        rois = place_rois(study, options)
+        rois = place_rois(study, options, say)
     say("computing statistics")
     with _timed(timings, "statistics_s"):
         stats, summary = measure(study, rois, options.index_levels)
