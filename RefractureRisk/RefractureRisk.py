@@ -311,10 +311,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not folder:
                 raise ValueError(_("Choose a DICOM folder first."))
             self._ensureDependencies()
-            loaded = panel.runLong(
-                _("Reading DICOM..."), lambda progress: self.logic.readDicomFolder(folder, progress)
+            self._readStudy(
+                lambda progress, echoes: self.logic.readDicomFolder(folder, progress, echoes)
             )
-            self._useStudy(self.logic.useDicomSource(loaded))
 
     def onLoadFromDatabase(self) -> None:
         with panel.step(_("Failed to load the study.")):
@@ -324,13 +323,7 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     _("The DICOM database is not available: enable the DICOM module (Edit > "
                       "Application Settings > Modules) and import the study there first.")
                 )  # fmt: skip
-            studies = []
-            for patient in db.patients():
-                for studyUid in db.studiesForPatient(patient):
-                    series = db.seriesForStudy(studyUid)
-                    description = db.fieldForStudy("StudyDescription", studyUid) or studyUid
-                    date = db.fieldForStudy("StudyDate", studyUid)
-                    studies.append((f"{date} {description} ({len(series)} series)", studyUid))
+            studies = panel.databaseStudies(db)
             if not studies:
                 raise ValueError(_("The DICOM database holds no studies."))
             index = panel.chooseItem(_("Load study"), _("Study:"), [text for text, _u in studies])
@@ -338,10 +331,15 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return  # Cancel
             files = [f for s in db.seriesForStudy(studies[index][1]) for f in db.filesForSeries(s)]
             self._ensureDependencies()
-            loaded = panel.runLong(
-                _("Reading DICOM..."),
-                lambda progress: self.logic.loadStudyFromFiles(files, progress),
+            self._readStudy(
+                lambda progress, echoes: self.logic.loadStudyFromFiles(files, progress, echoes)
             )
+
+    def _readStudy(self, read) -> None:
+        """``read(progress, echoes)`` off the GUI thread; echo images instead of maps: the maps
+        computed from them once the user agrees (RefractureRiskSlicer.fatwater)."""
+        loaded = panel.readMapsOrEchoes(read)
+        if loaded is not None:
             self._useStudy(self.logic.useDicomSource(loaded))
 
     def _useStudy(self, study) -> None:
@@ -662,8 +660,10 @@ class RefractureRiskLogic(WorkflowSteps, ScriptedLoadableModuleLogic):
         return studies.fromNodes(nodesByKind, fieldStrengthT)
 
     def useDicomSource(self, loaded):
-        """Keep the PDFF source of a read study (for SEG/SR export); returns the study."""
-        study, self.dicomSource = loaded
+        """Keep the PDFF source of a read study (for SEG/SR export) and the volumes computed
+        with it (the field map of maps computed from echoes); returns the study."""
+        study, self.dicomSource, *companions = loaded
+        studies.keepCompanions(study, companions[0] if companions else {})
         return study
 
     def loadStudyFromFolder(self, folder):

@@ -8,6 +8,7 @@ which message the user sees, which table the view shows); the stand-ins are desc
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_the_chosen_study_is_the_one_loaded(widget, monkeypatch):
     monkeypatch.setattr(qt.QInputDialog, "answer", 1)  # the second study
     loaded = []
 
-    def load(files, progress=None):
+    def load(files, progress=None, echoes=False):
         loaded.append(files)
         raise RuntimeError("stop here")  # reading is tested elsewhere
 
@@ -261,15 +262,24 @@ def test_loading_a_dicom_folder_through_the_panel(widget, env, dialogs, dicom_fo
     assert dialogs and dialogs[-1].closed and "DICOM" in dialogs[-1].labelText
 
 
-def test_cancelled_loading_adds_nothing(widget, env, dialogs, dicom_folder):
+def test_cancelled_loading_adds_nothing(widget, env, dialogs, dicom_folder, monkeypatch):
+    """Cancel pressed while the folder is read. A warm read of this small folder can end
+    before the dialog's first look at its Cancel button (50 ms): here it takes 200 ms more."""
     widget._ensureDependencies = lambda *a, **k: None
     widget.ui.dicomFolderPathLineEdit.currentPath = str(dicom_folder)
     before = env.scene.GetNumberOfNodes()
+    read = widget.logic.readDicomFolder
+
+    def slowRead(folder, progress=None, echoes=False):
+        time.sleep(0.2)
+        return read(folder, progress, echoes)
+
+    monkeypatch.setattr(widget.logic, "readDicomFolder", slowRead)
     dialogs.cancel_after = 1  # Cancel pressed at the first look
     widget.onLoadDicomFolder()  # a cancel is no error
     assert env.scene.GetNumberOfNodes() == before
     assert widget._parameterNode.pdffVolume is None and widget.logic.dicomSource is None
-    assert dialogs[-1].closed
+    assert dialogs[-1].closed and dialogs[-1].polls == 1
 
 
 def test_the_gui_processes_events_every_100_ms_during_detection(widget, module, dialogs):

@@ -7,7 +7,7 @@ import contextlib
 import slicer
 from slicer.i18n import tr as _
 
-from . import tasks
+from . import fatwater, tasks
 from .mrml import LEVELS
 
 
@@ -65,6 +65,35 @@ def runLong(label, work, showAfterMs=0):
         return tasks.runInBackground(work, poll)
     finally:
         dialog.close()
+
+
+def readMapsOrEchoes(read):
+    """``read(progress, echoes)`` behind a progress dialog (:func:`runLong`): the study read; when
+    the images are echoes, not maps (:class:`.fatwater.EchoSeriesError`), the maps computed from
+    them once the user agrees (None when not). Raises tasks.Cancelled."""
+    try:
+        return runLong(_("Reading DICOM..."), lambda progress: read(progress, False))
+    except fatwater.EchoSeriesError as found:
+        question = _(
+            "This DICOM study holds {what}, not PDFF/R2* maps.\n\nCompute PDFF, R2*, water, fat "
+            "and the field map from the echoes (fat-water separation; this can take a minute)?"
+        ).format(what=found.description)
+        if not slicer.util.confirmYesNoDisplay(question, windowTitle=_("Echo images found")):
+            return None
+    label = _("Computing the maps from the echoes...")
+    return runLong(label, lambda progress: read(progress, True))
+
+
+def databaseStudies(db):
+    """[(text shown, StudyInstanceUID)] of every study in Slicer's DICOM database ``db``."""
+    studies = []
+    for patient in db.patients():
+        for studyUid in db.studiesForPatient(patient):
+            series = db.seriesForStudy(studyUid)
+            description = db.fieldForStudy("StudyDescription", studyUid) or studyUid
+            date = db.fieldForStudy("StudyDate", studyUid)
+            studies.append((f"{date} {description} ({len(series)} series)", studyUid))
+    return studies
 
 
 def fillLevelReview(table, rows, onAccept, onReject, onRelabel):

@@ -9,6 +9,7 @@ their library calls.
 import dataclasses
 import os
 
+from . import fatwater
 from .library import lib
 from .mrml import LEVELS
 
@@ -24,21 +25,34 @@ class WorkflowSteps:
         phantom = lib("phantom")
         return phantom.generate_phantom(phantom.PhantomSpec(seed=seed))
 
-    def readDicomFolder(self, folder, progress=None):
+    def readDicomFolder(self, folder, progress=None, echoes=False):
         """(study, PDFF source) read from a DICOM folder; touches no node or logic state, so
         it can run off the GUI thread. The source (files, frame numbers, series UID) is what
-        DICOM SEG/SR export references; :meth:`useDicomSource` keeps it."""
+        DICOM SEG/SR export references; :meth:`useDicomSource` keeps it.
+
+        A folder of raw multi-echo images instead of maps raises
+        :class:`.fatwater.EchoSeriesError`; with ``echoes=True`` the maps are computed from
+        them: (study, None, {"fieldmap": Volume}) (no DICOM source: nothing to reference)."""
+        if echoes:
+            study, companions = fatwater.computeMaps(folder, progress)
+            return study, None, companions
         say = progress or (lambda *args: None)
-        say("scanning and reading the series", 0.05)
-        loaded = lib("io.dicom_load").load_study_with_report(folder)
+        say("scanning the DICOM headers", 0.0)
+        scan = lib("io.dicom_scan").scan_files(folder)
+        report = lib("io.dicom_series").build_report(scan)
+        found = fatwater.echoSeriesIn(report)
+        if found:
+            raise fatwater.EchoSeriesError(folder, found)
+        say("reading the series", 0.5)
+        loaded = lib("io.dicom_load").load_study_with_report(folder, report=report)
         say("study read", 0.95)
         files, frames = lib("pipeline").pdff_source(loaded)
         pdff = loaded.study.provenance.series.get("pdff")
         return loaded.study, ([str(f) for f in files], frames, pdff and pdff.series_uid)
 
-    def loadStudyFromFiles(self, files, progress=None):
+    def loadStudyFromFiles(self, files, progress=None, echoes=False):
         """(study, PDFF source) from DICOM files (e.g. Slicer's DICOM database), through a
-        temporary folder of links to them."""
+        temporary folder of links to them; echo images as in :meth:`readDicomFolder`."""
         import shutil
         import tempfile
 
@@ -51,7 +65,10 @@ class WorkflowSteps:
                     os.symlink(path, os.path.join(folder, f"{index:06d}.dcm"))
                 except OSError:
                     shutil.copyfile(path, os.path.join(folder, f"{index:06d}.dcm"))
-            study, (sourceFiles, frames, uid) = self.readDicomFolder(folder, progress)
+            loaded = self.readDicomFolder(folder, progress, echoes)
+            if loaded[1] is None:  # maps computed from echoes: no source to reference
+                return loaded
+            study, (sourceFiles, frames, uid) = loaded
             return study, ([links.get(f, f) for f in sourceFiles], frames, uid)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

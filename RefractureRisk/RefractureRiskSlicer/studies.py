@@ -14,17 +14,23 @@ from .library import lib
 
 STUDY_KEY = "RefractureRisk.StudyKey"
 MAP_KIND = "RefractureRisk.MapKind"
+#: Node names of companion volumes (the field map is in Hz).
+COMPANION_NAMES = {"fieldmap": "field map (Hz)"}
 
 #: {key in the nodes' STUDY_KEY attribute: Study}, shared by every logic instance.
 _loaded = {}
 #: [(nodes' stamps, Study)]: the last Study built from nodes.
 _built = []
+#: [(Study, {name: Volume})]: volumes computed with the last study read that are no map kind
+#: of a Study (the field map of maps computed from echoes), added to the scene with it.
+_companions = []
 
 
 def clear():
     """Forget every study and cached array (the scene was closed)."""
     _loaded.clear()
     _built.clear()
+    _companions.clear()
     # The ROI engine keeps the arrays of its last two studies: dropped too, when the engine
     # was loaded at all (not imported here just to clear it).
     cache = sys.modules.get("RefractureRiskLib.roi.cache")
@@ -32,9 +38,17 @@ def clear():
         cache.clear_study_cache()
 
 
+def keepCompanions(study, volumes):
+    """Add ``volumes`` ({name: Volume}, e.g. the field map in Hz) with ``study`` when it is
+    added to the scene (:func:`addToScene`)."""
+    _companions[:] = [(study, dict(volumes))] if volumes else []
+
+
 def addToScene(study, baseName="RefractureRisk"):
-    """One scalar volume node per map of ``study``; returns {kind: node}. Studies whose nodes
-    have all left the scene are forgotten."""
+    """One scalar volume node per map of ``study``, and one per companion volume kept with it
+    (:func:`keepCompanions`); returns {kind or name: node}. Each node's description says where
+    its map came from (the study's provenance). Studies whose nodes have all left the scene are
+    forgotten."""
     inScene = {
         node.GetAttribute(STUDY_KEY)
         for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
@@ -49,8 +63,24 @@ def addToScene(study, baseName="RefractureRisk"):
         node = mrml.updateVolumeNode(volume, name=f"{baseName} {kind}")
         node.SetAttribute(MAP_KIND, kind)
         node.SetAttribute(STUDY_KEY, key)
+        node.SetDescription(_origin(study, kind))
         nodes[kind] = node
+    companions = _companions[0][1] if _companions and _companions[0][0] is study else {}
+    for name, volume in companions.items():  # no MAP_KIND: never taken for a map of the study
+        title = COMPANION_NAMES.get(name, name)
+        node = mrml.updateVolumeNode(volume, name=f"{baseName} {title}")
+        node.SetAttribute(STUDY_KEY, key)
+        node.SetDescription(f"{title}, made with the PDFF map: {_origin(study, 'pdff')}")
+        nodes[name] = node
     return nodes
+
+
+def _origin(study, kind):
+    """Where a map of ``study`` came from, in one line (its series provenance)."""
+    series = study.provenance.series.get(kind)
+    if series is None:
+        return ""
+    return "; ".join(part for part in (series.classified_by, *series.scaling) if part)
 
 
 def fromNodes(nodesByKind, fieldStrengthT=None):

@@ -16,6 +16,7 @@ cancelled step never reaches the scene.
 """
 
 import ctypes
+import re
 import threading
 
 #: How often the GUI thread processes events while a long step runs (seconds).
@@ -60,6 +61,34 @@ class Progress:
     @property
     def cancelled(self):
         return self._cancel.is_set()
+
+
+def libraryProgress(progress, start, end):
+    """A library ``progress(message)`` callback that reports to ``progress`` (a
+    :class:`Progress`, or None) with a fraction between ``start`` and ``end``, read from the
+    message's "12%" or "3 of 40": the library's messages carry their counts, not a fraction.
+    A message without a count keeps the fraction; it never goes back."""
+    reached = [start]
+
+    def say(message):
+        done = _fractionIn(str(message))
+        if done is not None:
+            reached[0] = max(reached[0], start + (end - start) * done)
+        if progress is not None:
+            progress(message, reached[0])
+
+    return say
+
+
+def _fractionIn(message):
+    """0-1 from "... 42%" or "... 3 of 40 ..." in a progress message, else None."""
+    match = re.search(r"(\d+(?:\.\d+)?)\s*%", message)
+    if match:
+        return min(float(match.group(1)) / 100.0, 1.0)
+    match = re.search(r"\b(\d+) of (\d+)\b", message)
+    if match and int(match.group(2)) > 0:
+        return min(int(match.group(1)) / int(match.group(2)), 1.0)
+    return None
 
 
 def runInBackground(work, poll, intervalS=POLL_INTERVAL_S, worker=None):

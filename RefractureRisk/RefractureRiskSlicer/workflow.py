@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import display, mrml, review, tasks
+from . import display, fatwater, mrml, review, tasks
 
 
 def runWorkflowChecks(logic, phantom, nodes):
@@ -13,8 +13,8 @@ def runWorkflowChecks(logic, phantom, nodes):
     full recomputation gives) -> statistics table and chart -> summaries -> risk with the
     bundled demonstration model, shown beside the spine -> save the results (a temporary
     folder) and record them in a new measurement store (when its driver, SQLAlchemy, is
-    installed) -> relabel/reject a level and the risk follows. Offline. Returns progress
-    messages.
+    installed) -> echo images instead of maps (:func:`echoChecks`) -> relabel/reject a level
+    and the risk follows. Offline. Returns progress messages.
     """
     messages = []
     index = ("L1",)
@@ -115,6 +115,7 @@ def runWorkflowChecks(logic, phantom, nodes):
     messages.append(f"risk {100 * risk.probability:.1f}% shown")
 
     messages.extend(saveAndStore(logic, outcome))
+    messages.extend(echoChecks(logic))
 
     shifted = review.relabel(result, "L2", "L3", index)  # the count was off by one
     assert np.array_equal(shifted.roiset.mask("L3"), result.roiset.mask("L2"))
@@ -128,6 +129,60 @@ def runWorkflowChecks(logic, phantom, nodes):
     assert "L3" not in again["summary"].levels_used["pdff_global_L1L4_pct"]
     assert again["risk"].probability != risk.probability
     messages.append("rejecting L3 takes it out of the summaries and changes the risk")
+    return messages
+
+
+def echoChecks(logic):
+    """Echo images instead of maps: the phantom's six echoes as DICOM (magnitude + phase, in a
+    temporary folder) are recognised as echoes, a computation cancelled halfway returns
+    nothing, and the maps computed (progress reported, never going back) reach the scene as
+    PDFF, R2*, water, fat and field map volumes whose provenance says they were computed from
+    the echoes; their PDFF is the phantom's. Returns messages."""
+    import shutil
+    import tempfile
+
+    from .library import lib
+
+    spec = lib("phantom").PhantomSpec(seed=4, in_plane_spacing_mm=2.5, slice_thickness_mm=4.0)
+    phantom = lib("phantom.echoes").lumbar_echoes(spec, snr=40.0, seed=4)
+    folder = tempfile.mkdtemp(prefix="RefractureRisk_echoes_")
+    try:
+        lib("phantom.echo_dicom").write_echo_dicom(phantom.echoes, folder, seed=4)
+        try:
+            logic.readDicomFolder(folder)
+        except fatwater.EchoSeriesError as found:
+            assert "6 echo(es)" in found.description, found.description
+        else:
+            raise AssertionError("echo images were read as maps")
+        messages = ["echo images recognised as echoes, not maps"]
+        try:
+            tasks.runInBackground(
+                lambda progress: logic.readDicomFolder(folder, progress, echoes=True),
+                poll=lambda progress: progress.fraction >= 0.3,  # Cancel in the voxel fit
+            )
+        except tasks.Cancelled:
+            messages.append("computing the maps cancelled halfway")
+        else:
+            raise AssertionError("cancelling the computation did not stop it")
+        fractions = []
+        loaded = logic.readDicomFolder(
+            folder, lambda message, fraction: fractions.append(fraction), echoes=True
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert len(fractions) > 10 and fractions == sorted(fractions), fractions
+    nodes = logic.addStudyToScene(logic.useDicomSource(loaded), baseName="echoes")
+    assert set(nodes) == {"pdff", "r2s", "water", "fat", "fieldmap"}, sorted(nodes)
+    assert logic.dicomSource is None  # no DICOM PDFF to reference in SEG/SR
+    study = logic.studyFromNodes({"pdff": nodes["pdff"], "r2s": nodes["r2s"]})
+    computed = lib("maps.fatwater.study").COMPUTED_FROM_ECHOES
+    assert study.provenance.series["pdff"].classified_by == computed
+    assert computed in nodes["pdff"].GetDescription()
+    assert computed in nodes["fieldmap"].GetDescription()
+    inside = phantom.tissue & (np.abs(phantom.echoes.signal[..., 0]) > 0.3)
+    difference = float(np.mean(study.pdff.array[inside] - phantom.pdff_pct[inside]))
+    assert abs(difference) < 1.0, difference
+    messages.append(f"maps computed from the echoes: PDFF {difference:+.2f} pp from the truth")
     return messages
 
 
