@@ -13,12 +13,8 @@ import pytest
 
 from RefractureRiskLib.roi.detection import PROFILE_STEP_MM, Profile, Segment, segment_profile
 from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
-from RefractureRiskLib.roi.labelling import (
-    SPLIT_DOUBT_REASON,
-    label_segments,
-    level_positions,
-    split_long_segments,
-)
+from RefractureRiskLib.roi.labelling import label_segments, level_positions
+from RefractureRiskLib.roi.runs import SPLIT_DOUBT_REASON, drop_detached_ends, split_long_segments
 
 
 def _profile(
@@ -135,3 +131,20 @@ def test_missed_discs_are_thin(long_mm: float, parts: int, doubt: bool) -> None:
     assert len(out) == 5 + parts
     assert sum(g[2] == "missed" for g in out_gaps) == parts - 1
     assert len(notes) == 1 and (SPLIT_DOUBT_REASON in notes[0]) == doubt, notes
+
+
+def test_sliver_below_the_column_is_no_body() -> None:
+    """A 3 mm run of marrow 33 mm below the column with no disc between (the sacrum curving
+    back across the line) is dropped; the same sliver across a disc (a body cut by the field
+    of view) and a full body across a long gap (a missed body) are kept."""
+    segs, gaps = _column([25.0] * 6)
+    sliver = Segment(segs[-1].t1_mm + 33.0, segs[-1].t1_mm + 36.0)
+    kept, _, notes = drop_detached_ends(
+        [*segs, sliver], [*gaps, (segs[-1].t1_mm, sliver.t0_mm, "gap")]
+    )
+    assert kept == segs and len(notes) == 1 and "sliver" in notes[0]
+    across_disc = [*gaps, (segs[-1].t1_mm, sliver.t0_mm, "disc")]
+    assert drop_detached_ends([*segs, sliver], across_disc)[0][-1] == sliver
+    body = Segment(sliver.t0_mm, sliver.t0_mm + 25.0)
+    long_gap = [*gaps, (segs[-1].t1_mm, body.t0_mm, "gap")]
+    assert drop_detached_ends([*segs, body], long_gap)[0][-1] == body

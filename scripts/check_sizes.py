@@ -38,7 +38,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/roi/body.py": 564,
     "RefractureRiskLib/roi/body.py::body_from_marrow": 61,
     "RefractureRiskLib/roi/detection.py::split_at_dips": 65,
-    "RefractureRiskLib/roi/labelling.py": 408,
     "RefractureRiskLib/roi/labelling.py::label_segments": 73,
     "RefractureRiskLib/roi/manual.py::rois_from_labelmap": 81,
     "RefractureRiskLib/store/measurements.py": 589,

@@ -68,20 +68,22 @@ from RefractureRiskLib.roi.geometry import (
 )
 from RefractureRiskLib.roi.labelling import (
     ANCHOR_MAX_DISTANCE_MM,
-    SPLIT_DOUBT_REASON,
     Anchor,
     Labelling,
     _anchor_labels,
-    drop_detached_top,
     label_segments,
     spacing_reasons,
-    split_long_segments,
-    split_sacral_dip,
 )
 from RefractureRiskLib.roi.landmarks import check_count_with_alae
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+from RefractureRiskLib.roi.runs import (
+    SPLIT_DOUBT_REASON,
+    drop_detached_ends,
+    split_long_segments,
+    split_sacral_dip,
+)
 from RefractureRiskLib.roi.segment_bodies import MAX_HALF_DEPTH_MM, MAX_HALF_WIDTH_MM, place_bodies
 
 #: Called with a short message as each step starts (it may raise to cancel).
@@ -188,7 +190,7 @@ def _bodies_along(
         segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps = split_at_dips(segs, gaps, prof)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
-    segs, gaps, top_notes = drop_detached_top(segs, gaps)
+    segs, gaps, top_notes = drop_detached_ends(segs, gaps)
     segs, gaps = split_sacral_dip(segs, gaps, prof)
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")

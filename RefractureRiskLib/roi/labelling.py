@@ -15,18 +15,13 @@ import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
-from RefractureRiskLib.roi.detection import CentreLine, Profile, Segment
+from RefractureRiskLib.roi.detection import CentreLine, Segment
+from RefractureRiskLib.roi.runs import SACRAL_REMNANT_MAX_FACTOR
 
 #: A gap shorter than this share of the median disc gap is a rudimentary disc (sacral fusion).
 THIN_DISC_FRAC = 0.6
-#: A segment longer than this multiple of the median body length holds two bodies.
-LONG_SEGMENT_FACTOR = 1.55
 #: An anchor point farther than this from the centre line is refused, not snapped to a body.
 ANCHOR_MAX_DISTANCE_MM = 60.0
-#: Transitional anatomy. Below the S1/S2 junction only the sacral remnant the field of view
-#: cuts is expected: a lowest segment longer than this multiple of the median body holds
-#: another body (a sacralised L5's thin L5/S1 disc taken for the S1/S2 junction).
-SACRAL_REMNANT_MAX_FACTOR = 1.3
 #: S1 is about as tall as L5; a body above the sacral junction shorter than this share of the
 #: median of the (up to four) bodies above it is more likely S2 below a lumbarised S1. In 90
 #: random normal evaluation studies (seeds 0, 1) this ratio was 0.87-1.3 (0.75-0.84 only where
@@ -41,12 +36,6 @@ FULL_BODY_BELOW_FRAC = 0.9
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
-#: A disc missed inside a long segment adds this share of a disc's length to it (thin).
-MISSED_DISC_FRAC = 0.3
-#: A long segment split in n (bodies plus missed discs) that is longer than n + this many
-#: bodies may hold n + 1: the split is then a doubt about the labels, not only a note.
-SPLIT_DOUBT_EXCESS = 0.3
-SPLIT_DOUBT_REASON = "may hold one body more"
 #: The reason :func:`label_segments` gives for a lowest run split with no disc seen; the
 #: sacral alae (:mod:`RefractureRiskLib.roi.landmarks`) settle it when they agree.
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
@@ -71,101 +60,6 @@ class Labelling:
     confidence: tuple[float, ...]
     reasons: tuple[str, ...]
     sacrum_found: bool
-
-
-def split_long_segments(
-    segs: list[Segment], gaps: list[tuple[float, float, str]]
-) -> tuple[list[Segment], list[tuple[float, float, str]], list[str]]:
-    """Split segments much longer than the median body (a missed disc) into equal parts."""
-    if len(segs) < 3:
-        return segs, gaps, []
-    med = float(np.median([s.length_mm for s in segs]))
-    med_gap = float(np.median([g[1] - g[0] for g in gaps])) if gaps else 8.0
-    out_s: list[Segment] = []
-    out_g: list[tuple[float, float, str]] = []
-    notes = []
-    for i, s in enumerate(segs):
-        if i > 0:
-            out_g.append(gaps[i - 1])
-        is_last = i == len(segs) - 1
-        # A disc the profile missed inside the column is a thin one (degenerated, or blurred
-        # by thick slices): it adds little length. At the bottom, S1 and the sacral remnant
-        # meet at the rudimentary disc (about a disc's length, blurred).
-        g = med_gap if is_last else MISSED_DISC_FRAC * med_gap
-        x = (s.length_mm + g) / (med + g)
-        n = round(x)
-        if s.length_mm > LONG_SEGMENT_FACTOR * med and n >= 2:
-            step = s.length_mm / n
-            for p in range(n):
-                out_s.append(Segment(s.t0_mm + p * step, s.t0_mm + (p + 1) * step, s.void_frac))
-                if p < n - 1:
-                    c = s.t0_mm + (p + 1) * step
-                    out_g.append((c - 0.5, c + 0.5, "fused" if is_last else "missed"))
-            if not is_last:
-                doubt = f"; it {SPLIT_DOUBT_REASON}" if x - n > SPLIT_DOUBT_EXCESS else ""
-                notes.append(
-                    f"a body {s.length_mm:.0f} mm long (median {med:.0f} mm) was split in {n}: "
-                    f"a disc may have been missed{doubt}"
-                )
-        else:
-            out_s.append(s)
-    return out_s, out_g, notes
-
-
-def drop_detached_top(
-    segs: list[Segment], gaps: list[tuple[float, float, str]]
-) -> tuple[list[Segment], list[tuple[float, float, str]], list[str]]:
-    """Drop a top segment held to the column by a long gap with no disc in it: neighbouring
-    bodies are joined by a disc; marrow-like tissue 2 discs' height above the column (a rib
-    head, a fat-infiltrated muscle belly, the edge of the field of view) is not a body."""
-    real = [g[1] - g[0] for g in gaps if g[2] == "disc"]
-    if len(segs) < 4 or not real:
-        return segs, gaps, []
-    med = float(np.median(real))
-    g0, g1, kind = gaps[0]
-    if kind == "gap" and g1 - g0 > max(1.6 * med, med + 6.0):
-        return (
-            segs[1:],
-            gaps[1:],
-            [
-                f"a marrow-like region {g1 - g0:.0f} mm above the column without a disc between "
-                "was not taken for a vertebra"
-            ],
-        )
-    return segs, gaps, []
-
-
-def split_sacral_dip(
-    segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
-) -> tuple[list[Segment], list[tuple[float, float, str]]]:
-    """Split the lowest segment at a partial-volume dip of the marrow share: a rudimentary
-    S1/S2 disc (about 3 mm) blurred by thick slices shows as a dip, not a gap. The dip must lie
-    at least 0.6 median body lengths below the segment's top and drop below 75% of the
-    segment's typical marrow share.
-
-    After a thin or fused lowest gap (normally the S1/S2 junction itself) the lowest segment is
-    searched only when it is longer than :data:`SACRAL_REMNANT_MAX_FACTOR` median bodies: then
-    the thin gap may be a sacralised L5/S1 disc with S1 and S2 merged below it."""
-    if len(segs) < 3:
-        return segs, gaps
-    last = segs[-1]
-    med_len = float(np.median([s.length_mm for s in segs[:-1]]))
-    thin_last = gaps and (gaps[-1][2] == "fused" or gaps[-1][1] - gaps[-1][0] < 4.0)
-    if thin_last and last.length_mm <= SACRAL_REMNANT_MAX_FACTOR * med_len:
-        return segs, gaps
-    t = prof.t_mm
-    inside = (t >= last.t0_mm) & (t <= last.t1_mm)
-    search = (t >= last.t0_mm + 0.6 * med_len) & (t <= last.t1_mm - 4.0)
-    if not search.any() or not inside.any():
-        return segs, gaps
-    plateau = float(np.median(prof.marrow[inside]))
-    k = np.flatnonzero(search)[int(np.argmin(prof.marrow[search]))]
-    if prof.marrow[k] >= 0.75 * plateau:
-        return segs, gaps
-    cut = float(t[k])
-    head = Segment(last.t0_mm, cut - 0.5, last.void_frac)
-    tail = Segment(cut + 0.5, last.t1_mm, last.void_frac)
-    return [*segs[:-1], head, tail], [*gaps, (cut - 0.5, cut + 0.5, "fused")]
 
 
 def level_positions(segs: list[Segment], gaps: list[tuple[float, float, str]]) -> list[int]:
@@ -399,10 +293,7 @@ __all__ = [
     "Anchor",
     "Labelling",
     "counted_names",
-    "drop_detached_top",
     "label_segments",
     "level_positions",
     "spacing_reasons",
-    "split_long_segments",
-    "split_sacral_dip",
 ]
