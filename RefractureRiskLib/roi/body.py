@@ -13,9 +13,15 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.roi.column import soft_tissue_r2s
+from RefractureRiskLib.roi.crop import (
+    bbox_slices,
+    centres_of_mass,
+    component_at,
+    in_plane_core,
+    nonzero,
+)
 from RefractureRiskLib.roi.geometry import (
     BodyFrame,
     Box,
@@ -26,6 +32,7 @@ from RefractureRiskLib.roi.geometry import (
     grid_ras,
     voxel_ras,
 )
+from RefractureRiskLib.roi.level_facts import cut_by_field_of_view, level_placement  # re-exported
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
     NOISE_FLOOR_SIGMAS,
@@ -37,7 +44,6 @@ from RefractureRiskLib.roi.marrow import (
     smooth_pdff,
     spacing_kji,
 )
-from RefractureRiskLib.roi.result import LevelPlacement
 
 #: Half size (mm, RAS x/y/z) of the box searched around a seed: fits a lumbar body (about 50 mm
 #: wide, 35 mm deep, 30 mm high) even when the seed is 15 mm off its centre.
@@ -139,25 +145,30 @@ def refine_body(
     (signal < :data:`CORTEX_SIGNAL_FRAC` of the body's median) are added: the cortex, which the
     true body includes but which has too little signal to count as marrow.
     """
-    if not body.any():
+    sl = bbox_slices(body, 1)  # holes, components and the rim of the body lie in it
+    if sl is None:
         return body
-    core = float(np.median(pdff_smooth[body]))
+    body_b, pdff_b = body[sl], pdff_smooth[sl]
+    core = float(np.median(pdff_b[body_b]))
     lo = 0.5 * (core + LOW_TISSUE_PDFF_PCT)
     hi = 0.5 * (core + FAT_PDFF_PCT)
-    kept = body & (
-        ((pdff_smooth >= lo) & (pdff_smooth <= hi)) | (void if void is not None else False)
-    )
-    kept = fill_holes(kept) & body
+    kept = body_b & (((pdff_b >= lo) & (pdff_b <= hi)) | (void[sl] if void is not None else False))
+    kept = fill_holes(kept) & body_b
     lab, _ = ndimage.label(kept)
-    keep = lab[seed_kji]
+    at = tuple(int(a) - s.start for a, s in zip(seed_kji, sl, strict=True))
+    keep = lab[at] if all(0 <= a < n for a, n in zip(at, lab.shape, strict=True)) else 0
     if keep == 0:
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
         keep = int(np.argmax(sizes))
-    out = lab == keep if keep else body
-    if signal is not None and out.any():
-        ring = ndimage.binary_dilation(out) & ~out
-        out = out | (ring & (signal < CORTEX_SIGNAL_FRAC * float(np.median(signal[out]))))
+    out_b = lab == keep if keep else body_b
+    if signal is not None and out_b.any():
+        signal_b = signal[sl]
+        ring = ndimage.binary_dilation(out_b) & ~out_b
+        dark = signal_b < CORTEX_SIGNAL_FRAC * float(np.median(signal_b[out_b]))
+        out_b = out_b | (ring & dark)
+    out = np.zeros_like(body)
+    out[sl] = out_b
     return out
 
 
@@ -201,15 +212,22 @@ def clip_posterior_elements(
     keep = local[:, 1] >= wall - POSTERIOR_WALL_TOL_MM - ap_half_voxel
     if keep.all():
         return body
-    out = np.zeros_like(body)
-    out[tuple(a[keep] for a in np.nonzero(body))] = True
+    sl = bbox_slices(body)  # what is kept lies in the body's box
+    out = np.zeros(tuple(s.stop - s.start for s in sl), bool)
+    out[tuple(a[keep] - s.start for a, s in zip(nonzero(body), sl, strict=True))] = True
     lab, _ = ndimage.label(out)
-    comp = lab[seed_kji] if out[seed_kji] else 0
+    at = tuple(int(a) - s.start for a, s in zip(seed_kji, sl, strict=True))
+    inside = all(0 <= a < n for a, n in zip(at, out.shape, strict=True))
+    comp = lab[at] if inside and out[at] else 0
     if comp == 0:
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
         comp = int(np.argmax(sizes))
-    return lab == comp if comp else body
+    if not comp:
+        return body
+    whole = np.zeros_like(body)
+    whole[sl] = lab == comp
+    return whole
 
 
 #: Enclosed non-marrow regions smaller than this (mL) are noise, not lesions.
@@ -231,11 +249,16 @@ def focal_lesion_ml(
     signal are cement (see :func:`void_fraction`); regions centred in the basivertebral-vein
     zone (posterior third, middle of the height) are the vein, not lesions.
     """
+    sl = bbox_slices(body, 1)  # the body and its holes lie in it
+    if sl is None:
+        return 0.0
+    body, marrow = body[sl], marrow[sl]
     if pdff_smooth is not None and (body & marrow).any():
-        core = float(np.median(pdff_smooth[body & marrow]))
-        marrow = marrow & (pdff_smooth >= 0.5 * (core + LOW_TISSUE_PDFF_PCT))
+        pdff = pdff_smooth[sl]
+        core = float(np.median(pdff[body & marrow]))
+        marrow = marrow & (pdff >= 0.5 * (core + LOW_TISSUE_PDFF_PCT))
     inner = body & marrow
-    holes = fill_holes(inner) & ~marrow & ~void & body
+    holes = fill_holes(inner) & ~marrow & ~void[sl] & body
     if not holes.any():
         return 0.0
     lab, n = ndimage.label(holes)
@@ -244,7 +267,7 @@ def focal_lesion_ml(
     big = [c for c in range(1, n + 1) if sizes[c] >= LESION_MIN_ML]
     if not big:
         return 0.0
-    cents = ndimage.center_of_mass(holes, lab, big)
+    cents = centres_of_mass(holes, lab, big, tuple(s.start for s in sl))
     total = 0.0
     half = np.maximum(np.asarray(frame.half_extent_mm), 1e-3)
     for c, (k, j, i) in zip(big, cents, strict=True):
@@ -268,12 +291,14 @@ def void_fraction(
     signal, so its R2* fit is very high (hundreds of 1/s) even where noise fills the void."""
     n = max(np.count_nonzero(body), 1)
     share = float(np.count_nonzero(body & void) / n)
-    if r2s_per_s is None or ijk_to_ras is None or not body.any():
+    sl = bbox_slices(body, 1)  # outside it the distance is 0 (not inner)
+    if r2s_per_s is None or ijk_to_ras is None or sl is None:
         return share
-    inner = boundary_distance_mm(body, ijk_to_ras) >= CEMENT_DEPTH_MM
+    inner = boundary_distance_mm(body[sl], ijk_to_ras) >= CEMENT_DEPTH_MM
     if not inner.any():
         return share
-    r2 = np.asarray(r2s_per_s, np.float32)
+    void = void[sl]
+    r2 = np.asarray(r2s_per_s[sl], np.float32)
     typical = float(np.median(r2[inner & ~void]))
     if not np.isfinite(typical) or typical <= 0:
         return share
@@ -304,13 +329,13 @@ def body_from_marrow(
     if not filled.any():
         return filled, "no marrow near the point"
     axis = axis_along(ijk_to_ras, si_ras)
-    core = boundary_distance_mm(filled, ijk_to_ras, in_plane_of=axis) >= open_mm
+    core = in_plane_core(filled, ijk_to_ras, axis, open_mm)
     if not core.any():
         core = filled
     lab, _n = ndimage.label(core)
     seed = np.asarray(seed_ijk, float)[::-1]  # -> (k, j, i)
     sp = spacing_kji(ijk_to_ras)
-    k, j, i = np.nonzero(lab)
+    k, j, i = nonzero(lab)
     d = np.sqrt((((np.stack([k, j, i], 1) - seed) * sp) ** 2).sum(axis=1))
     nearest = int(np.argmin(d))
     if d[nearest] > open_mm + MAX_SEED_DISTANCE_MM:
@@ -321,13 +346,7 @@ def body_from_marrow(
     # grow back by open_mm within the planes: only the component's box, widened, can change
     reach = np.ceil((open_mm + sp) / sp).astype(int)
     reach[axis] = 0
-    ck, cj, ci = np.nonzero(comp)
-    lo = [max(int(a.min()) - r, 0) for a, r in zip((ck, cj, ci), reach, strict=True)]
-    hi = [
-        min(int(a.max()) + r + 1, n)
-        for a, r, n in zip((ck, cj, ci), reach, comp.shape, strict=True)
-    ]
-    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sl = bbox_slices(comp, tuple(reach))
     grown = np.zeros_like(comp)
     grow = ndimage.distance_transform_edt(~comp[sl], sampling=sp_plane)
     grown[sl] = grow <= open_mm + 0.5 * float(np.delete(sp, axis).max())
@@ -343,15 +362,15 @@ def body_from_marrow(
             centre[axis] = d
             struct[tuple(centre)] = True
         struct[1, 1, 1] = True
-        body = ndimage.binary_dilation(body, struct, iterations=steps, mask=filled)
-    lab2, _ = ndimage.label(body)
-    keep = lab2[k[nearest], j[nearest], i[nearest]]
-    return (lab2 == keep) if keep else body, ""
+        # 1D growth along the axis: only the body's box, widened along it, can change
+        sl = bbox_slices(body, tuple(steps if a == axis else 0 for a in range(3)))
+        body[sl] = ndimage.binary_dilation(body[sl], struct, iterations=steps, mask=filled[sl])
+    return component_at(body, (k[nearest], j[nearest], i[nearest])), ""
 
 
 def _nearest_in(mask: npt.NDArray[np.bool_], seed_ijk: npt.ArrayLike) -> tuple[int, int, int]:
     """Index (k, j, i) of the voxel of ``mask`` nearest (in index units) to a seed (i, j, k)."""
-    k, j, i = np.nonzero(mask)
+    k, j, i = nonzero(mask)
     s = np.asarray(seed_ijk, float)
     n = int(np.argmin((i - s[0]) ** 2 + (j - s[1]) ** 2 + (k - s[2]) ** 2))
     return int(k[n]), int(j[n]), int(i[n])
@@ -452,56 +471,11 @@ __all__ = [
     "body_from_marrow",
     "bone_tissue",
     "clip_posterior_elements",
+    "cut_by_field_of_view",
     "focal_lesion_ml",
+    "level_placement",
     "local_marrow",
     "refine_body",
     "study_arrays",
     "void_fraction",
 ]
-
-
-def level_placement(
-    level: str, placement: BodyPlacement, arrays: StudyArrays, confidence: float = 1.0
-) -> LevelPlacement:
-    """The measured facts of one placed level (volumes in mL, heights in mm, ROI median PDFF %)."""
-    frame = placement.frame
-    box = placement.box
-    voxel_ml = abs(np.linalg.det(box.ijk_to_ras[:3, :3])) / 1000.0
-    roi_vals = arrays.pdff_pct[box.slices][placement.roi]
-    return LevelPlacement(
-        level=level,
-        label=level_label(level),
-        centre_ras=frame.centre_ras,
-        body_volume_ml=frame.volume_ml,
-        roi_volume_ml=float(np.count_nonzero(placement.roi) * voxel_ml),
-        heights_mm=frame.heights_mm,
-        half_extent_mm=frame.half_extent_mm,
-        confidence=confidence,
-        box=box,
-        void_frac=placement.void_frac,
-        lesion_ml=placement.lesion_ml,
-        roi_pdff_median_pct=float(np.median(roi_vals)) if roi_vals.size else float("nan"),
-        notes=(placement.message,) if placement.message else (),
-        truncated=cut_by_field_of_view(placement, arrays.shape),
-    )
-
-
-#: Share of a body's voxels lying on a face of the image above which the field of view cuts it.
-TRUNCATED_FACE_FRAC = 0.02
-
-
-def cut_by_field_of_view(placement: BodyPlacement, shape: tuple[int, int, int]) -> bool:
-    """Whether the field of view cuts the body: at least :data:`TRUNCATED_FACE_FRAC` of its
-    voxels lie on a face of the image grid (the rest of the body is outside the image, so its
-    heights and volume are not the body's)."""
-    body = placement.body
-    n = int(np.count_nonzero(body))
-    if n == 0:
-        return False
-    for axis, sl in enumerate(placement.box.slices):
-        for at_edge, index in ((sl.start == 0, 0), (sl.stop == shape[axis], -1)):
-            if at_edge and np.count_nonzero(np.take(body, index, axis=axis)) >= (
-                TRUNCATED_FACE_FRAC * n
-            ):
-                return True
-    return False

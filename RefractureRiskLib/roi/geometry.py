@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from RefractureRiskLib.roi.crop import bbox_slices, nonzero
 from RefractureRiskLib.roi.marrow import spacing_kji
 
 
@@ -77,14 +78,8 @@ def box_around(
     mat = np.asarray(ijk_to_ras, float)
     half = np.broadcast_to(np.asarray(half_size_mm, float), (3,))
     centre = np.asarray(centre_ras, float)
-    corners = np.array(
-        [
-            centre + np.array([sx, sy, sz]) * half
-            for sx in (-1, 1)
-            for sy in (-1, 1)
-            for sz in (-1, 1)
-        ]
-    )
+    signs = np.array(np.meshgrid((-1, 1), (-1, 1), (-1, 1), indexing="ij")).reshape(3, -1).T
+    corners = centre + signs * half
     ijk = (np.c_[corners, np.ones(8)] @ np.linalg.inv(mat).T)[:, :3]
     lo = np.floor(ijk.min(axis=0)).astype(int)
     hi = np.ceil(ijk.max(axis=0)).astype(int) + 1
@@ -111,7 +106,7 @@ def box_from_ijk(
 
 def voxel_ras(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray) -> npt.NDArray[np.float64]:
     """RAS centres (mm, shape (n, 3)) of the voxels set in ``mask``."""
-    k, j, i = np.nonzero(mask)
+    k, j, i = nonzero(mask)
     ijk = np.stack([i, j, k], axis=1).astype(float)
     return ijk @ np.asarray(ijk_to_ras)[:3, :3].T + np.asarray(ijk_to_ras)[:3, 3]
 
@@ -178,6 +173,14 @@ def estimate_si_axis(points_ras: npt.NDArray) -> npt.NDArray[np.float64]:
     return axis if axis[2] > np.cos(np.radians(45)) else np.array([0.0, 0.0, 1.0])
 
 
+def body_axes(
+    body_mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray, si_hint: npt.ArrayLike | None = None
+) -> npt.NDArray[np.float64]:
+    """The axes :func:`body_frame` gives a body mask (``axes_ras``), without the rest."""
+    si = estimate_si_axis(voxel_ras(body_mask, ijk_to_ras)) if si_hint is None else si_hint
+    return _orthonormal_axes(si)
+
+
 def body_frame(
     body_mask: npt.NDArray[np.bool_],
     ijk_to_ras: npt.NDArray,
@@ -197,7 +200,7 @@ def body_frame(
     centre = pts.mean(axis=0) + axes @ mid
     half = (hi - lo) / 2.0
     local = local - mid
-    heights = _band_heights(body_mask, ijk_to_ras, local, half, axes[:, 2])
+    heights = _band_heights(ijk_to_ras, local, half)
     return BodyFrame(
         centre_ras=tuple(float(c) for c in centre),  # type: ignore[arg-type]
         axes_ras=axes,
@@ -207,13 +210,7 @@ def body_frame(
     )
 
 
-def _band_heights(
-    mask: npt.NDArray[np.bool_],
-    ijk_to_ras: npt.NDArray,
-    local: npt.NDArray,
-    half: npt.NDArray,
-    si_axis: npt.NDArray,
-) -> list[float]:
+def _band_heights(ijk_to_ras: npt.NDArray, local: npt.NDArray, half: npt.NDArray) -> list[float]:
     """Anterior, middle and posterior body heights (mm), measured along the body's own axis.
 
     The body's cross-section (LR, AP in its frame) is cut into square cells as large as the
@@ -223,15 +220,13 @@ def _band_heights(
     basivertebral vein). Averaging whole prisms along the body axis, it is neither quantised by
     thick slices nor shortened where a tilted body's walls cross the image axes.
     """
-    del si_axis  # ``local`` is already in the body frame
     sp = spacing_kji(ijk_to_ras)
     cell = float(sp.max())
     voxel_mm3 = abs(float(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])))
     ci = np.floor(local[:, 0] / cell).astype(np.int64)
     cj = np.floor(local[:, 1] / cell).astype(np.int64)
     key = (ci - ci.min()) * (cj.max() - cj.min() + 2) + (cj - cj.min())
-    cells, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    del cells
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     centre_lr = (np.bincount(inv, weights=ci) / counts + 0.5) * cell
     centre_ap = (np.bincount(inv, weights=cj) / counts + 0.5) * cell
     col_h = counts * voxel_mm3 / cell**2
@@ -286,6 +281,11 @@ def boundary_distance_mm(
 def fill_holes(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """``mask`` with its enclosed holes filled (components of the background not touching the
     array border, face connectivity) — the same as ``ndimage.binary_fill_holes``, faster."""
+    sl = bbox_slices(mask, 1)  # outside it all background reaches the border
+    if sl is not None and mask[sl].size < mask.size:
+        out = mask.copy()
+        out[sl] = fill_holes(mask[sl])
+        return out
     lab, n = ndimage.label(~mask)
     if n == 0:
         return mask.copy()
@@ -328,12 +328,9 @@ def safe_core_roi(
 
 def _bbox(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray, pad: int = 1):
     """Slices of the bounding box of ``mask`` (padded, clipped) and that box's IJK-to-RAS."""
-    idx = np.nonzero(mask)
-    lo = [max(int(a.min()) - pad, 0) for a in idx]
-    hi = [min(int(a.max()) + pad + 1, n) for a, n in zip(idx, mask.shape, strict=True)]
+    sl = bbox_slices(mask, pad)
     shift = np.eye(4)
-    shift[:3, 3] = lo[::-1]
-    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    shift[:3, 3] = [s.start for s in sl[::-1]]
     return sl, np.asarray(ijk_to_ras, float) @ shift
 
 
@@ -344,17 +341,15 @@ def _safe_core_in_box(
     frame: BodyFrame,
     params: CoreRoiParams,
 ) -> npt.NDArray[np.bool_]:
-    allowed = body_mask & marrow_mask_local
-    allowed = fill_holes(allowed) & body_mask
     # Small holes (noise) are filled; large ones (cement, lesions with no signal) stay holes.
+    allowed = body_mask  # without holes the whole body is marrow
     holes = body_mask & ~marrow_mask_local
     if holes.any():
         lab, _n = ndimage.label(holes)
-        sizes = np.bincount(lab.ravel())
         voxel_ml = abs(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])) / 1000.0
-        big = np.flatnonzero(sizes * voxel_ml >= 0.05)
-        big = big[big > 0]
-        allowed = body_mask & ~np.isin(lab, big)
+        big = np.bincount(lab.ravel()) * voxel_ml >= 0.05  # per label
+        big[0] = False
+        allowed = body_mask & ~big[lab]
     safe = boundary_distance_mm(allowed, ijk_to_ras) >= params.margin_mm
     x, y, z = grid_ras(body_mask.shape, ijk_to_ras)
     c = np.asarray(frame.centre_ras, np.float32)
@@ -388,6 +383,7 @@ __all__ = [
     "CoreRoiParams",
     "RoiShape",
     "axis_along",
+    "body_axes",
     "body_frame",
     "boundary_distance_mm",
     "box_around",

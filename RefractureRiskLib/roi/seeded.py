@@ -32,6 +32,7 @@ from RefractureRiskLib.roi.geometry import (
     BodyFrame,
     Box,
     CoreRoiParams,
+    body_axes,
     body_frame,
     box_around,
     grid_ras,
@@ -108,7 +109,7 @@ def _segment(
         return body, None, why
     body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
     # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
-    axes = body_frame(body, box.ijk_to_ras, si_hint).axes_ras
+    axes = body_axes(body, box.ijk_to_ras, si_hint)
     body = clip_posterior_elements(body, box.ijk_to_ras, axes, _nearest_in(body, seed_ijk))
     frame = body_frame(body, box.ijk_to_ras, si_hint)
     if min(frame.half_extent_mm) < MIN_HALF_EXTENT_MM:
