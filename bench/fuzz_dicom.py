@@ -28,6 +28,15 @@ Usage::
 
     python bench/fuzz_dicom.py            # 100000 mutations
     python bench/fuzz_dicom.py --n 2000 --seed 3 --show 5
+
+Runs of record (issue 11; one run each, on 2 cores shared with other work, niced)::
+
+    nice -n 15 python bench/fuzz_dicom.py --n 100000 --seed 11 --progress 5000   # rev c004876
+    100000 mutations in 3087 s (32/s): 31962 loaded, 68038 refused with InputError,
+    0 ended in anything else
+    nice -n 15 python bench/fuzz_dicom.py --n 100000 --seed 12 --progress 5000 --minutes 38
+    100000 mutations in 1408 s (71/s): 31934 loaded, 68066 refused with InputError,
+    0 ended in anything else                                                     # rev 13ef0e3
 """
 
 from __future__ import annotations
