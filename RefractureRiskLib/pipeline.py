@@ -151,19 +151,35 @@ def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(p, f"cannot read points JSON ({err})") from None
     if isinstance(data, dict) and "markups" in data:  # Slicer .mrk.json: LPS or RAS per file
-        points: dict[str, tuple[float, float, float]] = {}
-        for markup in data["markups"]:
-            lps = markup.get("coordinateSystem", "LPS") == "LPS"
-            for cp in markup.get("controlPoints", []):
-                x, y, z = (float(v) for v in cp["position"])
-                points[str(cp["label"]).upper()] = (-x, -y, z) if lps else (x, y, z)
-        return points
+        return _markups_points(p, data["markups"])
     if not isinstance(data, dict):
         raise InputError(p, 'expected {"L1": [x, y, z], ...} in RAS mm')
     try:
         return {str(k).upper(): tuple(float(c) for c in v) for k, v in data.items()}  # type: ignore[misc]
     except (TypeError, ValueError):
         raise InputError(p, "each level needs [x, y, z] numbers in RAS mm") from None
+
+
+def _markups_points(p: Path, markups: object) -> dict[str, tuple[float, float, float]]:
+    """The labelled control points of a Slicer markups JSON's ``markups`` list, in RAS mm."""
+    bad = 'expected "markups": [{"controlPoints": [{"label": "L1", "position": [x, y, z]}]}]'
+    if not isinstance(markups, list) or not all(isinstance(m, dict) for m in markups):
+        raise InputError(p, bad)
+    points: dict[str, tuple[float, float, float]] = {}
+    for markup in markups:
+        system = markup.get("coordinateSystem", "LPS")
+        if system not in ("LPS", "RAS"):
+            raise InputError(p, f'coordinateSystem must be "LPS" or "RAS", got {system!r}')
+        cps = markup.get("controlPoints", [])
+        for n, cp in enumerate(cps if isinstance(cps, list) else [None]):
+            pos = cp.get("position") if isinstance(cp, dict) else None
+            if not isinstance(pos, list) or len(pos) != 3 or "label" not in cp:
+                raise InputError(p, f"control point {n + 1}: {bad}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos):
+                raise InputError(p, f"control point {n + 1}: position must be 3 numbers")
+            x, y, z = (float(v) for v in pos)
+            points[str(cp["label"]).upper()] = (-x, -y, z) if system == "LPS" else (x, y, z)
+    return points
 
 
 def place_rois(

@@ -668,11 +668,8 @@ def test_the_audit_adds_at_least_25_cases_across_the_commands():
 
 #: Still failing, in code this audit may not change (pipeline.py has another owner): kept here
 #: as strict expected failures so they show up as fixed the day they are.
-NOT_YET = {
-    name: "pipeline.load_points reads Slicer markups without checking their structure"
-    for name in CASES
-    if name.startswith("analyze: Slicer markups")
-}
+#: Cases not yet handled (strict expected failures): none.
+NOT_YET: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,19 @@ def test_anchor_and_points_parsing(tmp_path):
         )
     )
     assert load_points(mrk) == {"L2": (-10.0, -20.0, 30.0)}
+    ras = {"coordinateSystem": "RAS", "controlPoints": [{"label": "L2", "position": [1, 2, 3]}]}
+    mrk.write_text(json.dumps({"markups": [ras]}))
+    assert load_points(mrk) == {"L2": (1.0, 2.0, 3.0)}
+    for broken in (
+        {"markups": [1]},
+        {"markups": [{"controlPoints": [{"label": "L2"}]}]},
+        {"markups": [{"controlPoints": [{"label": "L2", "position": [1, 2]}]}]},
+        {"markups": [{"controlPoints": [{"label": "L2", "position": [True, 2, 3]}]}]},
+        {"markups": [{**ras, "coordinateSystem": "XYZ"}]},
+    ):
+        mrk.write_text(json.dumps(broken))
+        with pytest.raises(InputError, match=r"pts\.mrk\.json"):
+            load_points(mrk)
 
 
 def test_out_of_range_clinical_input_is_refused(tmp_path):
