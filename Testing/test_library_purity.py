@@ -67,8 +67,8 @@ def test_layers_only_import_downwards():
 
 #: The scoring side of the risk model: what a clinic (and Slicer, which has no pandas) runs.
 MODEL_DIR = LIB / "model"
-#: Modules of model/ that are not the scoring side: the dev package and an alias kept for batch/.
-NOT_SCORING = {"dev", "schema"}
+#: Modules of model/ that are not the scoring side: the dev package.
+NOT_SCORING = {"dev"}
 
 
 def _scoring_modules() -> list[str]:
@@ -133,13 +133,13 @@ def test_scoring_side_does_not_import_the_development_side():
     assert not problems, "\n".join(problems)
 
 
-def test_old_schema_path_is_used_only_by_batch():
-    """``model/schema.py`` is an alias of ``model/dev/schema.py`` kept for batch/ only."""
-    users = []
-    for path in LIB.rglob("*.py"):
-        rel = path.relative_to(LIB)
-        if rel.parts[0] == "batch" or rel == Path("model/schema.py"):
-            continue
-        if "RefractureRiskLib.model.schema" in path.read_text():
-            users.append(str(rel))
+def test_model_has_no_development_alias():
+    """The cohort table lives in ``model/dev/schema.py`` only: no module imports the old
+    ``model.schema`` path, and the scoring side has no module that is not numpy-only."""
+    assert not (LIB / "model" / "schema.py").exists()
+    users = [
+        str(path.relative_to(LIB))
+        for path in LIB.rglob("*.py")
+        if "RefractureRiskLib.model.schema" in path.read_text()
+    ]
     assert not users, f"import RefractureRiskLib.model.dev.schema instead: {users}"

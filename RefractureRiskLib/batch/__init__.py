@@ -43,7 +43,8 @@ Cohort table
     summaries, mean L1-L4 body volume, ``mri_field_T``, ``mri_vendor``, ``reader_id``), computed
     from the store's *current* measurements of the reader, so a later correction in the store
     shows up when the table is rebuilt. Every clinical row is kept (imaging empty where not
-    measured); the table is checked with :func:`~RefractureRiskLib.model.schema.validate_cohort`.
+    measured); the table is checked with
+    :func:`~RefractureRiskLib.model.dev.schema.validate_cohort`.
 
 Modules (data flows one way: inputs -> cohort -> runner <- workers)
     :mod:`~RefractureRiskLib.batch.inputs` study discovery, manifest and clinical table;

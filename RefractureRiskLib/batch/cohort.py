@@ -15,7 +15,7 @@ import pandas as pd
 from RefractureRiskLib.batch.inputs import _index_levels, read_clinical_text
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import nominal_field_t
-from RefractureRiskLib.model.schema import (
+from RefractureRiskLib.model.dev.schema import (
     COHORT_SCHEMA,
     DERIVED_COLUMNS,
     MEASURED_LEVELS,

@@ -34,7 +34,7 @@ from RefractureRiskLib.batch.workers import (
 )
 from RefractureRiskLib.core.atomic import OutputSet, recover
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.schema import problems_frame
+from RefractureRiskLib.model.dev.schema import problems_frame
 from RefractureRiskLib.pipeline import AnalysisOptions, load_clinical
 from RefractureRiskLib.store.measurements import MeasurementStore, _safe_url
 
