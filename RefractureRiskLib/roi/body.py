@@ -332,7 +332,9 @@ def body_from_marrow(
     core = in_plane_core(filled, ijk_to_ras, axis, open_mm)
     if not core.any():
         core = filled
-    lab, _n = ndimage.label(core)
+    box = bbox_slices(core)  # labelled there: the same labels, in the same order
+    lab = np.zeros(core.shape, np.int32)
+    lab[box] = ndimage.label(core[box])[0]
     seed = np.asarray(seed_ijk, float)[::-1]  # -> (k, j, i)
     sp = spacing_kji(ijk_to_ras)
     k, j, i = nonzero(lab)
@@ -357,11 +359,7 @@ def body_from_marrow(
     if body.any():
         steps = int(np.ceil(SI_REGROW_MM / sp[axis]))
         struct = np.zeros((3, 3, 3), bool)
-        centre = [1, 1, 1]
-        for d in (0, 2):
-            centre[axis] = d
-            struct[tuple(centre)] = True
-        struct[1, 1, 1] = True
+        struct[tuple(slice(None) if a == axis else 1 for a in range(3))] = True  # along the axis
         # 1D growth along the axis: only the body's box, widened along it, can change
         sl = bbox_slices(body, tuple(steps if a == axis else 0 for a in range(3)))
         body[sl] = ndimage.binary_dilation(body[sl], struct, iterations=steps, mask=filled[sl])

@@ -193,11 +193,11 @@ def body_frame(
     voxel_ml = abs(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3])) / 1000.0
     si = estimate_si_axis(pts) if si_hint is None else np.asarray(si_hint, float)
     axes = _orthonormal_axes(si)
-    local = (pts - pts.mean(axis=0)) @ axes
-    lo = np.percentile(local, 1.0, axis=0)
-    hi = np.percentile(local, 99.0, axis=0)
+    mean = pts.mean(axis=0)
+    local = (pts - mean) @ axes
+    lo, hi = np.percentile(local, [1.0, 99.0], axis=0)
     mid = (lo + hi) / 2.0
-    centre = pts.mean(axis=0) + axes @ mid
+    centre = mean + axes @ mid
     half = (hi - lo) / 2.0
     local = local - mid
     heights = _band_heights(ijk_to_ras, local, half)
