@@ -15,6 +15,7 @@ from RefractureRiskLib.roi.body import (
     OPEN_MM,
     SI_REGROW_MM,
     body_from_marrow,
+    clip_posterior_elements,
     focal_lesion_ml,
     refine_body,
     void_fraction,
@@ -217,3 +218,53 @@ def test_fill_holes_in_the_bounding_box_equals_scipy():
         shape = tuple(int(n) for n in rng.integers(3, 30, 3))
         mask = _blobs(rng, shape, int(rng.integers(0, 4))) if trial % 2 else rng.random(shape) < 0.6
         assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask)), trial
+
+
+def _clip_posterior_whole_box(body, ijk_to_ras, axes_ras, seed_kji):
+    """``clip_posterior_elements`` as it was: voxel lists and labels over the whole box."""
+    if not body.any():
+        return body
+    axes = np.asarray(axes_ras, float)
+    k, j, i = np.nonzero(body)
+    ijk = np.stack([i, j, k], axis=1).astype(float)
+    pts = ijk @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3]
+    local = pts @ axes[:, :2]
+    sp = spacing_kji(ijk_to_ras)
+    cols = ijk_to_ras[:3, :3] / sp[::-1]
+    lr_half_voxel = 0.5 * float(np.abs(axes[:, 0] @ cols * sp[::-1]).max())
+    ap_half_voxel = 0.5 * float(np.abs(axes[:, 1] @ cols * sp[::-1]).max())
+    mid = np.abs(local[:, 0] - np.median(local[:, 0])) <= max(6.0, lr_half_voxel)
+    if np.count_nonzero(mid) < 10:
+        return body
+    wall = float(np.percentile(local[mid, 1], 2.0))
+    keep = local[:, 1] >= wall - 2.0 - ap_half_voxel
+    if keep.all():
+        return body
+    out = np.zeros_like(body)
+    out[k[keep], j[keep], i[keep]] = True
+    lab, _ = ndimage.label(out)
+    comp = lab[seed_kji] if out[seed_kji] else 0
+    if comp == 0:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        comp = int(np.argmax(sizes))
+    return lab == comp if comp else body
+
+
+def test_clip_posterior_elements_in_the_bounding_box_equals_the_whole_box():
+    rng = np.random.default_rng(13)
+    clipped = 0
+    for trial in range(80):
+        shape = tuple(int(n) for n in rng.integers(10, 36, 3))
+        mat = _matrix(rng, trial % 3 == 0)
+        body = _blobs(rng, shape, int(rng.integers(1, 5)))
+        if not body.any():
+            continue
+        axes = body_frame(body, mat, rng.normal(size=3) if trial % 2 else None).axes_ras
+        nz = np.nonzero(body)
+        at = int(rng.integers(0, nz[0].size))
+        for seed in (tuple(int(a[at]) for a in nz), (0, 0, 0)):  # in the body, and not
+            fast = clip_posterior_elements(body, mat, axes, seed)
+            assert np.array_equal(fast, _clip_posterior_whole_box(body, mat, axes, seed)), trial
+            clipped += int(not np.array_equal(fast, body))
+    assert clipped >= 10
