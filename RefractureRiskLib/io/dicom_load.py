@@ -1,9 +1,10 @@
 """``load_study``: a folder of DICOM files -> a :class:`Study` on the PDFF grid, or a precise error.
 
-Steps: scan headers (:func:`scan_dicom`), pick the study, pick one series volume per map kind,
-read and rescale only those pixels, convert units (PDFF -> percent, T2* -> R2* in 1/s), resample
-any map not on the PDFF grid onto it (SimpleITK, linear, NaN outside) and record every step in
-provenance. Nothing is guessed: ambiguous units, several PDFF series, mixed patients and broken
+Steps: scan headers (as :func:`.dicom_series.scan_dicom`), pick the study, pick one series
+volume per map kind, read and rescale only those pixels, convert units (PDFF -> percent, T2* ->
+R2* in 1/s), resample any map not on the PDFF grid onto it (SimpleITK, linear, NaN outside) and
+record every step in provenance; ``progress`` hears the files scanned and the series read.
+Nothing is guessed: ambiguous units, several PDFF series, mixed patients and broken
 stacks are :class:`InputError` naming the series or file and the reason.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from RefractureRiskLib.core.study import SeriesProvenance, Study, StudyProvenanc
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.io.dicom_choose import alternatives_note, check_one_patient, choose_series
 from RefractureRiskLib.io.dicom_classify import kind_text
-from RefractureRiskLib.io.dicom_series import ScanReport, SeriesInfo, StudyInfo, scan_dicom
+from RefractureRiskLib.io.dicom_scan import scan_files
+from RefractureRiskLib.io.dicom_series import ScanReport, SeriesInfo, StudyInfo, build_report
 from RefractureRiskLib.io.dicom_units import (
     PDFF_UNITS,
     R2S_UNITS,
@@ -56,6 +58,7 @@ def load_study(
     pdff_unit: str | None = None,
     r2s_unit: str | None = None,
     pdff_series: str | int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Study:
     """Load the fat-water maps of one study under ``path`` into a :class:`Study`.
 
@@ -67,6 +70,9 @@ def load_study(
             detection (use when detection reports an ambiguous range).
         r2s_unit: explicit stored R2*/T2* unit ("per_s", "per_ms", "t2star_ms", "t2star_s").
         pdff_series: SeriesInstanceUID or SeriesNumber of the PDFF series when there are several.
+        progress: ``progress(message)``, the library's convention: "scanned k of n files"
+            about every fiftieth of the files (:func:`.dicom_scan.scan_files`), then "read k of
+            n series (kind: series)" after each map's series is read.
 
     Returns:
         The Study: PDFF in percent, R2* in 1/s, all maps on the PDFF grid; provenance has the
@@ -74,7 +80,12 @@ def load_study(
         and every value conversion.
     """
     return load_study_with_report(
-        path, study=study, pdff_unit=pdff_unit, r2s_unit=r2s_unit, pdff_series=pdff_series
+        path,
+        study=study,
+        pdff_unit=pdff_unit,
+        r2s_unit=r2s_unit,
+        pdff_series=pdff_series,
+        progress=progress,
     ).study
 
 
@@ -86,8 +97,10 @@ def load_study_with_report(
     r2s_unit: str | None = None,
     pdff_series: str | int | None = None,
     report: ScanReport | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    """:func:`load_study` that also returns the scan report and the chosen series.
+    """:func:`load_study` that also returns the scan report and the chosen series; ``report``:
+    a scan of ``path`` already made (``progress`` then hears only the series read).
 
     Warnings of third-party libraries (pydicom on odd values, numpy, SimpleITK) are captured and
     logged (``-v`` shows them), never printed beside the project's own one-line error: every
@@ -103,6 +116,7 @@ def load_study_with_report(
                 r2s_unit=r2s_unit,
                 pdff_series=pdff_series,
                 report=report,
+                progress=progress or (lambda _msg: None),
             )
         finally:
             for w in caught:
@@ -117,19 +131,21 @@ def _load_study_with_report(
     r2s_unit: str | None,
     pdff_series: str | int | None,
     report: ScanReport | None,
+    progress: Callable[[str], None],
 ) -> LoadResult:
     if pdff_unit is not None and pdff_unit not in PDFF_UNITS:
         raise InputError("pdff_unit", f"{pdff_unit!r}; expected one of {tuple(PDFF_UNITS)}")
     if r2s_unit is not None and r2s_unit not in R2S_UNITS:
         raise InputError("r2s_unit", f"{r2s_unit!r}; expected one of {R2S_UNITS}")
-    report = report if report is not None else scan_dicom(path)
+    report = report if report is not None else build_report(scan_files(path, progress))
     info = report.select(study)
     check_one_patient(info)
     chosen = _choose(report, info, pdff_series)
     maps: dict[str, Volume] = {}
     series_prov: dict[str, SeriesProvenance] = {}
-    for kind, s in chosen.items():
+    for n, (kind, s) in enumerate(chosen.items(), 1):
         volume, steps = _read_map(kind, s, pdff_unit, r2s_unit)
+        progress(f"read {n} of {len(chosen)} series ({kind_text(kind)}: {s.label})")
         resampled = False
         if maps and not volume.same_grid(maps["pdff"]):
             volume = _onto_pdff_grid(volume, maps["pdff"], s, chosen["pdff"], steps)

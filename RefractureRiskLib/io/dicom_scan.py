@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,25 +107,29 @@ def iter_candidate_files(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def scan_files(root: str | Path) -> FolderScan:
+def scan_files(root: str | Path, progress: Callable[[str], None] | None = None) -> FolderScan:
     """Read the header of every file under ``root``; never raises for a bad file (it is skipped).
 
-    Raises :class:`InputError` only when ``root`` does not exist.
+    ``progress(message)`` (the library's convention) hears "scanned k of n files" about every
+    fiftieth of the files and after the last. Raises :class:`InputError` only when ``root``
+    does not exist.
     """
     root = Path(root)
     if not root.exists():
         raise InputError(root, "folder not found")
     files: list[ScannedFile] = []
     skipped: list[SkippedFile] = []
-    n_seen = 0
-    for path in iter_candidate_files(root):
-        n_seen += 1
+    paths = list(iter_candidate_files(root))
+    every = -(-len(paths) // 50)  # at most 50 reports, however many files
+    for n, path in enumerate(paths, 1):
         result = scan_one_file(path)
         if isinstance(result, SkippedFile):
             skipped.append(result)
         else:
             files.append(result)
-    return FolderScan(root, tuple(files), tuple(skipped), n_seen)
+        if progress is not None and (n % every == 0 or n == len(paths)):
+            progress(f"scanned {n} of {len(paths)} files")
+    return FolderScan(root, tuple(files), tuple(skipped), len(paths))
 
 
 def scan_one_file(path: Path) -> ScannedFile | SkippedFile:
