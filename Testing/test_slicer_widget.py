@@ -234,6 +234,39 @@ def test_cancel_stops_the_worker_inside_a_library_call(module):
     assert not worker[0].is_alive()  # and the worker stopped (10 000 calls would take minutes)
 
 
+def test_cancel_during_an_import_leaves_imports_working(module, tmp_path, monkeypatch):
+    """Cancel while the worker imports a module (the library's first use): the cancel waits
+    until the import is done, so the interpreter's import lock is not left taken (every later
+    import, the GUI's too, waited for ever)."""
+    import importlib
+    import sys
+    import threading
+
+    from RefractureRiskSlicer import tasks
+
+    (tmp_path / "rr_slow_import.py").write_text("import time\ntime.sleep(0.4)\nDONE = True\n")
+    (tmp_path / "rr_later_import.py").write_text("DONE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def work(progress):
+        importlib.import_module("rr_slow_import")  # Cancel is pressed in here
+        while True:
+            sum(i for i in range(1000))
+
+    worker = []
+    with pytest.raises(tasks.Cancelled):
+        tasks.runInBackground(work, lambda progress: True, worker=worker)
+    worker[0].join(5.0)
+    assert not worker[0].is_alive()  # stopped after its import
+    assert sys.modules["rr_slow_import"].DONE
+    later = threading.Thread(target=importlib.import_module, args=("rr_later_import",))
+    later.start()
+    later.join(5.0)
+    assert not later.is_alive(), "an import after the cancel waits for ever"
+    for name in ("rr_slow_import", "rr_later_import"):
+        sys.modules.pop(name, None)
+
+
 @pytest.fixture(scope="module")
 def dicom_folder(tmp_path_factory):
     """A small IDEAL-IQ-style DICOM study of the phantom (PDFF and R2* series)."""
@@ -260,6 +293,24 @@ def test_loading_a_dicom_folder_through_the_panel(widget, env, dialogs, dicom_fo
     assert study.pdff.array.max() <= 100.0 and study.provenance.study_uid
     assert widget.logic.dicomSource and len(widget.logic.dicomSource[0]) == study.grid.shape[0]
     assert dialogs and dialogs[-1].closed and "DICOM" in dialogs[-1].labelText
+
+
+def test_loading_reports_files_scanned_and_series_read(widget, dicom_folder):
+    """The panel's loading step (what runLong runs) reports real progress from the library's
+    callbacks: every few files scanned, then each series read; more than twice, never going
+    back, to the end."""
+    reports = []
+    widget.logic.readDicomFolder(str(dicom_folder), lambda *report: reports.append(report))
+    n_files = sum(1 for p in dicom_folder.rglob("*") if p.is_file())
+    fractions = [fraction for _message, fraction in reports]
+    assert len(reports) > 2 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [message for message, _fraction in reports]
+    assert f"scanned {n_files} of {n_files} files" in messages
+    assert sum(m.startswith("scanned ") for m in messages) > 2
+    assert [m.split(" (")[0] for m in messages if m.startswith("read ")] == [
+        "read 1 of 2 series",
+        "read 2 of 2 series",
+    ]
 
 
 def test_cancelled_loading_adds_nothing(widget, env, dialogs, dicom_folder, monkeypatch):

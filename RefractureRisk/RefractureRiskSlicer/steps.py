@@ -9,7 +9,7 @@ their library calls.
 import dataclasses
 import os
 
-from . import fatwater
+from . import fatwater, tasks
 from .library import lib
 from .mrml import LEVELS
 
@@ -38,14 +38,15 @@ class WorkflowSteps:
             return study, None, companions
         say = progress or (lambda *args: None)
         say("scanning the DICOM headers", 0.0)
-        scan = lib("io.dicom_scan").scan_files(folder)
+        scan = lib("io.dicom_scan").scan_files(folder, tasks.libraryProgress(progress, 0.0, 0.7))
         report = lib("io.dicom_series").build_report(scan)
         found = fatwater.echoSeriesIn(report)
         if found:
             raise fatwater.EchoSeriesError(folder, found)
-        say("reading the series", 0.5)
-        loaded = lib("io.dicom_load").load_study_with_report(folder, report=report)
-        say("study read", 0.95)
+        loaded = lib("io.dicom_load").load_study_with_report(
+            folder, report=report, progress=tasks.libraryProgress(progress, 0.7, 0.98)
+        )
+        say("study read", 1.0)
         files, frames = lib("pipeline").pdff_source(loaded)
         pdff = loaded.study.provenance.series.get("pdff")
         return loaded.study, ([str(f) for f in files], frames, pdff and pdff.series_uid)

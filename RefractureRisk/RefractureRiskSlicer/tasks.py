@@ -5,22 +5,28 @@ types only (never MRML or Qt, which belong to the GUI thread); the GUI thread wa
 that lets the worker run, and every ``intervalS`` (50 ms) calls ``poll``, which shows the
 progress, processes the application's events and says whether the user pressed Cancel.
 
-Progress: the work receives a :class:`Progress` and calls it between its steps (the library's
-own ``progress`` callbacks are passed the same object). Cancel: once requested, the worker
-raises :class:`Cancelled` at its next Python bytecode, also deep inside a library call that
-reports no progress (CPython's ``PyThreadState_SetAsyncExc``, which costs the work nothing: a
-trace function checking a flag at every call cost a live point update about 10 % of its CPU
-time). The GUI side does not wait for the worker: :func:`runInBackground` raises
-:class:`Cancelled` at once, and the worker, which holds no MRML node, stops on its own; a
-cancelled step never reaches the scene.
+Progress: the work receives a :class:`Progress` and calls it between its steps; the library's
+own ``progress(message)`` callbacks report to it through :func:`libraryProgress`. Cancel: once
+requested, the worker raises :class:`Cancelled` at its next Python bytecode outside an import
+(:func:`raiseInThread`), also deep inside a library call that reports no progress (CPython's
+``PyThreadState_SetAsyncExc``, which costs the work nothing: a trace function checking a flag
+at every call cost a live point update about 10 % of its CPU time). The GUI side does not
+wait for the worker: :func:`runInBackground` raises :class:`Cancelled` at once, and the
+worker, which holds no MRML node, stops on its own; a cancelled step never reaches the scene.
 """
 
 import ctypes
 import re
+import sys
 import threading
+import time
 
 #: How often the GUI thread processes events while a long step runs (seconds).
 POLL_INTERVAL_S = 0.05
+#: Code a cancel never interrupts (see raiseInThread): the import system anywhere on the
+#: stack, the lock handling of these modules as the innermost frame.
+IMPORT_CODE = ("<frozen importlib", "/importlib/")
+LOCK_CODE = ("/threading.py", "/logging/", "/queue.py", "/concurrent/futures/")
 
 
 class Cancelled(BaseException):
@@ -123,10 +129,40 @@ def runInBackground(work, poll, intervalS=POLL_INTERVAL_S, worker=None):
     return outcome["result"]
 
 
-def raiseInThread(thread, exceptionType):
+def raiseInThread(thread, exceptionType, waitS=0.01):
     """Raise ``exceptionType`` in ``thread`` at its next Python bytecode (a C call running
-    there finishes first); nothing happens when the thread has ended."""
+    there finishes first), once the thread is outside the import system and the standard
+    library's lock handling (:func:`_safeToInterrupt`): a watcher thread waits for that,
+    looking every ``waitS`` seconds. Nothing happens when the thread has ended.
+
+    An exception raised inside an import can leave the interpreter's import lock held for ever
+    (the next import anywhere, the GUI's too, then waits for ever): this happened when Cancel
+    was pressed while a step imported the library on first use."""
+
+    def deliver():
+        while thread.is_alive():
+            if _safeToInterrupt(sys._current_frames().get(thread.ident)):
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread.ident), ctypes.py_object(exceptionType)
+                )
+                return
+            time.sleep(waitS)
+
     if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(exceptionType)
-        )
+        threading.Thread(target=deliver, name="RefractureRisk cancel", daemon=True).start()
+
+
+def _safeToInterrupt(frame):
+    """False while ``frame`` (a thread's innermost frame) or a caller is in the import system,
+    or while the innermost frame handles locks in threading, logging, queue or
+    concurrent.futures (an exception between taking a lock and the ``try`` that releases it
+    would keep it taken)."""
+    innermost = True
+    while frame is not None:
+        name = frame.f_code.co_filename.replace("\\", "/")
+        if any(part in name for part in IMPORT_CODE) or (
+            innermost and any(part in name for part in LOCK_CODE)
+        ):
+            return False
+        frame, innermost = frame.f_back, False
+    return True
