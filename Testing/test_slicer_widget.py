@@ -357,6 +357,20 @@ def test_the_gui_processes_events_every_100_ms_during_detection(widget, module, 
     assert dialogs and dialogs[-1].closed and dialogs[-1].value > 0
 
 
+def test_detection_reports_the_library_steps(widget):
+    """Detecting vertebrae shows automatic_rois' own steps as they start, each a share of the
+    bar, never going back (issue 16, point 2)."""
+    reports = []
+    study = widget.logic.generatePhantomStudy(seed=0).study
+    widget.logic.detectVertebrae(study, progress=lambda *report: reports.append(report))
+    messages = [message for message, _fraction in reports]
+    fractions = [fraction for _message, fraction in reports]
+    assert {"finding the vertebral column", "naming the levels", "placing the ROIs"} <= set(
+        messages
+    )
+    assert len(set(fractions)) > 4 and fractions == sorted(fractions), reports
+
+
 def test_cancelled_detection_leaves_the_scene_as_it_was(widget, env, dialogs):
     logic = widget.logic
     nodes = logic.addStudyToScene(logic.generatePhantomStudy(seed=0).study, baseName="p")

@@ -13,6 +13,9 @@ from . import fatwater, tasks
 from .library import lib
 from .mrml import LEVELS
 
+#: Steps roi.auto.automatic_rois announces (column, bodies, count, segmentation, ROIs).
+AUTOMATIC_ROI_STEPS = 5
+
 
 class WorkflowSteps:
     """Library compositions of the panel's steps (a mixin of RefractureRiskLogic)."""
@@ -117,12 +120,12 @@ class WorkflowSteps:
         """Automatic ROIs with level labels; ``anchor`` = (level, RAS point) fixes the labels."""
         say = progress or (lambda *args: None)
         auto = lib("roi.auto")
-        say("finding the column and the vertebral bodies", 0.05)
         result = auto.automatic_rois(
             study,
             anchor=auto.Anchor(anchor[0], tuple(anchor[1])) if anchor else None,
             reader=reader or "automatic",
             index_levels=indexLevels,
+            progress=tasks.libraryProgress(progress, 0.02, 0.9, steps=AUTOMATIC_ROI_STEPS),
         )
         say("checking the levels", 0.9)
         return lib("roi.qc").apply_qc(result, study, indexLevels)

@@ -69,17 +69,21 @@ class Progress:
         return self._cancel.is_set()
 
 
-def libraryProgress(progress, start, end):
+def libraryProgress(progress, start, end, steps=None):
     """A library ``progress(message)`` callback that reports to ``progress`` (a
     :class:`Progress`, or None) with a fraction between ``start`` and ``end``, read from the
     message's "12%" or "3 of 40": the library's messages carry their counts, not a fraction.
-    A message without a count keeps the fraction; it never goes back."""
-    reached = [start]
+    ``steps``: for a library call that says only which of its ``steps`` steps starts (e.g.
+    automatic_rois), the k-th message without a count starts the k-th equal share. A message
+    without a count otherwise keeps the fraction; it never goes back."""
+    reached, started = [start], [0]
 
     def say(message):
         done = _fractionIn(str(message))
+        if done is None and steps:
+            done, started[0] = started[0] / steps, started[0] + 1
         if done is not None:
-            reached[0] = max(reached[0], start + (end - start) * done)
+            reached[0] = max(reached[0], start + (end - start) * min(done, 1.0))
         if progress is not None:
             progress(message, reached[0])
 
