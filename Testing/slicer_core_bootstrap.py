@@ -361,8 +361,15 @@ def install_fake_qt():
             return lambda *args, **kwargs: None
 
     qt.QInputDialog = QInputDialog
-    # any other Qt class (widgets built in code): a recorder
-    qt.__getattr__ = lambda name: lambda *args, **kwargs: RecordingWidget(name)
+
+    # any other Qt class (widgets built in code): a recorder; never a module attribute such as
+    # __file__ (tools that walk sys.modules, e.g. hypothesis, read it)
+    def qt_class(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: RecordingWidget(name)
+
+    qt.__getattr__ = qt_class
     sys.modules["qt"] = qt
     return qt
 
