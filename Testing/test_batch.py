@@ -493,3 +493,19 @@ def test_discovery_and_bad_inputs(cohort, tmp_path, capsys):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_out_naming_a_patients_study_folder_is_refused(cohort, capsys):
+    """--out naming a folder of the root that holds a patient's study would be left out of the
+    studies and written into: refused before anything is created, the folder unchanged."""
+    from RefractureRiskLib.batch import runner
+    from RefractureRiskLib.batch.places import BATCH_OUTPUTS
+
+    assert set(BATCH_OUTPUTS) == {runner.PATIENTS_DIR, runner.COHORT_FILE, runner.STATUS_FILE}
+    study = cohort["root"] / GOOD[0]
+    before = sorted(p.name for p in study.iterdir())
+    argv = ["batch", str(cohort["root"]), "--clinical", str(cohort["clinical"])]
+    code = cli_main([*argv, "--out", str(study)])
+    err = capsys.readouterr().err
+    assert code == 2 and "choose another --out" in err and str(study) in err
+    assert sorted(p.name for p in study.iterdir()) == before

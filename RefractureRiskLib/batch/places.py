@@ -28,6 +28,13 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
     _check_studies_apart(studies, folders)
     if out_path == root_path or any(out_path.is_relative_to(f) for f in folders):
         raise InputError(out, "is the batch's input folder or inside a study; choose another --out")
+    if root_path is not None and out_path.parent == root_path and _holds_other_files(out_path):
+        # a folder of the root is a patient's study: as --out it is left out of the studies
+        raise InputError(
+            out,
+            "is a folder of the batch's input that holds files of its own (a patient's study?) "
+            "and no earlier batch's results; choose another --out",
+        )
     url = store_url(store, create=False)
     if _in_memory(url):
         raise InputError(
@@ -47,6 +54,18 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
             f"the measurement store would be written into the batch's input ({inside[0]}); "
             "give --store a place outside it (default: in --out)",
         )
+
+
+#: What a batch writes into --out (an earlier run's results may be resumed there).
+BATCH_OUTPUTS = ("patients", "batch_status.csv", "cohort.csv")
+
+
+def _holds_other_files(folder: Path) -> bool:
+    """True when ``folder`` exists, holds something, and none of it is a batch's results."""
+    if not folder.is_dir():
+        return False
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    return bool(names) and not names & set(BATCH_OUTPUTS)
 
 
 def _in_memory(url: str) -> bool:
