@@ -114,3 +114,16 @@ def test_compute_maps_cancel_by_callback_or_by_raising_progress(small_echoes):
     with pytest.raises(StopError):
         compute_maps(small_echoes, progress=progress)
     assert not any("separation done" in m for m in calls)
+
+
+def test_reading_echo_dicom_reports_the_header_scan(analysed_echoes):
+    """Reading a DICOM echo folder reports the header scan with its counts (what the Slicer
+    panel turns into its progress bar), before the separation starts."""
+    from RefractureRiskLib.maps.fatwater.compute import load_echoes
+
+    _ph, out, _rc = analysed_echoes
+    messages: list[str] = []
+    echoes = load_echoes(out.parent / "dicom", progress=messages.append)
+    scans = [m for m in messages if m.startswith("scanned")]
+    assert len(scans) >= 2 and scans[-1].startswith(f"scanned {scans[-1].split()[3]} of")
+    assert echoes.n_echoes >= 3

@@ -59,7 +59,9 @@ def computeMaps(folder, progress=None, spectrum=None, precession="auto"):
     fraction); its cancel (it raises tasks.Cancelled) stops the separation."""
     say = progress or (lambda *args: None)
     say("reading the echo images", 0.02)
-    echoSet = lib("maps.fatwater.compute").load_echoes(folder, precession)
+    echoSet = lib("maps.fatwater.compute").load_echoes(
+        folder, precession, tasks.libraryProgress(say, 0.02, 0.2)
+    )
     options = {"spectrum": spectrum} if spectrum else {}
     study, result = lib("maps.fatwater.study").echo_study(
         echoSet, precession=precession, progress=tasks.libraryProgress(say, 0.2, 0.98), **options

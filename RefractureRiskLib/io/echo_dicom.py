@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +85,15 @@ def _echo_key(frame: FrameRef) -> tuple[int, float]:
     return (frame.echo_number or 0, round(te, 3))
 
 
-def _collect(root: Path) -> tuple[dict, set[float], set[str]]:
+def _collect(
+    root: Path, progress: Callable[[str], None] | None = None
+) -> tuple[dict, set[float], set[str]]:
     """Raw echo frames under ``root`` by echo and component, field strengths and vendors.
 
     Echoes are keyed by EchoNumbers when every frame has one, else by echo time."""
     frames: dict[tuple[tuple[int, float], str], list[FrameRef]] = defaultdict(list)
     b0_values, vendors = set(), set()
-    for f in scan_files(root).files:
+    for f in scan_files(root, progress).files:
         for fr in f.frames:
             comp = frame_component(fr)
             if comp is None:
@@ -144,12 +147,13 @@ def _read_echo(root: Path, name: str, comps: dict[str, list[FrameRef]], grid):
     return stacks[0] * np.exp(1j * rad), tes.pop(), rule, grid
 
 
-def read_echo_dicom(folder: str | Path) -> EchoSet:
+def read_echo_dicom(folder: str | Path, progress: Callable[[str], None] | None = None) -> EchoSet:
     """Read the raw multi-echo images under ``folder``, phase as stored (the precession sense
     is chosen by :func:`RefractureRiskLib.maps.fatwater.precession.choose_precession`, which
-    needs the signal model). InputError names the reason."""
+    needs the signal model). InputError names the reason. ``progress`` hears the header scan
+    ("scanned k of n files")."""
     root = Path(folder)
-    by_echo, b0_values, vendors = _collect(root)
+    by_echo, b0_values, vendors = _collect(root, progress)
     if len(by_echo) < 3:
         raise InputError(
             root, f"{len(by_echo)} echo(es) found; fat-water separation with R2* needs at least 3"

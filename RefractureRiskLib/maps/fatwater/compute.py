@@ -33,11 +33,13 @@ class SeparationCancelledError(Exception):
         super().__init__(message)
 
 
-def load_echoes(path: str | Path, precession: str = "auto") -> EchoSet:
+def load_echoes(
+    path: str | Path, precession: str = "auto", progress: Callable[[str], None] | None = None
+) -> EchoSet:
     """The :class:`EchoSet` of an imDataParams ``.mat`` file or a folder of multi-echo DICOM.
 
     ``precession`` (DICOM only; a .mat file states it): ``auto`` (fit both senses, keep the
-    better), ``clockwise`` or ``counterclockwise``."""
+    better), ``clockwise`` or ``counterclockwise``. ``progress`` hears the DICOM header scan."""
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".mat":
         from RefractureRiskLib.io.echo_mat import read_echo_mat
@@ -47,7 +49,7 @@ def load_echoes(path: str | Path, precession: str = "auto") -> EchoSet:
         from RefractureRiskLib.io.echo_dicom import read_echo_dicom
         from RefractureRiskLib.maps.fatwater.precession import choose_precession
 
-        return choose_precession(read_echo_dicom(p), precession)
+        return choose_precession(read_echo_dicom(p, progress), precession)
     if not p.exists():
         raise InputError(p, "not found")
     raise InputError(p, "expected an imDataParams .mat file or a folder of DICOM echoes")
@@ -91,6 +93,6 @@ def compute_maps(
         echoes = source
     else:
         say(f"reading echoes from {source}")
-        echoes = load_echoes(source, precession)
+        echoes = load_echoes(source, precession, say)
     say(f"{echoes.n_echoes} echoes, B0 {echoes.field_strength_t:g} T: separating water and fat")
     return separate(echoes, spectrum, progress=say)
