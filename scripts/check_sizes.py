@@ -39,8 +39,6 @@ ALLOWED: dict[str, int] = {
     "RefractureRiskLib/roi/detection.py::split_at_dips": 65,
     "RefractureRiskLib/roi/labelling.py::label_segments": 73,
     "RefractureRiskLib/roi/manual.py::rois_from_labelmap": 81,
-    "RefractureRiskLib/store/measurements.py": 589,
-    "RefractureRiskLib/store/measurements.py::MeasurementStore._record_study": 75,
 }
 
 

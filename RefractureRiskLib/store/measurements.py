@@ -21,13 +21,10 @@ sharing one store record each study once.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,90 +34,28 @@ from sqlalchemy.engine import Engine
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.hashing import file_sha256
-
-SCHEMA_VERSION = 1
-#: ``store_info`` row ``application`` of every store this software creates.
-APPLICATION = "RefractureRisk measurement store"
-#: The tables of a store (the ``analysis_keys`` table came later and is added on opening).
-CORE_TABLES = frozenset({"study_runs", "measurements", "failures", "store_info"})
-
-_meta = sa.MetaData()
-
-#: One row per completed study submission (the unit of a transaction).
-study_runs = sa.Table(
-    "study_runs",
-    _meta,
-    sa.Column("run_id", sa.String(36), primary_key=True),
-    sa.Column("patient_id", sa.String(64), nullable=False, index=True),
-    sa.Column("study_uid", sa.String(128), nullable=False, index=True),
-    sa.Column("reader", sa.String(128), nullable=False),
-    sa.Column("session", sa.Integer, nullable=False),
-    sa.Column("roi_method", sa.String(32), nullable=False),
-    sa.Column("software_version", sa.String(32), nullable=False),
-    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
-    sa.Column("n_measurements", sa.Integer, nullable=False),
-    sa.Column("provenance_json", sa.Text, nullable=False),
+from RefractureRiskLib.store.connection import (
+    _not_a_store,
+    _safe_url,
+    _sqlite_path,
+    _sqlite_tables,
+    is_store,
+    make_engine,
+    store_url,
 )
-
-#: One row per (level, map) statistic set; never updated in place.
-measurements = sa.Table(
-    "measurements",
+from RefractureRiskLib.store.rows import _now, measurement_row, run_row
+from RefractureRiskLib.store.schema import (
+    APPLICATION,
+    SCHEMA_VERSION,
     _meta,
-    sa.Column("measurement_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(36), sa.ForeignKey("study_runs.run_id"), nullable=False),
-    sa.Column("patient_id", sa.String(64), nullable=False),
-    sa.Column("study_uid", sa.String(128), nullable=False),
-    sa.Column("series_uid", sa.String(128)),
-    sa.Column("level", sa.String(8), nullable=False),
-    sa.Column("map", sa.String(16), nullable=False),
-    sa.Column("unit", sa.String(16), nullable=False),
-    sa.Column("reader", sa.String(128), nullable=False),
-    sa.Column("session", sa.Integer, nullable=False),
-    sa.Column("roi_method", sa.String(32), nullable=False),
-    sa.Column("roi_geometry_json", sa.Text),
-    sa.Column("labelmap_path", sa.Text),
-    sa.Column("labelmap_sha256", sa.String(64)),
-    sa.Column("flags", sa.String(128), nullable=False, default=""),
-    sa.Column("included", sa.Boolean, nullable=False),
-    sa.Column("n_voxels", sa.Integer),
-    sa.Column("mean", sa.Float),
-    sa.Column("sd", sa.Float),
-    sa.Column("median", sa.Float),
-    sa.Column("statistics_json", sa.Text, nullable=False),
-    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
-    sa.Column("software_version", sa.String(32), nullable=False),
-    sa.Column("supersedes_id", sa.Integer, nullable=True),
-    sa.Index("ix_measurement_key", "patient_id", "study_uid", "level", "map", "reader", "session"),
+    analysis_keys,
+    failures,
+    measurements,
+    store_info,
+    study_runs,
 )
-
-#: Failed attempts, kept for the record and for retries (a later success supersedes them).
-failures = sa.Table(
-    "failures",
-    _meta,
-    sa.Column("failure_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("patient_id", sa.String(64), nullable=False, index=True),
-    sa.Column("source", sa.Text),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
-    sa.Column("software_version", sa.String(32), nullable=False),
-)
-
-store_info = sa.Table(
-    "store_info",
-    _meta,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-
-#: One row per recorded analysis fingerprint (inputs + settings + software version).
-analysis_keys = sa.Table(
-    "analysis_keys",
-    _meta,
-    sa.Column("analysis_key", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(36), sa.ForeignKey("study_runs.run_id"), nullable=False),
-    sa.Column("patient_id", sa.String(64), nullable=False),
-    sa.Column("recorded_at_utc", sa.String(32), nullable=False),
+from RefractureRiskLib.store.schema import (
+    CORE_TABLES as CORE_TABLES,  # re-exported: importable from here as before
 )
 
 
@@ -154,83 +89,6 @@ class StudySubmission:
     session: int = 1
     labelmap_path: str | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    x = float(value)
-    return x if math.isfinite(x) else None
-
-
-def _json(obj: Any) -> str:
-    def default(o: Any) -> Any:
-        if hasattr(o, "item"):
-            return o.item()
-        return str(o)
-
-    return json.dumps(obj, sort_keys=True, default=default, allow_nan=True)
-
-
-def store_url(location: str | Path, create: bool = True) -> str:
-    """SQLAlchemy URL for ``location``: a URL is kept, a path becomes a SQLite file URL.
-
-    ``create``: make the file's folder (not when the store is only read).
-    """
-    text = str(location)
-    if "://" in text:
-        return text
-    path = Path(text)
-    if path.suffix == "" and (path.is_dir() or not path.exists()):
-        path = path / "measurements.sqlite" if path.is_dir() else path.with_suffix(".sqlite")
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path.resolve()}"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None for an in-memory database or another dialect)."""
-    parsed = sa.engine.make_url(url)
-    if not parsed.drivername.startswith("sqlite") or not parsed.database:
-        return None
-    if parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
-
-
-def _sqlite_tables(path: Path) -> tuple[set[str], dict[str, str]]:
-    """Table names and ``store_info`` rows of a SQLite file, read with ``mode=ro`` (the file
-    is never modified, whatever it is)."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        info: dict[str, str] = {}
-        if "store_info" in tables:
-            info = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM store_info")}
-        return tables, info
-    finally:
-        conn.close()
-
-
-def is_store(tables: set[str], info: Mapping[str, str]) -> bool:
-    """Whether a database with these tables and ``store_info`` rows is a measurement store:
-    it carries the marker, or (a store of an older version) has the store's tables."""
-    if info.get("application") == APPLICATION:
-        return True
-    return tables >= CORE_TABLES and "schema_version" in info
-
-
-def _safe_url(url: str) -> str:
-    """``url`` for messages: a SQLite store's file, any other with its password masked."""
-    try:
-        path = _sqlite_path(url)
-        return str(path) if path else sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "measurement store URL"
 
 
 class MeasurementStore:
@@ -324,45 +182,7 @@ class MeasurementStore:
                 f"store schema version {found}, this software expects {SCHEMA_VERSION}",
             )
 
-    @staticmethod
-    def _make_engine(url: str, read_only: bool = False) -> Engine:
-        if url.startswith("sqlite") and read_only:
-            path = _sqlite_path(url)
-            if path is not None:  # mode=ro: SQLite itself refuses every write
-                url = f"sqlite:///{path.resolve().as_uri()}?mode=ro&uri=true"
-            engine = sa.create_engine(url, connect_args={"timeout": 60})
-
-            @sa.event.listens_for(engine, "connect")
-            def _sqlite_ro_pragmas(dbapi_conn: Any, _record: Any) -> None:
-                dbapi_conn.execute("PRAGMA busy_timeout=60000")
-
-            return engine
-        if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": 60})
-
-            @sa.event.listens_for(engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-                # WAL lets readers run beside a writer; the busy timeout makes writers queue.
-                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA busy_timeout=60000")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-
-            @sa.event.listens_for(engine, "begin")
-            def _sqlite_begin(conn: Any) -> None:
-                # Take the write lock at BEGIN so two writers never interleave a study.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-            return engine
-        if read_only and url.startswith("postgresql"):
-            return sa.create_engine(
-                url,
-                pool_pre_ping=True,
-                connect_args={"options": "-c default_transaction_read_only=on"},
-            )
-        return sa.create_engine(url, pool_pre_ping=True)
+    _make_engine = staticmethod(make_engine)
 
     # -- writing ---------------------------------------------------------------------------
     def record_study(
@@ -406,51 +226,12 @@ class MeasurementStore:
                 known = conn.execute(q).first()
                 if known is not None and not reanalyze:
                     return None
-            conn.execute(
-                study_runs.insert().values(
-                    run_id=run_id,
-                    patient_id=submission.patient_id,
-                    study_uid=submission.study_uid,
-                    reader=submission.reader,
-                    session=submission.session,
-                    roi_method=submission.roi_method,
-                    software_version=__version__,
-                    recorded_at_utc=now,
-                    n_measurements=len(submission.measurements),
-                    provenance_json=_json(dict(submission.provenance)),
-                )
-            )
+            conn.execute(study_runs.insert().values(**run_row(run_id, submission, now)))
             current = self._current_ids(conn, submission)
-            rows = []
-            for m in submission.measurements:
-                stats = {k: _finite_or_none(v) for k, v in m.statistics.items()}
-                rows.append(
-                    {
-                        "run_id": run_id,
-                        "patient_id": submission.patient_id,
-                        "study_uid": submission.study_uid,
-                        "series_uid": m.series_uid,
-                        "level": m.level,
-                        "map": m.map,
-                        "unit": m.unit,
-                        "reader": submission.reader,
-                        "session": submission.session,
-                        "roi_method": submission.roi_method,
-                        "roi_geometry_json": _json(m.roi_geometry) if m.roi_geometry else None,
-                        "labelmap_path": submission.labelmap_path,
-                        "labelmap_sha256": sha,
-                        "flags": ",".join(sorted(m.flags)),
-                        "included": bool(m.included),
-                        "n_voxels": int(stats["n_voxels"]) if stats.get("n_voxels") else None,
-                        "mean": stats.get("mean"),
-                        "sd": stats.get("sd"),
-                        "median": stats.get("median"),
-                        "statistics_json": _json(stats),
-                        "recorded_at_utc": now,
-                        "software_version": __version__,
-                        "supersedes_id": current.get((m.level, m.map)),
-                    }
-                )
+            rows = [
+                measurement_row(m, run_id, submission, sha, now, current.get((m.level, m.map)))
+                for m in submission.measurements
+            ]
             conn.execute(measurements.insert(), rows)
             if analysis_key is not None:
                 key_row = {"run_id": run_id, "patient_id": submission.patient_id}
@@ -578,12 +359,3 @@ class MeasurementStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _not_a_store(tables: set[str]) -> str:
-    shown = ", ".join(sorted(tables)[:6]) + (" ..." if len(tables) > 6 else "")
-    held = f"tables {shown}" if tables else "no tables"
-    return (
-        f"not a RefractureRisk measurement store ({held}); it is left as it is: give the "
-        "store a batch created, or a new file name"
-    )
