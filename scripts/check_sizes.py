@@ -30,7 +30,6 @@ MODULE_LIMIT = 400
 #: size when listed. Lower a number when an item shrinks; delete the entry when it is under.
 ALLOWED: dict[str, int] = {
     # --- modules and functions still to split
-    "RefractureRiskLib/commands/batch.py::add_arguments": 81,
     "RefractureRiskLib/report/figure.py::draw_map": 61,
     # --- in code others were changing while this list was made (roi/, io/dicom_*, io/echo_*,
     # pipeline.py, batch/, store/, maps/fatwater/, core/atomic.py, commands/fatwater.py)

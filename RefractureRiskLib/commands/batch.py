@@ -45,6 +45,14 @@ EPILOG = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
+    _add_inputs_and_output(parser)
+    _add_where_it_runs(parser)
+    _add_store_options(parser)
+    _add_analysis_options(parser)
+
+
+def _add_inputs_and_output(parser: argparse.ArgumentParser) -> None:
+    """The studies, the cohort's clinical table and the output folder."""
     parser.add_argument(
         "root",
         type=Path,
@@ -59,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without a row is measured without risk and reported",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+
+
+def _add_where_it_runs(parser: argparse.ArgumentParser) -> None:
+    """Worker processes here, or a Dask cluster."""
     parser.add_argument(
         "--workers",
         type=int,
@@ -77,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run on a local Dask cluster of --workers processes",
     )
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    """Who is recorded, in which store, and which studies are (re)analysed."""
     parser.add_argument(
         "--reader", default="automatic", help="reader name recorded with every measurement"
     )
@@ -97,6 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="analyse and record again the studies the store already holds with the same "
         "inputs and settings (default: skip them)",
     )
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """The model, the maps' units, missing model inputs, and what is written per patient."""
     parser.add_argument("--model", type=Path, help="model file (default: demonstration model)")
     parser.add_argument(
         "--pdff-unit",
