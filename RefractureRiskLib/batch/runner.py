@@ -1,5 +1,8 @@
 """The batch run: which patients to analyse, the executor, recording each result in the store
-(the parent process is its only writer), progress, the cohort table and the run's summary."""
+(the parent process is its only writer), progress, the cohort table and the run's summary.
+
+The plan (which studies, with which options and keys) is :mod:`RefractureRiskLib.batch.plan`'s;
+the tables written into ``--out`` are :mod:`RefractureRiskLib.batch.outputs`'."""
 
 from __future__ import annotations
 
@@ -17,9 +20,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from RefractureRiskLib.batch.cohort import CohortBuild, cohort_table
-from RefractureRiskLib.batch.inputs import _index_levels, discover_studies, read_clinical_text
+from RefractureRiskLib.batch.inputs import discover_studies, read_clinical_text
 from RefractureRiskLib.batch.lock import batch_lock
+from RefractureRiskLib.batch.outputs import (
+    COHORT_FILE as COHORT_FILE,  # re-exported: importable from here as before
+)
+from RefractureRiskLib.batch.outputs import COHORT_PROBLEMS_FILE, STATUS_FILE, write_tables
 from RefractureRiskLib.batch.places import check_places
+from RefractureRiskLib.batch.plan import plan_studies, select_tasks
 from RefractureRiskLib.batch.progress import Progress
 from RefractureRiskLib.batch.workers import (
     REPLACED_PREFIX,
@@ -30,19 +38,14 @@ from RefractureRiskLib.batch.workers import (
     _run_dask,
     _run_in_process,
     _run_processes,
-    analysis_key,
 )
-from RefractureRiskLib.core.atomic import OutputSet, recover
+from RefractureRiskLib.core.atomic import recover
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.dev.schema import problems_frame
-from RefractureRiskLib.pipeline import AnalysisOptions, load_clinical
+from RefractureRiskLib.pipeline import AnalysisOptions
 from RefractureRiskLib.store.measurements import MeasurementStore, _safe_url
 
 PATIENTS_DIR = "patients"
 STORE_FILE = "measurements.sqlite"
-COHORT_FILE = "cohort.csv"
-COHORT_PROBLEMS_FILE = "cohort_problems.csv"
-STATUS_FILE = "batch_status.csv"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,59 +252,58 @@ def _run_locked(
     t0: float,
     run_notes: list[str],
 ) -> BatchSummary:
-    out = config.out
-    patients_dir = out / PATIENTS_DIR
+    patients_dir = config.out / PATIENTS_DIR
     clinical_ids = set(clinical_table["patient_id"])
     previously_failed = set(store.failed_patients())
-    outcomes: dict[str, PatientOutcome] = {}
-    tasks: list[BatchTask] = []
-    notes: dict[str, str] = {}
-    planned: list[tuple[Any, Mapping[str, Any] | None, AnalysisOptions, str]] = []
-    for s in studies:
-        retry = not config.retry_failed_only or s.patient_id in previously_failed
-        clinical: Mapping[str, Any] | None = None
-        if s.patient_id in clinical_ids:
-            try:
-                clinical = load_clinical(config.clinical, s.patient_id)
-            except InputError as err:  # e.g. the patient_id appears twice
-                if not retry:
-                    continue
-                store.record_failure(s.patient_id, str(err), source=str(s.study_path))
-                outcomes[s.patient_id] = PatientOutcome(s.patient_id, "failed", str(err))
-                continue
-        options = replace(
-            config.options, index_levels=_index_levels(clinical, config.options.index_levels)
-        )
-        key = analysis_key(s.patient_id, s.study_path, clinical, options)
-        planned.append((s, clinical, options, key))
+    planned, refused = plan_studies(config, studies, clinical_ids, previously_failed, store)
+    outcomes = {pid: PatientOutcome(pid, "failed", reason) for pid, reason in refused.items()}
     recorded = set() if config.reanalyze else store.recorded_analyses(p[3] for p in planned)
-    for s, clinical, options, key in planned:
-        if key in recorded:
-            outcomes[s.patient_id] = PatientOutcome(s.patient_id, "skipped")
-            continue
-        if config.retry_failed_only and s.patient_id not in previously_failed:
-            continue
-        if s.patient_id not in clinical_ids:
-            notes[s.patient_id] = (
-                "not in the clinical table: measured and recorded, no risk, not in the cohort table"
-            )
-        tasks.append(
-            BatchTask(s.patient_id, str(s.study_path), clinical, options, str(patients_dir), key)
-        )
+    tasks, skipped, notes = select_tasks(
+        config, planned, recorded, previously_failed, clinical_ids, patients_dir
+    )
+    outcomes.update({pid: PatientOutcome(pid, "skipped") for pid in skipped})
     if tasks:
         patients_dir.mkdir(exist_ok=True)
     if stream is not None:
-        print(
-            f"batch: {len(studies)} studies, {len(recorded)} already recorded with the same "
-            f"inputs and settings, {len(tasks)} to analyse with {config.executor}; store "
-            f"{_safe_url(store.url)}",
-            file=stream,
-            flush=True,
-        )
-        for note in run_notes:
-            print(f"note: {note}", file=stream, flush=True)
+        _announce(stream, config, len(studies), len(recorded), len(tasks), store, run_notes)
+    outcomes.update(_analyse_and_record(config, tasks, notes, store, stream, t0))
+    return _summarise(config, studies, clinical_table, store, outcomes, run_notes, t0)
+
+
+def _announce(
+    stream: TextIO,
+    config: BatchConfig,
+    n_studies: int,
+    n_recorded: int,
+    n_tasks: int,
+    store: MeasurementStore,
+    run_notes: Sequence[str],
+) -> None:
+    """The run's plan, and the notes of what the lock's recovery found, before any analysis."""
+    print(
+        f"batch: {n_studies} studies, {n_recorded} already recorded with the same "
+        f"inputs and settings, {n_tasks} to analyse with {config.executor}; store "
+        f"{_safe_url(store.url)}",
+        file=stream,
+        flush=True,
+    )
+    for note in run_notes:
+        print(f"note: {note}", file=stream, flush=True)
+
+
+def _analyse_and_record(
+    config: BatchConfig,
+    tasks: Sequence[BatchTask],
+    notes: Mapping[str, str],
+    store: MeasurementStore,
+    stream: TextIO | None,
+    t0: float,
+) -> dict[str, PatientOutcome]:
+    """Run the tasks on the configured executor and record each result as it arrives;
+    ``finished_s`` of an outcome counts from ``t0`` (the batch's start)."""
     sources = {t.patient_id: t.study_path for t in tasks}
     keys = {t.patient_id: t.analysis_key for t in tasks}
+    outcomes: dict[str, PatientOutcome] = {}
     progress = Progress(len(tasks), stream)
     try:
         for result in _run_tasks(config, tasks):
@@ -318,11 +320,24 @@ def _run_locked(
             progress.update(result.patient_id, outcome.status, result.seconds)
     finally:
         progress.close()
+    return outcomes
 
+
+def _summarise(
+    config: BatchConfig,
+    studies: Sequence[Any],
+    clinical_table: pd.DataFrame,
+    store: MeasurementStore,
+    outcomes: Mapping[str, PatientOutcome],
+    run_notes: list[str],
+    t0: float,
+) -> BatchSummary:
+    """The cohort table and the status table written, and the run's summary (outcomes in the
+    studies' order; a note names the clinical rows without a study folder)."""
     ordered = tuple(outcomes[s.patient_id] for s in studies if s.patient_id in outcomes)
     cohort = cohort_table(store, clinical_table, config.reader)
-    files = _write_tables(out, cohort, ordered)
-    without_study = sorted(clinical_ids - {s.patient_id for s in studies})
+    files = write_tables(config.out, cohort, ordered)
+    without_study = sorted(set(clinical_table["patient_id"]) - {s.patient_id for s in studies})
     if without_study:
         run_notes.append(
             f"{len(without_study)} clinical row(s) without a study folder (no imaging in "
@@ -338,27 +353,6 @@ def _run_locked(
         tuple(run_notes),
         _safe_url(store.url),
     )
-
-
-def _write_tables(
-    out: Path, cohort: CohortBuild, ordered: Sequence[PatientOutcome]
-) -> dict[str, Path]:
-    """cohort.csv, cohort_problems.csv (only when there are problems) and batch_status.csv,
-    published together (see core.atomic)."""
-    files: dict[str, Path] = {"cohort": out / COHORT_FILE}
-    problems_path = out / COHORT_PROBLEMS_FILE
-    with OutputSet(overwrite=True, recover=False) as outputs:
-        cohort.table.to_csv(outputs.file(files["cohort"]), index=False)
-        if cohort.problems:
-            problems_frame(cohort.problems).to_csv(outputs.file(problems_path), index=False)
-            files["cohort_problems"] = problems_path
-        files["status"] = out / STATUS_FILE
-        status = pd.DataFrame([o.__dict__ for o in ordered])
-        status.to_csv(outputs.file(files["status"]), index=False)
-    if not cohort.problems:
-        with contextlib.suppress(FileNotFoundError):
-            problems_path.unlink()
-    return files
 
 
 def _record(
