@@ -33,6 +33,7 @@ from RefractureRiskLib.roi.cache import study_arrays_cached
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     BodyFrame,
+    Box,
     CoreRoiParams,
     body_frame,
     box_around,
@@ -265,6 +266,33 @@ def rois_from_labelmap(
     are whole vertebral bodies; the safe-core ROI is placed inside each. Labels are renumbered to
     the product's level label values. The label map must be on the study grid.
     """
+    arr = _checked_labels(labelmap, study, drawn)
+    present = set(np.unique(arr).tolist()) - {0}
+    table = _checked_level_table(level_table, present)
+    arrays = study_arrays_cached(study, criteria)
+    shape = arrays.shape
+    roi_arr = np.zeros(shape, np.int16)
+    body_arr = np.zeros(shape, np.int16)
+    entries: dict[str, LevelPlacement] = {}
+    notes: list[str] = []
+    for value, level in sorted(table.items(), key=lambda kv: level_index(kv[1])):
+        if value not in present:
+            notes.append(f"level {level} (label {value}) is empty in the label map")
+            continue
+        box, local, roi, entry = _drawn_level(arr == value, level, arrays, drawn, params, criteria)
+        _write(body_arr, box.slices, local, entry.label)
+        _write(roi_arr, box.slices, roi, entry.label)
+        entries[level] = entry
+    if not entries:
+        raise InputError("label map", "no labelled voxels")
+    return _assemble(
+        study, roi_arr, body_arr, entries, reader, index_levels, notes, arrays.signal_min,
+        RoiMethod.IMPORTED_MASK, {},
+    )  # fmt: skip
+
+
+def _checked_labels(labelmap: Volume, study: Study, drawn: str) -> np.ndarray:
+    """The label map's integer array, after checking ``drawn`` and that it is on the study grid."""
     if drawn not in ("roi", "body"):
         raise InputError("drawn", f"expected 'roi' or 'body', got {drawn!r}")
     if not labelmap.same_grid(study.grid):
@@ -276,7 +304,12 @@ def rois_from_labelmap(
     arr = np.asarray(labelmap.array)
     if not np.issubdtype(arr.dtype, np.integer):
         raise InputError("label map", f"expected integer labels, got {arr.dtype}")
-    present = set(np.unique(arr).tolist()) - {0}
+    return arr
+
+
+def _checked_level_table(level_table: Mapping[int, str], present: set[int]) -> dict[int, str]:
+    """The table label value -> level name, names normalised (upper case); every label value
+    ``present`` in the map must have a level, and no two values may name the same level."""
     table: dict[int, str] = {}
     for value, name in level_table.items():
         try:
@@ -289,44 +322,36 @@ def rois_from_labelmap(
         raise InputError("level table", f"label values {missing} in the label map have no level")
     if len(set(table.values())) != len(table):
         raise InputError("level table", "two label values name the same level")
-    arrays = study_arrays_cached(study, criteria)
+    return table
+
+
+def _drawn_level(
+    mask: np.ndarray,
+    level: str,
+    arrays: StudyArrays,
+    drawn: str,
+    params: CoreRoiParams,
+    criteria: MarrowCriteria,
+) -> tuple[Box, np.ndarray, np.ndarray, LevelPlacement]:
+    """One drawn level (``mask`` on the study grid, not empty): its box (the region's extent
+    with a 2-voxel margin), the region and the ROI in that box, and the level's entry."""
     shape = arrays.shape
-    roi_arr = np.zeros(shape, np.int16)
-    body_arr = np.zeros(shape, np.int16)
-    entries: dict[str, LevelPlacement] = {}
-    notes: list[str] = []
-    for value, level in sorted(table.items(), key=lambda kv: level_index(kv[1])):
-        if value not in present:
-            notes.append(f"level {level} (label {value}) is empty in the label map")
-            continue
-        mask = arr == value
-        k, j, i = np.nonzero(mask)
-        lo = np.array([i.min(), j.min(), k.min()]) - 2
-        hi = np.array([i.max(), j.max(), k.max()]) + 3
-        box = box_from_ijk(shape, arrays.ijk_to_ras, lo, hi)
-        local = mask[box.slices]
-        frame = body_frame(local, box.ijk_to_ras)
-        marrow, void, _, _ = local_marrow(arrays, box, criteria)
-        if drawn == "body":
-            roi = safe_core_roi(local, marrow, box.ijk_to_ras, frame, params)
-        else:
-            roi = local
-        lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
-        placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
-        entry = level_placement(level, placement, arrays)
-        if drawn == "roi":
-            # The drawn region is not the whole body: its height and volume say nothing about
-            # the body, so height-based QC (fracture) cannot be judged from it.
-            entry = replace(entry, heights_mm=(np.nan, np.nan, np.nan), body_volume_ml=np.nan)
-        _write(body_arr, box.slices, local, entry.label)
-        _write(roi_arr, box.slices, roi, entry.label)
-        entries[level] = entry
-    if not entries:
-        raise InputError("label map", "no labelled voxels")
-    return _assemble(
-        study, roi_arr, body_arr, entries, reader, index_levels, notes, arrays.signal_min,
-        RoiMethod.IMPORTED_MASK, {},
-    )  # fmt: skip
+    k, j, i = np.nonzero(mask)
+    lo = np.array([i.min(), j.min(), k.min()]) - 2
+    hi = np.array([i.max(), j.max(), k.max()]) + 3
+    box = box_from_ijk(shape, arrays.ijk_to_ras, lo, hi)
+    local = mask[box.slices]
+    frame = body_frame(local, box.ijk_to_ras)
+    marrow, void, _, _ = local_marrow(arrays, box, criteria)
+    roi = safe_core_roi(local, marrow, box.ijk_to_ras, frame, params) if drawn == "body" else local
+    lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
+    placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
+    entry = level_placement(level, placement, arrays)
+    if drawn == "roi":
+        # The drawn region is not the whole body: its height and volume say nothing about
+        # the body, so height-based QC (fracture) cannot be judged from it.
+        entry = replace(entry, heights_mm=(np.nan, np.nan, np.nan), body_volume_ml=np.nan)
+    return box, local, roi, entry
 
 
 def __getattr__(name: str):
