@@ -100,13 +100,44 @@ def label_segments(
     segs: list[Segment], gaps: list[tuple[float, float, str]], bottom_in_fov: bool
 ) -> Labelling:
     """Levels counted up from the sacrum (S1 is above the lowest rudimentary/fused junction)."""
-    reasons: list[str] = []
     n = len(segs)
     if n == 0:
         return Labelling((), (), ("no vertebral bodies found",), False)
     glen = np.array([g[1] - g[0] for g in gaps]) if gaps else np.zeros(0)
     real = [i for i, g in enumerate(gaps) if g[2] in ("disc", "gap")]
     med_gap = float(np.median(glen[real])) if real else 10.0
+    lengths = np.array([sg.length_mm for sg in segs])
+    s1, reasons = _find_s1(gaps, lengths, med_gap, bottom_in_fov)
+    if s1 is None:
+        if bottom_in_fov:
+            reasons.append(
+                "sacrum not found: no rudimentary S1/S2 disc at the bottom of the column"
+            )
+        else:
+            reasons.append("sacrum not found: the column leaves the field of view caudally")
+        s1 = n - 1  # best guess: the lowest body is S1
+    else:
+        reasons += _lowest_junction_doubts(gaps, lengths, s1, bottom_in_fov)
+        reasons += _transitional_reasons(segs, glen, med_gap, s1)
+    names = counted_names(segs, gaps, s1, "S1")
+    sacrum_found = not any(r.startswith("sacrum not found") for r in reasons)
+    conf = [1.0 if sacrum_found else 0.3] * n
+    return Labelling(names, tuple(conf), tuple(reasons), sacrum_found)
+
+
+def _find_s1(
+    gaps: list[tuple[float, float, str]],
+    lengths: np.ndarray,
+    med_gap: float,
+    bottom_in_fov: bool,
+) -> tuple[int | None, list[str]]:
+    """The index of the S1 segment (None: not found), and the reasons to report about it.
+
+    ``lengths``: the segments' lengths (mm), top to bottom; ``med_gap``: the median length (mm)
+    of the real discs and gaps.
+    """
+    reasons: list[str] = []
+    n = len(lengths)
     s1 = None
     # The rudimentary S1/S2 disc: the lowest gap, clearly thinner than the others, with only
     # the sacral remnant (one segment) below it.
@@ -115,7 +146,6 @@ def label_segments(
         g = gaps[last]
         if g[2] == "fused" or (g[1] - g[0]) < THIN_DISC_FRAC * med_gap:
             s1 = last  # segment index above the last gap
-    lengths = np.array([sg.length_mm for sg in segs])
     # The field of view cuts the lowest segment, and it is longer than the bodies above it:
     # S1 with the fused sacrum below it (no disc, so one segment). A lumbar body cut by the
     # field of view is shorter than itself, never longer.
@@ -127,7 +157,15 @@ def label_segments(
     ):
         s1 = n - 1
         reasons.append(f"the lowest segment ({lengths[-1]:.0f} mm) {CUT_S1_REASON}")
-    if s1 is not None and s1 == len(gaps) - 1 and gaps[-1][2] in ("disc", "gap"):
+    return s1, reasons
+
+
+def _lowest_junction_doubts(
+    gaps: list[tuple[float, float, str]], lengths: np.ndarray, s1: int, bottom_in_fov: bool
+) -> list[str]:
+    """Reasons to doubt an S1 found at the lowest junction (``s1``: its segment index)."""
+    reasons: list[str] = []
+    if s1 == len(gaps) - 1 and gaps[-1][2] in ("disc", "gap"):
         # A thin lowest disc with a full-sized body below it: a thin (degenerated or
         # transitional) L5/S1 disc looks like the rudimentary S1/S2 one, but the sacral
         # remnant below S1/S2 is smaller than a body unless the field of view shows more.
@@ -139,8 +177,7 @@ def label_segments(
                 "the sacral S1/S2 junction"
             )
     if (
-        s1 is not None
-        and s1 == len(gaps) - 1
+        s1 == len(gaps) - 1
         and gaps[-1][2] == "fused"
         and (bottom_in_fov or gaps[-1][1] - gaps[-1][0] <= 1.01)
         and s1 >= 2
@@ -155,20 +192,7 @@ def label_segments(
             "over the fused sacrum; if an L5/S1 disc was missed, every label is one level too "
             "high"
         )
-    if s1 is None:
-        if bottom_in_fov:
-            reasons.append(
-                "sacrum not found: no rudimentary S1/S2 disc at the bottom of the column"
-            )
-        else:
-            reasons.append("sacrum not found: the column leaves the field of view caudally")
-        s1 = n - 1  # best guess: the lowest body is S1
-    else:
-        reasons += _transitional_reasons(segs, glen, med_gap, s1)
-    names = counted_names(segs, gaps, s1, "S1")
-    sacrum_found = not any(r.startswith("sacrum not found") for r in reasons)
-    conf = [1.0 if sacrum_found else 0.3] * n
-    return Labelling(names, tuple(conf), tuple(reasons), sacrum_found)
+    return reasons
 
 
 def _transitional_reasons(
