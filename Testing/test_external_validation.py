@@ -121,7 +121,9 @@ def test_refused_row_is_listed_and_excluded_not_clipped(trained):
     data = cohort(300, seed=404)
     data.loc[7, "age_years"] = 250.0  # beyond the model's hard limit
     data.loc[9, "dxa_l1l4_tscore"] = np.nan  # missing: substituted and counted, not refused
-    v = validate_external(trained.model, data, n_bootstrap=50, log=quiet)
+    with pytest.raises(InputError, match="dxa_l1l4_tscore in 1 row"):
+        validate_external(trained.model, data, n_bootstrap=50, log=quiet)
+    v = validate_external(trained.model, data, n_bootstrap=50, log=quiet, missing="substitute")
     assert len(v.refused) == 1
     row = v.refused[0]
     bad_id = str(data.loc[7, "patient_id"])
@@ -168,6 +170,7 @@ def test_command_end_to_end(trained, tmp_path, capsys):
     generate_cohort(400, 2, 0.02, seed=505).data.to_csv(cohort_path, index=False)
     out = tmp_path / "external"
     args = ["validate", str(model_path), str(cohort_path), "--out", str(out), "--bootstrap", "200"]
+    args += ["--missing", "substitute"]  # 2% of the inputs are missing
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "C-statistic" in printed and "calibration slope" in printed

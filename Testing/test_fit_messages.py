@@ -64,8 +64,10 @@ def test_train_on_a_separated_cohort_prints_no_raw_warning(tmp_path: Path) -> No
 def test_validate_says_which_rows_were_scored_with_a_substitute(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A missing input of a cohort row is replaced by the model's value for the cohort figures:
-    the command says so with the counts, and predictions.csv marks each such row."""
+    """A cohort row without a model input is refused by default, naming the input and the
+    count (its risk would rest on an input nobody gave); with --missing substitute it is scored
+    with the model's value for the cohort figures: the command says so with the counts, and
+    predictions.csv marks each such row."""
     import pandas as pd
 
     from RefractureRiskLib.cli import main
@@ -77,7 +79,11 @@ def test_validate_says_which_rows_were_scored_with_a_substitute(
     data.to_csv(cohort, index=False)
     out = tmp_path / "ext"
     argv = ["validate", str(bundled_model_path()), str(cohort), "--out", str(out)]
-    assert main([*argv, "--bootstrap", "20"]) == 0
+    assert main([*argv, "--bootstrap", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "dxa_l1l4_tscore in 7 row(s)" in err and "--missing substitute" in err
+    assert not out.exists()
+    assert main([*argv, "--bootstrap", "20", "--missing", "substitute"]) == 0
     printed = capsys.readouterr().out
     predictions = pd.read_csv(out / "predictions.csv")
     marked = int(predictions["missing_inputs"].fillna("").str.contains("dxa_l1l4_tscore").sum())

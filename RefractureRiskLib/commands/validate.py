@@ -38,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
     )
+    parser.add_argument(
+        "--missing",
+        choices=("refuse", "substitute"),
+        default="refuse",
+        help="a row without a model input: refuse the cohort naming the inputs, or score it "
+        "with the model's stand-in value for the cohort's figures only (marked in "
+        "predictions.csv)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +95,9 @@ def _validate(args: argparse.Namespace, staging: Path) -> dict[str, Path]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # printed as one line each below
-            result = validate_external(model, cohort, n_bootstrap=args.bootstrap, seed=args.seed)
+            result = validate_external(
+                model, cohort, n_bootstrap=args.bootstrap, seed=args.seed, missing=args.missing
+            )
     except InputError as err:  # name the cohort file with the column at fault
         source = err.source or ""
         if not source.startswith("model"):

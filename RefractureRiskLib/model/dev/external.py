@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.model.dev.cohort_scoring import RefusedRow, score_cohort
+from RefractureRiskLib.model.dev.cohort_scoring import RefusedRow, ScoredCohort, score_cohort
 from RefractureRiskLib.model.dev.curves import calibration_curve, decision_curve
 from RefractureRiskLib.model.dev.logistic import expit
 from RefractureRiskLib.model.dev.schema import OUTCOME
@@ -142,26 +142,43 @@ class ExternalValidation:
         return plain_json(doc)
 
 
+def _check_missing(scored: ScoredCohort, missing: str) -> ScoredCohort:
+    """A row without a model input is refused by default (its risk would rest on an input nobody
+    gave); ``missing="substitute"`` scores it with the model's stand-in value, for the cohort's
+    figures only (the row is marked in ``predictions``)."""
+    if missing not in ("refuse", "substitute"):
+        raise InputError("missing", f"must be 'refuse' or 'substitute', got {missing!r}")
+    absent = {k: n for k, n in scored.missing_counts.items() if n}
+    if absent and missing == "refuse":
+        per_input = ", ".join(f"{k} in {n} row(s)" for k, n in absent.items())
+        raise InputError(
+            "cohort",
+            f"model inputs missing ({per_input}): give them, or score those rows with the "
+            "model's stand-in values for the cohort's figures only (--missing substitute)",
+        )
+    return scored
+
+
 def validate_external(
     model: RiskModel,
     cohort: pd.DataFrame,
     n_bootstrap: int = 1000,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    missing: str = "refuse",
 ) -> ExternalValidation:
     """Score every patient of ``cohort`` with ``model`` and measure the model's performance.
 
     ``cohort``: as returned by :func:`RefractureRiskLib.model.dev.schema.read_cohort` (a table
     without ``outcome_1y`` but with ``time_days`` and ``event`` gets it derived). Raises
     InputError (naming the column) for an empty cohort, model inputs absent from the cohort (all
-    named), no events or only events among the known outcomes, or fewer than
-    :data:`MIN_KNOWN_SCORED` scored patients with a known outcome.
-    """
+    named), no events or only events among the known outcomes, fewer than
+    :data:`MIN_KNOWN_SCORED` scored patients with a known outcome, or rows without an input
+    (unless ``missing`` says otherwise: :func:`_check_missing`)."""
     _check_arguments(model, cohort, n_bootstrap)
-    scored = score_cohort(model, cohort)
+    scored = _check_missing(score_cohort(model, cohort), missing)
     refused, predictions = scored.refused, scored.predictions
-    n_refused_rows = _log_refused(refused, log)
-    known = predictions["outcome_1y"].notna().to_numpy()
+    n_refused_rows, known = _log_refused(refused, log), predictions["outcome_1y"].notna().to_numpy()
     n_unknown = int((~known).sum())
     lp = predictions["linear_predictor"].to_numpy(dtype=float)[known]
     y = predictions["outcome_1y"].to_numpy(dtype=float)[known]
