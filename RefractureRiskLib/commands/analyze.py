@@ -15,6 +15,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from RefractureRiskLib.commands.options import add_separation_arguments
+
 NAME = "analyze"
 HELP = "analyse one study: ROIs, PDFF/R2* statistics, risk, one-page report"
 
@@ -84,18 +86,7 @@ def _add_echo_arguments(parser: argparse.ArgumentParser) -> None:
         help="the folder holds raw multi-echo images: compute PDFF/R2* from them first "
         "(implied for a .mat file)",
     )
-    parser.add_argument(
-        "--spectrum",
-        default="ismrm-6peak",
-        help="fat spectrum of the separation (with --echoes): ismrm-6peak (default), "
-        "hamilton-liver-9peak, ren-marrow-9peak, single-peak",
-    )
-    parser.add_argument(
-        "--precession",
-        choices=("auto", "clockwise", "counterclockwise"),
-        default="auto",
-        help="DICOM phase sense of the echoes (with --echoes)",
-    )
+    add_separation_arguments(parser, " (with --echoes)")
 
 
 def run(args: argparse.Namespace) -> int:

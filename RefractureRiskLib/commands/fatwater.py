@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from RefractureRiskLib.commands.options import add_separation_arguments
 from RefractureRiskLib.core.errors import InputError
 
 NAME = "fatwater"
@@ -26,18 +27,7 @@ HELP = "fat-water separation of multi-echo data (.mat or DICOM folder) into PDFF
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="imDataParams .mat file or DICOM folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    parser.add_argument(
-        "--spectrum",
-        default="ismrm-6peak",
-        help="fat spectrum: ismrm-6peak, hamilton-liver-9peak, ren-marrow-9peak, single-peak "
-        "(default: ismrm-6peak)",
-    )
-    parser.add_argument(
-        "--precession",
-        choices=("auto", "clockwise", "counterclockwise"),
-        default="auto",
-        help="DICOM phase sense (.mat files say it themselves)",
-    )
+    add_separation_arguments(parser)
     parser.add_argument(
         "--dicom",
         action="store_true",

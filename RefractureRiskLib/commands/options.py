@@ -6,6 +6,9 @@ their arguments here, once, so ``--model``, ``--pdff-unit``, ``--r2s-unit``, ``-
 keeps the option's default (``batch`` has no ``--roi``, ``--anchor``, ``--index-levels``,
 ``--study``, ``--pdff-series`` or ``--deidentify``; ``analyze`` has no ``--no-report``).
 
+:func:`add_separation_arguments` defines ``--spectrum`` and ``--precession`` for the commands
+that separate fat and water (``fatwater``, ``analyze --echoes``).
+
 :func:`refuse_inputs_inside` is the commands' one check that an input does not lie in an output
 folder a new result replaces whole.
 """
@@ -60,6 +63,23 @@ def analysis_options(args: argparse.Namespace) -> AnalysisOptions:
         export_dicom=args.export_dicom,
         deidentify=given.get("deidentify", default.deidentify),
         report=not given.get("no_report", False),
+    )
+
+
+def add_separation_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """``--spectrum`` and ``--precession`` of a fat-water separation (``when``: e.g. " (with
+    --echoes)" where the separation is optional)."""
+    parser.add_argument(
+        "--spectrum",
+        default="ismrm-6peak",
+        help="fat spectrum of the separation: ismrm-6peak (default), hamilton-liver-9peak, "
+        f"ren-marrow-9peak, single-peak{when}",
+    )
+    parser.add_argument(
+        "--precession",
+        choices=("auto", "clockwise", "counterclockwise"),
+        default="auto",
+        help=f"DICOM phase sense of the echoes (.mat files state it themselves){when}",
     )
 
 
