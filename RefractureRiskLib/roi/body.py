@@ -22,9 +22,11 @@ from RefractureRiskLib.roi.crop import (
 from RefractureRiskLib.roi.geometry import (
     BodyFrame,
     Box,
+    CoreRoiParams,
     axis_along,
     boundary_distance_mm,
     fill_holes,
+    safe_core_roi,
     voxel_ras,
 )
 from RefractureRiskLib.roi.level_facts import cut_by_field_of_view, level_placement  # re-exported
@@ -319,6 +321,27 @@ def body_from_marrow(
     return component_at(body, (k[nearest], j[nearest], i[nearest])), ""
 
 
+def measured_placement(
+    arrays: StudyArrays,
+    box: Box,
+    body: npt.NDArray[np.bool_],
+    marrow: npt.NDArray[np.bool_],
+    void: npt.NDArray[np.bool_],
+    pdff: npt.NDArray,
+    frame: BodyFrame,
+    params: CoreRoiParams,
+    no_roi_message: str,
+) -> BodyPlacement:
+    """A segmented body's placement: its safe-core ROI (``no_roi_message`` when there is none),
+    focal lesion volume and cement (signal void) share."""
+    roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
+    msg = "" if roi.any() else no_roi_message
+    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
+    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
+    cement = void_fraction(body, void, r2, box.ijk_to_ras)
+    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
+
+
 def _nearest_in(mask: npt.NDArray[np.bool_], seed_ijk: npt.ArrayLike) -> tuple[int, int, int]:
     """Index (k, j, i) of the voxel of ``mask`` nearest (in index units) to a seed (i, j, k)."""
     k, j, i = nonzero(mask)
@@ -344,6 +367,7 @@ __all__ = [
     "in_vertebral_bone",
     "level_placement",
     "local_marrow",
+    "measured_placement",
     "refine_body",
     "study_arrays",
     "void_fraction",

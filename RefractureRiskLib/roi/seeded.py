@@ -21,10 +21,9 @@ from RefractureRiskLib.roi.body import (
     _nearest_in,
     body_from_marrow,
     clip_posterior_elements,
-    focal_lesion_ml,
     local_marrow,
+    measured_placement,
     refine_body,
-    void_fraction,
 )
 from RefractureRiskLib.roi.detection import axes_from_tangent
 from RefractureRiskLib.roi.geometry import (
@@ -36,7 +35,6 @@ from RefractureRiskLib.roi.geometry import (
     body_frame,
     box_around,
     grid_ras,
-    safe_core_roi,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 
@@ -82,12 +80,8 @@ def place_at_seed(
             centre = np.asarray(frame.centre_ras, float)
     if frame is None:
         return BodyPlacement(box, empty, empty, None, why)
-    roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
-    msg = "" if roi.any() else "body too small for a safe-core ROI"
-    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
-    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
-    cement = void_fraction(body, void, r2, box.ijk_to_ras)
-    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
+    parts = (box, body, marrow, void, pdff, frame)
+    return measured_placement(arrays, *parts, params, "body too small for a safe-core ROI")
 
 
 def _segment(

@@ -23,10 +23,9 @@ from RefractureRiskLib.roi.body import (
     body_from_marrow,
     bone_tissue,
     clip_posterior_elements,
-    focal_lesion_ml,
     local_marrow,
+    measured_placement,
     refine_body,
-    void_fraction,
 )
 from RefractureRiskLib.roi.detection import CentreLine, Segment, axes_from_tangent
 from RefractureRiskLib.roi.geometry import (
@@ -34,7 +33,6 @@ from RefractureRiskLib.roi.geometry import (
     body_frame,
     box_around,
     grid_ras,
-    safe_core_roi,
 )
 from RefractureRiskLib.roi.marrow import MarrowCriteria
 
@@ -101,12 +99,8 @@ def place_segment(
         _nearest_in(body, seed_ijk),
     )
     frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
-    roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
-    msg = "" if roi.any() else "no safe-core ROI"
-    lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
-    r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
-    cement = void_fraction(body, void, r2, box.ijk_to_ras)
-    return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
+    parts = (box, body, marrow, void, pdff, frame)
+    return measured_placement(arrays, *parts, params, "no safe-core ROI")
 
 
 def ran_into_bone(pl: BodyPlacement, line: CentreLine, halves: npt.NDArray) -> bool:
