@@ -10,14 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.roi.body import (
     BONE_RADIUS_MM,
     StudyArrays,
     in_vertebral_bone,
 )
 from RefractureRiskLib.roi.geometry import CoreRoiParams
-from RefractureRiskLib.roi.labelling import Anchor
+from RefractureRiskLib.roi.labelling import Anchor, anchor_level
 from RefractureRiskLib.roi.marrow import MarrowCriteria
 from RefractureRiskLib.roi.seeded import place_at_seed
 
@@ -32,11 +31,7 @@ def anchored_body(
     oedematous or cemented body (no marrow fat to segment) is accepted at the click when the
     tissue around it is bone; a click outside bone is refused.
     """
-    level = anchor.level.strip().upper()
-    try:
-        level_index(level)
-    except ValueError as err:
-        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    level = anchor_level(anchor)
     p = np.asarray(anchor.point_ras, float)
     where = f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm"
     if p.shape != (3,) or not np.all(np.isfinite(p)):

@@ -18,7 +18,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from RefractureRiskLib.roi.body import StudyArrays
-from RefractureRiskLib.roi.geometry import grid_ras
+from RefractureRiskLib.roi.geometry import Box, grid_ras
 from RefractureRiskLib.roi.marrow import (
     MarrowCriteria,
     disc_mask,
@@ -83,6 +83,19 @@ def axes_from_tangent(tang: npt.NDArray) -> tuple[np.ndarray, np.ndarray, np.nda
     right = np.array([1.0, 0.0, 0.0]) - sup[0] * sup
     right /= np.linalg.norm(right)
     return right, np.cross(sup, right), sup
+
+
+def cross_section_mask(
+    box: Box, centre: npt.NDArray, sup: npt.NDArray, halves: tuple[float, float]
+) -> npt.NDArray[np.bool_]:
+    """Voxels of ``box`` inside the elliptic cylinder about ``centre`` along ``sup`` (RAS),
+    with half-axes ``halves`` (mm) towards the body's right and front."""
+    right, ant, _ = axes_from_tangent(-np.asarray(sup, float))
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+    u = dx * right[0] + dy * right[1] + dz * right[2]
+    v = dx * ant[0] + dy * ant[1] + dz * ant[2]
+    return (u / halves[0]) ** 2 + (v / halves[1]) ** 2 <= 1.0
 
 
 # -- 1. detection grid ---------------------------------------------------------------------------

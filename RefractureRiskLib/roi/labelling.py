@@ -270,6 +270,16 @@ def spacing_reasons(
     return reasons
 
 
+def anchor_level(anchor: Anchor) -> str:
+    """The anchor's level name in upper case; InputError when it names no vertebral level."""
+    level = anchor.level.strip().upper()
+    try:
+        level_index(level)
+    except ValueError as err:
+        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    return level
+
+
 def _anchor_labels(
     line: CentreLine,
     segs: list[Segment],
@@ -277,11 +287,7 @@ def _anchor_labels(
     anchor: Anchor,
     base: Labelling,
 ) -> Labelling:
-    level = anchor.level.strip().upper()
-    try:
-        level_index(level)
-    except ValueError as err:
-        raise InputError(f"anchor {anchor.level!r}", str(err)) from None
+    level = anchor_level(anchor)
     p = np.asarray(anchor.point_ras, float)
     t, off = line.nearest(p)
     reasons = list(r for r in base.reasons if not r.startswith("sacrum not found"))

@@ -25,7 +25,7 @@ from RefractureRiskLib.roi.body import (
     measured_placement,
     refine_body,
 )
-from RefractureRiskLib.roi.detection import axes_from_tangent
+from RefractureRiskLib.roi.detection import cross_section_mask
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     BodyFrame,
@@ -34,7 +34,6 @@ from RefractureRiskLib.roi.geometry import (
     body_axes,
     body_frame,
     box_around,
-    grid_ras,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 
@@ -74,7 +73,7 @@ def place_at_seed(
         if frame is None or not _leaked(frame, seed):
             break
         sup = frame.axes_ras[:, 2]
-        inside = _cross_section(box, centre, sup, LARGEST_BODY_HALF_MM)
+        inside = cross_section_mask(box, centre, sup, LARGEST_BODY_HALF_MM)
         body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, sup, inside)
         if frame is not None:
             centre = np.asarray(frame.centre_ras, float)
@@ -121,18 +120,6 @@ def _leaked(frame: BodyFrame, seed_ras: npt.NDArray) -> bool:
     across = float(np.linalg.norm(d - (d @ sup) * sup))
     big_lr, big_ap = LEAK_HALF_MM
     return lr > big_lr or ap > big_ap or across > SEED_OFF_CENTRE_MM
-
-
-def _cross_section(
-    box: Box, centre: npt.NDArray, sup: npt.NDArray, halves: tuple[float, float]
-) -> npt.NDArray[np.bool_]:
-    """Voxels of the box inside the elliptic cylinder about ``centre`` along ``sup`` (RAS)."""
-    right, ant, _ = axes_from_tangent(-np.asarray(sup, float))
-    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
-    dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
-    u = dx * right[0] + dy * right[1] + dz * right[2]
-    v = dx * ant[0] + dy * ant[1] + dz * ant[2]
-    return (u / halves[0]) ** 2 + (v / halves[1]) ** 2 <= 1.0
 
 
 __all__ = ["LARGEST_BODY_HALF_MM", "LEAK_HALF_MM", "SEED_OFF_CENTRE_MM", "place_at_seed"]

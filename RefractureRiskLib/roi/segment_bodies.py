@@ -27,7 +27,7 @@ from RefractureRiskLib.roi.body import (
     measured_placement,
     refine_body,
 )
-from RefractureRiskLib.roi.detection import CentreLine, Segment, axes_from_tangent
+from RefractureRiskLib.roi.detection import CentreLine, Segment, cross_section_mask
 from RefractureRiskLib.roi.geometry import (
     CoreRoiParams,
     body_frame,
@@ -78,12 +78,8 @@ def place_segment(
     slab = below_upper & above_lower
     seed_ijk = (np.r_[centre, 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
     if cross_section_mm is not None:
-        right, ant, _ = axes_from_tangent(tang)
-        dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
-        u = dx * right[0] + dy * right[1] + dz * right[2]
-        v = dx * ant[0] + dy * ant[1] + dz * ant[2]
         a, b = cross_section_mm
-        slab &= (u / (a + 1.0)) ** 2 + (v / (b + 1.0)) ** 2 <= 1.0
+        slab &= cross_section_mask(box, centre, -tang, (a + 1.0, b + 1.0))
         marrow = bone_tissue(arrays, box, marrow, criteria)
     # signal voids (cement) count as body for its shape; the ROI keeps away from them
     body, why = body_from_marrow((marrow | void) & slab, box.ijk_to_ras, seed_ijk, -tang)
