@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -116,11 +115,9 @@ def automatic_rois(
     say("finding the bodies and discs along the column")
     prof, segs, gaps, split_notes = _bodies_along(line, grid)
     say("naming the levels")
-    counted = _count_levels(prof, segs, gaps, grid, line, anchor, anchored)
-    labelling, reasons = counted.labelling, counted.reasons
     split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
-    if anchored is None:  # an anchor's count replaces every doubt about the count
-        reasons[len(labelling.reasons) : len(labelling.reasons)] = split_doubts
+    at_body = None if anchor is None or anchored is None else Anchor(anchor.level, tuple(anchored))
+    labelling, reasons = _count_levels(prof, segs, gaps, grid, line, at_body, split_doubts)
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
@@ -197,12 +194,6 @@ def _bodies_along(
     return prof, segs, gaps, split_notes + top_notes
 
 
-@dataclass(frozen=True)
-class _Count:
-    labelling: Labelling
-    reasons: list[str]
-
-
 def _count_levels(
     prof: Profile,
     segs: list[Segment],
@@ -210,25 +201,24 @@ def _count_levels(
     grid: DetectionGrid,
     line: CentreLine,
     anchor: Anchor | None,
-    anchored: npt.NDArray | None,
-) -> _Count:
-    """Step 5: levels counted from the sacrum, checked with the alae, or from the anchor; the
-    reasons to doubt the count."""
+    split_doubts: Sequence[str],
+) -> tuple[Labelling, list[str]]:
+    """Step 5: levels counted from the sacrum, checked with the alae, or from the anchor (at
+    the centre of the body the user clicked); the reasons to doubt the count. ``split_doubts``:
+    long runs split into fewer bodies than they may hold. An anchor's count replaces every
+    doubt about the count."""
     covered_idx = np.flatnonzero(prof.covered)
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
     labelling = check_count_with_alae(labelling, grid, line, segs, gaps)  # 2nd landmark
-    # A split of an over-long segment is reported, but is no doubt about the labels by itself
-    # (thick slices often merge two bodies across a thin disc): the spacing checks below judge
-    # the result, and an irregular one is a reason.
-    reasons = list(labelling.reasons) + spacing_reasons(
-        segs, gaps, labelling.sacrum_found, top_at_edge
-    )
-    if anchor is not None and anchored is not None:
-        labelling = _anchor_labels(
-            line, segs, gaps, Anchor(anchor.level, tuple(anchored)), labelling
-        )
+    # A split of an over-long segment is only a note (thick slices often merge two bodies
+    # across a thin disc) unless the run may hold one body more; the spacing checks judge the
+    # result, and an irregular one is a reason.
+    spacing_doubts = spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
+    reasons = [*labelling.reasons, *split_doubts, *spacing_doubts]
+    if anchor is not None:
+        labelling = _anchor_labels(line, segs, gaps, anchor, labelling)
         reasons = list(labelling.reasons)
     named = [n for n in labelling.names if n is not None]
     # room for a whole body (with its disc) between the top of the field of view and the first
@@ -241,7 +231,7 @@ def _count_levels(
         reasons.append(
             f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
         )
-    return _Count(labelling, reasons)
+    return labelling, reasons
 
 
 def _levels(
