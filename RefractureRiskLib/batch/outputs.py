@@ -17,6 +17,8 @@ from RefractureRiskLib.model.dev.schema import problems_frame
 if TYPE_CHECKING:
     from RefractureRiskLib.batch.runner import PatientOutcome
 
+#: What a batch writes into --out: one folder per patient and the tables.
+PATIENTS_DIR = "patients"
 COHORT_FILE = "cohort.csv"
 COHORT_PROBLEMS_FILE = "cohort_problems.csv"
 STATUS_FILE = "batch_status.csv"

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from RefractureRiskLib.batch.inputs import PatientStudy
+from RefractureRiskLib.batch.outputs import COHORT_FILE, PATIENTS_DIR, STATUS_FILE
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.store.measurements import _sqlite_path, store_url
 
@@ -57,7 +58,7 @@ def check_places(root: Path, out: Path, store: str, studies: Sequence[PatientStu
 
 
 #: What a batch writes into --out (an earlier run's results may be resumed there).
-BATCH_OUTPUTS = ("patients", "batch_status.csv", "cohort.csv")
+BATCH_OUTPUTS = (PATIENTS_DIR, STATUS_FILE, COHORT_FILE)
 
 
 def _holds_other_files(folder: Path) -> bool:

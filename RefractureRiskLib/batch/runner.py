@@ -25,7 +25,12 @@ from RefractureRiskLib.batch.lock import batch_lock
 from RefractureRiskLib.batch.outputs import (
     COHORT_FILE as COHORT_FILE,  # re-exported: importable from here as before
 )
-from RefractureRiskLib.batch.outputs import COHORT_PROBLEMS_FILE, STATUS_FILE, write_tables
+from RefractureRiskLib.batch.outputs import (
+    COHORT_PROBLEMS_FILE,
+    PATIENTS_DIR,
+    STATUS_FILE,
+    write_tables,
+)
 from RefractureRiskLib.batch.places import check_places
 from RefractureRiskLib.batch.plan import plan_studies, select_tasks
 from RefractureRiskLib.batch.progress import Progress
@@ -44,7 +49,6 @@ from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.pipeline import AnalysisOptions
 from RefractureRiskLib.store.measurements import MeasurementStore, _safe_url
 
-PATIENTS_DIR = "patients"
 STORE_FILE = "measurements.sqlite"
 
 
