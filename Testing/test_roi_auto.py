@@ -125,6 +125,9 @@ def test_external_labelling_cross_check(sagittal, sagittal_result):
     assert disagree.uncertain
     assert any("external labelling says L1" in r for r in disagree.reasons)
     assert disagree.roiset.level_names == sagittal_result.roiset.level_names
+    # every level is disputed here (T10..L4 named one level off, L5 and S1 not in the table)
+    assert max(disagree.confidence.values()) <= 0.5
+    assert agree.confidence == sagittal_result.confidence
 
 
 def test_cemented_level_at_thick_sagittal_slices_keeps_roi_in_its_body():

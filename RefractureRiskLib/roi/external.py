@@ -16,16 +16,38 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS
+from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.result import RoiResult
 
 #: An external ROI must hold at least this share of a level's ROI to name it.
 MIN_OVERLAP_FRAC = 0.5
+
+#: TotalSegmentator's vertebrae, caudal to cranial (the order of its label values).
+_TS_VERTEBRAE = tuple(
+    f"vertebrae_{lv}"
+    for lv in (*(f"L{n}" for n in range(5, 0, -1)), *(f"T{n}" for n in range(12, 0, -1)),
+               *(f"C{n}" for n in range(7, 0, -1)))
+)  # fmt: skip
+
+#: Label numberings of external vertebra labellings (label value -> class name), by the name
+#: ``--external-labels-scheme`` takes. ``totalsegmentator``: its MR task ``vertebrae_mr`` (1 sacrum,
+#: 2 L5 ... 25 C1); ``totalsegmentator-total``: its CT task ``total`` (v2: 25 sacrum, 26 S1,
+#: 27 L5 ... 50 C1), both as in TotalSegmentator's ``map_to_binary.py``; ``refracture``: this
+#: product's own label values (T10 = 1 ... S1 = 9, core/levels.py), e.g. a ``bodies.seg.nrrd``.
+EXTERNAL_SCHEMES: Mapping[str, Mapping[int, str]] = MappingProxyType(
+    {
+        "totalsegmentator": {1: "sacrum"} | {i + 2: n for i, n in enumerate(_TS_VERTEBRAE)},
+        "totalsegmentator-total": {25: "sacrum", 26: "vertebrae_S1"}
+        | {i + 27: n for i, n in enumerate(_TS_VERTEBRAE)},
+        "refracture": {level_label(lv): lv for lv in VERTEBRAL_LEVELS},
+    }
+)
 
 
 def level_from_external_name(name: str) -> str | None:
@@ -58,29 +80,101 @@ def cross_check_labels(
     result: RoiResult, external: Volume, external_table: Mapping[int, str]
 ) -> RoiResult:
     """``result`` with a reason (and ``uncertain``) for every level the external labelling names
-    differently; the classical labels are kept. ``external_table`` maps the external label values
-    to class names (e.g. TotalSegmentator's "vertebrae_L3")."""
+    differently; the classical labels are kept, the confidence of a disputed level drops to 0.5
+    at most. ``external_table`` maps the external label values to class names (e.g.
+    TotalSegmentator's "vertebrae_L3"; :data:`EXTERNAL_SCHEMES`)."""
     if not external.same_grid(result.roiset.labelmap):
         raise InputError("external labels", "not on the study grid; resample them first")
     ext = np.asarray(external.array)
-    names = {int(k): level_from_external_name(v) for k, v in external_table.items()}
+    table = {int(k): v for k, v in external_table.items()}
     reasons = list(result.reasons)
+    disputed: set[str] = set()
     for lv in result.roiset.levels:
         mask = result.roiset.labelmap.array == lv.label
         if not mask.any():
             continue
         vals, counts = np.unique(ext[mask], return_counts=True)
         best = int(vals[np.argmax(counts)])
-        share = float(counts.max() / mask.sum())
-        other = names.get(best) if best else None
-        if other is None or share < MIN_OVERLAP_FRAC:
+        name = table.get(best) if best else None
+        said = None if name is None else level_from_external_name(name) or _short(name)
+        if said is None or counts.max() / mask.sum() < MIN_OVERLAP_FRAC:
             reasons.append(f"{lv.level}: external labelling has no vertebra here")
-        elif other != lv.level:
-            reasons.append(f"{lv.level}: external labelling says {other} (classical count kept)")
-    if len(reasons) == len(result.reasons):
+        elif said != lv.level:
+            reasons.append(f"{lv.level}: external labelling says {said} (classical count kept)")
+        else:
+            continue
+        disputed.add(lv.level)
+    if not disputed:
         return result
+    levels = tuple(
+        replace(p, confidence=min(p.confidence, 0.5)) if p.level in disputed else p
+        for p in result.levels
+    )
     roiset = replace(result.roiset, notes=tuple(reasons))
-    return replace(result, roiset=roiset, uncertain=True, reasons=tuple(reasons))
+    return replace(result, roiset=roiset, levels=levels, uncertain=True, reasons=tuple(reasons))
 
 
-__all__ = ["cross_check_labels", "level_from_external_name", "totalsegmentator_status"]
+def scheme_table(scheme: str) -> Mapping[int, str]:
+    """The label numbering called ``scheme`` in :data:`EXTERNAL_SCHEMES`; InputError names the
+    known ones otherwise."""
+    if scheme not in EXTERNAL_SCHEMES:
+        raise InputError(
+            "--external-labels-scheme",
+            f"unknown scheme {scheme!r}; expected one of {', '.join(EXTERNAL_SCHEMES)}",
+        )
+    return EXTERNAL_SCHEMES[scheme]
+
+
+def _short(name: str) -> str:
+    """An external class name outside the product's levels, shortened ("vertebrae_T9" -> "T9")."""
+    return name.removeprefix("vertebrae_")
+
+
+def check_external_labels(result: RoiResult, path: str | Path, scheme: str) -> RoiResult:
+    """:func:`cross_check_labels` against the label image ``path`` numbered by ``scheme`` (a
+    key of :data:`EXTERNAL_SCHEMES`); an image on another grid is resampled onto the study's
+    (nearest neighbour). InputError names the file: missing, unreadable, not whole labels, no
+    overlap with the study, or no vertebra of the scheme in it."""
+    table = scheme_table(scheme)
+    # Imported here: SimpleITK is loaded only when an external labelling is given.
+    from RefractureRiskLib.io.images import read_image
+
+    labels = read_image(path)
+    values = np.asarray(labels.array, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)) or values.min() < 0:
+        raise InputError(path, "not a label image: expected whole label values >= 0 (0 = none)")
+    labels = labels.with_array(values.astype(np.int32))
+    grid = result.roiset.labelmap
+    if not labels.same_grid(grid):
+        labels = _nearest_onto(labels, grid)
+        if not labels.array.any():
+            raise InputError(path, "no labelled voxel lies inside the study's images")
+    if not np.isin(np.unique(labels.array), list(table)).any():
+        raise InputError(
+            path,
+            f"none of its labels is a vertebra in the {scheme!r} numbering "
+            f"({min(table)}..{max(table)}); check --external-labels-scheme",
+        )
+    return cross_check_labels(result, labels, table)
+
+
+def _nearest_onto(labels: Volume, grid: Volume) -> Volume:
+    """``labels`` resampled onto ``grid`` (nearest neighbour; 0 outside)."""
+    import SimpleITK as sitk
+
+    from RefractureRiskLib.io.images import sitk_to_volume, volume_to_sitk
+
+    reference = volume_to_sitk(grid.with_array(np.zeros(grid.shape, np.uint8)))
+    image = volume_to_sitk(labels)
+    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return Volume(sitk_to_volume(out).array.astype(np.int32), grid.ijk_to_ras)
+
+
+__all__ = [
+    "EXTERNAL_SCHEMES",
+    "check_external_labels",
+    "cross_check_labels",
+    "level_from_external_name",
+    "scheme_table",
+    "totalsegmentator_status",
+]
