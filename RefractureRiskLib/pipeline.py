@@ -105,6 +105,8 @@ class AnalysisOptions:
     export_dicom: bool = False
     deidentify: bool = False
     report: bool = True
+    #: (label image, its numbering scheme) to cross-check the level labels against (roi/external).
+    external_labels: tuple[Path, str] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +250,7 @@ def provenance_record(
         "roi_source": options.roi,
         "reader": rois.roiset.reader,
         "labels_uncertain": rois.uncertain,
+        "external_labels": options.external_labels,  # [label image, numbering scheme]
         "risk_model": None if model is None else model.name,
         "risk_model_validated": None if model is None else model.validated,
     }
@@ -279,6 +282,10 @@ def analyze_study(
     say("placing vertebral ROIs")
     with _timed(timings, "rois_s"):
         rois = place_rois(study, options, say)
+        if options.external_labels is not None:  # SimpleITK is loaded only then
+            from RefractureRiskLib.roi.external import check_external_labels
+
+            rois = check_external_labels(rois, *options.external_labels)
     say("computing statistics")
     with _timed(timings, "statistics_s"):
         stats, summary = measure(study, rois, options.index_levels)

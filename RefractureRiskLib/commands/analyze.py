@@ -1,6 +1,7 @@
 """``refracture-risk analyze``: one study -> ROIs, statistics, risk, report and files.
 
-The study is a folder of quantitative maps (PDFF, R2*, ... as the scanner exported them), or raw
+The study is a folder of quantitative maps (PDFF, R2*, ... as the scanner exported them), its
+maps as NIfTI/NRRD files with their units (``--map``, ``commands/map_inputs.py``), or raw
 multi-echo data: an imDataParams ``.mat`` file, or a DICOM folder with ``--echoes``. Echoes are
 separated first (``maps/fatwater/study.py``); the maps used, their overview and provenance are
 written to ``fatwater/`` beside the results, and the results' provenance says, for every map,
@@ -15,6 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from RefractureRiskLib.commands.map_inputs import add_map_arguments
 from RefractureRiskLib.commands.options import add_separation_arguments
 
 NAME = "analyze"
@@ -25,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "study",
         type=Path,
-        help="folder with the study's DICOM files, or an imDataParams .mat file of echoes",
+        nargs="?",
+        help="folder with the study's DICOM files, or an imDataParams .mat file of echoes "
+        "(or give the maps as files with --map instead)",
     )
+    add_map_arguments(parser)
     _add_echo_arguments(parser)
     parser.add_argument(
         "--clinical", type=Path, help="patient.json, or a CSV/Excel/Parquet table (see --patient)"
@@ -90,12 +95,22 @@ def _add_echo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.commands.map_inputs import (
+        check_study_source,
+        external_labels,
+        map_study,
+        parse_maps,
+    )
     from RefractureRiskLib.commands.options import analysis_options, refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.pipeline import analyze_study, load_clinical
 
-    options = analysis_options(args)
+    check_study_source(args)
+    maps = parse_maps(args.map) if args.map else {}
+    options = replace(analysis_options(args), external_labels=external_labels(args))
     inputs = {"the study": args.study, "--clinical": args.clinical, "--roi": args.roi}
+    inputs |= {f"--map {kind}": path for kind, (path, _unit) in maps.items()}
+    inputs["--external-labels"] = args.external_labels
     refuse_inputs_inside(args.out, inputs | {"--model": args.model})
     clinical = load_clinical(args.clinical, args.patient) if args.clinical else None
     if clinical is not None:
@@ -109,12 +124,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"... {msg}", file=sys.stderr)
 
     separated = _separate_echoes(args, say) if is_echo_input(args) else None
+    source = args.study if separated is None else separated[0]
+    if maps:
+        source = map_study(maps, say)
     # The whole result set is written beside --out and moved into place at the end: a failure
     # leaves nothing new, and --overwrite replaces the old set only by a complete new one.
     with OutputSet(overwrite=args.overwrite) as outputs:
         staging = outputs.folder(args.out, marker="results.json")
         result = analyze_study(
-            args.study if separated is None else separated[0],
+            source,
             clinical,
             staging,
             options,
@@ -133,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
 
 def is_echo_input(args: argparse.Namespace) -> bool:
     """True when the study is raw echoes: ``--echoes``, or a .mat file."""
-    return bool(args.echoes) or (args.study.is_file() and args.study.suffix.lower() == ".mat")
+    study = args.study
+    return bool(args.echoes) or (
+        study is not None and study.is_file() and study.suffix.lower() == ".mat"
+    )
 
 
 def _separate_echoes(args: argparse.Namespace, say):

@@ -75,7 +75,7 @@ def load_map_files(
         prov[kind] = SeriesProvenance(
             kind=kind,
             source=str(path),
-            classified_by="kind given by the user",
+            classified_by=f"map file {path.name}: kind given by the user (not DICOM)",
             scaling=tuple(steps),
             resampled=resampled,
         )
