@@ -404,3 +404,18 @@ def remove_fake_application() -> None:
 
     if isinstance(getattr(slicer, "app", None), FakeApplication):
         del slicer.app
+
+
+def volume_nodes(scene) -> int:
+    """How many scalar volume nodes ``scene`` holds."""
+    return scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+
+def wait_for_workers(timeout_s: float = 10.0) -> None:
+    """Let a cancelled step's worker finish (it stops at its next bytecode) before the next
+    test measures anything."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "RefractureRisk step":
+            thread.join(timeout_s)

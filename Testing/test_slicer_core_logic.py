@@ -15,28 +15,8 @@ from RefractureRiskLib.core import InputError, LevelRoi, RoiFlag, RoiMethod, Roi
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_label
 from Testing import slicer_core_bootstrap as boot
 
-_REASON = boot.slicer_core_missing_reason()
-# Each test skips (not the module at import), so under REFRACTURE_REQUIRE_REFERENCES=1 each fails
-# with the reason while the rest of the suite still runs.
-pytestmark = [
-    pytest.mark.slicer_core,
-    pytest.mark.skipif(bool(_REASON), reason=_REASON or "slicer-core present"),
-]
-
-
-@pytest.fixture()
-def env():
-    return boot.bootstrap()
-
-
-@pytest.fixture(scope="module")
-def module():
-    return boot.load_module()
-
-
-@pytest.fixture()
-def logic(env, module):
-    return module.RefractureRiskLogic()
+pytest_plugins = ("Testing.conftest_slicer",)
+pytestmark = pytest.mark.slicer_core
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,8 @@ import pytest
 
 from Testing import slicer_core_bootstrap as boot
 
-_REASON = boot.slicer_core_missing_reason()
-pytestmark = [
-    pytest.mark.slicer_core,
-    pytest.mark.skipif(bool(_REASON), reason=_REASON or "slicer-core present"),
-]
+pytest_plugins = ("Testing.conftest_slicer",)
+pytestmark = pytest.mark.slicer_core
 
 
 def _snapshot(folder):

@@ -10,11 +10,8 @@ import pytest
 
 from Testing import slicer_core_bootstrap as boot
 
-_REASON = boot.slicer_core_missing_reason()
-pytestmark = [
-    pytest.mark.slicer_core,
-    pytest.mark.skipif(bool(_REASON), reason=_REASON or "slicer-core present"),
-]
+pytest_plugins = ("Testing.conftest_slicer",)
+pytestmark = pytest.mark.slicer_core
 
 #: Columns that name the write itself (ids, time), not the measurement.
 WRITE_COLUMNS = {"measurement_id", "run_id", "recorded_at_utc", "labelmap_path"}

@@ -14,48 +14,8 @@ import pytest
 
 from Testing import slicer_core_bootstrap as boot
 
-_REASON = boot.slicer_core_missing_reason()
-pytestmark = [
-    pytest.mark.slicer_core,
-    pytest.mark.skipif(bool(_REASON), reason=_REASON or "slicer-core present"),
-]
-
-
-@pytest.fixture()
-def env():
-    return boot.bootstrap()
-
-
-@pytest.fixture(scope="module")
-def module():
-    return boot.load_module()
-
-
-@pytest.fixture()
-def dialogs(monkeypatch):
-    """Progress dialogs the handlers open (stand-ins, see slicer_core_bootstrap); set
-    ``dialogs.cancel_after`` to press Cancel."""
-    import slicer
-
-    class Opened(list):
-        cancel_after = None
-
-    opened = Opened()
-
-    def create(**kwargs):
-        opened.append(boot.FakeProgressDialog(cancel_after=opened.cancel_after, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(slicer.util, "createProgressDialog", create)
-    return opened
-
-
-@pytest.fixture()
-def widget(env, module, dialogs):
-    w = boot.make_widget(module, env)
-    yield w
-    w.cleanup()
-    boot.remove_fake_application()
+pytest_plugins = ("Testing.conftest_slicer",)
+pytestmark = pytest.mark.slicer_core
 
 
 class FakeDicomDatabase:
