@@ -17,6 +17,7 @@ from typing import Annotated
 import slicer
 import vtk
 from RefractureRiskSlicer import display, library, mrml, panel, points, review, studies, workflow
+from RefractureRiskSlicer.fatwater import FAT_SPECTRA, PRECESSIONS, Separation
 from RefractureRiskSlicer.mrml import LEVELS
 from RefractureRiskSlicer.steps import WorkflowSteps
 from slicer import (
@@ -153,6 +154,7 @@ class RefractureRiskParameterNode:
     clinicalInputs - JSON object of the model's clinical inputs (the form is built from the model).
     missingAsRange - show the risk as the range over missing inputs (labelled) instead of
       refusing to compute it.
+    fatSpectrum, precession - fat-water separation of echoes (the CLI's --spectrum, --precession).
     """
 
     pdffVolume: vtkMRMLScalarVolumeNode
@@ -171,6 +173,8 @@ class RefractureRiskParameterNode:
     readerName: str = ""
     clinicalInputs: str = "{}"
     missingAsRange: bool = False
+    fatSpectrum: Annotated[str, Choice(list(FAT_SPECTRA))] = "ismrm-6peak"
+    precession: Annotated[str, Choice(list(PRECESSIONS))] = "auto"
 
 
 #
@@ -336,10 +340,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     def _readStudy(self, read) -> None:
-        """``read(progress, echoes)`` off the GUI thread; echo images instead of maps: the maps
-        computed from them once the user agrees (RefractureRiskSlicer.fatwater)."""
-        loaded = panel.readMapsOrEchoes(read)
-        if loaded is not None:
+        """``read(progress, echoes)`` off the GUI thread; echo images: panel.readMapsOrEchoes."""
+        p = self._parameterNode
+        for loaded in panel.readMapsOrEchoes(read, Separation(p.fatSpectrum, p.precession)):
             self._useStudy(self.logic.useDicomSource(loaded))
 
     def _useStudy(self, study) -> None:
@@ -348,11 +351,9 @@ class RefractureRiskWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         for kind in ("pdff", "r2s", "water", "fat"):
             setattr(p, f"{kind}Volume", nodes.get(kind))
-        fieldStrength = study.provenance.field_strength_t
+        fieldStrength = studies.panelFieldStrength(study)  # 1.5 or 3.0 T; None: neither
         if fieldStrength is not None:
-            nearest = min((1.5, 3.0), key=lambda t: abs(t - fieldStrength))
-            if abs(nearest - fieldStrength) < 0.2:  # scanners report e.g. 1.494 T
-                p.fieldStrengthT = nearest
+            p.fieldStrengthT = fieldStrength
         if nodes.get("pdff"):
             display.showPdff(nodes["pdff"])
         values = json.loads(p.clinicalInputs or "{}")
@@ -660,11 +661,10 @@ class RefractureRiskLogic(WorkflowSteps, ScriptedLoadableModuleLogic):
         return studies.fromNodes(nodesByKind, fieldStrengthT)
 
     def useDicomSource(self, loaded):
-        """Keep the PDFF source of a read study (for SEG/SR export) and the volumes computed
-        with it (the field map of maps computed from echoes); returns the study."""
-        study, self.dicomSource, *companions = loaded
-        studies.keepCompanions(study, companions[0] if companions else {})
-        return study
+        """Keep a steps.ReadStudy's PDFF source (SEG/SR) and companion volumes; its study."""
+        self.dicomSource = loaded.source
+        studies.keepCompanions(loaded.study, loaded.companions)
+        return loaded.study
 
     def loadStudyFromFolder(self, folder):
         """Read a study from a DICOM folder and keep its PDFF source (on this thread)."""

@@ -67,21 +67,39 @@ def runLong(label, work, showAfterMs=0):
         dialog.close()
 
 
-def readMapsOrEchoes(read):
-    """``read(progress, echoes)`` behind a progress dialog (:func:`runLong`): the study read; when
-    the images are echoes, not maps (:class:`.fatwater.EchoSeriesError`), the maps computed from
-    them once the user agrees (None when not). Raises tasks.Cancelled."""
+def readMapsOrEchoes(read, separation):
+    """The studies to show, in turn, from ``read(progress, echoes)`` behind progress dialogs
+    (:func:`runLong`; raises tasks.Cancelled):
+
+    - maps: the study read;
+    - echo images, no maps (:class:`.fatwater.EchoSeriesError`): the maps computed from them
+      with ``separation`` (:class:`.fatwater.Separation`), once the user agrees;
+    - maps and echo images: the study read, then (the panel shows it meanwhile) the maps
+      computed from the echoes, once the user agrees to use them instead.
+    """
     try:
-        return runLong(_("Reading DICOM..."), lambda progress: read(progress, False))
+        loaded = runLong(_("Reading DICOM..."), lambda progress: read(progress, False))
     except fatwater.EchoSeriesError as found:
         question = _(
             "This DICOM study holds {what}, not PDFF/R2* maps.\n\nCompute PDFF, R2*, water, fat "
-            "and the field map from the echoes (fat-water separation; this can take a minute)?"
-        ).format(what=found.description)
+            "and the field map from the echoes (fat-water separation with {how}; this can take "
+            "a minute)?"
+        ).format(what=found.description, how=separation.describe())
         if not slicer.util.confirmYesNoDisplay(question, windowTitle=_("Echo images found")):
-            return None
+            return
+    else:
+        yield loaded
+        if not loaded.echoes:
+            return
+        question = _(
+            "The vendor's PDFF/R2* maps are loaded. This DICOM study also holds {what}.\n\n"
+            "Compute the maps from the echoes instead (fat-water separation with {how}; this "
+            "can take a minute)? The vendor's maps stay in the scene."
+        ).format(what=loaded.echoes, how=separation.describe())
+        if not slicer.util.confirmYesNoDisplay(question, windowTitle=_("Echo images found too")):
+            return
     label = _("Computing the maps from the echoes...")
-    return runLong(label, lambda progress: read(progress, True))
+    yield runLong(label, lambda progress: read(progress, separation))
 
 
 def databaseStudies(db):

@@ -8,6 +8,7 @@ their library calls.
 
 import dataclasses
 import os
+from typing import NamedTuple
 
 from . import fatwater, tasks
 from .library import lib
@@ -15,6 +16,21 @@ from .mrml import LEVELS
 
 #: Steps roi.auto.automatic_rois announces (column, bodies, count, segmentation, ROIs).
 AUTOMATIC_ROI_STEPS = 5
+
+
+class ReadStudy(NamedTuple):
+    """A study read from DICOM.
+
+    ``source``: (files, frame numbers, series UID) of its PDFF, for SEG/SR export; None for
+    maps computed from echoes. ``companions``: volumes computed with it that are no map kind
+    ({"fieldmap": Volume in Hz}), or None. ``echoes``: the raw echo images found beside the
+    maps read (:func:`.fatwater.echoSeriesIn`), which the panel offers to compute the maps
+    from instead; None when there are none."""
+
+    study: object
+    source: tuple | None = None
+    companions: dict | None = None
+    echoes: str | None = None
 
 
 class WorkflowSteps:
@@ -29,22 +45,25 @@ class WorkflowSteps:
         return phantom.generate_phantom(phantom.PhantomSpec(seed=seed))
 
     def readDicomFolder(self, folder, progress=None, echoes=False):
-        """(study, PDFF source) read from a DICOM folder; touches no node or logic state, so
-        it can run off the GUI thread. The source (files, frame numbers, series UID) is what
-        DICOM SEG/SR export references; :meth:`useDicomSource` keeps it.
+        """The :class:`ReadStudy` of a DICOM folder; touches no node or logic state, so it can
+        run off the GUI thread. Its ``source`` (files, frame numbers, series UID of the PDFF) is
+        what DICOM SEG/SR export references; :meth:`useDicomSource` keeps it.
 
         A folder of raw multi-echo images instead of maps raises
-        :class:`.fatwater.EchoSeriesError`; with ``echoes=True`` the maps are computed from
-        them: (study, None, {"fieldmap": Volume}) (no DICOM source: nothing to reference)."""
+        :class:`.fatwater.EchoSeriesError`; a folder with maps and echoes is read as maps, the
+        echoes described in ``echoes`` of the result. With ``echoes`` true (a
+        :class:`.fatwater.Separation`, or True for the defaults) the maps are computed from the
+        echoes instead: no ``source`` (nothing to reference), the field map as companion."""
         if echoes:
-            study, companions = fatwater.computeMaps(folder, progress)
-            return study, None, companions
+            separation = echoes if isinstance(echoes, fatwater.Separation) else None
+            study, companions = fatwater.computeMaps(folder, progress, separation)
+            return ReadStudy(study, None, companions)
         say = progress or (lambda *args: None)
         say("scanning the DICOM headers", 0.0)
         scan = lib("io.dicom_scan").scan_files(folder, tasks.libraryProgress(progress, 0.0, 0.7))
         report = lib("io.dicom_series").build_report(scan)
         found = fatwater.echoSeriesIn(report)
-        if found:
+        if found and not fatwater.hasPdffSeries(report):
             raise fatwater.EchoSeriesError(folder, found)
         loaded = lib("io.dicom_load").load_study_with_report(
             folder, report=report, progress=tasks.libraryProgress(progress, 0.7, 0.98)
@@ -52,10 +71,11 @@ class WorkflowSteps:
         say("study read", 1.0)
         files, frames = lib("pipeline").pdff_source(loaded)
         pdff = loaded.study.provenance.series.get("pdff")
-        return loaded.study, ([str(f) for f in files], frames, pdff and pdff.series_uid)
+        source = ([str(f) for f in files], frames, pdff and pdff.series_uid)
+        return ReadStudy(loaded.study, source, echoes=found)
 
     def loadStudyFromFiles(self, files, progress=None, echoes=False):
-        """(study, PDFF source) from DICOM files (e.g. Slicer's DICOM database), through a
+        """The :class:`ReadStudy` of DICOM files (e.g. Slicer's DICOM database), through a
         temporary folder of links to them; echo images as in :meth:`readDicomFolder`."""
         import shutil
         import tempfile
@@ -70,10 +90,11 @@ class WorkflowSteps:
                 except OSError:
                     shutil.copyfile(path, os.path.join(folder, f"{index:06d}.dcm"))
             loaded = self.readDicomFolder(folder, progress, echoes)
-            if loaded[1] is None:  # maps computed from echoes: no source to reference
+            if loaded.source is None:  # maps computed from echoes: no source to reference
                 return loaded
-            study, (sourceFiles, frames, uid) = loaded
-            return study, ([links.get(f, f) for f in sourceFiles], frames, uid)
+            sourceFiles, frames, uid = loaded.source
+            source = ([links.get(f, f) for f in sourceFiles], frames, uid)
+            return loaded._replace(source=source)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -75,6 +75,16 @@ def addToScene(study, baseName="RefractureRisk"):
     return nodes
 
 
+def panelFieldStrength(study):
+    """The panel's choice (1.5 or 3.0 T) nearest the study's field strength, or None when the
+    study states none or one more than 0.2 T from both (scanners report e.g. 1.494 T)."""
+    fieldStrength = study.provenance.field_strength_t
+    if fieldStrength is None:
+        return None
+    nearest = min((1.5, 3.0), key=lambda t: abs(t - fieldStrength))
+    return nearest if abs(nearest - fieldStrength) < 0.2 else None
+
+
 def _origin(study, kind):
     """Where a map of ``study`` came from, in one line (its series provenance)."""
     series = study.provenance.series.get(kind)

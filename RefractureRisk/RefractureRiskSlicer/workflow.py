@@ -13,7 +13,8 @@ def runWorkflowChecks(logic, phantom, nodes):
     full recomputation gives) -> statistics table and chart -> summaries -> risk with the
     bundled demonstration model, shown beside the spine -> save the results (a temporary
     folder) and record them in a new measurement store (when its driver, SQLAlchemy, is
-    installed) -> echo images instead of maps (:func:`echoChecks`) -> relabel/reject a level
+    installed) -> echo images instead of maps (:func:`echoChecks`) -> the separation's
+    choices and echoes beside vendor maps (:func:`separationChecks`) -> relabel/reject a level
     and the risk follows. Offline. Returns progress messages.
     """
     messages = []
@@ -116,6 +117,7 @@ def runWorkflowChecks(logic, phantom, nodes):
 
     messages.extend(saveAndStore(logic, outcome))
     messages.extend(echoChecks(logic))
+    messages.extend(separationChecks(logic))
 
     shifted = review.relabel(result, "L2", "L3", index)  # the count was off by one
     assert np.array_equal(shifted.roiset.mask("L3"), result.roiset.mask("L2"))
@@ -183,6 +185,88 @@ def echoChecks(logic):
     difference = float(np.mean(study.pdff.array[inside] - phantom.pdff_pct[inside]))
     assert abs(difference) < 1.0, difference
     messages.append(f"maps computed from the echoes: PDFF {difference:+.2f} pp from the truth")
+    return messages
+
+
+def writeMapsAndEchoes(folder, seed=4):
+    """One exam as a scanner stores it: the phantom's vendor maps (GE IDEAL-IQ style, under
+    ``folder/maps``) and its six raw echoes (magnitude + phase, under ``folder/echoes``) in the
+    same DICOM study (the echoes get the maps' study, frame of reference and patient). Returns
+    the echo phantom (``phantom.echoes.EchoPhantom``: truth for the computed maps)."""
+    import os
+
+    import pydicom
+
+    from .library import lib
+
+    spec = lib("phantom").PhantomSpec(seed=seed, in_plane_spacing_mm=2.5, slice_thickness_mm=4.0)
+    phantom = lib("phantom.echoes").lumbar_echoes(spec, snr=40.0, seed=seed)
+    maps = lib("phantom").generate_phantom(spec).study
+    written = lib("phantom.dicom_writer").write_dicom_study(
+        maps, os.path.join(folder, "maps"), seed=seed
+    )
+    echoes = lib("phantom.echo_dicom").write_echo_dicom(
+        phantom.echoes, os.path.join(folder, "echoes"), seed=seed
+    )
+    exam = pydicom.dcmread(written.series[0].files[0], stop_before_pixels=True)
+    shared = ("StudyInstanceUID", "FrameOfReferenceUID", "StudyDate", "StudyTime", "StudyID")
+    shared += ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
+    for path in sorted(echoes.iterdir()):
+        ds = pydicom.dcmread(path)
+        for keyword in shared:
+            if keyword in exam:
+                setattr(ds, keyword, getattr(exam, keyword))
+        ds.save_as(path)
+    return phantom
+
+
+def separationChecks(logic):
+    """The panel's fat-water choices and vendor maps with echoes beside them: the choices are
+    the installed library's (spectra, default as the CLI's); a folder with both is read as the
+    vendor's maps and reports the echoes; the maps computed from those echoes name the fat
+    spectrum and precession used, and another spectrum gives another PDFF. Returns messages."""
+    import argparse
+    import shutil
+    import tempfile
+
+    from .library import lib
+
+    library, default = lib("maps.fatwater"), fatwater.Separation().spectrum
+    assert tuple(library.SPECTRA) == fatwater.FAT_SPECTRA, tuple(library.SPECTRA)
+    parser = argparse.ArgumentParser()
+    lib("commands.options").add_separation_arguments(parser)
+    cli = parser.parse_args([])
+    choices = {action.dest: action.choices for action in parser._actions}
+    assert tuple(choices["precession"]) == fatwater.PRECESSIONS, choices["precession"]
+    assert fatwater.Separation() == fatwater.Separation(cli.spectrum, cli.precession), cli
+    assert cli.spectrum == library.DEFAULT_SPECTRUM.name
+    messages = ["the panel's fat spectra and precessions are the library's; defaults the CLI's"]
+    folder = tempfile.mkdtemp(prefix="RefractureRisk_maps_echoes_")
+    try:
+        phantom = writeMapsAndEchoes(folder)
+        read = logic.readDicomFolder(folder)
+        assert "pdff" in read.study.maps and read.source is not None, sorted(read.study.maps)
+        assert read.echoes and "6 echo(es)" in read.echoes, read.echoes
+        messages.append("vendor maps read; the echoes beside them reported")
+        computed = {
+            spectrum: logic.readDicomFolder(folder, echoes=fatwater.Separation(spectrum)).study
+            for spectrum in (default, "single-peak")
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    inside = phantom.tissue & (np.abs(phantom.echoes.signal[..., 0]) > 0.3)
+    bias = {}
+    for spectrum, study in computed.items():
+        facts = study.provenance.series["pdff"].scaling
+        assert any(f.startswith(f"fat spectrum: {spectrum} ") for f in facts), facts
+        assert any(f.startswith("precession: auto (") for f in facts), facts
+        bias[spectrum] = float(np.mean(study.pdff.array[inside] - phantom.pdff_pct[inside]))
+    assert abs(bias[default]) < 1.0, bias
+    assert bias["single-peak"] < bias[default] - 1.0, bias
+    messages.append(
+        "maps computed with the chosen spectrum, named in their provenance: PDFF "
+        + ", ".join(f"{spectrum} {value:+.2f} pp" for spectrum, value in bias.items())
+    )
     return messages
 
 
