@@ -21,9 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
@@ -50,6 +48,9 @@ from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import RoiResult
 from RefractureRiskLib.stats import PatientSummary, roi_statistics, summarize_statistics
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The pipeline's public names, with those of its parts: the model's inputs
 #: (:mod:`.pipeline_risk`) and the result files (:mod:`.pipeline_files`).

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
@@ -27,6 +26,8 @@ from RefractureRiskLib.stats import PatientSummary
 from RefractureRiskLib.stats.tables import write_statistics
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from RefractureRiskLib.io.dicom_load import LoadResult
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import SeriesProvenance, Study, StudyProvenance
@@ -343,6 +342,8 @@ def _convert_r2s(values: np.ndarray, s: SeriesInfo, kind: str, r2s_unit: str | N
 
 def resample_onto(volume: Volume, reference: Volume) -> Volume:
     """``volume`` resampled onto ``reference``'s grid (linear; NaN outside ``volume``)."""
+    import SimpleITK as sitk  # only for maps on another grid (loaded then, not on import)
+
     image = volume_to_sitk(volume.with_array(np.asarray(volume.array, np.float32)))
     ref = volume_to_sitk(reference.with_array(np.zeros(reference.shape, np.float32)))
     out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, float("nan"))

@@ -8,18 +8,26 @@ written through SimpleITK so they agree with what Slicer and ITK-based tools see
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.volume import LPS_TO_RAS, Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+# SimpleITK (about 0.1 s to import) is imported by the functions that use it: a module that
+# imports this one for a name or a type does not load it (Testing/test_startup.py).
 
 IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 
 
 def volume_to_sitk(volume: Volume) -> sitk.Image:
     """SimpleITK image (LPS geometry) with the same voxels and geometry as ``volume``."""
+    import SimpleITK as sitk
+
     image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
     lps = LPS_TO_RAS @ volume.ijk_to_ras  # LPS_TO_RAS is its own inverse
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
@@ -32,6 +40,8 @@ def volume_to_sitk(volume: Volume) -> sitk.Image:
 
 def sitk_to_volume(image: sitk.Image) -> Volume:
     """``Volume`` from a 3D SimpleITK image (LPS -> RAS)."""
+    import SimpleITK as sitk
+
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -54,6 +64,8 @@ def read_image(path: str | Path) -> Volume:
         raise InputError(p, "file not found")
     if not _has_image_suffix(p):
         raise InputError(p, f"not an image file; expected one of {', '.join(IMAGE_SUFFIXES)}")
+    import SimpleITK as sitk
+
     try:
         image = sitk.ReadImage(str(p))
     except RuntimeError as err:
@@ -70,6 +82,8 @@ def write_image(volume: Volume, path: str | Path, compress: bool = True) -> Path
     p = Path(path)
     if not _has_image_suffix(p):
         raise InputError(p, f"unsupported image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
+    import SimpleITK as sitk
+
     p.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(volume_to_sitk(volume), str(p), compress)
     return p

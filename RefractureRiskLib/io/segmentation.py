@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import LEVEL_COLORS, VERTEBRAL_LEVELS, level_index, level_label
@@ -153,6 +152,8 @@ def write_roiset(roiset: RoiSet, path: str | Path, compress: bool = True) -> Pat
     header = segmentation_header(roiset)
     for key, value in header.items():
         image.SetMetaData(key, value)
+    import SimpleITK as sitk  # loaded when a file is written or read, not on import
+
     p.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(p), compress)
     return p
@@ -200,6 +201,8 @@ def read_roiset(
 def _read_layers(p: Path) -> tuple[Volume, np.ndarray, dict[str, str]]:
     """The file's grid (a Volume of its first layer), its integer layers [k, j, i, layer] and
     its header fields; refuses a missing, unreadable, non-3D or non-integer file."""
+    import SimpleITK as sitk
+
     _check_suffix(p)
     if not p.is_file():
         raise InputError(p, "file not found")
