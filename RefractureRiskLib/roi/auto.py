@@ -77,6 +77,7 @@ from RefractureRiskLib.roi.landmarks import check_count_with_alae
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+from RefractureRiskLib.roi.ribs import check_count_with_ribs, last_rib_index, rib_shares
 from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
     drop_detached_ends,
@@ -117,7 +118,9 @@ def automatic_rois(
     say("naming the levels")
     split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
     at_body = None if anchor is None or anchored is None else Anchor(anchor.level, tuple(anchored))
-    labelling, reasons = _count_levels(prof, segs, gaps, grid, line, at_body, split_doubts)
+    labelling, reasons, count_notes = _count_levels(
+        prof, segs, gaps, grid, line, at_body, split_doubts
+    )
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
@@ -125,6 +128,7 @@ def automatic_rois(
     grid_vol = study.grid
     entries.sort(key=lambda e: level_index(e.level))
     notes = (*reasons, *(f"note: {n}" for n in split_notes if n not in split_doubts))
+    notes += tuple(f"note: {n}" for n in count_notes)
     roiset = RoiSet(
         labelmap=Volume(roi_arr, grid_vol.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
@@ -202,16 +206,18 @@ def _count_levels(
     line: CentreLine,
     anchor: Anchor | None,
     split_doubts: Sequence[str],
-) -> tuple[Labelling, list[str]]:
-    """Step 5: levels counted from the sacrum, checked with the alae, or from the anchor (at
-    the centre of the body the user clicked); the reasons to doubt the count. ``split_doubts``:
-    long runs split into fewer bodies than they may hold. An anchor's count replaces every
-    doubt about the count."""
+) -> tuple[Labelling, list[str], list[str]]:
+    """Step 5: levels counted from the sacrum, checked with the alae and the last rib, or from
+    the anchor (at the centre of the body the user clicked); the reasons to doubt the count,
+    and notes. ``split_doubts``: long runs split into fewer bodies than they may hold. An
+    anchor's count replaces every doubt about the count."""
     covered_idx = np.flatnonzero(prof.covered)
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
     labelling = check_count_with_alae(labelling, grid, line, segs, gaps)  # 2nd landmark
+    last_rib = last_rib_index(rib_shares(grid, line, segs))  # 3rd landmark
+    labelling, notes = check_count_with_ribs(labelling, segs, gaps, last_rib)
     # A split of an over-long segment is only a note (thick slices often merge two bodies
     # across a thin disc) unless the run may hold one body more; the spacing checks judge the
     # result, and an irregular one is a reason.
@@ -219,7 +225,7 @@ def _count_levels(
     reasons = [*labelling.reasons, *split_doubts, *spacing_doubts]
     if anchor is not None:
         labelling = _anchor_labels(line, segs, gaps, anchor, labelling)
-        reasons = list(labelling.reasons)
+        reasons, notes = list(labelling.reasons), []
     named = [n for n in labelling.names if n is not None]
     # room for a whole body (with its disc) between the top of the field of view and the first
     # body found: a body cut by the field of view there is not a missed one
@@ -231,7 +237,7 @@ def _count_levels(
         reasons.append(
             f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
         )
-    return labelling, reasons
+    return labelling, reasons, notes
 
 
 def _levels(

@@ -41,15 +41,31 @@ NO_ALA_MAX_SHARE = 0.1
 def lateral_marrow_share(
     grid: DetectionGrid, line: CentreLine, seg: Segment
 ) -> tuple[float, float] | None:
-    """Marrow share (0-1) of the left and right boxes beside ``seg``; None when either box is
-    mostly outside the field of view (a narrow sagittal slab)."""
+    """Marrow share (0-1) of the left and right boxes beside ``seg`` where the sacral alae
+    lie; None when either box is mostly outside the field of view (a narrow sagittal slab)."""
+    return side_box_shares(grid, line, seg, ALA_LATERAL_MM, ALA_DEPTH_MM, (2.0, -1.0), 2.5)
+
+
+def side_box_shares(
+    grid: DetectionGrid,
+    line: CentreLine,
+    seg: Segment,
+    lateral_mm: tuple[float, float],
+    depth_mm: tuple[float, float],
+    along_mm: tuple[float, float],
+    depth_step_mm: float,
+) -> tuple[float, float] | None:
+    """Marrow share (0-1) of two boxes at either side of ``seg``, in the body's frame: from
+    ``lateral_mm[0]`` to ``lateral_mm[1]`` right and left of the centre line, ``depth_mm``
+    anterior (negative: posterior), and along the line from ``seg.t0_mm + along_mm[0]`` to
+    ``seg.t1_mm + along_mm[1]``. None when either box is mostly outside the field of view."""
     inv = np.linalg.inv(grid.mat)
     shape = np.array(grid.marrow.shape)
-    ts = np.arange(seg.t0_mm + 2.0, seg.t1_mm - 1.0, 2.0)
+    ts = np.arange(seg.t0_mm + along_mm[0], seg.t1_mm + along_mm[1], 2.0)
     if ts.size == 0:
         ts = np.array([seg.centre_mm])
-    us = np.arange(ALA_LATERAL_MM[0], ALA_LATERAL_MM[1] + 0.1, 2.0)
-    vs = np.arange(ALA_DEPTH_MM[0], ALA_DEPTH_MM[1] + 0.1, 2.5)
+    us = np.arange(lateral_mm[0], lateral_mm[1] + 0.1, 2.0)
+    vs = np.arange(depth_mm[0], depth_mm[1] + 0.1, depth_step_mm)
     uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
     shares = []
     for side in (-1.0, 1.0):
@@ -165,5 +181,6 @@ __all__ = [
     "has_no_alae",
     "lateral_marrow_share",
     "s1_from_alae",
+    "side_box_shares",
     "with_alae",
 ]
