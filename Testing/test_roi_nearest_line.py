@@ -1,4 +1,4 @@
-"""roi.detection.nearest_line_points gives cKDTree's answer exactly (issue 13).
+"""roi.line_points.nearest_line_points gives cKDTree's answer exactly (issue 13).
 
 The tube profile of the automatic ROIs needs, for each voxel near the centre line, the nearest
 line point within the tube radius. numpy does it (scipy.spatial costs about 0.1 s to import); the
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-import RefractureRiskLib.roi.detection as detection
-from RefractureRiskLib.roi.detection import TUBE_RADIUS_MM, fit_centre_line, nearest_line_points
+import RefractureRiskLib.roi.line_points as line_points
+from RefractureRiskLib.roi.detection import TUBE_RADIUS_MM, fit_centre_line
+from RefractureRiskLib.roi.line_points import nearest_line_points
 
 
 def _kdtree(line: np.ndarray, pts: np.ndarray, radius: float):
@@ -52,8 +53,8 @@ def test_a_tie_goes_to_the_kdtree(monkeypatch) -> None:
     line = fit_centre_line(np.array([[1.0, 2.0, 0.0]]), (-20.0, 20.0)).points_ras  # x, y fixed
     pts = np.array([[1.0, 2.0, 0.25], [1.0, 2.0, 0.1], [30.0, 2.0, 0.0]])
     calls = []
-    kdtree = detection._nearest_by_kdtree
-    monkeypatch.setattr(detection, "_nearest_by_kdtree", lambda *a: calls.append(1) or kdtree(*a))
+    kdtree = line_points._nearest_by_kdtree
+    monkeypatch.setattr(line_points, "_nearest_by_kdtree", lambda *a: calls.append(1) or kdtree(*a))
     inside, idx = nearest_line_points(line, pts, TUBE_RADIUS_MM)
     assert calls
     ref_inside, ref_idx = _kdtree(line, pts, TUBE_RADIUS_MM)

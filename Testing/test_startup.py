@@ -86,7 +86,7 @@ def test_the_check_sees_a_heavy_import(monkeypatch, tmp_path) -> None:
 # -- the analysis itself (issue 13): what importing the pipeline and running ``analyze`` load --
 #: Packages the analysis does not need at import: SimpleITK is loaded when a segmentation is
 #: written or a file read; scipy.spatial (which loads scipy.linalg) not at all: the tube profile
-#: finds each voxel's nearest centre-line point with numpy (roi.detection.nearest_line_points).
+#: finds each voxel's nearest centre-line point with numpy (roi.line_points.nearest_line_points).
 NOT_ON_IMPORT = ("SimpleITK", "scipy.spatial", "scipy.linalg")
 #: ... and not while ``analyze`` runs on a plain study (automatic ROIs).
 NOT_IN_ANALYZE = ("scipy.spatial", "scipy.linalg")

@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from RefractureRiskLib.roi.body import StudyArrays
 from RefractureRiskLib.roi.geometry import Box, grid_ras
+from RefractureRiskLib.roi.line_points import nearest_line_points
 from RefractureRiskLib.roi.marrow import (
     MarrowCriteria,
     disc_mask,
@@ -203,73 +204,6 @@ class Profile:
     covered: npt.NDArray[np.bool_]  # bin has enough voxels inside the field of view
 
 
-def nearest_line_points(
-    line_pts: npt.NDArray, pts: npt.NDArray, radius: float
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
-    """For each point: is a line point closer than ``radius`` mm, and the index of the nearest.
-
-    The same answer as ``scipy.spatial.cKDTree(line_pts).query(pts,
-    distance_upper_bound=radius)`` (``isfinite(dist)``, ``idx``), bit for bit: the squared
-    distance summed in the same order (x, y, z) and compared strictly with ``radius**2``. A
-    centre line is sampled at falling z (:func:`fit_centre_line`), so only the line points
-    within ``radius`` in z of a point are candidates; numpy does that in a few milliseconds and
-    spares the import of scipy.spatial (with scipy.linalg), about a tenth of a second at start.
-    A line that is not sampled so, or a point at exactly the same distance from two line points
-    (where which one a k-d tree returns depends on its traversal), goes to cKDTree itself.
-    """
-    line_pts = np.asarray(line_pts, float)
-    pts = np.asarray(pts, float)
-    n = len(line_pts)
-    z = line_pts[:, 2] if n else line_pts
-    usable = n >= 1 and bool(np.isfinite(line_pts).all()) and bool(np.all(np.diff(z) < 0))
-    if not usable or not np.isfinite(pts).all():
-        return _nearest_by_kdtree(line_pts, pts, radius)
-    idx = np.full(len(pts), n, dtype=np.intp)  # cKDTree's index for "none within radius"
-    if len(pts) == 0:
-        return np.zeros(0, dtype=bool), idx
-    # A window from just beyond the radius above each point to just beyond it below: every line
-    # point nearer than the radius is in it (the exact test is the distance below). Candidates
-    # past a window's end are other line points (harmless: the nearest stays the nearest) or,
-    # past the line's end, a point at infinity.
-    reach = radius + 0.01
-    lo = np.searchsorted(-z, -pts[:, 2] - reach, side="left")
-    hi = np.searchsorted(-z, -pts[:, 2] + reach, side="right")
-    width = int((hi - lo).max())
-    lx, ly, lz = (np.append(line_pts[:, axis], np.inf) for axis in range(3))
-    px, py, pz = (np.ascontiguousarray(pts[:, axis]) for axis in range(3))
-    best = np.full(len(pts), np.inf)
-    tied = np.zeros(len(pts), dtype=bool)  # another candidate at exactly the best distance
-    cand = lo.copy()
-    for _ in range(width):  # the next candidate of every point's window at once
-        np.minimum(cand, n, out=cand)
-        diff = px - lx[cand]
-        d = diff * diff  # x, y, z summed in this order, as the k-d tree does
-        diff = py - ly[cand]
-        d += diff * diff
-        diff = pz - lz[cand]
-        d += diff * diff
-        closer = d < best
-        tied &= ~closer
-        tied |= d == best
-        np.copyto(best, d, where=closer)
-        np.copyto(idx, cand, where=closer)
-        cand += 1
-    inside = best < radius * radius
-    if np.any(tied & inside):
-        return _nearest_by_kdtree(line_pts, pts, radius)  # a tie: the k-d tree decides
-    idx[~inside] = n
-    return inside, idx
-
-
-def _nearest_by_kdtree(
-    line_pts: npt.NDArray, pts: npt.NDArray, radius: float
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
-    from scipy.spatial import cKDTree  # only for lines and points numpy cannot answer exactly
-
-    dist, idx = cKDTree(line_pts).query(pts, distance_upper_bound=radius)
-    return np.isfinite(dist), idx
-
-
 def profile_along(
     line: CentreLine, marrow: npt.NDArray, disc: npt.NDArray, void: npt.NDArray, mat: npt.NDArray
 ) -> Profile:
@@ -411,7 +345,6 @@ __all__ = [
     "axes_from_tangent",
     "detection_grid",
     "fit_centre_line",
-    "nearest_line_points",
     "profile_along",
     "rescue_gaps",
     "segment_profile",
