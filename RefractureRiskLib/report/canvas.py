@@ -59,6 +59,8 @@ class Canvas:
         self.draw = ImageDraw.Draw(self.image)
         self.dpi = dpi
         self.texts: list[DrawnText] = []
+        #: Named boxes of the page (the factor column, the bars, each panel's image, the table).
+        self.regions: dict[str, Box] = {}
 
     @property
     def width(self) -> int:

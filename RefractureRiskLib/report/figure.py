@@ -140,6 +140,7 @@ def _draw_factors(page: Canvas, risk: RiskResult | None, summary: PatientSummary
     rows = factor_rows(risk, summary)
     column = (page.fx(0.04), page.fy(top), page.fx(0.70), page.fy(bottom))
     bars = (page.fx(0.72), page.fy(top), page.fx(0.97), page.fy(bottom))
+    page.regions |= {"factors": column, "bars": bars}
     pitch = (column[3] - column[1]) / len(rows)
     for i in range(0, len(rows), 2):  # banded rows across both
         y0 = column[1] + i * pitch
@@ -214,7 +215,7 @@ def _draw_level_table(page: Canvas, table: pd.DataFrame, y_top: float) -> float:
     height = min(0.0165 * sum(table_lines(table)), y_top - 0.27)
     box = (page.fx(0.50), page.fy(y_top), page.fx(0.97), page.fy(y_top - height))
     shaded = [v == "no" for v in table["In\nsummaries"]] if len(table) else []
-    draw_table(page, table, box, shaded)
+    page.regions["table"] = draw_table(page, table, box, shaded)
     return y_top - height
 
 

@@ -130,6 +130,7 @@ def draw_map(
     canvas.paste(np.round(pixels).astype(np.uint8), image_box[0], image_box[1])
     canvas.rect(image_box, edge="black", edge_pt=FRAME_PT)
     part = f"panel:{title}"
+    canvas.regions[part] = image_box
     _draw_level_labels(canvas, view, places, roiset, notes, centres_z or {}, part)
     _orientation_and_scale(canvas, view, plane, part)
     centre = (image_box[0] + image_box[2]) / 2
