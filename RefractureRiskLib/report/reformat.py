@@ -19,7 +19,7 @@ from RefractureRiskLib.core.volume import Volume
 @dataclass(frozen=True)
 class SagittalPlane:
     """A reformatted image: ``image[row, col]`` with rows superior->inferior, columns
-    anterior->posterior; ``extent_mm`` = (left, right, bottom, top) for matplotlib's imshow in
+    anterior->posterior; ``extent_mm`` = (left, right, bottom, top) of the image's edges in
     RAS millimetres (A/P as -y so anterior is on the left, S/I as z)."""
 
     image: npt.NDArray
@@ -46,6 +46,18 @@ def _ras_bounds(volume: Volume) -> tuple[npt.NDArray, npt.NDArray]:
     return ras.min(axis=0), ras.max(axis=0)
 
 
+def _around(data: npt.NDArray, coords: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
+    """The part of ``data`` that interpolating at ``coords`` (array axes x points) reads, and
+    the coordinates in it: the same values, without converting and reading the whole volume."""
+    shape = np.array(data.shape)
+    if coords.size == 0:
+        return data, coords
+    lo = np.clip(np.floor(coords.min(axis=1)).astype(int), 0, shape - 1)
+    hi = np.clip(np.floor(coords.max(axis=1)).astype(int) + 2, lo + 1, shape)
+    part = data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    return part, coords - lo[:, None]
+
+
 def sagittal_plane(
     volume: Volume,
     x_ras: float,
@@ -66,7 +78,7 @@ def sagittal_plane(
     pts = np.stack([np.full(zz.size, x_ras), yy.ravel(), zz.ravel()], axis=1)
     ijk = volume.ras_to_ijk_points(pts)
     coords = ijk[:, ::-1].T  # array axes are [k, j, i]
-    data = np.asarray(volume.array)
+    data, coords = _around(np.asarray(volume.array), coords)
     order = 0 if labels else 1
     values = ndimage.map_coordinates(
         data.astype(np.float32) if not labels else data, coords, order=order, cval=0.0
