@@ -121,10 +121,11 @@ class Canvas:
         top = {"top": y, "center": y - block / 2, "bottom": y - block}.get(va, y - ascent)
         placed, boxes = [], []
         for i, line in enumerate(lines):
-            width = face.getlength(line)
+            # the glyphs' box from the pen's start on the baseline; aligned by its right end
+            ink = face.getbbox(line, anchor="ls") if line.strip() else (0, 0, 0, 0)
+            width = ink[2]
             left = {"left": x, "center": x - width / 2, "right": x - width}[ha]
             base = top + ascent + i * pitch
-            ink = face.getbbox(line, anchor="ls") if line.strip() else (0, 0, 0, 0)
             boxes.append(
                 (
                     left + min(0, ink[0]),

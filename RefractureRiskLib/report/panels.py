@@ -44,14 +44,16 @@ def _roi_plane(roiset: RoiSet) -> tuple[float, tuple[float, float, float, float]
     Posteriorly wider than anteriorly: the level labels sit behind the bodies (in the canal).
     """
     labelmap = roiset.labelmap
-    idx = np.argwhere(np.asarray(labelmap.array) > 0)
-    if idx.size == 0:
+    m = labelmap.ijk_to_ras
+    ijk = np.argwhere(np.asarray(labelmap.array) > 0)[:, ::-1].astype(float)
+    if ijk.size == 0:
         nk, nj, ni = labelmap.shape
-        return float(labelmap.ijk_to_ras_points([[ni / 2, nj / 2, nk / 2]])[0, 0]), None
-    ras = labelmap.ijk_to_ras_points(idx[:, ::-1])
-    lo, hi = ras.min(axis=0), ras.max(axis=0)
-    bounds = (lo[1] - 45.0, hi[1] + 25.0, lo[2] - 20.0, hi[2] + 20.0)
-    return float(labelmap.ijk_to_ras_points(idx[:, ::-1].mean(axis=0))[0, 0]), bounds
+        return float(m[0, :3] @ (ni / 2, nj / 2, nk / 2) + m[0, 3]), None
+    # RAS y and z of every ROI voxel, elementwise (no matrix product: see reformat.py)
+    yz = (ijk[:, None, :] * m[None, 1:3, :3]).sum(axis=2) + m[1:3, 3]
+    lo, hi = yz.min(axis=0), yz.max(axis=0)
+    bounds = (lo[0] - 45.0, hi[0] + 25.0, lo[1] - 20.0, hi[1] + 20.0)
+    return float(m[0, :3] @ ijk.mean(axis=0) + m[0, 3]), bounds
 
 
 def sagittal_views(study: Study, roiset: RoiSet) -> tuple[SagittalPlane, dict[str, SagittalPlane]]:

@@ -74,15 +74,18 @@ def sagittal_plane(
     y0, y1, z0, z1 = bounds_mm if bounds_mm else (lo[1], hi[1], lo[2], hi[2])
     ys = np.arange(y1, y0 - 1e-9, -spacing_mm)  # columns: anterior (high y) -> posterior
     zs = np.arange(z1, z0 - 1e-9, -spacing_mm)  # rows: superior -> inferior
-    zz, yy = np.meshgrid(zs, ys, indexing="ij")
-    pts = np.stack([np.full(zz.size, x_ras), yy.ravel(), zz.ravel()], axis=1)
-    ijk = volume.ras_to_ijk_points(pts)
-    coords = ijk[:, ::-1].T  # array axes are [k, j, i]
+    # (i, j, k) of every grid point, row by row: the affine map written out (elementwise, no
+    # matrix product: in a new process that would start the BLAS threads for a small job)
+    m = volume.ras_to_ijk
+    ijk = (
+        (m[:3, 0] * x_ras + m[:3, 3]) + zs[:, None, None] * m[:3, 2] + ys[None, :, None] * m[:3, 1]
+    )
+    coords = ijk.reshape(-1, 3)[:, ::-1].T  # array axes are [k, j, i]
     data, coords = _around(np.asarray(volume.array), coords)
     order = 0 if labels else 1
     values = ndimage.map_coordinates(
         data.astype(np.float32) if not labels else data, coords, order=order, cval=0.0
     )
-    image = values.reshape(zz.shape)
+    image = values.reshape(len(zs), len(ys))
     extent = (-float(ys[0]), -float(ys[-1]), float(zs[-1]), float(zs[0]))
     return SagittalPlane(image, extent, float(x_ras))
