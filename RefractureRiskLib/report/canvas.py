@@ -32,7 +32,8 @@ def rgb(colour: Colour) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class DrawnText:
-    """One text on the page: what it says, where its glyphs are, what it must stay inside."""
+    """One text on the page: what it says, the box it takes (its glyphs and lines, with their
+    halo or backdrop), what it must stay inside, and which part of the page it belongs to."""
 
     text: str
     box: Box
@@ -138,6 +139,30 @@ class Canvas:
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         return placed, (x0, y0, max(b[2] for b in boxes), max(b[3] for b in boxes))
 
+    def _backdrop(
+        self,
+        draw: ImageDraw.ImageDraw,
+        box: Box,
+        backdrop: tuple[Colour, Colour | None, float, float],
+    ) -> float:
+        """A filled box (with an edge when its colour is given) ``pad`` pt around ``box``;
+        returns how far it reaches beyond ``box`` (px)."""
+        fill, edge, edge_pt, pad_pt = backdrop
+        pad = self.pt(pad_pt)
+        x0, y0, x1, y1 = (
+            round(box[0] - pad),
+            round(box[1] - pad),
+            round(box[2] + pad),
+            round(box[3] + pad),
+        )
+        draw.rectangle((x0, y0, x1, y1), fill=rgb(fill))
+        if edge is None:
+            return pad
+        width = max(1, round(self.pt(edge_pt)))
+        grow = width // 2
+        draw.rectangle((x0 - grow, y0 - grow, x1 + grow, y1 + grow), outline=rgb(edge), width=width)
+        return pad + width / 2
+
     def text(
         self,
         x: float,
@@ -164,21 +189,11 @@ class Canvas:
             cx0, cy0, cx1, cy1 = (round(v) for v in clip)
             target, dx, dy = self.image.crop((cx0, cy0, cx1, cy1)), cx0, cy0
         draw = ImageDraw.Draw(target) if target is not self.image else self.draw
+        grow = float(round(self.pt(style.halo_pt)))  # recorded as seen: with halo or backdrop
         if backdrop is not None:
-            fill, edge, edge_pt, pad_pt = backdrop
-            pad = self.pt(pad_pt)
-            x0, y0, x1, y1 = (
-                box[0] - pad - dx,
-                box[1] - pad - dy,
-                box[2] + pad - dx,
-                box[3] + pad - dy,
+            grow = self._backdrop(
+                draw, (box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy), backdrop
             )
-            draw.rectangle((round(x0), round(y0), round(x1), round(y1)), fill=rgb(fill))
-            if edge is not None:
-                width = max(1, round(self.pt(edge_pt)))
-                grow = width // 2
-                outer = (round(x0) - grow, round(y0) - grow, round(x1) + grow, round(y1) + grow)
-                draw.rectangle(outer, outline=rgb(edge), width=width)
         face = font(self.pt(style.size), "bold" if style.bold else "regular")
         halo = round(self.pt(style.halo_pt))
         for line, left, base in placed:
@@ -193,6 +208,7 @@ class Canvas:
             )
         if clip is not None:
             self.image.paste(target, (dx, dy))
+        box = (box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow)
         drawn = DrawnText(text, box, frame, part)
         self.texts.append(drawn)
         return drawn

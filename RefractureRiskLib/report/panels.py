@@ -26,6 +26,8 @@ from RefractureRiskLib.report.text import UNCERTAIN_CONFIDENCE, LevelNotes
 
 LABEL_STYLE = TextStyle(6, bold=True, linespacing=1.0)
 LETTER_STYLE = TextStyle(8, bold=True, colour="white", halo_pt=1.0)
+#: The scale bar's length: a size smaller than the letters, so it clears the "I" on narrow panels.
+SCALE_STYLE = TextStyle(7, bold=True, colour="white", halo_pt=1.0)
 TITLE_STYLE = TextStyle(8)
 LEGEND_STYLE = TextStyle(6)
 #: Fill opacity of an ROI used in the summaries and of one left out.
@@ -234,12 +236,12 @@ def _orientation_and_scale(canvas: Canvas, view: _View, plane: SagittalPlane, pa
         canvas.text(x, y, letters[side], LETTER_STYLE, ha, va, part=part, frame=view.box)
     bar = _scale_bar_mm(right - left)
     y_bar = bottom + 0.03 * (top - bottom)
-    x0 = left + 2 * pad
+    x0 = left + pad
     ends = [view.px(x0, y_bar), view.px(x0 + bar, y_bar)]
     canvas.line(ends, "black", 3.5)
     canvas.line(ends, "white", 2.0)
     x, y = view.px(x0, y_bar + 0.01 * (top - bottom))
-    canvas.text(x, y, f"{bar} mm", LETTER_STYLE, "left", "bottom", part=part, frame=view.box)
+    canvas.text(x, y, f"{bar} mm", SCALE_STYLE, "left", "bottom", part=part, frame=view.box)
 
 
 def r2s_window_max(study: Study, roiset: RoiSet) -> float:
