@@ -55,7 +55,7 @@ def write_outputs(
         "results": _write_results_json(out / "results.json", rois, summary, risk, provenance),
     }
     if report:
-        # Imported here: matplotlib is loaded only when a report is written.
+        # Imported here: Pillow and the report are loaded only when a report is written.
         from RefractureRiskLib.report.onepage import render_report
 
         rep = render_report(

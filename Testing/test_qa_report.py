@@ -68,11 +68,8 @@ def test_footer_keeps_all_lines_when_they_fit() -> None:
     assert text.splitlines()[-1] == "Provenance: software: x; reader: y"
 
 
-def _figure_texts(fig) -> str:
-    texts = [t.get_text() for t in fig.texts]
-    for ax in fig.axes:
-        texts.extend(t.get_text() for t in ax.texts)
-    return "\n".join(texts)
+def _figure_texts(page) -> str:
+    return "\n".join(t.text for t in page.texts)
 
 
 def _one_level_stats():
@@ -104,12 +101,12 @@ def test_page_shows_uncertain_labels_and_no_nan() -> None:
     provenance = {"software": "x", "labels": "UNCERTAIN: check the level labels"}
     model = load_model(bundled_model_path())
     risk = score(model, {"age_years": 74, "sex": "F"}, missing="range")
-    fig = onepage.build_figure(study, rois, stats, summary, risk, provenance, "anonymous")
-    text = _figure_texts(fig)
+    page = onepage.build_page(study, rois, stats, summary, risk, provenance, "anonymous")
+    text = _figure_texts(page)
     assert "nan%" not in text and "nan 1/s" not in text and "nan" not in text.split()
     assert "PDFF global L1-L4: not available (no eligible level)" in text
     # The uncertainty is on the page itself, not only in the footer that warnings may crowd out.
-    body = [t.get_text() for t in fig.texts]
+    body = [t.text for t in page.texts if t.part == "levels"]
     assert any("LEVEL LABELS" in t and "UNCERTAIN" in t for t in body)
 
 
@@ -163,13 +160,13 @@ def test_factors_are_in_clinical_words_with_their_direction() -> None:
     )
     model = load_model(bundled_model_path())
     risk = score(model, {**DEMO_CLINICAL, "pdff_global_L1L4": 50.2, "r2s_global_L1L4": 64.2})
-    fig = onepage.build_figure(study, rois, stats, summary, risk, {}, "anonymous")
-    factor_axes = fig.axes[0]  # the factor names and directions
-    rows = [" ".join(t.get_text().split()) for t in factor_axes.texts]
+    page = onepage.build_page(study, rois, stats, summary, risk, {}, "anonymous")
+    # the factor names and directions, row by row
+    rows = [" ".join(t.text.split()) for t in page.texts if t.part in ("factors", "effects")]
     assert "No anti-osteoporosis treatment after surgery" in rows
     assert rows[rows.index("No anti-osteoporosis treatment after surgery") + 1] == "raises risk"
     assert "Age at surgery: 74 years" in rows
     assert "PDFF global L1-L4: 50.2% (mean of L2-L4; L1 excluded: fractured)" in rows
     assert "no effect in this model (coefficient 0)" in rows  # the R2* term
     assert not any("antiop_post" in r or "_" in r or "…" in r for r in rows)
-    assert "points" not in _figure_texts(fig)
+    assert "points" not in _figure_texts(page)

@@ -2,25 +2,26 @@
 table cell, is cut by its panel, and no section is missing, in the page (PNG/PDF: the same
 raster, see test_report_render) and in the HTML. Each check is shown to fail on a broken page.
 
-Extents are the renderer's window extents of every drawn text artist (figure texts, axes texts
-and titles, axis labels, tick labels, table cells, legend entries).
+Extents are the page's own record of every text it drew (``page.texts``: the string, the box of
+its glyphs and lines in pixels, the box it must stay inside and the part of the page it is in):
+titles, the factor list, level labels, orientation letters, tick labels, table cells, the
+legend, the footer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from pathlib import Path
 
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.text import Text
 
 from RefractureRiskLib.commands.demo import DEMO_CLINICAL
 from RefractureRiskLib.model.modelfile import bundled_model_path, load_model
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.pipeline import AnalysisOptions, measure, place_rois, score_patient
-from RefractureRiskLib.report import figure, onepage
+from RefractureRiskLib.report import figure, onepage, panels, table
 
 #: What a reader must find on the page, in reading order (written here, not taken from the code).
 PAGE_SECTIONS = (
@@ -73,83 +74,74 @@ def _page(inputs, which: str = "complete"):
     study, rois, stats, summary = inputs
     risk = None if which == "none" else _risk(summary, study, which)
     provenance = {"software": "x", "study_uid": "1.2.3." + "4" * 60, "reader": "pytest"}
-    return onepage.build_figure(study, rois, stats, summary, risk, provenance, "pytest")
+    return onepage.build_page(study, rois, stats, summary, risk, provenance, "pytest")
 
 
-def drawn_texts(fig) -> list[tuple[Text, object | None]]:
-    """Every visible, non-empty text artist of the page, with the table cell holding it."""
-    found: list[tuple[Text, object | None]] = [(t, None) for t in fig.texts]
-    for ax in fig.axes:
-        found += [(t, None) for t in (*ax.texts, ax.title, ax.xaxis.label, ax.yaxis.label)]
-        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-            lo, hi = sorted(limits)  # ticks beyond the limits are not drawn
-            for tick in axis.get_major_ticks():
-                if tick.label1.get_visible() and lo <= tick.get_loc() <= hi:
-                    found.append((tick.label1, None))
-        for table in ax.tables:
-            found += [(cell.get_text(), cell) for cell in table.get_celld().values()]
-    for legend in fig.legends:
-        found += [(t, None) for t in legend.get_texts()]
-    return [(t, c) for t, c in found if t.get_visible() and t.get_text().strip()]
+def drawn_texts(page) -> list:
+    """Every non-empty text the page drew, as recorded."""
+    return [t for t in page.texts if t.text.strip()]
 
 
-def layout_problems(fig) -> list[str]:
-    """Texts off the page, cut by their panel or cell, or overlapping another text."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    page = fig.bbox
-    texts = drawn_texts(fig)
-    boxes = [t.get_window_extent(renderer) for t, _ in texts]
+def _inside(box, frame) -> bool:
+    return (
+        box[0] >= frame[0] - TOLERANCE_PX
+        and box[2] <= frame[2] + TOLERANCE_PX
+        and box[1] >= frame[1] - TOLERANCE_PX
+        and box[3] <= frame[3] + TOLERANCE_PX
+    )
+
+
+def layout_problems(page) -> list[str]:
+    """Texts off the page, cut by their panel, past their table cell or column, or overlapping
+    another text."""
+    sheet = (0, 0, page.width, page.height)
+    texts = drawn_texts(page)
     problems = []
-
-    def inside(box, frame) -> bool:
-        return (
-            box.x0 >= frame.x0 - TOLERANCE_PX
-            and box.x1 <= frame.x1 + TOLERANCE_PX
-            and box.y0 >= frame.y0 - TOLERANCE_PX
-            and box.y1 <= frame.y1 + TOLERANCE_PX
-        )
-
-    for (t, cell), box in zip(texts, boxes, strict=True):
-        name = " ".join(t.get_text().split())
-        if not inside(box, page):
+    for t in texts:
+        name = " ".join(t.text.split())
+        if not _inside(t.box, sheet):
             problems.append(f"off the page: {name!r}")
-        if cell is not None and not inside(box, cell.get_window_extent(renderer)):
-            problems.append(f"runs past its table cell: {name!r}")
-        clip = t.get_clip_box() if t.get_clip_on() and cell is None else None
-        if clip is not None and not inside(box, clip):
-            problems.append(f"cut by its panel: {name!r}")
-    for (i, a), (j, b) in itertools.combinations(enumerate(boxes), 2):
+        if t.frame is not None and not _inside(t.box, t.frame):
+            where = {"table": "runs past its table cell"}.get(t.part, "runs past its box")
+            if t.part.startswith("panel:"):
+                where = "cut by its panel"
+            problems.append(f"{where}: {name!r}")
+    for a, b in itertools.combinations(texts, 2):
         if (
-            min(a.x1, b.x1) - max(a.x0, b.x0) > TOLERANCE_PX
-            and min(a.y1, b.y1) - max(a.y0, b.y0) > TOLERANCE_PX
+            min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]) > TOLERANCE_PX
+            and min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]) > TOLERANCE_PX
         ):
-            first, second = (" ".join(texts[k][0].get_text().split()) for k in (i, j))
+            first, second = (" ".join(t.text.split()) for t in (a, b))
             problems.append(f"overlap: {first!r} and {second!r}")
     return problems
 
 
-def page_text(fig) -> str:
-    return "\n".join(t.get_text() for t, _ in drawn_texts(fig))
+def page_text(page) -> str:
+    return "\n".join(t.text for t in drawn_texts(page))
 
 
-def missing_page_sections(fig) -> list[str]:
+def missing_page_sections(page) -> list[str]:
     """The page's sections not found, or found out of reading order (top to bottom)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
     tops: dict[str, float] = {}
-    for t, _ in drawn_texts(fig):
+    for t in drawn_texts(page):
         for section in PAGE_SECTIONS:
-            if t.get_text().startswith(section) and section not in tops:
-                tops[section] = t.get_window_extent(renderer).y1
+            if t.text.startswith(section) and section not in tops:
+                tops[section] = t.box[1]
     missing = [s for s in PAGE_SECTIONS if s not in tops]
     found = [s for s in PAGE_SECTIONS if s in tops]
-    order = sorted(found, key=lambda s: -tops[s])
+    order = sorted(found, key=lambda s: tops[s])
     if order != found and not missing:
         missing.append(f"out of order: {order}")
     return missing
+
+
+def _panel_texts(page) -> dict[str, list[str]]:
+    """The texts on each sagittal panel (level labels, letters, scale), by the panel's title."""
+    panels_found: dict[str, list[str]] = {}
+    for t in page.texts:
+        if t.part.startswith("panel:"):
+            panels_found.setdefault(t.part.removeprefix("panel:"), []).append(t.text)
+    return panels_found
 
 
 def missing_html_sections(page: str) -> list[str]:
@@ -166,15 +158,13 @@ def missing_html_sections(page: str) -> list[str]:
 
 @pytest.mark.parametrize("which", ["complete", "range", "none"])
 def test_no_text_overlaps_or_leaves_the_page(fractured, which: str) -> None:
-    fig = _page(fractured, which)
-    assert not layout_problems(fig)
-    assert not missing_page_sections(fig) or which == "none"
+    page = _page(fractured, which)
+    assert not layout_problems(page)
+    assert not missing_page_sections(page) or which == "none"
 
 
 def test_uncertain_labels_are_marked_and_their_warning_fits(fractured) -> None:
     """Levels below the confidence threshold get "?" on both panels; the warning is on the page."""
-    import dataclasses
-
     study, rois, stats, summary = fractured
     doubtful = ("L4", "L5", "S1")
     levels = tuple(
@@ -182,32 +172,35 @@ def test_uncertain_labels_are_marked_and_their_warning_fits(fractured) -> None:
     )
     reason = "sacrum not found: levels counted from the top of the field of view, " * 2
     rois = dataclasses.replace(rois, levels=levels, uncertain=True, reasons=(reason.strip(),))
-    fig = _page((study, rois, stats, summary))
-    assert not layout_problems(fig)
-    assert "LEVEL LABELS UNCERTAIN" in page_text(fig)
-    panels = [ax for ax in fig.axes if ax.get_title() in ("PDFF (%)", "R2* (1/s)")]
-    for ax in panels:
-        marked = {t.get_text().split()[0] for t in ax.texts if "?" in t.get_text()}
+    page = _page((study, rois, stats, summary))
+    assert not layout_problems(page)
+    assert "LEVEL LABELS UNCERTAIN" in page_text(page)
+    shown = _panel_texts(page)
+    assert set(shown) == {"PDFF (%)", "R2* (1/s)"}
+    for texts in shown.values():
+        marked = {t.split()[0] for t in texts if "?" in t}
         assert marked == {f"{lv}?" for lv in doubtful}, marked
 
 
 def test_every_level_is_named_on_both_panels_even_without_roi_voxels(cemented) -> None:
     """A cemented L1 has an empty ROI; it is still named on the images, as left out."""
-    fig = _page(cemented)
-    assert not layout_problems(fig)
+    page = _page(cemented)
+    assert not layout_problems(page)
     stats = cemented[2]
-    panels = [ax for ax in fig.axes if ax.get_title() in ("PDFF (%)", "R2* (1/s)")]
-    assert len(panels) == 2
-    for ax in panels:
-        names = [t.get_text().split()[0].rstrip("?") for t in ax.texts]
+    shown = _panel_texts(page)
+    assert set(shown) == {"PDFF (%)", "R2* (1/s)"}
+    for title, texts in shown.items():
+        names = [t.split()[0].rstrip("?") for t in texts]
         for level in stats["level"].unique():
-            assert level in names, (ax.get_title(), level)
-        l1 = next(t.get_text() for t in ax.texts if t.get_text().startswith("L1"))
+            assert level in names, (title, level)
+        l1 = next(t for t in texts if t.startswith("L1"))
         assert "excl." in l1 and "no ROI" in l1
 
 
 def test_the_checks_fail_on_a_broken_page(fractured, monkeypatch) -> None:
-    """A label too long for its row overlaps the next; text not wrapped leaves the page."""
+    """A label too long for its row overlaps the next; text not wrapped leaves the page; a row
+    too low for its cells' lines lets them run past; labels too big are cut by their panel; a
+    missing heading is seen."""
     rows = figure.factor_rows
 
     def long_first_label(risk, summary):
@@ -224,9 +217,30 @@ def test_the_checks_fail_on_a_broken_page(fractured, monkeypatch) -> None:
     assert any(p.startswith("off the page") for p in problems), problems
     monkeypatch.undo()
 
-    fig = _page(fractured)
-    next(t for t in fig.texts if t.get_text() == "Vertebral levels").set_text("")
-    assert missing_page_sections(fig) == ["Vertebral levels"]
+    monkeypatch.setattr(table, "HEADER_LINES", 1)  # the two-line header in a one-line row
+    problems = layout_problems(_page(fractured))
+    assert any(p.startswith("runs past its table cell: 'PDFF %") for p in problems), problems
+    monkeypatch.undo()
+
+    monkeypatch.setattr(panels, "LABEL_STYLE", dataclasses.replace(panels.LABEL_STYLE, size=30))
+    problems = layout_problems(_page(fractured))
+    assert any(p.startswith("cut by its panel: 'T10") for p in problems), problems
+    monkeypatch.undo()
+
+    page = _page(fractured)
+    assert not layout_problems(page) and not missing_page_sections(page)
+    drawn = list(page.texts)
+    page.texts = [t for t in drawn if t.text != "Vertebral levels"]
+    assert missing_page_sections(page) == ["Vertebral levels"]
+    page.texts = [
+        dataclasses.replace(t, box=(t.box[0], page.height - 30, t.box[2], page.height - 10))
+        if t.text == "Factors for this patient"
+        else t
+        for t in drawn
+    ]  # a section moved to the bottom of the page
+    (problem,) = missing_page_sections(page)
+    assert problem.startswith("out of order: ['RefractureRisk report', 'Sagittal images"), problem
+    assert problem.endswith("'Factors for this patient']"), problem
 
 
 def test_html_has_every_section_and_the_checker_sees_a_missing_one(fractured, tmp_path) -> None:
@@ -244,12 +258,11 @@ def test_html_has_every_section_and_the_checker_sees_a_missing_one(fractured, tm
 
 
 def test_words_on_the_page_are_sentence_case_and_no_variable_names(fractured) -> None:
-    fig = _page(fractured)
-    factor_axes = fig.axes[0]
-    names = [t.get_text() for t in factor_axes.texts if t.get_position()[0] < 0.5]
+    page = _page(fractured)
+    names = [t.text for t in page.texts if t.part == "factors"]
     assert names and all(n[0].isupper() for n in names), names
     assert not any("_" in n for n in names), names
-    text = page_text(fig)
+    text = page_text(page)
     assert "low_coverage" not in text and "outcome_1y" not in text
 
 

@@ -1,5 +1,6 @@
-"""The report page is laid out and rasterised once; the PNG, the HTML's image and the PDF page are
-that one raster; no library module chooses a global matplotlib backend or uses pyplot."""
+"""The report page is drawn once and encoded once; the PNG, the HTML's image and the PDF page are
+that one raster; writing a report loads no matplotlib, and no library module chooses a global
+matplotlib backend or uses pyplot."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +36,22 @@ def report_inputs():
 
 
 def test_the_page_is_drawn_once_for_png_html_and_pdf(report_inputs, tmp_path, monkeypatch):
-    draws = []
-    build = onepage.build_figure
+    calls = []
+    build, encode = onepage.build_page, onepage.png_from_pixels
 
     def counting_build(*args, **kwargs):
-        fig = build(*args, **kwargs)
-        draw = fig.draw
+        calls.append("draw")
+        return build(*args, **kwargs)
 
-        def counted(renderer):
-            draws.append(type(renderer).__name__)
-            return draw(renderer)
+    def counting_encode(*args, **kwargs):
+        calls.append("encode")
+        return encode(*args, **kwargs)
 
-        fig.draw = counted
-        return fig
-
-    monkeypatch.setattr(onepage, "build_figure", counting_build)
+    monkeypatch.setattr(onepage, "build_page", counting_build)
+    monkeypatch.setattr(onepage, "png_from_pixels", counting_encode)
     study, rois, stats, summary, risk = report_inputs
     files = onepage.render_report(tmp_path, study, rois, stats, summary, risk, {"software": "x"})
-    assert draws == ["RendererAgg"], draws
+    assert calls == ["draw", "encode"], calls
 
     png = files.png.read_bytes()
     image = Image.open(io.BytesIO(png))
@@ -140,3 +140,52 @@ def test_no_library_module_chooses_a_backend_or_uses_pyplot() -> None:
         ):
             offenders.append(str(path.relative_to(REPO)))
     assert not offenders, offenders
+
+
+_WRITE_A_REPORT = """
+import sys, tempfile
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
+from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+from RefractureRiskLib.pipeline import AnalysisOptions, analyze_study
+
+study = generate_phantom(PhantomSpec(seed=1, fractured={"L1": 0.3}, snr=80.0)).study
+out = tempfile.mkdtemp()
+result = analyze_study(study, DEMO_CLINICAL, out, AnalysisOptions(index_levels=("L1",)))
+assert result.files["report_png"].stat().st_size > 50_000
+print(sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib"))
+"""
+
+
+def test_writing_a_report_loads_no_matplotlib() -> None:
+    """The analysis with its report (PNG, PDF, HTML) runs in a new process without importing
+    matplotlib at all: its fonts are found on disk, its page drawn with Pillow."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WRITE_A_REPORT],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_the_page_uses_dejavu_and_still_draws_without_it(monkeypatch) -> None:
+    """The fonts are matplotlib's DejaVu files (here, where matplotlib is installed); without them
+    the page is drawn in Pillow's default font, still recording every text."""
+    from RefractureRiskLib.report import canvas, fonts
+
+    assert fonts.font_dir() is not None and "DejaVu" in fonts.font_source()
+    assert "DejaVu Sans" in " ".join(fonts.font(20.0).getname())
+    monkeypatch.setattr(fonts, "font_dir", lambda: None)
+    fonts.font.cache_clear()
+    fonts.metrics.cache_clear()
+    try:
+        page = canvas.Canvas(200, 100, 150)
+        drawn = page.text(10, 10, "L1 excl.", canvas.TextStyle(8, bold=True))
+        assert "DejaVu" not in " ".join(fonts.font(20.0).getname())
+        assert drawn.box[2] > drawn.box[0] + 20 and drawn.box[3] > drawn.box[1] + 5
+        assert (np.asarray(page.image) < 128).any()  # something was drawn
+    finally:
+        fonts.font.cache_clear()
+        fonts.metrics.cache_clear()

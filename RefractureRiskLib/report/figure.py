@@ -1,7 +1,8 @@
-"""The report page drawn as one matplotlib Figure (no pyplot, nothing global): the risk, the
-factors, sagittal PDFF and R2* reformats with ROI outlines and level labels (:mod:`.panels`), the
-per-level table, the footer. Every text is wrapped to fit (``Testing/test_report_layout.py``
-checks the extents and overlaps).
+"""The report page drawn with Pillow (:mod:`.canvas`): the risk, the factors, sagittal PDFF and
+R2* reformats with ROI outlines and level labels (:mod:`.panels`), the per-level table
+(:mod:`.table`), the footer. Positions are written as fractions of the A4 page (y from the
+bottom); every text is wrapped to fit and recorded with the box it must stay inside
+(``Testing/test_report_layout.py`` checks the record: extents and overlaps).
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.model.scoring import RANGE_LABEL, RiskResult
-from RefractureRiskLib.report.panels import draw_map, legend_handles, r2s_window_max
+from RefractureRiskLib.report.bars import draw_bars
+from RefractureRiskLib.report.canvas import Canvas, TextStyle
+from RefractureRiskLib.report.encode import REPORT_DPI
+from RefractureRiskLib.report.panels import (
+    draw_legend,
+    draw_map,
+    r2s_window_max,
+    sagittal_views,
+)
+from RefractureRiskLib.report.table import draw_table, table_lines
 from RefractureRiskLib.report.text import (
-    NEUTRAL,
     SUMMARY_NAMES,
     WARNING_RED,
     LevelNotes,
@@ -35,9 +43,16 @@ from RefractureRiskLib.report.text import (
 from RefractureRiskLib.stats.summary import PatientSummary
 
 A4_PORTRAIT_IN = (8.27, 11.69)
+HEADING = TextStyle(9.5, bold=True)
+GREY_TEXT = "#444444"
 
 
-def build_figure(
+def new_page(dpi: float = REPORT_DPI) -> Canvas:
+    """A blank A4 portrait page at ``dpi`` (1240 x 1753 pixels at 150 dpi)."""
+    return Canvas(int(A4_PORTRAIT_IN[0] * dpi), int(A4_PORTRAIT_IN[1] * dpi), dpi)
+
+
+def build_page(
     study: Study,
     rois: Any,
     stats: pd.DataFrame,
@@ -45,120 +60,105 @@ def build_figure(
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
     patient_label: str,
-) -> Figure:
-    """The report page as a matplotlib Figure (A4 portrait); ``rois``: RoiResult or RoiSet."""
+) -> Canvas:
+    """The report page, drawn (A4 portrait, :data:`REPORT_DPI`); ``rois``: RoiResult or RoiSet.
+
+    ``page.image`` is the raster, ``page.texts`` the record of every text on it.
+    """
     notes = level_notes(rois)
-    # A bare Figure (no pyplot): no GUI backend, nothing global to close.
-    fig = Figure(figsize=A4_PORTRAIT_IN, dpi=100)
-    fig.text(
-        0.04,
-        0.985,
+    page = new_page()
+    _draw_header(page, study, risk, patient_label)
+    _draw_risk(page, risk)
+    _draw_factors(page, risk, summary)
+    _draw_images_and_levels(page, study, rois, stats, summary, notes, provenance)
+    _draw_footer(page, risk, provenance)
+    return page
+
+
+def _draw_header(page: Canvas, study: Study, risk: RiskResult | None, patient_label: str) -> None:
+    page.text(
+        page.fx(0.04),
+        page.fy(0.985),
         "RefractureRisk report: new vertebral fracture after vertebroplasty/kyphoplasty",
-        fontsize=12,
-        fontweight="bold",
-        va="top",
+        TextStyle(12, bold=True),
+        part="header",
     )
     field = study.provenance.field_strength_t
-    fig.text(
-        0.04,
-        0.962,
+    page.text(
+        page.fx(0.04),
+        page.fy(0.962),
         f"Patient: {patient_label}   ·   MRI: {study.provenance.vendor or 'unknown vendor'} "
         f"{f'{field:g} T' if field else '(field strength unknown)'}   ·   "
         f"RefractureRisk {__version__}",
-        fontsize=8,
-        va="top",
-        color="#444444",
+        TextStyle(8, colour=GREY_TEXT),
+        part="header",
     )
     if risk is not None and risk.model_warning:
-        fig.text(
-            0.5,
-            0.942,
+        page.text(
+            page.fx(0.5),
+            page.fy(0.942),
             risk.model_warning.upper(),
-            fontsize=10.5,
-            fontweight="bold",
-            color="white",
-            ha="center",
-            va="top",
-            bbox={"facecolor": WARNING_RED, "edgecolor": "none", "pad": 3},
+            TextStyle(10.5, bold=True, colour="white"),
+            "center",
+            part="header",
+            backdrop=(WARNING_RED, None, 0.0, 3.0),
         )
-    _draw_risk(fig, risk)
-    _draw_factors(fig, risk, summary)
-    _draw_images_and_levels(fig, study, rois, stats, summary, notes, provenance)
-    _draw_footer(fig, risk, provenance)
-    return fig
 
 
-def _draw_risk(fig: Figure, risk: RiskResult | None) -> None:
+def _draw_risk(page: Canvas, risk: RiskResult | None) -> None:
     top = 0.905
     if risk is None:
-        fig.text(0.04, top, "No risk computed (measurements only)", fontsize=14, va="top")
+        page.text(
+            page.fx(0.04), page.fy(top), "No risk computed (measurements only)", TextStyle(14)
+        )
         return
     colour = WARNING_RED if not risk.validated else "black"
-    big = risk_headline(risk)
-    fig.text(
-        0.04,
-        top,
-        big,
-        fontsize=24 if risk.is_range else 34,
-        fontweight="bold",
-        color=colour,
-        va="top",
+    size = 24 if risk.is_range else 34
+    page.text(
+        page.fx(0.04), page.fy(top), risk_headline(risk), TextStyle(size, True, colour), part="risk"
     )
     x_text = 0.44 if risk.is_range else 0.30
     width = 80 if risk.is_range else 92
     lines = [wrap_text(line, width) for line in risk_lines(risk)]
-    size = 7.5 if risk.is_range else 8
-    fig.text(x_text, top, "\n".join(lines), fontsize=size, va="top", linespacing=1.3)
+    style = TextStyle(7.5 if risk.is_range else 8, linespacing=1.3)
+    page.text(page.fx(x_text), page.fy(top), "\n".join(lines), style, part="risk")
     if risk.is_range:
-        fig.text(0.04, top - 0.045, RANGE_LABEL.upper(), fontsize=7.5, color=WARNING_RED, va="top")
+        style = TextStyle(7.5, colour=WARNING_RED)
+        page.text(page.fx(0.04), page.fy(top - 0.045), RANGE_LABEL.upper(), style, part="risk")
 
 
-def _draw_factors(fig: Figure, risk: RiskResult | None, summary: PatientSummary) -> None:
+def _draw_factors(page: Canvas, risk: RiskResult | None, summary: PatientSummary) -> None:
+    """Each factor in clinical words and what it does (left), its log-odds bar (right)."""
     if risk is None or not risk.contributions:
         return
     top, bottom = 0.80, 0.565
-    fig.text(0.04, top + 0.012, "Factors for this patient", fontsize=9.5, fontweight="bold")
-    fig.text(
-        0.30,
-        top + 0.012,
-        "(effect relative to the model's reference value of each input; bar: change in log-odds)",
-        fontsize=7,
-        color="#444444",
-    )
+    head = page.fy(top + 0.012)
+    page.text(page.fx(0.04), head, "Factors for this patient", HEADING, va="baseline")
+    note = "(effect relative to the model's reference value of each input; bar: change in log-odds)"
+    page.text(page.fx(0.30), head, note, TextStyle(7, colour=GREY_TEXT), va="baseline")
     contribs = list(risk.contributions)
     rows = factor_rows(risk, summary)
-    n = len(contribs)
-    ax_text = fig.add_axes([0.04, bottom, 0.66, top - bottom])
-    ax_bar = fig.add_axes([0.72, bottom, 0.25, top - bottom])
-    for ax in (ax_text, ax_bar):
-        ax.set_ylim(n - 0.5, -0.5)
-    ax_text.axis("off")
-    ax_text.set_xlim(0, 1)
+    column = (page.fx(0.04), page.fy(top), page.fx(0.70), page.fy(bottom))
+    bars = (page.fx(0.72), page.fy(top), page.fx(0.97), page.fy(bottom))
+    page.regions |= {"factors": column, "bars": bars}
+    pitch = (column[3] - column[1]) / len(rows)
+    for i in range(0, len(rows), 2):  # banded rows across both
+        y0 = column[1] + i * pitch
+        page.rect((column[0], y0, column[2], y0 + pitch), fill="#f3f3f3")
+        page.rect((bars[0], y0, bars[2], y0 + pitch), fill="#f3f3f3")
+    width = column[2] - column[0]
     for i, ((what, does), c) in enumerate(zip(rows, contribs, strict=True)):
-        if i % 2 == 0:
-            ax_text.axhspan(i - 0.5, i + 0.5, color="#f3f3f3", zorder=0)
-            ax_bar.axhspan(i - 0.5, i + 0.5, color="#f3f3f3", zorder=0)
-        ax_text.text(0.005, i, wrap_text(what, 66), fontsize=6.8, va="center", linespacing=1.1)
-        ax_text.text(
-            0.995,
-            i,
-            wrap_text(does, 26),
-            fontsize=6.8,
-            va="center",
-            ha="right",
-            color=direction_colour(c),
-            fontweight="bold",
-            linespacing=1.1,
+        y = column[1] + (i + 0.5) * pitch
+        style = TextStyle(6.8, linespacing=1.1)
+        x_name, x_does = column[0] + 0.005 * width, column[0] + 0.995 * width
+        page.text(
+            x_name, y, wrap_text(what, 66), style, "left", "center", part="factors", frame=column
         )
-        if c.log_odds_range is not None:
-            lo, hi = c.log_odds_range
-            ax_bar.barh(i, hi - lo, left=lo, color="white", edgecolor=NEUTRAL, hatch="////")
-        elif not c.no_effect:
-            ax_bar.barh(i, c.log_odds, color=direction_colour(c), height=0.6)
-    ax_bar.axvline(0, color="black", linewidth=0.6)
-    ax_bar.set_yticks([])
-    ax_bar.tick_params(labelsize=6)
-    ax_bar.set_xlabel("log-odds (> 0 raises risk)", fontsize=6.5, labelpad=1)
+        style = TextStyle(6.8, bold=True, colour=direction_colour(c), linespacing=1.1)
+        page.text(
+            x_does, y, wrap_text(does, 26), style, "right", "center", part="effects", frame=column
+        )
+    draw_bars(page, bars, contribs)
 
 
 def _body_centres_z(rois: Any) -> dict[str, float]:
@@ -169,7 +169,7 @@ def _body_centres_z(rois: Any) -> dict[str, float]:
 
 
 def _draw_images_and_levels(
-    fig: Figure,
+    page: Canvas,
     study: Study,
     rois: Any,
     stats: pd.DataFrame,
@@ -179,61 +179,48 @@ def _draw_images_and_levels(
 ) -> None:
     roiset: RoiSet = rois.roiset if hasattr(rois, "roiset") else rois
     centres = _body_centres_z(rois)
-    y0, y1 = 0.205, 0.515
-    ax = fig.add_axes([0.03, y0, 0.21, y1 - y0])
-    draw_map(ax, study, "pdff", roiset, "PDFF (%)", 100.0, notes, centres)
-    if "r2s" in study.maps:
+    y0, y1 = page.fy(0.205), page.fy(0.515)
+    labels, planes = sagittal_views(study, roiset)
+    box = (page.fx(0.03), y1, page.fx(0.24), y0)
+    draw_map(page, box, planes["pdff"], labels, roiset, "PDFF (%)", 100.0, notes, centres)
+    if "r2s" in planes:
         vmax = r2s_window_max(study, roiset)
-        ax = fig.add_axes([0.25, y0, 0.21, y1 - y0])
-        draw_map(ax, study, "r2s", roiset, "R2* (1/s)", vmax, notes, centres)
-    fig.legend(
-        handles=legend_handles(),
-        loc="upper left",
-        bbox_to_anchor=(0.03, y0 - 0.022),
-        fontsize=6,
-        frameon=False,
-        handlelength=1.5,
-        borderaxespad=0,
-    )
-    fig.text(0.04, 0.534, "Sagittal images through the ROIs", fontsize=9.5, fontweight="bold")
-    fig.text(0.50, 0.534, "Vertebral levels", fontsize=9.5, fontweight="bold")
+        box = (page.fx(0.25), y1, page.fx(0.46), y0)
+        draw_map(page, box, planes["r2s"], labels, roiset, "R2* (1/s)", vmax, notes, centres)
+    draw_legend(page, page.fx(0.03), page.fy(0.205 - 0.022))
+    head = page.fy(0.534)
+    page.text(page.fx(0.04), head, "Sagittal images through the ROIs", HEADING, va="baseline")
+    page.text(page.fx(0.50), head, "Vertebral levels", HEADING, va="baseline")
     y_text = 0.522
     if notes.uncertain or provenance.get("labels"):
         reasons = "; ".join(notes.reasons) or "see the ROI notes"
         warn = wrap_text(f"LEVEL LABELS UNCERTAIN: check them before use ({reasons})", 62)
-        fig.text(0.50, y_text, warn, fontsize=7, color=WARNING_RED, fontweight="bold", va="top")
+        style = TextStyle(7, bold=True, colour=WARNING_RED)
+        page.text(page.fx(0.50), page.fy(y_text), warn, style, part="levels")
         y_text -= 0.012 * (warn.count("\n") + 1) + 0.006
-    y_sum = _draw_level_table(fig, level_table(stats, notes), y_text) - 0.012
+    y_sum = _draw_level_table(page, level_table(stats, notes), y_text) - 0.012
     lines = ["Summaries (levels averaged):"]
     lines += [wrap_text(summary_line(summary, f), 80) for f in SUMMARY_NAMES]
     lines += [wrap_text(f"Note: {n}", 80) for n in summary.notes]
     lines += [wrap_text(f"ROI note: {n}", 80) for n in notes.roi_notes]
-    fig.text(0.50, y_sum, "\n".join(lines), fontsize=6.8, va="top", linespacing=1.3)
+    style = TextStyle(6.8, linespacing=1.3)
+    page.text(page.fx(0.50), page.fy(y_sum), "\n".join(lines), style, part="levels")
 
 
-def _draw_level_table(fig: Figure, table: pd.DataFrame, y_top: float) -> float:
-    """The per-level table below ``y_top`` (figure fraction); returns its bottom.
+def _draw_level_table(page: Canvas, table: pd.DataFrame, y_top: float) -> float:
+    """The per-level table below ``y_top`` (page fraction); returns its bottom (page fraction).
 
     Each row is as high as its most wrapped cell, so no cell's text runs over its borders.
     """
-    cells = [[wrap_text(str(v), 22) for v in row] for row in table.to_numpy()]
-    row_lines = [2] + [max(c.count("\n") + 1 for c in row) for row in cells]  # header: 2
-    units = sum(row_lines)
-    height = min(0.0165 * units, y_top - 0.27)
-    ax_t = fig.add_axes([0.50, y_top - height, 0.47, height])
-    ax_t.axis("off")
-    tbl = ax_t.table(cellText=cells, colLabels=list(table.columns), loc="upper center")
-    tbl.auto_set_font_size(False)
-    tbl.set_fontsize(6.3)
-    tbl.auto_set_column_width(list(range(len(table.columns))))
-    for (row, _col), cell in tbl.get_celld().items():
-        cell.set_height(row_lines[row] / units)
-        cell.get_text().set_horizontalalignment("center")
-        if row > 0 and table.iloc[row - 1]["In\nsummaries"] == "no":
-            cell.set_facecolor("#eeeeee")
+    height = min(0.0165 * sum(table_lines(table)), y_top - 0.27)
+    box = (page.fx(0.50), page.fy(y_top), page.fx(0.97), page.fy(y_top - height))
+    shaded = [v == "no" for v in table["In\nsummaries"]] if len(table) else []
+    page.regions["table"] = draw_table(page, table, box, shaded)
     return y_top - height
 
 
-def _draw_footer(fig: Figure, risk: RiskResult | None, provenance: Mapping[str, Any]) -> None:
-    fig.text(0.04, 0.118, "Caveats and intended use", fontsize=8.5, fontweight="bold")
-    fig.text(0.04, 0.112, footer_text(provenance, risk), fontsize=5.8, va="top", linespacing=1.25)
+def _draw_footer(page: Canvas, risk: RiskResult | None, provenance: Mapping[str, Any]) -> None:
+    head = TextStyle(8.5, bold=True)
+    page.text(page.fx(0.04), page.fy(0.118), "Caveats and intended use", head, va="baseline")
+    style = TextStyle(5.8, linespacing=1.25)
+    page.text(page.fx(0.04), page.fy(0.112), footer_text(provenance, risk), style, part="footer")

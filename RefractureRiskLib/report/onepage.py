@@ -14,18 +14,22 @@ One A4 page, read from the top:
 4. the per-level table (flags, label confidence) and the summaries naming the levels averaged;
 5. caveats, the model's intended use and the provenance.
 
-Every text is wrapped to fit, never cut: ``Testing/test_report_layout.py`` checks each text's
-extent with the renderer (inside the page, its panel and its table cell; overlapping no other
-text) and that every section is there.
+Every text is wrapped to fit, never cut: the page records each text it draws with its extent and
+the box it must stay inside, and ``Testing/test_report_layout.py`` checks that record (inside
+the page, its panel and its table cell; overlapping no other text) and that every section is
+there.
 
-The page is laid out and rasterised once (Agg, :data:`REPORT_DPI`) and encoded once as PNG; the
-HTML embeds that PNG and the PDF page carries its compressed data unchanged, so the three always
-show the same pixels and a report costs one drawing pass and one encoding, not one per format.
-The PDF is therefore an image of the page (text not selectable); the HTML carries the text.
+The page is drawn once with Pillow at :data:`REPORT_DPI` (no matplotlib: the fonts are the DejaVu
+files matplotlib ships, found without importing it; see :mod:`.fonts`) and encoded once as PNG;
+the HTML embeds that PNG and the PDF page carries its compressed data unchanged, so the three
+always show the same pixels and a report costs one drawing pass and one encoding, not one per
+format. The PDF is therefore an image of the page (text not selectable); the HTML carries the
+text.
 
 Where each part lives: the words in :mod:`.text`, the page in :mod:`.figure` (its sagittal panels
-and their legend in :mod:`.panels`), the raster, PNG and PDF in :mod:`.encode`, the HTML in
-:mod:`.html_page`; this module writes the three files and is the package's public face.
+and their legend in :mod:`.panels`, the factor bars in :mod:`.bars`, the level table in
+:mod:`.table`, drawing and the text record in :mod:`.canvas`), PNG and PDF in :mod:`.encode`, the
+HTML in :mod:`.html_page`; this module writes the three files and is the package's public face.
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.model.scoring import RiskResult
-from RefractureRiskLib.report.encode import REPORT_DPI, pdf_from_png, png_from_pixels, rasterize
-from RefractureRiskLib.report.figure import A4_PORTRAIT_IN, build_figure
+from RefractureRiskLib.report.canvas import Canvas, DrawnText
+from RefractureRiskLib.report.encode import REPORT_DPI, pdf_from_png, png_from_pixels
+from RefractureRiskLib.report.figure import A4_PORTRAIT_IN, build_page
 from RefractureRiskLib.report.html_page import HTML_SECTIONS, report_html
 from RefractureRiskLib.report.text import (
     FOOTER_LINES,
@@ -58,15 +64,16 @@ __all__ = [
     "FOOTER_WIDTH",
     "HTML_SECTIONS",
     "REPORT_DPI",
+    "Canvas",
+    "DrawnText",
     "LevelNotes",
     "ReportFiles",
-    "build_figure",
+    "build_page",
     "footer_text",
     "level_notes",
     "level_table",
     "pdf_from_png",
     "png_from_pixels",
-    "rasterize",
     "render_report",
     "report_html",
 ]
@@ -98,9 +105,9 @@ def render_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig = build_figure(study, roiset, stats, summary, risk, provenance, patient_label)
+    drawn = build_page(study, roiset, stats, summary, risk, provenance, patient_label)
     pdf, png, page = out / f"{stem}.pdf", out / f"{stem}.png", out / f"{stem}.html"
-    png_bytes = png_from_pixels(rasterize(fig))
+    png_bytes = png_from_pixels(np.asarray(drawn.image))
     png.write_bytes(png_bytes)
     pdf.write_bytes(pdf_from_png(png_bytes))
     notes = level_notes(roiset)

@@ -19,7 +19,7 @@ from RefractureRiskLib.core.volume import Volume
 @dataclass(frozen=True)
 class SagittalPlane:
     """A reformatted image: ``image[row, col]`` with rows superior->inferior, columns
-    anterior->posterior; ``extent_mm`` = (left, right, bottom, top) for matplotlib's imshow in
+    anterior->posterior; ``extent_mm`` = (left, right, bottom, top) of the image's edges in
     RAS millimetres (A/P as -y so anterior is on the left, S/I as z)."""
 
     image: npt.NDArray
@@ -46,6 +46,18 @@ def _ras_bounds(volume: Volume) -> tuple[npt.NDArray, npt.NDArray]:
     return ras.min(axis=0), ras.max(axis=0)
 
 
+def _around(data: npt.NDArray, coords: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
+    """The part of ``data`` that interpolating at ``coords`` (array axes x points) reads, and
+    the coordinates in it: the same values, without converting and reading the whole volume."""
+    shape = np.array(data.shape)
+    if coords.size == 0:
+        return data, coords
+    lo = np.clip(np.floor(coords.min(axis=1)).astype(int), 0, shape - 1)
+    hi = np.clip(np.floor(coords.max(axis=1)).astype(int) + 2, lo + 1, shape)
+    part = data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    return part, coords - lo[:, None]
+
+
 def sagittal_plane(
     volume: Volume,
     x_ras: float,
@@ -62,15 +74,18 @@ def sagittal_plane(
     y0, y1, z0, z1 = bounds_mm if bounds_mm else (lo[1], hi[1], lo[2], hi[2])
     ys = np.arange(y1, y0 - 1e-9, -spacing_mm)  # columns: anterior (high y) -> posterior
     zs = np.arange(z1, z0 - 1e-9, -spacing_mm)  # rows: superior -> inferior
-    zz, yy = np.meshgrid(zs, ys, indexing="ij")
-    pts = np.stack([np.full(zz.size, x_ras), yy.ravel(), zz.ravel()], axis=1)
-    ijk = volume.ras_to_ijk_points(pts)
-    coords = ijk[:, ::-1].T  # array axes are [k, j, i]
-    data = np.asarray(volume.array)
+    # (i, j, k) of every grid point, row by row: the affine map written out (elementwise, no
+    # matrix product: in a new process that would start the BLAS threads for a small job)
+    m = volume.ras_to_ijk
+    ijk = (
+        (m[:3, 0] * x_ras + m[:3, 3]) + zs[:, None, None] * m[:3, 2] + ys[None, :, None] * m[:3, 1]
+    )
+    coords = ijk.reshape(-1, 3)[:, ::-1].T  # array axes are [k, j, i]
+    data, coords = _around(np.asarray(volume.array), coords)
     order = 0 if labels else 1
     values = ndimage.map_coordinates(
         data.astype(np.float32) if not labels else data, coords, order=order, cval=0.0
     )
-    image = values.reshape(zz.shape)
+    image = values.reshape(len(zs), len(ys))
     extent = (-float(ys[0]), -float(ys[-1]), float(zs[-1]), float(zs[0]))
     return SagittalPlane(image, extent, float(x_ras))

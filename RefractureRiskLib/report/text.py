@@ -164,10 +164,12 @@ def direction_colour(c: Contribution) -> str:
 
 def level_table(stats: pd.DataFrame, notes: LevelNotes | None = None) -> pd.DataFrame:
     """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, label, used in summaries."""
+    by_level: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in stats.to_dict("records"):  # one pass, levels in their order of appearance
+        by_level.setdefault(r["level"], {})[r["map"]] = r
     rows = []
-    for level, part in stats.groupby("level", sort=False):
-        by_map = {m: r for m, r in zip(part["map"], part.to_dict("records"), strict=True)}
-        first = part.iloc[0]
+    for level, by_map in by_level.items():
+        first = next(iter(by_map.values()))
 
         def fmt(kind: str, by_map: Mapping[str, Any] = by_map) -> str:
             r = by_map.get(kind)
