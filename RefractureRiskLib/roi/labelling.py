@@ -16,7 +16,6 @@ import numpy as np
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
 from RefractureRiskLib.roi.detection import CentreLine, Segment
-from RefractureRiskLib.roi.runs import SACRAL_REMNANT_MAX_FACTOR
 
 #: A gap shorter than this share of the median disc gap is a rudimentary disc (sacral fusion).
 THIN_DISC_FRAC = 0.6
@@ -36,6 +35,10 @@ FULL_BODY_BELOW_FRAC = 0.9
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
+#: Below the S1/S2 junction the field of view shows at most S2 and S3 (with S4 a sliver), up to
+#: about 1.8 median bodies of fused sacrum; more than this multiple holds S1 as well: the
+#: junction found may be a sacralised L5's rudimentary L5/S1 disc.
+SACRALISED_BELOW_FACTOR = 1.9
 #: The reason :func:`label_segments` gives for a lowest run split with no disc seen; the
 #: sacral alae (:mod:`RefractureRiskLib.roi.landmarks`) settle it when they agree.
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
@@ -218,7 +221,7 @@ def _transitional_reasons(
         return reasons
     med_len = float(np.median(above))
     below = lengths[s1 + 1 :]
-    if len(below) and below.max() > SACRAL_REMNANT_MAX_FACTOR * med_len:
+    if len(below) and below.max() > SACRALISED_BELOW_FACTOR * med_len:
         reasons.append(
             f"possible transitional anatomy: {below.max():.0f} mm of vertebra below the S1/S2 "
             f"junction (median body {med_len:.0f} mm): it may be a sacralised L5/S1 disc"
