@@ -54,11 +54,13 @@ def side_box_shares(
     depth_mm: tuple[float, float],
     along_mm: tuple[float, float],
     depth_step_mm: float,
+    min_covered: float = MIN_COVERED,
 ) -> tuple[float, float] | None:
     """Marrow share (0-1) of two boxes at either side of ``seg``, in the body's frame: from
     ``lateral_mm[0]`` to ``lateral_mm[1]`` right and left of the centre line, ``depth_mm``
     anterior (negative: posterior), and along the line from ``seg.t0_mm + along_mm[0]`` to
-    ``seg.t1_mm + along_mm[1]``. None when either box is mostly outside the field of view."""
+    ``seg.t1_mm + along_mm[1]``. None when less than ``min_covered`` of either box lies in the
+    field of view."""
     inv = np.linalg.inv(grid.mat)
     shape = np.array(grid.marrow.shape)
     ts = np.arange(seg.t0_mm + along_mm[0], seg.t1_mm + along_mm[1], 2.0)
@@ -82,7 +84,7 @@ def side_box_shares(
             if ok.any():
                 k, j, i = kji[ok].T
                 hits += int(grid.marrow[k, j, i].sum())
-        if total == 0 or inside < MIN_COVERED * total:
+        if total == 0 or inside < min_covered * total:
             return None
         shares.append(hits / inside)
     return shares[0], shares[1]

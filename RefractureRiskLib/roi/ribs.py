@@ -39,6 +39,9 @@ from RefractureRiskLib.roi.landmarks import side_box_shares
 RIB_LATERAL_MM = (50.0, 64.0)
 RIB_DEPTH_MM = (-46.0, -15.0)
 RIB_BELOW_MM = 4.0
+#: A box counts when at least this share of it lies in the field of view (a rib crosses the
+#: box, so a narrow sagittal slab that shows part of it shows the rib).
+RIB_MIN_COVERED = 0.6
 #: Marrow share (smaller side) at or above which a body bears ribs, and at or below which it
 #: clearly bears none. Chosen on the world generator's development set (120 studies; 0.10
 #: found fewer last ribs, and the box over the whole body took the descending rib of the body
@@ -65,7 +68,9 @@ def rib_shares(grid: DetectionGrid, line: CentreLine, segs: Sequence[Segment]) -
     for seg in segs:
         lower = Segment(seg.centre_mm, seg.t1_mm)
         along = (0.0, RIB_BELOW_MM)
-        shares = side_box_shares(grid, line, lower, RIB_LATERAL_MM, RIB_DEPTH_MM, along, 2.5)
+        shares = side_box_shares(
+            grid, line, lower, RIB_LATERAL_MM, RIB_DEPTH_MM, along, 2.5, RIB_MIN_COVERED
+        )
         out.append(None if shares is None else min(shares))
     return out
 
