@@ -10,6 +10,7 @@ PDFF per voxel is ``fat / (fat + water)`` from the jointly scaled picture (see
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ _SPEC = importlib.util.spec_from_file_location(
     "evaluate_fatwater", REPO_ROOT / "evaluation" / "evaluate_fatwater.py"
 )
 evaluate_fatwater = importlib.util.module_from_spec(_SPEC)
+# registered before it runs: its dataclasses look their module up in sys.modules
+sys.modules.setdefault("evaluate_fatwater", evaluate_fatwater)
 _SPEC.loader.exec_module(evaluate_fatwater)
 
 
