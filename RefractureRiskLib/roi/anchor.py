@@ -15,6 +15,7 @@ from RefractureRiskLib.roi.body import (
     StudyArrays,
     in_vertebral_bone,
 )
+from RefractureRiskLib.roi.detection import CentreLine, Segment
 from RefractureRiskLib.roi.geometry import CoreRoiParams
 from RefractureRiskLib.roi.labelling import Anchor, anchor_level
 from RefractureRiskLib.roi.marrow import MarrowCriteria
@@ -52,4 +53,55 @@ def anchored_body(
     )
 
 
-__all__ = ["anchored_body"]
+#: A body the detector missed is put at the anchor only where the gap holds at least this share
+#: of the column's median body length (clear of the bodies beside it).
+MIN_INSERTED_FRAC = 0.5
+#: Clearance (mm) kept between an inserted body and the bodies found beside it.
+INSERT_CLEARANCE_MM = 2.0
+
+
+def anchor_segment(
+    line: CentreLine,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    anchor: Anchor,
+    body_centre: npt.NDArray,
+) -> tuple[list[Segment], list[tuple[float, float, str]], Anchor]:
+    """The bodies along the column with the clicked one among them, and the point to count from.
+
+    A click inside a body found along the column names that body (the click, not the centre of
+    the body segmented around it, which may reach into a neighbour). Otherwise the body
+    segmented around the click names the body it lies in; if it lies in none (the detector
+    missed it: oedema, cement, a thick slice over a degenerated disc), it is put into the
+    column there, so the count from it does not snap to a neighbour and shift every label.
+    """
+    level = anchor_level(anchor)
+    click = np.asarray(anchor.point_ras, float)
+    for point in (click, np.asarray(body_centre, float)):
+        t, _ = line.nearest(point)
+        if any(sg.t0_mm <= t <= sg.t1_mm for sg in segs):
+            return segs, gaps, Anchor(level, tuple(point))
+    at_body = Anchor(level, tuple(np.asarray(body_centre, float)))
+    if not segs:
+        return segs, gaps, at_body
+    t, _ = line.nearest(body_centre)
+    half = 0.5 * float(np.median([sg.length_mm for sg in segs]))
+    # room between the bodies found above and below the anchored one
+    above = max((sg.t1_mm for sg in segs if sg.t1_mm < t), default=float(line.t_mm[0]))
+    below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=float(line.t_mm[-1]))
+    t0 = max(t - half, above + INSERT_CLEARANCE_MM)
+    t1 = min(t + half, below - INSERT_CLEARANCE_MM)
+    if t1 - t0 < MIN_INSERTED_FRAC * 2 * half:
+        return segs, gaps, at_body
+    new = Segment(t0, t1)
+    k = sum(sg.t1_mm < t for sg in segs)  # index of the new body
+    out_gaps = [g for g in gaps if g[1] <= above or g[0] >= below]
+    if k > 0:
+        out_gaps.append((above, t0, "gap"))
+    if k < len(segs):
+        out_gaps.append((t1, below, "gap"))
+    out_gaps.sort(key=lambda g: g[0])
+    return [*segs[:k], new, *segs[k:]], out_gaps, at_body
+
+
+__all__ = ["anchor_segment", "anchored_body"]

@@ -40,7 +40,7 @@ from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
-from RefractureRiskLib.roi.anchor import anchored_body
+from RefractureRiskLib.roi.anchor import anchor_segment, anchored_body
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
@@ -116,21 +116,21 @@ def automatic_rois(
     say("finding the bodies and discs along the column")
     prof, segs, gaps, split_notes = _bodies_along(line, grid)
     say("naming the levels")
-    split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
-    at_body = None if anchor is None or anchored is None else Anchor(anchor.level, tuple(anchored))
+    at_body = None
+    if anchor is not None and anchored is not None:  # the clicked body among those found
+        segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
     labelling, reasons, count_notes = _count_levels(
-        prof, segs, gaps, grid, line, at_body, split_doubts
+        prof, segs, gaps, grid, line, at_body, split_notes
     )
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
     entries, roi_arr, body_arr = _levels(arrays, line, segs, labelling, placed, reasons)
-    grid_vol = study.grid
     entries.sort(key=lambda e: level_index(e.level))
-    notes = (*reasons, *(f"note: {n}" for n in split_notes if n not in split_doubts))
+    notes = (*reasons, *(f"note: {n}" for n in split_notes if SPLIT_DOUBT_REASON not in n))
     notes += tuple(f"note: {n}" for n in count_notes)
     roiset = RoiSet(
-        labelmap=Volume(roi_arr, grid_vol.ijk_to_ras),
+        labelmap=Volume(roi_arr, study.grid.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
         method=RoiMethod.AUTOMATIC,
         reader=reader,
@@ -138,7 +138,7 @@ def automatic_rois(
     )
     result = RoiResult(
         roiset=roiset,
-        body_labels=Volume(body_arr, grid_vol.ijk_to_ras),
+        body_labels=Volume(body_arr, study.grid.ijk_to_ras),
         levels=tuple(entries),
         uncertain=bool(reasons),
         reasons=tuple(reasons),
@@ -205,12 +205,13 @@ def _count_levels(
     grid: DetectionGrid,
     line: CentreLine,
     anchor: Anchor | None,
-    split_doubts: Sequence[str],
+    split_notes: Sequence[str],
 ) -> tuple[Labelling, list[str], list[str]]:
     """Step 5: levels counted from the sacrum, checked with the alae and the last rib, or from
     the anchor (at the centre of the body the user clicked); the reasons to doubt the count,
-    and notes. ``split_doubts``: long runs split into fewer bodies than they may hold. An
-    anchor's count replaces every doubt about the count."""
+    and notes. ``split_notes``: how long runs were split; those into fewer bodies than they may
+    hold are doubts. An anchor's count replaces every doubt about the count."""
+    split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
     covered_idx = np.flatnonzero(prof.covered)
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)

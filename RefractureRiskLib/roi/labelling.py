@@ -44,6 +44,16 @@ SACRALISED_BELOW_FACTOR = 1.9
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
 #: ... and for a long lowest segment cut by the field of view taken for S1 and the sacrum.
 CUT_S1_REASON = "runs out of the field of view: taken for S1 with the sacrum, no junction seen"
+#: Reasons that doubt where the count from the sacrum starts (not the bodies between): a second
+#: landmark that agrees settles them, and an anchor's count makes them moot.
+COUNT_DOUBTS = (
+    "sacrum not found",
+    FUSED_LOWEST_REASON,
+    CUT_S1_REASON,
+    "possible transitional anatomy",
+    "the thin lowest disc",
+    "the two counting landmarks disagree",
+)
 
 
 # -- 5. labels --------------------------------------------------------------------------------
@@ -293,7 +303,7 @@ def _anchor_labels(
     level = anchor_level(anchor)
     p = np.asarray(anchor.point_ras, float)
     t, off = line.nearest(p)
-    reasons = list(r for r in base.reasons if not r.startswith("sacrum not found"))
+    reasons = [r for r in base.reasons if not any(key in r for key in COUNT_DOUBTS)]
     dists = [
         0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
     ]
@@ -323,6 +333,7 @@ def _anchor_labels(
 
 __all__ = [
     "ANCHOR_MAX_DISTANCE_MM",
+    "COUNT_DOUBTS",
     "Anchor",
     "Labelling",
     "counted_names",

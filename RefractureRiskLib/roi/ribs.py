@@ -23,12 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
-from RefractureRiskLib.roi.labelling import (
-    CUT_S1_REASON,
-    FUSED_LOWEST_REASON,
-    Labelling,
-    counted_names,
-)
+from RefractureRiskLib.roi.labelling import COUNT_DOUBTS, Labelling, counted_names
 from RefractureRiskLib.roi.landmarks import side_box_shares
 
 #: The boxes beside each body where a rib runs and a transverse process does not (mm from the
@@ -51,15 +46,6 @@ RIB_MIN_SHARE = 0.07
 NO_RIB_MAX_SHARE = 0.04
 #: The level the last rib-bearing vertebra is taken for.
 LAST_RIB_LEVEL = "T12"
-#: Reasons of the count from the sacrum that an agreeing rib count settles.
-SETTLED_BY_RIBS = (
-    "sacrum not found",
-    FUSED_LOWEST_REASON,
-    CUT_S1_REASON,
-    "possible transitional anatomy",
-    "the thin lowest disc",
-    "the two counting landmarks disagree",
-)
 
 
 def rib_shares(grid: DetectionGrid, line: CentreLine, segs: Sequence[Segment]) -> list:
@@ -90,7 +76,7 @@ def last_rib_index(shares: Sequence[float | None]) -> int | None:
 
 
 def _settled(reason: str) -> bool:
-    return any(key in reason for key in SETTLED_BY_RIBS)
+    return any(key in reason for key in COUNT_DOUBTS)
 
 
 def check_count_with_ribs(

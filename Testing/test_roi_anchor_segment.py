@@ -1,0 +1,85 @@
+"""The anchor click among the bodies found along the column (roi/anchor.anchor_segment): a click
+inside a found body names it; a clicked body the detector missed is put into the column, so the
+count does not snap to a neighbour and shift every label."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from RefractureRiskLib.phantom.world import generate_world, world_set
+from RefractureRiskLib.roi.anchor import anchor_segment
+from RefractureRiskLib.roi.auto import Anchor, automatic_rois
+from RefractureRiskLib.roi.detection import CentreLine, Segment, fit_centre_line
+from RefractureRiskLib.roi.labelling import counted_names
+
+
+def _line() -> CentreLine:
+    """A straight vertical centre line from z = 0 down to z = -330 mm (arc length = -z)."""
+    pts = np.array([[0.0, 0.0, -z] for z in np.arange(0.0, 331.0, 30.0)])
+    return fit_centre_line(pts, (-330.0, 0.0))
+
+
+def _at(line: CentreLine, t: float) -> np.ndarray:
+    return line.at(t)[0]
+
+
+def _column() -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    # nine bodies 25 mm tall every 33 mm, the fifth (t 132-157) missed: one long gap there
+    segs = [Segment(33.0 * i, 33.0 * i + 25.0) for i in range(9) if i != 4]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    return segs, gaps
+
+
+def test_a_click_inside_a_found_body_names_it_even_if_its_segmented_centre_is_not() -> None:
+    line = _line()
+    segs, gaps = _column()
+    click = _at(line, 70.0)  # inside the third body (66-91)
+    centre = _at(line, 62.0)  # the body grown round the click reached up into the gap
+    out_segs, out_gaps, at_body = anchor_segment(line, segs, gaps, Anchor("L1", click), centre)
+    assert out_segs == segs and out_gaps == gaps
+    assert np.allclose(at_body.point_ras, click)
+
+
+def test_a_missed_body_at_the_click_is_put_into_the_column() -> None:
+    line = _line()
+    segs, gaps = _column()
+    centre = _at(line, 144.0)
+    out_segs, out_gaps, at_body = anchor_segment(line, segs, gaps, Anchor("l2", centre), centre)
+    assert len(out_segs) == len(segs) + 1
+    new = out_segs[4]
+    assert new.t0_mm <= 144.0 <= new.t1_mm
+    assert out_segs[3].t1_mm < new.t0_mm and new.t1_mm < out_segs[5].t0_mm
+    assert len(out_gaps) == len(out_segs) - 1
+    assert all(g0 <= g1 for g0, g1, _ in out_gaps)
+    assert at_body.level == "L2"
+    # counted from the inserted body, the body below it is the next level (no skipped name)
+    names = counted_names(out_segs, out_gaps, 4, "L2")
+    assert names[3] == "L1" and names[5] == "L3"
+
+
+def test_no_room_for_a_body_leaves_the_column_as_found() -> None:
+    line = _line()
+    segs = [Segment(0.0, 25.0), Segment(31.0, 56.0), Segment(64.0, 89.0)]
+    gaps = [(25.0, 31.0, "disc"), (56.0, 64.0, "disc")]
+    centre = _at(line, 60.0)  # in an 8-mm disc: no body fits there
+    out_segs, out_gaps, _ = anchor_segment(line, segs, gaps, Anchor("L3", centre), centre)
+    assert out_segs == segs and out_gaps == gaps
+
+
+def test_an_anchor_on_a_body_the_detector_missed_names_every_level_on_a_world_study() -> None:
+    """World development study 25: L1 is missed (a 44-mm gap along the column); an anchor at the
+    true L1 used to name the body below it L1, shifting every label."""
+    (spec,) = [s for s in world_set("dev", 26) if s.seed == 25]
+    case = generate_world(spec)
+    l1 = next(t for t in case.truth.levels if t.level == "L1")
+    res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
+    truth = case.truth.body_labels.array
+    label_of = {lv.level: lv.label for lv in case.truth.levels}
+    placed = [lr for lr in res.roiset.levels if lr.level in label_of]
+    assert len(placed) >= 8
+    for lr in placed:
+        under = truth[res.roiset.labelmap.array == lr.label]
+        values, counts = np.unique(under, return_counts=True)
+        assert int(values[np.argmax(counts)]) == label_of[lr.level], lr.level
