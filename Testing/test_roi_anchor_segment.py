@@ -1,6 +1,7 @@
-"""The anchor click among the bodies found along the column (roi/anchor.anchor_segment): a click
-inside a found body names it; a clicked body the detector missed is put into the column, so the
-count does not snap to a neighbour and shift every label."""
+"""Bodies the detector missed (roi/anchor.anchor_segment, roi/missing.fill_skipped_levels): a
+click inside a found body names it; a clicked body the detector missed is put into the column,
+so the count does not snap to a neighbour and shift every label; a level the count steps over
+gets a body between its neighbours."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from RefractureRiskLib.phantom.world import generate_world, world_set
 from RefractureRiskLib.roi.anchor import anchor_segment
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.detection import CentreLine, Segment, fit_centre_line
-from RefractureRiskLib.roi.labelling import counted_names
+from RefractureRiskLib.roi.labelling import Labelling, counted_names
+from RefractureRiskLib.roi.missing import fill_skipped_levels
 
 
 def _line() -> CentreLine:
@@ -83,3 +85,24 @@ def test_an_anchor_on_a_body_the_detector_missed_names_every_level_on_a_world_st
         under = truth[res.roiset.labelmap.array == lr.label]
         values, counts = np.unique(under, return_counts=True)
         assert int(values[np.argmax(counts)]) == label_of[lr.level], lr.level
+
+
+def test_a_level_the_count_steps_over_is_put_in_between_its_neighbours() -> None:
+    segs, gaps = _column()
+    names = counted_names(segs, gaps, len(segs) - 1, "S1")
+    assert "L2" not in names and names[3] == "L1" and names[4] == "L3"  # the count skips L2
+    lab = Labelling(names, (1.0,) * len(segs), (), True)
+    out_segs, out_gaps, out_lab, notes = fill_skipped_levels(segs, gaps, lab, (0.0, 330.0))
+    assert len(out_segs) == len(segs) + 1
+    assert out_lab.names[4] == "L2" and out_lab.names[3] == "L1" and out_lab.names[5] == "L3"
+    new = out_segs[4]
+    assert out_segs[3].t1_mm < new.t0_mm <= 144.5 <= new.t1_mm < out_segs[5].t0_mm
+    assert len(out_gaps) == len(out_segs) - 1 and len(out_lab.confidence) == len(out_segs)
+    assert len(notes) == 1 and notes[0].startswith("L2:")
+
+
+def test_a_column_with_no_level_skipped_is_left_as_it_is() -> None:
+    segs = [Segment(33.0 * i, 33.0 * i + 25.0) for i in range(9)]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    lab = Labelling(counted_names(segs, gaps, 8, "S1"), (1.0,) * 9, (), True)
+    assert fill_skipped_levels(segs, gaps, lab, (0.0, 330.0)) == (segs, gaps, lab, [])

@@ -19,6 +19,7 @@ from RefractureRiskLib.roi.detection import CentreLine, Segment
 from RefractureRiskLib.roi.geometry import CoreRoiParams
 from RefractureRiskLib.roi.labelling import Anchor, anchor_level
 from RefractureRiskLib.roi.marrow import MarrowCriteria
+from RefractureRiskLib.roi.missing import insert_segment
 from RefractureRiskLib.roi.seeded import place_at_seed
 
 
@@ -53,13 +54,6 @@ def anchored_body(
     )
 
 
-#: A body the detector missed is put at the anchor only where the gap holds at least this share
-#: of the column's median body length (clear of the bodies beside it).
-MIN_INSERTED_FRAC = 0.5
-#: Clearance (mm) kept between an inserted body and the bodies found beside it.
-INSERT_CLEARANCE_MM = 2.0
-
-
 def anchor_segment(
     line: CentreLine,
     segs: list[Segment],
@@ -86,22 +80,9 @@ def anchor_segment(
         return segs, gaps, at_body
     t, _ = line.nearest(body_centre)
     half = 0.5 * float(np.median([sg.length_mm for sg in segs]))
-    # room between the bodies found above and below the anchored one
-    above = max((sg.t1_mm for sg in segs if sg.t1_mm < t), default=float(line.t_mm[0]))
-    below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=float(line.t_mm[-1]))
-    t0 = max(t - half, above + INSERT_CLEARANCE_MM)
-    t1 = min(t + half, below - INSERT_CLEARANCE_MM)
-    if t1 - t0 < MIN_INSERTED_FRAC * 2 * half:
-        return segs, gaps, at_body
-    new = Segment(t0, t1)
-    k = sum(sg.t1_mm < t for sg in segs)  # index of the new body
-    out_gaps = [g for g in gaps if g[1] <= above or g[0] >= below]
-    if k > 0:
-        out_gaps.append((above, t0, "gap"))
-    if k < len(segs):
-        out_gaps.append((t1, below, "gap"))
-    out_gaps.sort(key=lambda g: g[0])
-    return [*segs[:k], new, *segs[k:]], out_gaps, at_body
+    ends = (float(line.t_mm[0]), float(line.t_mm[-1]))
+    segs, gaps, _ = insert_segment(segs, gaps, t, half, ends)
+    return segs, gaps, at_body
 
 
 __all__ = ["anchor_segment", "anchored_body"]

@@ -75,6 +75,7 @@ from RefractureRiskLib.roi.labelling import (
 )
 from RefractureRiskLib.roi.landmarks import check_count_with_alae
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
+from RefractureRiskLib.roi.missing import fill_skipped_levels
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 from RefractureRiskLib.roi.ribs import check_count_with_ribs, last_rib_index, rib_shares
@@ -119,7 +120,7 @@ def automatic_rois(
     at_body = None
     if anchor is not None and anchored is not None:  # the clicked body among those found
         segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
-    labelling, reasons, count_notes = _count_levels(
+    segs, gaps, labelling, reasons, count_notes = _named_bodies(
         prof, segs, gaps, grid, line, at_body, split_notes
     )
     say("segmenting the bodies")
@@ -196,6 +197,23 @@ def _bodies_along(
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")
     return prof, segs, gaps, split_notes + top_notes
+
+
+def _named_bodies(
+    prof: Profile,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    grid: DetectionGrid,
+    line: CentreLine,
+    anchor: Anchor | None,
+    split_notes: Sequence[str],
+) -> tuple[list[Segment], list[tuple[float, float, str]], Labelling, list[str], list[str]]:
+    """Step 5 (:func:`_count_levels`), then each level the count steps over put in as a body
+    between its neighbours (:func:`RefractureRiskLib.roi.missing.fill_skipped_levels`)."""
+    labelling, reasons, notes = _count_levels(prof, segs, gaps, grid, line, anchor, split_notes)
+    ends = (float(line.t_mm[0]), float(line.t_mm[-1]))
+    segs, gaps, labelling, filled = fill_skipped_levels(segs, gaps, labelling, ends)
+    return segs, gaps, labelling, reasons, notes + filled
 
 
 def _count_levels(

@@ -1,0 +1,84 @@
+"""Automatic vertebral ROIs, bodies the detector missed: put into the column where the count
+says they are, so each level still gets its ROI.
+
+A body with oedema, cement or a degenerated end plate can leave no body on the profile along
+the column. The count then steps over it (:func:`RefractureRiskLib.roi.labelling.level_positions`:
+bodies about two spacings apart have one missed between them), and an anchor click may land on
+it. Here such a body is put between its neighbours (clear of them), so it is segmented and
+measured like the others; when it cannot be segmented there, the level says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from RefractureRiskLib.roi.detection import Segment
+from RefractureRiskLib.roi.labelling import Labelling, counted_names, level_positions
+
+#: A missed body is put in only where the gap holds at least this share of the column's median
+#: body length (clear of the bodies beside it).
+MIN_INSERTED_FRAC = 0.5
+#: Clearance (mm) kept between an inserted body and the bodies found beside it.
+INSERT_CLEARANCE_MM = 2.0
+
+Gaps = list[tuple[float, float, str]]
+
+
+def insert_segment(
+    segs: list[Segment], gaps: Gaps, t: float, half: float, t_ends: tuple[float, float]
+) -> tuple[list[Segment], Gaps, int | None]:
+    """``segs`` and ``gaps`` with a body of half-length ``half`` (mm) centred at arc length
+    ``t``, trimmed clear of its neighbours (``t_ends``: the line's first and last arc length),
+    and its index; the input unchanged and None when the room is too short for a body."""
+    above = max((sg.t1_mm for sg in segs if sg.t1_mm < t), default=t_ends[0])
+    below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=t_ends[1])
+    t0 = max(t - half, above + INSERT_CLEARANCE_MM)
+    t1 = min(t + half, below - INSERT_CLEARANCE_MM)
+    if t1 - t0 < MIN_INSERTED_FRAC * 2 * half or any(sg.t0_mm <= t <= sg.t1_mm for sg in segs):
+        return segs, gaps, None
+    k = sum(sg.t1_mm < t for sg in segs)
+    out_gaps = [g for g in gaps if g[1] <= above or g[0] >= below]
+    if k > 0:
+        out_gaps.append((above, t0, "gap"))
+    if k < len(segs):
+        out_gaps.append((t1, below, "gap"))
+    out_gaps.sort(key=lambda g: g[0])
+    return [*segs[:k], Segment(t0, t1), *segs[k:]], out_gaps, k
+
+
+def fill_skipped_levels(
+    segs: list[Segment], gaps: Gaps, lab: Labelling, t_ends: tuple[float, float]
+) -> tuple[list[Segment], Gaps, Labelling, list[str]]:
+    """Each level the count steps over between two named bodies put in as a body, evenly
+    spaced between them; the labelling recounted from a named body; notes naming them."""
+    named = [i for i, n in enumerate(lab.names) if n is not None]
+    if len(segs) < 4 or not named:
+        return segs, gaps, lab, []
+    pos = level_positions(segs, gaps)
+    half = 0.5 * float(np.median([sg.length_mm for sg in segs]))
+    out_segs, out_gaps, added = segs, gaps, []
+    for i in range(len(segs) - 1):
+        step = pos[i + 1] - pos[i]
+        c0, c1 = segs[i].centre_mm, segs[i + 1].centre_mm
+        for j in range(1, step):
+            t = c0 + j * (c1 - c0) / step
+            out_segs, out_gaps, k = insert_segment(out_segs, out_gaps, t, half, t_ends)
+            if k is not None:
+                added.append(t)
+    if not added:
+        return segs, gaps, lab, []
+    ref = named[0]
+    new_ref = out_segs.index(segs[ref])
+    names = counted_names(out_segs, out_gaps, new_ref, str(lab.names[ref]))
+    old_conf = dict(zip(map(id, segs), lab.confidence, strict=True))
+    conf = tuple(old_conf.get(id(sg), min(lab.confidence)) for sg in out_segs)
+    notes = [
+        f"{names[out_segs.index(sg)]}: no body was found along the column where the count puts "
+        "it; one was placed between its neighbours"
+        for sg in out_segs
+        if id(sg) not in old_conf and names[out_segs.index(sg)] is not None
+    ]
+    return out_segs, out_gaps, Labelling(names, conf, lab.reasons, lab.sacrum_found), notes
+
+
+__all__ = ["fill_skipped_levels", "insert_segment"]
