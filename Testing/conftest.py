@@ -72,3 +72,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA} (set REFRACTURE_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def fmap_root(shared_data) -> Path:
+    """The real GE, Philips and Siemens field-map DICOM of ``dcm_qa_fmap`` (its ``In``
+    folder); skips the test when it is not there."""
+    root = shared_data / "dicom" / "dcm_qa_fmap" / "In"
+    if not root.is_dir():
+        pytest.skip(f"dcm_qa_fmap not found at {root}")
+    return root

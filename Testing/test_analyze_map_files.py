@@ -15,22 +15,12 @@ import pandas as pd
 import pytest
 
 from RefractureRiskLib.cli import main
+from RefractureRiskLib.commands.demo import DEMO_CLINICAL
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.io.images import write_image
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
 from RefractureRiskLib.phantom.dicom_writer import write_dicom_study
 from RefractureRiskLib.roi.external import EXTERNAL_SCHEMES
-
-CLINICAL = {
-    "age_years": 74,
-    "sex": "F",
-    "dxa_l1l4_tscore": -2.9,
-    "cement_leak_disc": 0,
-    "antiop_post": 1,
-    "tl_junction": 1,
-    "glucocorticoid_use": 0,
-    "n_prevalent_vertebral_fractures": 1,
-}
 
 
 def _ts_labels(truth: Volume, swap: tuple[str, str] | None = None) -> Volume:
@@ -83,7 +73,7 @@ def inputs(tmp_path_factory):
         "clinical": root / "patient.json",
         "root": root,
     }
-    paths["clinical"].write_text(json.dumps(CLINICAL))
+    paths["clinical"].write_text(json.dumps(DEMO_CLINICAL))
     return paths
 
 

@@ -32,20 +32,12 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 @pytest.fixture(scope="module")
-def fmap_dir(shared_data) -> Path:
-    folder = shared_data / "dicom" / "dcm_qa_fmap" / "In"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def siemens_magphase(fmap_dir, tmp_path_factory) -> Path:
+def siemens_magphase(fmap_root, tmp_path_factory) -> Path:
     """Siemens magnitude (echoes 1 and 2) and phase difference (echo 2) in one folder."""
     out = tmp_path_factory.mktemp("siemens")
     for series in ("2_gre_field_magph", "3_gre_field_magph"):
         (out / series).mkdir()
-        for p in (fmap_dir / "Siemens" / series).iterdir():
+        for p in (fmap_root / "Siemens" / series).iterdir():
             os.symlink(p, out / series / p.name)
     return out
 
@@ -159,8 +151,8 @@ def test_siemens_phase_within_3142_is_not_taken_for_ge_milliradians(siemens_magp
 
 
 @pytest.mark.parametrize("series", ["2_3db0maps", "3_3db0maps", "6_CV_Neuro"])
-def test_ge_b0_map_series_are_refused_with_the_reason(fmap_dir, series):
-    folder = fmap_dir / "GE" / series
+def test_ge_b0_map_series_are_refused_with_the_reason(fmap_root, series):
+    folder = fmap_root / "GE" / series
     frames = [fr for f in scan_files(folder).files for fr in f.frames]
     sample = pydicom.dcmread(frames[0].path)
     for fr in frames:
@@ -178,8 +170,8 @@ def test_ge_b0_map_series_are_refused_with_the_reason(fmap_dir, series):
     assert f"{len(frames)} frame(s) left out" in msg
 
 
-def test_philips_enhanced_magnitude_frames_and_field_map_refusal(fmap_dir):
-    folder = fmap_dir / "Philips" / "fmap"
+def test_philips_enhanced_magnitude_frames_and_field_map_refusal(fmap_root):
+    folder = fmap_root / "Philips" / "fmap"
     (path,) = sorted(folder.iterdir())
     ds = pydicom.dcmread(path)
     per_frame = ds.PerFrameFunctionalGroupsSequence

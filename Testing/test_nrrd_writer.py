@@ -28,18 +28,15 @@ from RefractureRiskLib.io.images import read_image, volume_to_sitk
 from RefractureRiskLib.io.nrrd import write_nrrd
 from RefractureRiskLib.io.segmentation import read_roiset, segmentation_header, write_roiset
 from RefractureRiskLib.phantom import PhantomSpec, generate_phantom
+from Testing.grids import oblique_ijk_to_ras
 
 GEOMETRY_KEYS = ("space directions", "space origin")
 
 
 def _oblique_ijk_to_ras() -> np.ndarray:
-    """Rotated about two axes, spacing 0.78125 x 0.9 x 3.3 mm, an origin with long decimals."""
-    a, b = np.radians(17.0), np.radians(-24.0)
-    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    m = np.eye(4)
-    m[:3, :3] = (ry @ rx) * np.array([0.78125, 0.9, 3.3])
-    m[:3, 3] = [-101.37, 57.2, -33.125 + 1 / 3]
+    """The shared oblique grid, its origin given long decimals."""
+    m = oblique_ijk_to_ras()
+    m[2, 3] += 1 / 3
     return m
 
 

@@ -23,14 +23,6 @@ from RefractureRiskLib.io.images import sitk_to_volume
 
 
 @pytest.fixture(scope="module")
-def fmap_root(shared_data) -> Path:
-    root = shared_data / "dicom" / "dcm_qa_fmap" / "In"
-    if not root.is_dir():
-        pytest.skip(f"dcm_qa_fmap not found at {root}")
-    return root
-
-
-@pytest.fixture(scope="module")
 def fmap_report(fmap_root) -> ScanReport:
     return scan_dicom(fmap_root)
 

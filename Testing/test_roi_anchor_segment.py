@@ -9,12 +9,12 @@ import itertools
 
 import numpy as np
 
-from RefractureRiskLib.phantom.world import generate_world, world_set
 from RefractureRiskLib.roi.anchor import anchor_segment
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.detection import CentreLine, Segment, fit_centre_line
 from RefractureRiskLib.roi.labelling import Labelling, counted_names
 from RefractureRiskLib.roi.missing import fill_skipped_levels
+from Testing.world_cases import right_levels, world_dev
 
 
 def _line() -> CentreLine:
@@ -73,18 +73,11 @@ def test_no_room_for_a_body_leaves_the_column_as_found() -> None:
 def test_an_anchor_on_a_body_the_detector_missed_names_every_level_on_a_world_study() -> None:
     """World development study 25: L1 is missed (a 44-mm gap along the column); an anchor at the
     true L1 used to name the body below it L1, shifting every label."""
-    (spec,) = [s for s in world_set("dev", 26) if s.seed == 25]
-    case = generate_world(spec)
+    case = world_dev(25)
     l1 = next(t for t in case.truth.levels if t.level == "L1")
     res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
-    truth = case.truth.body_labels.array
-    label_of = {lv.level: lv.label for lv in case.truth.levels}
-    placed = [lr for lr in res.roiset.levels if lr.level in label_of]
-    assert len(placed) >= 8
-    for lr in placed:
-        under = truth[res.roiset.labelmap.array == lr.label]
-        values, counts = np.unique(under, return_counts=True)
-        assert int(values[np.argmax(counts)]) == label_of[lr.level], lr.level
+    right = right_levels(case, res)
+    assert len(right) >= 8 and all(right.values()), right
 
 
 def test_a_level_the_count_steps_over_is_put_in_between_its_neighbours() -> None:
@@ -92,7 +85,7 @@ def test_a_level_the_count_steps_over_is_put_in_between_its_neighbours() -> None
     names = counted_names(segs, gaps, len(segs) - 1, "S1")
     assert "L2" not in names and names[3] == "L1" and names[4] == "L3"  # the count skips L2
     lab = Labelling(names, (1.0,) * len(segs), (), True)
-    out_segs, out_gaps, out_lab, notes = fill_skipped_levels(segs, gaps, lab, (0.0, 330.0))
+    out_segs, out_gaps, out_lab, notes = fill_skipped_levels(segs, gaps, lab, _line())
     assert len(out_segs) == len(segs) + 1
     assert out_lab.names[4] == "L2" and out_lab.names[3] == "L1" and out_lab.names[5] == "L3"
     new = out_segs[4]
@@ -105,4 +98,4 @@ def test_a_column_with_no_level_skipped_is_left_as_it_is() -> None:
     segs = [Segment(33.0 * i, 33.0 * i + 25.0) for i in range(9)]
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
     lab = Labelling(counted_names(segs, gaps, 8, "S1"), (1.0,) * 9, (), True)
-    assert fill_skipped_levels(segs, gaps, lab, (0.0, 330.0)) == (segs, gaps, lab, [])
+    assert fill_skipped_levels(segs, gaps, lab, _line()) == (segs, gaps, lab, [])

@@ -3,9 +3,6 @@ speak, and what they do to a count from the sacrum that agrees, is in doubt, or 
 
 from __future__ import annotations
 
-import numpy as np
-
-from RefractureRiskLib.phantom.world import generate_world, world_set
 from RefractureRiskLib.roi.auto import automatic_rois
 from RefractureRiskLib.roi.detection import Segment
 from RefractureRiskLib.roi.labelling import FUSED_LOWEST_REASON, Labelling, counted_names
@@ -16,6 +13,7 @@ from RefractureRiskLib.roi.ribs import (
     check_count_with_ribs,
     last_rib_index,
 )
+from Testing.world_cases import right_levels, world_dev
 
 RIB, FREE = RIB_MIN_SHARE + 0.05, NO_RIB_MAX_SHARE / 2
 
@@ -89,15 +87,8 @@ def test_ribs_fix_a_count_that_had_no_sacrum_on_a_world_study() -> None:
     """World development study 119: the field of view ends at L5, no sacrum, and the lowest body
     was taken for S1, so every label was one level too low. The ribs end at its T12: every
     level is right, and the result still says the count was in doubt."""
-    (spec,) = [s for s in world_set("dev", 120) if s.seed == 119]
-    case = generate_world(spec)
+    case = world_dev(119)
     res = automatic_rois(case.study)
-    truth = case.truth.body_labels.array
-    label_of = {lv.level: lv.label for lv in case.truth.levels}
-    placed = [lr for lr in res.roiset.levels if lr.level in label_of]
-    assert len(placed) >= 6
-    for lr in placed:
-        under = truth[res.roiset.labelmap.array == lr.label]
-        values, counts = np.unique(under, return_counts=True)
-        assert int(values[np.argmax(counts)]) == label_of[lr.level], lr.level
+    right = right_levels(case, res)
+    assert len(right) >= 6 and all(right.values()), right
     assert res.uncertain and any("labels follow the ribs" in r for r in res.reasons)

@@ -13,39 +13,21 @@ import pytest
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.roiset import RoiFlag
 from RefractureRiskLib.core.study import Study
-from RefractureRiskLib.phantom.world import generate_world, world_set
 from RefractureRiskLib.roi.auto import LEVEL_REASON, Anchor, automatic_rois
 from RefractureRiskLib.roi.body import study_arrays
 from RefractureRiskLib.roi.manual import rois_from_points
-
-
-def _world(seed: int):
-    (spec,) = [s for s in world_set("dev", seed + 1) if s.seed == seed]
-    return generate_world(spec)
-
-
-def _right_levels(case, result) -> dict[str, bool]:
-    truth = case.truth.body_labels.array
-    label_of = {lv.level: lv.label for lv in case.truth.levels}
-    out = {}
-    for lr in result.roiset.levels:
-        if lr.level not in label_of:
-            continue
-        under = truth[result.roiset.labelmap.array == lr.label]
-        vals, counts = np.unique(under, return_counts=True)
-        out[lr.level] = bool(under.size) and int(vals[np.argmax(counts)]) == label_of[lr.level]
-    return out
+from Testing.world_cases import right_levels, world_dev
 
 
 @pytest.fixture(scope="module")
 def axial_world():
     # axial 3 T study, T10-S3, scoliosis 10-20 degrees, bowel and fat-mixed blobs in front
-    return _world(10)
+    return world_dev(10)
 
 
 def test_column_is_found_among_bowel_and_fatty_muscle(axial_world):
     res = automatic_rois(axial_world.study)
-    right = _right_levels(axial_world, res)
+    right = right_levels(axial_world, res)
     truth_levels = [lv.level for lv in axial_world.truth.levels]
     assert all(right.get(lv) for lv in truth_levels), right
     assert not res.uncertain, res.reasons
@@ -69,25 +51,25 @@ def test_maps_only_export_finds_the_same_levels(axial_world):
     full = automatic_rois(study)
     alone = automatic_rois(maps_only)
     assert [lv.level for lv in alone.levels] == [lv.level for lv in full.levels]
-    assert all(_right_levels(axial_world, alone).values())
+    assert all(right_levels(axial_world, alone).values())
 
 
 def test_anchor_names_its_body_when_no_sacrum_is_in_view():
-    case = _world(9)  # coverage ends at L5: no sacrum to count from
+    case = world_dev(9)  # coverage ends at L5: no sacrum to count from
     lv = case.truth.level("L3")
     res = automatic_rois(case.study, anchor=Anchor("L3", lv.centre_ras))
-    right = _right_levels(case, res)
+    right = right_levels(case, res)
     assert right.get("L3"), right
     assert sum(right.values()) >= len(case.truth.levels) - 2
 
 
 def test_manual_point_in_an_oedematous_body_gets_a_sphere():
-    case = _world(11)  # T10 fractured with oedema: PDFF 14%, R2* like soft tissue
+    case = world_dev(11)  # T10 fractured with oedema: PDFF 14%, R2* like soft tissue
     t10 = case.truth.level("T10")
     assert t10.fractured and t10.marrow_pdff_pct < 20
     points = {lv.level: lv.centre_ras for lv in case.truth.levels if not lv.truncated}
     res = rois_from_points(case.study, points)
-    right = _right_levels(case, res)
+    right = right_levels(case, res)
     assert all(right.values()), right
     placed = res.placement("T10")
     assert any("sphere" in n for n in placed.notes)
@@ -101,7 +83,7 @@ def test_manual_point_in_an_oedematous_body_gets_a_sphere():
 def test_truncated_body_is_flagged_not_fractured():
     hits = 0
     for seed in (1, 3, 6, 15):
-        case = _world(seed)
+        case = world_dev(seed)
         res = automatic_rois(case.study)
         for lr in res.roiset.levels:
             if RoiFlag.TRUNCATED in lr.flags:
@@ -112,10 +94,10 @@ def test_truncated_body_is_flagged_not_fractured():
 
 
 def test_confidence_is_per_level_for_a_doubt_about_one_body_and_global_for_the_count():
-    one_body = automatic_rois(_world(19).study)
+    one_body = automatic_rois(world_dev(19).study)
     assert one_body.uncertain and all(r.startswith("L1: ") for r in one_body.reasons)
     low = {lv.level for lv in one_body.levels if lv.confidence < 0.75}
     assert low == {"L1"}
-    count = automatic_rois(_world(14).study)  # a doubt about the count: every level
+    count = automatic_rois(world_dev(14).study)  # a doubt about the count: every level
     assert count.uncertain and not any(LEVEL_REASON.match(r) for r in count.reasons)
     assert all(lv.confidence < 0.75 for lv in count.levels)

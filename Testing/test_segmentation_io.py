@@ -13,18 +13,9 @@ import SimpleITK as sitk
 from RefractureRiskLib.core import InputError, LevelRoi, RoiFlag, RoiMethod, RoiSet, Volume
 from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.io.segmentation import read_roiset, write_roiset
+from Testing.grids import oblique_ijk_to_ras
 
 SHAPE = (9, 22, 26)  # [k, j, i]
-
-
-def _oblique_ijk_to_ras() -> np.ndarray:
-    a, b = np.radians(17.0), np.radians(-24.0)
-    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    m = np.eye(4)
-    m[:3, :3] = (ry @ rx) * np.array([0.78125, 0.9, 3.3])
-    m[:3, 3] = [-101.37, 57.2, -33.125]
-    return m
 
 
 def _labels() -> np.ndarray:
@@ -44,7 +35,7 @@ def _roiset() -> RoiSet:
         LevelRoi("L4", level_label("L4")),  # no voxels at all
     )
     return RoiSet(
-        Volume(_labels(), _oblique_ijk_to_ras()),
+        Volume(_labels(), oblique_ijk_to_ras()),
         levels,
         RoiMethod.MANUAL_POINTS,
         reader="reader A",
@@ -81,7 +72,7 @@ def test_round_trip_oblique(tmp_path) -> None:
     expected = np.where(_labels() == 42, 0, _labels())
     np.testing.assert_array_equal(back.labelmap.array, expected)
     # a study grid given as reference: exact geometry kept
-    ref = Volume(np.zeros(SHAPE, np.float32), _oblique_ijk_to_ras())
+    ref = Volume(np.zeros(SHAPE, np.float32), oblique_ijk_to_ras())
     assert read_roiset(path, reference=ref).labelmap.same_grid(ref)
     assert read_roiset(path, reader="reader B").reader == "reader B"
 
@@ -118,7 +109,7 @@ def test_header_follows_slicer_conventions(tmp_path) -> None:
     assert json.loads(h["RefractureRisk_Notes"])[1] == "multi-line\nnote with | bar"
 
     # geometry in LPS: voxel (i, j, k) lies at diag(-1, -1, 1) @ RAS
-    m = _oblique_ijk_to_ras()
+    m = oblique_ijk_to_ras()
     origin = [float(x) for x in h["space origin"].strip("()").split(",")]
     np.testing.assert_allclose(origin, [-m[0, 3], -m[1, 3], m[2, 3]], atol=1e-9)
     dirs = [
@@ -135,7 +126,7 @@ def test_simpleitk_reads_same_geometry(tmp_path) -> None:
     path = write_roiset(_roiset(), tmp_path / "rois.seg.nrrd")
     image = sitk.ReadImage(str(path))
     assert image.GetSize() == (SHAPE[2], SHAPE[1], SHAPE[0])
-    m = _oblique_ijk_to_ras()
+    m = oblique_ijk_to_ras()
     for ijk in [(0, 0, 0), (25, 0, 0), (0, 21, 0), (0, 0, 8), (25, 21, 8), (3, 7, 5)]:
         lps = np.array(image.TransformIndexToPhysicalPoint([int(v) for v in ijk]))
         ras = m @ np.array([*ijk, 1.0])
@@ -146,7 +137,7 @@ def test_simpleitk_reads_same_geometry(tmp_path) -> None:
 def _slicer_style_file(path, offset_ijk=(0, 0, 0)) -> tuple[np.ndarray, Volume]:
     """A segmentation as Slicer saves overlapping segments: two layers, value 1 in each, plus a
     non-level segment, cropped to ``offset_ijk`` with the origin shifted accordingly."""
-    ref = Volume(np.zeros(SHAPE, np.float32), _oblique_ijk_to_ras())
+    ref = Volume(np.zeros(SHAPE, np.float32), oblique_ijk_to_ras())
     di, dj, dk = offset_ijk
     size = (SHAPE[0] - dk, SHAPE[1] - dj, SHAPE[2] - di)
     layer0 = np.zeros(size, np.uint8)

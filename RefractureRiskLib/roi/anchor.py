@@ -80,8 +80,7 @@ def anchor_segment(
         return segs, gaps, at_body
     t, _ = line.nearest(body_centre)
     half = 0.5 * float(np.median([sg.length_mm for sg in segs]))
-    ends = (float(line.t_mm[0]), float(line.t_mm[-1]))
-    segs, gaps, _ = insert_segment(segs, gaps, t, half, ends)
+    segs, gaps, _ = insert_segment(segs, gaps, t, half, line)
     return segs, gaps, at_body
 
 

@@ -120,16 +120,16 @@ def automatic_rois(
     at_body = None
     if anchor is not None and anchored is not None:  # the clicked body among those found
         segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
-    segs, gaps, labelling, reasons, count_notes = _named_bodies(
+    labelling, reasons, count_notes = _count_levels(
         prof, segs, gaps, grid, line, at_body, split_notes
     )
+    segs, gaps, labelling, filled = fill_skipped_levels(segs, gaps, labelling, line)
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
     entries, roi_arr, body_arr = _levels(arrays, line, segs, labelling, placed, reasons)
-    entries.sort(key=lambda e: level_index(e.level))
     notes = (*reasons, *(f"note: {n}" for n in split_notes if SPLIT_DOUBT_REASON not in n))
-    notes += tuple(f"note: {n}" for n in count_notes)
+    notes += tuple(f"note: {n}" for n in (*count_notes, *filled))
     roiset = RoiSet(
         labelmap=Volume(roi_arr, study.grid.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
@@ -199,23 +199,6 @@ def _bodies_along(
     return prof, segs, gaps, split_notes + top_notes
 
 
-def _named_bodies(
-    prof: Profile,
-    segs: list[Segment],
-    gaps: list[tuple[float, float, str]],
-    grid: DetectionGrid,
-    line: CentreLine,
-    anchor: Anchor | None,
-    split_notes: Sequence[str],
-) -> tuple[list[Segment], list[tuple[float, float, str]], Labelling, list[str], list[str]]:
-    """Step 5 (:func:`_count_levels`), then each level the count steps over put in as a body
-    between its neighbours (:func:`RefractureRiskLib.roi.missing.fill_skipped_levels`)."""
-    labelling, reasons, notes = _count_levels(prof, segs, gaps, grid, line, anchor, split_notes)
-    ends = (float(line.t_mm[0]), float(line.t_mm[-1]))
-    segs, gaps, labelling, filled = fill_skipped_levels(segs, gaps, labelling, ends)
-    return segs, gaps, labelling, reasons, notes + filled
-
-
 def _count_levels(
     prof: Profile,
     segs: list[Segment],
@@ -267,9 +250,9 @@ def _levels(
     placed: dict[int, BodyPlacement],
     reasons: list[str],
 ) -> tuple[list[LevelPlacement], npt.NDArray[np.int16], npt.NDArray[np.int16]]:
-    """Each placed body as a level (confidence lowered by the doubts that concern it), painted
-    into the ROI and body label maps; a body not where the profile put it, or implausibly
-    large, adds a reason (``reasons`` is extended in place)."""
+    """Each placed body as a level, in level order (confidence lowered by the doubts that
+    concern it), painted into the ROI and body label maps; a body not where the profile put
+    it, or implausibly large, adds a reason (``reasons`` is extended in place)."""
     roi_arr = np.zeros(arrays.shape, np.int16)
     body_arr = np.zeros(arrays.shape, np.int16)
     entries: list[LevelPlacement] = []
@@ -293,6 +276,7 @@ def _levels(
         entries.append(entry)
     if not entries:
         raise InputError("study", "no vertebral level could be placed")
+    entries.sort(key=lambda e: level_index(e.level))
     return entries, roi_arr, body_arr
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from RefractureRiskLib.roi.detection import Segment
+from RefractureRiskLib.roi.detection import CentreLine, Segment
 from RefractureRiskLib.roi.labelling import Labelling, counted_names, level_positions
 
 #: A missed body is put in only where the gap holds at least this share of the column's median
@@ -25,13 +25,13 @@ Gaps = list[tuple[float, float, str]]
 
 
 def insert_segment(
-    segs: list[Segment], gaps: Gaps, t: float, half: float, t_ends: tuple[float, float]
+    segs: list[Segment], gaps: Gaps, t: float, half: float, line: CentreLine
 ) -> tuple[list[Segment], Gaps, int | None]:
     """``segs`` and ``gaps`` with a body of half-length ``half`` (mm) centred at arc length
-    ``t``, trimmed clear of its neighbours (``t_ends``: the line's first and last arc length),
-    and its index; the input unchanged and None when the room is too short for a body."""
-    above = max((sg.t1_mm for sg in segs if sg.t1_mm < t), default=t_ends[0])
-    below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=t_ends[1])
+    ``t`` of ``line``, trimmed clear of its neighbours and of the line's ends, and its index;
+    the input unchanged and None when the room is too short for a body."""
+    above = max((sg.t1_mm for sg in segs if sg.t1_mm < t), default=float(line.t_mm[0]))
+    below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=float(line.t_mm[-1]))
     t0 = max(t - half, above + INSERT_CLEARANCE_MM)
     t1 = min(t + half, below - INSERT_CLEARANCE_MM)
     if t1 - t0 < MIN_INSERTED_FRAC * 2 * half or any(sg.t0_mm <= t <= sg.t1_mm for sg in segs):
@@ -47,7 +47,7 @@ def insert_segment(
 
 
 def fill_skipped_levels(
-    segs: list[Segment], gaps: Gaps, lab: Labelling, t_ends: tuple[float, float]
+    segs: list[Segment], gaps: Gaps, lab: Labelling, line: CentreLine
 ) -> tuple[list[Segment], Gaps, Labelling, list[str]]:
     """Each level the count steps over between two named bodies put in as a body, evenly
     spaced between them; the labelling recounted from a named body; notes naming them."""
@@ -62,7 +62,7 @@ def fill_skipped_levels(
         c0, c1 = segs[i].centre_mm, segs[i + 1].centre_mm
         for j in range(1, step):
             t = c0 + j * (c1 - c0) / step
-            out_segs, out_gaps, k = insert_segment(out_segs, out_gaps, t, half, t_ends)
+            out_segs, out_gaps, k = insert_segment(out_segs, out_gaps, t, half, line)
             if k is not None:
                 added.append(t)
     if not added:
