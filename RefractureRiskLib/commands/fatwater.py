@@ -177,13 +177,15 @@ def _overview_panels(result, echoes, slices: list[int]):
     more than the picture)."""
     import numpy as np
 
+    from RefractureRiskLib.maps.fatwater.quantile import percentile as _percentile
+
     inside = result.mask.array[slices] > 0
     mag = np.abs(echoes.signal[slices, ..., 0])
     water, fat = result.water.array[slices], result.fat.array[slices]
     r2s, field = result.r2s.array[slices], result.fieldmap.array[slices]
-    top = float(np.percentile(mag, 99.5)) or 1.0
-    wf_top = float(np.percentile(np.maximum(water, fat), 99.5)) or 1.0
-    r2_top = float(np.percentile(r2s[inside], 99)) if inside.any() else 1.0
+    top = _percentile(mag, 99.5) or 1.0
+    wf_top = _percentile(np.maximum(water, fat), 99.5) or 1.0
+    r2_top = _percentile(r2s[inside], 99) if inside.any() else 1.0
     f_lo, f_hi = (
         (float(field[inside].min()), float(field[inside].max())) if inside.any() else (0, 1)
     )

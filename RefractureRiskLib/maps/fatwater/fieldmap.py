@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from RefractureRiskLib.maps.fatwater.chunks import run_chunks
 from RefractureRiskLib.maps.fatwater.growing import grow
 from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
+from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _gauss(values: npt.NDArray, exclude_centre: bool = False) -> npt.NDArray:
     sigma = [1.0 if n > 1 else 0.0 for n in values.shape]
 
     def filt(a):
-        return ndimage.gaussian_filter(a, sigma, mode="constant", truncate=2.5)
+        return gaussian_filter(a, sigma, mode="constant", truncate=2.5)
 
     out = filt(values.real) + (1j * filt(values.imag) if np.iscomplexobj(values) else 0)
     if exclude_centre:

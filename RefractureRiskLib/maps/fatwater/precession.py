@@ -10,6 +10,7 @@ import numpy as np
 from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.maps.fatwater.fieldmap import echo_period_hz
 from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
+from RefractureRiskLib.maps.fatwater.quantile import percentile
 from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM
 
 
@@ -43,7 +44,7 @@ def choose_precession(echoes: EchoSet, precession: str = "auto") -> EchoSet:
 def _precession_residuals(echoes: EchoSet) -> tuple[float, float]:
     flat = echoes.signal.reshape(-1, echoes.n_echoes)
     energy = (np.abs(flat) ** 2).sum(axis=1)
-    strong = np.flatnonzero(energy > 0.1 * np.percentile(energy, 99))
+    strong = np.flatnonzero(energy > 0.1 * energy.dtype.type(percentile(energy, 99)))
     pick = strong[:: max(1, strong.size // 20000)]
     te = np.asarray(echoes.te_s)
     phasor = DEFAULT_SPECTRUM.phasor(te, echoes.field_strength_t)

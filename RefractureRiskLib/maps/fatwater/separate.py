@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.volume import Volume
@@ -26,6 +25,8 @@ from RefractureRiskLib.maps.fatwater.fieldmap import (
     wrap_hz,
 )
 from RefractureRiskLib.maps.fatwater.fit import constrained_fit, fit_voxels
+from RefractureRiskLib.maps.fatwater.quantile import median, percentile
+from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter
 from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectrum
 
 logger = logging.getLogger(__name__)
@@ -73,10 +74,10 @@ def signal_mask(echoes: EchoSet, threshold: float = 0.05) -> npt.NDArray[np.bool
     rss = np.sqrt((np.abs(echoes.signal) ** 2).sum(axis=3))
     if echoes.mask is not None:
         return np.asarray(echoes.mask, bool) & (rss > 0)
-    limit = threshold * float(np.percentile(rss, 99))
+    limit = threshold * percentile(rss, 99)
     low = rss[rss <= limit]
     if low.size > 0.05 * rss.size:  # a background to measure the noise on
-        limit = max(limit, 3.0 * float(np.median(low)))
+        limit = max(limit, 3.0 * median(low))
     return rss > limit
 
 
@@ -97,10 +98,10 @@ def water_fat_phase_offset(
     z = np.zeros(mask.shape, np.complex64)  # single precision: a smoothed angle
     z[mask] = fat * np.conj(water)
     sigma = (0.0, sigma_vox, sigma_vox)
-    smooth = ndimage.gaussian_filter(z.real, sigma) + 1j * ndimage.gaussian_filter(z.imag, sigma)
+    smooth = gaussian_filter(z.real, sigma) + 1j * gaussian_filter(z.imag, sigma)
     delta = np.zeros((1, 9, 9))
     delta[0, 4, 4] = 1.0
-    centre = ndimage.gaussian_filter(delta, sigma)[0, 4, 4]
+    centre = gaussian_filter(delta, sigma)[0, 4, 4]
     smooth -= centre * z
     return np.angle(smooth[mask])
 
@@ -114,7 +115,7 @@ def _smoothed_pdff(
     for values in (water_mag, fat_mag):
         g = np.zeros(mask.shape, np.float32)
         g[mask] = values
-        grids.append(ndimage.gaussian_filter(g, sigma)[mask])
+        grids.append(gaussian_filter(g, sigma)[mask])
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num(100.0 * grids[1] / (grids[0] + grids[1]))
 

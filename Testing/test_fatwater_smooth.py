@@ -1,0 +1,81 @@
+"""The numpy percentile and median (:mod:`RefractureRiskLib.maps.fatwater.quantile`) against
+numpy's, and the numpy Gaussian filter of the separation
+(:mod:`RefractureRiskLib.maps.fatwater.smooth`) against ``scipy.ndimage.gaussian_filter``, which it
+replaced to keep scipy out of a cold ``fatwater`` command: same values (it adds in scipy's order, so
+they come out bit for bit here; the tolerance is float rounding), same dtype, for the sigmas, modes
+and truncations the separation uses and for axes shorter than the kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from RefractureRiskLib.maps.fatwater.quantile import median, percentile
+from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter, gaussian_kernel
+
+CASES = [
+    ((0.0, 1.5, 1.5), "reflect", 4.0),  # the PDFF selector's neighbourhood
+    ((0.0, 2.3, 2.3), "reflect", 4.0),  # the water-fat phase offset (sigma from the caller)
+    ((1.0, 1.0, 1.0), "constant", 2.5),  # the field map's block smoothing
+    ((0.0, 1.0, 1.0), "constant", 2.5),
+    (0.7, "reflect", 4.0),
+]
+
+
+@pytest.mark.parametrize("shape", [(4, 131, 256), (1, 9, 9), (3, 2, 5), (5, 1, 7), (2, 40, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("sigma", "mode", "truncate"), CASES)
+def test_equals_scipy(shape, dtype, sigma, mode, truncate) -> None:
+    values = np.random.default_rng(sum(shape)).normal(size=shape).astype(dtype)
+    ours = gaussian_filter(values, sigma, mode=mode, truncate=truncate)
+    ref = ndimage.gaussian_filter(values, sigma, mode=mode, truncate=truncate)
+    assert ours.dtype == ref.dtype and ours.shape == ref.shape
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
+    if mode == "constant" or min(shape) > 1:  # the filter did something
+        assert not np.array_equal(ours, values)
+
+
+def test_point_response_is_the_normalised_kernel() -> None:
+    """A unit impulse spreads into the kernel itself (sums to 1, peak at the centre)."""
+    delta = np.zeros((1, 9, 9))
+    delta[0, 4, 4] = 1.0
+    out = gaussian_filter(delta, (0.0, 1.5, 1.5), mode="constant")
+    k = gaussian_kernel(1.5)
+    assert k.size == 2 * int(4.0 * 1.5 + 0.5) + 1 and abs(k.sum() - 1.0) < 1e-15
+    np.testing.assert_allclose(out[0, 4], k[2:11] * k[6], atol=1e-15)
+    assert out.argmax() == delta.argmax()
+
+
+def test_refuses_what_it_does_not_do() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        gaussian_filter(np.zeros((3, 3)), 1.0, mode="wrap")
+    with pytest.raises(TypeError, match="real"):
+        gaussian_filter(np.zeros((3, 3), complex), 1.0)
+    with pytest.raises(ValueError, match="sigmas"):
+        gaussian_filter(np.zeros((3, 3)), (1.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 1001, 55683])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_percentile_equals_numpy(n: int, dtype) -> None:
+    values = (np.random.default_rng(n).gamma(2.0, size=n) * 1000).astype(dtype)
+    for q in (0.0, 1.0, 50.0, 99.0, 99.5, 100.0):
+        ref = np.percentile(values, q)
+        got = percentile(values, q)
+        assert got == float(ref), (q, got, ref)
+        assert np.asarray(ref).dtype.type(got) == ref  # no precision lost in the float
+    with pytest.raises(ValueError, match="empty"):
+        percentile(np.zeros(0), 50.0)
+    assert np.isnan(percentile(np.array([1.0, np.nan, 2.0]), 50.0))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 1001, 55684])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_equals_numpy(n: int, dtype) -> None:
+    values = np.random.default_rng(n).lognormal(size=n).astype(dtype)
+    assert median(values) == float(np.median(values))
+    assert median(values.reshape(1, -1)) == float(np.median(values))
+    with pytest.raises(ValueError, match="empty"):
+        median(np.zeros(0))
