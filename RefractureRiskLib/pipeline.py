@@ -13,26 +13,25 @@ It writes into ``out_dir``:
 
 from __future__ import annotations
 
-import json
+import math
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import require
-from RefractureRiskLib.core.jsonfile import read_json_file
-from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.study import Study
-from RefractureRiskLib.io.clinical_table import read_patient
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import RiskResult, check_inputs, missing_inputs, refuse_missing
 from RefractureRiskLib.pipeline_files import export_dicom, pdff_source, write_outputs
+from RefractureRiskLib.pipeline_inputs import load_clinical, load_points, parse_anchor
 from RefractureRiskLib.pipeline_risk import (
     AGE_DATE_KEYS,
     FROM_DICOM,
@@ -47,13 +46,16 @@ from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.manual import rois_from_labelmap, rois_from_points
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import RoiResult
-from RefractureRiskLib.stats import PatientSummary, roi_statistics, summarize_statistics
+from RefractureRiskLib.stats import PatientSummary, summarize_statistics
+from RefractureRiskLib.stats.records import Record, records_frame
+from RefractureRiskLib.stats.roi_statistics import roi_statistics_records, statistics_columns
 
 if TYPE_CHECKING:
     import pandas as pd
 
 #: The pipeline's public names, with those of its parts: the model's inputs
-#: (:mod:`.pipeline_risk`) and the result files (:mod:`.pipeline_files`).
+#: (:mod:`.pipeline_risk`), the user's other inputs (:mod:`.pipeline_inputs`) and the result
+#: files (:mod:`.pipeline_files`).
 __all__ = [
     "AGE_DATE_KEYS",
     "FROM_DICOM",
@@ -69,6 +71,7 @@ __all__ = [
     "load_clinical",
     "load_points",
     "measure",
+    "measure_records",
     "model_inputs",
     "parse_anchor",
     "pdff_source",
@@ -79,6 +82,9 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+
+#: Columns of the analysis' statistics table: :func:`roi_statistics`' and the body's volume.
+MEASURED_COLUMNS = (*statistics_columns(), "body_volume_ml")
 
 
 @dataclass(frozen=True)
@@ -112,77 +118,26 @@ class AnalysisOptions:
 
 @dataclass(frozen=True, eq=False)
 class AnalysisResult:
-    """Everything one analysis produced, in memory and on disk."""
+    """Everything one analysis produced, in memory and on disk.
+
+    ``statistics_records``: the long statistics table (with whole-body volumes) as records
+    (``stats/records.py``); :attr:`statistics` is the same table as a DataFrame.
+    """
 
     study: Study
     rois: RoiResult
-    statistics: pd.DataFrame
+    statistics_records: list[Record]
     summary: PatientSummary
     risk: RiskResult | None
     provenance: Mapping[str, Any]
     files: Mapping[str, Path] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
 
-
-def parse_anchor(text: str) -> tuple[str, tuple[float, float, float]]:
-    """``"L3:12.5,-30,104"`` -> ("L3", (12.5, -30.0, 104.0)) (RAS mm)."""
-    try:
-        level, coords = text.split(":", 1)
-        x, y, z = (float(v) for v in coords.split(","))
-        level_index(level)
-    except ValueError:
-        raise InputError(
-            "--anchor", f"{text!r}; expected LEVEL:x,y,z (RAS mm), e.g. L3:0,-20,40"
-        ) from None
-    return level.strip().upper(), (x, y, z)
-
-
-def load_clinical(path: str | Path, patient_id: str | None = None) -> dict[str, Any]:
-    """Clinical inputs of one patient: a JSON object, or a row of a clinical table.
-
-    Read by the one clinical-table reader (``io/clinical_table.py`` ``read_patient``: file
-    types, missing cells, numbers), the same reader as ``batch`` and the cohort table's.
-    """
-    return read_patient(path, patient_id)
-
-
-def load_points(path: str | Path) -> dict[str, tuple[float, float, float]]:
-    """Manual ROI points: JSON ``{"L1": [x, y, z], ...}`` (RAS mm) or a Slicer markups JSON."""
-    p = Path(path)
-    try:
-        data = read_json_file(p, "points file")
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(p, f"cannot read points JSON ({err})") from None
-    if isinstance(data, dict) and "markups" in data:  # Slicer .mrk.json: LPS or RAS per file
-        return _markups_points(p, data["markups"])
-    if not isinstance(data, dict):
-        raise InputError(p, 'expected {"L1": [x, y, z], ...} in RAS mm')
-    try:
-        return {str(k).upper(): tuple(float(c) for c in v) for k, v in data.items()}  # type: ignore[misc]
-    except (TypeError, ValueError):
-        raise InputError(p, "each level needs [x, y, z] numbers in RAS mm") from None
-
-
-def _markups_points(p: Path, markups: object) -> dict[str, tuple[float, float, float]]:
-    """The labelled control points of a Slicer markups JSON's ``markups`` list, in RAS mm."""
-    bad = 'expected "markups": [{"controlPoints": [{"label": "L1", "position": [x, y, z]}]}]'
-    if not isinstance(markups, list) or not all(isinstance(m, dict) for m in markups):
-        raise InputError(p, bad)
-    points: dict[str, tuple[float, float, float]] = {}
-    for markup in markups:
-        system = markup.get("coordinateSystem", "LPS")
-        if system not in ("LPS", "RAS"):
-            raise InputError(p, f'coordinateSystem must be "LPS" or "RAS", got {system!r}')
-        cps = markup.get("controlPoints", [])
-        for n, cp in enumerate(cps if isinstance(cps, list) else [None]):
-            pos = cp.get("position") if isinstance(cp, dict) else None
-            if not isinstance(pos, list) or len(pos) != 3 or "label" not in cp:
-                raise InputError(p, f"control point {n + 1}: {bad}")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos):
-                raise InputError(p, f"control point {n + 1}: position must be 3 numbers")
-            x, y, z = (float(v) for v in pos)
-            points[str(cp["label"]).upper()] = (-x, -y, z) if system == "LPS" else (x, y, z)
-    return points
+    @cached_property
+    def statistics(self) -> pd.DataFrame:
+        """The statistics table as a DataFrame, built on first use (pandas is imported then:
+        the analysis itself does without)."""
+        return records_frame(self.statistics_records, MEASURED_COLUMNS)
 
 
 def place_rois(
@@ -289,7 +244,7 @@ def analyze_study(
             rois = check_external_labels(rois, *options.external_labels)
     say("computing statistics")
     with _timed(timings, "statistics_s"):
-        stats, summary = measure(study, rois, options.index_levels)
+        stats, summary = measure_records(study, rois, options.index_levels)
     risk: RiskResult | None = None
     with _timed(timings, "risk_s"):
         if model is not None and clinical is not None:
@@ -307,8 +262,8 @@ def analyze_study(
             if not pdff_files:
                 raise InputError("DICOM export", "the PDFF map did not come from DICOM files")
             files |= export_dicom(
-                pdff_files, rois.roiset, stats, out / "dicom", options.deidentify,
-                pdff_frame_numbers,
+                pdff_files, rois.roiset, records_frame(stats, MEASURED_COLUMNS), out / "dicom",
+                options.deidentify, pdff_frame_numbers,
             )  # fmt: skip
     timings["total_s"] = time.perf_counter() - t0
     return AnalysisResult(study, rois, stats, summary, risk, provenance, files, timings)
@@ -365,7 +320,19 @@ def measure(
     study: Study, rois: RoiResult, index_levels: tuple[str, ...] = ()
 ) -> tuple[pd.DataFrame, PatientSummary]:
     """Per-level statistics (with whole-body volumes) and the patient summaries."""
-    stats = _add_body_volumes(roi_statistics(rois.roiset, study), rois)
+    records, summary = measure_records(study, rois, index_levels)
+    return records_frame(records, MEASURED_COLUMNS), summary
+
+
+def measure_records(
+    study: Study, rois: RoiResult, index_levels: tuple[str, ...] = ()
+) -> tuple[list[Record], PatientSummary]:
+    """:func:`measure` with the statistics as records (``stats/records.py``: no pandas)."""
+    volumes = {lv.level: lv.body_volume_ml for lv in rois.levels}
+    stats = roi_statistics_records(rois.roiset, study)
+    for r in stats:
+        volume = volumes.get(r["level"])
+        r["body_volume_ml"] = math.nan if volume is None else float(volume)
     return stats, summarize_statistics(stats, index_levels)
 
 
@@ -387,10 +354,3 @@ def check_clinical(
         later = FROM_IMAGES | FROM_DICOM | (FROM_INDEX_LEVELS if options.index_levels else set())
         absent = [n for n in missing_inputs(model, derived) if n not in later]
         refuse_missing(absent, source)
-
-
-def _add_body_volumes(stats: pd.DataFrame, rois: RoiResult) -> pd.DataFrame:
-    volumes = {lv.level: lv.body_volume_ml for lv in rois.levels}
-    out = stats.copy()
-    out["body_volume_ml"] = out["level"].map(volumes).astype(float)
-    return out

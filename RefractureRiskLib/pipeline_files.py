@@ -35,7 +35,7 @@ def write_outputs(
     out_dir: str | Path,
     study: Study,
     rois: RoiResult,
-    stats: pd.DataFrame,
+    stats: Any,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
@@ -45,6 +45,7 @@ def write_outputs(
     """Write statistics, ROI and body segmentations, results JSON and (optionally) the report.
 
     The one writer of a result folder: the command line and the Slicer panel both use it.
+    ``stats``: the statistics table, a DataFrame or records (``stats/records.py``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from RefractureRiskLib.commands.map_inputs import add_map_arguments
 from RefractureRiskLib.commands.options import add_separation_arguments
@@ -190,11 +191,7 @@ def _with_separation_files(result, separated, staging: Path, say):
 
 def print_result(result) -> None:
     """Levels, summaries, risk and written files, for the terminal."""
-    table = result.statistics.pivot_table(
-        index="level", columns="map", values="mean", sort=False
-    ).rename(columns={"pdff": "pdff_mean_pct", "r2s": "r2s_mean_per_s"})
-    flags = result.statistics.drop_duplicates("level").set_index("level")[["flags", "included"]]
-    print(table.join(flags).to_string(float_format=lambda x: f"{x:.1f}"))
+    print("\n".join(level_lines(result.statistics_records)))
     if result.rois.uncertain:
         doubtful = [lv.level for lv in result.rois.levels if lv.confidence < 0.75]
         which = f" ({', '.join(doubtful)})" if doubtful else ""
@@ -210,6 +207,41 @@ def print_result(result) -> None:
         print(result.risk.format_text())
     for key, path in result.files.items():
         print(f"{key:>12}: {path}")
+
+
+#: The terminal's name of each map's mean column.
+_MEAN_COLUMNS = {"pdff": "pdff_mean_pct", "r2s": "r2s_mean_per_s"}
+
+
+def level_lines(records: list[dict]) -> list[str]:
+    """The per-level table for the terminal: each map's mean (0.1), flags and inclusion, laid out
+    as pandas' ``to_string`` lays out a table indexed by level (a level, map or flag cell never
+    truncated; a mean that is not available shows as NaN)."""
+    maps = list(dict.fromkeys(r["map"] for r in records))
+    by_level: dict[str, dict[str, Any]] = {}
+    for r in records:
+        by_level.setdefault(r["level"], {"flags": r["flags"], "included": r["included"]})
+        by_level[r["level"]][r["map"]] = r["mean"]
+    names = [_MEAN_COLUMNS.get(m, m) for m in maps] + ["flags", "included"]
+    cells = [
+        [_mean_text(row[m]) if m in row else "NaN" for m in maps]
+        + [str(row["flags"]), str(bool(row["included"]))]
+        for row in by_level.values()
+    ]
+    index_width = max([len("level")] + [len(str(lv)) for lv in by_level])
+    widths = [max([len(n)] + [len(c[j]) for c in cells]) for j, n in enumerate(names)]
+    header = " " * index_width + "".join(f"  {n:>{w}}" for n, w in zip(names, widths, strict=True))
+    lines = [header, "level".ljust(len(header))]
+    for lv, row in zip(by_level, cells, strict=True):
+        lines.append(
+            str(lv).ljust(index_width)
+            + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True))
+        )
+    return lines
+
+
+def _mean_text(value: float) -> str:
+    return "NaN" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
 def _fmt(value: float | None, unit: str) -> str:

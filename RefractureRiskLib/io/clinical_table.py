@@ -30,16 +30,20 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import require_table_reader
 from RefractureRiskLib.core.jsonfile import read_json_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Cell text read as missing (compared after stripping surrounding spaces).
 MISSING_TOKENS: tuple[str, ...] = (
@@ -70,7 +74,8 @@ def cell_text(value: Any, where: str = "cell") -> str | None:
 
     ``where`` names the cell (file, row, column) in the error a list or an object gets.
     """
-    if value is None or value is pd.NA or value is pd.NaT:
+    pd = sys.modules.get("pandas")  # pandas' missing values exist only once it is imported
+    if value is None or (pd is not None and (value is pd.NA or value is pd.NaT)):
         return None
     if isinstance(value, str):
         text = value.strip()
@@ -114,8 +119,24 @@ def typed_value(text: str | None) -> Any:
 # Files
 
 
-def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
-    return pd.read_csv(
+@dataclass(frozen=True)
+class _Cells:
+    """A table as its reader gave it: column names and, per column, its cells top to bottom."""
+
+    names: list[Any]
+    columns: list[list[Any]]
+    n_rows: int
+
+
+def _frame_cells(frame: pd.DataFrame) -> _Cells:
+    columns = [list(frame.iloc[:, j]) for j in range(frame.shape[1])]
+    return _Cells(list(frame.columns), columns, len(frame))
+
+
+def _read_delimited(path: Path, sep: str) -> _Cells:
+    import pandas as pd
+
+    frame = pd.read_csv(
         path,
         sep=sep,
         dtype=str,
@@ -123,30 +144,35 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         encoding="utf-8-sig",
         skipinitialspace=True,
     )
+    return _frame_cells(frame)
 
 
-def _read_excel(path: Path) -> pd.DataFrame:
-    return pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False)
+def _read_excel(path: Path) -> _Cells:
+    import pandas as pd
+
+    return _frame_cells(pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False))
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).astype(object)
+def _read_parquet(path: Path) -> _Cells:
+    import pandas as pd
+
+    return _frame_cells(pd.read_parquet(path).astype(object))
 
 
-def _read_json(path: Path) -> pd.DataFrame:
+def _read_json(path: Path) -> _Cells:
+    """JSON is read without pandas: one patient's analysis does not wait for its import."""
     data = read_json_file(path, "clinical file")
     rows = [data] if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InputError(
             path, "expected a JSON object of input name -> value, or a list of such objects"
         )
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[row.get(c) for c in columns] for row in rows]
-    return pd.DataFrame(cells, columns=columns, index=pd.RangeIndex(len(rows)), dtype=object)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return _Cells(names, [[row.get(c) for row in rows] for c in names], len(rows))
 
 
 #: Suffix -> the reader of that file type.
-_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+_READERS: dict[str, Callable[[Path], _Cells]] = {
     ".csv": lambda p: _read_delimited(p, ","),
     ".txt": lambda p: _read_delimited(p, ","),
     ".tsv": lambda p: _read_delimited(p, "\t"),
@@ -170,6 +196,18 @@ def read_table_text(
     ``object``; the row index is 0, 1, ... (row ``i`` is the patient in row ``i + 1``).
     ``need_patient_id``: refuse a table without a ``patient_id`` column.
     """
+    import pandas as pd
+
+    cells = _text_cells(path, what, need_patient_id)
+    text = pd.DataFrame(index=pd.RangeIndex(cells.n_rows), dtype=object)
+    for j, (name, column) in enumerate(zip(cells.names, cells.columns, strict=True)):
+        series = pd.Series(column, index=text.index, dtype=object)
+        text.insert(j, name, series, allow_duplicates=True)
+    return text
+
+
+def _text_cells(path: str | Path, what: str, need_patient_id: bool) -> _Cells:
+    """:func:`read_table_text`'s cells (stripped names, text cells), without a DataFrame."""
     p = Path(path)
     if not p.is_file():
         raise InputError(p, f"{what} is not a regular file" if p.exists() else f"{what} not found")
@@ -184,34 +222,24 @@ def read_table_text(
         raw = reader(p)
     except InputError:
         raise
-    except pd.errors.EmptyDataError:
-        raise InputError(p, "the file is empty") from None
     except Exception as err:  # parser errors of csv/openpyxl/xlrd/pyarrow: say which file
+        if type(err).__name__ == "EmptyDataError":  # pandas': imported only for such files
+            raise InputError(p, "the file is empty") from None
         raise InputError(p, f"cannot read the {what} ({type(err).__name__}: {err})") from None
-    columns = [str(c).strip() for c in raw.columns]
-    if suffix in (".csv", ".txt") and len(columns) == 1 and ";" in columns[0]:
+    names = [str(c).strip() for c in raw.names]
+    if suffix in (".csv", ".txt") and len(names) == 1 and ";" in names[0]:
         raise InputError(
             p,
             "the file is separated by ';', expected ',' (save it as CSV with "
             "commas and '.' as the decimal point)",
         )
-    if need_patient_id and PATIENT_ID not in columns:
+    if need_patient_id and PATIENT_ID not in names:
         raise InputError(p, f"the {what} needs a '{PATIENT_ID}' column")
-    return _as_text(raw, columns, p)
-
-
-def _as_text(raw: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
-    """``raw`` with every cell through :func:`cell_text`, under the (stripped) ``columns``."""
-    text = pd.DataFrame(index=pd.RangeIndex(len(raw)), dtype=object)
-    for j, name in enumerate(columns):
-        cells = [
-            cell_text(v, f"{path} row {i + 1}, column {name!r}")
-            for i, v in enumerate(raw.iloc[:, j])
-        ]
-        text.insert(
-            j, name, pd.Series(cells, index=text.index, dtype=object), allow_duplicates=True
-        )
-    return text
+    columns = [
+        [cell_text(v, f"{p} row {i + 1}, column {name!r}") for i, v in enumerate(column)]
+        for name, column in zip(names, raw.columns, strict=True)
+    ]
+    return _Cells(names, columns, raw.n_rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,16 +254,27 @@ def patient_row(
     Refuses a table of several rows without a ``patient_id``, an id not in the table and an id
     given more than once, naming ``source``.
     """
+    names = [str(c) for c in table.columns]
+    columns = [list(table.iloc[:, j]) for j in range(table.shape[1])]
+    return _patient_cells(_Cells(names, columns, len(table)), source, patient_id)
+
+
+def _patient_cells(
+    cells: _Cells, source: str | Path, patient_id: str | None
+) -> dict[str, str | None]:
+    """:func:`patient_row` on a table's cells."""
     if patient_id is None:
-        if len(table) != 1:
-            raise InputError(source, f"{len(table)} rows; name the patient (patient_id) to use")
-        return dict(table.iloc[0])
-    rows = table[table[PATIENT_ID] == str(patient_id).strip()]
-    if rows.empty:
-        raise InputError(source, f"patient_id {patient_id!r} not in the clinical table")
-    if len(rows) > 1:
-        raise InputError(source, f"patient_id {patient_id!r} appears {len(rows)} times")
-    return dict(rows.iloc[0])
+        if cells.n_rows != 1:
+            raise InputError(source, f"{cells.n_rows} rows; name the patient (patient_id) to use")
+        rows = [0]
+    else:
+        ids = cells.columns[cells.names.index(PATIENT_ID)]
+        rows = [i for i, v in enumerate(ids) if v == str(patient_id).strip()]
+        if not rows:
+            raise InputError(source, f"patient_id {patient_id!r} not in the clinical table")
+        if len(rows) > 1:
+            raise InputError(source, f"patient_id {patient_id!r} appears {len(rows)} times")
+    return {name: column[rows[0]] for name, column in zip(cells.names, cells.columns, strict=True)}
 
 
 def read_patient(path: str | Path, patient_id: str | None = None) -> dict[str, Any]:
@@ -244,6 +283,6 @@ def read_patient(path: str | Path, patient_id: str | None = None) -> dict[str, A
     Without ``patient_id`` the table must have one row, and then needs no ``patient_id``
     column (a JSON object of one patient's inputs). ``patient_id`` itself stays text.
     """
-    table = read_table_text(path, "clinical file", need_patient_id=patient_id is not None)
-    row = patient_row(table, path, patient_id)
+    cells = _text_cells(path, "clinical file", need_patient_id=patient_id is not None)
+    row = _patient_cells(cells, path, patient_id)
     return {k: (v if k == PATIENT_ID else typed_value(v)) for k, v in row.items()}

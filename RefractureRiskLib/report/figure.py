@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
 from RefractureRiskLib import __version__
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import Study
@@ -27,9 +25,11 @@ from RefractureRiskLib.report.panels import (
 )
 from RefractureRiskLib.report.table import draw_table, table_lines
 from RefractureRiskLib.report.text import (
+    IN_SUMMARIES,
     SUMMARY_NAMES,
     WARNING_RED,
     LevelNotes,
+    LevelTable,
     direction_colour,
     factor_rows,
     footer_text,
@@ -55,7 +55,7 @@ def new_page(dpi: float = REPORT_DPI) -> Canvas:
 def build_page(
     study: Study,
     rois: Any,
-    stats: pd.DataFrame,
+    stats: Any,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
@@ -172,7 +172,7 @@ def _draw_images_and_levels(
     page: Canvas,
     study: Study,
     rois: Any,
-    stats: pd.DataFrame,
+    stats: Any,
     summary: PatientSummary,
     notes: LevelNotes,
     provenance: Mapping[str, Any],
@@ -207,14 +207,14 @@ def _draw_images_and_levels(
     page.text(page.fx(0.50), page.fy(y_sum), "\n".join(lines), style, part="levels")
 
 
-def _draw_level_table(page: Canvas, table: pd.DataFrame, y_top: float) -> float:
+def _draw_level_table(page: Canvas, table: LevelTable, y_top: float) -> float:
     """The per-level table below ``y_top`` (page fraction); returns its bottom (page fraction).
 
     Each row is as high as its most wrapped cell, so no cell's text runs over its borders.
     """
     height = min(0.0165 * sum(table_lines(table)), y_top - 0.27)
     box = (page.fx(0.50), page.fy(y_top), page.fx(0.97), page.fy(y_top - height))
-    shaded = [v == "no" for v in table["In\nsummaries"]] if len(table) else []
+    shaded = [v == "no" for v in table.column(IN_SUMMARIES)] if len(table) else []
     page.regions["table"] = draw_table(page, table, box, shaded)
     return y_top - height
 

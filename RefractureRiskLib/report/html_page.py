@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
-
-import pandas as pd
 
 from RefractureRiskLib.model.scoring import (
     RANGE_LABEL,
@@ -19,6 +18,7 @@ from RefractureRiskLib.report.text import (
     SUMMARY_NAMES,
     UNCERTAIN_CONFIDENCE,
     LevelNotes,
+    LevelTable,
     direction_colour,
     factor_rows,
     level_table,
@@ -40,13 +40,22 @@ HTML_SECTIONS = (
 )
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, escape=True, border=0, classes="levels")
+def _html_table(table: LevelTable) -> str:
+    """The table as pandas' ``DataFrame.to_html(index=False, border=0, classes="levels")`` writes
+    it (the report's HTML did so before pandas left the one-study path; a test compares)."""
+    esc = partial(html.escape, quote=False)
+    lines = ['<table class="dataframe levels">', "  <thead>"]
+    lines += ['    <tr style="text-align: right;">']
+    lines += [f"      <th>{esc(c)}</th>" for c in table.columns]
+    lines += ["    </tr>", "  </thead>", "  <tbody>"]
+    for row in table.rows:
+        lines += ["    <tr>", *(f"      <td>{esc(v)}</td>" for v in row), "    </tr>"]
+    return "\n".join([*lines, "  </tbody>", "</table>"])
 
 
 def report_html(
     png: bytes,
-    stats: pd.DataFrame,
+    stats: Any,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.model.scoring import RiskResult
@@ -52,6 +51,7 @@ from RefractureRiskLib.report.text import (
     FOOTER_LINES,
     FOOTER_WIDTH,
     LevelNotes,
+    LevelTable,
     footer_text,
     level_notes,
     level_table,
@@ -67,6 +67,7 @@ __all__ = [
     "Canvas",
     "DrawnText",
     "LevelNotes",
+    "LevelTable",
     "ReportFiles",
     "build_page",
     "footer_text",
@@ -92,7 +93,7 @@ def render_report(
     out_dir: str | Path,
     study: Study,
     roiset: Any,
-    stats: pd.DataFrame,
+    stats: Any,
     summary: PatientSummary,
     risk: RiskResult | None,
     provenance: Mapping[str, Any],
@@ -101,7 +102,8 @@ def render_report(
 ) -> ReportFiles:
     """Write ``report.pdf``, ``report.png`` and ``report.html`` into ``out_dir``.
 
-    ``roiset``: the RoiResult (label confidence and uncertainty shown) or a bare RoiSet.
+    ``roiset``: the RoiResult (label confidence and uncertainty shown) or a bare RoiSet;
+    ``stats``: the statistics table, a DataFrame or records (``stats/records.py``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
-
 from RefractureRiskLib.report.canvas import Box, Canvas, TextStyle
-from RefractureRiskLib.report.text import wrap_text
+from RefractureRiskLib.report.text import LevelTable, wrap_text
 
 CELL_STYLE = TextStyle(6.3)
 #: Room either side of a cell's widest text, as a fraction of that text's width.
@@ -21,19 +19,19 @@ HEADER_LINES = 2
 SHADED = "#eeeeee"
 
 
-def table_lines(table: pd.DataFrame) -> list[int]:
+def table_lines(table: LevelTable) -> list[int]:
     """Lines of text of each row, the header first: what each row's height is measured in."""
-    cells = [[wrap_text(str(v), CELL_WIDTH) for v in row] for row in table.to_numpy()]
+    cells = [[wrap_text(str(v), CELL_WIDTH) for v in row] for row in table.rows]
     return [HEADER_LINES] + [max(c.count("\n") + 1 for c in row) for row in cells]
 
 
-def draw_table(canvas: Canvas, table: pd.DataFrame, box: Box, shaded: Sequence[bool]) -> Box:
+def draw_table(canvas: Canvas, table: LevelTable, box: Box, shaded: Sequence[bool]) -> Box:
     """``table`` centred across ``box`` (px) and filling its height; ``shaded``: per data row.
 
     Returns the box the table takes.
     """
     grid = [list(table.columns)]
-    grid += [[wrap_text(str(v), CELL_WIDTH) for v in row] for row in table.to_numpy()]
+    grid += [[wrap_text(str(v), CELL_WIDTH) for v in row] for row in table.rows]
     lines = table_lines(table)
     x0, y0, x1, y1 = box
     widths = [

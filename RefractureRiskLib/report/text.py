@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.model.scoring import (
@@ -21,6 +20,7 @@ from RefractureRiskLib.model.scoring import (
     direction_text,
     factor_text,
 )
+from RefractureRiskLib.stats.records import as_records
 from RefractureRiskLib.stats.summary import PatientSummary
 
 WARNING_RED = "#b00020"
@@ -162,10 +162,44 @@ def direction_colour(c: Contribution) -> str:
     return RAISES if c.log_odds > 0 else LOWERS
 
 
-def level_table(stats: pd.DataFrame, notes: LevelNotes | None = None) -> pd.DataFrame:
-    """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, label, used in summaries."""
+#: The per-level table's column headings.
+LEVEL_COLUMNS = (
+    "Level",
+    "PDFF %\nmean ± SD",
+    "R2* 1/s\nmean ± SD",
+    "ROI\nvol. mL",
+    "Flags",
+    "Label\nconfidence",
+    "In\nsummaries",
+)
+#: The heading of the column saying whether a level is in the summaries.
+IN_SUMMARIES = LEVEL_COLUMNS[-1]
+
+
+@dataclass(frozen=True)
+class LevelTable:
+    """The per-level table of the page and the HTML: column headings and each level's cells
+    (text), one row per level in table order. No levels: no columns and no rows."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list[str]:
+        """The cells of the column headed ``name``, top to bottom."""
+        j = self.columns.index(name)
+        return [row[j] for row in self.rows]
+
+
+def level_table(stats: Any, notes: LevelNotes | None = None) -> LevelTable:
+    """One row per level: PDFF and R2* mean +- SD, ROI volume, flags, label, used in summaries.
+
+    ``stats``: the statistics table, a DataFrame or records (``stats/records.py``).
+    """
     by_level: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for r in stats.to_dict("records"):  # one pass, levels in their order of appearance
+    for r in as_records(stats):  # one pass, levels in their order of appearance
         by_level.setdefault(r["level"], {})[r["map"]] = r
     rows = []
     for level, by_map in by_level.items():
@@ -182,17 +216,17 @@ def level_table(stats: pd.DataFrame, notes: LevelNotes | None = None) -> pd.Data
             conf = notes.confidence[level]
             label = f"{conf:.2f}" + (" uncertain" if notes.is_uncertain(level) else "")
         rows.append(
-            {
-                "Level": level,
-                "PDFF %\nmean ± SD": fmt("pdff"),
-                "R2* 1/s\nmean ± SD": fmt("r2s"),
-                "ROI\nvol. mL": f"{first['volume_ml']:.1f}",
-                "Flags": str(first["flags"]).replace(";", ", ").replace("_", " ") or "-",
-                "Label\nconfidence": label,
-                "In\nsummaries": "yes" if bool(first["included"]) else "no",
-            }
+            (
+                str(level),
+                fmt("pdff"),
+                fmt("r2s"),
+                f"{first['volume_ml']:.1f}",
+                str(first["flags"]).replace(";", ", ").replace("_", " ") or "-",
+                label,
+                "yes" if bool(first["included"]) else "no",
+            )
         )
-    return pd.DataFrame(rows)
+    return LevelTable(LEVEL_COLUMNS if rows else (), tuple(rows))
 
 
 #: Width (characters) of the footer's wrapped lines and how many lines it holds.

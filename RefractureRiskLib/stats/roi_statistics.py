@@ -15,6 +15,9 @@ columns come from :data:`RefractureRiskLib.stats.registry.STATISTICS`.
 :func:`statistics_wide` turns it into one row per level with unit-suffixed columns
 (``pdff_mean_pct``, ``r2s_mean_per_s``, ``pdff_volume_ml``, ...) for cohort tables.
 
+The ``*_records`` functions give the same rows as plain dicts (:mod:`.records`), without pandas:
+what the one-study analysis uses.
+
 Speed: the label map is scanned once (``flatnonzero``), ROI voxels are grouped by label with one
 stable sort of the (small) ROI subset, and every map is gathered once and sorted per ROI; all
 statistics of all ROIs are then vectorised array operations.
@@ -23,15 +26,19 @@ statistics of all ROIs are then vectorised array operations.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.roiset import RoiSet
 from RefractureRiskLib.core.study import MAP_UNITS, Study
+from RefractureRiskLib.stats.records import Record, records_frame
 from RefractureRiskLib.stats.registry import STATISTICS, GroupedValues
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Maps measured by default (those present in the study).
 DEFAULT_MAPS: tuple[str, ...] = ("pdff", "r2s")
@@ -109,44 +116,46 @@ def label_statistics(
     ``"au"``). Returns a long table with columns ``label, map, unit``, the registered statistics
     and ``n_nonfinite``; rows are label-major in the order of ``labels``, then map order.
     """
+    records = label_statistics_records(maps, labelmap, labels, voxel_volume_ml, units)
+    return records_frame(records, label_columns())
+
+
+def label_columns() -> list[str]:
+    """Columns of :func:`label_statistics`' table, in order."""
+    return ["label", "map", "unit", *STATISTICS, "n_nonfinite"]
+
+
+def statistics_columns() -> list[str]:
+    """Columns of :func:`roi_statistics`' table, in order (the module docstring's list)."""
+    return ["level", *label_columns(), "flags", "included"]
+
+
+def label_statistics_records(
+    maps: Mapping[str, npt.NDArray],
+    labelmap: npt.NDArray,
+    labels: Sequence[int],
+    voxel_volume_ml: float,
+    units: Mapping[str, str] | None = None,
+) -> list[Record]:
+    """:func:`label_statistics` as records (:mod:`.records`: plain rows, no pandas)."""
     if not np.isfinite(voxel_volume_ml) or voxel_volume_ml <= 0:
         raise InputError("voxel_volume_ml", f"must be positive, got {voxel_volume_ml}")
     grouping = LabelGrouping(np.asarray(labelmap), labels)
-    return _statistics_table(grouping, maps, voxel_volume_ml, units or {})
-
-
-def _statistics_table(
-    grouping: LabelGrouping,
-    maps: Mapping[str, npt.NDArray],
-    voxel_volume_ml: float,
-    units: Mapping[str, str],
-) -> pd.DataFrame:
-    n_labels = grouping.labels.size
-    blocks = []
+    per_map = []
     for kind, image in maps.items():
         grouped, nonfinite = grouping.grouped_values(np.asarray(image), voxel_volume_ml)
-        unit = units.get(kind, MAP_UNITS.get(kind, "au"))
-        block: dict[str, object] = {
-            "label": grouping.labels,
-            "map": np.full(n_labels, kind, dtype=object),
-            "unit": np.full(n_labels, unit, dtype=object),
-        }
-        for key, stat in STATISTICS.items():
-            block[key] = stat.compute(grouped)
-        block["n_nonfinite"] = nonfinite
-        blocks.append(pd.DataFrame(block))
-    columns = ["label", "map", "unit", *STATISTICS, "n_nonfinite"]
-    if not blocks:
-        return pd.DataFrame(columns=columns)
-    table = pd.concat(blocks, ignore_index=True)
-    # label-major rows: all maps of the first label, then the next label
-    map_rank = {kind: i for i, kind in enumerate(maps)}
-    label_rank = {int(v): i for i, v in enumerate(grouping.labels)}
-    table["_lr"] = table["label"].map(label_rank)
-    table["_mr"] = table["map"].map(map_rank)
-    table = table.sort_values(["_lr", "_mr"], kind="stable").drop(columns=["_lr", "_mr"])
-    table["n_voxels"] = table["n_voxels"].astype(np.int64)
-    return table.reset_index(drop=True)[columns]
+        unit = (units or {}).get(kind, MAP_UNITS.get(kind, "au"))
+        values = {key: stat.compute(grouped).tolist() for key, stat in STATISTICS.items()}
+        per_map.append((kind, unit, values, nonfinite.tolist()))
+    records = []
+    for g, label in enumerate(grouping.labels.tolist()):  # label-major, then map order
+        for kind, unit, values, nonfinite in per_map:
+            row: Record = {"label": label, "map": kind, "unit": unit}
+            row |= {key: column[g] for key, column in values.items()}
+            row["n_voxels"] = int(row["n_voxels"])
+            row["n_nonfinite"] = nonfinite[g]
+            records.append(row)
+    return records
 
 
 def roi_statistics(roiset: RoiSet, study: Study, maps: Sequence[str] | None = None) -> pd.DataFrame:
@@ -155,6 +164,13 @@ def roi_statistics(roiset: RoiSet, study: Study, maps: Sequence[str] | None = No
     ``maps``: map kinds to measure; default: PDFF and R2* where the study has them. A requested
     map the study lacks, or a RoiSet not on the study's grid, raises :class:`InputError`.
     """
+    return records_frame(roi_statistics_records(roiset, study, maps), statistics_columns())
+
+
+def roi_statistics_records(
+    roiset: RoiSet, study: Study, maps: Sequence[str] | None = None
+) -> list[Record]:
+    """:func:`roi_statistics` as records (:mod:`.records`: plain rows, no pandas)."""
     if maps is None:
         kinds = [k for k in DEFAULT_MAPS if k in study.maps]
         if not kinds:
@@ -173,17 +189,19 @@ def roi_statistics(roiset: RoiSet, study: Study, maps: Sequence[str] | None = No
             f"label map is not on the study grid: {roiset.labelmap.describe_geometry()} vs "
             f"{grid.describe_geometry()}",
         )
-    table = label_statistics(
+    records = label_statistics_records(
         {k: study.maps[k].array for k in kinds},
         roiset.labelmap.array,
         [lv.label for lv in roiset.levels],
         grid.voxel_volume_ml,
     )
     by_label = {lv.label: lv for lv in roiset.levels}
-    table.insert(0, "level", [by_label[int(v)].level for v in table["label"]])
-    table["flags"] = [format_flags(by_label[int(v)].flags) for v in table["label"]]
-    table["included"] = [bool(by_label[int(v)].included) for v in table["label"]]
-    return table
+    out = []
+    for r in records:
+        lv = by_label[r["label"]]
+        flags = {"flags": format_flags(lv.flags), "included": bool(lv.included)}
+        out.append({"level": lv.level, **r, **flags})
+    return out
 
 
 def format_flags(flags: object) -> str:
@@ -204,6 +222,8 @@ def statistics_wide(stats: pd.DataFrame) -> pd.DataFrame:
     Keeps ``level``, ``label``, ``flags`` and ``included`` (when present) and adds, for each map
     and registered statistic, the column named by :meth:`Statistic.wide_column`.
     """
+    import pandas as pd
+
     required = {"label", "map", "unit", *STATISTICS}
     missing = sorted(required - set(stats.columns))
     if missing:

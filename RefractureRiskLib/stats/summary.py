@@ -18,12 +18,13 @@ Every level that is not included is listed in ``excluded`` with the reason.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import (
@@ -34,7 +35,8 @@ from RefractureRiskLib.core.levels import (
 )
 from RefractureRiskLib.core.roiset import RoiFlag, RoiSet
 from RefractureRiskLib.core.study import Study
-from RefractureRiskLib.stats.roi_statistics import parse_flags, roi_statistics
+from RefractureRiskLib.stats.records import Record, as_records, table_columns
+from RefractureRiskLib.stats.roi_statistics import parse_flags, roi_statistics_records
 
 MIN_GLOBAL_LEVELS = 2
 _MAP_NAMES = {"pdff": "PDFF", "r2s": "R2*"}
@@ -86,24 +88,28 @@ def _level_sort_key(level: str) -> int:
     return level_index(level)
 
 
-def summarize_statistics(stats: pd.DataFrame, index_levels: Iterable[str] = ()) -> PatientSummary:
-    """Patient summary from a long statistics table (:func:`roi_statistics` output or its CSV).
+def summarize_statistics(stats: Any, index_levels: Iterable[str] = ()) -> PatientSummary:
+    """Patient summary from a long statistics table (:func:`roi_statistics` output or its CSV,
+    as a DataFrame or as records, :mod:`.records`).
 
     ``index_levels`` adds treated levels to those flagged ``index`` in the table (e.g. a cemented
     level that has no ROI row).
     """
-    _check_table(stats)
-    level_rows = stats.drop_duplicates(subset=["level"]).set_index("level")
-    flags = {str(lv): parse_flags(row["flags"]) for lv, row in level_rows.iterrows()}
-    included = {str(lv): _as_bool(row["included"], str(lv)) for lv, row in level_rows.iterrows()}
+    records = as_records(stats)
+    _check_table(records, table_columns(stats) if not isinstance(stats, list | tuple) else None)
+    first: dict[Any, Record] = {}
+    for r in records:
+        first.setdefault(r["level"], r)
+    flags = {str(lv): parse_flags(r["flags"]) for lv, r in first.items()}
+    included = {str(lv): _as_bool(r["included"], str(lv)) for lv, r in first.items()}
     index = _treated_levels(flags, index_levels)
     excluded, notes = _exclusions(flags, included)
     values: dict[str, float] = {}
     used: dict[str, tuple[str, ...]] = {}
     for name, (kind, which) in _SUMMARY_FIELDS.items():
-        rows = stats[stats["map"] == kind].set_index("level")
+        rows = {r["level"]: r for r in records if r["map"] == kind}
         label = f"{_MAP_NAMES[kind]} {which}"
-        if rows.empty:
+        if not rows:
             value, levels, note = float("nan"), (), f"{label}: no {kind} statistics"
         elif which == "global":
             value, levels, note = _global_mean(rows, included, label)
@@ -124,20 +130,29 @@ def summarize_statistics(stats: pd.DataFrame, index_levels: Iterable[str] = ()) 
     )
 
 
-def _check_table(stats: pd.DataFrame) -> None:
-    """Refuse a table without the needed columns, with unknown levels or repeated rows."""
-    required = ["level", "map", "mean", "n_voxels", "flags", "included"]
-    missing = [c for c in required if c not in stats.columns]
+#: Columns a statistics table needs for the summaries.
+_REQUIRED = ("level", "map", "mean", "n_voxels", "flags", "included")
+
+
+def _check_table(records: list[Record], columns: list[str] | None) -> None:
+    """Refuse a table without the needed columns (``columns``: a DataFrame's; None: every
+    record's keys), with unknown levels or repeated rows."""
+    required = list(_REQUIRED)
+    if columns is None:
+        missing = [c for c in required if any(c not in r for r in records)]
+    else:
+        missing = [c for c in required if c not in columns]
     if missing:
         raise InputError("statistics table", f"missing column(s) {missing}; expected {required}")
-    for lv in stats["level"].unique():
+    for lv in dict.fromkeys(r["level"] for r in records):
         try:
             level_index(str(lv))
         except ValueError as err:
             raise InputError("statistics table: column 'level'", str(err)) from None
-    repeated = stats[stats.duplicated(subset=["level", "map"], keep=False)]
-    if not repeated.empty:
-        first = repeated.iloc[0]
+    seen = Counter((r["level"], r["map"]) for r in records)
+    repeated = [r for r in records if seen[(r["level"], r["map"])] > 1]
+    if repeated:
+        first = repeated[0]
         raise InputError(
             "statistics table",
             f"several rows for level {first['level']}, map {first['map']}: one patient's "
@@ -175,15 +190,15 @@ def _exclusions(
 
 
 def _global_mean(
-    rows: pd.DataFrame, included: dict[str, bool], label: str
+    rows: Mapping[Any, Record], included: dict[str, bool], label: str
 ) -> tuple[float, tuple[str, ...], str | None]:
     """Mean over the eligible L1-L4 levels (at least :data:`MIN_GLOBAL_LEVELS`), the levels
     used, and a note saying why when there are too few."""
-    candidates = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv in rows.index]
-    absent = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in rows.index]
+    candidates = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv in rows]
+    absent = [lv for lv in LUMBAR_GLOBAL_LEVELS if lv not in rows]
     eligible = [lv for lv in candidates if _eligible(rows, lv, included)]
     if len(eligible) >= MIN_GLOBAL_LEVELS:
-        return float(np.mean([rows.at[lv, "mean"] for lv in eligible])), tuple(eligible), None
+        return float(np.mean([rows[lv]["mean"] for lv in eligible])), tuple(eligible), None
     why = _why_not(rows, LUMBAR_GLOBAL_LEVELS, included, absent)
     note = (
         f"{label} L1-L4: {len(eligible)} eligible level(s)"
@@ -194,7 +209,7 @@ def _global_mean(
 
 
 def _adjacent_mean(
-    rows: pd.DataFrame, index: list[str], included: dict[str, bool], label: str
+    rows: Mapping[Any, Record], index: list[str], included: dict[str, bool], label: str
 ) -> tuple[float, tuple[str, ...], str | None]:
     """Mean over the eligible levels next to the index levels, the levels used, and a note
     saying why when there are none."""
@@ -206,8 +221,8 @@ def _adjacent_mean(
     )
     eligible = [lv for lv in neighbours if _eligible(rows, lv, included)]
     if eligible:
-        return float(np.mean([rows.at[lv, "mean"] for lv in eligible])), tuple(eligible), None
-    absent = [lv for lv in neighbours if lv not in rows.index]
+        return float(np.mean([rows[lv]["mean"] for lv in eligible])), tuple(eligible), None
+    absent = [lv for lv in neighbours if lv not in rows]
     why = _why_not(rows, neighbours, included, absent)
     note = f"{label}: no eligible level adjacent to {', '.join(index)}{'; ' + why if why else ''}"
     return float("nan"), (), note
@@ -217,7 +232,7 @@ def summarize_patient(
     roiset: RoiSet, study: Study, index_levels: Iterable[str] = ()
 ) -> PatientSummary:
     """Statistics of ``roiset`` on ``study`` (PDFF and R2*), then :func:`summarize_statistics`."""
-    return summarize_statistics(roi_statistics(roiset, study), index_levels)
+    return summarize_statistics(roi_statistics_records(roiset, study), index_levels)
 
 
 def _as_bool(value: object, level: str) -> bool:
@@ -233,15 +248,15 @@ def _as_bool(value: object, level: str) -> bool:
     )
 
 
-def _eligible(rows: pd.DataFrame, level: str, included: Mapping[str, bool]) -> bool:
-    if level not in rows.index or not included.get(level, False):
+def _eligible(rows: Mapping[Any, Record], level: str, included: Mapping[str, bool]) -> bool:
+    if level not in rows or not included.get(level, False):
         return False
-    mean = rows.at[level, "mean"]
-    return bool(int(rows.at[level, "n_voxels"]) > 0 and np.isfinite(mean))
+    mean = rows[level]["mean"]
+    return bool(int(rows[level]["n_voxels"]) > 0 and np.isfinite(mean))
 
 
 def _why_not(
-    rows: pd.DataFrame,
+    rows: Mapping[Any, Record],
     levels: Iterable[str],
     included: Mapping[str, bool],
     absent: Iterable[str],

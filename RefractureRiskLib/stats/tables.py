@@ -2,17 +2,21 @@
 
 The long table of :func:`~RefractureRiskLib.stats.roi_statistics.roi_statistics` is written as
 is: one row per (level, map), units in the ``unit`` column and in the fixed-unit column names,
-flags as a ``;``-joined string so CSV and Parquet hold the same thing.
+flags as a ``;``-joined string so CSV and Parquet hold the same thing. Records (:mod:`.records`)
+are written to CSV without pandas, byte for byte as their DataFrame would be.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.extras import require_table_reader
+from RefractureRiskLib.stats.records import records_frame, table_columns, write_records_csv
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -25,11 +29,17 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def write_statistics(stats: pd.DataFrame, path: str | Path) -> Path:
-    """Write a statistics table to ``.csv`` or ``.parquet`` (by suffix); returns the path."""
+def write_statistics(stats: Any, path: str | Path) -> Path:
+    """Write a statistics table (DataFrame or records) to ``.csv`` or ``.parquet`` (by suffix);
+    returns the path."""
     p = Path(path)
+    records = isinstance(stats, list | tuple)
     suffix = _suffix(p)
     p.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv" and records:
+        return write_records_csv(stats, p)
+    if records:  # Parquet: through its DataFrame
+        stats = records_frame(stats, table_columns(stats))
     if suffix == ".csv":
         stats.to_csv(p, index=False)
     else:
@@ -43,6 +53,8 @@ def read_statistics(path: str | Path) -> pd.DataFrame:
     suffix = _suffix(p)
     if not p.is_file():
         raise InputError(p, "file not found")
+    import pandas as pd
+
     try:
         if suffix == ".csv":
             # keep empty flag strings as "" rather than NaN
