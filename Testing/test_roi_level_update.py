@@ -124,16 +124,22 @@ def test_other_levels_are_untouched(phantom, points, result):
 
 
 def test_overlapping_bodies_are_painted_as_a_full_recompute(phantom):
-    # two points in one body: both levels segment it, the upper (L2) keeps the shared voxels;
-    # when L2 moves away, L3 gets them, as a full recomputation with the moved point gives
+    # two points in one body: each level keeps its side of the plane halfway between them;
+    # when L2 moves away, L3 gets the whole body, as a full recomputation with the moved point
+    # gives
     centre = np.asarray(phantom.truth.level("L3").centre_ras)
     pts = {"L2": tuple(centre), "L3": tuple(centre + np.array([0.0, 2.0, 0.0]))}
     both = rois_from_points(phantom.study, pts)
-    assert not both.roiset.mask("L3").any()  # L3's voxels all went to L2
+    # both levels found the one body and were cut at the plane halfway between the points
+    assert both.extras["cut_at_neighbours"] == {"L2", "L3"}
+    assert not (both.body_labels.array == 0).all()
+    l3_before = int((both.body_labels.array == level_label("L3")).sum())
     pts["L2"] = phantom.truth.level("L2").centre_ras
     fast = update_level(both, phantom.study, "L2", pts["L2"])
     assert_same_result(fast, rois_from_points(phantom.study, pts))
-    assert fast.roiset.mask("L3").any()
+    # L3 (cut before) was placed again with the moved plane: the whole body is its own now
+    assert "L3" not in fast.extras["cut_at_neighbours"]
+    assert int((fast.body_labels.array == level_label("L3")).sum()) > 1.5 * l3_before
     assert fast.extras["updated_levels"] == ("L2", "L3")
 
 

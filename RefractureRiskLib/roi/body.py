@@ -70,6 +70,7 @@ class BodyPlacement:
     message: str = ""
     void_frac: float = 0.0  # share of the body with no signal (cement)
     lesion_ml: float = 0.0  # enclosed non-marrow tissue with signal (focal lesion), mL
+    cut_at_neighbours: bool = False  # segmented within the planes halfway to the next points
 
     @property
     def ok(self) -> bool:

@@ -4,7 +4,9 @@ update, equal to a full recomputation with the moved point (:func:`~.manual.rois
 What one point changes, and so all that is recomputed:
 
 - the level's body and ROI, placed in a box around the new point (the per-study arrays are
-  cached by :func:`~RefractureRiskLib.roi.cache.study_arrays_cached`: no map is copied);
+  cached by :func:`~RefractureRiskLib.roi.cache.study_arrays_cached`: no map is copied), and
+  those of the levels next to it whose body was cut at, or now reaches past, the plane halfway
+  to the moved point (a body is cut there when it runs on into its neighbour);
 - the label maps inside the level's old and new boxes only: there every level is painted again
   from its box-local masks, in level order, as the full computation paints them (where bodies
   overlap, the upper level keeps the voxels);
@@ -34,10 +36,12 @@ from RefractureRiskLib.roi.manual import (
     _order_notes,
     _place_one,
     _write,
+    neighbour_points,
     spine_direction,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
+from RefractureRiskLib.roi.seeded import beyond_neighbours
 
 Slices = tuple[slice, slice, slice]
 Masks = Mapping[str, tuple[np.ndarray, np.ndarray]]
@@ -61,18 +65,24 @@ def update_level(
     pts = {**old_points, **_normalise_points({level: point_ras})}
     level = level.strip().upper()
     arrays = study_arrays_cached(study, criteria)
-    entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
     entries = {e.level: e for e in result.levels}
-    old = entries.get(level)
-    entries[level] = entry
-    masks = {**result.extras.get("level_masks", {}), level: (roi, body)}
-    boxes = [entry.box] if old is None else [old.box, entry.box]
+    masks = dict(result.extras.get("level_masks", {}))
+    cut = set(result.extras.get("cut_at_neighbours", ()))
+    boxes = []
+    for lv in _to_place(old_points, pts, level, entries, masks, cut):
+        near = neighbour_points(pts, lv)
+        entry, roi, body, was_cut = _place_one(arrays, lv, pts[lv], params, criteria, near)
+        old = entries.get(lv)
+        boxes += [entry.box] if old is None else [old.box, entry.box]
+        entries[lv], masks[lv] = entry, (roi, body)
+        cut = cut | {lv} if was_cut else cut - {lv}
     region = _union(boxes)
     old_roi, old_body = result.roiset.labelmap.array, result.body_labels.array
     roi_arr, body_arr = old_roi.copy(), old_body.copy()
     if all(lv in masks for lv in entries):
         _repaint(roi_arr, body_arr, region, entries, masks)
     else:  # masks not kept (another method's result): the level's own voxels only
+        entry, (roi, body) = entries[level], masks[level]
         _replace_level(roi_arr, body_arr, boxes, entry, roi, body)
     changed_roi = _changed(old_roi, roi_arr, region, entries) | {level}
     changed_body = _changed(old_body, body_arr, region, entries)
@@ -80,10 +90,35 @@ def update_level(
     updated = _assemble(
         study, roi_arr, body_arr, entries, result.roiset.reader,
         result.extras.get("index_levels", ()), _order_notes(pts), result.signal_min,
-        RoiMethod.MANUAL_POINTS, pts, masks, measure=changed_body | turned | {level},
+        RoiMethod.MANUAL_POINTS, pts, masks, measure=changed_body | turned | {level}, cut=cut,
     )  # fmt: skip
     order = sorted(changed_roi, key=level_index)
     return _with_extra(updated, "updated_levels", tuple(order))
+
+
+def _to_place(
+    old_points: Mapping[str, np.ndarray],
+    points: Mapping[str, np.ndarray],
+    level: str,
+    entries: Mapping[str, LevelPlacement],
+    masks: Masks,
+    cut: set[str],
+) -> list[str]:
+    """``level`` and the levels next to it whose placement the move changes: a body is cut at
+    the planes halfway to its neighbours' points when it reaches past one of them, so a level
+    is placed again when it was cut or when its body reaches past a moved plane."""
+    out = [level]
+    for lv in entries:
+        if lv == level or lv not in old_points or lv not in points or lv not in masks:
+            continue
+        near = neighbour_points(points, lv)
+        before = [p.tolist() for p in neighbour_points(old_points, lv)]
+        if before == [p.tolist() for p in near]:
+            continue
+        body = masks[lv][1]
+        if lv in cut or beyond_neighbours(body, entries[lv].box, points[lv], near):
+            out.append(lv)
+    return out
 
 
 def _union(boxes: Sequence[Box]) -> Slices:

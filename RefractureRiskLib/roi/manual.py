@@ -24,7 +24,6 @@ from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
     focal_lesion_ml,
-    in_vertebral_bone,
     level_placement,
     local_marrow,
     void_fraction,
@@ -32,16 +31,14 @@ from RefractureRiskLib.roi.body import (
 from RefractureRiskLib.roi.cache import study_arrays_cached
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
-    BodyFrame,
     Box,
     CoreRoiParams,
     body_frame,
-    box_around,
     box_from_ijk,
-    grid_ras,
     safe_core_roi,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
+from RefractureRiskLib.roi.point_roi import core_at_point, sphere_at_point
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 from RefractureRiskLib.roi.seeded import place_at_seed
@@ -84,10 +81,12 @@ def _assemble(
     points: Mapping[str, np.ndarray],
     masks: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     measure: Collection[str] | None = None,
+    cut: Collection[str] = (),
 ) -> RoiResult:
     """The result of placed levels; ``measure``: the levels whose heights along the spine are
     measured (None: all; the others' entries already hold them), ``masks``: each level's
-    box-local (ROI, body) masks, kept for a one-level update."""
+    box-local (ROI, body) masks, kept for a one-level update; ``cut``: the levels whose body
+    was cut at the planes halfway to the neighbouring points."""
     grid = study.grid
     levels = tuple(sorted(entries.values(), key=lambda e: level_index(e.level)))
     if method == RoiMethod.MANUAL_POINTS:
@@ -115,6 +114,7 @@ def _assemble(
             "points_ras": dict(points),
             "index_levels": tuple(index_levels),
             "level_masks": dict(masks or {}),
+            "cut_at_neighbours": frozenset(cut),
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
@@ -187,64 +187,38 @@ def rois_from_points(
     body_arr = np.zeros(shape, np.int16)
     entries: dict[str, LevelPlacement] = {}
     masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    cut: set[str] = set()
     for level in sorted(pts, key=level_index):
-        entry, roi, body = _place_one(arrays, level, pts[level], params, criteria)
+        near = neighbour_points(pts, level)
+        entry, roi, body, was_cut = _place_one(arrays, level, pts[level], params, criteria, near)
         _write(body_arr, entry.box.slices, body, entry.label)
         _write(roi_arr, entry.box.slices, roi, entry.label)
         entries[level], masks[level] = entry, (roi, body)
+        cut |= {level} if was_cut else set()
     return _assemble(
         study, roi_arr, body_arr, entries, reader, index_levels, _order_notes(pts),
-        arrays.signal_min, RoiMethod.MANUAL_POINTS, pts, masks,
+        arrays.signal_min, RoiMethod.MANUAL_POINTS, pts, masks, cut=cut,
     )  # fmt: skip
 
 
-def _place_one(arrays, level, point, params, criteria):
-    placement = place_at_seed(arrays, point, params, criteria)
+def neighbour_points(points: Mapping[str, np.ndarray], level: str) -> tuple[np.ndarray, ...]:
+    """The points of the named levels next to ``level`` (above and below, where given)."""
+    order = sorted(points, key=level_index)
+    i = order.index(level)
+    return tuple(points[order[n]] for n in (i - 1, i + 1) if 0 <= n < len(order))
+
+
+def _place_one(arrays, level, point, params, criteria, neighbours=()):
+    placement = place_at_seed(arrays, point, params, criteria, neighbours=neighbours)
     if placement.frame is None:
-        placement = _sphere_at_point(arrays, point, placement.message)
+        placement = sphere_at_point(arrays, point, placement.message)
+    elif not placement.roi.any():
+        placement = core_at_point(arrays, placement, point)
     if placement.frame is None:
         where = ", ".join(f"{c:.1f}" for c in point)
         raise InputError(f"point {level}", f"{placement.message} at RAS ({where}) mm")
-    return level_placement(level, placement, arrays), placement.roi, placement.body
-
-
-#: Radius (mm) of the ROI put at a point whose body cannot be segmented (no marrow fat:
-#: fracture oedema, or marrow too noisy): small enough to stay inside any T10-S1 body
-#: (at least 14 mm high even when fractured, 25 mm deep) around a point the user placed in it.
-POINT_ROI_RADIUS_MM = 6.0
-
-
-def _sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
-    """A sphere ROI of :data:`POINT_ROI_RADIUS_MM` at a user's point, voids left out, when the
-    body around it cannot be segmented: the user's point is trusted, the body's shape is not
-    known (no heights, so it is never judged fractured), and the level says so."""
-    p = np.asarray(point, float)
-    box = box_around(arrays.shape, arrays.ijk_to_ras, p, POINT_ROI_RADIUS_MM + 2.0)
-    empty = np.zeros(box.shape, bool)
-    if min(box.shape) == 0:
-        return BodyPlacement(box, empty, empty, None, "point outside the image")
-    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
-    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= POINT_ROI_RADIUS_MM**2
-    if not ball.any():  # thick slices: the nearest voxel centre
-        d = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
-        ball = d == d.min()
-    inside, pdff_here = in_vertebral_bone(arrays, p)
-    if not inside:
-        return BodyPlacement(box, empty, empty, None, f"{why}; PDFF there {pdff_here:.0f}%")
-    _, void, _, _ = local_marrow(arrays, box)
-    roi = ball & ~void
-    if roi.sum() < 0.5 * ball.sum():
-        return BodyPlacement(box, empty, empty, None, f"{why}; no signal at the point")
-    nan3 = (float("nan"),) * 3
-    frame = BodyFrame(
-        centre_ras=(float(p[0]), float(p[1]), float(p[2])),
-        axes_ras=np.eye(3),
-        half_extent_mm=nan3,
-        heights_mm=nan3,
-        volume_ml=float("nan"),
-    )
-    msg = f"body not segmented ({why}): a {POINT_ROI_RADIUS_MM:g} mm sphere at the point"
-    return BodyPlacement(box, roi, roi, frame, msg, 0.0, 0.0)
+    entry = level_placement(level, placement, arrays)
+    return entry, placement.roi, placement.body, placement.cut_at_neighbours
 
 
 def rois_from_labelmap(

@@ -10,6 +10,9 @@ point need not be at the body's centre).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 import numpy.typing as npt
 
@@ -34,6 +37,7 @@ from RefractureRiskLib.roi.geometry import (
     body_axes,
     body_frame,
     box_around,
+    grid_ras,
 )
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 
@@ -56,31 +60,89 @@ def place_at_seed(
     criteria: MarrowCriteria = DEFAULT_CRITERIA,
     si_hint: npt.ArrayLike | None = None,
     box_half_mm: tuple[float, float, float] = BOX_HALF_MM,
+    neighbours: Sequence[npt.ArrayLike] = (),
 ) -> BodyPlacement:
-    """Segment the body around ``seed_ras`` and place its safe-core ROI, all inside one box."""
+    """Segment the body around ``seed_ras`` and place its safe-core ROI, all inside one box.
+
+    ``neighbours``: points inside the bodies next to this one (the user's points of the levels
+    above and below). A body that reaches past the plane halfway to one of them (merged with
+    its neighbour through a thin or fatty disc) is segmented again on the seed's side of those
+    planes, and ``cut_at_neighbours`` says so.
+    """
     box = box_around(arrays.shape, arrays.ijk_to_ras, seed_ras, box_half_mm)
     empty = np.zeros(box.shape, bool)
     if min(box.shape) == 0:
         return BodyPlacement(box, empty, empty, None, "point outside the image")
-    marrow, void, pdff, signal = local_marrow(arrays, box, criteria)
     seed = np.asarray(seed_ras, float)
+    local = local_marrow(arrays, box, criteria)
+    placed = _place_in_box(arrays, box, local, seed, params, si_hint, None)
+    if not len(neighbours) or not beyond_neighbours(placed.body, box, seed, neighbours):
+        return placed
+    own = nearer_than_neighbours(box, seed, neighbours)
+    cut = _place_in_box(arrays, box, local, seed, params, si_hint, own)
+    return replace(cut, cut_at_neighbours=True)
+
+
+def _place_in_box(
+    arrays: StudyArrays,
+    box: Box,
+    local: tuple[npt.NDArray, ...],
+    seed: npt.NDArray,
+    params: CoreRoiParams,
+    si_hint: npt.ArrayLike | None,
+    own: npt.NDArray[np.bool_] | None,
+) -> BodyPlacement:
+    """The body about ``seed`` in ``box`` (within ``own`` where given) and its ROI."""
+    marrow, void, pdff, signal = local
     seed_ijk = (np.r_[seed, 1.0] @ np.linalg.inv(box.ijk_to_ras).T)[:3]
     si = (0.0, 0.0, 1.0) if si_hint is None else si_hint
-    inside = np.ones(box.shape, bool)
-    body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, si_hint, inside)
+    inside = np.ones(box.shape, bool) if own is None else own
+    body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, si_hint, inside, own)
     centre = seed
     for _ in range(2):  # about the point, then about the centre that gives
         if frame is None or not _leaked(frame, seed):
             break
         sup = frame.axes_ras[:, 2]
         inside = cross_section_mask(box, centre, sup, LARGEST_BODY_HALF_MM)
-        body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, sup, inside)
+        if own is not None:
+            inside &= own
+        body, frame, why = _segment(box, marrow, void, pdff, signal, seed_ijk, si, sup, inside, own)
         if frame is not None:
             centre = np.asarray(frame.centre_ras, float)
     if frame is None:
+        empty = np.zeros(box.shape, bool)
         return BodyPlacement(box, empty, empty, None, why)
     parts = (box, body, marrow, void, pdff, frame)
     return measured_placement(arrays, *parts, params, "body too small for a safe-core ROI")
+
+
+def beyond_neighbours(
+    body: npt.NDArray[np.bool_],
+    box: Box,
+    seed_ras: npt.NDArray,
+    neighbours: Sequence[npt.ArrayLike],
+) -> bool:
+    """Whether ``body`` (in ``box``) reaches past the plane halfway to a neighbouring point."""
+    return bool((body & ~nearer_than_neighbours(box, seed_ras, neighbours)).any())
+
+
+def nearer_than_neighbours(
+    box: Box, seed_ras: npt.NDArray, neighbours: Sequence[npt.ArrayLike]
+) -> npt.NDArray[np.bool_]:
+    """Voxels of ``box`` on the seed's side of the plane halfway to each neighbouring point."""
+    inside = np.ones(box.shape, bool)
+    if not len(neighbours):
+        return inside
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    for q in neighbours:
+        normal = np.asarray(q, float) - seed_ras
+        length = float(np.linalg.norm(normal))
+        if length < 1e-6:
+            continue
+        n = normal / length
+        mid = seed_ras + 0.5 * normal
+        inside &= (x - mid[0]) * n[0] + (y - mid[1]) * n[1] + (z - mid[2]) * n[2] <= 0.0
+    return inside
 
 
 def _segment(
@@ -93,14 +155,19 @@ def _segment(
     si: npt.ArrayLike,
     si_hint: npt.ArrayLike | None,
     inside: npt.NDArray[np.bool_],
+    own: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.bool_], BodyFrame | None, str]:
     """The body (marrow and voids within ``inside``) around the seed, its frame, or the reason
-    there is none."""
+    there is none; with ``own``, the refined body is kept within it too."""
     # signal voids (cement) count as body for its shape; the ROI keeps away from them
     body, why = body_from_marrow((marrow | void) & inside, box.ijk_to_ras, seed_ijk, si)
     if not body.any():
         return body, None, why
     body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
+    if own is not None:
+        body &= own
+        if not body.any():
+            return body, None, "no vertebral body on the point's side of its neighbours"
     # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
     axes = body_axes(body, box.ijk_to_ras, si_hint)
     body = clip_posterior_elements(body, box.ijk_to_ras, axes, _nearest_in(body, seed_ijk))
@@ -122,4 +189,11 @@ def _leaked(frame: BodyFrame, seed_ras: npt.NDArray) -> bool:
     return lr > big_lr or ap > big_ap or across > SEED_OFF_CENTRE_MM
 
 
-__all__ = ["LARGEST_BODY_HALF_MM", "LEAK_HALF_MM", "SEED_OFF_CENTRE_MM", "place_at_seed"]
+__all__ = [
+    "LARGEST_BODY_HALF_MM",
+    "LEAK_HALF_MM",
+    "SEED_OFF_CENTRE_MM",
+    "beyond_neighbours",
+    "nearer_than_neighbours",
+    "place_at_seed",
+]
