@@ -6,7 +6,7 @@ INPUT is an ISMRM fat-water toolbox ``imDataParams`` .mat file or a folder of mu
 ``overview.png`` and ``provenance.json``; with ``--dicom`` (DICOM input) also ``dicom/<map>.dcm``,
 one DICOM Parametric Map series per map. All of them appear together or not at all. For .mat
 input the NRRD axes are the file's (i = x, j = y, k = slice, 1 mm voxels); for DICOM the real
-geometry.
+geometry. The NRRDs are raw (uncompressed) unless ``--gzip``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier fatwater output in --out"
     )
+    parser.add_argument(
+        "--gzip",
+        action="store_true",
+        help="gzip the NRRD maps (about 2/3 of the size; on a 256x256x40 study ~0.6 s more CPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     result = separate(echoes, spectrum, progress=say)
     with OutputSet(overwrite=args.overwrite) as outputs:
         out = outputs.folder(args.out, marker="provenance.json")
-        files = write_outputs(result, echoes, out, say)
+        files = write_outputs(result, echoes, out, say, compress=args.gzip)
         if args.dicom:
             files += write_dicom_maps(result, args.input, out, args.deidentify, say)
     total = time.perf_counter() - t0
@@ -115,10 +120,12 @@ _UNITS = {
 }
 
 
-def _write_nrrd(name: str, vol, out: Path, prov: str) -> str:
+def _write_nrrd(name: str, vol, out: Path, prov: str, compress: bool = False) -> str:
     """One map as ``out/<name>.nrrd`` with its name, unit and provenance as ``key:=value``
     header fields (:func:`..io.nrrd.write_nrrd`: numpy + zlib, whole or nothing; no SimpleITK,
-    whose import alone took ~0.1 s of a ~1 s cold command)."""
+    whose import alone took ~0.1 s of a ~1 s cold command). Raw unless ``compress``: gzip
+    (level 1) of the six maps of a 256 x 256 x 40 study took 0.6 s CPU, raw 0.04 s, for
+    42 instead of 63 MB."""
     from RefractureRiskLib.io.nrrd import write_nrrd
 
     fields = {
@@ -126,20 +133,23 @@ def _write_nrrd(name: str, vol, out: Path, prov: str) -> str:
         "RefractureRisk_unit": _UNITS[name],
         "RefractureRisk_provenance": prov,
     }
-    write_nrrd(vol, out / f"{name}.nrrd", fields)
+    write_nrrd(vol, out / f"{name}.nrrd", fields, compress=compress)
     return f"{name}.nrrd"
 
 
-def write_outputs(result, echoes, out: Path, say) -> list[str]:
-    """NRRD maps (with provenance in their headers), the PNG overview and provenance.json.
+def write_outputs(result, echoes, out: Path, say, compress: bool = False) -> list[str]:
+    """NRRD maps (with provenance in their headers; gzip'd if ``compress``), the PNG overview
+    and provenance.json.
 
-    The NRRDs are written on threads while the overview is drawn: zlib releases the GIL while
-    it compresses."""
+    The NRRDs are written on threads while the overview is drawn: file writes and zlib release
+    the GIL."""
     from concurrent.futures import ThreadPoolExecutor
 
     prov = json.dumps(result.provenance, sort_keys=True)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nrrd") as pool:
-        written = [pool.submit(_write_nrrd, n, v, out, prov) for n, v in result.maps().items()]
+        written = [
+            pool.submit(_write_nrrd, n, v, out, prov, compress) for n, v in result.maps().items()
+        ]
         say("writing overview.png")
         write_overview(result, echoes, out / "overview.png")
         files = [f.result() for f in written]
