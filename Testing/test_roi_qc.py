@@ -13,7 +13,14 @@ from RefractureRiskLib.phantom.spec import PhantomSpec
 from RefractureRiskLib.roi.auto import automatic_rois
 from RefractureRiskLib.roi.geometry import box_from_ijk
 from RefractureRiskLib.roi.manual import rois_from_points
-from RefractureRiskLib.roi.qc import QC_RULES, QC_THRESHOLDS, apply_qc, evaluate_qc
+from RefractureRiskLib.roi.qc import (
+    QC_RULES,
+    QC_THRESHOLDS,
+    QcContext,
+    apply_qc,
+    evaluate_qc,
+    expected_heights_mm,
+)
 from RefractureRiskLib.roi.result import LevelPlacement
 
 
@@ -65,7 +72,8 @@ def test_manual_points_get_the_same_flags(pathological):
 def _level(name, heights, roi_ml=8.0, void=0.0, pdff=50.0, lesion_ml=0.0):
     box = box_from_ijk((4, 4, 4), np.eye(4), (0, 0, 0), (4, 4, 4))
     return LevelPlacement(
-        level=name, label=1 + ["T12", "L1", "L2", "L3", "L4"].index(name), centre_ras=(0, 0, 0),
+        level=name, label=1 + ["T12", "L1", "L2", "L3", "L4", "L5"].index(name),
+        centre_ras=(0, 0, 0),
         body_volume_ml=30.0, roi_volume_ml=roi_ml, heights_mm=heights,
         half_extent_mm=(20, 15, 12), confidence=1.0, box=box, void_frac=void,
         roi_pdff_median_pct=pdff, lesion_ml=lesion_ml,
@@ -103,3 +111,37 @@ def test_apply_qc_keeps_user_overrides(auto_result):
     again = apply_qc(overridden, index_levels=("L3",))
     assert again.roiset.level("L1").include_override is True
     assert RoiFlag.FRACTURED in again.roiset.level("L1").flags
+
+
+def test_oedema_confirms_a_mild_height_loss():
+    normal = (25.0, 25.0, 25.0)
+    mild = (23.5, 22.0, 24.0)  # middle 12% short: within the measurement error alone
+
+    def flags(l2_heights, l2_pdff):
+        names = ("T12", "L1", "L2", "L3", "L4")
+        levels = [_level(n, l2_heights if n == "L2" else normal, pdff=50.0) for n in names]
+        levels[2] = replace(levels[2], roi_pdff_median_pct=l2_pdff)
+        return evaluate_qc(levels)["L2"]
+
+    assert RoiFlag.FRACTURED not in flags(mild, 50.0)
+    oedema = flags(mild, 40.0)  # 10 points below the neighbours: an acute fracture's oedema
+    assert RoiFlag.FRACTURED in oedema and "oedema" in oedema[RoiFlag.FRACTURED]
+    assert RoiFlag.FRACTURED not in flags(normal, 40.0)  # lower PDFF alone is no fracture
+    assert RoiFlag.FRACTURED not in flags((24.0, 24.0, 24.0), 40.0)  # 4% loss: no deformity
+
+
+def test_expected_height_keeps_an_anatomical_slope():
+    # three noisy levels climbing 4 mm a level would put L3 at 28 mm; lumbar bodies grow
+    # about 1 mm a level, so a 22 mm L3 is no 20% loss
+    levels = [_level("T12", (16.0,) * 3), _level("L1", (20.0,) * 3), _level("L2", (24.0,) * 3)]
+    l3 = _level("L3", (22.0,) * 3)
+    ctx = QcContext(tuple([*levels, l3]), frozenset())
+    expected = expected_heights_mm(l3, ctx)
+    assert np.all(expected <= 24.0 + 0.06 * 20.0 + 1e-9), expected
+    assert RoiFlag.FRACTURED not in evaluate_qc([*levels, l3])["L3"]
+    # the normal caudal growth is still followed
+    grow = [_level(n, (20.0 + i,) * 3) for i, n in enumerate(("T12", "L1", "L2", "L3"))]
+    l4 = _level("L4", (24.0,) * 3)
+    assert expected_heights_mm(l4, QcContext(tuple([*grow, l4]), frozenset()))[1] == (
+        pytest.approx(24.0)
+    )
