@@ -25,6 +25,7 @@ non-uniform echoes the same code runs on a circle much larger than the searched 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,12 +253,13 @@ def _window(s: _Search, costs: npt.NDArray[np.float32], parent_hz: npt.NDArray[n
     return local, values, base_hz, np.abs(offsets) > h / 2
 
 
-def _refine_level(s: _Search, feats, field, weight):
+def _refine_level(s: _Search, feats, field, weight, level_costs=None):
     """One finer level: ICM sweeps within the parent's basin (never further than swap/2 from
-    it), each block pulled towards its neighbours' and its parent's field."""
+    it), each block pulled towards its neighbours' and its parent's field. ``level_costs``:
+    ``s.costs(feats)`` when already computed."""
     shape = feats.shape[:3]
     parent = _expand(_smooth(field, weight, s.circle), shape)
-    active, costs, energy = s.costs(feats)
+    active, costs, energy = level_costs if level_costs is not None else s.costs(feats)
     local, values, base_hz, edge_cols = _window(s, costs, parent.reshape(-1)[active])
     del costs
     rows = np.arange(int(active.sum()))
@@ -318,12 +320,19 @@ def estimate_field_map(
     base = opts.base_level if opts.base_level is not None else (2 if swap >= 150 else 1)
     base = max(1, min(base, len(pyramid) - 1))
     active, costs, energy = s.costs(pyramid[base])
-    field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
-    if log:
-        log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
-    for level in range(base - 1, 0, -1):
-        field, weight = _refine_level(s, pyramid[level], field, weight)
+    # the finer levels' costs do not depend on the growing: computed meanwhile on a thread
+    # (numpy releases the GIL; the growing is a Python loop)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldmap") as pool:
+        finer = {level: pool.submit(s.costs, pyramid[level]) for level in range(base - 1, 0, -1)}
+        field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
         if log:
-            log(f"field map: level {level} ({'x'.join(map(str, field.shape[::-1]))} blocks) done")
+            log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
+        for level in range(base - 1, 0, -1):
+            field, weight = _refine_level(
+                s, pyramid[level], field, weight, finer.pop(level).result()
+            )
+            if log:
+                shown = "x".join(map(str, field.shape[::-1]))
+                log(f"field map: level {level} ({shown} blocks) done")
     smooth = _expand(_smooth(field, weight, circle), shape)
     return smooth.astype(np.float32), period

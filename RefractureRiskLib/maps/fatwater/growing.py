@@ -82,10 +82,17 @@ class _Growth:
         self.pidx = ((kk + pad) * padded[1] + jj + pad) * padded[2] + ii + pad
         size = int(np.prod(padded))
         self.pz = np.zeros(size, np.complex128)  # certainty * phasor of assigned blocks
-        self.unpad = np.full(size, -1, np.int64)
-        self.unpad[self.pidx] = np.arange(n_blocks)
-        self.open = np.zeros(size, bool)  # active, not assigned, not queued
-        self.open[self.pidx[np.flatnonzero(active)]] = True
+        unpad = np.full(size, -1, np.int64)
+        unpad[self.pidx] = np.arange(n_blocks)
+        is_open = np.zeros(size, np.uint8)  # active, not assigned, not queued
+        is_open[self.pidx[np.flatnonzero(active)]] = 1
+        # scalar look-ups of the growing loop: Python lists and a bytearray (numpy scalars
+        # cost ~100 ns each, a few million times)
+        self.open = bytearray(is_open.tobytes())
+        self.unpad_rows = unpad.tolist()
+        self.pidx_rows = self.pidx.tolist()
+        self.slot_rows = self.slot.tolist()
+        self.touch_rows = self.touch.tolist()
         self.coords = np.stack([kk, jj, ii], axis=1).astype(float)
         self.cand_hz_rows = self.cand_hz.tolist()
         self.cand_cost_rows = self.cand_cost.astype(float).tolist()
@@ -96,7 +103,7 @@ class _Growth:
 
         Scalar Python on the block's few candidates: tens of thousands of blocks, each a few
         numbers, where numpy's per-call overhead would dominate."""
-        row = int(self.slot[flat])
+        row = self.slot_rows[flat]
         hz, cost = self.cand_hz_rows[row], self.cand_cost_rows[row]
         best = 0
         if pred_hz is not None:
@@ -112,13 +119,13 @@ class _Growth:
         self.field[flat] = field
         self.weight[flat] = cert
         self.assigned[flat] = True
-        p = int(self.pidx[flat])
-        self.open[p] = False
+        p = self.pidx_rows[flat]
+        self.open[p] = 0
         self.pz[p] = (cert + 1e-12) * cmath.exp(1j * self.k * field)
 
     def predict(self, flat: int) -> float:
         """Circular mean (Hz) of the assigned blocks within two blocks."""
-        z = complex(np.dot(self.pz[self.pidx[flat] + self.near_flat], self.near_w))
+        z = complex(np.dot(self.pz[self.pidx_rows[flat] + self.near_flat], self.near_w))
         return cmath.phase(z) / self.k
 
     def predict_far(self, flat: int, sigma_blocks: float) -> float | None:
@@ -132,14 +139,15 @@ class _Growth:
         return float(np.angle(z) / self.k)
 
     def push_neighbours(self, flat: int, heap: list) -> None:
-        idx = self.pidx[flat] + self.touch
-        new = idx[self.open[idx]]
-        self.open[new] = False
-        blocks = self.unpad[new]
-        for nb, cert in zip(
-            blocks.tolist(), self.certainty[self.slot[blocks]].tolist(), strict=True
-        ):
-            heapq.heappush(heap, (-cert, nb))
+        """Queue the open blocks among the 26 neighbours of ``flat`` (most certain first)."""
+        is_open, unpad, slot, cert = self.open, self.unpad_rows, self.slot_rows, self.certainty_rows
+        p = self.pidx_rows[flat]
+        for off in self.touch_rows:
+            q = p + off
+            if is_open[q]:
+                is_open[q] = 0
+                nb = unpad[q]
+                heapq.heappush(heap, (-cert[slot[nb]], nb))
 
 
 def grow(

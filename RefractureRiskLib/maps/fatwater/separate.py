@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from RefractureRiskLib.core.blas import single_threaded_blas
 from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.maps.fatwater.fieldmap import (
@@ -218,8 +219,31 @@ def separate(
     offset the phase-constrained PDFF allows (:func:`water_fat_phase_offset`); 0 forces the
     strict constraint (water and fat in phase). ``window_divisor``: voxels search the field
     within the swap distance divided by this. ``progress`` receives one-line progress messages
-    (also logged at INFO).
+    (also logged at INFO). BLAS is held to one thread throughout (:mod:`..core.blas`): the
+    heavy parts run on the library's own threads, and idle OpenBLAS threads spinning between
+    the small products cost ~0.15 s CPU on a 256 x 256 x 40 study.
     """
+    with single_threaded_blas():
+        return _separate(
+            echoes,
+            spectrum,
+            options,
+            r2s_max_per_s,
+            progress,
+            fat_phase_sigma_vox,
+            window_divisor,
+        )
+
+
+def _separate(
+    echoes: EchoSet,
+    spectrum: FatSpectrum,
+    options: FieldMapOptions | None,
+    r2s_max_per_s: float | None,
+    progress: Callable[[str], None] | None,
+    fat_phase_sigma_vox: float,
+    window_divisor: float,
+) -> FatWaterResult:
     t0 = time.perf_counter()
     say = _reporter(progress)
 
