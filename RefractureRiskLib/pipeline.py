@@ -30,7 +30,12 @@ from RefractureRiskLib.core.extras import require
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.model.modelfile import RiskModel, bundled_model_path, load_model
 from RefractureRiskLib.model.scoring import RiskResult, check_inputs, missing_inputs, refuse_missing
-from RefractureRiskLib.pipeline_files import export_dicom, pdff_source, write_outputs
+from RefractureRiskLib.pipeline_files import (
+    MEASURED_COLUMNS,
+    export_dicom,
+    pdff_source,
+    write_outputs,
+)
 from RefractureRiskLib.pipeline_inputs import load_clinical, load_points, parse_anchor
 from RefractureRiskLib.pipeline_risk import (
     AGE_DATE_KEYS,
@@ -48,7 +53,7 @@ from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import RoiResult
 from RefractureRiskLib.stats import PatientSummary, summarize_statistics
 from RefractureRiskLib.stats.records import Record, records_frame
-from RefractureRiskLib.stats.roi_statistics import roi_statistics_records, statistics_columns
+from RefractureRiskLib.stats.roi_statistics import roi_statistics_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,9 +87,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
-
-#: Columns of the analysis' statistics table: :func:`roi_statistics`' and the body's volume.
-MEASURED_COLUMNS = (*statistics_columns(), "body_volume_ml")
 
 
 @dataclass(frozen=True)

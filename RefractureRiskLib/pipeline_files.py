@@ -23,12 +23,17 @@ from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.scoring import RiskResult
 from RefractureRiskLib.roi.result import RoiResult
 from RefractureRiskLib.stats import PatientSummary
+from RefractureRiskLib.stats.records import records_frame
+from RefractureRiskLib.stats.roi_statistics import statistics_columns
 from RefractureRiskLib.stats.tables import write_statistics
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from RefractureRiskLib.io.dicom_load import LoadResult
+
+#: Columns of the analysis' statistics table: :func:`roi_statistics`' and the body's volume.
+MEASURED_COLUMNS = (*statistics_columns(), "body_volume_ml")
 
 
 def write_outputs(
@@ -50,7 +55,7 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {
-        "statistics": write_statistics(stats, out / "statistics.csv"),
+        "statistics": write_statistics(statistics_table(stats), out / "statistics.csv"),
         "rois": write_roiset(rois.roiset, out / "rois.seg.nrrd"),
         "bodies": write_roiset(_bodies_roiset(rois), out / "bodies.seg.nrrd"),
         "results": _write_results_json(out / "results.json", rois, summary, risk, provenance),
@@ -65,6 +70,14 @@ def write_outputs(
         )  # fmt: skip
         files |= {"report_html": rep.html, "report_pdf": rep.pdf, "report_png": rep.png}
     return files
+
+
+def statistics_table(stats: Any) -> Any:
+    """``stats`` as :func:`write_statistics` takes it: records without rows (no ROI) become a
+    DataFrame of :data:`MEASURED_COLUMNS`, so the file keeps its header (pandas is loaded then)."""
+    if isinstance(stats, list | tuple) and not stats:
+        return records_frame([], MEASURED_COLUMNS)
+    return stats
 
 
 def _bodies_roiset(rois: RoiResult) -> RoiSet:

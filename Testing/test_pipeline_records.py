@@ -81,6 +81,15 @@ def test_records_are_the_table_and_write_the_same_csv(tmp_path) -> None:
     assert math.isnan(summaries[0].pdff_global_L1L4_pct)  # L2 only: too few levels
 
 
+def test_a_table_without_rows_keeps_its_header(tmp_path) -> None:
+    from RefractureRiskLib.pipeline_files import MEASURED_COLUMNS, statistics_table
+
+    write_statistics(statistics_table([]), tmp_path / "empty.csv")
+    header = (tmp_path / "empty.csv").read_text().splitlines()
+    assert header == [",".join(MEASURED_COLUMNS)]
+    assert MEASURED_COLUMNS[:2] == ("level", "label") and MEASURED_COLUMNS[-1] == "body_volume_ml"
+
+
 def test_summary_from_records_refuses_what_the_dataframe_refuses() -> None:
     study, rois = _study_and_rois()
     records = roi_statistics_records(rois, study)

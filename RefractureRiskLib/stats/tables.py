@@ -31,7 +31,7 @@ def _suffix(path: Path) -> str:
 
 def write_statistics(stats: Any, path: str | Path) -> Path:
     """Write a statistics table (DataFrame or records) to ``.csv`` or ``.parquet`` (by suffix);
-    returns the path."""
+    returns the path. Records without rows have no columns: give those as a DataFrame."""
     p = Path(path)
     records = isinstance(stats, list | tuple)
     suffix = _suffix(p)
