@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from RefractureRiskLib.core.levels import level_label
+from RefractureRiskLib.roi.crop import nonzero
+from RefractureRiskLib.roi.geometry import body_frame
+from RefractureRiskLib.roi.marrow import smooth_pdff, spacing_kji
 from RefractureRiskLib.roi.result import LevelPlacement
 
 if TYPE_CHECKING:
@@ -33,7 +37,7 @@ def level_placement(
         centre_ras=frame.centre_ras,
         body_volume_ml=frame.volume_ml,
         roi_volume_ml=float(np.count_nonzero(placement.roi) * voxel_ml),
-        heights_mm=frame.heights_mm,
+        heights_mm=bone_heights_mm(placement, arrays),
         half_extent_mm=frame.half_extent_mm,
         confidence=confidence,
         box=box,
@@ -43,6 +47,69 @@ def level_placement(
         notes=tuple(note for note in (placement.message, side_note) if note),
         truncated=truncated,
     )
+
+
+#: The end voxels of a column of the body count towards its height only when their R2* lies at
+#: least this far from the soft tissue's towards the body's bone (a disc or fat the body's
+#: segmentation took in has soft-tissue R2*; trabecular bone raises it).
+DISC_TRIM_R2S_FRAC = 0.4
+#: ... and only when the body's bone R2* is at least this multiple of the soft tissue's (else
+#: R2* does not tell bone from disc and the segmented heights stand).
+DISC_TRIM_MIN_CONTRAST = 1.3
+#: Gaussian sigma (mm) of the R2* smoothing against noise (as the marrow criteria's PDFF).
+_R2S_SMOOTH_MM = 1.0
+
+
+def bone_heights_mm(placement: BodyPlacement, arrays: StudyArrays) -> tuple[float, float, float]:
+    """Anterior, middle and posterior heights (mm) of the body's bone.
+
+    The body's segmentation can take in the disc (or fat) at an end plate, most often where
+    fracture oedema brings the marrow's PDFF near the disc's; its heights then exceed the
+    body's and hide the height loss. In every column along the body's axis (the cells of
+    :func:`~RefractureRiskLib.roi.geometry.body_frame`'s heights), voxels beyond the first and
+    last bone-like voxel (R2* past :data:`DISC_TRIM_R2S_FRAC` of the way from the soft tissue's
+    to the body's bone R2*) are left out, and the heights measured again along the same axis.
+    The segmented heights stand without an R2* map, without R2* contrast between bone and soft
+    tissue, or if trimming would leave less than half of the body.
+    """
+    frame, box, body = placement.frame, placement.box, placement.body
+    soft = arrays.r2s_soft_tissue_per_s
+    if arrays.r2s_per_s is None or not np.isfinite(soft) or np.count_nonzero(body) < 20:
+        return frame.heights_mm
+    mat = np.asarray(box.ijk_to_ras, float)
+    r2 = smooth_pdff(arrays.r2s_per_s[box.slices], spacing_kji(mat), _R2S_SMOOTH_MM)
+    k, j, i = nonzero(body)
+    r2_body = r2[k, j, i]
+    bone_like = r2_body[r2_body >= 1.2 * soft]
+    if bone_like.size <= 0.3 * r2_body.size:
+        return frame.heights_mm
+    bone_r2 = float(np.median(bone_like))
+    if bone_r2 < DISC_TRIM_MIN_CONTRAST * soft:
+        return frame.heights_mm
+    bone = r2_body >= soft + DISC_TRIM_R2S_FRAC * (bone_r2 - soft)
+    ras = np.stack([i, j, k], 1) @ mat[:3, :3].T + mat[:3, 3]
+    local = (ras - np.asarray(frame.centre_ras)) @ frame.axes_ras
+    keep = _between_column_ends(local, bone, float(spacing_kji(mat).max()))
+    if np.count_nonzero(keep) <= 0.5 * keep.size:
+        return frame.heights_mm
+    trimmed = np.zeros_like(body)
+    trimmed[k[keep], j[keep], i[keep]] = True
+    return body_frame(trimmed, mat, frame.axes_ras[:, 2]).heights_mm
+
+
+def _between_column_ends(
+    local: npt.NDArray[np.float64], bone: npt.NDArray[np.bool_], cell_mm: float
+) -> npt.NDArray[np.bool_]:
+    """Which voxels (frame coordinates ``local``: LR, AP, SI) lie, along SI, between the first
+    and last ``bone`` voxel of their column (square cells of ``cell_mm`` across LR and AP)."""
+    ci, cj = (np.floor(local[:, a] / cell_mm).astype(np.int64) for a in (0, 1))
+    key = (ci - ci.min()) * (cj.max() - cj.min() + 2) + (cj - cj.min())
+    _, column = np.unique(key, return_inverse=True)
+    lo = np.full(column.max() + 1, np.inf)
+    hi = np.full(column.max() + 1, -np.inf)
+    np.minimum.at(lo, column[bone], local[bone, 2])
+    np.maximum.at(hi, column[bone], local[bone, 2])
+    return (local[:, 2] >= lo[column]) & (local[:, 2] <= hi[column])
 
 
 #: Share of a body's voxels lying on a face of the image above which the field of view cuts it.
@@ -106,9 +173,12 @@ def heights_cut_by_field_of_view(placement: BodyPlacement, shape: tuple[int, int
 
 
 __all__ = [
+    "DISC_TRIM_MIN_CONTRAST",
+    "DISC_TRIM_R2S_FRAC",
     "TRUNCATED_FACE_FRAC",
     "TRUNCATED_FACE_SECTION_FRAC",
     "TRUNCATED_SIDE_FACE_FRAC",
+    "bone_heights_mm",
     "cut_by_field_of_view",
     "heights_cut_by_field_of_view",
     "level_placement",
