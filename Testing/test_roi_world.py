@@ -94,10 +94,10 @@ def test_truncated_body_is_flagged_not_fractured():
 
 
 def test_confidence_is_per_level_for_a_doubt_about_one_body_and_global_for_the_count():
-    one_body = automatic_rois(world_dev(19).study)
-    assert one_body.uncertain and all(r.startswith("L1: ") for r in one_body.reasons)
+    one_body = automatic_rois(world_dev(253).study)
+    assert one_body.uncertain and all(r.startswith("T11: ") for r in one_body.reasons)
     low = {lv.level for lv in one_body.levels if lv.confidence < 0.75}
-    assert low == {"L1"}
+    assert low == {"T11"}
     count = automatic_rois(world_dev(14).study)  # a doubt about the count: every level
     assert count.uncertain and not any(LEVEL_REASON.match(r) for r in count.reasons)
     assert all(lv.confidence < 0.75 for lv in count.levels)

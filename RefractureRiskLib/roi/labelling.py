@@ -32,6 +32,10 @@ SACRUM_SEGMENT_FACTOR = 1.15
 #: Below the rudimentary S1/S2 disc only a sacral remnant smaller than a body is expected: a
 #: body below a thin lowest disc at least this share of the bodies above is full-sized.
 FULL_BODY_BELOW_FRAC = 0.9
+#: A lowest run cut in equal parts with no disc seen at all may hold two bodies (L5 and S1
+#: across a missed disc, the lower one cut by the field of view) from this multiple of the
+#: median body above it on.
+EVEN_RUN_TWO_BODIES = 1.5
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
@@ -189,12 +193,21 @@ def _lowest_junction_doubts(
                 f"body below it ({lengths[-1]:.0f} mm): it may be a thin L5/S1 disc rather than "
                 "the sacral S1/S2 junction"
             )
+    # a run cut in equal parts (no dip seen at all): its parts' lengths are not measured, so
+    # the whole run is judged; it may hold two bodies from this length on
+    even = gaps[-1][1] - gaps[-1][0] <= 1.01
+    body = float(np.median(lengths[max(s1 - 3, 0) : s1])) if s1 >= 1 else 0.0
+    two_bodies = (
+        lengths[-1] + lengths[s1] >= EVEN_RUN_TWO_BODIES * body
+        if even
+        else lengths[-1] >= FULL_BODY_BELOW_FRAC * body
+    )
     if (
         s1 == len(gaps) - 1
         and gaps[-1][2] == "fused"
-        and (bottom_in_fov or gaps[-1][1] - gaps[-1][0] <= 1.01)
+        and (bottom_in_fov or even)
         and s1 >= 2
-        and lengths[-1] >= FULL_BODY_BELOW_FRAC * float(np.median(lengths[max(s1 - 3, 0) : s1]))
+        and two_bodies
     ):
         # The lowest segment, ending inside the field of view (the sacrum does not go on out
         # of view below it) or cut in equal parts (no dip seen at all), was cut in two with no
