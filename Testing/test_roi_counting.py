@@ -87,6 +87,24 @@ def test_uneven_spacing_alone_is_no_missed_body(ratio: float) -> None:
     assert level_positions(segs, gaps) == [0, 1, 2, 3, 4]
 
 
+def test_a_missed_fractured_body_in_a_roomy_gap_is_stepped_over() -> None:
+    """Bodies 24 mm with 8 mm discs; between two of them a gap of 28 mm: a fractured body
+    (12 mm) the detector missed, with its two discs. Their centres are only 1.6 pitches apart
+    (under the plain spacing rule), but the gap holds the missed body: the count steps over it.
+    Tall bodies with a wide disc as far apart are one level."""
+    tops = [0.0, 32.0, 64.0, 116.0, 148.0]
+    segs = [Segment(t, t + 24.0) for t in tops]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    assert level_positions(segs, gaps) == [0, 1, 2, 4, 5]
+    # two tall bodies (34 mm) with a wide disc (18 mm) between them: as far apart, no room
+    spans = [(0, 24), (32, 56), (64, 88), (96, 130), (148, 182), (190, 214), (222, 246)]
+    tall = [Segment(float(a), float(b)) for a, b in spans]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(tall)]
+    d = np.diff([sg.centre_mm for sg in tall])
+    assert d.max() / np.median(d) > 1.45
+    assert level_positions(tall, gaps) == list(range(7))
+
+
 def test_dips_match_scipy_find_peaks() -> None:
     """The written-out dip finder gives scipy.signal.find_peaks' minima and prominences."""
     from scipy.signal import find_peaks

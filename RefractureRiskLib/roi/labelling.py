@@ -39,6 +39,10 @@ EVEN_RUN_TWO_BODIES = 1.5
 #: Bodies whose centres lie at least this multiple of the column's median spacing apart have a
 #: body missing between them (not found: fracture oedema, cement, noise): the count skips it.
 MISSING_BODY_SPACING = 1.7
+#: ... or at least this multiple when the gap between them also holds room for the missed body
+#: (a fractured one: :data:`MISSED_BODY_FRAC` of the median body) between two discs.
+ROOMY_SPACING = 1.45
+MISSED_BODY_FRAC = 0.5
 #: Below the S1/S2 junction the field of view shows at most S2 and S3 (with S4 a sliver), up to
 #: about 1.8 median bodies of fused sacrum; more than this multiple holds S1 as well: the
 #: junction found may be a sacralised L5's rudimentary L5/S1 disc.
@@ -92,12 +96,28 @@ def level_positions(segs: list[Segment], gaps: list[tuple[float, float, str]]) -
     d = np.diff([sg.centre_mm for sg in segs])
     mobile = [k for k, g in enumerate(gaps[: len(d)]) if g[2] != "fused"]
     pitch = float(np.median(d[mobile])) if len(mobile) >= 2 else float(np.median(d))
-    for dk in d:
+    roomy = _roomy_gaps(segs, gaps, mobile)
+    for k, dk in enumerate(d):
         step = 1
-        if len(segs) >= 4 and pitch > 0 and dk >= MISSING_BODY_SPACING * pitch:
-            step = round(float(dk) / pitch)
+        far = dk >= MISSING_BODY_SPACING * pitch or (dk >= ROOMY_SPACING * pitch and roomy[k])
+        if len(segs) >= 4 and pitch > 0 and far:
+            step = max(2, round(float(dk) / pitch))
         pos.append(pos[-1] + step)
     return pos
+
+
+def _roomy_gaps(
+    segs: list[Segment], gaps: list[tuple[float, float, str]], mobile: list[int]
+) -> list[bool]:
+    """For each gap between neighbouring segments: does it hold room for a missed body (two
+    discs of the median gap and a body of :data:`MISSED_BODY_FRAC` of the median length)?"""
+    n = len(segs) - 1
+    if len(gaps) < n or not mobile:
+        return [False] * n
+    med_gap = float(np.median([gaps[k][1] - gaps[k][0] for k in mobile]))
+    med_len = float(np.median([sg.length_mm for sg in segs]))
+    room = 2.0 * med_gap + MISSED_BODY_FRAC * med_len
+    return [gaps[k][2] != "fused" and gaps[k][1] - gaps[k][0] >= room for k in range(n)]
 
 
 def counted_names(
