@@ -22,7 +22,8 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   is within 0.82-1.26 of the true one (2nd-98th percentile, world generator, development set),
   an error larger than any allowance, and flagging from 17% nearly doubled the false flags on
   normal levels (development set, levels on the right body: 31 against 17 of 956) for 2 more
-  of 127 fractures.
+  of 127 fractures. The heights are those of the body's bone: a disc or fat the segmentation
+  took in at an end plate is left out by R2* (roi/level_facts.py, ``bone_heights_mm``).
 - cemented: >= 5% of the whole body is cement: signal void (PMMA has no MR signal), or, at least
   3 mm inside the body, R2* >= 2.5 times the body's median (the fit of a void is very high even
   where noise fills it: the two together survive noise).
