@@ -7,7 +7,10 @@ naming the file and the reason, without a traceback, and the exit code is 2; so 
 optional package, with the extra that installs it (:mod:`RefractureRiskLib.core.extras`).
 
 Command modules import nothing heavy at module level: ``--help`` loads only argparse and the
-command modules, and each command imports what it uses inside ``run``.
+command modules, and each command imports what it uses inside ``run``. A command line that names
+a subcommand builds the parser of that subcommand alone (:func:`named_command`); one that names
+none (``--help``, ``--version``, a typo) lists every command by its name and help, without
+building their options (which may import numpy for their help texts).
 """
 
 from __future__ import annotations
@@ -65,7 +68,26 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def named_command(argv: Sequence[str]) -> str | None:
+    """The subcommand that ``argv`` names, if any: its first word that is not an option (the
+    top-level options take no value), or the word after ``--``, when that is a known command."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            word = next(words, "")
+        elif word.startswith("-"):
+            continue
+        return word if word in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse.ArgumentParser:
+    """The ``refracture-risk`` parser with every subcommand, or with ``only`` that one (a name
+    from :data:`COMMAND_MODULES`: a command line that names it parses the same either way).
+
+    ``arguments=False`` lists the subcommands without their options: enough for a command line
+    that names none (the top-level ``--help``, ``--version``, a misspelt command).
+    """
     parser = argparse.ArgumentParser(
         prog="refracture-risk",
         description=(
@@ -78,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log progress details (default: off)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         module = importlib.import_module(f"RefractureRiskLib.commands.{name}")
         # argparse %-formats help strings: a literal "95%" must reach it as "95%%".
         cmd = sub.add_parser(
@@ -87,13 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
             description=module.HELP,
             formatter_class=HelpFormatter,
         )
-        module.add_arguments(cmd)
+        if arguments:
+            module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = named_command(argv)
+    args = build_parser(command, arguments=command is not None).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

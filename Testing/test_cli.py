@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from RefractureRiskLib.cli import COMMAND_MODULES, build_parser, main
+from RefractureRiskLib.cli import COMMAND_MODULES, build_parser, main, named_command
 
 
 def test_every_command_has_help(capsys):
@@ -23,6 +23,36 @@ def test_every_command_has_help(capsys):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
+
+
+def test_a_named_command_is_parsed_as_by_the_full_parser():
+    """``main`` builds only the named subcommand's parser (start-up, issue 13): same result."""
+    assert named_command(["-v", "analyze", "study", "--out", "o"]) == "analyze"
+    assert named_command(["--help"]) is None
+    assert named_command(["analyz", "x"]) is None  # a typo: the full parser names the choices
+    assert named_command(["-v", "--", "analyze"]) == "analyze"
+    assert named_command(["--", "-v"]) is None
+    full = build_parser()
+    for name in COMMAND_MODULES:
+        module = __import__(f"RefractureRiskLib.commands.{name}", fromlist=["NAME"])
+        assert name == module.NAME  # the parser is chosen by module name
+    argv = ["-v", "analyze", "study", "--index-levels", "L1", "--out", "o"]
+    alone, whole = build_parser("analyze").parse_args(argv), full.parse_args(argv)
+    assert vars(alone) == vars(whole)
+
+
+def test_top_level_help_lists_every_command_without_building_their_options(capsys):
+    """``refracture-risk --help`` (no command named) reads each command's NAME and HELP only."""
+    outputs = []
+    for parser in (build_parser(), build_parser(arguments=False)):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--help"])
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyz", "study"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'analyz'" in capsys.readouterr().err
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path, capsys):

@@ -69,6 +69,12 @@ def test_help_imports_no_heavy_package() -> None:
     assert not _heavy(names), _heavy(names)
 
 
+def test_help_does_not_load_numpy() -> None:
+    """The top-level help lists the commands without building their options (issue 13)."""
+    names = imported_modules("--help")
+    assert "numpy" not in names, sorted(n for n in names if n.startswith("RefractureRiskLib"))
+
+
 @pytest.mark.parametrize("command", COMMAND_MODULES)
 def test_subcommand_help_imports_no_heavy_package(command: str) -> None:
     names = imported_modules(command, "--help")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from RefractureRiskLib.core.errors import InputError
-from RefractureRiskLib.io.dicom_units import PDFF_UNITS, R2S_UNITS
 
 if TYPE_CHECKING:
     from RefractureRiskLib.core.study import StudyProvenance
@@ -23,6 +22,9 @@ EXIT_NO_PDFF = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # here, not at module level: the top-level --help lists this command without loading numpy
+    from RefractureRiskLib.io.dicom_units import PDFF_UNITS, R2S_UNITS
+
     parser.add_argument("folder", type=Path, help="folder with DICOM files (searched recursively)")
     parser.add_argument(
         "--study", default=None, help="study to check: index as listed, or StudyInstanceUID"
