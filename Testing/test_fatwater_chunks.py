@@ -1,5 +1,6 @@
 """The fat-water separation's speed-ups give the same numbers: block features computed slab by
-slab, voxel chunks on threads; and a progress callback that raises stops the run."""
+slab, a chunk's features turned to a field instead of recomputed (to float32 rounding), voxel
+chunks on threads; and a progress callback that raises stops the run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from RefractureRiskLib.maps.fatwater.chunks import run_chunks
 from RefractureRiskLib.maps.fatwater.fieldmap import _reduce, block_features
 from RefractureRiskLib.maps.fatwater.fit import fit_voxels
-from RefractureRiskLib.maps.fatwater.model import gram_features
+from RefractureRiskLib.maps.fatwater.model import demodulate, gram_features
+from RefractureRiskLib.maps.fatwater.rows import ChunkRows, echo_pairs
 from RefractureRiskLib.maps.fatwater.spectrum import ISMRM_6PEAK
 
 
@@ -34,6 +36,26 @@ def test_gram_features_match_the_outer_products():
     np.testing.assert_allclose(feats[:, :5], np.abs(s) ** 2, rtol=1e-5)
     np.testing.assert_allclose(feats[:, 5:15], outer.real, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(feats[:, 15:], outer.imag, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "te", [1.2e-3 + 2.0e-3 * np.arange(6), np.array([1.0, 2.3, 3.1, 5.0, 6.2]) * 1e-3]
+)
+def test_chunk_rows_turn_the_features_as_demodulating_the_echoes(te):
+    rng = np.random.default_rng(4)
+    n = te.size
+    sig = (rng.normal(size=(3000, n)) + 1j * rng.normal(size=(3000, n))).astype(np.complex64)
+    psi = rng.uniform(-400, 400, 3000).astype(np.float32)
+    pairs = echo_pairs(te)
+    rows = ChunkRows(sig, pairs)
+    direct = gram_features(demodulate(sig, te, psi))[:, pairs.perm]
+    np.testing.assert_allclose(rows.features_at(psi).T, direct, rtol=2e-5, atol=2e-5)
+    y = demodulate(sig, te, psi)
+    scale = rng.uniform(0.5, 1.0, (n, 3000)).astype(np.float32)
+    got = rows.demodulated(psi, scale)
+    np.testing.assert_allclose(got[:n], (y.T * scale).real, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(got[n:], (y.T * scale).imag, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(rows.energy(), (np.abs(sig) ** 2).sum(axis=1), rtol=1e-5)
 
 
 def test_voxel_fit_on_threads_equals_serial():

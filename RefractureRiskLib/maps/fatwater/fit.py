@@ -22,12 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from RefractureRiskLib.maps.fatwater.chunks import run_chunks
-from RefractureRiskLib.maps.fatwater.model import (
-    demodulate,
-    gram_features,
-    parabolic_offset,
-    projection_table,
-)
+from RefractureRiskLib.maps.fatwater.model import parabolic_offset, projection_table
+from RefractureRiskLib.maps.fatwater.rows import ChunkRows, EchoPairs, echo_pairs
 
 
 @dataclass(frozen=True)
@@ -44,59 +40,73 @@ class VoxelFit:
     normal: dict[str, npt.NDArray] = field(default_factory=dict)
 
 
+def _first_max(proj: npt.NDArray) -> tuple[npt.NDArray[np.intp], npt.NDArray]:
+    """Index and value of the first maximum of each column of ``proj[C, V]`` (as
+    ``np.argmax(proj, axis=0)``): a maximum over rows and a comparison, both running along the
+    contiguous rows (numpy's ``argmax`` over a short axis pays per voxel)."""
+    best = proj.max(axis=0)
+    rank = np.arange(proj.shape[0], 0, -1, dtype=np.uint8 if proj.shape[0] < 256 else np.uint16)
+    key = np.multiply(proj == best, rank[:, None])
+    return proj.shape[0] - key.max(axis=0).astype(np.intp), best
+
+
 def _argmax_refined(
     proj: npt.NDArray, n_a: int, n_b: int
 ) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray, npt.NDArray]:
-    """Best ``(a, b)`` grid indices of ``proj[V, n_a * n_b]`` and their parabolic offsets."""
-    flat = np.argmax(proj, axis=1)
+    """Best ``(a, b)`` grid indices of ``proj[n_a * n_b, V]`` (row ``a * n_b + b``) and their
+    parabolic offsets."""
+    flat, centre = _first_max(proj)
     ia, ib = np.divmod(flat, n_b)
     values = np.ravel(proj)
-    pos = np.arange(proj.shape[0]) * proj.shape[1] + flat
-    centre = values[pos]
+    v = proj.shape[1]
+    pos = flat * v + np.arange(v)
 
     def offset(idx, n, stride):
         inner = (idx > 0) & (idx < n - 1)
-        step = np.where(inner, stride, 0)
+        step = np.where(inner, stride * v, 0)
         lo, hi = values[pos - step], values[pos + step]
         return np.where(inner, parabolic_offset(-lo, -centre, -hi), 0.0)
 
-    oa = offset(ia, n_a, n_b) if n_a > 1 else np.zeros(flat.size, np.float32)
-    ob = offset(ib, n_b, 1) if n_b > 1 else np.zeros(flat.size, np.float32)
+    oa = offset(ia, n_a, n_b) if n_a > 1 else np.zeros(v, np.float32)
+    ob = offset(ib, n_b, 1) if n_b > 1 else np.zeros(v, np.float32)
     return ia, ib, oa, ob
 
 
-def _complex_fit(
-    y: npt.NDArray[np.complex64], te_s: npt.NDArray, fat_phasor: npt.NDArray, r2s: npt.NDArray
-):
-    """Complex least squares of demodulated ``y[V, N]`` at ``r2s[V]``: (W, F), RMS residual and
-    the normal equations (``m00``, ``m01``, ``m11``, ``b0``, ``b1``; see :class:`VoxelFit`).
+def _complex_fit(rows: ChunkRows, psi: npt.NDArray, fat_phasor: npt.NDArray, r2s: npt.NDArray):
+    """Complex least squares of the chunk's echoes ``rows`` demodulated at ``psi[V]``, at
+    ``r2s[V]``: (W, F), RMS residual and the normal equations (``m00``, ``m01``, ``m11``, ``b0``,
+    ``b1``; see :class:`VoxelFit`).
 
     The basis is ``a0 = exp(-R2* t)`` (water) and ``a1 = a0 c`` (fat), so every term is a sum
     over echoes of ``a0^2`` or ``a0 y`` weighted by a fixed vector (1, ``c``, ``|c|^2``): small
-    matrix products instead of batched ``linalg``. The residual norm is ``||y||^2 - Re(b^H x)``
-    (no residual vectors formed). Single precision: the 2x2 systems are well conditioned (water
-    and fat columns differ at every echo)."""
+    matrix products on echo rows instead of batched ``linalg``. The residual norm is ``||y||^2 -
+    Re(b^H x)`` (no residual vectors formed; ``||y|| = ||s||``). Single precision: the 2x2
+    systems are well conditioned (water and fat columns differ at every echo)."""
     c = np.asarray(fat_phasor, np.complex64)
     n = c.size
-    a0 = np.exp(-np.asarray(r2s, np.float32)[:, None] * np.asarray(te_s, np.float32)[None, :])
-    m = (a0 * a0) @ np.stack([np.ones(n), np.abs(c) ** 2, c.real, c.imag], axis=1).astype(
-        np.float32
-    )
-    m00, m11, m01 = m[:, 0], m[:, 1], (m[:, 2] + 1j * m[:, 3]).astype(np.complex64)
-    # b0 = sum a0 y, b1 = sum a0 conj(c) y: one real product on (re, im) interleaved
-    weights = np.zeros((2 * n, 4), np.float32)
-    weights[0::2, 0] = weights[1::2, 1] = 1.0
-    weights[0::2, 2], weights[1::2, 2] = c.real, c.imag
-    weights[1::2, 3], weights[0::2, 3] = c.real, -c.imag
-    b = np.ascontiguousarray(y * a0, np.complex64).view(np.float32) @ weights
-    b0 = (b[:, 0] + 1j * b[:, 1]).astype(np.complex64)
-    b1 = (b[:, 2] + 1j * b[:, 3]).astype(np.complex64)
+    t32 = np.asarray(rows.pairs.te_s, np.float32)
+    a0 = np.exp(-np.asarray(r2s, np.float32)[None, :] * t32[:, None])  # [N, V]
+    weights_m = np.stack([np.ones(n), np.abs(c) ** 2, c.real, c.imag]).astype(np.float32)
+    m = weights_m @ (a0 * a0)
+    m00, m11, m01 = m[0], m[1], (m[2] + 1j * m[3]).astype(np.complex64)
+    # b0 = sum a0 y, b1 = sum a0 conj(c) y: one real product on (re rows, im rows)
+    zeros, ones = np.zeros(n), np.ones(n)
+    weights_b = np.stack(
+        [
+            np.concatenate([ones, zeros]),
+            np.concatenate([zeros, ones]),
+            np.concatenate([c.real, c.imag]),
+            np.concatenate([-c.imag, c.real]),
+        ]
+    ).astype(np.float32)
+    b = weights_b @ rows.demodulated(psi, a0)
+    b0 = (b[0] + 1j * b[1]).astype(np.complex64)
+    b1 = (b[2] + 1j * b[3]).astype(np.complex64)
     det = m00 * m11 - (m01.real**2 + m01.imag**2)
     water = (m11 * b0 - m01 * b1) / det
     fat = (m00 * b1 - np.conj(m01) * b0) / det
     explained = (np.conj(b0) * water + np.conj(b1) * fat).real
-    energy = (y.real * y.real + y.imag * y.imag).sum(axis=1)
-    rms = np.sqrt(np.maximum(energy - explained, 0.0) / y.shape[1])
+    rms = np.sqrt(np.maximum(rows.energy() - explained, 0.0) / n)
     normal = {"m00": m00, "m01": m01, "m11": m11, "b0": b0, "b1": b1}
     return np.stack([water, fat], axis=1), rms, normal
 
@@ -138,12 +148,13 @@ class _Grids:
 
     coarse_step_hz: float
     coarse_off: npt.NDArray  # field offsets (Hz) of the window search
-    t_coarse: npt.NDArray
+    t_coarse: npt.NDArray  # [grid points, features]: transposed tables (:func:`projection_table`)
     fine_step_hz: float
     fine_off: npt.NDArray  # field offsets (Hz) of the joint search
     fine_r: npt.NDArray  # R2* grid (1/s) of the joint search
     t_fine: npt.NDArray
     r_step: float
+    pairs: EchoPairs  # the tables' rows are in this pair order (:mod:`.rows`)
 
 
 def _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s) -> _Grids:
@@ -156,30 +167,37 @@ def _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s) -> _Gri
     # one table over the whole R2* range: measured faster than coarse-to-fine with per-voxel
     # buckets (one large matrix product beats many small ones)
     fine_r = np.arange(-20.0, r2s_max_per_s + r2s_step_per_s, r2s_step_per_s)
+    pairs = echo_pairs(t)
+
+    def table(offsets, rates):  # rows in the pair order of the chunk's features, transposed
+        return np.ascontiguousarray(projection_table(t, phasor, offsets, rates)[pairs.perm].T)
+
     return _Grids(
         coarse,
         coarse_off,
-        projection_table(t, phasor, coarse_off, [30.0, 150.0]),
+        table(coarse_off, [30.0, 150.0]),
         step_hz,
         fine_off,
         fine_r,
-        projection_table(t, phasor, fine_off, fine_r),
+        table(fine_off, fine_r),
         r2s_step_per_s,
+        pairs,
     )
 
 
-def _fit_chunk(sig, t, phasor, pred, g: _Grids):
+def _fit_chunk(sig, phasor, pred, g: _Grids):
     """Field (Hz), R2* (1/s), complex (W, F) and RMS residual of one chunk of voxels."""
+    rows = ChunkRows(sig, g.pairs)  # Gram features once, turned to each field (:mod:`.rows`)
     # 1) field within the window (R2* coarse)
-    proj = (gram_features(demodulate(sig, t, pred)) @ g.t_coarse).reshape(-1, g.coarse_off.size, 2)
-    ia, _, oa, _ = _argmax_refined(np.maximum(proj[:, :, 0], proj[:, :, 1]), g.coarse_off.size, 1)
+    proj = g.t_coarse @ rows.features_at(pred)  # [offsets x 2 R2*, V]
+    ia, _, oa, _ = _argmax_refined(np.maximum(proj[0::2], proj[1::2]), g.coarse_off.size, 1)
     psi = pred + (g.coarse_off[ia] + oa * g.coarse_step_hz).astype(np.float32)
     # 2) field and R2* jointly on the fine grid
-    proj = gram_features(demodulate(sig, t, psi)) @ g.t_fine
+    proj = g.t_fine @ rows.features_at(psi)
     ia, ib, oa, ob = _argmax_refined(proj, g.fine_off.size, g.fine_r.size)
     psi = psi + (g.fine_off[ia] + oa * g.fine_step_hz).astype(np.float32)
     r2s = (g.fine_r[ib] + ob * g.r_step).astype(np.float32)
-    x, rms, normal = _complex_fit(demodulate(sig, t, psi), t, phasor, r2s)
+    x, rms, normal = _complex_fit(rows, psi, phasor, r2s)
     return psi, r2s, x, rms, normal
 
 
@@ -212,7 +230,7 @@ def fit_voxels(
     normal |= {k: np.zeros(v, np.complex64) for k in ("m01", "b0", "b1")}
 
     def work(sl: slice) -> None:
-        psi, r2s, x, rms, terms = _fit_chunk(np.asarray(signal[sl]), t, phasor, pred[sl], grids)
+        psi, r2s, x, rms, terms = _fit_chunk(np.asarray(signal[sl]), phasor, pred[sl], grids)
         out["field_hz"][sl] = psi
         out["r2s_per_s"][sl] = r2s
         out["residual_rms"][sl] = rms
