@@ -9,13 +9,18 @@ axis with ``sigma > 0`` in axis order, sums in scipy's order (centre weight, the
 pair from the farthest in), each pass rounded to the input's dtype as scipy's output array is;
 ``mode="reflect"`` (half-sample symmetric, scipy's default) or ``"constant"`` (zeros outside).
 Sums are float64 for float64 input (bit for bit scipy's) and float32 for float32 input (scipy:
-float64; the difference is float32 rounding).
+float64; the difference is float32 rounding). A float32 pass along an axis of at most
+:data:`_MATMUL_MAX_LENGTH` voxels is one matrix product with the banded kernel matrix (taps
+outside the axis folded back or dropped): BLAS does the ~n multiply-adds per voxel faster than
+numpy does the ~3 passes per tap (40 x 256 x 256, in-plane: sigma 3 0.061 -> 0.016 s, sigma
+1.5 0.034 -> 0.017 s, one thread), in another order: still within float32 rounding.
 ``Testing/test_fatwater_smooth.py`` checks it against scipy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +28,8 @@ import numpy.typing as npt
 _PAD_MODES = {"reflect": "symmetric", "constant": "constant"}
 #: Voxels per slab when the first axis is not smoothed (larger arrays go to threads by slabs).
 _SLAB_VOXELS = 1 << 18
+#: float32 passes along axes up to this long are one matrix product (see :func:`_band_matrix`).
+_MATMUL_MAX_LENGTH = 512
 
 
 def gaussian_kernel(sigma: float, truncate: float = 4.0) -> npt.NDArray[np.float64]:
@@ -60,14 +67,47 @@ def _smooth_axis(
     return out
 
 
+@lru_cache(maxsize=16)
+def _band_matrix(n: int, sigma: float, truncate: float, pad_mode: str) -> npt.NDArray:
+    """``[n, n]`` float32 matrix ``G`` with ``G @ x`` the filter along an axis of length ``n``:
+    the kernel's taps on the band, those falling outside folded back (``symmetric``) or dropped
+    (``constant``). Needs a kernel radius below ``n`` (one reflection)."""
+    weights = gaussian_kernel(sigma, truncate)
+    radius = len(weights) // 2
+    rows = np.repeat(np.arange(n), weights.size)
+    cols = rows + np.tile(np.arange(-radius, radius + 1), n)
+    taps = np.tile(weights, n)
+    if pad_mode == "symmetric":
+        cols = np.where(cols < 0, -cols - 1, np.where(cols >= n, 2 * n - 1 - cols, cols))
+    else:
+        keep = (cols >= 0) & (cols < n)
+        rows, cols, taps = rows[keep], cols[keep], taps[keep]
+    band = np.zeros((n, n))
+    np.add.at(band, (rows, cols), taps)
+    return band.astype(np.float32)
+
+
+def _matmul_axis(values: npt.NDArray, axis: int, band: npt.NDArray) -> npt.NDArray:
+    """The pass of :func:`_band_matrix` along ``axis`` as a (batched) matrix product."""
+    if axis == values.ndim - 1:
+        return values @ band.T
+    moved = np.moveaxis(values, axis, -2)
+    return np.moveaxis(np.matmul(band, moved), -2, axis)
+
+
 def _filter_block(
     values: npt.NDArray, sigmas: list[float], pad_mode: str, truncate: float, dtype: np.dtype
 ) -> npt.NDArray:
     out = values.astype(dtype, copy=True)
     for axis, s in enumerate(sigmas):
-        if s > 1e-15 and out.shape[axis] > 0:
+        n = out.shape[axis]
+        if s <= 1e-15 or n == 0:
+            continue
+        if dtype == np.float32 and int(truncate * s + 0.5) < n <= _MATMUL_MAX_LENGTH:
+            out = _matmul_axis(out, axis, _band_matrix(n, s, truncate, pad_mode))
+        else:
             out = _smooth_axis(out, axis, gaussian_kernel(s, truncate), pad_mode)
-            out = out.astype(dtype, copy=False)
+        out = out.astype(dtype, copy=False)
     return out
 
 
@@ -81,10 +121,10 @@ def gaussian_filter(
 
     Same result as ``scipy.ndimage.gaussian_filter(values, sigma, mode=mode,
     truncate=truncate)`` for ``mode`` "reflect" or "constant" (cval 0) and real input: bit
-    for bit for float64 input; float32 input is summed in float32 (scipy sums in float64),
-    which differs by float32 rounding (~1e-7 of the values' range) and took 2.5 times less CPU
-    on the separation's 2.6 M-voxel volumes. The output has the input's dtype (float64 for
-    integer input). When the
+    for bit for float64 input; float32 input is summed in float32 (scipy sums in float64; axes
+    up to :data:`_MATMUL_MAX_LENGTH` long by a matrix product), which differs by float32
+    rounding (~1e-7 of the values' range) and took 5-10 times less CPU on the separation's
+    2.6 M-voxel volumes. The output has the input's dtype (float64 for integer input). When the
     first axis is not smoothed (the separation's in-plane filters), slabs of a few slices run
     on the thread pool of :mod:`.chunks` (numpy's loops release the GIL; the slabs also stay
     in cache)."""
