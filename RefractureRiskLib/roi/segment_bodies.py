@@ -88,13 +88,14 @@ def place_segment(
     if cross_section_mm is None:
         body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
     # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
-    body = clip_posterior_elements(
-        body,
-        box.ijk_to_ras,
-        body_frame(body, box.ijk_to_ras, si_hint=-tang).axes_ras,
-        _nearest_in(body, seed_ijk),
-    )
+    # (the same one when nothing was cut: clip_posterior_elements then returns ``body`` itself)
     frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
+    clipped = clip_posterior_elements(
+        body, box.ijk_to_ras, frame.axes_ras, _nearest_in(body, seed_ijk)
+    )
+    if clipped is not body:
+        body = clipped
+        frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
     parts = (box, body, marrow, void, pdff, frame)
     return measured_placement(arrays, *parts, params, "no safe-core ROI")
 
