@@ -17,8 +17,11 @@ from RefractureRiskLib.maps.fatwater.rows import ChunkRows, echo_pairs
 from RefractureRiskLib.maps.fatwater.spectrum import ISMRM_6PEAK
 
 
+@pytest.mark.parametrize("pieces", [False, True])
 @pytest.mark.parametrize("shape", [(5, 7, 9, 6), (1, 8, 8, 6), (4, 1, 6, 4)])
-def test_block_features_are_summed_voxel_features(shape):
+def test_block_features_are_summed_voxel_features(shape, pieces, monkeypatch):
+    if pieces:  # slabs cut into pieces of a few rows (an odd last one)
+        monkeypatch.setattr("RefractureRiskLib.maps.fatwater.fieldmap._PIECE_VOXELS", 40)
     rng = np.random.default_rng(1)
     signal = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
     mask = rng.random(shape[:3]) > 0.3
