@@ -218,16 +218,19 @@ def fit_voxels(
     chunk: int = 16384,
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
+    voxels: npt.NDArray[np.intp] | None = None,
 ) -> VoxelFit:
     """Fit ``signal[V, N]`` (complex, echoes last) around the predicted field (Hz): the field
     within +-``window_hz`` on a ``2 * step_hz`` grid, then field and R2* (0 to
     ``r2s_max_per_s``) jointly on a ``step_hz`` x ``r2s_step_per_s`` grid, each refined between
-    grid points by a parabola. Chunks run on ``workers`` threads (:mod:`.chunks`)."""
+    grid points by a parabola. Chunks run on ``workers`` threads (:mod:`.chunks`).
+    ``voxels``: the rows of ``signal`` to fit (``field_pred_hz`` and the results then follow
+    them), gathered chunk by chunk (no copy of the fitted echoes as a whole)."""
     t = np.asarray(te_s, float)
     phasor = np.asarray(fat_phasor)
     pred = np.asarray(field_pred_hz, np.float32)
     grids = _grids(t, phasor, window_hz, step_hz, r2s_max_per_s, r2s_step_per_s)
-    v = signal.shape[0]
+    v = signal.shape[0] if voxels is None else voxels.size
     out = {k: np.zeros(v, np.float32) for k in ("field_hz", "r2s_per_s", "residual_rms")}
     water = np.zeros(v, np.complex64)
     fat = np.zeros(v, np.complex64)
@@ -235,7 +238,8 @@ def fit_voxels(
     normal |= {k: np.zeros(v, np.complex64) for k in ("m01", "b0", "b1")}
 
     def work(sl: slice) -> None:
-        psi, r2s, x, rms, terms = _fit_chunk(np.asarray(signal[sl]), phasor, pred[sl], grids)
+        sig = np.asarray(signal[sl] if voxels is None else signal[voxels[sl]])
+        psi, r2s, x, rms, terms = _fit_chunk(sig, phasor, pred[sl], grids)
         out["field_hz"][sl] = psi
         out["r2s_per_s"][sl] = r2s
         out["residual_rms"][sl] = rms

@@ -283,8 +283,17 @@ def _separate(
     r_max = r2s_max_per_s or max(500.0, 300.0 * echoes.field_strength_t)
     step = opts.step_hz or abs(swap_hz) / 48.0
     say(f"voxel fit: window +-{window:.0f} Hz, R2* up to {r_max:.0f} 1/s")
+    voxels = np.flatnonzero(mask)
     fit = fit_voxels(
-        echoes.signal[mask], te, phasor, field_s[mask], window, step, r_max, progress=say
+        echoes.signal.reshape(-1, echoes.n_echoes),
+        te,
+        phasor,
+        field_s.reshape(-1)[voxels],
+        window,
+        step,
+        r_max,
+        progress=say,
+        voxels=voxels,
     )
     say("phase-constrained water and fat")
     pdff = _pdff(mask, fit, fat_phase_sigma_vox)
