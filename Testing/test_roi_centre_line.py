@@ -1,12 +1,22 @@
-"""The centre line's point and tangent at an arc length, and a body's axes from its tangent, are
-computed without per-coordinate ``np.interp`` and ``np.cross`` calls (issue 13, start-up CPU):
-the results stay those calls' own, bit for bit."""
+"""Detection shortcuts taken for start-up CPU (issue 13) give the results of the plain way, bit
+for bit: the centre line's point and tangent at an arc length without per-coordinate
+``np.interp`` calls, a body's axes without ``np.cross``, the tube profile's coordinates on an
+index box around the line instead of the whole grid, and the detection grid's block means."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from RefractureRiskLib.roi.detection import axes_from_tangent, fit_centre_line
+from RefractureRiskLib.roi.detection import (
+    _block_mean,
+    _box_ras,
+    _index_box,
+    axes_from_tangent,
+    fit_centre_line,
+)
+from RefractureRiskLib.roi.geometry import grid_ras
 
 
 def _interp_at(line, t):
@@ -39,3 +49,44 @@ def test_axes_from_tangent_is_np_cross_bit_for_bit():
         tang = rng.normal(size=3) * rng.choice([1e-3, 1.0, 1e3])
         right, ant, sup = axes_from_tangent(tang)
         assert ant.tobytes() == np.cross(sup, right).tobytes()
+
+
+def _oblique_matrix(rng) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    mat = np.eye(4)
+    mat[:3, :3] = q * np.array([2.5, 2.5, 3.0])
+    mat[:3, 3] = rng.normal(0, 50, 3)
+    return mat
+
+
+def test_the_profile_grid_is_the_whole_grid_cut_to_the_box():
+    """profile_along computes RAS only in an index box around the line: the box holds every
+    voxel centred in the RAS box, and its coordinates are grid_ras's, bit for bit."""
+    rng = np.random.default_rng(9)
+    shape = (20, 40, 30)
+    for _ in range(30):
+        mat = _oblique_matrix(rng)
+        x, y, z = grid_ras(shape, mat)
+        centre = (mat @ np.r_[rng.uniform(-10, 50, 3), 1.0])[:3]
+        lo, hi = centre - rng.uniform(5, 40, 3), centre + rng.uniform(5, 40, 3)
+        box = _index_box(mat, lo, hi, shape)
+        for full, cut in zip((x, y, z), _box_ras(box, mat), strict=True):
+            assert full[box].tobytes() == cut.tobytes()
+        inside = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
+        inside &= (z >= lo[2]) & (z <= hi[2])
+        outside = np.ones(shape, bool)
+        outside[box] = False
+        assert not (inside & outside).any()
+
+
+def test_block_mean_sums_in_the_same_order():
+    rng = np.random.default_rng(10)
+    for dtype in (np.float32, np.float64, np.int16):
+        arr = (rng.normal(50, 30, (9, 21, 17)) * 7).astype(dtype)
+        for f in ((1, 1, 1), (1, 2, 2), (2, 2, 2), (3, 1, 2)):
+            nk, nj, ni = (s // ff * ff for s, ff in zip(arr.shape, f, strict=True))
+            out = None
+            for a, b, c in itertools.product(*(range(n) for n in f)):
+                part = np.asarray(arr[a : nk : f[0], b : nj : f[1], c : ni : f[2]], np.float32)
+                out = part.copy() if out is None else out + part
+            assert (out / float(np.prod(f))).tobytes() == _block_mean(arr, f).tobytes()

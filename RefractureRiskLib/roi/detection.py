@@ -122,13 +122,18 @@ def cross_section_mask(
 # -- 1. detection grid ---------------------------------------------------------------------------
 def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.float32]:
     nk, nj, ni = (s // ff * ff for s, ff in zip(arr.shape, f, strict=True))
-    out = None
-    for a in range(f[0]):
-        for b in range(f[1]):
-            for c in range(f[2]):
-                part = np.asarray(arr[a : nk : f[0], b : nj : f[1], c : ni : f[2]], np.float32)
-                out = part.copy() if out is None else out.__iadd__(part)
-    return out / float(np.prod(f))
+    parts = (
+        np.asarray(arr[a : nk : f[0], b : nj : f[1], c : ni : f[2]], np.float32)
+        for a, b, c in itertools.product(range(f[0]), range(f[1]), range(f[2]))
+    )
+    # summed in float32 in this order, then divided: the first two added into a new array (not
+    # a copy of the first, then added) and the division done in place save two passes
+    first, second = next(parts), next(parts, None)
+    out = first.copy() if second is None else np.add(first, second)
+    for part in parts:
+        out += part
+    out /= float(np.prod(f))
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,9 +234,10 @@ def profile_along(
     line: CentreLine, marrow: npt.NDArray, disc: npt.NDArray, void: npt.NDArray, mat: npt.NDArray
 ) -> Profile:
     """Tube profile along the centre line (tube radius :data:`TUBE_RADIUS_MM`)."""
-    x, y, z = grid_ras(marrow.shape, mat)
     lo = line.points_ras.min(axis=0) - TUBE_RADIUS_MM - 2
     hi = line.points_ras.max(axis=0) + TUBE_RADIUS_MM + 2
+    box = _index_box(mat, lo, hi, marrow.shape)
+    x, y, z = _box_ras(box, mat)
     near = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
     pts = np.stack([x[near], y[near], z[near]], axis=1)
     inside, idx = nearest_line_points(line.points_ras, pts, TUBE_RADIUS_MM)
@@ -239,9 +245,9 @@ def profile_along(
     nb = int(np.ceil(line.t_mm[-1] / PROFILE_STEP_MM)) + 1
     b = np.minimum((t / PROFILE_STEP_MM).astype(int), nb - 1)
     total = np.bincount(b, minlength=nb).astype(float)
-    m = np.bincount(b, weights=marrow[near][inside], minlength=nb)
-    d = np.bincount(b, weights=disc[near][inside], minlength=nb)
-    v = np.bincount(b, weights=void[near][inside], minlength=nb)
+    m = np.bincount(b, weights=marrow[box][near][inside], minlength=nb)
+    d = np.bincount(b, weights=disc[box][near][inside], minlength=nb)
+    v = np.bincount(b, weights=void[box][near][inside], minlength=nb)
     sp = spacing_kji(mat)
     # Bins are finer than thick slices: smooth counts and sums alike before taking ratios.
     sigma = max(1.0, 0.5 * float(sp.max()) / PROFILE_STEP_MM)
@@ -253,6 +259,27 @@ def profile_along(
     safe = np.maximum(total, 1e-9)
     fm, fd, fv = (np.where(total > 1e-6, a / safe, 0.0) for a in (m, d, v))
     return Profile(np.arange(nb) * PROFILE_STEP_MM + PROFILE_STEP_MM / 2, fm, fd, fv, covered)
+
+
+def _index_box(
+    mat: npt.NDArray, lo: npt.NDArray, hi: npt.NDArray, shape_kji: tuple[int, ...]
+) -> tuple[slice, slice, slice]:
+    """(k, j, i) index ranges of the grid holding every voxel centred in the RAS box
+    ``lo``..``hi`` (one voxel to spare)."""
+    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))), float)
+    ijk = (corners - mat[:3, 3]) @ np.linalg.inv(mat[:3, :3]).T
+    first = np.clip(np.floor(ijk.min(axis=0)) - 1, 0, shape_kji[::-1]).astype(int)
+    last = np.clip(np.ceil(ijk.max(axis=0)) + 2, 0, shape_kji[::-1]).astype(int)
+    return tuple(slice(first[a], last[a]) for a in (2, 1, 0))  # type: ignore[return-value]
+
+
+def _box_ras(box: tuple[slice, slice, slice], mat: npt.NDArray) -> tuple[npt.NDArray, ...]:
+    """RAS x, y, z (mm, float32) of the voxels in ``box``: :func:`geometry.grid_ras` of the
+    whole grid cut to the box, the same float32 operations on the same indices (bit for bit)."""
+    k, j, i = (np.arange(s.start, s.stop, dtype=np.float32) for s in box)
+    k, j = k[:, None, None], j[None, :, None]
+    m = np.asarray(mat, np.float32)
+    return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
 
 
 def segment_profile(prof: Profile) -> tuple[list[Segment], list[tuple[float, float, str]]]:
