@@ -258,11 +258,16 @@ def _window(s: _Search, costs: npt.NDArray[np.float32], parent_hz: npt.NDArray[n
     h = max(1, int(s.swap / 2 / step))
     offsets = np.arange(-h, h + 1)
     centre = np.rint(wrap_hz(parent_hz - s.grid[0], s.circle) / step).astype(np.int64)
-    cols = centre[:, None] + offsets[None, :]
-    cols = cols % s.grid.size if s.period is not None else np.clip(cols, 0, s.grid.size - 1)
+    # int32 columns and float32 fields written directly: no [B, 2h+1] 64-bit temporaries
+    cols = np.add(centre[:, None], offsets[None, :], dtype=np.int32)
+    if s.period is not None:
+        cols %= s.grid.size
+    else:
+        np.clip(cols, 0, s.grid.size - 1, out=cols)
     local = np.take_along_axis(costs, cols, axis=1)
     base_hz = s.grid[0] + centre * step
-    values = (base_hz[:, None] + offsets[None, :] * step).astype(np.float32)
+    values = np.empty(cols.shape, np.float32)
+    np.add(base_hz[:, None], offsets[None, :] * step, out=values, casting="same_kind")
     return local, values, base_hz, np.abs(offsets) > h / 2
 
 
@@ -285,10 +290,14 @@ def _refine_level(s: _Search, feats, field, weight, level_costs=None):
     parent_z = _to_phasor(parent, s.circle)
     # confidence: the cost rise from the best choice to the window's outer half
     edge = local[:, edge_cols].min(axis=1)
+    score = np.empty_like(local)  # one buffer for every sweep's cost + penalty
     for _ in range(max(1, s.opts.sweeps)):
         near = base_hz + wrap_hz(pred[active] - base_hz, s.circle)
-        dist = (values - near[:, None].astype(np.float32)) * scale
-        idx = np.argmin(local + dist * dist, axis=1)
+        np.subtract(values, near[:, None].astype(np.float32), out=score)
+        score *= scale
+        score *= score
+        score += local
+        idx = np.argmin(score, axis=1)
         chosen[active] = wrap_hz(values[rows, idx].astype(float), s.circle)
         conf[active] = np.clip(edge - local[rows, idx], 0.0, 1.0) + 1e-3
         w = (w_energy * conf).reshape(shape)

@@ -76,7 +76,9 @@ class _Growth:
             return (offs[:, 0] * padded[1] + offs[:, 1]) * padded[2] + offs[:, 2]
 
         near = _offsets(2)  # prediction window: Gaussian distance weights, sigma 1 block
-        self.near_flat, self.near_w = flat_offsets(near), np.exp(-(near**2).sum(axis=1) / 2.0)
+        self.near_flat = flat_offsets(near)
+        # complex weights: np.dot casts real ones to complex on every call (same products)
+        self.near_w = np.exp(-(near**2).sum(axis=1) / 2.0).astype(np.complex128)
         self.touch = flat_offsets(_offsets(1))  # the 26 neighbours the region grows into
         kk, jj, ii = np.unravel_index(np.arange(n_blocks), shape)
         self.pidx = ((kk + pad) * padded[1] + jj + pad) * padded[2] + ii + pad

@@ -119,14 +119,19 @@ def water_fat_phase_offset(
     noise then does not steer the projection of its minor component, which stays unbiased.
     """
     z = np.zeros(mask.shape, np.complex64)  # single precision: a smoothed angle
-    z[mask] = fat * np.conj(water)
+    z_in = (fat * np.conj(water)).astype(np.complex64, copy=False)
+    z[mask] = z_in
     sigma = (0.0, sigma_vox, sigma_vox)
-    smooth = gaussian_filter(z.real, sigma) + 1j * gaussian_filter(z.imag, sigma)
     delta = np.zeros((1, 9, 9))
     delta[0, 4, 4] = 1.0
     centre = gaussian_filter(delta, sigma)[0, 4, 4]
-    smooth -= centre * z
-    return np.angle(smooth[mask])
+    # only the masked voxels, each part on its own: the smoothed sum minus the voxel's own
+    # share in float64, rounded to float32 (the values of the complex arithmetic it replaced)
+    parts = [
+        (gaussian_filter(plane, sigma)[mask] - centre * own.astype(float)).astype(np.float32)
+        for plane, own in ((z.real, z_in.real), (z.imag, z_in.imag))
+    ]
+    return np.arctan2(parts[1], parts[0])
 
 
 def _smoothed_pdff(
