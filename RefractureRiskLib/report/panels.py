@@ -165,10 +165,15 @@ def _draw_outlines(
     n_rows, n_cols = label_image.shape
     places: dict[str, tuple[float, float]] = {}
     rims = []
+    # each label's bounding box in one pass: its pixels are then searched there only (labels
+    # are positive integers; the same pixels, in the same order, as over the whole image)
+    boxes = ndimage.find_objects(label_image)
     for lv in roiset.levels:
-        found = np.nonzero(label_image == lv.label)
-        if not found[0].size:
+        box = boxes[lv.label - 1] if lv.label <= len(boxes) else None
+        if box is None:
             continue
+        inner = np.nonzero(label_image[box] == lv.label)
+        found = (inner[0] + box[0].start, inner[1] + box[1].start)
         r0, r1 = max(found[0].min() - 2, 0), found[0].max() + 3
         c0, c1 = max(found[1].min() - 2, 0), found[1].max() + 3
         mask = label_image[r0:r1, c0:c1] == lv.label
