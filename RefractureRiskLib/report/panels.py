@@ -256,11 +256,15 @@ def r2s_window_max(study: Study, roiset: RoiSet) -> float:
     1000 1/s), which would show marrow at 40-150 1/s as black. Falls back to the 99.5th
     percentile of the map's finite values when no ROI holds an R2* value.
     """
-    r2s = np.asarray(study.r2s.array, dtype=float)
-    inside = r2s[(np.asarray(roiset.labelmap.array) > 0) & np.isfinite(r2s)]
+    r2s = np.asarray(study.r2s.array)
+    # the ROI voxels first, then finite and float64: the same values in the same order as
+    # from the whole map made float64 (which costs a copy of the map)
+    inside = r2s[np.asarray(roiset.labelmap.array) > 0]
+    inside = np.asarray(inside[np.isfinite(inside)], dtype=float)
     if inside.size:
         top = 2.5 * float(np.percentile(inside, 95))
     else:
+        r2s = np.asarray(r2s, dtype=float)
         finite = r2s[np.isfinite(r2s)]
         top = float(np.percentile(finite, 99.5)) if finite.size else 0.0
     return top if top > 0 else 1.0
