@@ -177,8 +177,13 @@ def _colour(values, lo: float, hi: float, lut: str):
     anchors = np.asarray(_LUTS[lut], float)
     x = np.clip((np.nan_to_num(values) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
     pos = np.linspace(0.0, 1.0, len(anchors))
-    rgb = np.stack([np.interp(x, pos, anchors[:, c]) for c in range(3)], axis=-1)
-    return rgb.astype(np.uint8)
+    rgb = np.empty((*x.shape, 3), np.uint8)  # each channel cast (truncated) as it is written
+    if (anchors == anchors[:, :1]).all():  # grey: one interpolation for the three channels
+        rgb[...] = np.interp(x, pos, anchors[:, 0])[..., None]
+    else:
+        for c in range(3):
+            rgb[..., c] = np.interp(x, pos, anchors[:, c])
+    return rgb
 
 
 def _overview_panels(result, echoes, slices: list[int]):
