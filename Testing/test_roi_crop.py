@@ -164,18 +164,16 @@ def _focal_lesion_whole_box(body, marrow, void, frame, ijk_to_ras, pdff):
 
 def _void_fraction_whole_box(body, void, r2s, ijk_to_ras):
     n = max(np.count_nonzero(body), 1)
-    share = float(np.count_nonzero(body & void) / n)
     if not body.any():
-        return share
+        return 0.0
     inner = boundary_distance_mm(body, ijk_to_ras) >= 3.0
-    if not inner.any():
-        return share
-    r2 = np.asarray(r2s, np.float32)
-    typical = float(np.median(r2[inner & ~void]))
-    if not np.isfinite(typical) or typical <= 0:
-        return share
-    cement = inner & (void | (r2 >= 2.5 * typical))
-    return max(share, float(np.count_nonzero(cement) / n))
+    cement = inner & void
+    if (inner & ~void).any():
+        r2 = np.asarray(r2s, np.float32)
+        typical = float(np.median(r2[inner & ~void]))
+        if np.isfinite(typical) and typical > 0:
+            cement |= inner & (r2 >= 2.5 * typical)
+    return float(np.count_nonzero(cement) / n)
 
 
 def test_body_steps_in_the_bounding_box_equal_the_whole_box():

@@ -241,25 +241,26 @@ def void_fraction(
     r2s_per_s: npt.NDArray | None = None,
     ijk_to_ras: npt.NDArray | None = None,
 ) -> float:
-    """Share of the body that is cement: voxels without signal, or (with an R2* map, inside
-    the body at least :data:`CEMENT_DEPTH_MM` from its surface, away from the cortex) voxels
-    whose R2* is at least :data:`CEMENT_R2S_FACTOR` times the body's median. PMMA has no MR
-    signal, so its R2* fit is very high (hundreds of 1/s) even where noise fills the void."""
+    """Share of the body that is cement, judged at least :data:`CEMENT_DEPTH_MM` inside it:
+    voxels without signal, or (with an R2* map) whose R2* is at least
+    :data:`CEMENT_R2S_FACTOR` times the body's median there. PMMA has no MR signal, so its
+    R2* fit is very high (hundreds of 1/s) even where noise fills the void. The body's rim is
+    left out: there the dark cortex and the tissue around the body share the voxels (partial
+    volume), and a maps-only export's tissue measure sees no signal at every edge. Without
+    the grid's geometry, every void voxel of the body counts."""
     n = max(np.count_nonzero(body), 1)
-    share = float(np.count_nonzero(body & void) / n)
     sl = bbox_slices(body, 1)  # outside it the distance is 0 (not inner)
-    if r2s_per_s is None or ijk_to_ras is None or sl is None:
-        return share
+    if ijk_to_ras is None or sl is None:
+        return float(np.count_nonzero(body & void) / n)
     inner = boundary_distance_mm(body[sl], ijk_to_ras) >= CEMENT_DEPTH_MM
-    if not inner.any():
-        return share
     void = void[sl]
-    r2 = np.asarray(r2s_per_s[sl], np.float32)
-    typical = float(np.median(r2[inner & ~void]))
-    if not np.isfinite(typical) or typical <= 0:
-        return share
-    cement = inner & (void | (r2 >= CEMENT_R2S_FACTOR * typical))
-    return max(share, float(np.count_nonzero(cement) / n))
+    cement = inner & void
+    if r2s_per_s is not None and (inner & ~void).any():
+        r2 = np.asarray(r2s_per_s[sl], np.float32)
+        typical = float(np.median(r2[inner & ~void]))
+        if np.isfinite(typical) and typical > 0:
+            cement |= inner & (r2 >= CEMENT_R2S_FACTOR * typical)
+    return float(np.count_nonzero(cement) / n)
 
 
 #: Cement by R2*: at least this multiple of the body's median R2*, this deep inside the body.

@@ -319,7 +319,10 @@ def _drawn_level(
     marrow, void, _, _ = local_marrow(arrays, box, criteria)
     roi = safe_core_roi(local, marrow, box.ijk_to_ras, frame, params) if drawn == "body" else local
     lesion = focal_lesion_ml(local, marrow, void, frame, box.ijk_to_ras)
-    placement = BodyPlacement(box, local, roi, frame, "", void_fraction(local, void), lesion)
+    # a drawn body's cement is judged inside it (its rim is partial volume); a drawn ROI's
+    # every void voxel counts (it is what is measured)
+    cement = void_fraction(local, void, None, box.ijk_to_ras if drawn == "body" else None)
+    placement = BodyPlacement(box, local, roi, frame, "", cement, lesion)
     entry = level_placement(level, placement, arrays)
     if drawn == "roi":
         # The drawn region is not the whole body: its height and volume say nothing about

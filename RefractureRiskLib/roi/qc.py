@@ -24,9 +24,12 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   normal levels (development set, levels on the right body: 31 against 17 of 956) for 2 more
   of 127 fractures. The heights are those of the body's bone: a disc or fat the segmentation
   took in at an end plate is left out by R2* (roi/level_facts.py, ``bone_heights_mm``).
-- cemented: >= 5% of the whole body is cement: signal void (PMMA has no MR signal), or, at least
-  3 mm inside the body, R2* >= 2.5 times the body's median (the fit of a void is very high even
-  where noise fills it: the two together survive noise).
+- cemented: >= 5% of the whole body is cement, judged at least 3 mm inside the body: signal
+  void (PMMA has no MR signal) or R2* >= 2.5 times the body's median there (the fit of a void is
+  very high even where noise fills it: the two together survive noise). The body's rim is not
+  judged: the dark cortex and the tissue around share its voxels, and a maps-only export sees
+  no signal at every edge (dev: 'cemented' on 98 of 1229 levels without cement, 57 of 198 in
+  maps-only exports; judged inside, 38 and 20; cement recall 64/66 -> 63/66).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
   >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).

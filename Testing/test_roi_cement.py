@@ -1,0 +1,52 @@
+"""Cement (signal void, high R2*) is judged inside the body, not at its rim: the rim shares its
+voxels with the dark cortex and the tissue around the body (partial volume), and a maps-only
+export's tissue measure sees no signal at every edge."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from RefractureRiskLib.roi.body import CEMENT_DEPTH_MM, void_fraction
+
+
+def _body(shape=(24, 40, 40), half=(8.0, 15.0, 15.0)):
+    k, j, i = np.indices(shape, dtype=float)
+    c = (np.array(shape) - 1) / 2.0
+    return ((k - c[0]) / half[0]) ** 2 + ((j - c[1]) / half[1]) ** 2 + (
+        (i - c[2]) / half[2]
+    ) ** 2 <= 1.0
+
+
+MAT = np.diag([1.0, 1.0, 1.5, 1.0])  # 1 mm in-plane, 1.5 mm slices
+
+
+def test_voids_along_the_rim_are_no_cement():
+    body = _body()
+    from scipy import ndimage
+
+    rim = body & ~ndimage.binary_erosion(body, iterations=2)  # a 2-voxel shell: partial volume
+    assert rim.sum() / body.sum() > 0.2
+    assert void_fraction(body, rim, None, MAT) == 0.0
+    # without the grid's geometry every void voxel counts (a drawn ROI's measure)
+    assert void_fraction(body, rim) > 0.2
+
+
+def test_a_void_blob_inside_the_body_is_cement():
+    body = _body()
+    k, j, i = np.indices(body.shape)
+    blob = (k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 5.0**2
+    share = void_fraction(body, blob & body, None, MAT)
+    assert share == np.count_nonzero(blob & body) / np.count_nonzero(body)
+    assert share >= 0.05
+
+
+def test_high_r2s_inside_counts_as_cement_where_noise_fills_the_void():
+    body = _body()
+    k, j, i = np.indices(body.shape)
+    blob = (k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 5.0**2
+    r2 = np.full(body.shape, 60.0)
+    r2[blob] = 800.0  # the fit of noise in the cement
+    r2[body & ~_body(half=(8.0 - CEMENT_DEPTH_MM / 1.5, 12.0, 12.0))] = 400.0  # cortex at the rim
+    none = np.zeros(body.shape, bool)
+    share = void_fraction(body, none, r2, MAT)
+    assert share == np.count_nonzero(blob & body) / np.count_nonzero(body)
