@@ -1,6 +1,7 @@
 """Cement (signal void, high R2*) is judged inside the body, not at its rim: the rim shares its
 voxels with the dark cortex and the tissue around the body (partial volume), and a maps-only
-export's tissue measure sees no signal at every edge."""
+export's tissue measure sees no signal at every edge. And cement is a compact deposit: a thin
+sheet of void (an end plate's cortex) or scattered specks (noise) inside the body are not."""
 
 from __future__ import annotations
 
@@ -50,3 +51,17 @@ def test_high_r2s_inside_counts_as_cement_where_noise_fills_the_void():
     none = np.zeros(body.shape, bool)
     share = void_fraction(body, none, r2, MAT)
     assert share == np.count_nonzero(blob & body) / np.count_nonzero(body)
+
+
+def test_a_thin_void_sheet_or_specks_inside_the_body_are_no_cement():
+    body = _body()
+    k, j, i = np.indices(body.shape)
+    sheet = body & (np.abs(k - 11.5) < 1.0)  # two slices (3 mm) across the body: an end plate
+    assert np.count_nonzero(sheet) / np.count_nonzero(body) > 0.05
+    assert void_fraction(body, sheet, None, MAT) == 0.0
+    rng = np.random.default_rng(0)
+    specks = body & (rng.random(body.shape) < 0.1)  # noise: single voxels
+    assert void_fraction(body, specks, None, MAT) < 0.01
+    # the same share as one compact blob is cement
+    blob = (k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 5.0**2
+    assert void_fraction(body, blob & body, None, MAT) >= 0.05

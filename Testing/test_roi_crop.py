@@ -173,6 +173,13 @@ def _void_fraction_whole_box(body, void, r2s, ijk_to_ras):
         typical = float(np.median(r2[inner & ~void]))
         if np.isfinite(typical) and typical > 0:
             cement |= inner & (r2 >= 2.5 * typical)
+    if cement.any():  # parts at least 2.5 mm deep somewhere (cement blobs, not sheets)
+        padded = np.pad(cement, 1)  # beyond the array is not cement
+        depth = ndimage.distance_transform_edt(padded, sampling=spacing_kji(ijk_to_ras))
+        depth = depth[1:-1, 1:-1, 1:-1]
+        lab, k = ndimage.label(cement)
+        deep = np.r_[False, np.asarray(ndimage.maximum(depth, lab, np.arange(1, k + 1))) >= 2.5]
+        cement = deep[lab]
     return float(np.count_nonzero(cement) / n)
 
 

@@ -260,12 +260,30 @@ def void_fraction(
         typical = float(np.median(r2[inner & ~void]))
         if np.isfinite(typical) and typical > 0:
             cement |= inner & (r2 >= CEMENT_R2S_FACTOR * typical)
-    return float(np.count_nonzero(cement) / n)
+    return float(np.count_nonzero(_thick_parts(cement, ijk_to_ras)) / n)
+
+
+def _thick_parts(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray) -> npt.NDArray[np.bool_]:
+    """The connected parts of ``mask`` at least :data:`CEMENT_MIN_HALF_THICKNESS_MM` deep
+    somewhere: a cement deposit is a compact blob (mL), while the cortex of an end plate or
+    the walls, and noise, are sheets or specks a voxel or two thick."""
+    if not mask.any():
+        return mask
+    sp = spacing_kji(ijk_to_ras)
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    lab, n = ndimage.label(mask)
+    deepest = np.asarray(ndimage.maximum(depth, lab, np.arange(1, n + 1)))
+    keep = np.r_[False, deepest >= CEMENT_MIN_HALF_THICKNESS_MM]
+    return keep[lab]
 
 
 #: Cement by R2*: at least this multiple of the body's median R2*, this deep inside the body.
 CEMENT_R2S_FACTOR = 2.5
 CEMENT_DEPTH_MM = 3.0
+#: A cement deposit is at least twice this thick (mm) somewhere; thinner void or high-R2*
+#: parts (cortex, noise) are not cement. Dev sets: 'cemented' on levels without cement 38 ->
+#: 12 of 1229 (realct 10 -> 4 of 115), cement recall unchanged (63/66).
+CEMENT_MIN_HALF_THICKNESS_MM = 2.5
 
 
 def body_from_marrow(

@@ -29,7 +29,9 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   very high even where noise fills it: the two together survive noise). The body's rim is not
   judged: the dark cortex and the tissue around share its voxels, and a maps-only export sees
   no signal at every edge (dev: 'cemented' on 98 of 1229 levels without cement, 57 of 198 in
-  maps-only exports; judged inside, 38 and 20; cement recall 64/66 -> 63/66).
+  maps-only exports; judged inside, 38 and 20; cement recall 64/66 -> 63/66). Only compact
+  parts count (at least 5 mm thick somewhere): the cortex of an end plate and noise are sheets
+  and specks (dev: 38 -> 12 of 1229, recall unchanged).
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
   >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).
