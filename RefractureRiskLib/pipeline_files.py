@@ -23,7 +23,6 @@ from RefractureRiskLib.io.segmentation import write_roiset
 from RefractureRiskLib.model.scoring import RiskResult
 from RefractureRiskLib.roi.result import RoiResult
 from RefractureRiskLib.stats import PatientSummary
-from RefractureRiskLib.stats.records import records_frame
 from RefractureRiskLib.stats.roi_statistics import statistics_columns
 from RefractureRiskLib.stats.tables import write_statistics
 
@@ -55,7 +54,7 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {
-        "statistics": write_statistics(statistics_table(stats), out / "statistics.csv"),
+        "statistics": write_statistics(stats, out / "statistics.csv", _columns(stats)),
         "rois": write_roiset(rois.roiset, out / "rois.seg.nrrd"),
         "bodies": write_roiset(_bodies_roiset(rois), out / "bodies.seg.nrrd"),
         "results": _write_results_json(out / "results.json", rois, summary, risk, provenance),
@@ -72,12 +71,10 @@ def write_outputs(
     return files
 
 
-def statistics_table(stats: Any) -> Any:
-    """``stats`` as :func:`write_statistics` takes it: records without rows (no ROI) become a
-    DataFrame of :data:`MEASURED_COLUMNS`, so the file keeps its header (pandas is loaded then)."""
-    if isinstance(stats, list | tuple) and not stats:
-        return records_frame([], MEASURED_COLUMNS)
-    return stats
+def _columns(stats: Any) -> Sequence[str] | None:
+    """The columns to write: :data:`MEASURED_COLUMNS` for records without rows (no ROI), so the
+    file keeps its header; else what the table has."""
+    return MEASURED_COLUMNS if isinstance(stats, list | tuple) and not stats else None
 
 
 def _bodies_roiset(rois: RoiResult) -> RoiSet:

@@ -202,8 +202,8 @@ def test_analyze_failing_mid_way_leaves_no_folder_and_keeps_old_results(
     dicom, clinical, older = demo
     real_write = pipeline.write_statistics
 
-    def disk_full(stats, path):
-        real_write(stats, path)  # a first file is written, then the disk is full
+    def disk_full(stats, path, *rest):
+        real_write(stats, path, *rest)  # a first file is written, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     out = tmp_path / "res"

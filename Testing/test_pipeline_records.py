@@ -82,9 +82,9 @@ def test_records_are_the_table_and_write_the_same_csv(tmp_path) -> None:
 
 
 def test_a_table_without_rows_keeps_its_header(tmp_path) -> None:
-    from RefractureRiskLib.pipeline_files import MEASURED_COLUMNS, statistics_table
+    from RefractureRiskLib.pipeline_files import MEASURED_COLUMNS, _columns
 
-    write_statistics(statistics_table([]), tmp_path / "empty.csv")
+    write_statistics([], tmp_path / "empty.csv", _columns([]))  # as write_outputs calls it
     header = (tmp_path / "empty.csv").read_text().splitlines()
     assert header == [",".join(MEASURED_COLUMNS)]
     assert MEASURED_COLUMNS[:2] == ("level", "label") and MEASURED_COLUMNS[-1] == "body_volume_ml"

@@ -130,7 +130,7 @@ class _Cells:
 
 def _frame_cells(frame: pd.DataFrame) -> _Cells:
     columns = [list(frame.iloc[:, j]) for j in range(frame.shape[1])]
-    return _Cells(list(frame.columns), columns, len(frame))
+    return _Cells([str(c) for c in frame.columns], columns, len(frame))
 
 
 def _read_delimited(path: Path, sep: str) -> _Cells:
@@ -254,9 +254,7 @@ def patient_row(
     Refuses a table of several rows without a ``patient_id``, an id not in the table and an id
     given more than once, naming ``source``.
     """
-    names = [str(c) for c in table.columns]
-    columns = [list(table.iloc[:, j]) for j in range(table.shape[1])]
-    return _patient_cells(_Cells(names, columns, len(table)), source, patient_id)
+    return _patient_cells(_frame_cells(table), source, patient_id)
 
 
 def _patient_cells(

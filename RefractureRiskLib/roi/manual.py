@@ -211,9 +211,9 @@ def neighbour_points(points: Mapping[str, np.ndarray], level: str) -> tuple[np.n
 def _place_one(arrays, level, point, params, criteria, neighbours=()):
     placement = place_at_seed(arrays, point, params, criteria, neighbours=neighbours)
     if placement.frame is None:
-        placement = sphere_at_point(arrays, point, placement.message)
+        placement = sphere_at_point(arrays, point, placement.message, criteria)
     elif not placement.roi.any():
-        placement = core_at_point(arrays, placement, point)
+        placement = core_at_point(arrays, placement, point, criteria)
     if placement.frame is None:
         where = ", ".join(f"{c:.1f}" for c in point)
         raise InputError(f"point {level}", f"{placement.message} at RAS ({where}) mm")

@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 
 from RefractureRiskLib.roi.body import BodyPlacement, StudyArrays, in_vertebral_bone, local_marrow
-from RefractureRiskLib.roi.geometry import BodyFrame, box_around, grid_ras
+from RefractureRiskLib.roi.geometry import BodyFrame, Box, box_around, grid_ras
+from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
 
 #: Radius (mm) of the ROI put at a point whose body cannot be segmented (no marrow fat:
 #: fracture oedema, or marrow too noisy): small enough to stay inside any T10-S1 body
@@ -21,7 +22,15 @@ POINT_ROI_RADIUS_MM = 6.0
 NEAREST_MARROW_MM = 4.0
 
 
-def sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
+def _distance2_mm2(box: Box, p: np.ndarray) -> np.ndarray:
+    """Squared distance (mm^2) of each voxel centre of ``box`` from the RAS point ``p``."""
+    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
+    return (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
+
+
+def sphere_at_point(
+    arrays: StudyArrays, point, why: str, criteria: MarrowCriteria = DEFAULT_CRITERIA
+) -> BodyPlacement:
     """A sphere ROI of :data:`POINT_ROI_RADIUS_MM` at a user's point, voids left out, when the
     body around it cannot be segmented: the user's point is trusted, the body's shape is not
     known (no heights, so it is never judged fractured), and the level says so."""
@@ -30,15 +39,14 @@ def sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
     empty = np.zeros(box.shape, bool)
     if min(box.shape) == 0:
         return BodyPlacement(box, empty, empty, None, "point outside the image")
-    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
-    ball = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2 <= POINT_ROI_RADIUS_MM**2
+    d2 = _distance2_mm2(box, p)
+    ball = d2 <= POINT_ROI_RADIUS_MM**2
     if not ball.any():  # thick slices: the nearest voxel centre
-        d = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
-        ball = d == d.min()
+        ball = d2 == d2.min()
     inside, pdff_here = in_vertebral_bone(arrays, p)
     if not inside:
         return BodyPlacement(box, empty, empty, None, f"{why}; PDFF there {pdff_here:.0f}%")
-    _, void, _, _ = local_marrow(arrays, box)
+    _, void, _, _ = local_marrow(arrays, box, criteria)
     roi = ball & ~void
     if roi.sum() < 0.5 * ball.sum():
         return BodyPlacement(box, empty, empty, None, f"{why}; no signal at the point")
@@ -54,15 +62,19 @@ def sphere_at_point(arrays: StudyArrays, point, why: str) -> BodyPlacement:
     return BodyPlacement(box, roi, roi, frame, msg, 0.0, 0.0)
 
 
-def core_at_point(arrays: StudyArrays, placement: BodyPlacement, point) -> BodyPlacement:
+def core_at_point(
+    arrays: StudyArrays,
+    placement: BodyPlacement,
+    point,
+    criteria: MarrowCriteria = DEFAULT_CRITERIA,
+) -> BodyPlacement:
     """The body's marrow (voids left out) within :data:`POINT_ROI_RADIUS_MM` of a user's point,
     or next to it when the point lies in cement or oedema, when the body is segmented but too
     small or thin for a safe core (cement, oedema, a fracture): the body's shape, heights and
     flags are kept; the ROI is put where the user placed the point."""
     box, p = placement.box, np.asarray(point, float)
-    x, y, z = grid_ras(box.shape, box.ijk_to_ras)
-    d2 = (x - p[0]) ** 2 + (y - p[1]) ** 2 + (z - p[2]) ** 2
-    marrow, void, _, _ = local_marrow(arrays, box)
+    d2 = _distance2_mm2(box, p)
+    marrow, void, _, _ = local_marrow(arrays, box, criteria)
     marrow = placement.body & marrow & ~void
     if not marrow.any():
         return placement

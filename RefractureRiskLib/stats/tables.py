@@ -8,6 +8,7 @@ are written to CSV without pandas, byte for byte as their DataFrame would be.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +30,18 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def write_statistics(stats: Any, path: str | Path) -> Path:
+def write_statistics(stats: Any, path: str | Path, columns: Sequence[str] | None = None) -> Path:
     """Write a statistics table (DataFrame or records) to ``.csv`` or ``.parquet`` (by suffix);
-    returns the path. Records without rows have no columns: give those as a DataFrame."""
+    returns the path. ``columns``: the records' columns in order (default: the first row's;
+    records without rows have none unless given)."""
     p = Path(path)
     records = isinstance(stats, list | tuple)
     suffix = _suffix(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv" and records:
-        return write_records_csv(stats, p)
+        return write_records_csv(stats, p, columns)
     if records:  # Parquet: through its DataFrame
-        stats = records_frame(stats, table_columns(stats))
+        stats = records_frame(stats, table_columns(stats) if columns is None else columns)
     if suffix == ".csv":
         stats.to_csv(p, index=False)
     else:
