@@ -28,7 +28,7 @@ from RefractureRiskLib.maps.fatwater.fieldmap import (
 )
 from RefractureRiskLib.maps.fatwater.fit import constrained_fit, fit_voxels
 from RefractureRiskLib.maps.fatwater.quantile import median, percentile
-from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter
+from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter, self_weights
 from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM, FatSpectrum
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,16 @@ def signal_mask(echoes: EchoSet, threshold: float = 0.05) -> npt.NDArray[np.bool
     return rss > limit
 
 
+def _own_weights(mask: npt.NDArray[np.bool_], sigma_vox: float) -> npt.NDArray[np.float64]:
+    """Weight of each masked voxel's own value in its in-plane Gaussian (reflect mode): the
+    kernel's centre weight squared (0.0177 at sigma 3) inside, more within the kernel radius of
+    the image edges, where the reflected kernel lands on the voxel again
+    (:func:`.smooth.self_weights`)."""
+    rows = self_weights(mask.shape[1], sigma_vox)
+    cols = self_weights(mask.shape[2], sigma_vox)
+    return np.broadcast_to(rows[:, None] * cols[None, :], mask.shape)[mask]
+
+
 def water_fat_phase_offset(
     mask: npt.NDArray[np.bool_],
     water: npt.NDArray[np.complexfloating],
@@ -122,13 +132,11 @@ def water_fat_phase_offset(
     z_in = (fat * np.conj(water)).astype(np.complex64, copy=False)
     z[mask] = z_in
     sigma = (0.0, sigma_vox, sigma_vox)
-    delta = np.zeros((1, 9, 9))
-    delta[0, 4, 4] = 1.0
-    centre = gaussian_filter(delta, sigma)[0, 4, 4]
+    own_weight = _own_weights(mask, sigma_vox)
     # only the masked voxels, each part on its own: the smoothed sum minus the voxel's own
     # share in float64, rounded to float32 (the values of the complex arithmetic it replaced)
     parts = [
-        (gaussian_filter(plane, sigma)[mask] - centre * own.astype(float)).astype(np.float32)
+        (gaussian_filter(plane, sigma)[mask] - own_weight * own.astype(float)).astype(np.float32)
         for plane, own in ((z.real, z_in.real), (z.imag, z_in.imag))
     ]
     return np.arctan2(parts[1], parts[0])

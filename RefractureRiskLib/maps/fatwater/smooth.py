@@ -40,6 +40,25 @@ def gaussian_kernel(sigma: float, truncate: float = 4.0) -> npt.NDArray[np.float
     return phi / phi.sum()
 
 
+def self_weights(n: int, sigma: float, mode: str = "reflect", truncate: float = 4.0) -> npt.NDArray:
+    """``[n]`` weight that a pass of :func:`gaussian_filter` along an axis of ``n`` voxels gives
+    each voxel's own value: the diagonal of the pass's matrix. The kernel's centre weight, plus
+    (``mode="reflect"``) the taps whose reflection at the ends lands back on the voxel: within
+    the kernel radius of an end, and everywhere on an axis shorter than the kernel (reflected
+    again and again: scipy's and ``np.pad``'s half-sample symmetric extension of period
+    ``2 n``). The product of the axes' weights is the voxel's own share in a separable filter."""
+    if mode not in _PAD_MODES:
+        raise ValueError(f"mode {mode!r}: only 'reflect' and 'constant' are supported")
+    weights = gaussian_kernel(sigma, truncate) if sigma > 1e-15 else np.ones(1)
+    radius = len(weights) // 2
+    if mode == "constant":  # taps outside the axis read zeros: only the centre tap is its own
+        return np.full(n, weights[radius])
+    pos = np.arange(n)[:, None]
+    src = (pos + np.arange(-radius, radius + 1)[None, :]) % max(1, 2 * n)
+    src = np.where(src >= n, 2 * n - 1 - src, src)
+    return np.where(src == pos, weights[None, :], 0.0).sum(axis=1)
+
+
 def _smooth_axis(
     values: npt.NDArray, axis: int, weights: npt.NDArray[np.float64], pad_mode: str
 ) -> npt.NDArray:
