@@ -47,11 +47,12 @@ def signal_array(study: Study) -> npt.NDArray[np.float32]:
     """
     maps = study.maps
     if "water" in maps and "fat" in maps:
-        return np.abs(maps["water"].array.astype(np.float32)) + np.abs(
-            maps["fat"].array.astype(np.float32)
-        )
+        # float32 maps are not copied first (the same sums: abs and add are elementwise)
+        total = np.abs(maps["water"].array.astype(np.float32, copy=False))
+        total += np.abs(maps["fat"].array.astype(np.float32, copy=False))
+        return total
     if "in_phase" in maps:
-        return np.abs(maps["in_phase"].array.astype(np.float32))
+        return np.abs(maps["in_phase"].array.astype(np.float32, copy=False))
     r2s = maps["r2s"].array if "r2s" in maps else None
     return tissue_evidence(study.pdff.array, r2s, spacing_kji(study.grid.ijk_to_ras))
 
@@ -138,7 +139,31 @@ def noise_sigma(signal: npt.NDArray) -> float:
     axis = int(np.argmax(arr.shape))
     sub = arr[:: max(1, arr.shape[0] // 16)] if axis != 0 else arr[:, ::4, ::4]
     diff = np.abs(np.diff(sub, axis=axis))
-    return float(1.4826 * np.median(diff) / np.sqrt(2.0))
+    return float(1.4826 * median_float32(diff) / np.sqrt(2.0))
+
+
+def median_float32(values: npt.NDArray) -> np.floating:
+    """``np.median(values)``, the same value and type, faster for float32 values >= 0.
+
+    np.median partitions the whole array (slow on an image's many near-equal values). Finite
+    float32 values without a sign bit sort as their bit patterns do, so the middle values are
+    found in the bucket of their upper 16 bits (one ``bincount``) and averaged as np.median
+    averages them (float32 sum of the two, halved in float32). Anything else goes to np.median.
+    """
+    v = np.ravel(values)
+    if v.dtype != np.float32 or v.size < 2 or not np.isfinite(v).all() or np.signbit(v).any():
+        return np.median(values)
+    v = np.ascontiguousarray(v)
+    upper = v.view(np.uint16)[1::2] if np.little_endian else v.view(np.uint16)[::2]
+    counts = np.bincount(upper)
+    ends = np.cumsum(counts)
+    half = v.size // 2
+    middle = []
+    for rank in (half - 1, half) if v.size % 2 == 0 else (half,):
+        bucket = int(np.searchsorted(ends, rank, side="right"))
+        below = int(ends[bucket] - counts[bucket])
+        middle.append(np.partition(v[upper == bucket], rank - below)[rank - below])
+    return np.mean(np.array(middle, np.float32))
 
 
 def signal_threshold(signal: npt.NDArray, criteria: MarrowCriteria | None = None) -> float:
@@ -200,6 +225,7 @@ __all__ = [
     "MarrowCriteria",
     "disc_mask",
     "marrow_mask",
+    "median_float32",
     "noise_sigma",
     "signal_array",
     "signal_reference",
