@@ -20,6 +20,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from RefractureRiskLib.roi.crop import bbox_slices, nonzero
+from RefractureRiskLib.roi.distance import boundary_distance_mm
 from RefractureRiskLib.roi.marrow import spacing_kji
 
 
@@ -241,41 +242,6 @@ def _band_heights(ijk_to_ras: npt.NDArray, local: npt.NDArray, half: npt.NDArray
             continue
         heights.append(float(col_h[sel].mean()))
     return heights
-
-
-def boundary_distance_mm(
-    inside: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray, in_plane_of: int | None = None
-) -> npt.NDArray:
-    """Distance (mm) from each inside voxel's *extent* to the nearest outside voxel.
-
-    The Euclidean distance transform gives centre-to-centre distances; the surface lies somewhere
-    between the two voxels, so half the voxel's extent along the direction to the nearest outside
-    voxel is subtracted (exact for axis-aligned directions, conservative otherwise). The box border
-    counts as outside. ``in_plane_of`` (an array axis 0-2): distances within planes normal to
-    that axis only. Computed in the padded bounding box of ``inside`` (same result, faster).
-    """
-    out = np.zeros(inside.shape)
-    if not inside.any():
-        return out
-    box, sp, core = _bbox(inside, ijk_to_ras)[0], spacing_kji(ijk_to_ras), (slice(1, -1),) * 3
-    inside = inside[box]
-    padded = np.pad(inside, 1, constant_values=False)
-    if in_plane_of is not None:
-        # a 2D transform per plane; half the coarser in-plane voxel is subtracted (no directions)
-        plane_sp, planes = np.delete(sp, in_plane_of), np.moveaxis(padded, in_plane_of, 0)
-        dist = np.stack([ndimage.distance_transform_edt(p, sampling=plane_sp) for p in planes])
-        dist = np.moveaxis(dist, 0, in_plane_of)[core]
-        local = dist - 0.5 * float(plane_sp.max())
-    else:
-        dist, idx = ndimage.distance_transform_edt(padded, sampling=sp, return_indices=True)
-        dist = dist[core]
-        grid = np.indices(inside.shape) + 1
-        disp = (idx[(slice(None), *core)] - grid).astype(np.float32) * sp[:, None, None, None]
-        norm = np.maximum(np.sqrt((disp**2).sum(axis=0)), 1e-6)
-        local = dist - 0.5 * (np.abs(disp) * sp[:, None, None, None]).sum(axis=0) / norm
-    local[~inside] = 0.0
-    out[box] = local
-    return out
 
 
 def fill_holes(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
