@@ -326,13 +326,18 @@ def read_stack(
             np.multiply(raw, np.float32(slope), out=out[k], casting="unsafe")
             if intercept:
                 out[k] += np.float32(intercept)
-        if not np.isfinite(out[k]).all():
+        if not _always_finite(raw.dtype, slope, intercept) and not np.isfinite(out[k]).all():
             raise InputError(
                 f.path,
                 f"value mapping of {series} (slope {slope:g}, intercept {intercept:g}) gives "
                 f"values outside the float32 range: corrupt rescale attributes",
             )
     return out
+
+
+def _always_finite(dtype: np.dtype, slope: float, intercept: float) -> bool:
+    """Whether every integer of ``dtype`` maps to a finite float32 (< 3.4e38, roundings aside)."""
+    return dtype.kind in "iu" and 256.0**dtype.itemsize * abs(slope) + abs(intercept) < 3.4e38
 
 
 def _read_frame(f: FrameRef, series: str, cache: dict[Path, np.ndarray]) -> np.ndarray:
