@@ -13,6 +13,7 @@ Usage::
 
 Modules: ``spectrum`` (published fat spectra), ``model`` (signal model and variable-projection
 cost), ``fieldmap`` (swap-free field map on a block pyramid), ``growing`` (its region growing),
+``window`` (its finer levels' costs, on each block's window of the field grid only),
 ``fit`` (voxel-wise fit, noise-bias-free PDFF), ``chunks`` (voxel chunks on threads),
 ``separate`` (the whole chain), ``precession`` (phase sense of DICOM echoes), ``compute``
 (reading + separation in one call: :func:`compute_maps`), ``study`` (an echo study as the

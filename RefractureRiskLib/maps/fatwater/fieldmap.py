@@ -25,7 +25,6 @@ non-uniform echoes the same code runs on a circle much larger than the searched 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,7 @@ from RefractureRiskLib.maps.fatwater.chunks import run_chunks
 from RefractureRiskLib.maps.fatwater.growing import grow
 from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
 from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter
+from RefractureRiskLib.maps.fatwater.window import window_costs
 
 
 @dataclass(frozen=True)
@@ -241,45 +241,49 @@ class _Search:
     n_r: int
     opts: FieldMapOptions
 
-    def costs(self, feats: npt.NDArray[np.float32]):
-        """``(active mask, costs, energy)`` of the blocks of one level with signal."""
+    def blocks(self, feats: npt.NDArray[np.float32]):
+        """``(active mask, their features [B, F])``: the blocks of one level with signal."""
         flat = feats.reshape(-1, feats.shape[-1])
         energy_all = flat[:, : math.isqrt(flat.shape[1])].sum(axis=1)
         active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
-        costs, energy = _level_costs(flat[active], self.table, self.n_r, self.opts.chunk)
+        return active, flat[active]
+
+    def costs(self, feats: npt.NDArray[np.float32]):
+        """``(active mask, costs, energy)`` of the blocks of one level with signal."""
+        active, features = self.blocks(feats)
+        costs, energy = _level_costs(features, self.table, self.n_r, self.opts.chunk)
         return active, costs, energy
 
 
-def _window(s: _Search, costs: npt.NDArray[np.float32], parent_hz: npt.NDArray[np.float64]):
+def _window(s: _Search, features: npt.NDArray[np.float32], parent_hz: npt.NDArray[np.float64]):
     """Each block's costs on the grid values within swap/2 of its parent's field: ``(local
     costs [B, 2h+1], their fields in Hz unwrapped around the parent, window centres, mask of
-    the window's outer half)``."""
+    the window's outer half, energy [B])``; only those costs are computed (:mod:`.window`)."""
     step = float(s.grid[1] - s.grid[0])
     h = max(1, int(s.swap / 2 / step))
     offsets = np.arange(-h, h + 1)
     centre = np.rint(wrap_hz(parent_hz - s.grid[0], s.circle) / step).astype(np.int64)
-    # int32 columns and float32 fields written directly: no [B, 2h+1] 64-bit temporaries
-    cols = np.add(centre[:, None], offsets[None, :], dtype=np.int32)
+    starts, key = np.unique(centre, return_inverse=True)
+    key_cols = starts[:, None] + offsets[None, :]
     if s.period is not None:
-        cols %= s.grid.size
+        key_cols %= s.grid.size
     else:
-        np.clip(cols, 0, s.grid.size - 1, out=cols)
-    local = np.take_along_axis(costs, cols, axis=1)
+        np.clip(key_cols, 0, s.grid.size - 1, out=key_cols)
+    local, energy = window_costs(features, s.table, s.n_r, key, key_cols, s.opts.chunk)
     base_hz = s.grid[0] + centre * step
-    values = np.empty(cols.shape, np.float32)
+    values = np.empty(local.shape, np.float32)  # float32 fields written directly
     np.add(base_hz[:, None], offsets[None, :] * step, out=values, casting="same_kind")
-    return local, values, base_hz, np.abs(offsets) > h / 2
+    return local, values, base_hz, np.abs(offsets) > h / 2, energy
 
 
-def _refine_level(s: _Search, feats, field, weight, level_costs=None):
+def _refine_level(s: _Search, feats, field, weight):
     """One finer level: ICM sweeps within the parent's basin (never further than swap/2 from
-    it), each block pulled towards its neighbours' and its parent's field. ``level_costs``:
-    ``s.costs(feats)`` when already computed."""
+    it), each block pulled towards its neighbours' and its parent's field."""
     shape = feats.shape[:3]
     parent = _expand(_smooth(field, weight, s.circle), shape)
-    active, costs, energy = level_costs if level_costs is not None else s.costs(feats)
-    local, values, base_hz, edge_cols = _window(s, costs, parent.reshape(-1)[active])
-    del costs
+    active, features = s.blocks(feats)
+    local, values, base_hz, edge_cols, energy = _window(s, features, parent.reshape(-1)[active])
+    del features
     rows = np.arange(int(active.sum()))
     pred = parent.reshape(-1).copy()
     chosen = pred.copy()
@@ -342,19 +346,14 @@ def estimate_field_map(
     base = opts.base_level if opts.base_level is not None else (2 if swap >= 150 else 1)
     base = max(1, min(base, len(pyramid) - 1))
     active, costs, energy = s.costs(pyramid[base])
-    # the finer levels' costs do not depend on the growing: computed meanwhile on a thread
-    # (numpy releases the GIL; the growing is a Python loop)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldmap") as pool:
-        finer = {level: pool.submit(s.costs, pyramid[level]) for level in range(base - 1, 0, -1)}
-        field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
+    field, weight = grow(costs, energy, active, pyramid[base].shape[:3], grid, circle, swap)
+    del costs
+    if log:
+        log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
+    for level in range(base - 1, 0, -1):  # costs only within each block's window
+        field, weight = _refine_level(s, pyramid[level], field, weight)
         if log:
-            log(f"field map: region growing over {int(active.sum())} blocks of level {base} done")
-        for level in range(base - 1, 0, -1):
-            field, weight = _refine_level(
-                s, pyramid[level], field, weight, finer.pop(level).result()
-            )
-            if log:
-                shown = "x".join(map(str, field.shape[::-1]))
-                log(f"field map: level {level} ({shown} blocks) done")
+            shown = "x".join(map(str, field.shape[::-1]))
+            log(f"field map: level {level} ({shown} blocks) done")
     smooth = _expand(_smooth(field, weight, circle), shape)
     return smooth.astype(np.float32), period

@@ -1,0 +1,47 @@
+"""The finer pyramid levels' costs computed on each block's window of the field grid only
+(:func:`RefractureRiskLib.maps.fatwater.window.window_costs`) against the whole cost table
+read at the window (:func:`RefractureRiskLib.maps.fatwater.fieldmap._level_costs`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from RefractureRiskLib.maps.fatwater.fieldmap import _level_costs
+from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
+from RefractureRiskLib.maps.fatwater.spectrum import DEFAULT_SPECTRUM
+from RefractureRiskLib.maps.fatwater.window import _pieces, window_costs
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_window_costs_equal_the_whole_table_at_the_window(periodic) -> None:
+    rng = np.random.default_rng(3)
+    te = 1.2e-3 + 2e-3 * np.arange(6)
+    grid = np.arange(-27, 28) * (500.0 / 55)
+    table = projection_table(te, DEFAULT_SPECTRUM.phasor(te, 1.5), grid, [0.0, 60.0, 200.0])
+    signal = rng.normal(size=(3000, 6)) + 1j * rng.normal(size=(3000, 6))
+    features = np.ascontiguousarray(gram_features(signal.astype(np.complex64)))
+    # groups of every size, one block alone among them, cut by a small chunk
+    parts = [np.full(1, 70), np.full(2, 0), np.full(5, 54), rng.integers(-3, 60, 2992)]
+    centre = np.concatenate(parts)
+    offsets = np.arange(-11, 12)
+    starts, key = np.unique(centre, return_inverse=True)
+    key_cols = starts[:, None] + offsets[None, :]
+    key_cols = key_cols % grid.size if periodic else np.clip(key_cols, 0, grid.size - 1)
+    local, energy = window_costs(features, table, 3, key, key_cols, chunk=64)
+    costs, energy_all = _level_costs(features, table, 3, 16384)
+    expected = np.take_along_axis(costs, key_cols[key], axis=1)
+    assert local.dtype == np.float32 and local.shape == (3000, offsets.size)
+    np.testing.assert_array_equal(energy, energy_all)
+    np.testing.assert_allclose(local, expected, rtol=0, atol=1e-6)
+    assert (local <= 1.0).all() and local.min() < 0.5
+
+
+def test_pieces_cover_each_run_without_single_block_remainders() -> None:
+    key = np.array([0] * 5 + [1] + [2] * 9)
+    pieces = _pieces(key, 4)
+    assert pieces == [(0, 5), (5, 6), (6, 10), (10, 15)]
+    covered = np.concatenate([np.arange(a, b) for a, b in pieces])
+    np.testing.assert_array_equal(covered, np.arange(key.size))
+    for a, b in pieces:
+        assert (key[a:b] == key[a]).all()
