@@ -11,12 +11,11 @@ import numpy as np
 
 from RefractureRiskLib.roi.detection import (
     _block_mean,
-    _box_ras,
-    _index_box,
     axes_from_tangent,
     fit_centre_line,
 )
 from RefractureRiskLib.roi.geometry import grid_ras
+from RefractureRiskLib.roi.line_points import box_ras, index_box
 
 
 def _interp_at(line, t):
@@ -69,8 +68,8 @@ def test_the_profile_grid_is_the_whole_grid_cut_to_the_box():
         x, y, z = grid_ras(shape, mat)
         centre = (mat @ np.r_[rng.uniform(-10, 50, 3), 1.0])[:3]
         lo, hi = centre - rng.uniform(5, 40, 3), centre + rng.uniform(5, 40, 3)
-        box = _index_box(mat, lo, hi, shape)
-        for full, cut in zip((x, y, z), _box_ras(box, mat), strict=True):
+        box = index_box(mat, lo, hi, shape)
+        for full, cut in zip((x, y, z), box_ras(box, mat), strict=True):
             assert full[box].tobytes() == cut.tobytes()
         inside = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
         inside &= (z >= lo[2]) & (z <= hi[2])

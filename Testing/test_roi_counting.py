@@ -14,7 +14,12 @@ import pytest
 from RefractureRiskLib.roi.detection import PROFILE_STEP_MM, Profile, Segment, segment_profile
 from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
 from RefractureRiskLib.roi.labelling import label_segments, level_positions
-from RefractureRiskLib.roi.runs import SPLIT_DOUBT_REASON, drop_detached_ends, split_long_segments
+from RefractureRiskLib.roi.runs import (
+    SPLIT_DOUBT_REASON,
+    drop_detached_ends,
+    fused_junction_as_disc,
+    split_long_segments,
+)
 
 
 def _profile(
@@ -166,3 +171,59 @@ def test_sliver_below_the_column_is_no_body() -> None:
     body = Segment(sliver.t0_mm, sliver.t0_mm + 25.0)
     long_gap = [*gaps, (segs[-1].t1_mm, body.t0_mm, "gap")]
     assert drop_detached_ends([*segs, body], long_gap)[0][-1] == body
+
+
+def _pdff_column(junction_depth: float, junction_mm: float) -> tuple[list, list, Profile]:
+    """Six bodies 26 mm tall at 60% PDFF with 8 mm discs at 10%, the lowest two bodies run
+    together (taken for S1 over the fused sacrum) across a junction ``junction_mm`` wide that
+    dips by ``junction_depth`` of the plateau."""
+    t = np.arange(0.0, 220.0, PROFILE_STEP_MM) + PROFILE_STEP_MM / 2
+    pdff = np.full(t.shape, 60.0)
+    segs, gaps, top = [], [], 5.0
+    for k in range(6):
+        segs.append(Segment(top, top + 26.0))
+        if k < 5:
+            g0, g1 = top + 26.0, top + 34.0
+            if k < 4:
+                pdff[(t >= g0) & (t < g1)] = 10.0
+                gaps.append((g0, g1, "disc"))
+            else:  # the lowest junction: no disc seen, the run cut in equal parts
+                mid = 0.5 * (g0 + g1)
+                pdff[np.abs(t - mid) < 0.5 * junction_mm] = 60.0 * (1.0 - junction_depth)
+                gaps.append((mid - 0.5, mid + 0.5, "fused"))
+                segs[-1] = Segment(segs[-1].t0_mm, mid - 0.5)
+                top = mid + 0.5 - 34.0
+        top += 34.0
+    zeros = np.zeros_like(t)
+    prof = Profile(t, np.ones_like(t), zeros, zeros, np.ones(t.shape, bool), pdff)
+    return segs, gaps, prof
+
+
+@pytest.mark.parametrize(
+    ("depth", "width_mm", "is_disc"),
+    [(0.8, 8.0, True), (0.8, 3.0, False), (0.2, 8.0, False)],
+    ids=["deep-and-wide-disc", "deep-but-thin-remnant", "shallow-fused"],
+)
+def test_a_fused_lowest_junction_is_a_disc_only_where_the_pdff_dips_like_one(
+    depth: float, width_mm: float, is_disc: bool
+) -> None:
+    """The lowest junction (taken for the fused S1/S2 one) becomes a disc when the tube's mean
+    PDFF dips there about as deep and as wide as at the study's own discs; the thin S1/S2
+    remnant (deep but narrow) and a shallow dip stay fused."""
+    segs, gaps, prof = _pdff_column(depth, width_mm)
+    new_segs, new_gaps = fused_junction_as_disc(segs, gaps, prof)
+    assert len(new_segs) == len(segs) and new_gaps[:-1] == gaps[:-1]
+    g0, g1, kind = new_gaps[-1]
+    if is_disc:
+        assert kind == "disc"
+        mid = 0.5 * (gaps[-1][0] + gaps[-1][1])
+        assert abs(0.5 * (g0 + g1) - mid) <= 1.0 and g1 - g0 == pytest.approx(width_mm, abs=1.0)
+        assert new_segs[-2].t1_mm == g0 and new_segs[-1].t0_mm == g1
+    else:
+        assert (new_segs, new_gaps) == (segs, gaps)
+
+
+def test_a_fused_junction_is_kept_without_a_pdff_profile() -> None:
+    segs, gaps, prof = _pdff_column(0.8, 8.0)
+    bare = Profile(prof.t_mm, prof.marrow, prof.disc, prof.void, prof.covered)
+    assert fused_junction_as_disc(segs, gaps, bare) == (segs, gaps)

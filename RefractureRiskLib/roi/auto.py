@@ -11,6 +11,8 @@ No deep learning (docs/architecture.md, ROIs and summaries). Steps:
 4. Profile: along the centre line, the share of marrow, disc (water-bright, PDFF ~0) and void
    (no signal: cement) in a tube of radius :data:`~.detection.TUBE_RADIUS_MM`. Bodies are the
    marrow runs; gaps holding water are discs; gaps holding void (cement) belong to the body.
+   The tube's mean PDFF tells a disc the marrow share missed at the lowest junction (as deep
+   and as wide a dip as the study's discs) from the thin rudimentary S1/S2 disc.
 5. Sacrum: the S1/S2 junction is a rudimentary (thin) disc or fused; the lowest thin disc at the
    bottom of the chain (or a fused, over-long lowest segment) marks S1. Levels are counted up
    from S1; one anchor point named by the user overrides the count.
@@ -82,6 +84,7 @@ from RefractureRiskLib.roi.ribs import check_count_with_ribs, last_rib_index, ri
 from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
     drop_detached_ends,
+    fused_junction_as_disc,
     split_long_segments,
     split_sacral_dip,
 )
@@ -182,9 +185,10 @@ def _bodies_along(
     line: CentreLine, grid: DetectionGrid
 ) -> tuple[Profile, list[Segment], list[tuple[float, float, str]], list[str]]:
     """Step 4: the profile along the line, its bodies (segments) and gaps, with runs split at
-    dips and missed discs, a detached top dropped and the sacral dip split; notes on splits."""
+    dips and missed discs, a detached top dropped, the sacral dip split and a lowest junction
+    where the PDFF dips like a disc taken for one; notes on splits."""
     marrow, disc, void, mat, oedema = grid.marrow, grid.disc, grid.void, grid.mat, grid.oedema
-    prof = profile_along(line, marrow, disc, void, mat)
+    prof = profile_along(line, marrow, disc, void, mat, grid.pdff_pct)
     segs, gaps = segment_profile(prof)
     if oedema.any():
         # long gaps may hide a body without marrow fat (fracture oedema): look there with R2*
@@ -194,6 +198,7 @@ def _bodies_along(
     segs, gaps, split_notes = split_long_segments(segs, gaps)
     segs, gaps, top_notes = drop_detached_ends(segs, gaps)
     segs, gaps = split_sacral_dip(segs, gaps, prof)
+    segs, gaps = fused_junction_as_disc(segs, gaps, prof)
     if not segs:
         raise InputError("study", "no vertebral bodies found along the column")
     return prof, segs, gaps, split_notes + top_notes

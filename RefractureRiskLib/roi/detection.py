@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from RefractureRiskLib.roi.body import StudyArrays
 from RefractureRiskLib.roi.geometry import Box, grid_ras
-from RefractureRiskLib.roi.line_points import nearest_line_points
+from RefractureRiskLib.roi.line_points import box_ras, index_box, nearest_line_points
 from RefractureRiskLib.roi.marrow import (
     MarrowCriteria,
     disc_mask,
@@ -139,8 +139,8 @@ def _block_mean(arr: npt.NDArray, f: tuple[int, int, int]) -> npt.NDArray[np.flo
 @dataclass(frozen=True)
 class DetectionGrid:
     """The study on a ~2 mm grid: marrow, disc, void and oedema (water-rich bone: low PDFF,
-    high R2*) masks, the grid's IJK-to-RAS matrix and smoothed R2* (1/s; None without an R2*
-    map)."""
+    high R2*) masks, the grid's IJK-to-RAS matrix, smoothed R2* (1/s; None without an R2*
+    map) and smoothed PDFF (%)."""
 
     marrow: npt.NDArray[np.bool_]
     disc: npt.NDArray[np.bool_]
@@ -148,10 +148,11 @@ class DetectionGrid:
     mat: npt.NDArray[np.float64]
     oedema: npt.NDArray[np.bool_]
     r2s: npt.NDArray | None
+    pdff_pct: npt.NDArray | None = None  # smoothed PDFF (%)
 
 
 def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGrid:
-    """The study's masks and R2* on the ~2 mm detection grid (:class:`DetectionGrid`)."""
+    """The study's masks, R2* and PDFF on the ~2 mm detection grid (:class:`DetectionGrid`)."""
     sp = spacing_kji(arrays.ijk_to_ras)
     f = tuple(max(1, round(DETECTION_SPACING_MM / s)) for s in sp)
     pdff = _block_mean(arrays.pdff_pct, f)
@@ -183,7 +184,7 @@ def detection_grid(arrays: StudyArrays, criteria: MarrowCriteria) -> DetectionGr
         oedema = np.zeros_like(marrow)
     disc = disc_mask(pdff, sig, arrays.signal_min, criteria) & ~oedema
     void = sig < arrays.signal_min
-    return DetectionGrid(marrow, disc, void, mat, oedema, r2)
+    return DetectionGrid(marrow, disc, void, mat, oedema, r2, pdff)
 
 
 # -- 2. column: see :mod:`RefractureRiskLib.roi.column` -------------------------------------
@@ -221,23 +222,32 @@ def fit_centre_line(
 # -- 4. profile -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Profile:
-    """Shares of marrow, disc and void in the tube, per ``PROFILE_STEP_MM`` bin along the line."""
+    """Shares of marrow, disc and void in the tube, per ``PROFILE_STEP_MM`` bin along the line,
+    and the tube's mean PDFF (%) when it was measured: it shows a disc the marrow mask misses
+    (a thin or degenerated one, or PDFF raised by noise bias at low SNR) as a dip."""
 
     t_mm: npt.NDArray[np.float64]
     marrow: npt.NDArray[np.float64]
     disc: npt.NDArray[np.float64]
     void: npt.NDArray[np.float64]
     covered: npt.NDArray[np.bool_]  # bin has enough voxels inside the field of view
+    pdff_pct: npt.NDArray[np.float64] | None = None
 
 
 def profile_along(
-    line: CentreLine, marrow: npt.NDArray, disc: npt.NDArray, void: npt.NDArray, mat: npt.NDArray
+    line: CentreLine,
+    marrow: npt.NDArray,
+    disc: npt.NDArray,
+    void: npt.NDArray,
+    mat: npt.NDArray,
+    pdff: npt.NDArray | None = None,
 ) -> Profile:
-    """Tube profile along the centre line (tube radius :data:`TUBE_RADIUS_MM`)."""
+    """Tube profile along the centre line (tube radius :data:`TUBE_RADIUS_MM`); its mean PDFF
+    too when the grid's ``pdff`` is given."""
     lo = line.points_ras.min(axis=0) - TUBE_RADIUS_MM - 2
     hi = line.points_ras.max(axis=0) + TUBE_RADIUS_MM + 2
-    box = _index_box(mat, lo, hi, marrow.shape)
-    x, y, z = _box_ras(box, mat)
+    box = index_box(mat, lo, hi, marrow.shape)
+    x, y, z = box_ras(box, mat)
     near = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
     pts = np.stack([x[near], y[near], z[near]], axis=1)
     inside, idx = nearest_line_points(line.points_ras, pts, TUBE_RADIUS_MM)
@@ -248,38 +258,19 @@ def profile_along(
     m = np.bincount(b, weights=marrow[box][near][inside], minlength=nb)
     d = np.bincount(b, weights=disc[box][near][inside], minlength=nb)
     v = np.bincount(b, weights=void[box][near][inside], minlength=nb)
+    sums = [total, m, d, v]
+    if pdff is not None:
+        sums.append(np.bincount(b, weights=pdff[box][near][inside], minlength=nb))
     sp = spacing_kji(mat)
     # Bins are finer than thick slices: smooth counts and sums alike before taking ratios.
     sigma = max(1.0, 0.5 * float(sp.max()) / PROFILE_STEP_MM)
-    total, m, d, v = (
-        ndimage.gaussian_filter1d(a, sigma, mode="constant") for a in (total, m, d, v)
-    )
+    total, *sums = (ndimage.gaussian_filter1d(a, sigma, mode="constant") for a in sums)
     expected = np.pi * TUBE_RADIUS_MM**2 * PROFILE_STEP_MM / float(np.prod(sp))
     covered = total >= 0.5 * expected
     safe = np.maximum(total, 1e-9)
-    fm, fd, fv = (np.where(total > 1e-6, a / safe, 0.0) for a in (m, d, v))
-    return Profile(np.arange(nb) * PROFILE_STEP_MM + PROFILE_STEP_MM / 2, fm, fd, fv, covered)
-
-
-def _index_box(
-    mat: npt.NDArray, lo: npt.NDArray, hi: npt.NDArray, shape_kji: tuple[int, ...]
-) -> tuple[slice, slice, slice]:
-    """(k, j, i) index ranges of the grid holding every voxel centred in the RAS box
-    ``lo``..``hi`` (one voxel to spare)."""
-    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))), float)
-    ijk = (corners - mat[:3, 3]) @ np.linalg.inv(mat[:3, :3]).T
-    first = np.clip(np.floor(ijk.min(axis=0)) - 1, 0, shape_kji[::-1]).astype(int)
-    last = np.clip(np.ceil(ijk.max(axis=0)) + 2, 0, shape_kji[::-1]).astype(int)
-    return tuple(slice(first[a], last[a]) for a in (2, 1, 0))  # type: ignore[return-value]
-
-
-def _box_ras(box: tuple[slice, slice, slice], mat: npt.NDArray) -> tuple[npt.NDArray, ...]:
-    """RAS x, y, z (mm, float32) of the voxels in ``box``: :func:`geometry.grid_ras` of the
-    whole grid cut to the box, the same float32 operations on the same indices (bit for bit)."""
-    k, j, i = (np.arange(s.start, s.stop, dtype=np.float32) for s in box)
-    k, j = k[:, None, None], j[None, :, None]
-    m = np.asarray(mat, np.float32)
-    return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
+    fm, fd, fv, *fp = (np.where(total > 1e-6, a / safe, 0.0) for a in sums)
+    t_mm = np.arange(nb) * PROFILE_STEP_MM + PROFILE_STEP_MM / 2
+    return Profile(t_mm, fm, fd, fv, covered, fp[0] if fp else None)
 
 
 def segment_profile(prof: Profile) -> tuple[list[Segment], list[tuple[float, float, str]]]:

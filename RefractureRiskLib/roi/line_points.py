@@ -1,7 +1,10 @@
 """The nearest point of a sampled centre line to each of many points, with numpy (the answer of
-a k-d tree, bit for bit, without importing scipy.spatial at start-up)."""
+a k-d tree, bit for bit, without importing scipy.spatial at start-up), and the index box of
+the grid around the line with its voxels' RAS coordinates."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import numpy.typing as npt
@@ -74,4 +77,25 @@ def _nearest_by_kdtree(
     return np.isfinite(dist), idx
 
 
-__all__ = ["nearest_line_points"]
+def index_box(
+    mat: npt.NDArray, lo: npt.NDArray, hi: npt.NDArray, shape_kji: tuple[int, ...]
+) -> tuple[slice, slice, slice]:
+    """(k, j, i) index ranges of the grid holding every voxel centred in the RAS box
+    ``lo``..``hi`` (one voxel to spare)."""
+    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))), float)
+    ijk = (corners - mat[:3, 3]) @ np.linalg.inv(mat[:3, :3]).T
+    first = np.clip(np.floor(ijk.min(axis=0)) - 1, 0, shape_kji[::-1]).astype(int)
+    last = np.clip(np.ceil(ijk.max(axis=0)) + 2, 0, shape_kji[::-1]).astype(int)
+    return tuple(slice(first[a], last[a]) for a in (2, 1, 0))  # type: ignore[return-value]
+
+
+def box_ras(box: tuple[slice, slice, slice], mat: npt.NDArray) -> tuple[npt.NDArray, ...]:
+    """RAS x, y, z (mm, float32) of the voxels in ``box``: ``roi.geometry.grid_ras`` of the
+    whole grid cut to the box, the same float32 operations on the same indices (bit for bit)."""
+    k, j, i = (np.arange(s.start, s.stop, dtype=np.float32) for s in box)
+    k, j = k[:, None, None], j[None, :, None]
+    m = np.asarray(mat, np.float32)
+    return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
+
+
+__all__ = ["box_ras", "index_box", "nearest_line_points"]
