@@ -69,25 +69,28 @@ def side_box_shares(
     us = np.arange(lateral_mm[0], lateral_mm[1] + 0.1, 2.0)
     vs = np.arange(depth_mm[0], depth_mm[1] + 0.1, depth_step_mm)
     uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
-    shares = []
-    for side in (-1.0, 1.0):
-        hits = total = inside = 0
-        for t in ts:
-            p, tang = line.at(float(t))
-            right, ant, _ = axes_from_tangent(tang)
-            pts = p + side * uu * right + vv * ant
-            ijk = np.rint((np.c_[pts, np.ones(len(pts))] @ inv.T)[:, :3]).astype(int)
-            kji = ijk[:, ::-1]
-            ok = np.all((kji >= 0) & (kji < shape), axis=1)
-            total += len(pts)
-            inside += int(ok.sum())
-            if ok.any():
-                k, j, i = kji[ok].T
-                hits += int(grid.marrow[k, j, i].sum())
-        if total == 0 or inside < min_covered * total:
-            return None
-        shares.append(hits / inside)
-    return shares[0], shares[1]
+    # Every position's frame once, both sides and all positions at once: the same elementwise
+    # products and sums as point set by point set, and one (points x 4) @ (4 x 4) product per
+    # position and side as before (a stacked matmul multiplies each block on its own).
+    frames = [line.at(float(t)) for t in ts]
+    axes = [axes_from_tangent(tang) for _, tang in frames]
+    p = np.array([f[0] for f in frames], float)[:, None, None, :]
+    right = np.array([a[0] for a in axes], float)[:, None, None, :]
+    ant = np.array([a[1] for a in axes], float)[:, None, None, :]
+    side = np.array([-1.0, 1.0])[None, :, None, None]
+    points = np.ones((len(ts), 2, len(uu), 4))
+    points[..., :3] = p + side * uu * right + vv * ant
+    kji = np.rint((points @ inv.T)[..., :3]).astype(int)[..., ::-1]
+    ok = np.all((kji >= 0) & (kji < shape), axis=-1)
+    found = np.zeros(ok.shape, np.int64)
+    k, j, i = kji[ok].T
+    found[ok] = grid.marrow[k, j, i]
+    total = len(ts) * len(uu)
+    inside = ok.sum(axis=(0, 2))
+    if total == 0 or inside.min() < min_covered * total:
+        return None
+    hits = found.sum(axis=(0, 2))
+    return int(hits[0]) / int(inside[0]), int(hits[1]) / int(inside[1])
 
 
 def s1_from_alae(shares: list[tuple[float, float] | None]) -> int | None:
