@@ -34,7 +34,7 @@ from RefractureRiskLib.maps.fatwater.chunks import run_chunks
 from RefractureRiskLib.maps.fatwater.growing import grow
 from RefractureRiskLib.maps.fatwater.model import gram_features, projection_table
 from RefractureRiskLib.maps.fatwater.smooth import gaussian_filter
-from RefractureRiskLib.maps.fatwater.window import window_costs
+from RefractureRiskLib.maps.fatwater.window import best_in_window, window_costs
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,6 @@ def _refine_level(s: _Search, feats, field, weight):
     active, features = s.blocks(feats)
     local, values, base_hz, edge_cols, energy = _window(s, features, parent.reshape(-1)[active])
     del features
-    rows = np.arange(int(active.sum()))
     pred = parent.reshape(-1).copy()
     chosen = pred.copy()
     conf = np.zeros(pred.size)
@@ -294,16 +293,10 @@ def _refine_level(s: _Search, feats, field, weight):
     parent_z = _to_phasor(parent, s.circle)
     # confidence: the cost rise from the best choice to the window's outer half
     edge = local[:, edge_cols].min(axis=1)
-    score = np.empty_like(local)  # one buffer for every sweep's cost + penalty
     for _ in range(max(1, s.opts.sweeps)):
         near = base_hz + wrap_hz(pred[active] - base_hz, s.circle)
-        np.subtract(values, near[:, None].astype(np.float32), out=score)
-        score *= scale
-        score *= score
-        score += local
-        idx = np.argmin(score, axis=1)
-        chosen[active] = wrap_hz(values[rows, idx].astype(float), s.circle)
-        conf[active] = np.clip(edge - local[rows, idx], 0.0, 1.0) + 1e-3
+        best, conf[active] = best_in_window(values, local, edge, near, scale, s.opts.chunk)
+        chosen[active] = wrap_hz(best.astype(float), s.circle)
         w = (w_energy * conf).reshape(shape)
         num = _gauss(w * _to_phasor(chosen.reshape(shape), s.circle), exclude_centre=True)
         own = 0.5 * w + 1e-12

@@ -69,3 +69,32 @@ def _pieces(sorted_key: npt.NDArray, chunk: int) -> list[tuple[int, int]]:
             starts.pop()
         pieces += [(lo, hi) for lo, hi in pairwise([*starts, b])]
     return pieces
+
+
+def best_in_window(
+    values: npt.NDArray[np.float32],
+    local: npt.NDArray[np.float32],
+    edge: npt.NDArray[np.float32],
+    near_hz: npt.NDArray[np.float64],
+    scale: np.float32,
+    chunk: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One ICM sweep's choice per block: the window's field ``values[B, W]`` (Hz) minimising
+    ``local + (scale (values - near_hz))^2``, and its confidence ``clip(edge - local there, 0,
+    1) + 1e-3``. Blocks in chunks on threads: the ``[chunk, W]`` scores stay in cache (the same
+    float32 operations as on the whole ``[B, W]`` array, ~22 MB on the lumbar phantom)."""
+    field = np.empty(values.shape[0], np.float32)
+    conf = np.empty(values.shape[0], np.float32)
+
+    def work(sl: slice) -> None:
+        score = np.subtract(values[sl], near_hz[sl, None].astype(np.float32))
+        score *= scale
+        score *= score
+        score += local[sl]
+        idx = np.argmin(score, axis=1)
+        rows = np.arange(idx.size)
+        field[sl] = values[sl][rows, idx]
+        conf[sl] = np.clip(edge[sl] - local[sl][rows, idx], 0.0, 1.0) + 1e-3
+
+    run_chunks(work, values.shape[0], chunk)
+    return field, conf
