@@ -8,9 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from RefractureRiskLib.core.levels import level_label
-from RefractureRiskLib.roi.crop import nonzero
+from RefractureRiskLib.roi.crop import bbox_slices, nonzero
 from RefractureRiskLib.roi.geometry import body_frame
-from RefractureRiskLib.roi.marrow import smooth_pdff, spacing_kji
+from RefractureRiskLib.roi.marrow import smooth_pdff, smoothing_reach_vox, spacing_kji
 from RefractureRiskLib.roi.result import LevelPlacement
 
 if TYPE_CHECKING:
@@ -77,9 +77,12 @@ def bone_heights_mm(placement: BodyPlacement, arrays: StudyArrays) -> tuple[floa
     if arrays.r2s_per_s is None or not np.isfinite(soft) or np.count_nonzero(body) < 20:
         return frame.heights_mm
     mat = np.asarray(box.ijk_to_ras, float)
-    r2 = smooth_pdff(arrays.r2s_per_s[box.slices], spacing_kji(mat), _R2S_SMOOTH_MM)
+    # smoothed only around the body (its box padded by the filter's reach: the same values)
+    sp = spacing_kji(mat)
+    around = bbox_slices(body, smoothing_reach_vox(sp, _R2S_SMOOTH_MM))
+    r2 = smooth_pdff(arrays.r2s_per_s[box.slices][around], sp, _R2S_SMOOTH_MM)
     k, j, i = nonzero(body)
-    r2_body = r2[k, j, i]
+    r2_body = r2[k - around[0].start, j - around[1].start, i - around[2].start]
     bone_like = r2_body[r2_body >= 1.2 * soft]
     if bone_like.size <= 0.3 * r2_body.size:
         return frame.heights_mm

@@ -191,6 +191,18 @@ def smooth_pdff(
     return ndimage.gaussian_filter(arr, sigma=tuple(sigma_vox), mode="nearest", truncate=2.0)
 
 
+def smoothing_reach_vox(spacing_kji_mm: npt.ArrayLike, sigma_mm: float) -> tuple[int, ...]:
+    """How far (voxels, per array axis k, j, i) :func:`smooth_pdff` reaches: each smoothed value
+    depends only on the values within this many voxels of it along each axis (scipy's Gaussian
+    radius at ``truncate=2``; 0 along axes it leaves alone). A box padded by this reach (or ending
+    where the array ends) gives the same smoothed values inside the unpadded part."""
+    sp = np.asarray(spacing_kji_mm, float)
+    if sigma_mm <= 0:
+        return (0, 0, 0)
+    sigma_vox = np.where(sp <= 2.0 * sigma_mm, sigma_mm / sp, 0.0)
+    return tuple(int(2.0 * float(s) + 0.5) if s > 1e-15 else 0 for s in sigma_vox)
+
+
 def marrow_mask(
     pdff_smooth_pct: npt.NDArray,
     signal: npt.NDArray,
@@ -231,6 +243,7 @@ __all__ = [
     "signal_reference",
     "signal_threshold",
     "smooth_pdff",
+    "smoothing_reach_vox",
     "spacing_kji",
     "tissue_evidence",
 ]
