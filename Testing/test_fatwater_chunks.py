@@ -102,3 +102,26 @@ def test_progress_reports_percentages_to_100():
     run_chunks(lambda sl: None, 95, 10, messages.append, "fit", workers=2)
     assert messages[-1] == "fit 100%"
     assert len(messages) <= 11
+
+
+def test_blas_limit_is_set_once_for_nested_contexts(monkeypatch) -> None:
+    """The separation holds BLAS to one thread around its many run_chunks calls: only the
+    outermost context asks threadpoolctl (each ask scans the loaded libraries)."""
+    import contextlib
+
+    from RefractureRiskLib.maps.fatwater import chunks
+
+    asked = []
+
+    def fake_limit():
+        asked.append(1)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(chunks, "single_threaded_blas", fake_limit)
+    with chunks.single_blas_thread():
+        for _ in range(3):
+            chunks.run_chunks(lambda sl: None, 10, 2, workers=2)
+    assert asked == [1]
+    chunks.run_chunks(lambda sl: None, 10, 2, workers=1)
+    assert asked == [1, 1]  # closed: the next call asks again
+    assert chunks._held == 0
