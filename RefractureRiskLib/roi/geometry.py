@@ -113,8 +113,15 @@ def voxel_ras(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray) -> npt.NDArr
 
 
 def grid_ras(shape_kji: tuple[int, int, int], ijk_to_ras: npt.NDArray) -> tuple[npt.NDArray, ...]:
-    """RAS x, y, z (mm) of every voxel of a box, each of shape ``shape_kji`` (float32)."""
-    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape_kji), indexing="ij")
+    """RAS x, y, z (mm) of every voxel of a box, each of shape ``shape_kji`` (float32).
+
+    Each coordinate is ``m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3]`` in float32, summed
+    left to right; on open index grids the first sum is one plane, broadcast (the same values
+    as on full index arrays, bit for bit, without building them)."""
+    nk, nj, ni = shape_kji
+    k = np.arange(nk, dtype=np.float32).reshape(nk, 1, 1)
+    j = np.arange(nj, dtype=np.float32).reshape(1, nj, 1)
+    i = np.arange(ni, dtype=np.float32).reshape(1, 1, ni)
     m = np.asarray(ijk_to_ras, np.float32)
     return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
 
