@@ -190,8 +190,10 @@ def hybrid_pdff_pct(
     return (alpha * pc + (1.0 - alpha) * pm).astype(np.float32)
 
 
-def _pdff(mask, fit, fat_phase_sigma_vox: float) -> npt.NDArray[np.float32]:
-    """Noise-bias-free PDFF (%) of the fitted voxels (:func:`hybrid_pdff_pct`)."""
+def _pdff(mask, fit, fat_phase_sigma_vox: float):
+    """Noise-bias-free PDFF (%) of the fitted voxels (:func:`hybrid_pdff_pct`, in chunks on the
+    thread pool: the same element-wise values, the chunks' temporaries in cache), and the
+    water and fat magnitudes."""
     if fat_phase_sigma_vox > 0:
         offset = water_fat_phase_offset(mask, fit.water, fit.fat, fat_phase_sigma_vox)
     else:
@@ -199,7 +201,15 @@ def _pdff(mask, fit, fat_phase_sigma_vox: float) -> npt.NDArray[np.float32]:
     w_real, f_real = constrained_fit(fit, offset)
     water_mag, fat_mag = np.abs(fit.water), np.abs(fit.fat)
     selector = _smoothed_pdff(mask, water_mag, fat_mag)
-    return hybrid_pdff_pct(water_mag, fat_mag, w_real, f_real, selector_pct=selector)
+    pdff = np.empty(water_mag.size, np.float32)
+
+    def work(sl: slice) -> None:
+        pdff[sl] = hybrid_pdff_pct(
+            water_mag[sl], fat_mag[sl], w_real[sl], f_real[sl], selector_pct=selector[sl]
+        )
+
+    run_chunks(work, pdff.size, 65536)
+    return pdff, water_mag, fat_mag
 
 
 def _provenance(echoes, spectrum, period, **facts) -> dict[str, object]:
@@ -308,7 +318,7 @@ def _separate(
         voxels=voxels,
     )
     say("phase-constrained water and fat")
-    pdff = _pdff(mask, fit, fat_phase_sigma_vox)
+    pdff, water_mag, fat_mag = _pdff(mask, fit, fat_phase_sigma_vox)
     field_map = np.array(field_s, np.float32)
     field_map[mask] = fit.field_hz if period is None else wrap_hz(fit.field_hz, period)
     seconds = time.perf_counter() - t0
@@ -319,23 +329,22 @@ def _separate(
         "voxels_fitted": n_vox,
         "seconds": round(seconds, 2),
     }
-    return _result(
-        echoes, mask, fit, pdff, field_map, _provenance(echoes, spectrum, period, **facts)
-    )
+    maps = {"pdff": pdff, "water": water_mag, "fat": fat_mag, "fieldmap": field_map}
+    return _result(echoes, mask, fit, maps, _provenance(echoes, spectrum, period, **facts))
 
 
-def _result(echoes, mask, fit, pdff, field_map, provenance) -> FatWaterResult:
+def _result(echoes, mask, fit, maps, provenance) -> FatWaterResult:
     def vol(values) -> Volume:
         arr = np.zeros(echoes.shape, np.float32)
         arr[mask] = values
         return Volume(arr, echoes.ijk_to_ras)
 
     return FatWaterResult(
-        pdff=vol(pdff),
+        pdff=vol(maps["pdff"]),
         r2s=vol(fit.r2s_per_s),
-        water=vol(np.abs(fit.water)),
-        fat=vol(np.abs(fit.fat)),
-        fieldmap=Volume(field_map, echoes.ijk_to_ras),
+        water=vol(maps["water"]),
+        fat=vol(maps["fat"]),
+        fieldmap=Volume(maps["fieldmap"], echoes.ijk_to_ras),
         residual=vol(fit.residual_rms),
         mask=Volume(mask.astype(np.uint8), echoes.ijk_to_ras),
         provenance=provenance,
