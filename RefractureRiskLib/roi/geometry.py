@@ -264,7 +264,7 @@ def fill_holes(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         return mask.copy()
     border = np.zeros(n + 1, bool)
     for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
-        border[np.unique(face)] = True
+        border[face] = True  # every label on the face (repeats set it again)
     border[0] = True
     return mask | ~border[lab]
 
