@@ -76,6 +76,48 @@ def test_percentile_equals_numpy(n: int, dtype) -> None:
     assert np.isnan(percentile(np.array([1.0, np.nan, 2.0]), 50.0))
 
 
+@pytest.mark.parametrize(
+    "kind", ["gamma", "ties", "constant", "nan_few", "nan_many", "sorted", "reversed", "negative"]
+)
+def test_high_percentiles_of_large_arrays_equal_numpy(kind: str) -> None:
+    """Near the top of a large array only the values above a sampled threshold are
+    partitioned (the signal mask's 99th percentile): numpy's values, and with NaN (sorted
+    last) the values of the whole array partitioned, as before."""
+    rng = np.random.default_rng(5)
+    n = 300_007
+    values = (rng.gamma(2.0, size=n) * 1000).astype(np.float32)
+    if kind == "ties":
+        values = np.round(values / 500.0).astype(np.float32)
+    elif kind == "constant":
+        values[:] = 7.0
+    elif kind == "nan_few":
+        values[rng.choice(n, 50, replace=False)] = np.nan
+    elif kind == "nan_many":
+        values[rng.choice(n, n // 20, replace=False)] = np.nan
+    elif kind == "sorted":
+        values.sort()
+    elif kind == "reversed":
+        values = np.sort(values)[::-1].copy()
+    elif kind == "negative":
+        values = -values
+    for q in (90.0, 95.0, 99.0, 99.5, 99.99, 100.0):
+        got = percentile(values, q)
+        # the whole array partitioned (NaN last, as before the shortcut)
+        pos = q / 100.0 * (n - 1)
+        lo, hi = int(pos), min(int(pos) + 1, n - 1)
+        part = np.partition(values, [lo, hi] if hi > lo else lo)
+        assert percentile(values[::-1].copy(), q) == got or np.isnan(got)  # order-free
+        if np.isnan(part[lo]) or np.isnan(part[hi]):
+            assert np.isnan(got), (kind, q, got)
+        elif not np.isnan(values).any():
+            assert got == float(np.percentile(values, q)), (kind, q, got)
+        else:
+            t = pos - lo
+            diff = part[hi] - part[lo]
+            expected = part[hi] - diff * (1 - t) if t >= 0.5 else part[lo] + diff * t
+            assert got == float(expected), (kind, q, got, expected)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 1001, 55684])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_median_equals_numpy(n: int, dtype) -> None:
@@ -113,3 +155,16 @@ def test_band_products_in_tiles_equal_the_whole_band(shape, sigma, pad_mode, axi
     assert tiled.dtype == np.float32 and tiled.shape == values.shape
     np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-6)
     assert not np.array_equal(tiled, values)
+
+
+@pytest.mark.parametrize("sigma", [(0.0, 0.0, 0.0), (0.0, 1.5, 1.5), (1.0, 1.0, 1.0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filter_returns_a_new_array_and_leaves_the_input(sigma, dtype) -> None:
+    values = np.random.default_rng(1).normal(size=(3, 40, 30)).astype(dtype)
+    before = values.copy()
+    for view in (values, values[:, ::2], values.transpose(0, 2, 1)):
+        out = gaussian_filter(view, sigma)
+        assert not np.may_share_memory(out, values)
+        np.testing.assert_array_equal(values, before)
+        ref = ndimage.gaussian_filter(view, sigma)
+        np.testing.assert_allclose(out, ref, rtol=0, atol=2e-6)

@@ -127,17 +127,17 @@ def water_fat_phase_offset(
     ``|W||F|``, so mixed voxels dominate) smoothed in-plane, *the voxel itself excluded*: its own
     noise then does not steer the projection of its minor component, which stays unbiased.
     """
-    z = np.zeros(mask.shape, np.complex64)  # single precision: a smoothed angle
-    z_in = (fat * np.conj(water)).astype(np.complex64, copy=False)
-    z[mask] = z_in
+    z_in = (fat * np.conj(water)).astype(np.complex64, copy=False)  # single: a smoothed angle
     sigma = (0.0, sigma_vox, sigma_vox)
     own_weight = _own_weights(mask, sigma_vox)
-    # only the masked voxels, each part on its own: the smoothed sum minus the voxel's own
+    # only the masked voxels, each part on its own grid: the smoothed sum minus the voxel's own
     # share in float64, rounded to float32 (the values of the complex arithmetic it replaced)
-    parts = [
-        (gaussian_filter(plane, sigma)[mask] - own_weight * own.astype(float)).astype(np.float32)
-        for plane, own in ((z.real, z_in.real), (z.imag, z_in.imag))
-    ]
+    parts = []
+    for own in (z_in.real, z_in.imag):
+        plane = np.zeros(mask.shape, np.float32)
+        plane[mask] = own
+        smoothed = gaussian_filter(plane, sigma)[mask]
+        parts.append((smoothed - own_weight * own.astype(float)).astype(np.float32))
     return np.arctan2(parts[1], parts[0])
 
 

@@ -138,7 +138,8 @@ def _matmul_axis(values: npt.NDArray, axis: int, band: npt.NDArray) -> npt.NDArr
 def _filter_block(
     values: npt.NDArray, sigmas: list[float], pad_mode: str, truncate: float, dtype: np.dtype
 ) -> npt.NDArray:
-    out = values.astype(dtype, copy=True)
+    # every pass writes a new array: the input is copied only to make it contiguous
+    out = np.ascontiguousarray(values, dtype)
     for axis, s in enumerate(sigmas):
         n = out.shape[axis]
         if s <= 1e-15 or n == 0:
@@ -148,7 +149,7 @@ def _filter_block(
         else:
             out = _smooth_axis(out, axis, gaussian_kernel(s, truncate), pad_mode)
         out = out.astype(dtype, copy=False)
-    return out
+    return out.copy() if np.may_share_memory(out, values) else out
 
 
 def gaussian_filter(
