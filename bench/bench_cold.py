@@ -21,7 +21,7 @@ from source (~0.15 s) whenever the caller's environment set ``PYTHONDONTWRITEBYT
 ``--no-pycache`` runs them in the caller's environment unchanged.
 
 Prints the median wall time and CPU time (user + system of the child) of each command and the
-ratios. ``refracture-risk`` is the console
+ratios, and the machine's load average at the start and the end. ``refracture-risk`` is the console
 script beside this Python (else ``python -m RefractureRiskLib.cli``); dcm2niix is the PyPI build
 beside this Python, else the one on PATH.
 """
@@ -59,6 +59,14 @@ def _wall(
             f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {proc.stderr[-800:]}"
         )
     return elapsed, cpu
+
+
+def _load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (what the ratios were measured under)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # not available on this platform
+        return "unknown"
 
 
 def _tool(name: str) -> str | None:
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         study, clinical = make_study(work, args.vendor)
         n_files = sum(1 for p in study.rglob("*") if p.is_file())
         print(f"study: {n_files} DICOM files ({args.vendor} style); refracture-risk: {ours[0]}")
+        print(f"load average at start: {_load_average()}")
         env = python_env(work, args.no_pycache)
         base_envs = {}
         for rev in args.baseline:
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     _median(t, 1) / _median(times[1], 1),
                 )
 
+    print(f"load average at end: {_load_average()}")
     if help_ratio is not None:
         print(f"ratio --help / import numpy      = {help_ratio:.2f}  (goal <= {GOAL_HELP:g})")
     for rev, ratio in base_help.items():
