@@ -45,3 +45,24 @@ def test_pieces_cover_each_run_without_single_block_remainders() -> None:
     np.testing.assert_array_equal(covered, np.arange(key.size))
     for a, b in pieces:
         assert (key[a:b] == key[a]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wrap_takes_the_remainder_only_where_it_changes_something(dtype) -> None:
+    """wrap_hz skips numpy's slow float remainder inside [-period/2, period/2): the values
+    (and signs of zero) of ``(d + period/2) % period - period/2`` everywhere."""
+    from RefractureRiskLib.maps.fatwater.fieldmap import wrap_hz
+
+    rng = np.random.default_rng(11)
+    values = (rng.normal(size=20000) * 400).astype(dtype)
+    values[:6] = [-250.0, 250.0, 0.0, -0.0, 1e-30, -750.0]
+    half, period = dtype(250.0), dtype(500.0)
+    expected = (values + half) % period - half
+    got = wrap_hz(values, 500.0)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
+    assert (np.abs(got) <= 250.0).all() and (got != values).any()
+    assert wrap_hz(260.0, 500.0) == -240.0
+    with np.errstate(invalid="ignore"):  # numpy warns on inf % period, as before
+        assert np.isnan(wrap_hz(np.array([np.inf, np.nan]), 500.0)).all()
