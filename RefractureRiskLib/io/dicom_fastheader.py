@@ -39,6 +39,15 @@ _BINARY = {
     b"SV": "q",
 }
 _BYTES_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"AT"})
+#: One value of a binary VR, unpacked without building a format string.
+_ONE_BINARY = {vr: struct.Struct(f"<{fmt}") for vr, fmt in _BINARY.items()}
+#: The standard VRs with a 2-byte length (any other two upper-case letters are read as one too).
+_SHORT_VRS = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN"}
+    | {b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+)
+#: Tag (group, element), VR and 2-byte length of an element, in one unpack.
+_ELEMENT_HEAD = struct.Struct("<HH2sH")
 
 _PIXEL_DATA = 0x7FE00010
 _ITEM = 0xFFFEE000
@@ -186,6 +195,9 @@ class FastDataset:
 def _convert(vr: bytes, raw):
     if vr == b"SQ":
         return [FastDataset(item) for item in raw]
+    one = _ONE_BINARY.get(vr)
+    if one is not None and len(raw) == one.size:
+        return one.unpack(raw)[0]
     fmt = _BINARY.get(vr)
     if fmt is not None:
         size = struct.calcsize(fmt)
@@ -198,6 +210,13 @@ def _convert(vr: bytes, raw):
     text = raw.decode("latin-1").rstrip(" \x00")
     if vr in _TEXT_VRS:
         return text
+    if "\\" not in text:  # one value: what the general path below gives for it
+        part = text.strip(" \x00")
+        if vr == b"DS":
+            return float(part) if part else ""
+        if vr == b"IS":
+            return int(float(part)) if part else ""
+        return part
     parts = [p.strip(" \x00") for p in text.split("\\")]
     if vr == b"DS":
         values = [float(p) for p in parts if p]
@@ -216,11 +235,12 @@ def _parse(data: bytes, p: int, end: int, keep: bool, top: bool) -> tuple[dict, 
     """Elements from ``p`` until ``end``, an item delimiter, or (top level) the pixel data."""
     out: dict[int, tuple[bytes, object]] = {}
     unpack = struct.unpack_from
+    head = _ELEMENT_HEAD.unpack_from
     n = len(data)
     while p < end:
         if p + 8 > n:
             raise _NeedMoreError
-        group, element = unpack("<HH", data, p)
+        group, element, vr, length = head(data, p)  # the length as a 2-byte VR's
         tag = (group << 16) | element
         if tag == _ITEM_END:
             return out, p + 8
@@ -229,14 +249,12 @@ def _parse(data: bytes, p: int, end: int, keep: bool, top: bool) -> tuple[dict, 
                 raise _NeedMoreError  # the caller needs the element's header too
             out[_PIXEL_DATA] = (b"", p)
             return out, p
-        vr = data[p + 4 : p + 6]
         if vr in _LONG_VRS:
             if p + 12 > n:
                 raise _NeedMoreError
             length = unpack("<I", data, p + 8)[0]
             hp = p + 12
-        elif vr.isalpha() and vr.isupper():
-            length = unpack("<H", data, p + 6)[0]
+        elif vr in _SHORT_VRS or (vr.isalpha() and vr.isupper()):
             hp = p + 8
         else:
             raise _UnsupportedError  # not explicit VR
