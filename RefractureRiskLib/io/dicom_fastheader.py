@@ -179,8 +179,9 @@ class FastDataset:
 
     def get(self, key, default=None):
         """Value of ``key`` (keyword, (group, element) or int tag), converted; else default."""
+        tag = KNOWN_TAGS.get(key) if isinstance(key, str) else None  # the scanner's keywords
         try:
-            found = self._elements.get(self._key(key))
+            found = self._elements.get(self._key(key) if tag is None else tag)
         except KeyError:
             return default
         if found is None:
