@@ -35,6 +35,13 @@ def test_window_costs_equal_the_whole_table_at_the_window(periodic) -> None:
     np.testing.assert_array_equal(energy, energy_all)
     np.testing.assert_allclose(local, expected, rtol=0, atol=1e-6)
     assert (local <= 1.0).all() and local.min() < 0.5
+    # the same blocks given as rows of a larger feature array (no copy of them as a whole)
+    extra = np.concatenate([np.zeros((7, features.shape[1]), np.float32), features])
+    again, energy_again = window_costs(
+        extra, table, 3, key, key_cols, chunk=64, blocks=np.arange(7, 3007)
+    )
+    np.testing.assert_array_equal(again, local)
+    np.testing.assert_array_equal(energy_again, energy)
 
 
 def test_pieces_cover_each_run_without_single_block_remainders() -> None:

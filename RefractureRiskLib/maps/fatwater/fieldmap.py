@@ -249,22 +249,23 @@ class _Search:
     n_r: int
     opts: FieldMapOptions
 
-    def blocks(self, feats: npt.NDArray[np.float32]):
-        """``(active mask, their features [B, F])``: the blocks of one level with signal."""
+    @staticmethod
+    def blocks(feats: npt.NDArray[np.float32]):
+        """``(features [n_blocks, F], active mask)``: a level's blocks, those with signal."""
         flat = feats.reshape(-1, feats.shape[-1])
         energy_all = flat[:, : math.isqrt(flat.shape[1])].sum(axis=1)
-        active = energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
-        return active, flat[active]
+        return flat, energy_all > 1e-6 * max(float(energy_all.max()), 1e-30)
 
     def costs(self, feats: npt.NDArray[np.float32]):
         """``(active mask, costs, energy)`` of the blocks of one level with signal."""
-        active, features = self.blocks(feats)
-        costs, energy = _level_costs(features, self.table, self.n_r, self.opts.chunk)
+        flat, active = self.blocks(feats)
+        costs, energy = _level_costs(flat[active], self.table, self.n_r, self.opts.chunk)
         return active, costs, energy
 
 
-def _window(s: _Search, features: npt.NDArray[np.float32], parent_hz: npt.NDArray[np.float64]):
-    """Each block's costs on the grid values within swap/2 of its parent's field: ``(local
+def _window(s: _Search, features, blocks, parent_hz: npt.NDArray[np.float64]):
+    """Each block's (``features[blocks]``) costs on the grid values within swap/2 of its
+    parent's field: ``(local
     costs [B, 2h+1], their fields in Hz unwrapped around the parent, window centres, mask of
     the window's outer half, energy [B])``; only those costs are computed (:mod:`.window`)."""
     step = float(s.grid[1] - s.grid[0])
@@ -277,7 +278,7 @@ def _window(s: _Search, features: npt.NDArray[np.float32], parent_hz: npt.NDArra
         key_cols %= s.grid.size
     else:
         np.clip(key_cols, 0, s.grid.size - 1, out=key_cols)
-    local, energy = window_costs(features, s.table, s.n_r, key, key_cols, s.opts.chunk)
+    local, energy = window_costs(features, s.table, s.n_r, key, key_cols, s.opts.chunk, blocks)
     base_hz = s.grid[0] + centre * step
     values = np.empty(local.shape, np.float32)  # float32 fields written directly
     np.add(base_hz[:, None], offsets[None, :] * step, out=values, casting="same_kind")
@@ -289,9 +290,10 @@ def _refine_level(s: _Search, feats, field, weight):
     it), each block pulled towards its neighbours' and its parent's field."""
     shape = feats.shape[:3]
     parent = _expand(_smooth(field, weight, s.circle), shape)
-    active, features = s.blocks(feats)
-    local, values, base_hz, edge_cols, energy = _window(s, features, parent.reshape(-1)[active])
-    del features
+    flat, active = s.blocks(feats)  # the active blocks' features are not copied as a whole
+    local, values, base_hz, edge_cols, energy = _window(
+        s, flat, np.flatnonzero(active), parent.reshape(-1)[active]
+    )
     pred = parent.reshape(-1).copy()
     chosen = pred.copy()
     conf = np.zeros(pred.size)

@@ -27,19 +27,23 @@ def window_costs(
     key: npt.NDArray[np.intp],
     key_cols: npt.NDArray[np.intp],
     chunk: int,
+    blocks: npt.NDArray[np.intp] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Normalised costs ``[B, W]`` (residual / energy, minimised over the ``n_r`` R2* values)
-    of the blocks ``features[B, F]`` at the grid columns ``key_cols[key[b]]`` (``[K, W]``
-    grid indices) of the projection ``table[F, n_psi * n_r]`` (R2* fastest), and the blocks'
-    energy ``[B]``. Each group of equal ``key``, in pieces of at most ``chunk`` blocks, is a
-    task of the thread pool (:mod:`.chunks`)."""
+    of the blocks ``features[blocks]`` (``[B, F]``; ``blocks`` None: all rows, else their row
+    indices: no copy of the blocks' features as a whole) at the grid columns
+    ``key_cols[key[b]]`` (``[K, W]`` grid indices) of the projection ``table[F, n_psi * n_r]``
+    (R2* fastest), and the blocks' energy ``[B]``. Each group of equal ``key``, in pieces of
+    at most ``chunk`` blocks, is a task of the thread pool (:mod:`.chunks`)."""
     n = math.isqrt(features.shape[-1])
-    energy = features[:, :n].sum(axis=1)
+    if blocks is None:
+        blocks = np.arange(features.shape[0])
+    energy = features[blocks, :n].sum(axis=1)
     f = table.shape[0]
     by_column = table.reshape(f, -1, n_r)
     order = np.argsort(key, kind="stable")
     pieces = _pieces(key[order], chunk)
-    local = np.empty((features.shape[0], key_cols.shape[1]), np.float32)
+    local = np.empty((blocks.size, key_cols.shape[1]), np.float32)
 
     def work(sl: slice) -> None:
         for a, b in pieces[sl]:
@@ -47,7 +51,7 @@ def window_costs(
             columns = by_column[:, key_cols[key[group[0]]], :].reshape(f, -1)
             # one block alone is multiplied as two rows: numpy would take a vector product
             # (BLAS gemv), which adds in another order than the matrix product
-            rows = features[group] if b - a > 1 else features[np.repeat(group, 2)]
+            rows = features[blocks[group] if b - a > 1 else blocks[np.repeat(group, 2)]]
             cube = (rows @ columns)[: b - a].reshape(b - a, -1, n_r)
             proj = cube[:, :, 0].copy()
             for r in range(1, n_r):
