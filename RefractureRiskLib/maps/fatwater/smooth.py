@@ -60,12 +60,34 @@ def self_weights(n: int, sigma: float, mode: str = "reflect", truncate: float = 
     return np.where(src == pos, weights[None, :], 0.0).sum(axis=1)
 
 
+#: Elements per piece of :func:`_smooth_axis` (its ~3 passes per tap then run in cache).
+_PIECE = 1 << 15
+
+
 def _smooth_axis(
     values: npt.NDArray, axis: int, weights: npt.NDArray[np.float64], pad_mode: str
 ) -> npt.NDArray:
     """One correlation pass along ``axis``, summed in ``values``' dtype (float32 or float64).
     In-place sums into two buffers: a temporary per tap made this pass three times slower
-    (page faults of fresh arrays)."""
+    (page faults of fresh arrays). A large array goes in pieces along another axis (each
+    element's sum is the same: the pass runs along ``axis`` only), ~:data:`_PIECE` elements
+    each, so the passes over a piece stay in cache (the field map's float64 smoothing of 20 x
+    128 x 128 blocks: ~2x faster)."""
+    other = 1 if axis == 0 else 0
+    rows = max(1, _PIECE // max(1, values.size // max(1, values.shape[other])))
+    if values.ndim < 2 or values.shape[other] <= rows:
+        return _smooth_piece(values, axis, weights, pad_mode)
+    out = np.empty(values.shape, values.dtype)  # float: _filter_block casts first
+    lead = (slice(None),) * other
+    for start in range(0, values.shape[other], rows):
+        piece = (*lead, slice(start, start + rows))
+        out[piece] = _smooth_piece(values[piece], axis, weights, pad_mode)
+    return out
+
+
+def _smooth_piece(
+    values: npt.NDArray, axis: int, weights: npt.NDArray[np.float64], pad_mode: str
+) -> npt.NDArray:
     radius = len(weights) // 2
     n = values.shape[axis]
     widths = [(0, 0)] * values.ndim
