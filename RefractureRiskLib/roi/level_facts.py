@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.roi.crop import bbox_slices, nonzero
-from RefractureRiskLib.roi.geometry import body_frame
+from RefractureRiskLib.roi.geometry import body_frame, cell_groups
 from RefractureRiskLib.roi.marrow import smooth_pdff, smoothing_reach_vox, spacing_kji
 from RefractureRiskLib.roi.result import LevelPlacement
 
@@ -107,7 +107,7 @@ def _between_column_ends(
     and last ``bone`` voxel of their column (square cells of ``cell_mm`` across LR and AP)."""
     ci, cj = (np.floor(local[:, a] / cell_mm).astype(np.int64) for a in (0, 1))
     key = (ci - ci.min()) * (cj.max() - cj.min() + 2) + (cj - cj.min())
-    _, column = np.unique(key, return_inverse=True)
+    column, _ = cell_groups(key)
     lo = np.full(column.max() + 1, np.inf)
     hi = np.full(column.max() + 1, -np.inf)
     np.minimum.at(lo, column[bone], local[bone, 2])
