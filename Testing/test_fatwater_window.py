@@ -73,3 +73,26 @@ def test_wrap_takes_the_remainder_only_where_it_changes_something(dtype) -> None
     assert wrap_hz(260.0, 500.0) == -240.0
     with np.errstate(invalid="ignore"):  # numpy warns on inf % period, as before
         assert np.isnan(wrap_hz(np.array([np.inf, np.nan]), 500.0)).all()
+
+
+@pytest.mark.parametrize(
+    ("small", "shape"),
+    [
+        ((20, 16, 16), (40, 32, 32)),
+        ((3, 7, 5), (5, 13, 9)),
+        ((1, 4, 4), (1, 8, 8)),
+        ((2, 3, 1), (4, 6, 1)),
+    ],
+)
+def test_expand_equals_repeating_each_axis(small, shape) -> None:
+    from RefractureRiskLib.maps.fatwater.fieldmap import _expand
+
+    values = np.random.default_rng(2).normal(size=small).astype(np.float32)
+    expected = values
+    for axis in range(3):
+        if expected.shape[axis] != shape[axis]:
+            expected = np.repeat(expected, 2, axis=axis)
+    expected = expected[: shape[0], : shape[1], : shape[2]]
+    got = _expand(values, shape)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)

@@ -177,12 +177,15 @@ def block_features(
 
 
 def _expand(values: npt.NDArray, shape: tuple[int, ...]) -> npt.NDArray:
-    """Parent-block values onto the child grid ``shape`` (each parent covers 2 per axis)."""
-    out = values
-    for axis in range(3):
-        if out.shape[axis] != shape[axis]:
-            out = np.repeat(out, 2, axis=axis)
-    return out[: shape[0], : shape[1], : shape[2]]
+    """Parent-block values onto the child grid ``shape`` (each parent covers 2 per axis): one
+    broadcast write (the values of three ``np.repeat``), contiguous."""
+    reps = [1 if n == shape[axis] else 2 for axis, n in enumerate(values.shape)]
+    full = np.empty([n * r for n, r in zip(values.shape, reps, strict=True)], values.dtype)
+    pairs = [x for n, r in zip(values.shape, reps, strict=True) for x in (n, r)]
+    full.reshape(pairs)[...] = values[:, None, :, None, :, None]
+    if full.shape == tuple(shape):
+        return full
+    return np.ascontiguousarray(full[: shape[0], : shape[1], : shape[2]])
 
 
 def _gauss(values: npt.NDArray, exclude_centre: bool = False) -> npt.NDArray:
@@ -358,5 +361,6 @@ def estimate_field_map(
         if log:
             shown = "x".join(map(str, field.shape[::-1]))
             log(f"field map: level {level} ({shown} blocks) done")
-    smooth = _expand(_smooth(field, weight, circle), shape)
-    return smooth.astype(np.float32), period
+    # float32 before expanding (the same values: the cast commutes with the copies)
+    smooth = _expand(_smooth(field, weight, circle).astype(np.float32), shape)
+    return smooth, period
