@@ -23,6 +23,7 @@ from RefractureRiskLib.report.axes import FRAME_PT, colour_bar, grey
 from RefractureRiskLib.report.canvas import Box, Canvas, TextStyle, rgb
 from RefractureRiskLib.report.reformat import SagittalPlane, sagittal_plane
 from RefractureRiskLib.report.text import UNCERTAIN_CONFIDENCE, LevelNotes
+from RefractureRiskLib.roi.crop import nonzero
 
 LABEL_STYLE = TextStyle(6, bold=True, linespacing=1.0)
 LETTER_STYLE = TextStyle(8, bold=True, colour="white", halo_pt=1.0)
@@ -47,7 +48,8 @@ def _roi_plane(roiset: RoiSet) -> tuple[float, tuple[float, float, float, float]
     """
     labelmap = roiset.labelmap
     m = labelmap.ijk_to_ras
-    ijk = np.argwhere(np.asarray(labelmap.array) > 0)[:, ::-1].astype(float)
+    # np.argwhere's indices, in its order, from the labels' bounding box (one pass, not two)
+    ijk = np.stack(nonzero(np.asarray(labelmap.array) > 0), axis=1)[:, ::-1].astype(float)
     if ijk.size == 0:
         nk, nj, ni = labelmap.shape
         return float(m[0, :3] @ (ni / 2, nj / 2, nk / 2) + m[0, 3]), None
