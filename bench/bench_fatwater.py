@@ -230,12 +230,14 @@ def time_lumbar(work: Path, env: dict[str, str], repeat: int) -> None:
     seps = [x[1] for x in runs if x[1] is not None]
     sep = f"{np.median(seps):.1f}" if seps else "?"
     each = ", ".join(f"{c[0]:.2f}/{ld[0]:.2f}" for c, ld in zip(runs, loads, strict=True))
+    each_cpu = ", ".join(f"{c[2] / ld[1]:.1f}x" for c, ld in zip(runs, loads, strict=True))
     print(
         f"\n3D lumbar phantom {shape[0]}x{shape[1]}x{shape[2]}, {shape[4]} echoes (median of "
         f"{len(runs)}): loading (cold) {load:.2f} s, command (cold) {wall:.2f} s (separation "
         f"{sep} s): {wall / load:.1f}x loading (goal < 10x; each run command/loading s: {each})"
         f"\nCPU time (user + system, all threads): loading {load_cpu:.2f} s, command "
-        f"{cpu:.2f} s: {cpu / load_cpu:.1f}x (load average now {os.getloadavg()[0]:.2f})"
+        f"{cpu:.2f} s: {cpu / load_cpu:.1f}x (each run: {each_cpu}; load average now "
+        f"{os.getloadavg()[0]:.2f})"
     )
 
 
