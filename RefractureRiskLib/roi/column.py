@@ -32,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from RefractureRiskLib.roi.geometry import axis_along, boundary_distance_mm
+from RefractureRiskLib.roi.crop import in_plane_core
+from RefractureRiskLib.roi.geometry import axis_along
 
 #: In-plane erosion (mm) of the marrow mask before components are taken.
 ERODE_MM = 5.0
@@ -99,7 +100,7 @@ def candidates(
 ) -> list[Candidate]:
     """Marrow components after an in-plane erosion of :data:`ERODE_MM`, scored as bodies."""
     si_axis = axis_along(mat, (0.0, 0.0, 1.0))
-    core = boundary_distance_mm(marrow, mat, in_plane_of=si_axis) >= ERODE_MM
+    core = in_plane_core(marrow, mat, si_axis, ERODE_MM)
     lab, n = ndimage.label(core)
     if n == 0:
         return []
