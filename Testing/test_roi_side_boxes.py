@@ -10,19 +10,14 @@ import numpy as np
 import pytest
 
 from RefractureRiskLib.roi.detection import CentreLine, Segment, axes_from_tangent
-from RefractureRiskLib.roi.landmarks import side_box_shares
+from RefractureRiskLib.roi.landmarks import box_samples, side_box_shares
 
 
 def _loop_shares(grid, line, seg, lateral_mm, depth_mm, along_mm, depth_step_mm, min_covered):
     """The shares as computed before (issue 13): one side, one position at a time."""
     inv = np.linalg.inv(grid.mat)
     shape = np.array(grid.marrow.shape)
-    ts = np.arange(seg.t0_mm + along_mm[0], seg.t1_mm + along_mm[1], 2.0)
-    if ts.size == 0:
-        ts = np.array([seg.centre_mm])
-    us = np.arange(lateral_mm[0], lateral_mm[1] + 0.1, 2.0)
-    vs = np.arange(depth_mm[0], depth_mm[1] + 0.1, depth_step_mm)
-    uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
+    ts, uu, vv = box_samples(seg, lateral_mm, depth_mm, along_mm, depth_step_mm)
     shares = []
     for side in (-1.0, 1.0):
         hits = total = inside = 0

@@ -11,6 +11,7 @@ junction (:mod:`RefractureRiskLib.roi.labelling`).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment, axes_from_tangent
 from RefractureRiskLib.roi.labelling import (
@@ -46,6 +47,25 @@ def lateral_marrow_share(
     return side_box_shares(grid, line, seg, ALA_LATERAL_MM, ALA_DEPTH_MM, (2.0, -1.0), 2.5)
 
 
+def box_samples(
+    seg: Segment,
+    lateral_mm: tuple[float, float],
+    depth_mm: tuple[float, float],
+    along_mm: tuple[float, float],
+    depth_step_mm: float,
+) -> tuple[npt.NDArray, npt.NDArray, npt.NDArray]:
+    """Where :func:`side_box_shares` samples a box: arc lengths (mm, every 2 mm; the segment's
+    centre when the range is empty), and the lateral and depth offsets (mm) of each sample in a
+    cross-section, as columns."""
+    ts = np.arange(seg.t0_mm + along_mm[0], seg.t1_mm + along_mm[1], 2.0)
+    if ts.size == 0:
+        ts = np.array([seg.centre_mm])
+    us = np.arange(lateral_mm[0], lateral_mm[1] + 0.1, 2.0)
+    vs = np.arange(depth_mm[0], depth_mm[1] + 0.1, depth_step_mm)
+    uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
+    return ts, uu, vv
+
+
 def side_box_shares(
     grid: DetectionGrid,
     line: CentreLine,
@@ -63,12 +83,7 @@ def side_box_shares(
     field of view."""
     inv = np.linalg.inv(grid.mat)
     shape = np.array(grid.marrow.shape)
-    ts = np.arange(seg.t0_mm + along_mm[0], seg.t1_mm + along_mm[1], 2.0)
-    if ts.size == 0:
-        ts = np.array([seg.centre_mm])
-    us = np.arange(lateral_mm[0], lateral_mm[1] + 0.1, 2.0)
-    vs = np.arange(depth_mm[0], depth_mm[1] + 0.1, depth_step_mm)
-    uu, vv = (a.reshape(-1, 1) for a in np.meshgrid(us, vs, indexing="ij"))
+    ts, uu, vv = box_samples(seg, lateral_mm, depth_mm, along_mm, depth_step_mm)
     # Every position's frame once, both sides and all positions at once: the same elementwise
     # products and sums as point set by point set, and one (points x 4) @ (4 x 4) product per
     # position and side as before (a stacked matmul multiplies each block on its own).
@@ -182,6 +197,7 @@ def with_alae(
 
 
 __all__ = [
+    "box_samples",
     "check_count_with_alae",
     "has_no_alae",
     "lateral_marrow_share",
