@@ -99,7 +99,8 @@ def test_candidate_measures_equal_scipy_ndimage(seed):
     got = candidates(marrow, mat, r2s, 40.0)
     # the reference: scipy's per-label functions over the whole volume
     from RefractureRiskLib.roi.column import ERODE_MM, MIN_COMPONENT_ML
-    from RefractureRiskLib.roi.geometry import axis_along, boundary_distance_mm
+    from RefractureRiskLib.roi.distance import boundary_distance_mm
+    from RefractureRiskLib.roi.geometry import axis_along
 
     core = boundary_distance_mm(marrow, mat, in_plane_of=axis_along(mat, (0, 0, 1))) >= ERODE_MM
     lab, n = ndimage.label(core)

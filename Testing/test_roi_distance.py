@@ -12,7 +12,6 @@ from scipy import ndimage
 
 from RefractureRiskLib.roi import distance
 from RefractureRiskLib.roi.distance import boundary_distance_mm
-from RefractureRiskLib.roi.geometry import boundary_distance_mm as from_geometry
 from RefractureRiskLib.roi.marrow import spacing_kji
 
 
@@ -52,7 +51,6 @@ def test_distances_are_the_plain_formulas_bit_for_bit(spacing) -> None:
         got = boundary_distance_mm(mask, mat)
         assert got.dtype == np.float64
         assert np.array_equal(got, _plain(mask, mat))
-    assert from_geometry is boundary_distance_mm  # callers import it from geometry
 
 
 def test_a_repeated_mask_is_answered_from_memory_as_a_copy(monkeypatch) -> None:

@@ -16,7 +16,7 @@ from scipy import ndimage
 from RefractureRiskLib.core.levels import level_label
 from RefractureRiskLib.phantom.generate import generate_phantom
 from RefractureRiskLib.phantom.spec import PhantomSpec
-from RefractureRiskLib.roi.geometry import boundary_distance_mm
+from RefractureRiskLib.roi.distance import boundary_distance_mm
 from RefractureRiskLib.roi.level_update import update_level
 from RefractureRiskLib.roi.manual import rois_from_points
 from RefractureRiskLib.roi.marrow import spacing_kji

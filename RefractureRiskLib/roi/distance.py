@@ -1,6 +1,5 @@
 """Distance of a mask's voxels from its outside, in millimetres (the safe core's margin, the
-cement test's depth, the column's in-plane erosion). Re-exported by
-:mod:`RefractureRiskLib.roi.geometry`, where the callers find it.
+cement test's depth, the safe core of :mod:`RefractureRiskLib.roi.geometry`).
 """
 
 from __future__ import annotations

@@ -367,7 +367,6 @@ __all__ = [
     "axis_along",
     "body_axes",
     "body_frame",
-    "boundary_distance_mm",
     "box_around",
     "box_from_ijk",
     "cell_groups",

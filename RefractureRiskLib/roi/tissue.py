@@ -14,7 +14,8 @@ import numpy.typing as npt
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.roi.column import soft_tissue_r2s
-from RefractureRiskLib.roi.geometry import Box, boundary_distance_mm, box_around, grid_ras
+from RefractureRiskLib.roi.distance import boundary_distance_mm
+from RefractureRiskLib.roi.geometry import Box, box_around, grid_ras
 from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
     NOISE_FLOOR_SIGMAS,
