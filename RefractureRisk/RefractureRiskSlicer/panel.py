@@ -62,7 +62,9 @@ def runLong(label, work, showAfterMs=0):
         return dialog.wasCanceled
 
     try:
-        return tasks.runInBackground(work, poll)
+        result = tasks.runInBackground(work, poll)
+        dialog.value = 100  # done: polls every 50 ms may have last seen an earlier step
+        return result
     finally:
         dialog.close()
 
