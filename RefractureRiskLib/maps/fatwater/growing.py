@@ -140,44 +140,6 @@ class _Growth:
         z = (w * np.exp(1j * self.k * self.field[done])).sum()
         return float(np.angle(z) / self.k)
 
-    def grow_region(self, heap: list) -> None:
-        """Assign the queued blocks and those they reach, most certain first: :meth:`predict`,
-        :meth:`choose` and :meth:`push_neighbours` per block, written out in one loop over local
-        names with the same arithmetic (the same field map, bit for bit)."""
-        pz, near_flat, near_w, k = self.pz, self.near_flat, self.near_w, self.k
-        pidx, slot, cert_rows = self.pidx_rows, self.slot_rows, self.certainty_rows
-        hz_rows, cost_rows = self.cand_hz_rows, self.cand_cost_rows
-        is_open, unpad, touch = self.open, self.unpad_rows, self.touch_rows
-        field, weight, assigned = self.field, self.weight, self.assigned
-        period, half, swap, mu = self.period, self.period / 2, self.swap, self.mu
-        pop, push, phase, exp, dot = heapq.heappop, heapq.heappush, cmath.phase, cmath.exp, np.dot
-        while heap:
-            flat = pop(heap)[1]
-            p = pidx[flat]
-            # predict: circular mean of the assigned blocks within two (np.complex128 is a
-            # complex: cmath takes it as it is)
-            pred_hz = phase(dot(pz[p + near_flat], near_w)) / k
-            row = slot[flat]  # choose: the candidate nearest (cost + penalty) to it
-            hz, cost = hz_rows[row], cost_rows[row]
-            best, best_score = 0, math.inf
-            for c, (f, c_cost) in enumerate(zip(hz, cost, strict=True)):
-                d = (f - pred_hz + half) % period - half
-                score = c_cost + mu * (d / swap) ** 2
-                if score < best_score:
-                    best, best_score = c, score
-            f, cert = hz[best], cert_rows[row]
-            field[flat] = f
-            weight[flat] = cert
-            assigned[flat] = True
-            is_open[p] = 0
-            pz[p] = (cert + 1e-12) * exp(1j * k * f)
-            for off in touch:  # push_neighbours
-                q = p + off
-                if is_open[q]:
-                    is_open[q] = 0
-                    nb = unpad[q]
-                    push(heap, (-cert_rows[slot[nb]], nb))
-
     def push_neighbours(self, flat: int, heap: list) -> None:
         """Queue the open blocks among the 26 neighbours of ``flat`` (most certain first)."""
         is_open, unpad, slot, cert = self.open, self.unpad_rows, self.slot_rows, self.certainty_rows
@@ -218,5 +180,8 @@ def grow(
         g.choose(seed, g.predict_far(seed, seed_sigma_blocks))
         heap: list = []
         g.push_neighbours(seed, heap)
-        g.grow_region(heap)
+        while heap:
+            _, flat = heapq.heappop(heap)
+            g.choose(flat, g.predict(flat))
+            g.push_neighbours(flat, heap)
     return g.field.reshape(shape), g.weight.reshape(shape)
