@@ -146,16 +146,6 @@ def split_sacral_dip(
     return [*segs[:-1], head, tail], [*gaps, (cut - 0.5, cut + 0.5, "fused")]
 
 
-__all__ = [
-    "LONG_SEGMENT_FACTOR",
-    "SACRAL_REMNANT_MAX_FACTOR",
-    "SPLIT_DOUBT_REASON",
-    "drop_detached_ends",
-    "split_long_segments",
-    "split_sacral_dip",
-]
-
-
 def fused_junction_as_disc(
     segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
 ) -> tuple[list[Segment], list[tuple[float, float, str]]]:
@@ -169,15 +159,17 @@ def fused_junction_as_disc(
     if prof.pdff_pct is None or len(segs) < 4 or not gaps or gaps[-1][2] != "fused":
         return segs, gaps
     ref = _disc_dips(segs, gaps, prof)
-    if len(ref) < 2 or float(np.median([d for d, _ in ref])) < MIN_DISC_DIP:
+    if len(ref) < 2:
+        return segs, gaps
+    ref_depth, ref_width = (float(v) for v in np.median(ref, axis=0))
+    if ref_depth < MIN_DISC_DIP:
         return segs, gaps  # the study's discs barely show in the PDFF: nothing to go by
     a, b = segs[-2].t0_mm, segs[-1].t1_mm
     dip = _dip(prof, (a + DIP_END_MARGIN_MM, b - DIP_END_MARGIN_MM), _pdff_plateau(prof, a, b))
     if dip is None:
         return segs, gaps
     depth, g0, g1 = dip
-    deep = depth >= DISC_DIP_SHARE * float(np.median([d for d, _ in ref]))
-    if not deep or g1 - g0 < DISC_WIDTH_SHARE * float(np.median([w for _, w in ref])):
+    if depth < DISC_DIP_SHARE * ref_depth or g1 - g0 < DISC_WIDTH_SHARE * ref_width:
         return segs, gaps
     upper, lower = segs[-2], segs[-1]
     cut = [Segment(a, g0, upper.void_frac), Segment(g1, b, lower.void_frac)]
@@ -232,3 +224,14 @@ def _disc_dips(
         if dip is not None:
             out.append((dip[0], dip[2] - dip[1]))
     return out
+
+
+__all__ = [
+    "LONG_SEGMENT_FACTOR",
+    "SACRAL_REMNANT_MAX_FACTOR",
+    "SPLIT_DOUBT_REASON",
+    "drop_detached_ends",
+    "fused_junction_as_disc",
+    "split_long_segments",
+    "split_sacral_dip",
+]
