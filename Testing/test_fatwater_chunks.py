@@ -109,6 +109,7 @@ def test_blas_limit_is_set_once_for_nested_contexts(monkeypatch) -> None:
     outermost context asks threadpoolctl (each ask scans the loaded libraries)."""
     import contextlib
 
+    from RefractureRiskLib.core import blas
     from RefractureRiskLib.maps.fatwater import chunks
 
     asked = []
@@ -117,11 +118,11 @@ def test_blas_limit_is_set_once_for_nested_contexts(monkeypatch) -> None:
         asked.append(1)
         return contextlib.nullcontext()
 
-    monkeypatch.setattr(chunks, "single_threaded_blas", fake_limit)
-    with chunks.single_blas_thread():
+    monkeypatch.setattr(blas, "_limit", fake_limit)
+    with blas.single_threaded_blas():
         for _ in range(3):
             chunks.run_chunks(lambda sl: None, 10, 2, workers=2)
     assert asked == [1]
     chunks.run_chunks(lambda sl: None, 10, 2, workers=1)
     assert asked == [1, 1]  # closed: the next call asks again
-    assert chunks._held == 0
+    assert blas._held == 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import threading
+from collections.abc import Iterator
 
 
 def blas_limit_available() -> bool:
@@ -19,8 +21,31 @@ def blas_limit_available() -> bool:
     return importlib.util.find_spec("threadpoolctl") is not None
 
 
-def single_threaded_blas() -> contextlib.AbstractContextManager:
-    """Context in which BLAS uses one thread (a no-op without threadpoolctl)."""
+_held = 0  # open single_threaded_blas() contexts (the limit is process-wide)
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Context in which BLAS uses one thread (a no-op without threadpoolctl).
+
+    The limit is process-wide, and setting it scans the loaded libraries (0.2-1 ms): only the
+    outermost of nested contexts (in any thread: the chunks of a separation open one each)
+    sets it, and restores the count when it closes."""
+    global _held
+    with _held_lock:
+        outermost = _held == 0
+        _held += 1
+    try:
+        with _limit() if outermost else contextlib.nullcontext():
+            yield
+    finally:
+        with _held_lock:
+            _held -= 1
+
+
+def _limit() -> contextlib.AbstractContextManager:
+    """threadpoolctl's one-thread BLAS limit, or nothing without threadpoolctl."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

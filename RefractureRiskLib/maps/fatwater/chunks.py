@@ -11,37 +11,13 @@ dropped and the exception propagates. BLAS is held to one thread meanwhile
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 
 from RefractureRiskLib.core.blas import blas_limit_available, single_threaded_blas
 
 #: Upper bound of the worker threads (the element-wise work is memory-bound beyond a few).
 MAX_WORKERS = 4
-
-_held = 0  # open single_blas_thread() contexts that set the limit (it is process-wide)
-_held_lock = threading.Lock()
-
-
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """BLAS held to one thread (:func:`..core.blas.single_threaded_blas`) unless a context of
-    this function is already open, which holds it: threadpoolctl looks up the loaded libraries
-    at every limit (0.2-1 ms; a separation opens one per :func:`run_chunks` call)."""
-    global _held
-    if _held:
-        yield
-        return
-    with single_threaded_blas():
-        with _held_lock:
-            _held += 1
-        try:
-            yield
-        finally:
-            with _held_lock:
-                _held -= 1
 
 
 def default_workers() -> int:
@@ -67,7 +43,7 @@ def run_chunks(
     """
     slices = [slice(s, min(n_items, s + chunk)) for s in range(0, n_items, chunk)]
     n_workers = workers or default_workers()
-    with single_blas_thread():
+    with single_threaded_blas():
         if n_workers <= 1 or len(slices) <= 1:
             _run_serial(work, slices, progress, label)
         else:
