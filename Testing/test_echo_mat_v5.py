@@ -171,3 +171,73 @@ def test_damaged_files_are_refused_with_the_file_named(tmp_path, cut: int) -> No
     with pytest.raises(InputError, match=r"bad\.mat") as info:
         read_echo_mat(bad)
     assert "\n" not in str(info.value)
+
+
+def _small_mat(path: Path, scale: float = 1.0) -> Path:
+    params = {
+        "images": np.ones((4, 3, 2, 1, 3), np.complex64) * (1 + 2j) * scale,
+        "TE": np.array([[1e-3, 2e-3, 3e-3]]),
+        "FieldStrength": 1.5,
+    }
+    sio.savemat(path, {"imDataParams": params}, do_compression=True)
+    return path
+
+
+def test_started_reading_gives_the_same_fields_once(tmp_path) -> None:
+    """:func:`start_reading` (the command's thread while numpy loads) hands the next read of the
+    file what a read from disk gives; it is used once, then the file is read again."""
+    from RefractureRiskLib.io import mat_inflate
+
+    path = _small_mat(tmp_path / "s.mat")
+    mat_inflate.start_reading(path)
+    assert str(path.resolve()) in {str(Path(p).resolve()) for p in mat_inflate._started}
+    _assert_same(read_struct(path, "imDataParams"), _scipy_fields(path))
+    assert not mat_inflate._started
+    _assert_same(read_struct(path, "imDataParams"), _scipy_fields(path))
+
+
+def test_started_reading_of_a_changed_file_is_not_used(tmp_path) -> None:
+    from RefractureRiskLib.io import mat_inflate
+
+    path = _small_mat(tmp_path / "s.mat")
+    mat_inflate.start_reading(path)
+    _small_mat(tmp_path / "s.mat", scale=3.0)  # replaced before it is read
+    got = read_struct(path, "imDataParams")
+    assert got is not None and got["images"].ravel()[0] == 3 + 6j
+
+
+def test_started_reading_of_a_damaged_file_raises_when_read(tmp_path) -> None:
+    from RefractureRiskLib.io import mat_inflate
+
+    whole = _small_mat(tmp_path / "whole.mat")
+    bad = tmp_path / "bad.mat"
+    data = bytearray(whole.read_bytes())
+    data[150:170] = b"\xff" * 20  # inside the zlib stream
+    bad.write_bytes(bytes(data))
+    mat_inflate.start_reading(bad)  # no error here: it is the reader's to raise
+    with pytest.raises(UnsupportedMatError, match="compressed element"):
+        read_struct(bad, "imDataParams")
+    with pytest.raises(InputError, match=r"bad\.mat"):
+        read_echo_mat(bad)
+
+
+def test_start_reading_ignores_what_is_not_a_mat_file(tmp_path) -> None:
+    from RefractureRiskLib.io import mat_inflate
+
+    (tmp_path / "x.txt").write_text("not a mat file")
+    for path in (tmp_path, tmp_path / "x.txt", tmp_path / "absent.mat"):
+        mat_inflate.start_reading(path)
+    assert not mat_inflate._started
+
+
+def test_mat_inflate_loads_no_numpy() -> None:
+    """It runs before numpy is imported, in parallel with that import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import RefractureRiskLib.io.mat_inflate; "
+        "assert 'numpy' not in sys.modules, sorted(m for m in sys.modules if 'numpy' in m)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from RefractureRiskLib.io.mat_inflate import start_reading
+
+    start_reading(args.input)  # a .mat file is read and inflated on a thread while numpy loads
     from RefractureRiskLib.commands.options import refuse_inputs_inside
     from RefractureRiskLib.core.atomic import OutputSet
     from RefractureRiskLib.maps.fatwater import get_spectrum, separate

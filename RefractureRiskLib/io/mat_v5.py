@@ -13,27 +13,26 @@ cost ~0.14 s of a ~0.7 s cold ``fatwater`` command; this module reads exactly th
 Anything else (cells, chars, sparse, objects, nested structs, struct arrays, v4 or v7.3 files,
 damaged data) raises :class:`UnsupportedMatError` with the reason, and the caller falls back to
 ``scipy.io`` (which reads or refuses it with its own message). Arrays keep MATLAB's shape
-(column-major, at least 2D), as ``scipy.io.loadmat(squeeze_me=False)`` returns them.
+(column-major, at least 2D), as ``scipy.io.loadmat(squeeze_me=False)`` returns them. The header
+and the top-level elements (inflated, perhaps already on a thread) come from :mod:`.mat_inflate`.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from RefractureRiskLib.io.mat_inflate import UnsupportedMatError, next_element, top_elements
+
+__all__ = ["UnsupportedMatError", "read_struct"]
+
 _MI_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8"}
 _MI_TYPES |= {12: "i8", 13: "u8"}
-_MI_MATRIX, _MI_COMPRESSED = 14, 15
+_MI_MATRIX = 14
 _MX_STRUCT = 2
 _MX_CLASSES = range(6, 16)  # double, single, int8, uint8, ..., uint64
 _COMPLEX_FLAG, _LOGICAL_FLAG = 0x800, 0x200
-
-
-class UnsupportedMatError(Exception):
-    """The file is not in the layout this reader handles (the message says what)."""
 
 
 class _Elements:
@@ -44,19 +43,8 @@ class _Elements:
 
     def next(self) -> tuple[int, memoryview]:
         """The next element's ``mi`` type and its bytes (small data elements included)."""
-        if self.pos + 8 > len(self.data):
-            raise UnsupportedMatError("truncated data element")
-        kind, nbytes = struct.unpack_from(self.order + "II", self.data, self.pos)
-        if kind >> 16:  # small data element: 2-byte size, 2-byte type, 4 bytes of data
-            size, kind = kind >> 16, kind & 0xFFFF
-            start, self.pos = self.pos + 4, self.pos + 8
-            return kind, self.data[start : start + size]
-        start = self.pos + 8
-        end = start + nbytes
-        if end > len(self.data):
-            raise UnsupportedMatError("data element runs past the end of the file")
-        self.pos = end if kind == _MI_COMPRESSED else start + (nbytes + 7) // 8 * 8
-        return kind, self.data[start:end]
+        kind, raw, self.pos = next_element(self.data, self.order, self.pos)
+        return kind, raw
 
     def numbers(self, what: str) -> np.ndarray:
         """The next element as a numeric array (its stored ``mi`` type)."""
@@ -136,25 +124,7 @@ def read_struct(path: str | Path, name: str) -> dict[str, np.ndarray] | None:
     """Fields of the top-level struct variable ``name`` of a v5 MAT-file; ``None`` when the file has
     no variable ``name``. :class:`UnsupportedMatError` when the file is not in this reader's layout
     (v4, v7.3, damaged, cells, ...; see the module text)."""
-    data = Path(path).read_bytes()
-    if len(data) < 128:
-        raise UnsupportedMatError("shorter than a MAT-file header")
-    endian = data[126:128]
-    if endian not in (b"IM", b"MI"):
-        raise UnsupportedMatError("no MATLAB v5 endian indicator")
-    order = "<" if endian == b"IM" else ">"
-    if struct.unpack_from(order + "H", data, 124)[0] != 0x0100:
-        raise UnsupportedMatError("not a version 5 MAT-file")
-    top = _Elements(data, order, 128)
-    while top.pos < len(data):
-        kind, raw = top.next()
-        if kind == _MI_COMPRESSED:
-            try:
-                kind, raw = _Elements(zlib.decompress(raw), order).next()
-            except zlib.error as err:
-                raise UnsupportedMatError(f"compressed element: {err}") from None
-        if kind != _MI_MATRIX:
-            continue
-        if _header(raw, order)[3] == name:
+    for order, kind, raw in top_elements(path):
+        if kind == _MI_MATRIX and _header(raw, order)[3] == name:
             return _struct_fields(raw, order, name)
     return None
