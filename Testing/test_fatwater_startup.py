@@ -159,3 +159,21 @@ def test_nrrds_raw_by_default_gzip_on_request(tmp_path) -> None:
             assert np.array_equal(array, vol.array), (name, compress)
         sizes[compress] = sum(p.stat().st_size for p in out.glob("*.nrrd"))
     assert sizes[True] < sizes[False]
+
+
+def test_in_process_command_leaves_garbage_collection_on(tmp_path) -> None:
+    """The command pauses cyclic garbage collection while it runs (and freezes the objects at
+    the interpreter's exit only): a caller in the same process, like this test, gets it back
+    on, after a run and after a refused input alike."""
+    import gc
+
+    from RefractureRiskLib.cli import main
+
+    ph = pattern_echoes((0, 50, 100), (50.0,), snr=100.0, max_field_hz=100.0, patch_px=6)
+    mat = _write_mat(tmp_path / "p.mat", ph)
+    assert gc.isenabled()
+    assert main(["fatwater", str(mat), "--out", str(tmp_path / "out")]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert (tmp_path / "out" / "pdff.nrrd").is_file()
+    assert main(["fatwater", str(tmp_path / "absent.mat"), "--out", str(tmp_path / "o2")]) == 2
+    assert gc.isenabled()
