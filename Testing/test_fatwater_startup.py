@@ -177,3 +177,25 @@ def test_in_process_command_leaves_garbage_collection_on(tmp_path) -> None:
     assert (tmp_path / "out" / "pdff.nrrd").is_file()
     assert main(["fatwater", str(tmp_path / "absent.mat"), "--out", str(tmp_path / "o2")]) == 2
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("lut", ["gray", "magma", "viridis", "cyclic"])
+def test_colour_equals_np_interp_of_each_channel(lut: str) -> None:
+    """The overview's colouring (grey as ``255 x``, a mask colouring only its voxels) gives the
+    bytes of the plain definition: ``np.interp`` per channel over evenly spread anchors, each
+    truncated to uint8, black outside the mask."""
+    from RefractureRiskLib.commands.fatwater import _LUTS
+
+    rng = np.random.default_rng(11)
+    values = rng.uniform(-20.0, 120.0, size=(3, 40, 50)).astype(np.float32)
+    values[0, 0, :6] = [np.nan, 0.0, 100.0, 25.0, 50.0, np.float32(np.nextafter(100.0, 0))]
+    values[1] = np.round(values[1])  # many values on the anchors and the ends
+    anchors = np.asarray(_LUTS[lut], float)
+    x = np.clip((np.nan_to_num(values) - 0.0) / 100.0, 0.0, 1.0)
+    pos = np.linspace(0.0, 1.0, len(anchors))
+    want = np.stack([np.interp(x, pos, anchors[:, c]) for c in range(3)], axis=-1)
+    want = want.astype(np.uint8)
+    np.testing.assert_array_equal(_colour(values, 0.0, 100.0, lut), want)
+    inside = rng.random(values.shape) > 0.4
+    want[~inside] = 0
+    np.testing.assert_array_equal(_colour(values, 0.0, 100.0, lut, inside), want)
