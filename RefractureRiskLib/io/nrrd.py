@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,7 +117,8 @@ def write_nrrd(
     p = Path(path)
     data = nrrd_header(volume, fields or {}, compress) + nrrd_voxels(volume.array, compress)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # os.urandom, as secrets.token_hex draws it (secrets imports random: ~1 ms of a cold run)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as out:
