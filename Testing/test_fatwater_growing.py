@@ -80,3 +80,17 @@ def test_grow_assigns_every_active_block_a_candidate() -> None:
     assert field.shape == shape and (weight.reshape(-1)[~active] == 0).all()
     assert (weight.reshape(-1)[active] > 0).all()
     assert np.isin(field.reshape(-1)[active], grid).all()
+
+
+def test_queue_ranks_follow_certainty_then_block() -> None:
+    """The queue pops ranks: most certain first, equal certainties by flat index (the order
+    of the ``(-certainty, flat)`` tuples it held before)."""
+    shape = (2, 6, 25)
+    costs = _costs(7, rows=int(np.prod(shape)))
+    active = np.ones(costs.shape[0], bool)
+    grid = np.linspace(-150.0, 150.0, costs.shape[1], endpoint=False)
+    energy = np.ones(costs.shape[0], np.float32)  # certainty = margin: many ties
+    g = _Growth(costs, energy, active, shape, grid, 300.0, 90.0, 1.0)
+    cert = g.certainty_rows
+    assert len(set(cert)) < len(cert) / 4
+    assert g.block_at_rank == sorted(range(costs.shape[0]), key=lambda b: (-cert[b], b))

@@ -92,14 +92,20 @@ class _Growth:
         self.window = self.pidx[np.flatnonzero(active)][:, None] + self.near_flat[None, :]
         size = int(np.prod(padded))
         self.pz = np.zeros(size, np.complex128)  # certainty * phasor of assigned blocks
-        unpad = np.full(size, -1, np.int64)
-        unpad[self.pidx] = np.arange(n_blocks)
+        # the queue holds ranks: the active blocks ordered by certainty, most certain first,
+        # then by flat index (the order of the (-certainty, flat) tuples it held before;
+        # comparing ints is cheaper)
+        act = np.flatnonzero(active)
+        by_rank = act[np.lexsort((act, -self.certainty))]
+        rank = np.full(size, -1, np.int64)
+        rank[self.pidx[by_rank]] = np.arange(by_rank.size)
         is_open = np.zeros(size, np.uint8)  # active, not assigned, not queued
         is_open[self.pidx[np.flatnonzero(active)]] = 1
         # scalar look-ups of the growing loop: Python lists and a bytearray (numpy scalars
         # cost ~100 ns each, a few million times)
         self.open = bytearray(is_open.tobytes())
-        self.unpad_rows = unpad.tolist()
+        self.rank_rows = rank.tolist()  # padded flat index -> rank
+        self.block_at_rank = by_rank.tolist()
         self.pidx_rows = self.pidx.tolist()
         self.slot_rows = self.slot.tolist()
         self.touch_rows = self.touch.tolist()
@@ -150,15 +156,15 @@ class _Growth:
         return float(np.angle(z) / self.k)
 
     def push_neighbours(self, flat: int, heap: list) -> None:
-        """Queue the open blocks among the 26 neighbours of ``flat`` (most certain first)."""
-        is_open, unpad, slot, cert = self.open, self.unpad_rows, self.slot_rows, self.certainty_rows
+        """Queue the open blocks among the 26 neighbours of ``flat`` by their rank (the heap
+        pops the most certain first; :attr:`block_at_rank` names the block)."""
+        is_open, rank = self.open, self.rank_rows
         p = self.pidx_rows[flat]
         for off in self.touch_rows:
             q = p + off
             if is_open[q]:
                 is_open[q] = 0
-                nb = unpad[q]
-                heapq.heappush(heap, (-cert[slot[nb]], nb))
+                heapq.heappush(heap, rank[q])
 
 
 def grow(
@@ -178,6 +184,7 @@ def grow(
     true.
     """
     g = _Growth(costs, energy, active, shape, grid_hz, period_hz, swap_hz, mu)
+    choose, predict, push, block_at_rank = g.choose, g.predict, g.push_neighbours, g.block_at_rank
     order = np.flatnonzero(active)[np.argsort(-g.certainty)]
     next_seed = 0
     while True:
@@ -189,8 +196,8 @@ def grow(
         g.choose(seed, g.predict_far(seed, seed_sigma_blocks))
         heap: list = []
         g.push_neighbours(seed, heap)
-        while heap:
-            _, flat = heapq.heappop(heap)
-            g.choose(flat, g.predict(flat))
-            g.push_neighbours(flat, heap)
+        while heap:  # block by block, in certainty order (method look-ups bound once)
+            flat = block_at_rank[heapq.heappop(heap)]
+            choose(flat, predict(flat))
+            push(flat, heap)
     return g.field.reshape(shape), g.weight.reshape(shape)
