@@ -241,3 +241,21 @@ def test_mat_inflate_loads_no_numpy() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_echoes_are_contiguous_complex64_in_slice_order(tmp_path, dtype) -> None:
+    """``[x, y, z, coil, echo]`` single or double in the file -> ``[k, j, i, echo]`` complex64,
+    C-contiguous and writable (one copy when the file holds singles)."""
+    rng = np.random.default_rng(8)
+    images = (rng.normal(size=(5, 4, 3, 1, 3)) + 1j * rng.normal(size=(5, 4, 3, 1, 3))).astype(
+        dtype
+    )
+    params = {"images": images, "TE": np.array([[1e-3, 2e-3, 3e-3]]), "FieldStrength": 3.0}
+    path = tmp_path / "e.mat"
+    sio.savemat(path, {"imDataParams": params})
+    signal = read_echo_mat(path).signal
+    assert signal.dtype == np.complex64 and signal.flags.c_contiguous and signal.flags.writeable
+    np.testing.assert_array_equal(
+        signal, images[:, :, :, 0, :].transpose(2, 1, 0, 3).astype(np.complex64)
+    )

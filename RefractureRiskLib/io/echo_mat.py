@@ -120,7 +120,8 @@ def read_echo_mat(path: str | Path) -> EchoSet:
     if not clockwise:
         images = np.conj(images)
     # [x, y, z, echo] -> [k = z, j = y, i = x, echo]
-    signal = np.ascontiguousarray(images.transpose(2, 1, 0, 3)).astype(np.complex64)
+    # the transposed echoes copied contiguously once (a second copy only to cast to complex64)
+    signal = np.ascontiguousarray(images.transpose(2, 1, 0, 3)).astype(np.complex64, copy=False)
     mask = None
     if "mask" in fields and np.asarray(fields["mask"]).size == images[..., 0].size:
         mask = np.asarray(fields["mask"]).reshape(images.shape[:3]).astype(bool).transpose(2, 1, 0)
