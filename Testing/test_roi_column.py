@@ -69,6 +69,17 @@ def test_a_sideways_jump_is_left_out_but_a_scoliotic_curve_is_kept():
     assert _same(find_column(curve), curve)
 
 
+@pytest.mark.parametrize("missing", [1, 2])
+def test_the_column_goes_on_below_missing_bodies(missing):
+    """Adjacent cemented levels show no marrow: the column spans one or two missing bodies to
+    the bodies below them, but not three."""
+    full = _column(9, step=36.0)
+    kept = [*full[:4], *full[4 + missing :]]
+    assert _same(find_column(kept), kept)
+    too_far = [*full[:4], *full[7:]]  # 4 x 36 mm apart
+    assert _same(find_column(too_far), full[:4])
+
+
 def test_the_forced_candidate_is_in_the_chain():
     col = _column()
     blob = _after(col[-1], 60.0)
