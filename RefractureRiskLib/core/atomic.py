@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -204,7 +203,8 @@ class OutputSet:
     def __init__(self, overwrite: bool = False, recover: bool = True) -> None:
         self.overwrite = overwrite
         self.recover = recover
-        self.txn = f"{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # 8 random hex digits (as uuid4's first 8, without importing uuid: ~3 ms with platform)
+        self.txn = f"{host_tag()}-{os.getpid()}-{os.urandom(4).hex()}"
         self.entries: list[Entry] = []
         self.published = False
         self.notes: list[str] = []
