@@ -62,10 +62,15 @@ def one_blas_thread() -> None:
     is loaded, and each spins for a while before it sleeps: ~0.1 s CPU per library on a
     2-core machine, about a quarter of a cold ``analyze``'s CPU, for no work (its products are
     small; the heavy paths run BLAS on one thread anyway). Read when the library loads: set
-    before the command imports numpy, else without effect.
+    before the command imports numpy, else without effect. :mod:`.core.blas` is told
+    (:func:`~.core.blas.note_environment_before_load`): its one-thread limit then has nothing
+    to change and neither imports threadpoolctl nor scans the libraries.
     """
     if not any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    from RefractureRiskLib.core.blas import note_environment_before_load
+
+    note_environment_before_load()
 
 
 class HelpFormatter(argparse.HelpFormatter):
