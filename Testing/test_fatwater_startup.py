@@ -78,6 +78,9 @@ def test_cold_fatwater_loads_no_simpleitk_or_matplotlib(cold_run) -> None:
     loaded = sorted(m for m in modules if m.split(".")[0] in NOT_LOADED)
     assert not loaded, loaded
     assert "numpy.ma" not in modules  # np.percentile would import it (~15 ms)
+    # nor what the output set and the BLAS limit no longer need (~15 ms)
+    start_up = {"hashlib", "socket", "uuid", "threadpoolctl"} & modules
+    assert not start_up, sorted(start_up)
     assert (out / "overview.png").is_file() and (out / "provenance.json").is_file()
 
 
@@ -162,9 +165,9 @@ def test_nrrds_raw_by_default_gzip_on_request(tmp_path) -> None:
 
 
 def test_in_process_command_leaves_garbage_collection_on(tmp_path) -> None:
-    """The command pauses cyclic garbage collection while it runs (and freezes the objects at
-    the interpreter's exit only): a caller in the same process, like this test, gets it back
-    on, after a run and after a refused input alike."""
+    """The command line pauses cyclic garbage collection while the command runs (and freezes
+    the objects at the interpreter's exit only): a caller in the same process, like this test,
+    gets it back on, after a run and after a refused input alike."""
     import gc
 
     from RefractureRiskLib.cli import main

@@ -12,8 +12,6 @@ geometry. The NRRDs are raw (uncompressed) and the PNG stored (deflate level 0) 
 from __future__ import annotations
 
 import argparse
-import atexit
-import gc
 import json
 import sys
 import time
@@ -52,22 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command, with the cold process's fixed costs cut: the .mat input is read and
-    inflated on a thread while numpy loads (:mod:`..io.mat_inflate`); no cyclic garbage
-    collection runs until it returns (the imports alone set off ~80, ~6 ms on ISMRM case 15;
-    the arrays are freed by reference counting, any cyclic garbage waits for the return); and
-    the interpreter's exit, which collects over every object of numpy, Pillow and the library
-    several times (~10-20 ms), finds them frozen."""
+    inflated on a thread while numpy loads (:mod:`..io.mat_inflate`). (Cyclic garbage
+    collection is paused for it by :func:`RefractureRiskLib.cli.collection_paused`.)"""
     from RefractureRiskLib.io.mat_inflate import start_reading
 
     start_reading(args.input)
-    atexit.register(gc.freeze)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _run(args)
-    finally:
-        if collecting:
-            gc.enable()
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
