@@ -67,11 +67,13 @@ def core_at_point(
     placement: BodyPlacement,
     point,
     criteria: MarrowCriteria = DEFAULT_CRITERIA,
+    where: str = "the point",
 ) -> BodyPlacement:
     """The body's marrow (voids left out) within :data:`POINT_ROI_RADIUS_MM` of a user's point,
     or next to it when the point lies in cement or oedema, when the body is segmented but too
     small or thin for a safe core (cement, oedema, a fracture): the body's shape, heights and
-    flags are kept; the ROI is put where the user placed the point."""
+    flags are kept; the ROI is put where the user placed the point. ``where`` names the point
+    in the level's message (automatic ROIs use the body's centre)."""
     box, p = placement.box, np.asarray(point, float)
     d2 = _distance2_mm2(box, p)
     marrow, void, _, _ = local_marrow(arrays, box, criteria)
@@ -81,7 +83,7 @@ def core_at_point(
     # a point in cement or oedema: the body's marrow nearest to it (a rim around the cement)
     reach_mm = max(POINT_ROI_RADIUS_MM, float(np.sqrt(d2[marrow].min())) + NEAREST_MARROW_MM)
     roi = marrow & (d2 <= reach_mm**2)
-    msg = f"{placement.message}: the body's marrow within {reach_mm:.0f} mm of the point"
+    msg = f"{placement.message}: the body's marrow within {reach_mm:.0f} mm of {where}"
     return replace(placement, roi=roi, message=msg)
 
 

@@ -35,6 +35,10 @@ from RefractureRiskLib.roi.geometry import (
     grid_ras,
 )
 from RefractureRiskLib.roi.marrow import MarrowCriteria
+from RefractureRiskLib.roi.point_roi import core_at_point
+
+#: The message of a body segmented from its marrow that holds no safe-core ROI.
+NO_CORE = "no safe-core ROI"
 
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
@@ -97,7 +101,7 @@ def place_segment(
         body = clipped
         frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
     parts = (box, body, marrow, void, pdff, frame)
-    return measured_placement(arrays, *parts, params, "no safe-core ROI")
+    return measured_placement(arrays, *parts, params, NO_CORE)
 
 
 def ran_into_bone(pl: BodyPlacement, line: CentreLine, halves: npt.NDArray) -> bool:
@@ -177,7 +181,21 @@ def place_bodies(
         ):
             why = "leaked into neighbouring bone" if leaked else "no marrow fat (oedema?)"
             placed[i] = replace(fb, message=f"{why}: body from R2*, shape")
-    return placed
+    return {i: _core_at_centre(arrays, pl, criteria) for i, pl in placed.items()}
+
+
+def _core_at_centre(
+    arrays: StudyArrays, pl: BodyPlacement, criteria: MarrowCriteria
+) -> BodyPlacement:
+    """A body segmented from its marrow but too small or thin for a safe core (a fracture,
+    cement) gets the ROI a user's point at its centre would get (the body's marrow near it,
+    voids left out), so the level is measured inside its body rather than not at all; its
+    message says so. Not for a body segmented from R2* and its neighbours' shape (no marrow fat
+    or leaked): there the centre is less sure (development sets: 3 of 4 such ROIs lay outside
+    every vertebral body)."""
+    if pl.frame is None or pl.roi.any() or pl.message != NO_CORE:
+        return pl
+    return core_at_point(arrays, pl, pl.frame.centre_ras, criteria, "its centre")
 
 
 __all__ = [
