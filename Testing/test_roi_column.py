@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from RefractureRiskLib.roi.column import MAX_TURN_DEG, Candidate, candidates, find_column
+from RefractureRiskLib.roi.column import (
+    MAX_TURN_DEG,
+    Candidate,
+    candidates,
+    find_column,
+    hidden_share,
+)
 
 
 def _cand(x: float, y: float, z: float, score: float = 2.0) -> Candidate:
@@ -69,15 +75,27 @@ def test_a_sideways_jump_is_left_out_but_a_scoliotic_curve_is_kept():
     assert _same(find_column(curve), curve)
 
 
-@pytest.mark.parametrize("missing", [1, 2])
-def test_the_column_goes_on_below_missing_bodies(missing):
-    """Adjacent cemented levels show no marrow: the column spans one or two missing bodies to
-    the bodies below them, but not three."""
+def test_the_column_goes_on_below_missing_bodies():
+    """A body without marrow is spanned; two adjacent ones (cemented levels show no marrow)
+    only where the way between runs through void or oedema; three never."""
     full = _column(9, step=36.0)
-    kept = [*full[:4], *full[4 + missing :]]
-    assert _same(find_column(kept), kept)
-    too_far = [*full[:4], *full[7:]]  # 4 x 36 mm apart
-    assert _same(find_column(too_far), full[:4])
+    one = [*full[:4], *full[5:]]
+    assert _same(find_column(one), one)
+    two = [*full[:4], *full[6:]]
+    assert _same(find_column(two, hidden=lambda p, q: True), two)
+    assert _same(find_column(two, hidden=lambda p, q: False), full[:4])
+    assert _same(find_column(two), full[:4])
+    three = [*full[:4], *full[7:]]  # 4 x 36 mm apart
+    assert _same(find_column(three, hidden=lambda p, q: True), full[:4])
+
+
+def test_hidden_share_is_the_share_of_the_way_in_the_mask():
+    mask = np.zeros((1, 1, 100), bool)
+    mask[0, 0, 30:60] = True
+    mat = np.eye(4)  # i = x (mm)
+    share = hidden_share(mask, mat, np.array([0.0, 0, 0]), np.array([99.0, 0, 0]))
+    assert share == pytest.approx(30 / 98, abs=0.02)
+    assert hidden_share(mask, mat, np.array([0.0, 0, 0]), np.array([20.0, 0, 0])) == 0.0
 
 
 def test_the_forced_candidate_is_in_the_chain():

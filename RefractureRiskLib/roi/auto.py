@@ -50,7 +50,13 @@ from RefractureRiskLib.roi.body import (
     level_placement,
     study_arrays,
 )
-from RefractureRiskLib.roi.column import Candidate, candidates, find_column
+from RefractureRiskLib.roi.column import (
+    HIDDEN_SHARE,
+    Candidate,
+    candidates,
+    find_column,
+    hidden_share,
+)
 from RefractureRiskLib.roi.detection import (
     CentreLine,
     DetectionGrid,
@@ -170,11 +176,17 @@ def _column_line(
         # the column must pass through the body the user clicked
         cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
         forced = len(cands) - 1
-    chain = find_column(cands, must_include=forced)
+    hides = grid.void | grid.oedema
+
+    def hidden(p: npt.NDArray, q: npt.NDArray) -> bool:
+        """Whether the way from p to q runs through cement or oedema (bodies without marrow)."""
+        return hidden_share(hides, grid.mat, p, q) >= HIDDEN_SHARE
+
+    chain = find_column(cands, must_include=forced, hidden=hidden)
     if forced is not None and len(chain) < 2:
         # the clicked body links to no other candidate: the column as found without it, the
         # labels still counted from the clicked body (it lies on the column's line)
-        chain = find_column(cands[:-1])
+        chain = find_column(cands[:-1], hidden=hidden)
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
     cents = np.array([c.centre_ras for c in chain])
