@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from RefractureRiskLib.roi.body import CEMENT_DEPTH_MM, void_fraction
+from RefractureRiskLib.roi.cement import (
+    CEMENT_DEPTH_MM,
+    CEMENT_R2S_CORROBORATION,
+    INFERRED_VOID_ALONE,
+    void_fraction,
+)
 
 
 def _body(shape=(24, 40, 40), half=(8.0, 15.0, 15.0)):
@@ -65,3 +70,26 @@ def test_a_thin_void_sheet_or_specks_inside_the_body_are_no_cement():
     # the same share as one compact blob is cement
     blob = (k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 5.0**2
     assert void_fraction(body, blob & body, None, MAT) >= 0.05
+
+
+def test_an_inferred_void_needs_r2s_to_back_it_up():
+    """Maps-only exports read "no signal" from noisy maps: a small void share whose R2* is the
+    body's own is noisy marrow, not cement; high R2* there, or the vendor's zero mask, is."""
+    body = _body()
+    k, j, i = np.indices(body.shape)
+    blob = body & ((k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 5.0**2)
+    share = np.count_nonzero(blob) / np.count_nonzero(body)
+    assert 0.05 <= share < INFERRED_VOID_ALONE
+    r2 = np.full(body.shape, 170.0)  # 3 T marrow, the same inside the "void"
+    assert void_fraction(body, blob, r2, MAT) == share  # measured void (water + fat): cement
+    assert void_fraction(body, blob, r2, MAT, void_inferred=True) == 0.0
+    backed = r2.copy()
+    backed[blob] = CEMENT_R2S_CORROBORATION * 170.0 + 1.0
+    assert void_fraction(body, blob, backed, MAT, void_inferred=True) == share
+    masked = r2.copy()
+    masked[blob] = 0.0
+    assert void_fraction(body, blob, masked, MAT, void_inferred=True) == share
+    # a void this large is cement whatever its R2*
+    big = body & ((k - 11.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 8.0**2)
+    assert np.count_nonzero(big) / np.count_nonzero(body) >= INFERRED_VOID_ALONE
+    assert void_fraction(body, big, r2, MAT, void_inferred=True) > 0.0

@@ -18,8 +18,8 @@ from RefractureRiskLib.roi.body import (
     clip_posterior_elements,
     focal_lesion_ml,
     refine_body,
-    void_fraction,
 )
+from RefractureRiskLib.roi.cement import void_fraction
 from RefractureRiskLib.roi.crop import bbox_slices, in_plane_core, nonzero
 from RefractureRiskLib.roi.geometry import (
     axis_along,

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from RefractureRiskLib.roi.cement import void_fraction
 from RefractureRiskLib.roi.crop import (
     bbox_slices,
     centres_of_mass,
@@ -24,7 +25,6 @@ from RefractureRiskLib.roi.geometry import (
     Box,
     CoreRoiParams,
     axis_along,
-    boundary_distance_mm,
     fill_holes,
     safe_core_roi,
     voxel_ras,
@@ -202,8 +202,8 @@ def focal_lesion_ml(
 
     With ``pdff_smooth``, "marrow PDFF" is relative to this body: at least half-way from
     water-like tissue to the body's median marrow PDFF (a lesion replacing fat). Regions with no
-    signal are cement (see :func:`void_fraction`); regions centred in the basivertebral-vein
-    zone (posterior third, middle of the height) are the vein, not lesions.
+    signal are cement (:mod:`RefractureRiskLib.roi.cement`); regions centred in the
+    basivertebral-vein zone (posterior third, middle of the height) are the vein, not lesions.
     """
     sl = bbox_slices(body, 1)  # the body and its holes lie in it
     if sl is None:
@@ -233,57 +233,6 @@ def focal_lesion_ml(
             continue  # the basivertebral vein
         total += float(sizes[c])
     return total
-
-
-def void_fraction(
-    body: npt.NDArray[np.bool_],
-    void: npt.NDArray[np.bool_],
-    r2s_per_s: npt.NDArray | None = None,
-    ijk_to_ras: npt.NDArray | None = None,
-) -> float:
-    """Share of the body that is cement, judged at least :data:`CEMENT_DEPTH_MM` inside it:
-    voxels without signal, or (with an R2* map) whose R2* is at least
-    :data:`CEMENT_R2S_FACTOR` times the body's median there. PMMA has no MR signal, so its
-    R2* fit is very high (hundreds of 1/s) even where noise fills the void. The body's rim is
-    left out: there the dark cortex and the tissue around the body share the voxels (partial
-    volume), and a maps-only export's tissue measure sees no signal at every edge. Without
-    the grid's geometry, every void voxel of the body counts."""
-    n = max(np.count_nonzero(body), 1)
-    sl = bbox_slices(body, 1)  # outside it the distance is 0 (not inner)
-    if ijk_to_ras is None or sl is None:
-        return float(np.count_nonzero(body & void) / n)
-    inner = boundary_distance_mm(body[sl], ijk_to_ras) >= CEMENT_DEPTH_MM
-    void = void[sl]
-    cement = inner & void
-    if r2s_per_s is not None and (inner & ~void).any():
-        r2 = np.asarray(r2s_per_s[sl], np.float32)
-        typical = float(np.median(r2[inner & ~void]))
-        if np.isfinite(typical) and typical > 0:
-            cement |= inner & (r2 >= CEMENT_R2S_FACTOR * typical)
-    return float(np.count_nonzero(_thick_parts(cement, ijk_to_ras)) / n)
-
-
-def _thick_parts(mask: npt.NDArray[np.bool_], ijk_to_ras: npt.NDArray) -> npt.NDArray[np.bool_]:
-    """The connected parts of ``mask`` at least :data:`CEMENT_MIN_HALF_THICKNESS_MM` deep
-    somewhere: a cement deposit is a compact blob (mL), while the cortex of an end plate or
-    the walls, and noise, are sheets or specks a voxel or two thick."""
-    if not mask.any():
-        return mask
-    sp = spacing_kji(ijk_to_ras)
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-    lab, n = ndimage.label(mask)
-    deepest = np.asarray(ndimage.maximum(depth, lab, np.arange(1, n + 1)))
-    keep = np.r_[False, deepest >= CEMENT_MIN_HALF_THICKNESS_MM]
-    return keep[lab]
-
-
-#: Cement by R2*: at least this multiple of the body's median R2*, this deep inside the body.
-CEMENT_R2S_FACTOR = 2.5
-CEMENT_DEPTH_MM = 3.0
-#: A cement deposit is at least twice this thick (mm) somewhere; thinner void or high-R2*
-#: parts (cortex, noise) are not cement. Dev sets: 'cemented' on levels without cement 38 ->
-#: 12 of 1229 (realct 10 -> 4 of 115), cement recall unchanged (63/66).
-CEMENT_MIN_HALF_THICKNESS_MM = 2.5
 
 
 def body_from_marrow(
@@ -358,7 +307,7 @@ def measured_placement(
     msg = "" if roi.any() else no_roi_message
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
-    cement = void_fraction(body, void, r2, box.ijk_to_ras)
+    cement = void_fraction(body, void, r2, box.ijk_to_ras, arrays.void_inferred)
     return BodyPlacement(box, body, roi, frame, msg, cement, lesion)
 
 
@@ -390,5 +339,4 @@ __all__ = [
     "measured_placement",
     "refine_body",
     "study_arrays",
-    "void_fraction",
 ]

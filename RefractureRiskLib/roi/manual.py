@@ -26,9 +26,9 @@ from RefractureRiskLib.roi.body import (
     focal_lesion_ml,
     level_placement,
     local_marrow,
-    void_fraction,
 )
 from RefractureRiskLib.roi.cache import study_arrays_cached
+from RefractureRiskLib.roi.cement import void_fraction
 from RefractureRiskLib.roi.geometry import (
     DEFAULT_CORE,
     Box,

@@ -43,6 +43,9 @@ class StudyArrays:
     # median R2* (1/s) of the study's water-rich soft tissue: what bone is compared with (NaN:
     # no R2* map, or no soft tissue to compare with; PDFF and signal then decide alone)
     r2s_soft_tissue_per_s: float = float("nan")
+    # no water, fat or in-phase image (a maps-only export): ``signal`` is inferred from how
+    # calm the maps are, so a void is a guess that R2* must back up (roi.body.void_fraction)
+    void_inferred: bool = False
 
     @property
     def r2s_marrow_min_per_s(self) -> float:
@@ -97,6 +100,9 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
         r2s_per_s=r2s,
         r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
         r2s_soft_tissue_per_s=ref,
+        void_inferred=not (
+            ("water" in study.maps and "fat" in study.maps) or "in_phase" in study.maps
+        ),
     )
 
 
