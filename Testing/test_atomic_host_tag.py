@@ -1,6 +1,6 @@
-"""The owner tag of atomic output sets without hashlib, socket or uuid (core/atomic_fs): the same
-tag and the same random transaction suffix as before, and a cold import of ``core.atomic`` that
-loads none of the modules it no longer needs up front."""
+"""The owner tag of atomic output sets without socket or uuid (core/atomic_fs): the same tag and
+the same random transaction suffix as before, and a cold import of ``core.atomic`` that loads
+none of the modules it no longer needs up front."""
 
 from __future__ import annotations
 
@@ -11,21 +11,13 @@ import socket
 import subprocess
 import sys
 
-import pytest
-
 from RefractureRiskLib.core.atomic import OutputSet
-from RefractureRiskLib.core.atomic_fs import ARTEFACT, host_name, host_tag, sha256_hex
+from RefractureRiskLib.core.atomic_fs import ARTEFACT, host_name, host_tag
 
 
 def test_host_tag_is_the_sha256_of_the_host_name() -> None:
     assert host_name() == socket.gethostname()
     assert host_tag() == hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-@pytest.mark.parametrize("size", [0, 1, 55, 56, 64, 1000, 100_003])
-def test_sha256_hex_equals_hashlib(size: int) -> None:
-    data = os.urandom(size)
-    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
 
 
 def test_transactions_are_named_as_artefacts_with_a_random_suffix(tmp_path) -> None:
@@ -39,7 +31,7 @@ def test_transactions_are_named_as_artefacts_with_a_random_suffix(tmp_path) -> N
     assert len(suffixes) == 20
 
 
-def test_a_cold_import_loads_no_hashlib_socket_uuid_ctypes_or_shutil() -> None:
+def test_a_cold_import_loads_no_socket_uuid_ctypes_or_shutil() -> None:
     probe = (
         "import json, sys\n"
         "from RefractureRiskLib.core.atomic import OutputSet\n"
@@ -51,5 +43,5 @@ def test_a_cold_import_loads_no_hashlib_socket_uuid_ctypes_or_shutil() -> None:
     )
     modules = set(json.loads(done.stdout))
     assert "RefractureRiskLib.core.atomic_fs" in modules
-    loaded = modules & {"hashlib", "_hashlib", "socket", "uuid", "ctypes", "shutil"}
+    loaded = modules & {"socket", "uuid", "ctypes", "shutil"}
     assert not loaded, sorted(loaded)

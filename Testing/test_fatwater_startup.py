@@ -79,7 +79,7 @@ def test_cold_fatwater_loads_no_simpleitk_or_matplotlib(cold_run) -> None:
     assert not loaded, loaded
     assert "numpy.ma" not in modules  # np.percentile would import it (~15 ms)
     # nor what the output set, the BLAS limit and argparse's help width no longer need (~15 ms)
-    start_up = {"hashlib", "socket", "uuid", "shutil", "threadpoolctl"} & modules
+    start_up = {"socket", "uuid", "shutil", "threadpoolctl"} & modules
     assert not start_up, sorted(start_up)
     assert (out / "overview.png").is_file() and (out / "provenance.json").is_file()
 

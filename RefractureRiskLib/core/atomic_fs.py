@@ -7,8 +7,7 @@ kills the process at is in :mod:`.atomic`.
 
 Only what every command's output set uses is imported here: ``shutil``, ``ctypes`` and
 ``socket`` are imported by the steps that need them (deleting a tree, the exchange, a host
-without ``os.uname``), and the host tag hashes without :mod:`hashlib`, whose import loads
-OpenSSL. Together they were ~11 ms of every cold command.
+without ``os.uname``), and :mod:`hashlib` when the host tag is first made.
 """
 
 from __future__ import annotations
@@ -33,7 +32,9 @@ ARTEFACT = re.compile(
 def host_tag() -> str:
     """A short, file-name-safe tag of this host (names the owner of staging folders): the
     first 8 hex digits of the SHA-256 of its host name."""
-    return sha256_hex(host_name().encode())[:8]
+    import hashlib
+
+    return hashlib.sha256(host_name().encode()).hexdigest()[:8]
 
 
 def host_name() -> str:
@@ -44,20 +45,6 @@ def host_name() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def sha256_hex(data: bytes) -> str:
-    """``hashlib.sha256(data).hexdigest()`` by CPython's own SHA-256, the module hashlib
-    itself falls back to without OpenSSL (``_sha256``, from 3.12 ``_sha2``): importing
-    hashlib loads OpenSSL (~3 ms), this module ~0.2 ms. hashlib where neither exists."""
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # type: ignore[import-not-found]  # CPython >= 3.12
-        except ImportError:
-            from hashlib import sha256
-    return sha256(data).hexdigest()
 
 
 def pid_alive(pid: int) -> bool:
