@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,13 @@ class StudySubmission:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Opening a store that another process is creating (its tables, WAL mode) can meet a lock
+#: SQLite reports at once instead of waiting its busy timeout (where waiting could deadlock):
+#: the opening steps are tried again for up to this long (seconds). Seen in CI: two batch
+#: commands started together on one new store, one refused "database is locked".
+OPEN_RETRY_S = 30.0
+
+
 class MeasurementStore:
     """Append-only store of measurements; safe for several concurrent writers.
 
@@ -102,10 +110,34 @@ class MeasurementStore:
     def __init__(self, location: str | Path, read_only: bool = False) -> None:
         self.url = store_url(location, create=not read_only)
         self.read_only = read_only
+        deadline = time.monotonic() + OPEN_RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                self._open()
+                return
+            except (sa.exc.SQLAlchemyError, sqlite3.Error, ImportError) as err:
+                # Not SQLite, no server, no driver: one line naming the store, never a
+                # traceback; a lock the busy timeout does not wait for: try again.
+                with contextlib.suppress(AttributeError):
+                    self.engine.dispose()
+                cause = getattr(err, "orig", None) or err
+                detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                if "locked" in detail and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay = min(2.0 * delay, 1.0)
+                    continue
+                raise InputError(
+                    _safe_url(self.url),
+                    f"cannot open the measurement store ({type(cause).__name__}: {detail})",
+                ) from None
+
+    def _open(self) -> None:
+        """Check the store, make its engine and (writable) its tables and marker rows."""
         try:
             self._check_sqlite_file()
-            self.engine: Engine = self._make_engine(self.url, read_only)
-            if read_only:
+            self.engine: Engine = self._make_engine(self.url, self.read_only)
+            if self.read_only:
                 self._check_is_store()
             else:
                 self._check_is_store(allow_empty=True)
@@ -115,16 +147,6 @@ class MeasurementStore:
             with contextlib.suppress(AttributeError):
                 self.engine.dispose()
             raise
-        except (sa.exc.SQLAlchemyError, sqlite3.Error, ImportError) as err:
-            # Not SQLite, no server, no driver: one line naming the store, never a traceback.
-            with contextlib.suppress(AttributeError):
-                self.engine.dispose()
-            cause = getattr(err, "orig", None) or err
-            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-            raise InputError(
-                _safe_url(self.url),
-                f"cannot open the measurement store ({type(cause).__name__}: {detail})",
-            ) from None
 
     def _check_sqlite_file(self) -> None:
         """A SQLite file is judged with a read-only connection before any engine touches it
