@@ -35,6 +35,7 @@ from scipy import ndimage
 
 from RefractureRiskLib.roi.crop import in_plane_core
 from RefractureRiskLib.roi.geometry import axis_along
+from RefractureRiskLib.roi.line_points import values_at
 
 #: In-plane erosion (mm) of the marrow mask before components are taken.
 ERODE_MM = 5.0
@@ -217,13 +218,10 @@ def hidden_share(
     """Share of the straight way from ``p`` to ``q`` (RAS mm; sampled every mm, ends left out)
     that lies in ``mask`` (voxels of the grid with IJK-to-RAS ``mat``)."""
     n = max(int(np.linalg.norm(q - p)), 2)
-    pts = p + np.outer(np.linspace(0.0, 1.0, n + 1)[1:-1], q - p)
-    ijk = np.rint((pts - mat[:3, 3]) @ np.linalg.inv(mat[:3, :3]).T).astype(int)
-    kji = ijk[:, ::-1]
-    ok = np.all((kji >= 0) & (kji < np.array(mask.shape)), axis=1)
-    if not ok.any():
-        return 0.0
-    return float(np.mean(mask[tuple(kji[ok].T)]))
+    pts = np.ones((n - 1, 4))
+    pts[:, :3] = p + np.outer(np.linspace(0.0, 1.0, n + 1)[1:-1], q - p)
+    found, ok = values_at(mask, mat, pts)
+    return float(np.mean(found[ok])) if ok.any() else 0.0
 
 
 def _link_angles(pts: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:

@@ -21,6 +21,7 @@ from RefractureRiskLib.roi.labelling import (
     counted_names,
     level_positions,
 )
+from RefractureRiskLib.roi.line_points import values_at
 
 #: The boxes beside a body, in the body's frame (mm from the centre line): lateral, beyond the
 #: widest lumbar body's half-width (about 25 mm) and short of the iliac wings; and within the
@@ -81,8 +82,6 @@ def side_box_shares(
     anterior (negative: posterior), and along the line from ``seg.t0_mm + along_mm[0]`` to
     ``seg.t1_mm + along_mm[1]``. None when less than ``min_covered`` of either box lies in the
     field of view."""
-    inv = np.linalg.inv(grid.mat)
-    shape = np.array(grid.marrow.shape)
     ts, uu, vv = box_samples(seg, lateral_mm, depth_mm, along_mm, depth_step_mm)
     # Every position's frame once, both sides and all positions at once: the same elementwise
     # products and sums as point set by point set, and one (points x 4) @ (4 x 4) product per
@@ -95,16 +94,12 @@ def side_box_shares(
     side = np.array([-1.0, 1.0])[None, :, None, None]
     points = np.ones((len(ts), 2, len(uu), 4))
     points[..., :3] = p + side * uu * right + vv * ant
-    kji = np.rint((points @ inv.T)[..., :3]).astype(int)[..., ::-1]
-    ok = np.all((kji >= 0) & (kji < shape), axis=-1)
-    found = np.zeros(ok.shape, np.int64)
-    k, j, i = kji[ok].T
-    found[ok] = grid.marrow[k, j, i]
+    found, ok = values_at(grid.marrow, grid.mat, points)
     total = len(ts) * len(uu)
     inside = ok.sum(axis=(0, 2))
     if total == 0 or inside.min() < min_covered * total:
         return None
-    hits = found.sum(axis=(0, 2))
+    hits = found.sum(axis=(0, 2), dtype=np.int64)
     return int(hits[0]) / int(inside[0]), int(hits[1]) / int(inside[1])
 
 

@@ -98,4 +98,17 @@ def box_ras(box: tuple[slice, slice, slice], mat: npt.NDArray) -> tuple[npt.NDAr
     return tuple(m[r, 0] * i + m[r, 1] * j + m[r, 2] * k + m[r, 3] for r in range(3))
 
 
-__all__ = ["box_ras", "index_box", "nearest_line_points"]
+def values_at(
+    arr: npt.NDArray, mat: npt.NDArray, points_h: npt.NDArray
+) -> tuple[npt.NDArray, npt.NDArray[np.bool_]]:
+    """``arr``'s values at the voxels nearest to homogeneous RAS points ``points_h`` (shape
+    ``(..., 4)``, last column 1) on the grid with IJK-to-RAS ``mat``, and whether each point
+    lies in the grid (values there are 0)."""
+    kji = np.rint((points_h @ np.linalg.inv(mat).T)[..., :3]).astype(int)[..., ::-1]
+    ok = np.all((kji >= 0) & (kji < np.array(arr.shape)), axis=-1)
+    found = np.zeros(ok.shape, arr.dtype)
+    found[ok] = arr[tuple(kji[ok].T)]
+    return found, ok
+
+
+__all__ = ["box_ras", "index_box", "nearest_line_points", "values_at"]

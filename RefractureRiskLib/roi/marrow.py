@@ -39,6 +39,13 @@ class MarrowCriteria:
 DEFAULT_CRITERIA = MarrowCriteria()
 
 
+def has_signal_images(study: Study) -> bool:
+    """Whether ``study`` holds a measured total signal: water and fat, or in-phase images (a
+    maps-only export has neither: :func:`signal_array` then infers one from the maps)."""
+    maps = study.maps
+    return ("water" in maps and "fat" in maps) or "in_phase" in maps
+
+
 def signal_array(study: Study) -> npt.NDArray[np.float32]:
     """Total signal (arbitrary units) on the study grid: water + fat, else in-phase.
 
@@ -46,15 +53,15 @@ def signal_array(study: Study) -> npt.NDArray[np.float32]:
     a 0-1 measure of "this voxel holds tissue" from the maps themselves.
     """
     maps = study.maps
+    if not has_signal_images(study):
+        r2s = maps["r2s"].array if "r2s" in maps else None
+        return tissue_evidence(study.pdff.array, r2s, spacing_kji(study.grid.ijk_to_ras))
     if "water" in maps and "fat" in maps:
         # float32 maps are not copied first (the same sums: abs and add are elementwise)
         total = np.abs(maps["water"].array.astype(np.float32, copy=False))
         total += np.abs(maps["fat"].array.astype(np.float32, copy=False))
         return total
-    if "in_phase" in maps:
-        return np.abs(maps["in_phase"].array.astype(np.float32, copy=False))
-    r2s = maps["r2s"].array if "r2s" in maps else None
-    return tissue_evidence(study.pdff.array, r2s, spacing_kji(study.grid.ijk_to_ras))
+    return np.abs(maps["in_phase"].array.astype(np.float32, copy=False))
 
 
 #: Local PDFF step (points: mean absolute difference between neighbouring voxels over 5 x 5
@@ -236,6 +243,7 @@ __all__ = [
     "DEFAULT_CRITERIA",
     "MarrowCriteria",
     "disc_mask",
+    "has_signal_images",
     "marrow_mask",
     "median_float32",
     "noise_sigma",

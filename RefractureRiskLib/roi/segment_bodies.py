@@ -37,9 +37,6 @@ from RefractureRiskLib.roi.geometry import (
 from RefractureRiskLib.roi.marrow import MarrowCriteria
 from RefractureRiskLib.roi.point_roi import core_at_point
 
-#: The message of a body segmented from its marrow that holds no safe-core ROI.
-NO_CORE = "no safe-core ROI"
-
 #: Larger half-sizes (mm) than any lumbar body (about 50 x 35 mm) mean the segmentation leaked.
 MAX_HALF_WIDTH_MM = 32.0
 MAX_HALF_DEPTH_MM = 25.0
@@ -101,7 +98,7 @@ def place_segment(
         body = clipped
         frame = body_frame(body, box.ijk_to_ras, si_hint=-tang)
     parts = (box, body, marrow, void, pdff, frame)
-    return measured_placement(arrays, *parts, params, NO_CORE)
+    return measured_placement(arrays, *parts, params, "no safe-core ROI")
 
 
 def ran_into_bone(pl: BodyPlacement, line: CentreLine, halves: npt.NDArray) -> bool:
@@ -163,8 +160,19 @@ def place_bodies(
         and placed[i].frame.half_extent_mm[0] <= MAX_HALF_WIDTH_MM
         and placed[i].frame.half_extent_mm[1] <= MAX_HALF_DEPTH_MM
     ]
+    refit = _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, criteria)
+    return {
+        i: pl if i in refit else _core_at_centre(arrays, pl, criteria) for i, pl in placed.items()
+    }
+
+
+def _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, criteria) -> set[int]:
+    """Segment again inside the column's cross-section (from R2* and the shape of the ``good``
+    neighbours) each body too small (no marrow fat: oedema) or leaked into neighbouring bone;
+    ``placed`` is updated where that gives a body; returns those indices."""
+    refit: set[int] = set()
     if not good:
-        return placed
+        return refit
     ml_per_mm = np.median([placed[i].frame.volume_ml / segs[i].length_mm for i in good])
     halves = np.array([placed[i].frame.half_extent_mm[:2] for i in good])
     for i in named:
@@ -181,7 +189,8 @@ def place_bodies(
         ):
             why = "leaked into neighbouring bone" if leaked else "no marrow fat (oedema?)"
             placed[i] = replace(fb, message=f"{why}: body from R2*, shape")
-    return {i: _core_at_centre(arrays, pl, criteria) for i, pl in placed.items()}
+            refit.add(i)
+    return refit
 
 
 def _core_at_centre(
@@ -193,7 +202,7 @@ def _core_at_centre(
     message says so. Not for a body segmented from R2* and its neighbours' shape (no marrow fat
     or leaked): there the centre is less sure (development sets: 3 of 4 such ROIs lay outside
     every vertebral body)."""
-    if pl.frame is None or pl.roi.any() or pl.message != NO_CORE:
+    if pl.frame is None or pl.roi.any():
         return pl
     return core_at_point(arrays, pl, pl.frame.centre_ras, criteria, "its centre")
 

@@ -20,6 +20,7 @@ from RefractureRiskLib.roi.marrow import (
     DEFAULT_CRITERIA,
     NOISE_FLOOR_SIGMAS,
     MarrowCriteria,
+    has_signal_images,
     marrow_mask,
     noise_sigma,
     signal_array,
@@ -44,7 +45,7 @@ class StudyArrays:
     # no R2* map, or no soft tissue to compare with; PDFF and signal then decide alone)
     r2s_soft_tissue_per_s: float = float("nan")
     # no water, fat or in-phase image (a maps-only export): ``signal`` is inferred from how
-    # calm the maps are, so a void is a guess that R2* must back up (roi.body.void_fraction)
+    # calm the maps are, so a void is a guess that R2* must back up (roi.cement.void_fraction)
     void_inferred: bool = False
 
     @property
@@ -100,9 +101,7 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
         r2s_per_s=r2s,
         r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
         r2s_soft_tissue_per_s=ref,
-        void_inferred=not (
-            ("water" in study.maps and "fat" in study.maps) or "in_phase" in study.maps
-        ),
+        void_inferred=not has_signal_images(study),
     )
 
 
