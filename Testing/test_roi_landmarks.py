@@ -99,3 +99,30 @@ def test_landmarks_that_disagree_are_reported() -> None:
     assert out.names == lab.names  # labels follow the junction
     assert any("disagree" in r and "1 level higher" in r for r in out.reasons)
     assert max(out.confidence) <= 0.5
+
+
+def _cut_at_bottom(grid: DetectionGrid, keep_from_k: int) -> DetectionGrid:
+    """The same grid with the slices below ``keep_from_k`` outside the field of view."""
+    mat = grid.mat.copy()
+    mat[2, 3] += keep_from_k * SP
+    marrow, disc, void, oedema = (
+        a[keep_from_k:] for a in (grid.marrow, grid.disc, grid.void, grid.oedema)
+    )
+    return DetectionGrid(marrow, disc, void, mat, oedema, None)
+
+
+def test_a_lowest_body_half_out_of_view_is_still_judged() -> None:
+    """The lowest body at the lower edge of the field of view (about half of it, and of the
+    boxes beside it, in view): no marrow beside it still makes it L5, and alae beside it still
+    make it S1."""
+    for alae_at, lowest in ((None, "L5"), (5, "S1")):
+        grid, (line, segs) = _grid(alae_at=alae_at)
+        low = segs[-1]
+        k_mid = round((grid.marrow.shape[0] - 1) - low.centre_mm / SP)  # arc from the top
+        cut = _cut_at_bottom(grid, k_mid)
+        shares = [lateral_marrow_share(cut, line, s) for s in segs]
+        assert shares[-1] is not None, "half the box in view is judged"
+        if lowest == "L5":
+            assert has_no_alae(shares[-1]) and s1_from_alae(shares) is None
+        else:
+            assert s1_from_alae(shares) == 5
