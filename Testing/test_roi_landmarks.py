@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from RefractureRiskLib.roi.detection import DetectionGrid, Segment, fit_centre_line
-from RefractureRiskLib.roi.labelling import Labelling, label_segments
+from RefractureRiskLib.roi.labelling import FUSED_LOWEST_REASON, Labelling, label_segments
 from RefractureRiskLib.roi.landmarks import (
     has_no_alae,
     lateral_marrow_share,
@@ -126,3 +126,16 @@ def test_a_lowest_body_half_out_of_view_is_still_judged() -> None:
             assert has_no_alae(shares[-1]) and s1_from_alae(shares) is None
         else:
             assert s1_from_alae(shares) == 5
+
+
+def test_disagreeing_landmarks_follow_the_alae_when_the_junction_is_in_doubt() -> None:
+    """A lowest run split with no disc seen may hide the L5/S1 disc: the junction's count is
+    in doubt, so the alae (which do not depend on that disc) name the levels; still warned."""
+    segs = [Segment(10.0 + 32 * k, 34.0 + 32 * k) for k in range(6)]
+    gaps = _gaps(segs)
+    doubt = f"the lowest 48 mm {FUSED_LOWEST_REASON}: taken as S1 over the fused sacrum"
+    lab = Labelling(("L1", "L2", "L3", "L4", "L5", "S1"), (1.0,) * 6, (doubt,), True)
+    out = with_alae(lab, segs, gaps, ala_s1=4)
+    assert out.names == ("L2", "L3", "L4", "L5", "S1", None)
+    assert any("labels follow the alae" in r for r in out.reasons)
+    assert max(out.confidence) <= 0.5
