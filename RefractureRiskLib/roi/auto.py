@@ -15,7 +15,9 @@ No deep learning (docs/architecture.md, ROIs and summaries). Steps:
    and as wide a dip as the study's discs) from the thin rudimentary S1/S2 disc.
 5. Sacrum: the S1/S2 junction is a rudimentary (thin) disc or fused; the lowest thin disc at the
    bottom of the chain (or a fused, over-long lowest segment) marks S1. Levels are counted up
-   from S1; one anchor point named by the user overrides the count.
+   from S1, and checked where the alae begin beside a lowest fused run
+   (:mod:`RefractureRiskLib.roi.ala_onset`), against the alae beside each body and the last
+   rib; one anchor point named by the user overrides the count.
 6. Each body is segmented on the full grid between its two disc planes (whole body, volume in mL)
    and its safe-core ROI placed as for manual points (:mod:`RefractureRiskLib.roi.body`); voxels
    behind the body's midline posterior wall (pedicle bases that thick slices merge with the
@@ -42,6 +44,7 @@ from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.core.roiset import LevelRoi, RoiMethod, RoiSet
 from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
+from RefractureRiskLib.roi.ala_onset import check_fused_run
 from RefractureRiskLib.roi.anchor import anchor_segment, anchored_body
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
@@ -234,6 +237,7 @@ def _count_levels(
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
+    labelling = check_fused_run(labelling, segs, gaps, grid, line)  # where the alae begin
     labelling = check_count_with_alae(labelling, grid, line, segs, gaps)  # 2nd landmark
     last_rib = last_rib_index(rib_shares(grid, line, segs))  # 3rd landmark
     labelling, notes = check_count_with_ribs(labelling, segs, gaps, last_rib)
