@@ -52,26 +52,20 @@ def _offsets(radius: int) -> npt.NDArray[np.int64]:
 class _Growth:
     """State of one region growing run over the blocks of ``shape`` (see :func:`grow`).
 
-    Blocks are addressed by their flat index; neighbour look-ups use a copy of the grid padded
-    by two blocks, so offsets never leave the array.
+    Active blocks are addressed by their row in ``costs`` (rows follow the flat index);
+    neighbour look-ups use a grid padded by two blocks, so offsets never leave it.
     """
 
     PAD = 2
 
     def __init__(self, costs, energy, active, shape, grid_hz, period_hz, swap_hz, mu) -> None:
         self.shape, self.period, self.swap, self.mu = shape, period_hz, swap_hz, mu
-        n_blocks = int(np.prod(shape))
-        cand_idx, self.cand_cost = local_minima(costs)
-        self.cand_hz = grid_hz[cand_idx]
-        c = self.cand_cost
+        self.flat = np.flatnonzero(active)  # row -> flat block index
+        cand_idx, cand_cost = local_minima(costs)
+        c = cand_cost
         margin = np.where(np.isfinite(c[:, 1]), c[:, 1] - c[:, 0], 1.0)
         share = energy / max(float(energy.max()), 1e-30)
         self.certainty = np.clip(margin, 0.0, 1.0) * share + 1e-9 * share
-        self.slot = np.full(n_blocks, -1, np.int64)  # flat block -> row in costs
-        self.slot[np.flatnonzero(active)] = np.arange(costs.shape[0])
-        self.field = np.zeros(n_blocks)
-        self.weight = np.zeros(n_blocks)
-        self.assigned = np.zeros(n_blocks, bool)
         self.k = 2 * np.pi / period_hz
         pad = self.PAD
         padded = tuple(n + 2 * pad for n in shape)
@@ -80,91 +74,91 @@ class _Growth:
             return (offs[:, 0] * padded[1] + offs[:, 1]) * padded[2] + offs[:, 2]
 
         near = _offsets(2)  # prediction window: Gaussian distance weights, sigma 1 block
-        self.near_flat = flat_offsets(near)
         # complex weights: np.dot casts real ones to complex on every call (same products)
         self.near_w = np.exp(-(near**2).sum(axis=1) / 2.0).astype(np.complex128)
-        self.touch = flat_offsets(_offsets(1))  # the 26 neighbours the region grows into
-        kk, jj, ii = np.unravel_index(np.arange(n_blocks), shape)
-        self.pidx = ((kk + pad) * padded[1] + jj + pad) * padded[2] + ii + pad
-        # each active block's prediction window (padded flat indices), by its row in costs:
-        # one row look-up per prediction instead of an index sum (~1 us of its ~2.4 us; 124
-        # indices, ~1 kB, per block)
-        self.window = self.pidx[np.flatnonzero(active)][:, None] + self.near_flat[None, :]
+        kk, jj, ii = np.unravel_index(self.flat, shape)
+        self.coords = np.stack([kk, jj, ii], axis=1).astype(float)
+        pidx = ((kk + pad) * padded[1] + jj + pad) * padded[2] + ii + pad
         size = int(np.prod(padded))
         self.pz = np.zeros(size, np.complex128)  # certainty * phasor of assigned blocks
-        # the queue holds ranks: the active blocks ordered by certainty, most certain first,
-        # then by flat index (the order of the (-certainty, flat) tuples it held before;
-        # comparing ints is cheaper)
-        act = np.flatnonzero(active)
-        by_rank = act[np.lexsort((act, -self.certainty))]
-        rank = np.full(size, -1, np.int64)
-        rank[self.pidx[by_rank]] = np.arange(by_rank.size)
-        is_open = np.zeros(size, np.uint8)  # active, not assigned, not queued
-        is_open[self.pidx[np.flatnonzero(active)]] = 1
+        # the queue holds ranks: rows ordered by certainty, most certain first, then by flat
+        # index (the order of the (-certainty, flat) tuples it once held; ints compare faster)
+        by_rank = np.lexsort((self.flat, -self.certainty))
+        rank = np.full(size, -1, np.int64)  # padded flat index -> rank (-1: no signal)
+        rank[pidx[by_rank]] = np.arange(by_rank.size)
         # scalar look-ups of the growing loop: Python lists and a bytearray (numpy scalars
-        # cost ~100 ns each, a few million times)
-        self.open = bytearray(is_open.tobytes())
-        self.rank_rows = rank.tolist()  # padded flat index -> rank
-        self.block_at_rank = by_rank.tolist()
-        self.pidx_rows = self.pidx.tolist()
-        self.slot_rows = self.slot.tolist()
-        self.touch_rows = self.touch.tolist()
-        self.coords = np.stack([kk, jj, ii], axis=1).astype(float)
-        self.cand_hz_rows = self.cand_hz.tolist()
-        self.cand_cost_rows = self.cand_cost.astype(float).tolist()
-        self.certainty_rows = self.certainty.astype(float).tolist()
+        # cost ~100 ns each, a few million times): each row's prediction window (padded flat
+        # indices) as its own array, its neighbours with signal (of the 26) by their ranks
+        self.row_at_rank = by_rank.tolist()
+        self.rank = rank[pidx].tolist()  # by row
+        self.open = bytearray(b"\x01") * by_rank.size  # by rank: not assigned, not queued
+        self.pidx = pidx.tolist()
+        self.windows = list(pidx[:, None] + flat_offsets(near)[None, :])
+        touching = rank[pidx[:, None] + flat_offsets(_offsets(1))[None, :]]
+        has_signal = touching >= 0
+        ranks, ends = touching[has_signal].tolist(), np.cumsum(has_signal.sum(axis=1)).tolist()
+        self.touching = [ranks[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        self.cand_hz = grid_hz[cand_idx].tolist()
+        self.cand_cost = cand_cost.astype(float).tolist()
+        self.cert = self.certainty.astype(float).tolist()
+        self.field = [0.0] * self.flat.size  # by row, set when assigned
 
-    def choose(self, flat: int, pred_hz: float | None) -> None:
-        """Assign the candidate nearest (in cost + penalty) to the prediction.
+    def assigned_rows(self) -> npt.NDArray[np.intp]:
+        """Rows assigned so far (between regions, when no block is queued: the closed ones)."""
+        closed = np.frombuffer(self.open, np.uint8)[self.rank] == 0
+        return np.flatnonzero(closed)
 
-        Scalar Python on the block's few candidates: tens of thousands of blocks, each a few
-        numbers, where numpy's per-call overhead would dominate."""
-        row = self.slot_rows[flat]
-        hz = self.cand_hz_rows[row]
-        field = hz[0]
-        if pred_hz is not None:
-            period, half, swap, mu = self.period, self.period / 2, self.swap, self.mu
-            best_score = math.inf
-            for f, c_cost in zip(hz, self.cand_cost_rows[row], strict=True):
-                if c_cost == math.inf:  # costs ascend: the rest are missing candidates, whose
-                    break  # inf score never beats the best (which starts at inf)
-                d = (f - pred_hz + half) % period - half
-                score = c_cost + mu * (d / swap) ** 2
-                if score < best_score:
-                    field, best_score = f, score
-        cert = self.certainty_rows[row]
-        self.field[flat] = field
-        self.weight[flat] = cert
-        self.assigned[flat] = True
-        p = self.pidx_rows[flat]
-        self.open[p] = 0
-        self.pz[p] = (cert + 1e-12) * cmath.exp(1j * self.k * field)
-
-    def predict(self, flat: int) -> float:
-        """Circular mean (Hz) of the assigned blocks within two blocks."""
-        z = self.pz[self.window[self.slot_rows[flat]]].dot(self.near_w)
-        return cmath.phase(z) / self.k
-
-    def predict_far(self, flat: int, sigma_blocks: float) -> float | None:
+    def predict_far(self, row: int, sigma_blocks: float) -> float | None:
         """Prediction for a new region's seed from every assigned block (Gaussian distance)."""
-        done = np.flatnonzero(self.assigned)
+        done = self.assigned_rows()
         if not done.size:
             return None
-        d2 = ((self.coords[done] - self.coords[flat]) ** 2).sum(axis=1)
-        w = self.weight[done] * (np.exp(-d2 / (2 * sigma_blocks**2)) + 1e-12)
-        z = (w * np.exp(1j * self.k * self.field[done])).sum()
+        d2 = ((self.coords[done] - self.coords[row]) ** 2).sum(axis=1)
+        w = self.certainty[done] * (np.exp(-d2 / (2 * sigma_blocks**2)) + 1e-12)
+        z = (w * np.exp(1j * self.k * np.asarray(self.field)[done])).sum()
         return float(np.angle(z) / self.k)
 
-    def push_neighbours(self, flat: int, heap: list) -> None:
-        """Queue the open blocks among the 26 neighbours of ``flat`` by their rank (the heap
-        pops the most certain first; :attr:`block_at_rank` names the block)."""
-        is_open, rank = self.open, self.rank_rows
-        p = self.pidx_rows[flat]
-        for off in self.touch_rows:
-            q = p + off
-            if is_open[q]:
-                is_open[q] = 0
-                heapq.heappush(heap, rank[q])
+    def grow_region(self, seed: int, seed_hz: float | None) -> None:
+        """Assign ``seed`` (the candidate nearest to ``seed_hz``, its deepest if None) and every
+        open block it reaches: the most certain queued block takes the candidate that minimises
+        its cost plus ``mu * (distance to the prediction / swap distance)^2`` (the first of
+        equals), the prediction being the circular mean (Hz) of the assigned blocks within two
+        blocks; its neighbours (26) with signal not yet queued are queued.
+
+        One loop, every look-up bound once, scalar Python on each block's few candidates:
+        thousands of blocks, each a few numbers, where numpy's per-call overhead (or a method
+        call per block: ~1.7x the loop's time) would dominate."""
+        pz, windows, near_w, k, jk = self.pz, self.windows, self.near_w, self.k, 1j * self.k
+        cand_hz, cand_cost, cert, field = self.cand_hz, self.cand_cost, self.cert, self.field
+        pidx, touching, is_open = self.pidx, self.touching, self.open
+        row_at_rank, period, swap, mu = self.row_at_rank, self.period, self.swap, self.mu
+        heappop, heappush, phase, exp = heapq.heappop, heapq.heappush, cmath.phase, cmath.exp
+        half, inf = period / 2, math.inf
+        is_open[self.rank[seed]] = 0
+        heap = [self.rank[seed]]
+        while heap:
+            row = row_at_rank[heappop(heap)]
+            hz = cand_hz[row]
+            best, best_score = hz[0], inf
+            if row != seed:
+                pred = phase(pz[windows[row]].dot(near_w)) / k
+            elif seed_hz is None:  # no score is below -inf: the deepest candidate stays
+                pred, best_score = 0.0, -inf
+            else:
+                pred = seed_hz
+            for f, c_cost in zip(hz, cand_cost[row], strict=True):
+                if c_cost == inf:  # costs ascend: the rest are missing candidates, whose
+                    break  # inf score never beats the best (which starts at inf)
+                d = (f - pred + half) % period - half
+                score = c_cost + mu * (d / swap) ** 2
+                if score < best_score:
+                    best, best_score = f, score
+            field[row] = best
+            pz[pidx[row]] = (cert[row] + 1e-12) * exp(jk * best)
+            for r in touching[row]:
+                if is_open[r]:
+                    is_open[r] = 0
+                    heappush(heap, r)
 
 
 def grow(
@@ -184,20 +178,17 @@ def grow(
     true.
     """
     g = _Growth(costs, energy, active, shape, grid_hz, period_hz, swap_hz, mu)
-    choose, predict, push, block_at_rank = g.choose, g.predict, g.push_neighbours, g.block_at_rank
-    order = np.flatnonzero(active)[np.argsort(-g.certainty)]
+    seeds = np.argsort(-g.certainty).tolist()  # rows, most certain first
     next_seed = 0
     while True:
-        while next_seed < order.size and g.assigned[order[next_seed]]:
-            next_seed += 1
-        if next_seed >= order.size:
+        while next_seed < len(seeds) and not g.open[g.rank[seeds[next_seed]]]:
+            next_seed += 1  # assigned (no block is queued between regions)
+        if next_seed >= len(seeds):
             break
-        seed = int(order[next_seed])
-        g.choose(seed, g.predict_far(seed, seed_sigma_blocks))
-        heap: list = []
-        g.push_neighbours(seed, heap)
-        while heap:  # block by block, in certainty order (method look-ups bound once)
-            flat = block_at_rank[heapq.heappop(heap)]
-            choose(flat, predict(flat))
-            push(flat, heap)
-    return g.field.reshape(shape), g.weight.reshape(shape)
+        seed = seeds[next_seed]
+        g.grow_region(seed, g.predict_far(seed, seed_sigma_blocks))
+    n_blocks = int(np.prod(shape))
+    field, weight = np.zeros(n_blocks), np.zeros(n_blocks)
+    field[g.flat] = g.field
+    weight[g.flat] = g.certainty  # every active block is assigned, with its certainty
+    return field.reshape(shape), weight.reshape(shape)
