@@ -78,14 +78,16 @@ _PROBE = """
 import atexit, gc, sys
 # registered before main(): runs after main's gc.freeze (exit functions run last in, first out)
 atexit.register(lambda: print("FROZEN", gc.get_freeze_count() > 0, calls, flush=True))
-calls, freeze = [], gc.freeze
-gc.freeze = lambda: (calls.append(1), freeze())[1]
+# counts the freezes at exit (re-enabling collection after a command freezes and unfreezes)
+calls, freeze, exiting = [], gc.freeze, []
+gc.freeze = lambda: (exiting and calls.append(1), freeze())[1]
 from RefractureRiskLib.cli import main
 for _ in range(3):  # as often as an in-process caller likes: frozen once at exit
     try:
         main([sys.argv[1], "--help"])
     except SystemExit:
         pass
+exiting.append(True)
 """
 
 
