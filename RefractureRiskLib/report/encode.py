@@ -19,9 +19,10 @@ REPORT_DPI = 150
 PNG_COMPRESS_LEVEL = 1
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+def _chunk(kind: bytes, body: bytes) -> list[bytes]:
+    """A PNG chunk as its parts (joined once by the caller: no copy of ``body`` here)."""
+    crc = zlib.crc32(body, zlib.crc32(kind)) & 0xFFFFFFFF
+    return [struct.pack(">I", len(body)), kind, body, struct.pack(">I", crc)]
 
 
 def png_from_pixels(pixels: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
@@ -34,11 +35,15 @@ def png_from_pixels(pixels: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> byte
     rows = np.zeros((height, 1 + 3 * width), np.uint8)  # each row: filter byte 0, then RGB
     rows[:, 1:] = pixels.reshape(height, 3 * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
-        + _chunk(b"IEND", b"")
+    # the rows compressed from their buffer and the chunks joined once: each extra copy of a
+    # stored (level 0) page costs ~0.5 ms of the fatwater command
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            *_chunk(b"IHDR", header),
+            *_chunk(b"IDAT", zlib.compress(memoryview(rows), level)),
+            *_chunk(b"IEND", b""),
+        ]
     )
 
 
