@@ -51,7 +51,7 @@ def test_every_file_then_the_folders_deepest_first(tmp_path, monkeypatch) -> Non
     assert set(folders) == {tmp_path, tmp_path / "a", tmp_path / "a/b", tmp_path / "c"}
     assert folders.index(tmp_path / "a/b") < folders.index(tmp_path / "a")
     assert folders[-1] == tmp_path
-    assert any(name.startswith("fsync") for _, name in log[: len(files)])  # on the threads
+    assert any(name.startswith("files") for _, name in log[: len(files)])  # on the threads
 
 
 def test_an_error_on_one_file_is_raised_after_the_others(tmp_path, monkeypatch) -> None:
