@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,11 @@ def _tree(root: Path) -> list[Path]:
     return files
 
 
-def _recording(monkeypatch, fail: Path | None = None) -> list[tuple[Path, str]]:
+def _recording(
+    monkeypatch, fail: Path | None = None, others_s: float = 0.0
+) -> list[tuple[Path, str]]:
+    """Record each fsync's path and thread; ``fail`` raises at once, the others take at least
+    ``others_s`` (so files are still queued when the error comes)."""
     log: list[tuple[Path, str]] = []
     real = os.fsync
 
@@ -35,6 +40,7 @@ def _recording(monkeypatch, fail: Path | None = None) -> list[tuple[Path, str]]:
         log.append((path, threading.current_thread().name))
         if path == fail:
             raise OSError(5, "Input/output error")
+        time.sleep(others_s)
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
@@ -55,9 +61,10 @@ def test_every_file_then_the_folders_deepest_first(tmp_path, monkeypatch) -> Non
 
 
 def test_an_error_on_one_file_is_raised_after_the_others(tmp_path, monkeypatch) -> None:
-    files = _tree(tmp_path)
-    bad = files[4]
-    log = _recording(monkeypatch, fail=bad)
+    files = _tree(tmp_path)  # 12 files on 8 threads: 4 wait in the queue
+    walk = os.walk(tmp_path, topdown=False)  # fsync_tree's order
+    first = next(Path(here) / n for here, _, names in walk for n in names)
+    log = _recording(monkeypatch, fail=first, others_s=0.05)  # the first submitted fails
     with pytest.raises(OSError, match="Input/output"):
         atomic_fs.fsync_tree(tmp_path)
     assert {p for p, _ in log} == set(files)  # every file tried, no folder synced after it

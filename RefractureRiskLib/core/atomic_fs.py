@@ -156,8 +156,9 @@ def _concurrently(action: Callable[[Path], None], paths: list[Path]) -> None:
 
     workers = min(SYNC_THREADS, len(paths))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="files") as pool:
-        for _ in pool.map(action, paths):  # re-raises the first error
-            pass
+        done = [pool.submit(action, path) for path in paths]  # (map would cancel the rest)
+    for future in done:  # all finished: the first error is raised
+        future.result()
 
 
 def write_durable(path: Path, text: str) -> None:
