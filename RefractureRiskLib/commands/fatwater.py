@@ -52,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
     """The command, with the cold process's fixed costs cut: the .mat input is read and
     inflated on a thread while numpy loads (:mod:`..io.mat_inflate`). (Cyclic garbage
     collection is paused for it by :func:`RefractureRiskLib.cli.collection_paused`.)"""
-    from RefractureRiskLib.io.mat_inflate import start_reading
+    from RefractureRiskLib.io.mat_inflate import forget_reading, start_reading
 
     start_reading(args.input)
-    return _run(args)
+    try:
+        return _run(args)
+    finally:  # a command that failed before reading it (e.g. --dicom on a .mat) keeps no read
+        forget_reading(args.input)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -122,6 +122,13 @@ def start_reading(path: str | Path) -> None:
         _started[os.path.abspath(p)] = _Reading(p)
 
 
+def forget_reading(path: str | Path) -> None:
+    """Drop what :func:`start_reading` started for ``path`` and nobody read (the caller failed
+    before reading it): its elements are not kept for a later call."""
+    with _started_lock:
+        _started.pop(os.path.abspath(Path(path)), None)
+
+
 def top_elements(path: str | Path) -> Iterator[tuple[str, int, memoryview]]:
     """``(byte order, mi type, bytes)`` of each top-level data element of the v5 MAT-file
     ``path``, in file order, ``miCOMPRESSED`` ones inflated: from :func:`start_reading`'s thread
