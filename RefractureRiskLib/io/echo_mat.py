@@ -3,8 +3,11 @@
 The struct's fields are read by name (their order differs between files): ``images`` (complex,
 ``[nx, ny, nz, ncoils, nTE]``), ``TE`` (s), ``FieldStrength`` (T), ``PrecessionIsClockwise`` (1 =
 clockwise; other values -> the data are conjugated) and the optional ``mask``. MATLAB v5 files are
-read by :mod:`.mat_v5` (numpy + zlib), or with scipy when their layout is unusual; v7.3 files (HDF5)
-need h5py and are refused with that reason when it is missing. Several coils are combined by the
+read by :mod:`.mat_v5` (numpy + zlib), or with scipy when their layout is unusual; v7.3 files (HDF5,
+MATLAB's layout: a struct is a group, each field a dataset with a ``MATLAB_class``, axes
+reversed, complex as a ``real``/``imag`` compound) are read with h5py (the ``mat73`` extra) and
+refused with that reason when it is missing. Both give the same arrays (MATLAB's shape), and
+text where a number is expected is refused in both. Several coils are combined by the
 root sum of squares weighting of the first echo's phase-aligned sum (the challenge files are already
 combined).
 
@@ -22,6 +25,7 @@ from RefractureRiskLib.core.echoes import EchoSet
 from RefractureRiskLib.core.errors import InputError
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_NO_STRUCT = "no imDataParams struct (not an ISMRM fat-water toolbox file)"
 
 
 def _is_v73(path: Path) -> bool:
@@ -29,7 +33,7 @@ def _is_v73(path: Path) -> bool:
         head = fh.read(140)
         fh.seek(512)
         tail = fh.read(8)
-    return b"MATLAB 7.3" in head or tail == _HDF5_MAGIC
+    return b"MATLAB 7.3" in head or _HDF5_MAGIC in (head[:8], tail)  # HDF5 at 0: no user block
 
 
 def _load_v5(path: Path) -> dict[str, object]:
@@ -43,7 +47,7 @@ def _load_v5(path: Path) -> dict[str, object]:
     except UnsupportedMatError:
         return _load_v5_scipy(path)
     if fields is None:
-        raise InputError(path, "no imDataParams struct (not an ISMRM fat-water toolbox file)")
+        raise InputError(path, _NO_STRUCT)
     return dict(fields)
 
 
@@ -56,7 +60,7 @@ def _load_v5_scipy(path: Path) -> dict[str, object]:
         reason = f"not a readable MATLAB file ({type(err).__name__}: {err})"
         raise InputError(path, reason) from None
     if "imDataParams" not in doc:
-        raise InputError(path, "no imDataParams struct (not an ISMRM fat-water toolbox file)")
+        raise InputError(path, _NO_STRUCT)
     st = doc["imDataParams"]
     if st.dtype.names is None:
         raise InputError(path, "imDataParams is not a struct")
@@ -64,7 +68,13 @@ def _load_v5_scipy(path: Path) -> dict[str, object]:
     return {name: rec[name] for name in st.dtype.names}
 
 
+# the fields the reader uses; a v7.3 file's other fields (text, cells, structs) are not read
+_USED_FIELDS = ("images", "TE", "FieldStrength", "PrecessionIsClockwise", "mask")
+
+
 def _load_v73(path: Path) -> dict[str, object]:
+    """The used fields of a MATLAB v7.3 (HDF5) file's ``imDataParams`` struct, in MATLAB's shape
+    and stored type, as the v5 readers return them (:func:`_v73_array`)."""
     try:
         import h5py
     except ModuleNotFoundError:
@@ -74,18 +84,54 @@ def _load_v73(path: Path) -> dict[str, object]:
         ) from None
     try:
         with h5py.File(path, "r") as fh:
-            if "imDataParams" not in fh:
-                raise InputError(path, "no imDataParams struct (not an ISMRM toolbox file)")
-            grp = fh["imDataParams"]
-            out: dict[str, object] = {}
-            for name in grp:
-                arr = grp[name][()]
-                if arr.dtype.names and {"real", "imag"} <= set(arr.dtype.names):
-                    arr = arr["real"] + 1j * arr["imag"]
-                out[name] = np.asarray(arr).T  # HDF5 stores MATLAB arrays transposed
-            return out
-    except OSError as err:
-        raise InputError(path, f"MATLAB v7.3 (HDF5) file that cannot be read ({err})") from None
+            grp = fh.get("imDataParams")
+            if grp is None:
+                raise InputError(path, _NO_STRUCT)
+            if not isinstance(grp, h5py.Group) or _matlab_class(grp) not in ("struct", ""):
+                kind = _matlab_class(grp) or "an HDF5 dataset"
+                raise InputError(path, f"imDataParams is not a struct but {kind}")
+            return {name: _v73_array(path, grp[name], name) for name in _USED_FIELDS if name in grp}
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:  # damaged HDF5
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(path, f"MATLAB v7.3 (HDF5) file that cannot be read ({reason})") from None
+
+
+def _matlab_class(node: object) -> str:
+    """A v7.3 object's ``MATLAB_class`` attribute (``double``, ``struct``, ``char``, ...), or ''."""
+    value = node.attrs.get("MATLAB_class", b"")  # type: ignore[attr-defined]
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _v73_array(path: Path, node: object, name: str) -> np.ndarray:
+    """One v7.3 struct field as the v5 readers give it: MATLAB's shape (the HDF5 dataset's axes
+    reversed), complex from the ``real``/``imag`` compound (complex64 for singles), an empty
+    array (``MATLAB_empty``: the dataset holds the dimensions) as 0x0, text (``char``, UTF-16
+    codes) as a numpy string. Cells, structs and other objects: :class:`InputError`."""
+    import h5py
+
+    what, cls = f"imDataParams.{name}", _matlab_class(node)
+    if not isinstance(node, h5py.Dataset):
+        kind = "struct" if cls in ("struct", "") else f"{cls} group (sparse array or object)"
+        raise InputError(path, f"{what} is a {kind}, expected a numeric array")
+    if cls in ("cell", "struct") or h5py.check_ref_dtype(node.dtype) is not None:
+        kind = "cell or struct array (object references)"
+        raise InputError(path, f"{what} is a {kind}, expected a numeric array")
+    if int(np.asarray(node.attrs.get("MATLAB_empty", 0)).reshape(-1)[0]):
+        return np.zeros((0, 0))
+    data = node[()]
+    if cls == "char":
+        return np.array("".join(map(chr, np.asarray(data).T.reshape(-1))))
+    if data.dtype.names is not None:
+        if set(data.dtype.names) != {"real", "imag"}:
+            raise InputError(path, f"{what} has fields {data.dtype.names}, expected real, imag")
+        parts = data["real"], data["imag"]
+        data = np.empty(data.shape, np.complex64 if parts[0].itemsize == 4 else np.complex128)
+        data.real, data.imag = parts
+    elif data.dtype.kind not in "biuf":
+        raise InputError(path, f"{what} has HDF5 type {data.dtype}, expected numbers")
+    return np.asarray(data).T  # HDF5 dims are MATLAB's reversed (column-major)
 
 
 def read_echo_mat(path: str | Path) -> EchoSet:
@@ -139,7 +185,12 @@ def read_echo_mat(path: str | Path) -> EchoSet:
 
 
 def _numbers(path: Path, fields: dict[str, object], name: str) -> np.ndarray:
-    """Field ``name`` as a flat float array of at least one value, or InputError naming it."""
+    """Field ``name`` as a flat float array of at least one value, or InputError naming it (text,
+    such as a char ``'1.5'``, is refused, in v5 and v7.3 files alike)."""
+    value = np.asarray(fields[name])
+    if value.dtype.kind in "US":
+        text = "".join(str(v) for v in value.reshape(-1))[:40]
+        raise InputError(path, f"imDataParams.{name} is text ({text!r}), expected numbers")
     try:
         values = np.asarray(fields[name], float).reshape(-1)
     except (TypeError, ValueError):
