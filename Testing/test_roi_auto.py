@@ -96,6 +96,19 @@ def test_sacrum_cut_off_is_uncertain_and_anchor_fixes_labels(sagittal):
     assert all(right.values())
 
 
+def test_anchor_on_a_found_body_keeps_the_automatic_column(sagittal, sagittal_result):
+    """An anchor click on a body the detector found forces that candidate into the chain
+    instead of adding a second point for the same body: the centre line, the bodies along it
+    and so the count are those of the automatic run (a second point bent the line and split a
+    body in two on a world study)."""
+    l2 = sagittal.truth.level("L2").centre_ras
+    anchored = automatic_rois(sagittal.study, anchor=Anchor("L2", l2))
+    auto = sagittal_result.extras
+    np.testing.assert_allclose(anchored.extras["centre_line_ras"], auto["centre_line_ras"])
+    assert anchored.extras["segments_mm"] == auto["segments_mm"]
+    assert anchored.extras["segment_names"] == auto["segment_names"]
+
+
 def test_wrong_anchor_disagreement_is_reported(sagittal):
     # the user names L2's body "L3": labels follow the anchor, and the result says so
     res = automatic_rois(sagittal.study, anchor=Anchor("L3", sagittal.truth.level("L2").centre_ras))

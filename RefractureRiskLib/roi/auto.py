@@ -103,6 +103,10 @@ from RefractureRiskLib.roi.segment_bodies import MAX_HALF_DEPTH_MM, MAX_HALF_WID
 Progress = Callable[[str], None]
 #: A reason about one level's body (it starts with the level's name), not about the count.
 LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
+#: A body candidate whose centre lies this close to the centre of the body around an anchor
+#: click is that body (half a small body's height: a neighbour's centre is a body and a disc
+#: away).
+ANCHOR_SAME_BODY_MM = 10.0
 
 
 # -- 6. placement -----------------------------------------------------------------------------
@@ -174,11 +178,17 @@ def _column_line(
     """Steps 2-3: the chain of body candidates (through the anchored body, if any) and the
     centre line fitted through it."""
     cands = candidates(grid.marrow, grid.mat, grid.r2s, arrays.r2s_soft_tissue_per_s)
-    forced = None
+    forced, added = None, False
     if anchored is not None:
-        # the column must pass through the body the user clicked
-        cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
-        forced = len(cands) - 1
+        # the column must pass through the body the user clicked: the candidate found there,
+        # or, when none was, one added at the body around the click (a second point for the
+        # same body would bend the line, and the profile along it, away from the automatic one)
+        near = [float(np.linalg.norm(c.centre_ras - anchored)) for c in cands]
+        if near and min(near) <= ANCHOR_SAME_BODY_MM:
+            forced = int(np.argmin(near))
+        else:
+            cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
+            forced, added = len(cands) - 1, True
     hides = grid.void | grid.oedema
 
     def hidden(p: npt.NDArray, q: npt.NDArray) -> bool:
@@ -189,7 +199,7 @@ def _column_line(
     if forced is not None and len(chain) < 2:
         # the clicked body links to no other candidate: the column as found without it, the
         # labels still counted from the clicked body (it lies on the column's line)
-        chain = find_column(cands[:-1], hidden=hidden)
+        chain = find_column(cands[:-1] if added else cands, hidden=hidden)
     if len(chain) < 2:
         raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
     cents = np.array([c.centre_ras for c in chain])
