@@ -12,7 +12,12 @@ import itertools
 import numpy as np
 
 from RefractureRiskLib.roi.detection import DetectionGrid, Segment, fit_centre_line
-from RefractureRiskLib.roi.labelling import FUSED_LOWEST_REASON, Labelling, label_segments
+from RefractureRiskLib.roi.labelling import (
+    CUT_S1_REASON,
+    FUSED_LOWEST_REASON,
+    Labelling,
+    label_segments,
+)
 from RefractureRiskLib.roi.landmarks import (
     has_no_alae,
     lateral_marrow_share,
@@ -139,3 +144,18 @@ def test_disagreeing_landmarks_follow_the_alae_when_the_junction_is_in_doubt() -
     assert out.names == ("L2", "L3", "L4", "L5", "S1", None)
     assert any("labels follow the alae" in r for r in out.reasons)
     assert max(out.confidence) <= 0.5
+
+
+def test_a_long_cut_lowest_segment_without_alae_is_l5_not_s1() -> None:
+    """The lowest segment was taken for S1 with the sacrum only because it is long and cut by
+    the field of view; with no alae beside it, it is a long L5 cut by the field of view."""
+    _, (_, segs) = _grid()
+    gaps = _gaps(segs)
+    cut = f"the lowest segment (31 mm) {CUT_S1_REASON}"
+    lab = Labelling(("L1", "L2", "L3", "L4", "L5", "S1"), (1.0,) * 6, (cut,), True)
+    fixed = with_alae(lab, segs, gaps, ala_s1=None, lowest_without_alae=True)
+    assert fixed.names == ("T12", "L1", "L2", "L3", "L4", "L5")
+    assert any("taken for L5" in r for r in fixed.reasons) and not fixed.sacrum_found
+    assert max(fixed.confidence) <= 0.3
+    # alae not judged beside it (a narrow slab): the guess stands
+    assert with_alae(lab, segs, gaps, ala_s1=None, lowest_without_alae=False) == lab

@@ -158,9 +158,10 @@ def with_alae(
     the segment with alae, or None when they say nothing; ``lowest_without_alae``: the lowest
     body clearly has none).
 
-    - Sacrum not found from the junction: levels counted up from the alae instead; with no
+    - Sacrum not found from the junction, or the lowest segment taken for S1 only because it
+      is long and cut by the field of view: levels counted up from the alae instead; with no
       alae anywhere and none beside the lowest body, that body is taken for L5, not S1 (the
-      field of view ends above the sacrum), still with the warning.
+      field of view ends above the sacrum; a long L5 is cut), still with the warning.
     - Both found and agreeing: the doubt about a lowest run split without a disc is settled.
     - Both found and disagreeing: both landmarks are named in a reason, and the labels stay
       as counted from the junction, unless the labelling already doubts where that count
@@ -172,16 +173,17 @@ def with_alae(
     if not segs:
         return lab
     if ala_s1 is None:
-        if lab.sacrum_found or not lowest_without_alae:
+        guessed = [r for r in lab.reasons if r.startswith("sacrum not found") or CUT_S1_REASON in r]
+        if not guessed or not lowest_without_alae:
             return lab
         names = counted_names(segs, gaps, len(segs) - 1, "L5")
         reasons = tuple(
             f"{r}; the lowest body has no sacral alae beside it: taken for L5"
-            if r.startswith("sacrum not found")
+            if r in guessed
             else r
             for r in lab.reasons
         )
-        return Labelling(names, lab.confidence, reasons, False)
+        return Labelling(names, tuple(min(c, 0.3) for c in lab.confidence), reasons, False)
     s1 = lab.names.index("S1") if "S1" in lab.names else None
     if not lab.sacrum_found or s1 is None:
         names = counted_names(segs, gaps, ala_s1, "S1")
