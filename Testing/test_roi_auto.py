@@ -96,6 +96,30 @@ def test_sacrum_cut_off_is_uncertain_and_anchor_fixes_labels(sagittal):
     assert all(right.values())
 
 
+def test_column_ending_above_the_sacrum_inside_the_view_says_s1_not_found(sagittal):
+    """No marrow below L5 (the sacrum replaced by muscle-like tissue) while the field of view
+    goes on: the column ends inside the view, and the result says S1 was not found."""
+    grid = sagittal.study.grid
+    nk, nj, ni = grid.shape
+    j = np.arange(nj)
+    z = grid.ijk_to_ras_points(np.stack([np.full(nj, ni / 2), j, np.full(nj, nk / 2)], 1))[:, 2]
+    rows = np.flatnonzero(z < sagittal.truth.level("L5").centre_ras[2] - 20.0)
+    pdff = sagittal.study.maps["pdff"].array
+    sel = np.zeros(pdff.shape, bool)
+    sel[:, rows, :] = True
+    sel &= (pdff > 15) & (pdff < 85)  # marrow-like, not fat
+    muscle = {"pdff": 5, "water": 900, "fat": 50, "in_phase": 950, "out_phase": 850, "r2s": 30}
+    maps = {}
+    for name, vol in sagittal.study.maps.items():
+        arr = vol.array.copy()
+        arr[sel] = muscle[name]
+        maps[name] = Volume(arr, vol.ijk_to_ras)
+    res = automatic_rois(Study(maps, sagittal.study.provenance))
+    assert "S1" not in res.roiset.level_names
+    assert res.uncertain
+    assert any(r.startswith("S1 not found: the column ends at") for r in res.reasons)
+
+
 def test_anchor_on_a_found_body_keeps_the_automatic_column(sagittal, sagittal_result):
     """An anchor click on a body the detector found forces that candidate into the chain
     instead of adding a second point for the same body: the centre line, the bodies along it

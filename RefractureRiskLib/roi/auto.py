@@ -270,6 +270,15 @@ def _count_levels(
         reasons.append(
             f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
         )
+    # ... and below the last body: the sacrum cannot lie out of view there
+    room_below = bool(covered_idx.size) and (
+        prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm >= 0.8 * spacing
+    )
+    if named and "S1" not in named and room_below and anchor is None:
+        reasons.append(
+            f"S1 not found: the column ends at {named[-1]} inside the field of view, with room "
+            "below it for the sacrum"
+        )
     return labelling, reasons, notes
 
 
