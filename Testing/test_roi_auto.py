@@ -120,6 +120,19 @@ def test_column_ending_above_the_sacrum_inside_the_view_says_s1_not_found(sagitt
     assert any(r.startswith("S1 not found: the column ends at") for r in res.reasons)
 
 
+def test_anchor_keeps_the_doubt_about_a_missed_body(sagittal, monkeypatch):
+    """An anchor settles where the count starts, not whether a body between it and a level
+    was missed: a spacing doubt stays in the anchored result (here made to appear)."""
+    import RefractureRiskLib.roi.auto as auto_module
+
+    doubt = "irregular disc spacing: 64 mm between bodies 4 and 5 (median 37 mm)"
+    monkeypatch.setattr(auto_module, "spacing_reasons", lambda *a, **k: [doubt])
+    l1 = sagittal.truth.level("L1").centre_ras
+    anchored = automatic_rois(sagittal.study, anchor=Anchor("L1", l1))
+    assert doubt in anchored.reasons and anchored.uncertain
+    assert all(_labels_right(sagittal, anchored).values())
+
+
 def test_anchor_on_a_found_body_keeps_the_automatic_column(sagittal, sagittal_result):
     """An anchor click on a body the detector found forces that candidate into the chain
     instead of adding a second point for the same body: the centre line, the bodies along it

@@ -241,7 +241,7 @@ def _count_levels(
     """Step 5: levels counted from the sacrum, checked with the alae and the last rib, or from
     the anchor (at the centre of the body the user clicked); the reasons to doubt the count,
     and notes. ``split_notes``: how long runs were split; those into fewer bodies than they may
-    hold are doubts. An anchor's count replaces every doubt about the count."""
+    hold are doubts. An anchor's count replaces every doubt about where the count starts."""
     split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
     covered_idx = np.flatnonzero(prof.covered)
     bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
@@ -257,8 +257,10 @@ def _count_levels(
     spacing_doubts = spacing_reasons(segs, gaps, labelling.sacrum_found, top_at_edge)
     reasons = [*labelling.reasons, *split_doubts, *spacing_doubts]
     if anchor is not None:
+        # the anchor settles where the count starts, not whether a body between it and a
+        # level was missed or split: those doubts stay
         labelling = _anchor_labels(line, segs, gaps, anchor, labelling)
-        reasons, notes = list(labelling.reasons), []
+        reasons, notes = [*labelling.reasons, *split_doubts, *spacing_doubts], []
     named = [n for n in labelling.names if n is not None]
     # room for a whole body (with its disc) between the top of the field of view and the first
     # body found: a body cut by the field of view there is not a missed one
