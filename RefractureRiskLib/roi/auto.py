@@ -94,6 +94,7 @@ from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
     drop_detached_ends,
     fused_junction_as_disc,
+    merge_fragments,
     split_long_segments,
     split_sacral_dip,
 )
@@ -220,6 +221,7 @@ def _bodies_along(
         wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
         segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps = split_at_dips(segs, gaps, prof)
+    segs, gaps = merge_fragments(segs, gaps)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
     segs, gaps, top_notes = drop_detached_ends(segs, gaps)
     segs, gaps = split_sacral_dip(segs, gaps, prof)

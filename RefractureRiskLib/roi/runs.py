@@ -1,7 +1,8 @@
 """Automatic vertebral ROIs, step 4's runs tidied before they are named (step 5).
 
 The profile's marrow runs are bodies, except where the profile could not see a disc: a run
-several bodies long over missed (thin) discs is split; marrow-like tissue held to an end of the
+several bodies long over missed (thin) discs is split; pieces of one body cut at a dip of its
+marrow are joined; marrow-like tissue held to an end of the
 column by a long gap with no disc is dropped; the lowest run is split at a dip of the marrow
 share that is the blurred rudimentary S1/S2 disc, unless the tube's mean PDFF dips there as
 deep as at the study's own discs (then it is a disc the marrow mask missed).
@@ -40,6 +41,16 @@ DISC_WIDTH_SHARE = 0.65
 MIN_DISC_DIP = 0.2
 #: The dip is looked for this far inside the lowest run's ends (mm): not in an end plate.
 DIP_END_MARGIN_MM = 8.0
+#: Two neighbouring segments whose centres lie closer than this share of the column's median
+#: spacing, across a gap of at most :data:`FRAGMENT_GAP_MM` (no room for a disc), and which
+#: together span at most :data:`FRAGMENT_SPAN_FACTOR` median bodies are pieces of one body cut
+#: at a dip of its marrow (a Schmorl node, a fracture line, a haemangioma's edge): two bodies
+#: lie a body and a disc apart.
+FRAGMENT_PITCH_FRAC = 0.6
+FRAGMENT_GAP_MM = 4.0
+FRAGMENT_SPAN_FACTOR = 1.3
+#: ... and the joined body at most this multiple of the median spacing from either neighbour.
+FRAGMENT_REGULAR_FRAC = 1.45
 
 
 def split_long_segments(
@@ -79,6 +90,37 @@ def split_long_segments(
         else:
             out_s.append(s)
     return out_s, out_g, notes
+
+
+def merge_fragments(
+    segs: list[Segment], gaps: list[tuple[float, float, str]]
+) -> tuple[list[Segment], list[tuple[float, float, str]]]:
+    """Join pieces of one body that a dip cut apart (see :data:`FRAGMENT_PITCH_FRAC`): not at
+    the column's ends (a body cut by the field of view), and only where the joined body lies
+    at a regular spacing from its neighbours (a crushed body next to its neighbour does not)."""
+    if len(segs) < 5:
+        return segs, gaps
+    pitch = float(np.median(np.diff([s.centre_mm for s in segs])))
+    body = float(np.median([s.length_mm for s in segs]))
+    segs, gaps = list(segs), list(gaps)
+    k = 1
+    while k < len(segs) - 2:
+        a, b, gap = segs[k], segs[k + 1], gaps[k]
+        joined = Segment(a.t0_mm, b.t1_mm)
+        regular = max(
+            joined.centre_mm - segs[k - 1].centre_mm, segs[k + 2].centre_mm - joined.centre_mm
+        )
+        if (
+            gap[2] in ("disc", "gap")
+            and gap[1] - gap[0] <= FRAGMENT_GAP_MM
+            and b.centre_mm - a.centre_mm < FRAGMENT_PITCH_FRAC * pitch
+            and joined.length_mm <= FRAGMENT_SPAN_FACTOR * body
+            and regular <= FRAGMENT_REGULAR_FRAC * pitch
+        ):
+            segs[k : k + 2] = [joined]
+            del gaps[k]
+        k += 1
+    return segs, gaps
 
 
 def drop_detached_ends(
