@@ -92,3 +92,13 @@ def test_ribs_fix_a_count_that_had_no_sacrum_on_a_world_study() -> None:
     right = right_levels(case, res)
     assert len(right) >= 6 and all(right.values()), right
     assert res.uncertain and any("labels follow the ribs" in r for r in res.reasons)
+
+
+def test_the_top_body_can_be_the_last_with_ribs() -> None:
+    """A column that starts at T12 (T11 out of view): the top body with ribs above two without
+    is the last rib-bearing one, unless a body below bears ribs too or the two are not seen."""
+    assert last_rib_index([0.15, 0.0, 0.01, 0.0, 0.0]) == 0
+    assert last_rib_index([0.15, 0.0, 0.01, 0.12, 0.0]) is None  # ribs further down: unclear
+    assert last_rib_index([0.15, None, 0.01, 0.0]) is None
+    assert last_rib_index([0.05, 0.0, 0.01, 0.0]) is None  # no clear rib on top
+    assert last_rib_index([0.2, 0.15, 0.0, 0.0, 0.0]) == 1  # the two-above rule as before

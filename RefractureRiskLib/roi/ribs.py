@@ -3,7 +3,8 @@
 A rib leaves its vertebra behind the body and runs laterally round the trunk; a lumbar
 transverse process ends about 20 mm beside the body. So bone marrow in boxes well lateral of
 the body and behind it (:data:`RIB_LATERAL_MM`, :data:`RIB_DEPTH_MM`) marks a rib-bearing
-(thoracic) vertebra, and the step from two such vertebrae to two without marks the last rib.
+(thoracic) vertebra, and the step from two such vertebrae to two without marks the last rib
+(or from the top body, when the column starts there, to two without and none below).
 That vertebra is T12 in about 90% of people (T11 or L1 otherwise), so the ribs check the count
 from the sacrum rather than replace it:
 
@@ -63,7 +64,9 @@ def rib_shares(grid: DetectionGrid, line: CentreLine, segs: Sequence[Segment]) -
 
 def last_rib_index(shares: Sequence[float | None]) -> int | None:
     """The index of the last rib-bearing body: two bodies with ribs above two without, seen
-    exactly once along the column; None when the ribs say nothing."""
+    exactly once along the column; or, when the column starts there (the body above out of
+    view), the top body with ribs above two without and no rib below; None when the ribs say
+    nothing."""
     found = []
     for i in range(1, len(shares) - 2):
         window = shares[i - 1 : i + 3]
@@ -72,7 +75,15 @@ def last_rib_index(shares: Sequence[float | None]) -> int | None:
         above, below = window[:2], window[2:]
         if min(above) >= RIB_MIN_SHARE and max(below) <= NO_RIB_MAX_SHARE:  # type: ignore[type-var]
             found.append(i)
-    return found[0] if len(found) == 1 else None
+    if len(found) == 1:
+        return found[0]
+    first = [float(s) for s in shares[:3] if s is not None]
+    if found or len(first) < 3:
+        return None
+    ribs_below = any(s is not None and s >= RIB_MIN_SHARE for s in shares[1:])
+    if first[0] >= RIB_MIN_SHARE and max(first[1:]) <= NO_RIB_MAX_SHARE and not ribs_below:
+        return 0
+    return None
 
 
 def _settled(reason: str) -> bool:
