@@ -64,6 +64,11 @@ COUNT_DOUBTS = (
 )
 
 
+def is_count_doubt(reason: str) -> bool:
+    """Whether ``reason`` doubts where the count from the sacrum starts (:data:`COUNT_DOUBTS`)."""
+    return any(key in reason for key in COUNT_DOUBTS)
+
+
 # -- 5. labels --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Anchor:
@@ -336,7 +341,7 @@ def _anchor_labels(
     level = anchor_level(anchor)
     p = np.asarray(anchor.point_ras, float)
     t, off = line.nearest(p)
-    reasons = [r for r in base.reasons if not any(key in r for key in COUNT_DOUBTS)]
+    reasons = [r for r in base.reasons if not is_count_doubt(r)]
     dists = [
         0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
     ]
@@ -370,6 +375,7 @@ __all__ = [
     "Anchor",
     "Labelling",
     "counted_names",
+    "is_count_doubt",
     "label_segments",
     "level_positions",
     "spacing_reasons",

@@ -15,11 +15,11 @@ import numpy.typing as npt
 
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment, axes_from_tangent
 from RefractureRiskLib.roi.labelling import (
-    COUNT_DOUBTS,
     CUT_S1_REASON,
     FUSED_LOWEST_REASON,
     Labelling,
     counted_names,
+    is_count_doubt,
     level_positions,
 )
 from RefractureRiskLib.roi.line_points import values_at
@@ -196,7 +196,7 @@ def with_alae(
         return Labelling(lab.names, lab.confidence, reasons, lab.sacrum_found)
     pos = level_positions(segs, gaps)
     shift = pos[ala_s1] - pos[s1]
-    doubted = any(key in r for r in lab.reasons for key in COUNT_DOUBTS)
+    doubted = any(is_count_doubt(r) for r in lab.reasons)
     reasons = (
         *lab.reasons,
         f"the two counting landmarks disagree: the sacral alae put S1 {abs(shift)} level"

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from RefractureRiskLib.roi.detection import CentreLine, DetectionGrid, Segment
-from RefractureRiskLib.roi.labelling import COUNT_DOUBTS, Labelling, counted_names
+from RefractureRiskLib.roi.labelling import Labelling, counted_names, is_count_doubt
 from RefractureRiskLib.roi.landmarks import side_box_shares
 
 #: The boxes beside each body where a rib runs and a transverse process does not (mm from the
@@ -86,10 +86,6 @@ def last_rib_index(shares: Sequence[float | None]) -> int | None:
     return None
 
 
-def _settled(reason: str) -> bool:
-    return any(key in reason for key in COUNT_DOUBTS)
-
-
 def check_count_with_ribs(
     lab: Labelling,
     segs: list[Segment],
@@ -101,7 +97,7 @@ def check_count_with_ribs(
     if last_rib is None or not lab.names:
         return lab, []
     by_ribs = counted_names(segs, gaps, last_rib, LAST_RIB_LEVEL)
-    kept = tuple(r for r in lab.reasons if not _settled(r))
+    kept = tuple(r for r in lab.reasons if not is_count_doubt(r))
     if tuple(by_ribs) == tuple(lab.names):
         conf = tuple(max(c, 0.9) for c in lab.confidence)
         return Labelling(lab.names, conf, kept, lab.sacrum_found), []
