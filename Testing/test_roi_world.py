@@ -101,3 +101,19 @@ def test_confidence_is_per_level_for_a_doubt_about_one_body_and_global_for_the_c
     count = automatic_rois(world_dev(14).study)  # a doubt about the count: every level
     assert count.uncertain and not any(LEVEL_REASON.match(r) for r in count.reasons)
     assert all(lv.confidence < 0.75 for lv in count.levels)
+
+
+def test_body_that_leaked_into_the_alae_is_measured_in_its_own_marrow():
+    """S1's marrow runs on into the sacral alae, so its first segmentation leaks and it is
+    segmented again inside the column's cross-section. There the body is its marrow, trimmed
+    of partial volume like any body (not all bony tissue with a high R2*, which takes in the
+    cortex and the disc's rim): the ROI's PDFF is that of S1's marrow (this study's S1 read
+    27 points low before)."""
+    case = world_dev(75)  # sagittal 3 T, 6-8 mm slices, T11-S3
+    res = automatic_rois(case.study)
+    s1 = res.placement("S1")
+    assert any(n.startswith("leaked into neighbouring bone") for n in s1.notes), s1.notes
+    assert right_levels(case, res)["S1"]
+    roi = res.roiset.labelmap.array == s1.label
+    truth = case.truth.level("S1").marrow_pdff_pct
+    assert abs(float(case.study.pdff.array[roi].mean()) - truth) < 3.0

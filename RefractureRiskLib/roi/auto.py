@@ -98,7 +98,12 @@ from RefractureRiskLib.roi.runs import (
     split_long_segments,
     split_sacral_dip,
 )
-from RefractureRiskLib.roi.segment_bodies import MAX_HALF_DEPTH_MM, MAX_HALF_WIDTH_MM, place_bodies
+from RefractureRiskLib.roi.segment_bodies import (
+    LEAKED,
+    MAX_HALF_DEPTH_MM,
+    MAX_HALF_WIDTH_MM,
+    place_bodies,
+)
 
 #: Called with a short message as each step starts (it may raise to cancel).
 Progress = Callable[[str], None]
@@ -332,10 +337,13 @@ def _body_doubts(
     t_body, off = line.nearest(pl.frame.centre_ras)
     lr_half, ap_half, _ = pl.frame.half_extent_mm
     misplaced = abs(t_body - seg.centre_mm) > max(6.0, 0.4 * seg.length_mm)
-    # Not judged: S1 (tilted and joined to the sacrum, its centre lies off the column's line)
-    # and a body cut by the field of view (its centre is that of the part in view).
+    # Not judged: S1 (tilted and joined to the sacrum, its centre lies off the column's line),
+    # a body cut by the field of view (its centre is that of the part in view) and a body
+    # segmented again inside the column's cross-section after it leaked (found where the
+    # profile put it by construction; its marrow may still lie to one side).
     cut = cut_by_field_of_view(pl, shape)
-    if name != "S1" and not cut and (misplaced or off > 10.0):
+    judged = name != "S1" and not cut and not pl.message.startswith(LEAKED)
+    if judged and (misplaced or off > 10.0):
         return [f"{name}: the body found is not where the profile put it"]
     if lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:
         return [

@@ -44,6 +44,8 @@ MAX_HALF_DEPTH_MM = 25.0
 #: line, has run into neighbouring bone: it is segmented again inside the column's cross-section.
 LEAK_WIDTH_FACTOR = 1.3
 LEAK_OFF_LINE_MM = 10.0
+#: How the message of a body segmented again after it leaked begins.
+LEAKED = "leaked into neighbouring bone"
 
 
 def place_segment(
@@ -55,6 +57,7 @@ def place_segment(
     params: CoreRoiParams,
     criteria: MarrowCriteria,
     cross_section_mm: tuple[float, float] | None = None,
+    wet_bone: bool = True,
 ) -> BodyPlacement:
     """Whole body and safe core of one segment, between the planes at ``upper_t``/``lower_t``.
 
@@ -81,12 +84,13 @@ def place_segment(
     if cross_section_mm is not None:
         a, b = cross_section_mm
         slab &= cross_section_mask(box, centre, -tang, (a + 1.0, b + 1.0))
-        marrow = bone_tissue(arrays, box, marrow, criteria)
+        if wet_bone:
+            marrow = bone_tissue(arrays, box, marrow, criteria)
     # signal voids (cement) count as body for its shape; the ROI keeps away from them
     body, why = body_from_marrow((marrow | void) & slab, box.ijk_to_ras, seed_ijk, -tang)
     if not body.any():
         return BodyPlacement(box, empty, empty, None, why)
-    if cross_section_mm is None:
+    if cross_section_mm is None or not wet_bone:
         body = refine_body(body, pdff, _nearest_in(body, seed_ijk), signal, void)
     # pedicle bases merged by thick slices: cut behind the posterior wall, then the frame
     # (the same one when nothing was cut: clip_posterior_elements then returns ``body`` itself)
@@ -183,11 +187,15 @@ def _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, cri
             continue
         near = np.argsort([abs(g - i) for g in good])[:2]
         cross = tuple(float(h) for h in np.median(halves[near], axis=0))
-        fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
+        # a leaked body has marrow fat: its marrow inside the cross-section, trimmed of
+        # partial volume as any body, unless that leaves no core (then as for oedema)
+        fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross, small)
+        if not small and not fb.ok:
+            fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
         if fb.frame is not None and (
             pl.frame is None or leaked or fb.frame.volume_ml > pl.frame.volume_ml
         ):
-            why = "leaked into neighbouring bone" if leaked else "no marrow fat (oedema?)"
+            why = LEAKED if leaked else "no marrow fat (oedema?)"
             placed[i] = replace(fb, message=f"{why}: body from R2*, shape")
             refit.add(i)
     return refit
@@ -208,6 +216,7 @@ def _core_at_centre(
 
 
 __all__ = [
+    "LEAKED",
     "MAX_HALF_DEPTH_MM",
     "MAX_HALF_WIDTH_MM",
     "place_bodies",
