@@ -19,6 +19,8 @@ from RefractureRiskLib.roi.labelling import (
     label_segments,
 )
 from RefractureRiskLib.roi.landmarks import (
+    ALA_CONFIRM_RATIO,
+    ALA_CONFIRM_SHARE,
     has_no_alae,
     lateral_marrow_share,
     s1_from_alae,
@@ -159,3 +161,26 @@ def test_a_long_cut_lowest_segment_without_alae_is_l5_not_s1() -> None:
     assert max(fixed.confidence) <= 0.3
     # alae not judged beside it (a narrow slab): the guess stands
     assert with_alae(lab, segs, gaps, ala_s1=None, lowest_without_alae=False) == lab
+
+
+def test_a_weaker_step_beside_the_guessed_s1_confirms_it_without_relabelling() -> None:
+    """Real alae fill a third to a half of the boxes: too little to name S1, enough to confirm
+    the lowest body taken for S1 by default when the step from the body above is clear."""
+    _, (_, segs) = _grid()
+    gaps = _gaps(segs)
+    lab = label_segments(segs, gaps, bottom_in_fov=True)
+    assert not lab.sacrum_found and lab.names[-1] == "S1"
+    shares = [(0.1, 0.12), (0.05, 0.08), (0.12, 0.1), (0.0, 0.02), (0.13, 0.16), (0.36, 0.41)]
+    assert s1_from_alae(shares) is None  # not a step that names S1
+    assert s1_from_alae(shares, ALA_CONFIRM_SHARE, ALA_CONFIRM_RATIO) == 5
+    confirmed = with_alae(lab, segs, gaps, None, lowest_confirmed=True)
+    assert confirmed.names == lab.names
+    assert confirmed.sacrum_found and min(confirmed.confidence) >= 0.9
+    assert not any(r.startswith("sacrum not found") for r in confirmed.reasons)
+    # the same step under a body with as much beside it, or none confirmed: still a guess
+    assert s1_from_alae([*shares[:4], (0.2, 0.25), shares[5]], 0.3, 2.0) is None
+    assert with_alae(lab, segs, gaps, None) == lab
+    # a lowest body taken for L5 (no alae beside it) is never confirmed as S1
+    l5 = label_segments(segs[:-1], gaps[:-1], bottom_in_fov=True)
+    l5 = Labelling((*l5.names[:-1], "L5"), l5.confidence, l5.reasons, False)
+    assert with_alae(l5, segs[:-1], gaps[:-1], None, lowest_confirmed=True) == l5
