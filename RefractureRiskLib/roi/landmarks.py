@@ -190,20 +190,7 @@ def with_alae(
     if not segs:
         return lab
     if ala_s1 is None:
-        if lowest_confirmed and not lab.sacrum_found and lab.names[-1] == "S1":
-            reasons = tuple(r for r in lab.reasons if not r.startswith("sacrum not found"))
-            return Labelling(lab.names, tuple(0.9 for _ in segs), reasons, True)
-        guessed = [r for r in lab.reasons if r.startswith("sacrum not found") or CUT_S1_REASON in r]
-        if not guessed or not lowest_without_alae:
-            return lab
-        names = counted_names(segs, gaps, len(segs) - 1, "L5")
-        reasons = tuple(
-            f"{r}; the lowest body has no sacral alae beside it: taken for L5"
-            if r in guessed
-            else r
-            for r in lab.reasons
-        )
-        return Labelling(names, tuple(min(c, 0.3) for c in lab.confidence), reasons, False)
+        return _lowest_body_checked(lab, segs, gaps, lowest_without_alae, lowest_confirmed)
     s1 = lab.names.index("S1") if "S1" in lab.names else None
     if not lab.sacrum_found or s1 is None:
         names = counted_names(segs, gaps, ala_s1, "S1")
@@ -225,6 +212,30 @@ def with_alae(
     )
     names = counted_names(segs, gaps, ala_s1, "S1") if doubted else lab.names
     return Labelling(names, tuple(min(c, 0.5) for c in lab.confidence), reasons, True)
+
+
+def _lowest_body_checked(
+    lab: Labelling,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    without_alae: bool,
+    confirmed: bool,
+) -> Labelling:
+    """:func:`with_alae` where the alae name no body: a lowest body taken for S1 by default
+    is confirmed by a weaker step beside it (``confirmed``), or taken for L5 when it clearly
+    has no alae (``without_alae``); otherwise the labels stay."""
+    if confirmed and not lab.sacrum_found and lab.names[-1] == "S1":
+        reasons = tuple(r for r in lab.reasons if not r.startswith("sacrum not found"))
+        return Labelling(lab.names, tuple(0.9 for _ in segs), reasons, True)
+    guessed = [r for r in lab.reasons if r.startswith("sacrum not found") or CUT_S1_REASON in r]
+    if not guessed or not without_alae:
+        return lab
+    names = counted_names(segs, gaps, len(segs) - 1, "L5")
+    reasons = tuple(
+        f"{r}; the lowest body has no sacral alae beside it: taken for L5" if r in guessed else r
+        for r in lab.reasons
+    )
+    return Labelling(names, tuple(min(c, 0.3) for c in lab.confidence), reasons, False)
 
 
 __all__ = [
