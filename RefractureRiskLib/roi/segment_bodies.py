@@ -4,8 +4,8 @@ The whole body (volume in mL) is segmented on the full grid inside the slab betw
 across its neighbouring gaps, and its safe-core ROI placed as for manual points
 (:mod:`RefractureRiskLib.roi.body`); voxels behind the body's midline posterior wall (pedicle
 bases that thick slices merge with the body) are cut off before its frame and ROI. A body with
-no marrow fat (fracture oedema), or one that ran into neighbouring bone, is segmented again
-inside the column's cross-section from R2*.
+no marrow fat (fracture oedema) is segmented again inside the column's cross-section from R2*;
+one that ran into neighbouring bone, from its marrow inside that cross-section.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def place_segment(
     ``cross_section_mm`` (LR, AP half-sizes from the neighbouring bodies) switches to the
     fallback for bodies without marrow fat (fracture oedema): bone tissue (marrow or water-rich
     with high R2*) inside that elliptic cylinder about the centre line, between the planes.
+    With ``wet_bone`` False (a body that leaked into neighbouring bone, but has marrow fat) it
+    is the marrow alone inside the cylinder, trimmed of partial volume as any body.
     """
     centre, tang = line.at(seg.centre_mm)
     # the centre line passes within a few mm of the body centre: bodies are <= 50 x 35 mm
@@ -153,7 +155,7 @@ def place_bodies(
 ) -> dict[int, BodyPlacement]:
     """Step 6: each named segment's body and safe core; a body too small (no marrow fat:
     oedema) or leaked into neighbouring bone is segmented again inside the column's
-    cross-section (from R2* and the neighbours' shape)."""
+    cross-section (the neighbours' shape; from R2* for oedema, from the marrow for a leak)."""
     planes = _slab_planes(segs, gaps)
     named = [i for i, n in enumerate(names) if n is not None]
     placed = {i: place_segment(arrays, line, segs[i], *planes[i], params, criteria) for i in named}
@@ -171,9 +173,10 @@ def place_bodies(
 
 
 def _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, criteria) -> set[int]:
-    """Segment again inside the column's cross-section (from R2* and the shape of the ``good``
-    neighbours) each body too small (no marrow fat: oedema) or leaked into neighbouring bone;
-    ``placed`` is updated where that gives a body; returns those indices."""
+    """Segment again inside the column's cross-section (the shape of the ``good`` neighbours)
+    each body too small (no marrow fat: oedema; from R2*) or leaked into neighbouring bone
+    (from its marrow; from R2* when that leaves no core); ``placed`` is updated where that
+    gives a body; returns those indices."""
     refit: set[int] = set()
     if not good:
         return refit
@@ -190,13 +193,15 @@ def _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, cri
         # a leaked body has marrow fat: its marrow inside the cross-section, trimmed of
         # partial volume as any body, unless that leaves no core (then as for oedema)
         fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross, small)
+        how = "body from R2*, shape" if small else "body from its marrow within the shape"
         if not small and not fb.ok:
             fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
+            how = "body from R2*, shape"
         if fb.frame is not None and (
             pl.frame is None or leaked or fb.frame.volume_ml > pl.frame.volume_ml
         ):
             why = LEAKED if leaked else "no marrow fat (oedema?)"
-            placed[i] = replace(fb, message=f"{why}: body from R2*, shape")
+            placed[i] = replace(fb, message=f"{why}: {how}")
             refit.add(i)
     return refit
 
