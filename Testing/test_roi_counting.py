@@ -227,3 +227,19 @@ def test_a_fused_junction_is_kept_without_a_pdff_profile() -> None:
     segs, gaps, prof = _pdff_column(0.8, 8.0)
     bare = Profile(prof.t_mm, prof.marrow, prof.disc, prof.void, prof.covered)
     assert fused_junction_as_disc(segs, gaps, bare) == (segs, gaps)
+
+
+def test_a_body_missed_among_small_thoracic_ones_is_counted_by_the_local_spacing() -> None:
+    """Thoracic bodies are smaller than lumbar ones: T9 and T11 around a missed (crushed) T10
+    lie two local spacings apart, though less than 1.7 of the column's median spacing."""
+    centres = [0.0, 22.0, 44.0, 90.0, 120.0, 152.0, 184.0, 216.0]
+    half = [9.0, 9.0, 9.0, 10.0, 12.0, 12.0, 12.0, 12.0]
+    segs = [Segment(c - h, c + h) for c, h in zip(centres, half, strict=True)]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    pos = level_positions(segs, gaps)
+    assert pos == [0, 1, 2, 4, 5, 6, 7, 8]  # one level stepped over between 44 and 90 mm
+    # evenly spaced bodies are counted one by one, small or large
+    even = [Segment(c - 9.0, c + 9.0) for c in (0.0, 22.0, 44.0, 66.0, 96.0, 126.0, 156.0)]
+    assert level_positions(
+        even, [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(even)]
+    ) == list(range(7))
