@@ -152,3 +152,13 @@ def test_expected_height_keeps_an_anatomical_slope():
     assert expected_heights_mm(l4, QcContext(tuple([*grow, l4]), frozenset()))[1] == (
         pytest.approx(24.0)
     )
+
+
+def test_a_small_compact_cement_deposit_flags_the_level():
+    """A deposit filling 3% of the body inside its rim (about 0.7 mL of a lumbar body) is
+    cement; a 2% share (noise left after the compactness filter) is not."""
+    normal = (25.0, 25.0, 25.0)
+    names = ("T12", "L1", "L2", "L3", "L4")
+    for share, cemented in ((0.03, True), (0.02, False)):
+        levels = [_level(n, normal, void=share if n == "L2" else 0.0) for n in names]
+        assert (RoiFlag.CEMENTED in evaluate_qc(levels)["L2"]) is cemented, share
