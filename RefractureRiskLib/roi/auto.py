@@ -98,12 +98,7 @@ from RefractureRiskLib.roi.runs import (
     split_long_segments,
     split_sacral_dip,
 )
-from RefractureRiskLib.roi.segment_bodies import (
-    LEAKED,
-    MAX_HALF_DEPTH_MM,
-    MAX_HALF_WIDTH_MM,
-    place_bodies,
-)
+from RefractureRiskLib.roi.segment_bodies import MAX_HALF_DEPTH_MM, MAX_HALF_WIDTH_MM, place_bodies
 
 #: Called with a short message as each step starts (it may raise to cancel).
 Progress = Callable[[str], None]
@@ -251,7 +246,8 @@ def _count_levels(
     hold are doubts. An anchor's count replaces every doubt about where the count starts."""
     split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
     covered_idx = np.flatnonzero(prof.covered)
-    bottom_in_fov = bool(covered_idx.size) and (prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm > 4.0)
+    below_mm = prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm if covered_idx.size else 0.0
+    bottom_in_fov = below_mm > 4.0
     top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
     labelling = label_segments(segs, gaps, bottom_in_fov)
     labelling = check_fused_run(labelling, segs, gaps, grid, line)  # where the alae begin
@@ -280,10 +276,7 @@ def _count_levels(
             f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
         )
     # ... and below the last body: the sacrum cannot lie out of view there
-    room_below = bool(covered_idx.size) and (
-        prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm >= 0.8 * spacing
-    )
-    if named and "S1" not in named and room_below and anchor is None:
+    if named and "S1" not in named and below_mm >= 0.8 * spacing and anchor is None:
         reasons.append(
             f"S1 not found: the column ends at {named[-1]} inside the field of view, with room "
             "below it for the sacrum"
@@ -342,7 +335,7 @@ def _body_doubts(
     # segmented again inside the column's cross-section after it leaked (found where the
     # profile put it by construction; its marrow may still lie to one side).
     cut = cut_by_field_of_view(pl, shape)
-    judged = name != "S1" and not cut and not pl.message.startswith(LEAKED)
+    judged = name != "S1" and not cut and not pl.leaked
     if judged and (misplaced or off > 10.0):
         return [f"{name}: the body found is not where the profile put it"]
     if lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:

@@ -71,6 +71,7 @@ class BodyPlacement:
     void_frac: float = 0.0  # share of the body with no signal (cement)
     lesion_ml: float = 0.0  # enclosed non-marrow tissue with signal (focal lesion), mL
     cut_at_neighbours: bool = False  # segmented within the planes halfway to the next points
+    leaked: bool = False  # segmented again in the column's cross-section after it leaked
 
     @property
     def ok(self) -> bool:

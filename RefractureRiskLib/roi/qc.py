@@ -155,25 +155,31 @@ def expected_heights_mm(lv: LevelPlacement, ctx: QcContext) -> npt.NDArray[np.fl
     return out
 
 
-def height_loss_frac(
-    lv: LevelPlacement, ctx: QcContext, edge_margin: float = EDGE_HEIGHT_MARGIN
-) -> float:
-    """Relative height loss against the heights expected from the other levels
-    (:func:`expected_heights_mm`): the middle height's loss, or the anterior height's loss less
-    ``edge_margin`` if larger; NaN if unknown."""
+def height_losses(lv: LevelPlacement, ctx: QcContext) -> tuple[float, float]:
+    """(middle, anterior) relative height loss against the heights expected from the other
+    levels (:func:`expected_heights_mm`); NaN where unknown (S1 always)."""
     if lv.level == "S1":
-        return float("nan")
+        return float("nan"), float("nan")
     expected = expected_heights_mm(lv, ctx)
     h = np.asarray(lv.heights_mm, float)
     ok = np.isfinite(expected) & np.isfinite(h) & (expected > 0)
-    if not ok.any():
-        return float("nan")
-    loss = 1.0 - h / expected
+    loss = np.where(ok, 1.0 - h / np.where(ok, expected, 1.0), np.nan)
+    return float(loss[1]), float(loss[0])
+
+
+def height_loss_frac(
+    lv: LevelPlacement,
+    ctx: QcContext,
+    edge_margin: float = EDGE_HEIGHT_MARGIN,
+    losses: tuple[float, float] | None = None,
+) -> float:
+    """Relative height loss against the heights expected from the other levels: the middle
+    height's loss, or the anterior height's loss less ``edge_margin`` if larger; NaN if
+    unknown. ``losses``: :func:`height_losses` when already computed."""
+    middle, anterior = height_losses(lv, ctx) if losses is None else losses
     # the anterior and posterior heights are measured less precisely (rounded rims, pedicles,
     # the vein): they count only beyond an extra margin
-    candidates = [loss[1]] if ok[1] else []
-    if ok[0]:
-        candidates.append(loss[0] - edge_margin)
+    candidates = [v for v in (middle, anterior - edge_margin) if np.isfinite(v)]
     return float(max(candidates)) if candidates else float("nan")
 
 
@@ -190,14 +196,15 @@ def pdff_drop_pct(lv: LevelPlacement, ctx: QcContext) -> float:
 def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
     if lv.truncated:
         return None  # its height is cut by the field of view, not lost
-    loss = height_loss_frac(lv, ctx)
+    losses = height_losses(lv, ctx)
+    loss = height_loss_frac(lv, ctx, losses=losses)
     if not np.isfinite(loss):
         return None
     if loss >= QC_THRESHOLDS["fracture_height_loss_frac"]:
         return f"height loss {100 * loss:.0f}% against neighbours"
     drop = pdff_drop_pct(lv, ctx)
     # with oedema to corroborate it, the anterior height counts without the extra margin
-    loss = height_loss_frac(lv, ctx, edge_margin=0.0)
+    loss = height_loss_frac(lv, ctx, edge_margin=0.0, losses=losses)
     if (
         loss >= QC_THRESHOLDS["fracture_oedema_height_loss_frac"]
         and np.isfinite(drop)
@@ -318,5 +325,6 @@ __all__ = [
     "evaluate_qc",
     "expected_heights_mm",
     "height_loss_frac",
+    "height_losses",
     "pdff_drop_pct",
 ]

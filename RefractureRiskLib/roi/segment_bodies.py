@@ -192,16 +192,17 @@ def _refit_from_r2s(arrays, line, segs, planes, named, good, placed, params, cri
         cross = tuple(float(h) for h in np.median(halves[near], axis=0))
         # a leaked body has marrow fat: its marrow inside the cross-section, trimmed of
         # partial volume as any body, unless that leaves no core (then as for oedema)
-        fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross, small)
-        how = "body from R2*, shape" if small else "body from its marrow within the shape"
-        if not small and not fb.ok:
-            fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross)
-            how = "body from R2*, shape"
+        wet = small
+        fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross, wet)
+        if not fb.ok and not wet:
+            wet = True
+            fb = place_segment(arrays, line, segs[i], *planes[i], params, criteria, cross, wet)
         if fb.frame is not None and (
             pl.frame is None or leaked or fb.frame.volume_ml > pl.frame.volume_ml
         ):
             why = LEAKED if leaked else "no marrow fat (oedema?)"
-            placed[i] = replace(fb, message=f"{why}: {how}")
+            how = "body from R2*, shape" if wet else "body from its marrow within the shape"
+            placed[i] = replace(fb, message=f"{why}: {how}", leaked=leaked)
             refit.add(i)
     return refit
 
