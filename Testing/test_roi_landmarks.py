@@ -15,6 +15,7 @@ from RefractureRiskLib.roi.detection import DetectionGrid, Segment, fit_centre_l
 from RefractureRiskLib.roi.labelling import (
     CUT_S1_REASON,
     FUSED_LOWEST_REASON,
+    THIN_L5S1_REASON,
     Labelling,
     label_segments,
 )
@@ -173,7 +174,7 @@ def test_a_weaker_step_beside_the_guessed_s1_confirms_it_without_relabelling() -
     shares = [(0.1, 0.12), (0.05, 0.08), (0.12, 0.1), (0.0, 0.02), (0.13, 0.16), (0.36, 0.41)]
     assert s1_from_alae(shares) is None  # not a step that names S1
     assert s1_from_alae(shares, ALA_CONFIRM_SHARE, ALA_CONFIRM_RATIO) == 5
-    confirmed = with_alae(lab, segs, gaps, None, lowest_confirmed=True)
+    confirmed = with_alae(lab, segs, gaps, None, weak_s1=5)
     assert confirmed.names == lab.names
     assert confirmed.sacrum_found and min(confirmed.confidence) >= 0.9
     assert not any(r.startswith("sacrum not found") for r in confirmed.reasons)
@@ -183,4 +184,24 @@ def test_a_weaker_step_beside_the_guessed_s1_confirms_it_without_relabelling() -
     # a lowest body taken for L5 (no alae beside it) is never confirmed as S1
     l5 = label_segments(segs[:-1], gaps[:-1], bottom_in_fov=True)
     l5 = Labelling((*l5.names[:-1], "L5"), l5.confidence, l5.reasons, False)
-    assert with_alae(l5, segs[:-1], gaps[:-1], None, lowest_confirmed=True) == l5
+    assert with_alae(l5, segs[:-1], gaps[:-1], None, weak_s1=4) == l5
+
+
+def test_alae_beside_the_counted_s1_settle_a_thin_disc_above_it() -> None:
+    """A thin L5/S1 disc (degeneration) raises a doubt about the count from the sacrum; the
+    alae beside the body counted as S1, and not beside the body above, settle it. A step
+    beside another body, or none at all, leaves the doubt."""
+    segs = [Segment(10.0 + 32 * k, 34.0 + 32 * k) for k in range(6)]
+    gaps = _gaps(segs)
+    names = ("L1", "L2", "L3", "L4", "L5", "S1")
+    lab = Labelling(names, (1.0,) * 6, (THIN_L5S1_REASON,), True)
+    for settled in (
+        with_alae(lab, segs, gaps, ala_s1=5),
+        with_alae(lab, segs, gaps, None, weak_s1=5),
+    ):
+        assert settled.names == names and settled.reasons == ()
+    # a weaker step beside the body counted as L5 does not confirm S1
+    assert with_alae(lab, segs, gaps, None, weak_s1=4) == lab
+    assert with_alae(lab, segs, gaps, None) == lab
+    # the labels are never changed by the weaker step alone
+    assert with_alae(lab, segs, gaps, None, weak_s1=5).names == names

@@ -59,6 +59,10 @@ FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
 CUT_S1_REASON = "runs out of the field of view: taken for S1 with the sacrum, no junction seen"
 #: Reasons that doubt where the count from the sacrum starts (not the bodies between): a second
 #: landmark that agrees settles them, and an anchor's count makes them moot.
+#: The doubt raised by a thin gap just above the body taken for S1 (a sacralised L5's
+#: rudimentary L5/S1 disc, or the true S1/S2 junction above the one found); the sacral alae
+#: settle it when they confirm that body as S1 (:mod:`RefractureRiskLib.roi.landmarks`).
+THIN_L5S1_REASON = "possible transitional anatomy: thin L5/S1 disc"
 COUNT_DOUBTS = (
     "sacrum not found",
     FUSED_LOWEST_REASON,
@@ -270,7 +274,7 @@ def _transitional_reasons(
     """
     reasons = []
     if s1 >= 1 and glen[s1 - 1] < 0.75 * med_gap:
-        reasons.append("possible transitional anatomy: thin L5/S1 disc")
+        reasons.append(THIN_L5S1_REASON)
     lengths = np.array([s.length_mm for s in segs])
     above = lengths[max(s1 - 4, 0) : s1]
     if len(above) < 2:
