@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +100,7 @@ from RefractureRiskLib.roi.runs import (
     split_sacral_dip,
 )
 from RefractureRiskLib.roi.segment_bodies import MAX_HALF_DEPTH_MM, MAX_HALF_WIDTH_MM, place_bodies
+from RefractureRiskLib.roi.top_run import unlike_marrow_at_top
 
 #: Called with a short message as each step starts (it may raise to cancel).
 Progress = Callable[[str], None]
@@ -319,6 +321,11 @@ def _levels(
     if not entries:
         raise InputError("study", "no vertebral level could be placed")
     entries.sort(key=lambda e: level_index(e.level))
+    unlike = unlike_marrow_at_top(entries)
+    reasons += unlike.values()
+    entries = [
+        replace(e, confidence=min(e.confidence, 0.5)) if e.level in unlike else e for e in entries
+    ]
     return entries, roi_arr, body_arr
 
 
