@@ -117,3 +117,16 @@ def test_body_that_leaked_into_the_alae_is_measured_in_its_own_marrow():
     roi = res.roiset.labelmap.array == s1.label
     truth = case.truth.level("S1").marrow_pdff_pct
     assert abs(float(case.study.pdff.array[roi].mean()) - truth) < 3.0
+
+
+def test_a_level_whose_body_holds_no_roi_is_warned():
+    """world-dev-157: T10 is found (3 mm from its true centre) but, segmented from R2* after
+    it leaked, is too small for a safe core and gets no ROI; the level is not measured, and
+    the study says so rather than reporting a level without a value and no warning."""
+    case = world_dev(157)
+    res = automatic_rois(case.study)
+    t10 = next(lv for lv in res.levels if lv.level == "T10")
+    assert t10.roi_volume_ml == 0.0 and np.isnan(t10.roi_pdff_median_pct)
+    assert res.uncertain
+    assert any(r.startswith("T10: no ROI could be placed") for r in res.reasons), res.reasons
+    assert t10.confidence <= 0.5

@@ -332,7 +332,8 @@ def _levels(
 def _body_doubts(
     name: str, pl: BodyPlacement, line: CentreLine, seg: Segment, shape: tuple[int, int, int]
 ) -> list[str]:
-    """A reason when the body found is off the profile's segment or implausibly large."""
+    """A reason when the body found holds no ROI, is off the profile's segment or is
+    implausibly large."""
     assert pl.frame is not None
     t_body, off = line.nearest(pl.frame.centre_ras)
     lr_half, ap_half, _ = pl.frame.half_extent_mm
@@ -343,6 +344,12 @@ def _body_doubts(
     # profile put it by construction; its marrow may still lie to one side).
     cut = cut_by_field_of_view(pl, shape)
     judged = name != "S1" and not cut and not pl.leaked
+    if not pl.roi.any():
+        # a body too small or thin for a safe core, segmented from R2* (no core at its centre:
+        # see segment_bodies._core_at_centre): the level is not measured, and says so
+        return [
+            f"{name}: no ROI could be placed in the body found ({pl.message}): place it by hand"
+        ]
     if judged and (misplaced or off > 10.0):
         return [f"{name}: the body found is not where the profile put it"]
     if lr_half > MAX_HALF_WIDTH_MM or ap_half > MAX_HALF_DEPTH_MM:
