@@ -1,7 +1,8 @@
 """Bodies the detector missed (roi/anchor.anchor_segment, roi/missing.fill_skipped_levels): a
 click inside a found body names it; a clicked body the detector missed is put into the column,
 so the count does not snap to a neighbour and shift every label; a level the count steps over
-gets a body between its neighbours."""
+gets a body between its neighbours, and a level missed at the top of the column, with room
+for it in the field of view, gets one a spacing above the top body."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from RefractureRiskLib.roi.anchor import anchor_segment
 from RefractureRiskLib.roi.auto import Anchor, automatic_rois
 from RefractureRiskLib.roi.detection import CentreLine, Segment, fit_centre_line
 from RefractureRiskLib.roi.labelling import Labelling, counted_names
-from RefractureRiskLib.roi.missing import fill_skipped_levels
+from RefractureRiskLib.roi.missing import fill_skipped_levels, fill_top_level
 from Testing.world_cases import right_levels, world_dev
 
 
@@ -99,3 +100,48 @@ def test_a_column_with_no_level_skipped_is_left_as_it_is() -> None:
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
     lab = Labelling(counted_names(segs, gaps, 8, "S1"), (1.0,) * 9, (), True)
     assert fill_skipped_levels(segs, gaps, lab, _line()) == (segs, gaps, lab, [])
+
+
+def _top_missed() -> tuple[list[Segment], list[tuple[float, float, str]], Labelling]:
+    # eight bodies 25 mm tall every 33 mm from t = 66 (T11 down to S1): T10 (t 33-58) missed
+    segs = [Segment(33.0 * i, 33.0 * i + 25.0) for i in range(2, 10)]
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    return segs, gaps, Labelling(counted_names(segs, gaps, 7, "S1"), (1.0,) * 8, (), True)
+
+
+def test_a_body_missed_at_the_top_is_put_in_a_spacing_above_and_warned() -> None:
+    segs, gaps, lab = _top_missed()
+    assert lab.names[0] == "T11"
+    out_segs, out_gaps, out_lab, reasons = fill_top_level(segs, gaps, lab, _line(), True)
+    assert out_lab.names[:2] == ("T10", "T11") and out_lab.names[1:] == lab.names
+    assert out_segs[1:] == segs and len(out_gaps) == len(out_segs) - 1
+    new = out_segs[0]
+    assert 33.0 <= new.centre_mm <= 58.0 and new.t1_mm < segs[0].t0_mm
+    assert len(out_lab.confidence) == len(out_segs)
+    assert len(reasons) == 1 and reasons[0].startswith("T10: no body was found above T11")
+
+
+def test_no_body_is_put_in_above_t10_or_without_room_in_the_field_of_view() -> None:
+    segs, gaps, lab = _top_missed()
+    # the field of view ends just above the top body: it is cut there, not missed
+    assert fill_top_level(segs, gaps, lab, _line(), False) == (segs, gaps, lab, [])
+    # the column starts at T10: nothing above it is labelled
+    t10 = Labelling(("T10", *lab.names[1:]), lab.confidence, (), True)
+    assert fill_top_level(segs, gaps, t10, _line(), True) == (segs, gaps, t10, [])
+    # the line ends above the top body before a whole body fits: only the warning
+    high = [Segment(s.t0_mm - 50.0, s.t1_mm - 50.0) for s in segs]
+    high_gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(high)]
+    out = fill_top_level(high, high_gaps, lab, _line(), True)
+    assert out[:3] == (high, high_gaps, lab)
+    assert out[3] == ["fewer bodies than expected: the column ends at T11 inside the field of view"]
+
+
+def test_a_top_body_the_detector_missed_is_measured_on_a_world_study() -> None:
+    """World development study 173: T10 left no marrow run on the profile (the column was
+    found from T11 down, all labels right, T10 unmeasured); it is now put in and its ROI lies
+    in T10."""
+    case = world_dev(173)
+    res = automatic_rois(case.study)
+    right = right_levels(case, res)
+    assert right.get("T10") and all(right.values()), right
+    assert any(r.startswith("T10: no body was found above T11") for r in res.reasons)

@@ -87,7 +87,7 @@ from RefractureRiskLib.roi.labelling import (
 )
 from RefractureRiskLib.roi.landmarks import check_count_with_alae
 from RefractureRiskLib.roi.marrow import DEFAULT_CRITERIA, MarrowCriteria
-from RefractureRiskLib.roi.missing import fill_skipped_levels
+from RefractureRiskLib.roi.missing import fill_skipped_levels, fill_top_level
 from RefractureRiskLib.roi.qc import apply_qc
 from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 from RefractureRiskLib.roi.ribs import check_count_with_ribs, last_rib_index, rib_shares
@@ -136,19 +136,15 @@ def automatic_rois(
     say("finding the bodies and discs along the column")
     prof, segs, gaps, split_notes = _bodies_along(line, grid)
     say("naming the levels")
-    at_body = None
-    if anchor is not None and anchored is not None:  # the clicked body among those found
-        segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
-    labelling, reasons, count_notes = _count_levels(
-        prof, segs, gaps, grid, line, at_body, split_notes
+    segs, gaps, labelling, reasons, count_notes = _name_levels(
+        prof, segs, gaps, grid, line, anchor, anchored, split_notes
     )
-    segs, gaps, labelling, filled = fill_skipped_levels(segs, gaps, labelling, line)
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
     entries, roi_arr, body_arr = _levels(arrays, line, segs, labelling, placed, reasons)
     notes = (*reasons, *(f"note: {n}" for n in split_notes if SPLIT_DOUBT_REASON not in n))
-    notes += tuple(f"note: {n}" for n in (*count_notes, *filled))
+    notes += tuple(f"note: {n}" for n in count_notes)
     roiset = RoiSet(
         labelmap=Volume(roi_arr, study.grid.ijk_to_ras),
         levels=tuple(LevelRoi(e.level, e.label) for e in entries),
@@ -233,6 +229,41 @@ def _bodies_along(
     return prof, segs, gaps, split_notes + top_notes
 
 
+def _name_levels(
+    prof: Profile,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    grid: DetectionGrid,
+    line: CentreLine,
+    anchor: Anchor | None,
+    anchored: npt.NDArray | None,
+    split_notes: Sequence[str],
+) -> tuple[list[Segment], list[tuple[float, float, str]], Labelling, list[str], list[str]]:
+    """Step 5 with the bodies it finds missing: the clicked body among those found (an
+    anchor), the count (:func:`_count_levels`), then a body put in where the count steps over a
+    level or a level is missing at the top. Returns the segments, gaps, labelling, the reasons
+    to doubt it and notes."""
+    at_body = None
+    if anchor is not None and anchored is not None:  # the clicked body among those found
+        segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
+    labelling, reasons, notes = _count_levels(prof, segs, gaps, grid, line, at_body, split_notes)
+    segs, gaps, labelling, filled = fill_skipped_levels(segs, gaps, labelling, line)
+    room = _room_above(prof, segs)
+    segs, gaps, labelling, top = fill_top_level(segs, gaps, labelling, line, room)
+    reasons += [r for r in top if anchor is None or LEVEL_REASON.match(r)]  # anchor: counted
+    return segs, gaps, labelling, reasons, [*notes, *filled]
+
+
+def _room_above(prof: Profile, segs: list[Segment]) -> bool:
+    """Room for a whole body (with its disc) between the top of the field of view and the
+    first body found: a body cut by the field of view there is not a missed one."""
+    covered_idx = np.flatnonzero(prof.covered)
+    if not covered_idx.size or not segs:
+        return False
+    spacing = float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
+    return bool(segs[0].t0_mm - prof.t_mm[covered_idx[0]] >= 0.8 * spacing)
+
+
 def _count_levels(
     prof: Profile,
     segs: list[Segment],
@@ -267,17 +298,9 @@ def _count_levels(
         labelling = _anchor_labels(line, segs, gaps, anchor, labelling)
         reasons, notes = [*labelling.reasons, *split_doubts, *spacing_doubts], []
     named = [n for n in labelling.names if n is not None]
-    # room for a whole body (with its disc) between the top of the field of view and the first
-    # body found: a body cut by the field of view there is not a missed one
+    # below the last body, room for a whole body (with its disc): the sacrum cannot lie out
+    # of view there (room above the first body: see _room_above)
     spacing = float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
-    room_above = bool(covered_idx.size) and (
-        segs[0].t0_mm - prof.t_mm[covered_idx[0]] >= 0.8 * spacing
-    )
-    if named and named[0] != "T10" and room_above and anchor is None:
-        reasons.append(
-            f"fewer bodies than expected: the column ends at {named[0]} inside the field of view"
-        )
-    # ... and below the last body: the sacrum cannot lie out of view there
     if named and "S1" not in named and below_mm >= 0.8 * spacing and anchor is None:
         reasons.append(
             f"S1 not found: the column ends at {named[-1]} inside the field of view, with room "
