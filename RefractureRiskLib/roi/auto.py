@@ -54,20 +54,13 @@ from RefractureRiskLib.roi.body import (
     level_placement,
     study_arrays,
 )
-from RefractureRiskLib.roi.column import (
-    HIDDEN_SHARE,
-    Candidate,
-    candidates,
-    find_column,
-    hidden_share,
-)
+from RefractureRiskLib.roi.column_line import column_line
 from RefractureRiskLib.roi.detection import (
     CentreLine,
     DetectionGrid,
     Profile,
     Segment,
     detection_grid,
-    fit_centre_line,
     profile_along,
     rescue_gaps,
     segment_profile,
@@ -106,10 +99,6 @@ from RefractureRiskLib.roi.top_run import unlike_marrow_at_top
 Progress = Callable[[str], None]
 #: A reason about one level's body (it starts with the level's name), not about the count.
 LEVEL_REASON = re.compile(r"^(T1[0-2]|L[1-5]|S1): ")
-#: A body candidate whose centre lies this close to the centre of the body around an anchor
-#: click is that body (half a small body's height: a neighbour's centre is a body and a disc
-#: away).
-ANCHOR_SAME_BODY_MM = 10.0
 
 
 # -- 6. placement -----------------------------------------------------------------------------
@@ -132,7 +121,7 @@ def automatic_rois(
     arrays = study_arrays(study, criteria)
     anchored = None if anchor is None else anchored_body(arrays, anchor, params, criteria)
     grid = detection_grid(arrays, criteria)
-    line = _column_line(arrays, grid, anchored)
+    line = column_line(arrays, grid, anchored)
     say("finding the bodies and discs along the column")
     prof, segs, gaps, split_notes = _bodies_along(line, grid)
     say("naming the levels")
@@ -169,40 +158,6 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
-
-
-def _column_line(
-    arrays: StudyArrays, grid: DetectionGrid, anchored: npt.NDArray | None
-) -> CentreLine:
-    """Steps 2-3: the chain of body candidates (through the anchored body, if any) and the
-    centre line fitted through it."""
-    cands = candidates(grid.marrow, grid.mat, grid.r2s, arrays.r2s_soft_tissue_per_s)
-    forced, added = None, False
-    if anchored is not None:
-        # the column must pass through the body the user clicked: the candidate found there,
-        # or, when none was, one added at the body around the click (a second point for the
-        # same body would bend the line, and the profile along it, away from the automatic one)
-        near = [float(np.linalg.norm(c.centre_ras - anchored)) for c in cands]
-        if near and min(near) <= ANCHOR_SAME_BODY_MM:
-            forced = int(np.argmin(near))
-        else:
-            cands = [*cands, Candidate(anchored, 10.0, 25.0, float("nan"), 2.0)]
-            forced, added = len(cands) - 1, True
-    hides = grid.void | grid.oedema
-
-    def hidden(p: npt.NDArray, q: npt.NDArray) -> bool:
-        """Whether the way from p to q runs through cement or oedema (bodies without marrow)."""
-        return hidden_share(hides, grid.mat, p, q) >= HIDDEN_SHARE
-
-    chain = find_column(cands, must_include=forced, hidden=hidden)
-    if forced is not None and len(chain) < 2:
-        # the clicked body links to no other candidate: the column as found without it, the
-        # labels still counted from the clicked body (it lies on the column's line)
-        chain = find_column(cands[:-1] if added else cands, hidden=hidden)
-    if len(chain) < 2:
-        raise InputError("study", "no vertebral column found (fewer than two marrow bodies)")
-    cents = np.array([c.centre_ras for c in chain])
-    return fit_centre_line(cents, _fov_z_range(grid.marrow.shape, grid.mat))
 
 
 def _bodies_along(
@@ -381,15 +336,6 @@ def _body_doubts(
             "not a vertebral body alone"
         ]
     return []
-
-
-def _fov_z_range(shape: tuple[int, int, int], mat: npt.NDArray) -> tuple[float, float]:
-    nk, nj, ni = shape
-    corners = np.array(
-        [[i, j, k, 1.0] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)]
-    )
-    z = (corners @ mat.T)[:, 2]
-    return float(z.min()), float(z.max())
 
 
 __all__ = [
