@@ -162,3 +162,20 @@ def test_a_small_compact_cement_deposit_flags_the_level():
     for share, cemented in ((0.03, True), (0.02, False)):
         levels = [_level(n, normal, void=share if n == "L2" else 0.0) for n in names]
         assert (RoiFlag.CEMENTED in evaluate_qc(levels)["L2"]) is cemented, share
+
+
+def test_signal_voids_in_most_bodies_are_noise_not_cement():
+    """A maps-only export at SNR 5 infers its signal from the maps: every body read 23-32%
+    void on a development study, and all six levels were flagged 'cemented'. Cement fills one
+    to three bodies: voids in most of them flag nothing, and the study is told why."""
+    normal = (25.0, 25.0, 25.0)
+    names = ["T12", "L1", "L2", "L3", "L4", "L5"]
+    noisy = [_level(n, normal, void=0.25 + 0.01 * k) for k, n in enumerate(names)]
+    fired = evaluate_qc(noisy)
+    assert not any(RoiFlag.CEMENTED in f for f in fired.values()), fired
+    assert "cement not judged" in (QcContext(tuple(noisy), frozenset()).voids_everywhere() or "")
+    # three cemented bodies among six still are cement
+    three = [_level(n, normal, void=0.2 if k in (1, 2, 3) else 0.0) for k, n in enumerate(names)]
+    fired = evaluate_qc(three)
+    assert [n for n in names if RoiFlag.CEMENTED in fired[n]] == ["L1", "L2", "L3"]
+    assert QcContext(tuple(three), frozenset()).voids_everywhere() is None

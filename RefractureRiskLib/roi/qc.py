@@ -39,6 +39,8 @@ Thresholds (documented here and in :data:`QC_THRESHOLDS`):
   of the body is about 0.5-0.8 mL of void (dev: from 5% to 2.5%, cement recall 91/97 -> 93/97 on
   the world set and 0/4 -> 4/4 on realct, whose deposits fill 6-7% of a body and read about 3%
   inside it; 'cemented' without cement 2 -> 6 of about 1600 levels; phantom unchanged).
+  Voids in most bodies (:data:`NOISE_VOID_SHARE`) are noise, not cement: no level is flagged
+  and the study is warned.
 - lesion: a focal region >= 0.15 mL inside the body with signal but PDFF outside the marrow
   window (a lesion replacing fat), or the ROI median PDFF differs from the neighbours' median by
   >= 15 percentage points on a level not flagged fractured (oedema explains the difference there).
@@ -78,6 +80,13 @@ QC_THRESHOLDS: Mapping[str, float] = MappingProxyType(
 )
 
 
+#: Cement is put into one to three bodies; signal voids read in at least this many levels and
+#: this share of them are noise (a maps-only export at SNR 5, whose signal is inferred from the
+#: maps: 23-32% of every body read as void on a development study) and flag nothing.
+NOISE_VOID_MIN_LEVELS = 4
+NOISE_VOID_SHARE = 0.75
+
+
 @dataclass(frozen=True)
 class QcContext:
     """What a rule may look at: all placed levels (cranial to caudal), the user's index levels,
@@ -90,6 +99,20 @@ class QcContext:
     def known(self, level: str, flag: RoiFlag) -> bool:
         """Whether ``flag`` was already set on ``level`` before this QC run."""
         return flag in self.prior.get(level, frozenset())
+
+    def voids_everywhere(self) -> str | None:
+        """Why cement is not judged in this study (None: it is): signal voids in
+        :data:`NOISE_VOID_MIN_LEVELS` levels or more and :data:`NOISE_VOID_SHARE` of them read
+        as noise in the maps, not cement."""
+        thr = QC_THRESHOLDS["cement_void_frac"]
+        n = len(self.levels)
+        k = sum(lv.void_frac >= thr for lv in self.levels)
+        if k >= NOISE_VOID_MIN_LEVELS and k >= NOISE_VOID_SHARE * n:
+            return (
+                f"cement not judged: signal voids in {k} of {n} bodies read as noise in the "
+                "maps, not cement (cement fills one to three bodies)"
+            )
+        return None
 
     def neighbours(self, level: str, n_each_side: int = 2) -> list[LevelPlacement]:
         """Up to ``n_each_side`` nearest placed levels above and below (S1 excluded)."""
@@ -218,7 +241,7 @@ def _fractured(lv: LevelPlacement, ctx: QcContext) -> str | None:
 
 
 def _cemented(lv: LevelPlacement, ctx: QcContext) -> str | None:
-    if lv.void_frac >= QC_THRESHOLDS["cement_void_frac"]:
+    if lv.void_frac >= QC_THRESHOLDS["cement_void_frac"] and not ctx.voids_everywhere():
         return f"{100 * lv.void_frac:.0f}% of the body is cement (signal void or very high R2*)"
     return None
 
@@ -303,7 +326,8 @@ def apply_qc(
     prior_flags: Mapping[str, frozenset[RoiFlag]] | None = None,
 ) -> RoiResult:
     """``result`` with every level's flags set by :data:`QC_RULES` plus ``prior_flags``
-    (user overrides are kept)."""
+    (user overrides are kept); when signal voids fill most bodies (noise, not cement: see
+    :meth:`QcContext.voids_everywhere`) a reason says so and the result is uncertain."""
     del study  # rules use the stored measurements; kept for a stable signature
     fired = evaluate_qc(result.levels, index_levels, prior_flags)
     new_levels = []
@@ -313,7 +337,11 @@ def apply_qc(
     roiset = replace(result.roiset, levels=tuple(new_levels))
     extras = dict(result.extras)
     extras["qc_reasons"] = {lv: {str(f): r for f, r in d.items()} for lv, d in fired.items()}
-    return replace(result, roiset=roiset, extras=extras)
+    noise = QcContext(tuple(result.levels), frozenset()).voids_everywhere()
+    if noise is None or noise in result.reasons:
+        return replace(result, roiset=roiset, extras=extras)
+    reasons = (*result.reasons, noise)  # the study is warned: its maps are that noisy
+    return replace(result, roiset=roiset, extras=extras, uncertain=True, reasons=reasons)
 
 
 __all__ = [
