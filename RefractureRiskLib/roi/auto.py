@@ -47,6 +47,7 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.ala_onset import check_fused_run
 from RefractureRiskLib.roi.anchor import anchor_segment, anchored_body
+from RefractureRiskLib.roi.anchor_count import with_sacrum_count
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
@@ -250,7 +251,8 @@ def _count_levels(
     if anchor is not None:
         # the anchor settles where the count starts, not whether a body between it and a
         # level was missed or split: those doubts stay
-        labelling = _anchor_labels(line, segs, gaps, anchor, labelling)
+        counted = _anchor_labels(line, segs, gaps, anchor, labelling)
+        labelling = with_sacrum_count(counted, labelling, segs, line, anchor)
         reasons, notes = [*labelling.reasons, *split_doubts, *spacing_doubts], []
     named = [n for n in labelling.names if n is not None]
     # below the last body, room for a whole body (with its disc): the sacrum cannot lie out
