@@ -50,9 +50,10 @@ def with_sacrum_count(
     said = base.names[k]
     if said is None or said == level:
         return anchored
-    lost = level_index(level) < level_index(said)  # the click is higher than counted
-    if abs(level_index(level) - level_index(said)) != 1:
+    shift = level_index(level) - level_index(said)
+    if abs(shift) != 1:
         return anchored
+    lost = shift < 0  # the click is a level higher than the count reaches it: one body lost
     lo, hi = sorted((k, base.names.index("S1")))
     step = np.diff([s.centre_mm for s in segs])
     if hi <= lo or step.size == 0:
