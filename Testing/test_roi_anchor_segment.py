@@ -145,3 +145,32 @@ def test_a_top_body_the_detector_missed_is_measured_on_a_world_study() -> None:
     right = right_levels(case, res)
     assert right.get("T10") and all(right.values()), right
     assert any(r.startswith("T10: no body was found above T11") for r in res.reasons)
+
+
+def test_a_click_in_a_missed_body_whose_grown_body_reached_a_neighbour_is_put_in_at_the_click():
+    """The body grown around a click in a body the detector missed ran on into the next body:
+    its centre lies 16 mm from the click, inside that neighbour. The click, not that centre,
+    marks the body to name; a centre within 10 mm of the click is the clicked body."""
+    line = _line()
+    segs, gaps = _column()  # the fifth body (t 132-157) missed
+    click = _at(line, 140.0)
+    grown = _at(line, 156.0 + 10.0)  # inside the sixth body (165-190)
+    out_segs, _, at_body = anchor_segment(line, segs, gaps, Anchor("L2", click), grown)
+    assert len(out_segs) == len(segs) + 1
+    assert out_segs[4].t0_mm <= 140.0 <= out_segs[4].t1_mm
+    assert np.allclose(at_body.point_ras, click)
+    # a grown body centred near the click: that body is the one put in, as before
+    near = _at(line, 146.0)
+    out_segs, _, at_body = anchor_segment(line, segs, gaps, Anchor("L2", click), near)
+    assert out_segs[4].t0_mm <= 146.0 <= out_segs[4].t1_mm and np.allclose(at_body.point_ras, near)
+
+
+def test_an_anchor_in_a_missed_top_body_names_every_level_on_a_world_study() -> None:
+    """World development study 216: L1 was not found along the column and the body grown
+    around a click at its true centre reached into L2 (its centre 14 mm from the click), so
+    L2 was named L1 and every label was one level too high (0 of 5 right)."""
+    case = world_dev(216)
+    l1 = next(t for t in case.truth.levels if t.level == "L1")
+    res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
+    right = right_levels(case, res)
+    assert len(right) >= 5 and all(right.values()), right

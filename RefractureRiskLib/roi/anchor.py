@@ -15,6 +15,7 @@ from RefractureRiskLib.roi.body import (
     StudyArrays,
     in_vertebral_bone,
 )
+from RefractureRiskLib.roi.column_line import ANCHOR_SAME_BODY_MM
 from RefractureRiskLib.roi.detection import CentreLine, Segment
 from RefractureRiskLib.roi.geometry import CoreRoiParams
 from RefractureRiskLib.roi.labelling import Anchor, anchor_level
@@ -68,20 +69,34 @@ def anchor_segment(
     segmented around the click names the body it lies in; if it lies in none (the detector
     missed it: oedema, cement, a thick slice over a degenerated disc), it is put into the
     column there, so the count from it does not snap to a neighbour and shift every label.
+    When that body's centre lies more than :data:`ANCHOR_SAME_BODY_MM` along the column from
+    a click in no body found, it grew into a neighbour: the missed body is put in at the click
+    (development: world-dev-216, a click in a missed L1 whose grown body's centre lay 14 mm
+    away, inside L2, named L2 "L1" and shifted every label).
     """
     level = anchor_level(anchor)
     click = np.asarray(anchor.point_ras, float)
-    for point in (click, np.asarray(body_centre, float)):
-        t, _ = line.nearest(point)
-        if any(sg.t0_mm <= t <= sg.t1_mm for sg in segs):
-            return segs, gaps, Anchor(level, tuple(point))
-    at_body = Anchor(level, tuple(np.asarray(body_centre, float)))
-    if not segs:
+    centre = np.asarray(body_centre, float)
+    t_click, t_body = line.nearest(click)[0], line.nearest(centre)[0]
+    if _inside(segs, t_click):
+        return segs, gaps, Anchor(level, tuple(click))
+    half = 0.5 * float(np.median([sg.length_mm for sg in segs])) if segs else 0.0
+    if segs and abs(t_body - t_click) > ANCHOR_SAME_BODY_MM:
+        # the body grown around a click in no body found reached into a neighbour (its centre
+        # lies more than half a small body's height from the click): the click marks the
+        # missed body, put in there when there is room
+        out_segs, out_gaps, k = insert_segment(segs, gaps, t_click, half, line)
+        if k is not None:
+            return out_segs, out_gaps, Anchor(level, tuple(click))
+    at_body = Anchor(level, tuple(centre))
+    if _inside(segs, t_body) or not segs:
         return segs, gaps, at_body
-    t, _ = line.nearest(body_centre)
-    half = 0.5 * float(np.median([sg.length_mm for sg in segs]))
-    segs, gaps, _ = insert_segment(segs, gaps, t, half, line)
+    segs, gaps, _ = insert_segment(segs, gaps, t_body, half, line)
     return segs, gaps, at_body
+
+
+def _inside(segs: list[Segment], t: float) -> bool:
+    return any(sg.t0_mm <= t <= sg.t1_mm for sg in segs)
 
 
 __all__ = ["anchor_segment", "anchored_body"]
