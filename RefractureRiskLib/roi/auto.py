@@ -124,11 +124,10 @@ def automatic_rois(
     grid = detection_grid(arrays, criteria)
     line = column_line(arrays, grid, anchored)
     say("finding the bodies and discs along the column")
-    prof, segs, gaps, split_notes = _bodies_along(line, grid)
+    found = _bodies_along(line, grid)
+    split_notes = found[3]
     say("naming the levels")
-    segs, gaps, labelling, reasons, count_notes = _name_levels(
-        prof, segs, gaps, grid, line, anchor, anchored, split_notes
-    )
+    segs, gaps, labelling, reasons, count_notes = _name_levels(found, grid, line, anchor, anchored)
     say("segmenting the bodies")
     placed = place_bodies(arrays, line, segs, gaps, labelling.names, params, criteria)
     say("placing the ROIs")
@@ -186,19 +185,18 @@ def _bodies_along(
 
 
 def _name_levels(
-    prof: Profile,
-    segs: list[Segment],
-    gaps: list[tuple[float, float, str]],
+    found: tuple[Profile, list[Segment], list[tuple[float, float, str]], list[str]],
     grid: DetectionGrid,
     line: CentreLine,
     anchor: Anchor | None,
     anchored: npt.NDArray | None,
-    split_notes: Sequence[str],
 ) -> tuple[list[Segment], list[tuple[float, float, str]], Labelling, list[str], list[str]]:
-    """Step 5 with the bodies it finds missing: the clicked body among those found (an
-    anchor), the count (:func:`_count_levels`), then a body put in where the count steps over a
-    level or a level is missing at the top. Returns the segments, gaps, labelling, the reasons
-    to doubt it and notes."""
+    """Step 5 on step 4's result (``found``: profile, bodies, gaps, split notes) with the
+    bodies it finds missing: the clicked body among those found (an anchor), the count
+    (:func:`_count_levels`), then a body put in where the count steps over a level or a level
+    is missing at the top. Returns the segments, gaps, labelling, the reasons to doubt it and
+    notes."""
+    prof, segs, gaps, split_notes = found
     at_body = None
     if anchor is not None and anchored is not None:  # the clicked body among those found
         segs, gaps, at_body = anchor_segment(line, segs, gaps, anchor, anchored)
