@@ -1,5 +1,5 @@
-"""Automatic vertebral ROIs: an anchor click and a clean count from the sacrum that disagree by
-one level.
+"""Automatic vertebral ROIs: labels counted from an anchor click (:func:`anchor_labels`), and
+an anchor click and a clean count from the sacrum that disagree by one level.
 
 The anchor names the body the user clicked; the count from the sacrum names the bodies near
 the sacrum. When the sacrum was found with no doubt about where its count starts (no count
@@ -18,10 +18,19 @@ levels right, no anchor run worse; realct and phantom unchanged.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
+from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import level_index
 from RefractureRiskLib.roi.detection import CentreLine, Segment
-from RefractureRiskLib.roi.labelling import Anchor, Labelling, anchor_level, is_count_doubt
+from RefractureRiskLib.roi.labelling import (
+    ANCHOR_MAX_DISTANCE_MM,
+    Anchor,
+    Labelling,
+    anchor_level,
+    counted_names,
+    is_count_doubt,
+)
 
 #: A lost body: the widest spacing between the click and S1 is at least this multiple of the
 #: column's median spacing (a body and a disc missed make about 2; a merged pair's centre
@@ -30,7 +39,8 @@ LOST_SPACING_FACTOR = 1.3
 #: An extra body: the narrowest spacing is at most this multiple of the median.
 EXTRA_SPACING_FACTOR = 0.8
 RIBS_OVERRIDE = "labels follow the ribs"
-DISAGREE = "disagrees with the count from the sacrum"
+#: How an anchor's disagreement with the count from the sacrum is reported.
+ANCHOR_DISAGREES = "disagrees with the count from the sacrum"
 
 
 def with_sacrum_count(
@@ -46,7 +56,7 @@ def with_sacrum_count(
     if not clean or any(is_count_doubt(r) or RIBS_OVERRIDE in r for r in base.reasons):
         return anchored
     level = anchor_level(anchor)
-    k = _clicked_segment(line, segs, anchor)
+    k = clicked_segment(line, segs, np.asarray(anchor.point_ras, float))[0]
     said = base.names[k]
     if said is None or said == level:
         return anchored
@@ -74,20 +84,69 @@ def with_sacrum_count(
         names[i if segs[i].length_mm < segs[i + 1].length_mm else i + 1] = None
     why = "a body lost" if lost else "a body split or one too many"
     reason = (
-        f"anchor {level} {DISAGREE} ({said}): {why} between them; labels follow the anchor "
+        f"anchor {level} {ANCHOR_DISAGREES} ({said}): {why} between them; labels follow the anchor "
         "down to it and the sacrum beyond"
     )
-    kept = tuple(r for r in anchored.reasons if DISAGREE not in r)
+    kept = tuple(r for r in anchored.reasons if ANCHOR_DISAGREES not in r)
     return Labelling(tuple(names), anchored.confidence, (*kept, reason), anchored.sacrum_found)
 
 
-def _clicked_segment(line: CentreLine, segs: list[Segment], anchor: Anchor) -> int:
-    """Index of the segment the click lies in, or the nearest along the line."""
-    t, _ = line.nearest(np.asarray(anchor.point_ras, float))
+def clicked_segment(
+    line: CentreLine, segs: list[Segment], point: npt.NDArray
+) -> tuple[int, float, float]:
+    """The segment a click lies in, or the nearest along the line: its index, the distance
+    (mm) along the line from the click to it (0 inside) and the click's distance off the line."""
+    t, off = line.nearest(point)
     dists = [
         0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
     ]
-    return int(np.argmin(dists))
+    k = int(np.argmin(dists))
+    return k, dists[k], off
 
 
-__all__ = ["EXTRA_SPACING_FACTOR", "LOST_SPACING_FACTOR", "with_sacrum_count"]
+def anchor_labels(
+    line: CentreLine,
+    segs: list[Segment],
+    gaps: list[tuple[float, float, str]],
+    anchor: Anchor,
+    base: Labelling,
+) -> Labelling:
+    """Labels counted from the clicked body (``anchor``), with the reasons of ``base`` (the
+    count from the sacrum) that do not doubt where the count starts; a click far off the
+    column is refused, one outside every body found and a disagreement with ``base`` are
+    reported."""
+    level = anchor_level(anchor)
+    p = np.asarray(anchor.point_ras, float)
+    k, along, off = clicked_segment(line, segs, p)
+    reasons = [r for r in base.reasons if not is_count_doubt(r)]
+    if off > ANCHOR_MAX_DISTANCE_MM:
+        # Far from the spine (a typo or another coordinate system): relabelling the nearest
+        # body would silently rename every level.
+        raise InputError(
+            f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm",
+            f"is {off:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
+            f"mm accepted); place it inside the {level} vertebral body (RAS, not LPS)",
+        )
+    if along > 0 or off > 25.0:
+        reasons.append(
+            f"anchor {level} is not inside a detected body ({off:.0f} mm from the centre line); "
+            "used the nearest body"
+        )
+    names = counted_names(segs, gaps, k, level)
+    if base.names and base.sacrum_found and base.names[k] != level:
+        reasons.append(
+            f"anchor {level} {ANCHOR_DISAGREES} ({base.names[k] or 'unlabelled'}): labels "
+            "follow the anchor"
+        )
+    conf = tuple(0.95 if reasons else 1.0 for _ in segs)
+    return Labelling(names, conf, tuple(reasons), base.sacrum_found)
+
+
+__all__ = [
+    "ANCHOR_DISAGREES",
+    "EXTRA_SPACING_FACTOR",
+    "LOST_SPACING_FACTOR",
+    "anchor_labels",
+    "clicked_segment",
+    "with_sacrum_count",
+]

@@ -47,7 +47,7 @@ from RefractureRiskLib.core.study import Study
 from RefractureRiskLib.core.volume import Volume
 from RefractureRiskLib.roi.ala_onset import check_fused_run
 from RefractureRiskLib.roi.anchor import anchor_segment, anchored_body
-from RefractureRiskLib.roi.anchor_count import with_sacrum_count
+from RefractureRiskLib.roi.anchor_count import anchor_labels, with_sacrum_count
 from RefractureRiskLib.roi.body import (
     BodyPlacement,
     StudyArrays,
@@ -75,7 +75,6 @@ from RefractureRiskLib.roi.labelling import (
     ANCHOR_MAX_DISTANCE_MM,
     Anchor,
     Labelling,
-    _anchor_labels,
     label_segments,
     spacing_reasons,
 )
@@ -208,14 +207,25 @@ def _name_levels(
     return segs, gaps, labelling, reasons, [*notes, *filled]
 
 
+def _room_mm(prof: Profile, segs: list[Segment]) -> tuple[float, float]:
+    """Room (mm along the line) in the field of view above the first body and below the last
+    (NaN when the profile covers nothing)."""
+    covered_idx = np.flatnonzero(prof.covered)
+    if not covered_idx.size or not segs:
+        return float("nan"), float("nan")
+    above = segs[0].t0_mm - float(prof.t_mm[covered_idx[0]])
+    return above, float(prof.t_mm[covered_idx[-1]]) - segs[-1].t1_mm
+
+
+def _spacing_mm(segs: list[Segment]) -> float:
+    """The column's median spacing of body centres (mm; 30 with fewer than two bodies)."""
+    return float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
+
+
 def _room_above(prof: Profile, segs: list[Segment]) -> bool:
     """Room for a whole body (with its disc) between the top of the field of view and the
     first body found: a body cut by the field of view there is not a missed one."""
-    covered_idx = np.flatnonzero(prof.covered)
-    if not covered_idx.size or not segs:
-        return False
-    spacing = float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
-    return bool(segs[0].t0_mm - prof.t_mm[covered_idx[0]] >= 0.8 * spacing)
+    return bool(_room_mm(prof, segs)[0] >= 0.8 * _spacing_mm(segs))
 
 
 def _count_levels(
@@ -232,10 +242,9 @@ def _count_levels(
     and notes. ``split_notes``: how long runs were split; those into fewer bodies than they may
     hold are doubts. An anchor's count replaces every doubt about where the count starts."""
     split_doubts = [n for n in split_notes if SPLIT_DOUBT_REASON in n]
-    covered_idx = np.flatnonzero(prof.covered)
-    below_mm = prof.t_mm[covered_idx[-1]] - segs[-1].t1_mm if covered_idx.size else 0.0
+    above_mm, below_mm = _room_mm(prof, segs)  # NaN compares False: nothing covered
     bottom_in_fov = below_mm > 4.0
-    top_at_edge = bool(covered_idx.size) and (segs[0].t0_mm - prof.t_mm[covered_idx[0]] < 4.0)
+    top_at_edge = above_mm < 4.0
     labelling = label_segments(segs, gaps, bottom_in_fov)
     labelling = check_fused_run(labelling, segs, gaps, grid, line)  # where the alae begin
     labelling = check_count_with_alae(labelling, grid, line, segs, gaps)  # 2nd landmark
@@ -249,14 +258,13 @@ def _count_levels(
     if anchor is not None:
         # the anchor settles where the count starts, not whether a body between it and a
         # level was missed or split: those doubts stay
-        counted = _anchor_labels(line, segs, gaps, anchor, labelling)
+        counted = anchor_labels(line, segs, gaps, anchor, labelling)
         labelling = with_sacrum_count(counted, labelling, segs, line, anchor)
         reasons, notes = [*labelling.reasons, *split_doubts, *spacing_doubts], []
     named = [n for n in labelling.names if n is not None]
     # below the last body, room for a whole body (with its disc): the sacrum cannot lie out
     # of view there (room above the first body: see _room_above)
-    spacing = float(np.median(np.diff([s.centre_mm for s in segs]))) if len(segs) > 1 else 30.0
-    if named and "S1" not in named and below_mm >= 0.8 * spacing and anchor is None:
+    if named and "S1" not in named and below_mm >= 0.8 * _spacing_mm(segs) and anchor is None:
         reasons.append(
             f"S1 not found: the column ends at {named[-1]} inside the field of view, with room "
             "below it for the sacrum"

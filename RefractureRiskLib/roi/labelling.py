@@ -15,7 +15,7 @@ import numpy as np
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.levels import VERTEBRAL_LEVELS, level_index
-from RefractureRiskLib.roi.detection import CentreLine, Segment
+from RefractureRiskLib.roi.detection import Segment
 
 #: A gap shorter than this share of the median disc gap is a rudimentary disc (sacral fusion).
 THIN_DISC_FRAC = 0.6
@@ -57,12 +57,12 @@ SACRALISED_BELOW_FACTOR = 1.9
 FUSED_LOWEST_REASON = "hold two bodies with no disc seen between them"
 #: ... and for a long lowest segment cut by the field of view taken for S1 and the sacrum.
 CUT_S1_REASON = "runs out of the field of view: taken for S1 with the sacrum, no junction seen"
-#: Reasons that doubt where the count from the sacrum starts (not the bodies between): a second
-#: landmark that agrees settles them, and an anchor's count makes them moot.
 #: The doubt raised by a thin gap just above the body taken for S1 (a sacralised L5's
 #: rudimentary L5/S1 disc, or the true S1/S2 junction above the one found); the sacral alae
 #: settle it when they confirm that body as S1 (:mod:`RefractureRiskLib.roi.landmarks`).
 THIN_L5S1_REASON = "possible transitional anatomy: thin L5/S1 disc"
+#: Reasons that doubt where the count from the sacrum starts (not the bodies between): a second
+#: landmark that agrees settles them, and an anchor's count makes them moot.
 COUNT_DOUBTS = (
     "sacrum not found",
     FUSED_LOWEST_REASON,
@@ -341,44 +341,6 @@ def anchor_level(anchor: Anchor) -> str:
     except ValueError as err:
         raise InputError(f"anchor {anchor.level!r}", str(err)) from None
     return level
-
-
-def _anchor_labels(
-    line: CentreLine,
-    segs: list[Segment],
-    gaps: list[tuple[float, float, str]],
-    anchor: Anchor,
-    base: Labelling,
-) -> Labelling:
-    level = anchor_level(anchor)
-    p = np.asarray(anchor.point_ras, float)
-    t, off = line.nearest(p)
-    reasons = [r for r in base.reasons if not is_count_doubt(r)]
-    dists = [
-        0.0 if s.t0_mm <= t <= s.t1_mm else min(abs(t - s.t0_mm), abs(t - s.t1_mm)) for s in segs
-    ]
-    k = int(np.argmin(dists))
-    if off > ANCHOR_MAX_DISTANCE_MM:
-        # Far from the spine (a typo or another coordinate system): relabelling the nearest
-        # body would silently rename every level.
-        raise InputError(
-            f"anchor {level} at ({', '.join(f'{v:g}' for v in p)}) RAS mm",
-            f"is {off:.0f} mm from the spine's centre line (at most {ANCHOR_MAX_DISTANCE_MM:g} "
-            f"mm accepted); place it inside the {level} vertebral body (RAS, not LPS)",
-        )
-    if dists[k] > 0 or off > 25.0:
-        reasons.append(
-            f"anchor {level} is not inside a detected body ({off:.0f} mm from the centre line); "
-            "used the nearest body"
-        )
-    names = counted_names(segs, gaps, k, level)
-    if base.names and base.sacrum_found and base.names[k] != level:
-        reasons.append(
-            f"anchor {level} disagrees with the count from the sacrum "
-            f"({base.names[k] or 'unlabelled'}): labels follow the anchor"
-        )
-    conf = tuple(0.95 if reasons else 1.0 for _ in segs)
-    return Labelling(names, conf, tuple(reasons), base.sacrum_found)
 
 
 __all__ = [
