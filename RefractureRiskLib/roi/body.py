@@ -43,6 +43,7 @@ from RefractureRiskLib.roi.tissue import (  # re-exported
     local_marrow,
     study_arrays,
 )
+from RefractureRiskLib.roi.unlike_ends import trim_unlike_ends
 
 #: Half size (mm, RAS x/y/z) of the box searched around a seed: fits a lumbar body (about 50 mm
 #: wide, 35 mm deep, 30 mm high) even when the seed is 15 mm off its centre.
@@ -302,9 +303,11 @@ def measured_placement(
     params: CoreRoiParams,
     no_roi_message: str,
 ) -> BodyPlacement:
-    """A segmented body's placement: its safe-core ROI (``no_roi_message`` when there is none),
-    focal lesion volume and cement (signal void) share."""
+    """A segmented body's placement: its safe-core ROI (``no_roi_message`` when there is none)
+    without its ends unlike the rest of its marrow, focal lesion volume and cement (signal
+    void) share. ``pdff`` is the box's smoothed PDFF map."""
     roi = safe_core_roi(body, marrow, box.ijk_to_ras, frame, params)
+    roi = trim_unlike_ends(roi, pdff, frame, box.ijk_to_ras)
     msg = "" if roi.any() else no_roi_message
     lesion = focal_lesion_ml(body, marrow, void, frame, box.ijk_to_ras, pdff)
     r2 = None if arrays.r2s_per_s is None else arrays.r2s_per_s[box.slices]
