@@ -11,15 +11,18 @@ import itertools
 import numpy as np
 import pytest
 
+from RefractureRiskLib.roi import labelling
+from RefractureRiskLib.roi.auto import automatic_rois
 from RefractureRiskLib.roi.detection import PROFILE_STEP_MM, Profile, Segment, segment_profile
 from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
-from RefractureRiskLib.roi.labelling import label_segments, level_positions
+from RefractureRiskLib.roi.labelling import WIDE_GAP_FACTOR, label_segments, level_positions
 from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
     drop_detached_ends,
     fused_junction_as_disc,
     split_long_segments,
 )
+from Testing.world_cases import right_levels, world_dev
 
 
 def _profile(
@@ -85,10 +88,16 @@ def test_missed_body_is_stepped_over_in_the_count() -> None:
 
 @pytest.mark.parametrize("ratio", [1.2, 1.5])
 def test_uneven_spacing_alone_is_no_missed_body(ratio: float) -> None:
-    """Spacing up to 1.5 times the median (a long body, a wide disc) is one level."""
-    centres = [20.0, 53.0, 86.0, 86.0 + 33.0 * ratio, 119.0 + 33.0 * ratio]
-    segs = [Segment(c - 12.0, c + 12.0) for c in centres]
+    """Spacing up to 1.5 times the median (a long body below a wide disc) is one level: 24 mm
+    bodies, 9 mm discs; the extra spacing lies half in the disc, half in the body's length."""
+    extra = 33.0 * (ratio - 1.0)
+    spans = [(8.0, 32.0), (41.0, 65.0), (74.0, 98.0)]
+    top = spans[-1][1] + 9.0 + 0.5 * extra
+    spans.append((top, top + 24.0 + extra))
+    spans.append((spans[-1][1] + 9.0, spans[-1][1] + 33.0))
+    segs = [Segment(a, b) for a, b in spans]
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    assert segs[3].centre_mm - segs[2].centre_mm == pytest.approx(33.0 * ratio)
     assert level_positions(segs, gaps) == [0, 1, 2, 3, 4]
 
 
@@ -101,13 +110,53 @@ def test_a_missed_fractured_body_in_a_roomy_gap_is_stepped_over() -> None:
     segs = [Segment(t, t + 24.0) for t in tops]
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
     assert level_positions(segs, gaps) == [0, 1, 2, 4, 5]
-    # two tall bodies (34 mm) with a wide disc (18 mm) between them: as far apart, no room
-    spans = [(0, 24), (32, 56), (64, 88), (96, 130), (148, 182), (190, 214), (222, 246)]
+    # two tall bodies (38 mm) with a wide disc (14 mm, under WIDE_GAP_FACTOR median gaps)
+    # between them: as far apart, no room
+    spans = [(0, 24), (32, 56), (64, 88), (96, 134), (148, 186), (194, 218), (226, 250)]
     tall = [Segment(float(a), float(b)) for a, b in spans]
     gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(tall)]
     d = np.diff([sg.centre_mm for sg in tall])
     assert d.max() / np.median(d) > 1.45
     assert level_positions(tall, gaps) == list(range(7))
+
+
+def _spans(spans: list[tuple[float, float]], kinds: dict[int, str] | None = None):
+    segs = [Segment(float(a), float(b)) for a, b in spans]
+    gaps = [
+        (a.t1_mm, b.t0_mm, (kinds or {}).get(k, "disc"))
+        for k, (a, b) in enumerate(itertools.pairwise(segs))
+    ]
+    return segs, gaps
+
+
+def test_a_wide_gap_between_whole_bodies_holds_a_missed_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """world-dev-158/212: T11 missed between T10 and a T12 that grew into part of it (29-32
+    mm against 22-24), a gap of 19-20 mm where discs are 8-9: short of the room for a whole
+    body, and the centres only ~1.5 local spacings apart, but too wide for one disc."""
+    spans = [(0, 22), (30, 52), (72, 104), (112, 136), (144, 168), (176, 200), (208, 232)]
+    segs, gaps = _spans(spans)
+    assert gaps[1][1] - gaps[1][0] >= WIDE_GAP_FACTOR * 8.0  # discs 8 mm
+    assert level_positions(segs, gaps) == [0, 1, 3, 4, 5, 6, 7]
+    # the rule alone made the difference
+    monkeypatch.setattr(labelling, "WIDE_GAP_FACTOR", float("inf"))
+    assert level_positions(segs, gaps) == list(range(7))
+
+
+def test_a_wide_gap_beside_a_part_of_a_body_or_a_split_run_is_no_sign() -> None:
+    """world-dev-169: small thoracic bodies (18 mm, pitch 25), then a gap of 23 mm and L1
+    found only in part (11 mm, at its far end), the centres 1.5 local spacings apart: the
+    partial body explains the gap. Beside one part of a run split where no disc was seen, the
+    split decides, not the gap."""
+    part = [(0, 18), (25, 43), (50, 68), (91, 102), (109, 133), (141, 165), (173, 197)]
+    segs, gaps = _spans(part)
+    d = np.diff([sg.centre_mm for sg in segs])
+    assert d[2] >= 1.45 * np.median(d[[0, 1, 3, 4]])
+    assert level_positions(segs, gaps) == list(range(7))
+    split = [(0, 22), (30, 52), (76, 96), (96, 116), (124, 148), (156, 180), (188, 212)]
+    segs, gaps = _spans(split, {2: "missed"})
+    assert level_positions(segs, gaps) == list(range(7))
 
 
 def test_dips_match_scipy_find_peaks() -> None:
@@ -243,3 +292,11 @@ def test_a_body_missed_among_small_thoracic_ones_is_counted_by_the_local_spacing
     assert level_positions(
         even, [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(even)]
     ) == list(range(7))
+
+
+def test_a_missed_t11_beside_a_long_t12_is_counted_on_a_development_study() -> None:
+    """world-dev-158: T11 was missed and T12 grew into part of it; the true T10 was named T11
+    and tissue above it T10, with no warning. The wide gap now holds the missed body."""
+    case = world_dev(158)
+    right = right_levels(case, automatic_rois(case.study))
+    assert right and all(right.values()), right
