@@ -174,3 +174,27 @@ def test_an_anchor_in_a_missed_top_body_names_every_level_on_a_world_study() -> 
     res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
     right = right_levels(case, res)
     assert len(right) >= 5 and all(right.values()), right
+
+
+def test_a_click_in_a_gap_with_no_room_names_the_body_nearest_the_click() -> None:
+    """The body grown round a click in a narrow gap leans towards one neighbour; the click,
+    nearer the other, names that one (the count starts from the body the user meant)."""
+    line = _line()
+    segs = [Segment(0.0, 25.0), Segment(31.0, 64.0), Segment(76.0, 99.0)]
+    gaps = [(25.0, 31.0, "disc"), (64.0, 76.0, "fused")]
+    click = _at(line, 71.0)  # 5 mm above the lower body, 7 mm below the upper one
+    centre = _at(line, 67.0)  # the grown body reached up into the long body above
+    out_segs, out_gaps, at = anchor_segment(line, segs, gaps, Anchor("S1", click), centre)
+    assert out_segs == segs and out_gaps == gaps
+    assert np.allclose(at.point_ras, click)
+
+
+def test_an_anchor_in_s1_between_a_long_l5_and_the_sacrum_names_every_level() -> None:
+    """world-dev-172: the click at S1's centre lay in the gap between a 33 mm L5 and the
+    sacral run, and the body grown round it had its centre 3 mm nearer L5: L5 was named S1
+    and every label shifted (0/8)."""
+    case = world_dev(172)
+    s1 = next(t for t in case.truth.levels if t.level == "S1")
+    res = automatic_rois(case.study, anchor=Anchor("S1", s1.centre_ras))
+    right = right_levels(case, res)
+    assert len(right) >= 8 and all(right.values()), right

@@ -72,7 +72,10 @@ def anchor_segment(
     When that body's centre lies more than :data:`ANCHOR_SAME_BODY_MM` along the column from
     a click in no body found, it grew into a neighbour: the missed body is put in at the click
     (development: world-dev-216, a click in a missed L1 whose grown body's centre lay 14 mm
-    away, inside L2, named L2 "L1" and shifted every label).
+    away, inside L2, named L2 "L1" and shifted every label). When there is no room to put it
+    in, the click names the body nearest to it (world-dev-172: a click in S1 that lay in the
+    gap between a long L5 and the sacrum, its grown body's centre 3 mm nearer L5, named L5
+    "S1" and shifted every label).
     """
     level = anchor_level(anchor)
     click = np.asarray(anchor.point_ras, float)
@@ -91,8 +94,12 @@ def anchor_segment(
     at_body = Anchor(level, tuple(centre))
     if _inside(segs, t_body) or not segs:
         return segs, gaps, at_body
-    segs, gaps, _ = insert_segment(segs, gaps, t_body, half, line)
-    return segs, gaps, at_body
+    out_segs, out_gaps, k = insert_segment(segs, gaps, t_body, half, line)
+    if k is None:
+        # no room for it between the bodies found: the click, not the grown body's centre
+        # (which may lean towards a neighbour), names the body nearest to it
+        return segs, gaps, Anchor(level, tuple(click))
+    return out_segs, out_gaps, at_body
 
 
 def _inside(segs: list[Segment], t: float) -> bool:
