@@ -28,6 +28,15 @@ def _at(line: CentreLine, t: float) -> np.ndarray:
     return line.at(t)[0]
 
 
+def _assert_anchored_all_right(seed: int, level: str, min_levels: int) -> None:
+    """World development study ``seed`` with one anchor at ``level``'s true centre: at least
+    ``min_levels`` levels placed, every one in its true body."""
+    case = world_dev(seed)
+    click = next(t for t in case.truth.levels if t.level == level).centre_ras
+    right = right_levels(case, automatic_rois(case.study, anchor=Anchor(level, click)))
+    assert len(right) >= min_levels and all(right.values()), right
+
+
 def _column() -> tuple[list[Segment], list[tuple[float, float, str]]]:
     # nine bodies 25 mm tall every 33 mm, the fifth (t 132-157) missed: one long gap there
     segs = [Segment(33.0 * i, 33.0 * i + 25.0) for i in range(9) if i != 4]
@@ -74,11 +83,7 @@ def test_no_room_for_a_body_leaves_the_column_as_found() -> None:
 def test_an_anchor_on_a_body_the_detector_missed_names_every_level_on_a_world_study() -> None:
     """World development study 25: L1 is missed (a 44-mm gap along the column); an anchor at the
     true L1 used to name the body below it L1, shifting every label."""
-    case = world_dev(25)
-    l1 = next(t for t in case.truth.levels if t.level == "L1")
-    res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
-    right = right_levels(case, res)
-    assert len(right) >= 8 and all(right.values()), right
+    _assert_anchored_all_right(25, "L1", 8)
 
 
 def test_a_level_the_count_steps_over_is_put_in_between_its_neighbours() -> None:
@@ -169,11 +174,7 @@ def test_an_anchor_in_a_missed_top_body_names_every_level_on_a_world_study() -> 
     """World development study 216: L1 was not found along the column and the body grown
     around a click at its true centre reached into L2 (its centre 14 mm from the click), so
     L2 was named L1 and every label was one level too high (0 of 5 right)."""
-    case = world_dev(216)
-    l1 = next(t for t in case.truth.levels if t.level == "L1")
-    res = automatic_rois(case.study, anchor=Anchor("L1", l1.centre_ras))
-    right = right_levels(case, res)
-    assert len(right) >= 5 and all(right.values()), right
+    _assert_anchored_all_right(216, "L1", 5)
 
 
 def test_a_click_in_a_gap_with_no_room_names_the_body_nearest_the_click() -> None:
@@ -193,8 +194,4 @@ def test_an_anchor_in_s1_between_a_long_l5_and_the_sacrum_names_every_level() ->
     """world-dev-172: the click at S1's centre lay in the gap between a 33 mm L5 and the
     sacral run, and the body grown round it had its centre 3 mm nearer L5: L5 was named S1
     and every label shifted (0/8)."""
-    case = world_dev(172)
-    s1 = next(t for t in case.truth.levels if t.level == "S1")
-    res = automatic_rois(case.study, anchor=Anchor("S1", s1.centre_ras))
-    right = right_levels(case, res)
-    assert len(right) >= 8 and all(right.values()), right
+    _assert_anchored_all_right(172, "S1", 8)
