@@ -195,3 +195,10 @@ def test_an_anchor_in_s1_between_a_long_l5_and_the_sacrum_names_every_level() ->
     sacral run, and the body grown round it had its centre 3 mm nearer L5: L5 was named S1
     and every label shifted (0/8)."""
     _assert_anchored_all_right(172, "S1", 8)
+
+
+def test_an_anchor_on_the_column_found_without_it_does_not_bend_the_line() -> None:
+    # world-dev-78: the line bent through a click at T10 merged T11 and T12 into one body,
+    # and every level below T11 was named one too high; the line found without the click
+    # already runs through T10
+    _assert_anchored_all_right(78, "T10", 9)

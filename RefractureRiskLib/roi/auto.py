@@ -55,7 +55,7 @@ from RefractureRiskLib.roi.body import (
     level_placement,
     study_arrays,
 )
-from RefractureRiskLib.roi.column_line import column_line
+from RefractureRiskLib.roi.column_line import ANCHOR_SAME_BODY_MM, column_line
 from RefractureRiskLib.roi.detection import (
     CentreLine,
     DetectionGrid,
@@ -121,9 +121,8 @@ def automatic_rois(
     arrays = study_arrays(study, criteria)
     anchored = None if anchor is None else anchored_body(arrays, anchor, params, criteria)
     grid = detection_grid(arrays, criteria)
-    line = column_line(arrays, grid, anchored)
     say("finding the bodies and discs along the column")
-    found = _bodies_along(line, grid)
+    line, found = _column_and_bodies(arrays, grid, anchored)
     split_notes = found[3]
     say("naming the levels")
     segs, gaps, labelling, reasons, count_notes = _name_levels(found, grid, line, anchor, anchored)
@@ -157,6 +156,30 @@ def automatic_rois(
         },
     )
     return apply_qc(result, study, index_levels=index_levels)
+
+
+def _column_and_bodies(
+    arrays: StudyArrays, grid: DetectionGrid, anchored: npt.NDArray | None
+) -> tuple[CentreLine, tuple[Profile, list[Segment], list[tuple[float, float, str]], list[str]]]:
+    """Steps 2-4: the column's line and the bodies along it. With an anchored body, the line
+    found without it is kept when it runs through that body (within
+    :data:`ANCHOR_SAME_BODY_MM` of its centre) and a body was found there on its profile: the
+    click names a body the column already holds, and a line bent through one more point
+    changes the profile at the other levels too (world-dev-78: T11 and T12, found apart
+    without the click, merged into one body on the line bent through a click at T10).
+    Otherwise the line is made to pass through the clicked body."""
+    if anchored is not None:
+        try:
+            free = column_line(arrays, grid, None)
+        except InputError:
+            free = None
+        if free is not None:
+            t, off = free.nearest(anchored)
+            found = _bodies_along(free, grid)
+            if off <= ANCHOR_SAME_BODY_MM and any(s.t0_mm <= t <= s.t1_mm for s in found[1]):
+                return free, found
+    line = column_line(arrays, grid, anchored)
+    return line, _bodies_along(line, grid)
 
 
 def _bodies_along(
