@@ -165,3 +165,14 @@ def test_marrow_texture_keeps_core_mean(case: RealCtCase) -> None:
         assert 1.0 < float(values.std()) < 5.0
     with pytest.raises(InputError):
         RealCtSpec(marrow_texture_pct=-1.0)
+
+
+def test_s1_above_a_fatty_sacrum_is_counted_on_a_development_study(case: RealCtCase) -> None:
+    """realct-dev-54 (L1-S1, sagittal): S1's marrow (35%) under the fattier sacrum (80%) was
+    taken for the L5/S1 disc and every label was one level off; now every level is right."""
+    from RefractureRiskLib.roi.auto import automatic_rois
+    from Testing.world_cases import right_levels
+
+    study = study_from_ct(case, realct_set("dev", 55)[54])
+    right = right_levels(study, automatic_rois(study.study))
+    assert len(right) >= 5 and all(right.values()), right

@@ -300,3 +300,22 @@ def test_a_missed_t11_beside_a_long_t12_is_counted_on_a_development_study() -> N
     case = world_dev(158)
     right = right_levels(case, automatic_rois(case.study))
     assert right and all(right.values()), right
+
+
+def test_s1_marrow_above_a_fatty_sacrum_is_no_disc() -> None:
+    """S1's marrow is no fattier than the bodies above it (30%), the sacrum below it is (80%):
+    the lowest run's plateau made S1 itself look like a 21 mm "dip" (realct-dev-54). A dip
+    that does not reach below the column's bodies is not a disc; the same run with a real disc
+    between the two parts is still cut."""
+    segs, gaps, prof = _pdff_column(0.0, 0.0)
+    assert prof.pdff_pct is not None
+    segs[-1] = Segment(segs[-1].t0_mm, 215.0)  # the sacrum runs on to the field of view's end
+    junction = 0.5 * (gaps[-1][0] + gaps[-1][1])
+    pdff = np.where(prof.pdff_pct > 50.0, 30.0, prof.pdff_pct)  # bodies 30%, discs 10%
+    pdff[prof.t_mm > junction] = 80.0
+    fatty = Profile(prof.t_mm, prof.marrow, prof.disc, prof.void, prof.covered, pdff)
+    assert fused_junction_as_disc(segs, gaps, fatty) == (segs, gaps)
+    disc = pdff.copy()
+    disc[np.abs(prof.t_mm - junction) < 4.0] = 5.0  # an L5/S1 disc at the junction
+    wet = Profile(prof.t_mm, prof.marrow, prof.disc, prof.void, prof.covered, disc)
+    assert fused_junction_as_disc(segs, gaps, wet)[1][-1][2] == "disc"

@@ -196,8 +196,9 @@ def fused_junction_as_disc(
     the study's own discs (:data:`DISC_DIP_SHARE`, :data:`DISC_WIDTH_SHARE` of their medians):
     an L5/S1 disc the marrow mask did not see, degenerated or with its PDFF raised by noise
     bias. The rudimentary S1/S2 disc is a thin remnant inside one fused bone: its dip is
-    shallow, or narrow where it is deep. The run is cut at the dip, the disc as wide as the dip
-    at half its depth."""
+    shallow, or narrow where it is deep. The dip must also lie that deep below the column's own
+    bodies (:func:`_below_bodies`). The run is cut at the dip, the disc as wide as the dip at
+    half its depth."""
     if prof.pdff_pct is None or len(segs) < 4 or not gaps or gaps[-1][2] != "fused":
         return segs, gaps
     ref = _disc_dips(segs, gaps, prof)
@@ -213,9 +214,29 @@ def fused_junction_as_disc(
     depth, g0, g1 = dip
     if depth < DISC_DIP_SHARE * ref_depth or g1 - g0 < DISC_WIDTH_SHARE * ref_width:
         return segs, gaps
+    if not _below_bodies(prof, segs[:-2], (g0, g1), DISC_DIP_SHARE * ref_depth):
+        return segs, gaps
     upper, lower = segs[-2], segs[-1]
     cut = [Segment(a, g0, upper.void_frac), Segment(g1, b, lower.void_frac)]
     return [*segs[:-2], *cut], [*gaps[:-1], (g0, g1, "disc")]
+
+
+def _below_bodies(
+    prof: Profile, bodies: list[Segment], span: tuple[float, float], share: float
+) -> bool:
+    """Whether the tube's PDFF in ``span`` (mm) drops at least ``share`` below the median
+    plateau of ``bodies`` (the column's bodies above the lowest run); True without bodies to
+    go by. A disc's PDFF is below the marrow of any body; S1's marrow under the fattier sacrum
+    below it is not (realct-dev-54: S1 at 35% like the lumbar bodies, the sacrum at 80%: the
+    run's plateau made the whole S1 body a "dip" 21 mm wide, taken for the L5/S1 disc)."""
+    assert prof.pdff_pct is not None
+    plateaus = [_pdff_plateau(prof, s.t0_mm, s.t1_mm) for s in bodies]
+    plateaus = [v for v in plateaus if np.isfinite(v)]
+    inner = (prof.t_mm >= span[0]) & (prof.t_mm <= span[1]) & prof.covered
+    if not plateaus or not inner.any():
+        return True
+    column = float(np.median(plateaus))
+    return column - float(np.min(prof.pdff_pct[inner])) >= share * column
 
 
 def _pdff_plateau(prof: Profile, t0: float, t1: float) -> float:
