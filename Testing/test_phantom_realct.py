@@ -167,12 +167,19 @@ def test_marrow_texture_keeps_core_mean(case: RealCtCase) -> None:
         RealCtSpec(marrow_texture_pct=-1.0)
 
 
-def test_s1_above_a_fatty_sacrum_is_counted_on_a_development_study(case: RealCtCase) -> None:
+@pytest.mark.parametrize(
+    "seed",
+    [54, 12],
+    ids=["S1-marrow-above-fatty-sacrum-no-disc", "fat-blob-not-bone-below-L5"],
+)
+def test_lumbosacral_development_studies_fully_right(case: RealCtCase, seed: int) -> None:
     """realct-dev-54 (L1-S1, sagittal): S1's marrow (35%) under the fattier sacrum (80%) was
-    taken for the L5/S1 disc and every label was one level off; now every level is right."""
+    taken for the L5/S1 disc. realct-dev-12: a presacral fat blob, its R2* 1.8 times the
+    water-rich tissue's, scored as bone like S1 and took S1's place in the chain. Both had
+    every label one level off; now every level is right."""
     from RefractureRiskLib.roi.auto import automatic_rois
     from Testing.world_cases import right_levels
 
-    study = study_from_ct(case, realct_set("dev", 55)[54])
+    study = study_from_ct(case, realct_set("dev", seed + 1)[seed])
     right = right_levels(study, automatic_rois(study.study))
     assert len(right) >= 5 and all(right.values()), right

@@ -10,10 +10,15 @@ from scipy import ndimage
 
 from RefractureRiskLib.roi.column import (
     MAX_TURN_DEG,
+    MIN_FAT_VOXELS,
     Candidate,
+    body_score,
+    bone_reference_r2s,
     candidates,
+    fat_r2s,
     find_column,
     hidden_share,
+    soft_tissue_r2s,
 )
 
 
@@ -148,3 +153,28 @@ def test_candidate_measures_equal_scipy_ndimage(seed):
         assert c.volume_ml == pytest.approx(cnt * voxel_ml)
         assert c.r2s_ratio == pytest.approx(m, rel=1e-6)
         assert c.span_mm == pytest.approx(sp, abs=1e-4)
+
+
+def test_bone_is_judged_against_the_higher_of_soft_tissue_and_fat_r2s():
+    """realct-dev-12: water-rich tissue at 16 1/s, fat at 26, marrow near 95. Against the soft
+    tissue alone a fat blob (ratio 1.6) scored as bone like S1 and took its place below L5;
+    against the fat it does not, and the marrow still does."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    pdff = np.concatenate([rng.uniform(0, 15, n), rng.uniform(88, 97, n), rng.uniform(30, 60, n)])
+    r2s = np.concatenate([rng.normal(16, 2, n), rng.normal(26, 2, n), rng.normal(95, 8, n)])
+    tissue = np.ones(pdff.shape, bool)
+    soft, fat = soft_tissue_r2s(r2s, pdff, tissue), fat_r2s(r2s, pdff, tissue)
+    assert soft == pytest.approx(16, abs=0.5) and fat == pytest.approx(26, abs=0.5)
+    ref = bone_reference_r2s(soft, fat)
+    assert ref == fat
+    blob, body = body_score(6.0, 12.0, 26.0 / soft), body_score(15.0, 28.0, 95.0 / soft)
+    assert blob == body == 2.0  # the old judgement: both bone
+    assert body_score(6.0, 12.0, 26.0 / ref) < 0.0 < 1.5 < body_score(15.0, 28.0, 95.0 / ref)
+    # too little fat to go by, or no soft tissue: as before
+    few = np.zeros(pdff.shape, bool)
+    few[:n] = True
+    few[n : n + MIN_FAT_VOXELS - 1] = True
+    assert np.isnan(fat_r2s(r2s, pdff, few))
+    assert bone_reference_r2s(soft, float("nan")) == soft
+    assert np.isnan(bone_reference_r2s(float("nan"), fat))

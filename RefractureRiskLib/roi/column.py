@@ -7,8 +7,9 @@ happens to look like:
 - **trabecular bone**: R2* clearly above the study's own water-rich soft tissue (muscle,
   organs). Trabecular bone shortens T2* (marrow 60-120 1/s at 1.5 T against about 30 for
   muscle), while fat-infiltrated muscle, fatty bowel contents and mesentery, which share the
-  marrow PDFF window, do not. Measured relative to the study, so field strength and vendor
-  fitting cancel out;
+  marrow PDFF window, do not. Measured relative to the study (the higher of its soft tissue's
+  and its fat's R2*: in some studies fat's lies well above muscle's), so field strength and
+  vendor fitting cancel out;
 - **body size**: an eroded lumbar or lower thoracic body holds about 3-45 mL and spans less
   than about 45 mm along the spine; a long column of muscle or a loop of fatty bowel does not.
 
@@ -82,6 +83,30 @@ def soft_tissue_r2s(r2s: npt.NDArray, pdff: npt.NDArray, tissue: npt.NDArray) ->
     reference bone is compared with. NaN if there is none."""
     sel = tissue & (pdff < 20.0) & np.isfinite(r2s) & (r2s > 0)
     return float(np.median(r2s[sel])) if sel.any() else float("nan")
+
+
+#: PDFF (%) above which tissue is fat (subcutaneous, retroperitoneal, presacral), and the least
+#: number of such voxels for its R2* to be a reference.
+FAT_PDFF_MIN = 85.0
+MIN_FAT_VOXELS = 100
+
+
+def fat_r2s(r2s: npt.NDArray, pdff: npt.NDArray, tissue: npt.NDArray) -> float:
+    """Median R2* (1/s) of the study's fat (PDFF above :data:`FAT_PDFF_MIN`, with signal); NaN
+    if there is too little. Fat at the edge of the marrow PDFF window (partial volume) forms
+    body-sized candidates too, and its R2* may lie well above muscle's (realct-dev-12: fat 1.8
+    times the water-rich tissue, marrow 6 times): bone is judged against the higher of the two
+    (:func:`bone_reference_r2s`)."""
+    sel = tissue & (pdff > FAT_PDFF_MIN) & (pdff <= 100.0) & np.isfinite(r2s) & (r2s > 0)
+    return float(np.median(r2s[sel])) if int(sel.sum()) >= MIN_FAT_VOXELS else float("nan")
+
+
+def bone_reference_r2s(soft_tissue: float, fat: float) -> float:
+    """The R2* (1/s) a candidate's is compared with: the higher of the study's soft-tissue and
+    fat R2* (NaN without soft tissue: no R2* judgement at all)."""
+    if not np.isfinite(soft_tissue):
+        return float("nan")
+    return max(soft_tissue, fat) if np.isfinite(fat) else soft_tissue
 
 
 def body_score(volume_ml: float, span_mm: float, r2s_ratio: float) -> float:
@@ -293,7 +318,9 @@ __all__ = [
     "HIDDEN_SHARE",
     "Candidate",
     "body_score",
+    "bone_reference_r2s",
     "candidates",
+    "fat_r2s",
     "find_column",
     "hidden_share",
     "soft_tissue_r2s",

@@ -13,6 +13,7 @@ from RefractureRiskLib.roi.body import StudyArrays
 from RefractureRiskLib.roi.column import (
     HIDDEN_SHARE,
     Candidate,
+    bone_reference_r2s,
     candidates,
     find_column,
     hidden_share,
@@ -49,7 +50,8 @@ def _chain(
     marrow: npt.NDArray[np.bool_],
 ) -> list[Candidate]:
     """The chain of body candidates found in ``marrow`` (through the anchored body, if any)."""
-    cands = candidates(marrow, grid.mat, grid.r2s, arrays.r2s_soft_tissue_per_s)
+    reference = bone_reference_r2s(arrays.r2s_soft_tissue_per_s, arrays.r2s_fat_per_s)
+    cands = candidates(marrow, grid.mat, grid.r2s, reference)
     forced, added = None, False
     if anchored is not None:
         # the column must pass through the body the user clicked: the candidate found there,

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from RefractureRiskLib.core.errors import InputError
 from RefractureRiskLib.core.study import Study
-from RefractureRiskLib.roi.column import soft_tissue_r2s
+from RefractureRiskLib.roi.column import fat_r2s, soft_tissue_r2s
 from RefractureRiskLib.roi.distance import boundary_distance_mm
 from RefractureRiskLib.roi.geometry import Box, box_around, grid_ras
 from RefractureRiskLib.roi.marrow import (
@@ -44,6 +44,7 @@ class StudyArrays:
     # median R2* (1/s) of the study's water-rich soft tissue: what bone is compared with (NaN:
     # no R2* map, or no soft tissue to compare with; PDFF and signal then decide alone)
     r2s_soft_tissue_per_s: float = float("nan")
+    r2s_fat_per_s: float = float("nan")  # median R2* of the study's fat (NaN: too little)
     # no water, fat or in-phase image (a maps-only export): ``signal`` is inferred from how
     # calm the maps are, so a void is a guess that R2* must back up (roi.cement.void_fraction)
     void_inferred: bool = False
@@ -86,12 +87,12 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
     contrast = criteria.signal_min_frac * signal_reference(signal)
     field_t = study.provenance.field_strength_t or 1.5
     r2s = study.r2s.array if "r2s" in study.maps else None
-    ref = float("nan")
+    ref = fat = float("nan")
     if r2s is not None:
         step = (slice(None), slice(None, None, 2), slice(None, None, 2))
-        ref = soft_tissue_r2s(
-            r2s[step], study.pdff.array[step], signal[step] >= max(floor, contrast)
-        )
+        with_signal = signal[step] >= max(floor, contrast)
+        ref = soft_tissue_r2s(r2s[step], study.pdff.array[step], with_signal)
+        fat = fat_r2s(r2s[step], study.pdff.array[step], with_signal)
     return StudyArrays(
         pdff_pct=study.pdff.array,
         signal=signal,
@@ -101,6 +102,7 @@ def study_arrays(study: Study, criteria: MarrowCriteria = DEFAULT_CRITERIA) -> S
         r2s_per_s=r2s,
         r2s_bone_min_per_s=BONE_R2S_MIN_PER_S_1P5T * field_t / 1.5,
         r2s_soft_tissue_per_s=ref,
+        r2s_fat_per_s=fat,
         void_inferred=not has_signal_images(study),
     )
 
