@@ -114,6 +114,43 @@ def _realct_cases(set_name: str, n: int | None) -> Iterator[LabelledStudy]:
         yield replace(case, name=f"realct-{set_name}-{spec.seed}")
 
 
+def maps_only_pairs(
+    source: str, set_name: str, n: int | None = None
+) -> Iterator[tuple[LabelledStudy, LabelledStudy]]:
+    """Each maps-only study of a set (world and realct; the phantom exports every map) with the
+    same study exported with every map: same seed, anatomy, acquisition and noise draws, so the
+    two differ only in what the export holds (the world generator's maps-only exports may also
+    be vendor-masked: background set to 0)."""
+    if set_name not in ("dev", "test"):
+        raise ValueError(f"set must be 'dev' or 'test', got {set_name!r}")
+    if source == "world":
+        from RefractureRiskLib.phantom.world import generate_world, world_set
+
+        for spec in world_set(set_name, n):
+            if spec.maps == "pdff+r2s":
+                name = f"world-{set_name}-{spec.seed}"
+                full = replace(spec, maps="all", vendor_mask=False)
+                yield (
+                    replace(generate_world(spec), name=name),
+                    replace(generate_world(full), name=name),
+                )
+    elif source == "realct":
+        from RefractureRiskLib.phantom.realct import load_realspine_case, realct_set, study_from_ct
+
+        root = REALSPINE.resolve()
+        if not root.is_dir():
+            print(f"realct: skipped, {root} is absent (the real labelled CT is not here)")
+            return
+        ct = load_realspine_case(root)
+        for spec in realct_set(set_name, n):
+            if spec.maps_only:
+                name = f"realct-{set_name}-{spec.seed}"
+                yield (
+                    replace(study_from_ct(ct, spec), name=name),
+                    replace(study_from_ct(ct, replace(spec, maps_only=False)), name=name),
+                )
+
+
 def cases(source: str, set_name: str, n: int | None = None) -> Iterator[LabelledStudy]:
     """The studies of one source and set ("dev" or "test"); ``n`` limits their number."""
     if set_name not in ("dev", "test"):
