@@ -4,6 +4,8 @@ count keeps the bodies on its side of the most irregular step."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from RefractureRiskLib.roi.anchor_count import with_sacrum_count
@@ -68,6 +70,27 @@ def test_the_anchor_alone_decides_when_the_sacrum_count_is_in_doubt_or_the_chain
     assert with_sacrum_count(agree, agree, segs, line, click) == agree
     two = _lab(("T12", "L1", "L2", "L3", "L4", "L5", "S1", None))
     assert with_sacrum_count(anchored, two, segs, line, click) == anchored
+
+
+def test_a_body_lost_in_a_run_split_without_a_disc_is_put_there() -> None:
+    """world-dev-111: a 63 mm run (T11, T12 and L1 with no disc seen) split in two; no spacing
+    was irregular enough to say where the click at T10 and the count from the sacrum lost a
+    body. The split run is where: the anchor names the bodies down to it, the sacrum beyond."""
+    line = _line()
+    regular = [12.5 + 33.0 * i for i in range(8)]
+    segs = _segs(regular)
+    gaps = [(a.t1_mm, b.t0_mm, "disc") for a, b in itertools.pairwise(segs)]
+    gaps[1] = (segs[1].t1_mm, segs[2].t0_mm, "missed")  # segments 1 and 2: one split run
+    base = _lab(("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"))
+    anchored = _lab(("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"), (DISAGREES,))
+    click = Anchor("T10", tuple(line.at(12.5)[0]))
+    out = with_sacrum_count(anchored, base, segs, line, click, gaps)
+    assert out.names == ("T10", "T11", "L1", "L2", "L3", "L4", "L5", "S1")  # T12 lost in it
+    assert "a body lost between them" in out.reasons[-1]
+    # without a split run (or without the gaps) the regular chain leaves the anchor alone
+    discs = [(g0, g1, "disc") for g0, g1, _ in gaps]
+    assert with_sacrum_count(anchored, base, segs, line, click, discs) == anchored
+    assert with_sacrum_count(anchored, base, segs, line, click) == anchored
 
 
 def test_an_anchor_above_an_extra_body_names_every_level_on_a_world_study() -> None:

@@ -285,7 +285,7 @@ def _count_levels(
         # the anchor settles where the count starts, not whether a body between it and a
         # level was missed or split: those doubts stay
         counted = anchor_labels(line, segs, gaps, anchor, labelling)
-        labelling = with_sacrum_count(counted, labelling, segs, line, anchor)
+        labelling = with_sacrum_count(counted, labelling, segs, line, anchor, gaps)
         reasons, notes = [*labelling.reasons, *split_doubts, *spacing_doubts], []
     named = [n for n in labelling.names if n is not None]
     # below the last body, room for a whole body (with its disc): the sacrum cannot lie out
