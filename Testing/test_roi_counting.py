@@ -18,7 +18,6 @@ from RefractureRiskLib.roi.dips import DIP_PROMINENCE, split_at_dips
 from RefractureRiskLib.roi.labelling import WIDE_GAP_FACTOR, label_segments, level_positions
 from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
-    drop_cut_sliver,
     drop_detached_ends,
     fused_junction_as_disc,
     split_long_segments,
@@ -320,37 +319,3 @@ def test_s1_marrow_above_a_fatty_sacrum_is_no_disc() -> None:
     disc[np.abs(prof.t_mm - junction) < 4.0] = 5.0  # an L5/S1 disc at the junction
     wet = Profile(prof.t_mm, prof.marrow, prof.disc, prof.void, prof.covered, disc)
     assert fused_junction_as_disc(segs, gaps, wet)[1][-1][2] == "disc"
-
-
-def _cut_column(gap_mm: float, kind: str, sliver_mm: float, view_end_mm: float) -> tuple:
-    """Five bodies 25 mm tall with 10 mm discs, then a ``gap_mm`` junction of ``kind`` and a
-    ``sliver_mm`` segment; the field of view ends at ``view_end_mm``."""
-    segs, gaps, top = [], [], 0.0
-    for _ in range(5):
-        segs.append(Segment(top, top + 25.0))
-        gaps.append((top + 25.0, top + 35.0, "disc"))
-        top += 35.0
-    g0 = segs[-1].t1_mm
-    gaps[-1] = (g0, g0 + gap_mm, kind)
-    segs.append(Segment(g0 + gap_mm, g0 + gap_mm + sliver_mm))
-    t = np.arange(0.0, 240.0, PROFILE_STEP_MM) + PROFILE_STEP_MM / 2
-    zeros = np.zeros_like(t)
-    prof = Profile(t, zeros, zeros, zeros, t <= view_end_mm)
-    return segs, gaps, prof
-
-
-def test_a_sliver_cut_by_the_view_beyond_a_dry_gap_is_no_body() -> None:
-    """realct-dev-80: beyond a 13 mm gap with no disc, an 8 mm sliver of sacrum at the view's
-    lower edge was taken for a body. Dropped; a sliver after a disc, after a thin junction
-    (the S1/S2 remnant), one inside the view or a whole body are kept."""
-    end = 5 * 35.0 - 10.0 + 13.0 + 5.0
-    segs, gaps, prof = _cut_column(13.0, "gap", 5.0, end)
-    assert drop_cut_sliver(segs, gaps, prof) == (segs[:-1], gaps[:-1])
-    for args in (
-        (13.0, "disc", 5.0, end),  # a disc before it: a body cut by the view
-        (4.0, "gap", 5.0, end - 9.0),  # a thin junction: the sacral remnant
-        (13.0, "gap", 5.0, end + 30.0),  # room below it inside the view
-        (13.0, "gap", 20.0, end + 15.0),  # long enough for a body
-    ):
-        segs, gaps, prof = _cut_column(*args)
-        assert drop_cut_sliver(segs, gaps, prof) == (segs, gaps), args

@@ -86,7 +86,6 @@ from RefractureRiskLib.roi.result import LevelPlacement, RoiResult
 from RefractureRiskLib.roi.ribs import check_count_with_ribs, last_rib_index, rib_shares
 from RefractureRiskLib.roi.runs import (
     SPLIT_DOUBT_REASON,
-    drop_cut_sliver,
     drop_detached_ends,
     fused_junction_as_disc,
     merge_fragments,
@@ -187,9 +186,8 @@ def _bodies_along(
     line: CentreLine, grid: DetectionGrid
 ) -> tuple[Profile, list[Segment], list[tuple[float, float, str]], list[str]]:
     """Step 4: the profile along the line, its bodies (segments) and gaps, with runs split at
-    dips and missed discs, a sliver cut by the view and a detached top dropped, the sacral dip
-    split and a lowest junction where the PDFF dips like a disc taken for one; notes on
-    splits."""
+    dips and missed discs, a detached top dropped, the sacral dip split and a lowest junction
+    where the PDFF dips like a disc taken for one; notes on splits."""
     marrow, disc, void, mat, oedema = grid.marrow, grid.disc, grid.void, grid.mat, grid.oedema
     prof = profile_along(line, marrow, disc, void, mat, grid.pdff_pct)
     segs, gaps = segment_profile(prof)
@@ -198,7 +196,6 @@ def _bodies_along(
         wet = profile_along(line, marrow | oedema, disc & ~oedema, void, mat)
         segs, gaps = rescue_gaps(segs, gaps, wet)
     segs, gaps = split_at_dips(segs, gaps, prof)
-    segs, gaps = drop_cut_sliver(segs, gaps, prof)
     segs, gaps = merge_fragments(segs, gaps)
     segs, gaps, split_notes = split_long_segments(segs, gaps)
     segs, gaps, top_notes = drop_detached_ends(segs, gaps)

@@ -155,27 +155,6 @@ def drop_detached_ends(
     return segs, gaps, notes
 
 
-def drop_cut_sliver(
-    segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
-) -> tuple[list[Segment], list[tuple[float, float, str]]]:
-    """Drop a sliver (less than :data:`SLIVER_FRAC` of the median body) at the lower edge of
-    the field of view beyond a gap with no disc in it at least as wide as the column's median
-    disc: the sacrum curving back across the line where the view ends, not a body. Kept, it
-    made the S1-and-sacrum run above it look like two lumbar bodies and S1 the sliver
-    (realct-dev-80: every label one level off). A body cut by the view after a disc or after
-    a thin junction (the S1/S2 remnant) is kept."""
-    if len(segs) < 4 or not gaps or gaps[-1][2] != "gap" or not prof.covered.any():
-        return segs, gaps
-    real = [g[1] - g[0] for g in gaps if g[2] in ("disc", "gap")]
-    med_len = float(np.median([s.length_mm for s in segs]))
-    end = float(prof.t_mm[np.flatnonzero(prof.covered)[-1]])
-    cut = segs[-1].t1_mm >= end - 4.0
-    wide = gaps[-1][1] - gaps[-1][0] >= float(np.median(real))
-    if cut and wide and segs[-1].length_mm < SLIVER_FRAC * med_len:
-        return segs[:-1], gaps[:-1]
-    return segs, gaps
-
-
 def split_sacral_dip(
     segs: list[Segment], gaps: list[tuple[float, float, str]], prof: Profile
 ) -> tuple[list[Segment], list[tuple[float, float, str]]]:
@@ -314,7 +293,6 @@ __all__ = [
     "LONG_SEGMENT_FACTOR",
     "SACRAL_REMNANT_MAX_FACTOR",
     "SPLIT_DOUBT_REASON",
-    "drop_cut_sliver",
     "drop_detached_ends",
     "fused_junction_as_disc",
     "split_long_segments",
