@@ -34,7 +34,7 @@ def _grid(hole_share: float, seed: int = 3) -> tuple[DetectionGrid, list[float]]
     return grid, centres
 
 
-ARRAYS = SimpleNamespace(r2s_soft_tissue_per_s=float("nan"))
+ARRAYS = SimpleNamespace(r2s_soft_tissue_per_s=float("nan"), r2s_fat_per_s=float("nan"))
 
 
 def test_a_pinholed_marrow_mask_still_gives_the_column() -> None:
