@@ -101,14 +101,23 @@ def _world_cases(set_name: str, n: int | None) -> Iterator[LabelledStudy]:
         yield replace(case, name=f"world-{set_name}-{spec.seed}")
 
 
-def _realct_cases(set_name: str, n: int | None) -> Iterator[LabelledStudy]:
-    from RefractureRiskLib.phantom.realct import load_realspine_case, realct_set, study_from_ct
+def _real_ct():  # -> RealCtCase | None (imported lazily: the real CT is optional)
+    """The real labelled CT the realct studies are built from; None (said once) when absent."""
+    from RefractureRiskLib.phantom.realct import load_realspine_case
 
     root = REALSPINE.resolve()
     if not root.is_dir():
         print(f"realct: skipped, {root} is absent (the real labelled CT is not on this machine)")
+        return None
+    return load_realspine_case(root)
+
+
+def _realct_cases(set_name: str, n: int | None) -> Iterator[LabelledStudy]:
+    from RefractureRiskLib.phantom.realct import realct_set, study_from_ct
+
+    ct = _real_ct()
+    if ct is None:
         return
-    ct = load_realspine_case(root)
     for spec in realct_set(set_name, n):
         case = study_from_ct(ct, spec)
         yield replace(case, name=f"realct-{set_name}-{spec.seed}")
@@ -135,13 +144,11 @@ def maps_only_pairs(
                     replace(generate_world(full), name=name),
                 )
     elif source == "realct":
-        from RefractureRiskLib.phantom.realct import load_realspine_case, realct_set, study_from_ct
+        from RefractureRiskLib.phantom.realct import realct_set, study_from_ct
 
-        root = REALSPINE.resolve()
-        if not root.is_dir():
-            print(f"realct: skipped, {root} is absent (the real labelled CT is not here)")
+        ct = _real_ct()
+        if ct is None:
             return
-        ct = load_realspine_case(root)
         for spec in realct_set(set_name, n):
             if spec.maps_only:
                 name = f"realct-{set_name}-{spec.seed}"
