@@ -16,7 +16,7 @@ from RefractureRiskLib.roi.body import (
     in_vertebral_bone,
 )
 from RefractureRiskLib.roi.column_line import ANCHOR_SAME_BODY_MM
-from RefractureRiskLib.roi.detection import CentreLine, Segment
+from RefractureRiskLib.roi.detection import CentreLine, Segment, in_a_segment
 from RefractureRiskLib.roi.geometry import CoreRoiParams
 from RefractureRiskLib.roi.labelling import Anchor, anchor_level
 from RefractureRiskLib.roi.marrow import MarrowCriteria
@@ -81,7 +81,7 @@ def anchor_segment(
     click = np.asarray(anchor.point_ras, float)
     centre = np.asarray(body_centre, float)
     t_click, t_body = line.nearest(click)[0], line.nearest(centre)[0]
-    if _inside(segs, t_click):
+    if in_a_segment(segs, t_click):
         return segs, gaps, Anchor(level, tuple(click))
     half = 0.5 * float(np.median([sg.length_mm for sg in segs])) if segs else 0.0
     if segs and abs(t_body - t_click) > ANCHOR_SAME_BODY_MM:
@@ -92,7 +92,7 @@ def anchor_segment(
         if k is not None:
             return out_segs, out_gaps, Anchor(level, tuple(click))
     at_body = Anchor(level, tuple(centre))
-    if _inside(segs, t_body) or not segs:
+    if in_a_segment(segs, t_body) or not segs:
         return segs, gaps, at_body
     out_segs, out_gaps, k = insert_segment(segs, gaps, t_body, half, line)
     if k is None:
@@ -100,10 +100,6 @@ def anchor_segment(
         # (which may lean towards a neighbour), names the body nearest to it
         return segs, gaps, Anchor(level, tuple(click))
     return out_segs, out_gaps, at_body
-
-
-def _inside(segs: list[Segment], t: float) -> bool:
-    return any(sg.t0_mm <= t <= sg.t1_mm for sg in segs)
 
 
 __all__ = ["anchor_segment", "anchored_body"]

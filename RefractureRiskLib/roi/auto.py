@@ -62,6 +62,7 @@ from RefractureRiskLib.roi.detection import (
     Profile,
     Segment,
     detection_grid,
+    in_a_segment,
     profile_along,
     rescue_gaps,
     segment_profile,
@@ -176,7 +177,7 @@ def _column_and_bodies(
         if free is not None:
             t, off = free.nearest(anchored)
             found = _bodies_along(free, grid)
-            if off <= ANCHOR_SAME_BODY_MM and any(s.t0_mm <= t <= s.t1_mm for s in found[1]):
+            if off <= ANCHOR_SAME_BODY_MM and in_a_segment(found[1], t):
                 return free, found
     line = column_line(arrays, grid, anchored)
     return line, _bodies_along(line, grid)

@@ -81,8 +81,7 @@ class Candidate:
 def soft_tissue_r2s(r2s: npt.NDArray, pdff: npt.NDArray, tissue: npt.NDArray) -> float:
     """Median R2* (1/s) of the study's water-rich soft tissue (PDFF < 20%, with signal): the
     reference bone is compared with. NaN if there is none."""
-    sel = tissue & (pdff < 20.0) & np.isfinite(r2s) & (r2s > 0)
-    return float(np.median(r2s[sel])) if sel.any() else float("nan")
+    return _median_r2s(r2s, tissue & (pdff < 20.0), 1)
 
 
 #: PDFF (%) above which tissue is fat (subcutaneous, retroperitoneal, presacral), and the least
@@ -97,8 +96,14 @@ def fat_r2s(r2s: npt.NDArray, pdff: npt.NDArray, tissue: npt.NDArray) -> float:
     body-sized candidates too, and its R2* may lie well above muscle's (realct-dev-12: fat 1.8
     times the water-rich tissue, marrow 6 times): bone is judged against the higher of the two
     (:func:`bone_reference_r2s`)."""
-    sel = tissue & (pdff > FAT_PDFF_MIN) & (pdff <= 100.0) & np.isfinite(r2s) & (r2s > 0)
-    return float(np.median(r2s[sel])) if int(sel.sum()) >= MIN_FAT_VOXELS else float("nan")
+    return _median_r2s(r2s, tissue & (pdff > FAT_PDFF_MIN) & (pdff <= 100.0), MIN_FAT_VOXELS)
+
+
+def _median_r2s(r2s: npt.NDArray, sel: npt.NDArray, min_voxels: int) -> float:
+    """Median of the valid (finite, positive) R2* values where ``sel``; NaN with fewer than
+    ``min_voxels`` of them."""
+    sel = sel & np.isfinite(r2s) & (r2s > 0)
+    return float(np.median(r2s[sel])) if int(sel.sum()) >= min_voxels else float("nan")
 
 
 def bone_reference_r2s(soft_tissue: float, fat: float) -> float:

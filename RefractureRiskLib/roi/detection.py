@@ -56,6 +56,11 @@ class Segment:
         return self.t1_mm - self.t0_mm
 
 
+def in_a_segment(segs: list[Segment], t: float) -> bool:
+    """Whether arc length ``t`` (mm) lies inside one of ``segs`` (ends included)."""
+    return any(sg.t0_mm <= t <= sg.t1_mm for sg in segs)
+
+
 @dataclass(frozen=True)
 class CentreLine:
     """Dense samples of the centre line, cranial to caudal: RAS points, unit caudal tangents, arc
@@ -384,6 +389,7 @@ __all__ = [
     "axes_from_tangent",
     "detection_grid",
     "fit_centre_line",
+    "in_a_segment",
     "profile_along",
     "rescue_gaps",
     "segment_profile",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from RefractureRiskLib.roi.detection import CentreLine, Segment
+from RefractureRiskLib.roi.detection import CentreLine, Segment, in_a_segment
 from RefractureRiskLib.roi.labelling import Labelling, counted_names, level_positions
 
 #: A missed body is put in only where the gap holds at least this share of the column's median
@@ -36,7 +36,7 @@ def insert_segment(
     below = min((sg.t0_mm for sg in segs if sg.t0_mm > t), default=float(line.t_mm[-1]))
     t0 = max(t - half, above + INSERT_CLEARANCE_MM)
     t1 = min(t + half, below - INSERT_CLEARANCE_MM)
-    if t1 - t0 < MIN_INSERTED_FRAC * 2 * half or any(sg.t0_mm <= t <= sg.t1_mm for sg in segs):
+    if t1 - t0 < MIN_INSERTED_FRAC * 2 * half or in_a_segment(segs, t):
         return segs, gaps, None
     k = sum(sg.t1_mm < t for sg in segs)
     out_gaps = [g for g in gaps if g[1] <= above or g[0] >= below]
